@@ -1,0 +1,550 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+)
+
+const (
+	// maxAuditEntries bounds the audit kept in state; the full record is the
+	// event history.
+	maxAuditEntries = 100
+	// maxStepsPerRun bounds one run's history (each step is roughly ten
+	// events) even on a server that never suggests continue-as-new.
+	maxStepsPerRun = 400
+
+	anonymous = "anonymous"
+	system    = "system"
+	scheduler = "scheduler"
+)
+
+// acts names the activities; its methods are only used as references.
+var acts *activities.Activities
+
+// BackupItem is one backup item for its whole life: protected with scheduled
+// backups, stopped, soft-deleted with a durable purge timer, and finally
+// purged. It continues as new to keep its history bounded.
+func BackupItem(ctx workflow.Context, in ItemInput) (Status, error) {
+	if err := in.Validate(); err != nil {
+		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+	}
+	w := newItem(ctx, in)
+	if err := w.registerHandlers(ctx); err != nil {
+		return Status{}, err
+	}
+	w.publish(ctx)
+
+	if in.State == nil {
+		// The first backup proves the source exists: an item whose source is
+		// missing is refused outright rather than protected with nothing.
+		if err := w.backup(ctx, "protect", system); isBadSource(err) {
+			return Status{}, temporal.NewNonRetryableApplicationError(message(err), activities.ErrTypeSourceMissing, nil)
+		}
+		w.st.NextBackupAt = workflow.Now(ctx).Add(w.frequency)
+	}
+	return w.run(ctx)
+}
+
+type item struct {
+	in        ItemInput
+	st        ItemState
+	frequency time.Duration
+
+	// version changes with every accepted operation so the loop wakes and
+	// re-arms its timers, whoever made the change.
+	version int
+	steps   int
+	// storeLock serialises the activities that touch the item's store.
+	storeLock workflow.Mutex
+
+	purgeTimer   workflow.Future
+	cancelPurge  workflow.CancelFunc
+	backupTimer  workflow.Future
+	cancelBackup workflow.CancelFunc
+
+	signals   []signalChannel
+	published string
+}
+
+type signalChannel struct {
+	op Operation
+	ch workflow.ReceiveChannel
+}
+
+func newItem(ctx workflow.Context, in ItemInput) *item {
+	w := &item{in: in, storeLock: workflow.NewMutex(ctx)}
+	w.frequency, _ = ParseFrequency(in.Policy.Frequency)
+	if in.State != nil {
+		w.st = *in.State
+	} else {
+		w.st = ItemState{ProtectionState: Protected}
+	}
+	w.in.State = nil
+	// The order here is the order in which signals of different names that
+	// arrive in one workflow task are applied (the SDK keeps order only per
+	// name): a delete before an undelete, so keeping the data wins.
+	for _, op := range []Operation{OpStop, OpDelete, OpUndelete, OpResume} {
+		w.signals = append(w.signals, signalChannel{op, workflow.GetSignalChannel(ctx, string(op))})
+	}
+	return w
+}
+
+// run is the item's life after the start: serve signals, then act on the
+// clock, then wait for the next thing to happen.
+func (w *item) run(ctx workflow.Context) (Status, error) {
+	for {
+		if ctx.Err() != nil {
+			// A cancelled item stops with its data intact; only the purge
+			// timer may destroy data.
+			return w.status(workflow.Now(ctx)), ctx.Err()
+		}
+		// Signals first: an undelete that arrived with the timer's firing in
+		// one task must be applied before the timer is looked at. Update
+		// handlers of that task have already run: the SDK runs them before
+		// this coroutine, and they apply their transition before blocking.
+		w.serveSignals(ctx)
+		w.armTimers(ctx)
+
+		switch {
+		case fired(ctx, w.purgeTimer):
+			w.purgeTimer, w.cancelPurge = nil, nil
+			if d, err := w.apply(ctx, OpWindowEnds, system, ""); err == nil && d.Purge {
+				if err := w.purge(ctx); err != nil {
+					return Status{}, err
+				}
+				return w.finish(ctx)
+			}
+		case fired(ctx, w.backupTimer):
+			w.backupTimer, w.cancelBackup = nil, nil
+			w.scheduledBackup(ctx)
+		case w.st.GarbagePending && w.st.ProtectionState == Protected:
+			w.collectGarbage(ctx)
+		case w.shouldContinueAsNew(ctx):
+			return w.continueAsNew(ctx)
+		default:
+			seen := w.version
+			_ = workflow.Await(ctx, func() bool {
+				return w.version != seen || ready(w.purgeTimer) || ready(w.backupTimer) || w.signalsPending()
+			})
+		}
+	}
+}
+
+// armTimers makes the timers match the state: a purge timer exactly while
+// soft-deleted, a backup timer exactly while protected. Leaving a state
+// cancels its timer, which shows as TimerCanceled in the history.
+func (w *item) armTimers(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	if w.st.ProtectionState == SoftDeleted && w.purgeTimer == nil {
+		w.purgeTimer, w.cancelPurge = startTimer(ctx, w.st.Deadline.Sub(now), "purge")
+	}
+	if w.st.ProtectionState != SoftDeleted && w.purgeTimer != nil {
+		w.cancelPurge()
+		w.purgeTimer, w.cancelPurge = nil, nil
+	}
+	if w.st.ProtectionState == Protected && w.backupTimer == nil {
+		if w.st.NextBackupAt.IsZero() {
+			w.st.NextBackupAt = now.Add(w.frequency)
+		}
+		w.backupTimer, w.cancelBackup = startTimer(ctx, w.st.NextBackupAt.Sub(now), "backup")
+	}
+	if w.st.ProtectionState != Protected && w.backupTimer != nil {
+		w.cancelBackup()
+		w.backupTimer, w.cancelBackup = nil, nil
+	}
+}
+
+// startTimer returns a cancellable timer, or an already-ready future when
+// the time is already due: NewTimer with d <= 0 creates no timer at all.
+func startTimer(ctx workflow.Context, d time.Duration, summary string) (workflow.Future, workflow.CancelFunc) {
+	tctx, cancel := workflow.WithCancel(ctx)
+	if d <= 0 {
+		f, s := workflow.NewFuture(tctx)
+		s.Set(nil, nil)
+		return f, cancel
+	}
+	return workflow.NewTimerWithOptions(tctx, d, workflow.TimerOptions{Summary: summary}), cancel
+}
+
+func ready(f workflow.Future) bool { return f != nil && f.IsReady() }
+
+// fired is true for a timer that ran to its end; one made ready by a
+// cancellation is not a deadline that passed.
+func fired(ctx workflow.Context, f workflow.Future) bool {
+	return ready(f) && f.Get(ctx, nil) == nil
+}
+
+// apply runs an operation through the state machine and records it. A
+// refusal changes nothing but the audit trail.
+func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Decision, error) {
+	now := workflow.Now(ctx)
+	d, err := Decide(w.st.ProtectionState, op, w.facts(now))
+	if err != nil {
+		w.audit(ctx, string(op), by, OutcomeRejected, err.Error())
+		return d, err
+	}
+	w.steps++
+	prev := w.st.ProtectionState
+	w.st.ProtectionState = d.Next
+	switch {
+	case !d.Deadline.IsZero():
+		w.st.DeletedAt, w.st.Deadline = now, d.Deadline
+	case d.Next == Protected || d.Next == ProtectionStopped:
+		w.st.DeletedAt, w.st.Deadline = time.Time{}, time.Time{}
+	}
+	if d.Next == Protected && prev != Protected {
+		w.st.NextBackupAt = now.Add(w.frequency)
+	}
+	if d.CollectGarbage {
+		w.st.GarbagePending = true
+	}
+	if !d.NoOp || op.byUser() {
+		detail := d.Detail
+		if d.NoOp {
+			detail = "no change: " + detail
+		}
+		if reason != "" {
+			detail = strings.TrimPrefix(detail+"; reason: "+reason, "; ")
+		}
+		w.audit(ctx, string(op), by, OutcomeAccepted, detail)
+	}
+	w.version++
+	w.publish(ctx)
+	return d, nil
+}
+
+func (op Operation) byUser() bool {
+	return op != OpScheduledBackup && op != OpWindowEnds && op != OpPurgeDone
+}
+
+func (w *item) facts(now time.Time) Facts {
+	return Facts{
+		ItemID:              w.in.ItemID,
+		Now:                 now,
+		SoftDeleteRetention: time.Duration(w.in.SoftDeleteRetentionDays) * 24 * time.Hour,
+		Deadline:            w.st.Deadline,
+	}
+}
+
+// serveSignals drains every signal channel. Payloads are received raw and
+// decoded here: a payload the SDK cannot decode into a struct would be
+// dropped silently and block a plain Receive until the next signal.
+func (w *item) serveSignals(ctx workflow.Context) {
+	for _, s := range w.signals {
+		var raw converter.RawValue
+		for s.ch.ReceiveAsync(&raw) {
+			req, err := DecodeRequest(string(s.op), raw)
+			if err != nil {
+				w.steps++
+				w.audit(ctx, string(s.op), anonymous, OutcomeRejected, "malformed signal, nothing changed: "+err.Error())
+			} else {
+				_, _ = w.apply(ctx, s.op, requester(req.RequestedBy), req.Reason)
+			}
+			raw = converter.RawValue{}
+		}
+	}
+}
+
+func (w *item) signalsPending() bool {
+	for _, s := range w.signals {
+		if s.ch.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func requester(by string) string {
+	if by == "" {
+		return anonymous
+	}
+	return by
+}
+
+func (w *item) scheduledBackup(ctx workflow.Context) {
+	if d, err := Decide(w.st.ProtectionState, OpScheduledBackup, w.facts(workflow.Now(ctx))); err != nil || !d.Backup {
+		return
+	}
+	due := w.st.NextBackupAt
+	_ = w.backup(ctx, string(OpScheduledBackup), scheduler)
+	// Keep the cadence; after an outage, one backup catches up, not many.
+	now := workflow.Now(ctx)
+	next := due.Add(w.frequency)
+	if !next.After(now) {
+		next = next.Add(now.Sub(next).Truncate(w.frequency) + w.frequency)
+	}
+	w.st.NextBackupAt = next
+	// A delete or stop that arrived during the backup keeps every point.
+	w.serveSignals(ctx)
+	w.collectGarbage(ctx)
+}
+
+// backup makes one recovery point. Failures are recorded and returned; the
+// item stays as it is and the next scheduled backup tries again.
+func (w *item) backup(ctx workflow.Context, op, by string) error {
+	if err := w.storeLock.Lock(ctx); err != nil {
+		return err
+	}
+	defer w.storeLock.Unlock()
+	now := workflow.Now(ctx)
+	w.st.BackupSequence++
+	in := activities.BackupInput{
+		VaultID:         w.in.VaultID,
+		ItemID:          w.in.ItemID,
+		RecoveryPointID: fmt.Sprintf("rp-%s-%d", now.UTC().Format("20060102T150405Z"), w.st.BackupSequence),
+		SourcePath:      w.in.SourcePath,
+		CreatedAt:       now.UTC(),
+		ExpiresAt:       now.UTC().Add(time.Duration(w.in.Policy.RetentionDays) * 24 * time.Hour),
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			MaximumInterval:        5 * time.Minute,
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+		},
+	})
+	var res activities.BackupResult
+	err := workflow.ExecuteActivity(actx, acts.Backup, in).Get(ctx, &res)
+	w.steps++
+	if err != nil {
+		w.audit(ctx, op, by, OutcomeFailed, "backup failed: "+message(err))
+		return err
+	}
+	w.st.RecoveryPoints = append(w.st.RecoveryPoints, res.RecoveryPoint)
+	w.st.LastBackupTime = now
+	if op != string(OpScheduledBackup) {
+		detail := fmt.Sprintf("recovery point %s: %d files, %d bytes stored", res.RecoveryPoint.ID, res.Files, res.RecoveryPoint.SizeBytes)
+		if len(res.Skipped) > 0 {
+			detail += fmt.Sprintf("; %d special files skipped", len(res.Skipped))
+		}
+		w.audit(ctx, op, by, OutcomeAccepted, detail)
+	}
+	return nil
+}
+
+// collectGarbage removes expired recovery points, only while protected, and
+// never the newest one: an item whose backups keep failing keeps its last
+// good point.
+func (w *item) collectGarbage(ctx workflow.Context) {
+	if err := w.storeLock.Lock(ctx); err != nil {
+		return
+	}
+	defer w.storeLock.Unlock()
+	if w.st.ProtectionState != Protected {
+		return
+	}
+	w.st.GarbagePending = false
+	now := workflow.Now(ctx)
+	var expired []string
+	for i, rp := range w.st.RecoveryPoints {
+		if i < len(w.st.RecoveryPoints)-1 && !rp.ExpiresAt.After(now) {
+			expired = append(expired, rp.ID)
+		}
+	}
+	if len(expired) == 0 {
+		return
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			MaximumInterval:        5 * time.Minute,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+		},
+	})
+	in := activities.DeleteInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: expired}
+	err := workflow.ExecuteActivity(actx, acts.DeleteRecoveryPoints, in).Get(ctx, nil)
+	w.steps++
+	if err != nil {
+		// Points stay listed and are collected after the next backup.
+		w.audit(ctx, "garbageCollection", system, OutcomeFailed, message(err))
+		return
+	}
+	w.st.RecoveryPoints = slices.DeleteFunc(w.st.RecoveryPoints, func(rp activities.RecoveryPoint) bool {
+		return slices.Contains(expired, rp.ID)
+	})
+	w.audit(ctx, "garbageCollection", system, OutcomeAccepted,
+		fmt.Sprintf("removed %d expired recovery points: %s", len(expired), strings.Join(expired, ", ")))
+}
+
+// purge destroys the item's data. The activity is idempotent and retried
+// until it succeeds: the deadline has passed and nothing can stop it now.
+func (w *item) purge(ctx workflow.Context) error {
+	if err := w.storeLock.Lock(ctx); err != nil {
+		return err
+	}
+	defer w.storeLock.Unlock()
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 5 * time.Second,
+			MaximumInterval: 10 * time.Minute,
+		},
+	})
+	in := activities.DeleteInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, All: true}
+	if err := workflow.ExecuteActivity(actx, acts.DeleteRecoveryPoints, in).Get(ctx, nil); err != nil {
+		return err
+	}
+	n := len(w.st.RecoveryPoints)
+	w.st.RecoveryPoints = nil
+	d, err := w.apply(ctx, OpPurgeDone, system, "")
+	if err == nil {
+		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %d recovery points destroyed (%s)", n, d.Detail)
+	}
+	return err
+}
+
+// finish completes a purged item once every handler has answered.
+func (w *item) finish(ctx workflow.Context) (Status, error) {
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	w.serveSignals(ctx)
+	return w.status(workflow.Now(ctx)), nil
+}
+
+func (w *item) restore(ctx workflow.Context, req RestoreRequest) (Status, error) {
+	by := requester(req.RequestedBy)
+	if err := w.storeLock.Lock(ctx); err != nil {
+		return Status{}, err
+	}
+	defer w.storeLock.Unlock()
+	// The state may have changed while waiting for the store.
+	now := workflow.Now(ctx)
+	if _, err := Decide(w.st.ProtectionState, OpRestore, w.facts(now)); err != nil {
+		w.audit(ctx, string(OpRestore), by, OutcomeRejected, err.Error())
+		return Status{}, err
+	}
+	rp, err := w.recoveryPoint(req.RecoveryPointID)
+	if err != nil {
+		w.audit(ctx, string(OpRestore), by, OutcomeRejected, err.Error())
+		return Status{}, err
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: activities.NonRetryableErrorTypes,
+		},
+	})
+	in := activities.RestoreInput{
+		VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointID: rp.ID, SHA256: rp.SHA256, TargetPath: req.TargetPath,
+	}
+	var res activities.RestoreResult
+	w.steps++
+	if err := workflow.ExecuteActivity(actx, acts.Restore, in).Get(ctx, &res); err != nil {
+		msg := fmt.Sprintf("restore of %s to %s failed: %s", rp.ID, req.TargetPath, message(err))
+		w.audit(ctx, string(OpRestore), by, OutcomeFailed, msg)
+		return Status{}, errors.New(msg)
+	}
+	w.audit(ctx, string(OpRestore), by, OutcomeAccepted,
+		fmt.Sprintf("restored %s to %s: %d files, %d bytes, every checksum verified", rp.ID, req.TargetPath, res.Files, res.Bytes))
+	return w.status(workflow.Now(ctx)), nil
+}
+
+func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
+	for _, rp := range w.st.RecoveryPoints {
+		if rp.ID == id {
+			return rp, nil
+		}
+	}
+	return activities.RecoveryPoint{}, fmt.Errorf("item %s has no recovery point %q: the status query lists the %d it has", w.in.ItemID, id, len(w.st.RecoveryPoints))
+}
+
+func (w *item) shouldContinueAsNew(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || w.steps >= maxStepsPerRun
+}
+
+// continueAsNew carries the whole state, the deadline included, into a new
+// run. Signals still buffered would be lost, so it waits for running
+// handlers and then serves what is pending; nothing can arrive between that
+// and the command, which is sent in the same workflow task.
+func (w *item) continueAsNew(ctx workflow.Context) (Status, error) {
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	w.serveSignals(ctx)
+	next := w.in
+	st := w.st
+	next.State = &st
+	return Status{}, workflow.NewContinueAsNewError(ctx, BackupItem, next)
+}
+
+func (w *item) audit(ctx workflow.Context, op, by, outcome, detail string) {
+	w.st.Audit = append(w.st.Audit, AuditEntry{
+		Time: workflow.Now(ctx).UTC(), Operation: op, RequestedBy: by, Outcome: outcome, Detail: detail,
+	})
+	if over := len(w.st.Audit) - maxAuditEntries; over > 0 {
+		w.st.Audit = slices.Delete(w.st.Audit, 0, over)
+	}
+}
+
+// publish upserts the search attributes when what they say has changed.
+func (w *item) publish(ctx workflow.Context) {
+	state := VisibleState(w.st.ProtectionState)
+	deadline := DeadlineAttribute.ValueUnset()
+	key := string(state)
+	if state == SoftDeleted {
+		deadline = DeadlineAttribute.ValueSet(w.st.Deadline)
+		key += w.st.Deadline.String()
+	}
+	if key == w.published {
+		return
+	}
+	w.published = key
+	err := workflow.UpsertTypedSearchAttributes(ctx,
+		VaultIDAttribute.ValueSet(w.in.VaultID), StateAttribute.ValueSet(string(state)), deadline)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Search attributes not updated", "error", err)
+	}
+}
+
+// status is the answer of the status query and of every update. now is
+// only used for the time left before the purge.
+func (w *item) status(now time.Time) Status {
+	s := Status{
+		VaultID:                 w.in.VaultID,
+		ItemID:                  w.in.ItemID,
+		SourcePath:              w.in.SourcePath,
+		Policy:                  w.in.Policy,
+		ProtectionState:         VisibleState(w.st.ProtectionState),
+		SoftDeleteRetentionDays: w.in.SoftDeleteRetentionDays,
+		RecoveryPoints:          append([]activities.RecoveryPoint{}, w.st.RecoveryPoints...),
+		Audit:                   append([]AuditEntry{}, w.st.Audit...),
+	}
+	if s.ProtectionState == SoftDeleted {
+		s.IsScheduledForDeferredDelete = true
+		s.DeferredDeleteTimeInUTC = w.st.Deadline.UTC().Format(time.RFC3339)
+		s.DeferredDeleteTimeRemaining = FormatRemaining(w.st.Deadline.Sub(now))
+	}
+	if !w.st.LastBackupTime.IsZero() {
+		s.LastBackupTime = w.st.LastBackupTime.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// message is the sentence of an activity failure, without the SDK's wrapping.
+func message(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}
+
+func isBadSource(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == activities.ErrTypeSourceMissing
+}

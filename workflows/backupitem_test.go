@@ -1,0 +1,572 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+	"recoveryvault/internal/treediff"
+)
+
+const day = 24 * time.Hour
+
+type (
+	activityInfo = activity.Info
+	ctxT         = context.Context
+)
+
+type ItemSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env    *testsuite.TestWorkflowEnvironment
+	store  *activities.Store
+	source string
+	// timers records what the environment did to each timer, by ID.
+	canceled, firedTimers []string
+	canceledAt            []time.Time
+	purges                int
+	purgeTime             time.Time
+}
+
+func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
+
+func (s *ItemSuite) SetupTest() { s.reset() }
+
+func (s *ItemSuite) SetupSubTest() { s.reset() }
+
+func (s *ItemSuite) reset() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.store = &activities.Store{Root: s.T().TempDir()}
+	s.source = writeSource(s.T())
+	s.env.RegisterActivity(&activities.Activities{Store: s.store})
+	s.canceled, s.canceledAt, s.firedTimers, s.purges, s.purgeTime = nil, nil, nil, 0, time.Time{}
+	s.env.SetOnTimerCanceledListener(func(id string) {
+		s.canceled = append(s.canceled, id)
+		s.canceledAt = append(s.canceledAt, s.env.Now())
+	})
+	s.env.SetOnTimerFiredListener(func(id string) { s.firedTimers = append(s.firedTimers, id) })
+	s.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, args converter.EncodedValues) {
+		if info.ActivityType.Name != "DeleteRecoveryPoints" {
+			return
+		}
+		var in activities.DeleteInput
+		s.Require().NoError(args.Get(&in))
+		if in.All {
+			s.purges++
+			s.purgeTime = s.env.Now()
+		}
+	})
+}
+
+// writeSource makes a small tree to back up.
+func writeSource(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "vm1")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "disks", "empty"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"cpu": 2}`), 0o640))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "disks", "os.img"), []byte(strings.Repeat("block", 1000)), 0o600))
+	return dir
+}
+
+func (s *ItemSuite) input() ItemInput {
+	return ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: s.source, Policy: Policy{Frequency: "24h", RetentionDays: 30}}
+}
+
+// at runs f when the workflow has lived for d.
+func (s *ItemSuite) at(d time.Duration, f func()) { s.env.RegisterDelayedCallback(f, d) }
+
+func (s *ItemSuite) status() Status {
+	v, err := s.env.QueryWorkflow(QueryStatus)
+	s.Require().NoError(err)
+	var st Status
+	s.Require().NoError(v.Get(&st))
+	return st
+}
+
+// update sends an update and records its answer in *got and *rejected.
+func (s *ItemSuite) update(name string, arg any, got *Status, failed *error) {
+	s.env.UpdateWorkflow(name, name+"-"+s.env.Now().String(), &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { *failed = err },
+		OnComplete: func(v any, err error) {
+			if err != nil {
+				*failed = err
+				return
+			}
+			if st, ok := v.(Status); ok {
+				*got = st
+			}
+		},
+	}, arg)
+}
+
+// mustUpdate sends an update that must succeed.
+func (s *ItemSuite) mustUpdate(name string, arg any) {
+	var st Status
+	var err error
+	s.update(name, arg, &st, &err)
+	s.Require().NoError(err, "update %s", name)
+}
+
+func (s *ItemSuite) end() { s.env.CancelWorkflow() }
+
+func (s *ItemSuite) storedPoints() []string {
+	ids, err := s.store.List("vault1", "vm1")
+	s.Require().NoError(err)
+	return ids
+}
+
+func (s *ItemSuite) TestProtectTakesAFirstBackupAndThenOneEveryPeriod() {
+	s.at(3*day+time.Hour, func() {
+		st := s.status()
+		s.Equal(Protected, st.ProtectionState)
+		s.Len(st.RecoveryPoints, 4, "the first backup at protect, then one a day")
+		s.Len(s.storedPoints(), 4)
+		s.False(st.IsScheduledForDeferredDelete)
+		s.Empty(st.DeferredDeleteTimeInUTC)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+func (s *ItemSuite) TestProtectWithMissingSourceIsRefusedAndStoresNothing() {
+	in := s.input()
+	in.SourcePath = "/does/not/exist"
+	s.env.ExecuteWorkflow(BackupItem, in)
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	s.Contains(err.Error(), "/does/not/exist is not a directory the worker can read")
+	s.Empty(s.storedPoints())
+}
+
+func (s *ItemSuite) TestInvalidPolicyIsRefusedAtStart() {
+	in := s.input()
+	in.Policy.Frequency = "10s"
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.ErrorContains(s.env.GetWorkflowError(), "policy.frequency 10s is too short")
+	s.Empty(s.storedPoints())
+}
+
+// TestTransitionTable drives every cell of SPEC section 3 that a user can
+// reach, once through an update and once through a signal.
+func (s *ItemSuite) TestTransitionTable() {
+	type cell struct {
+		from, to State
+		op       Operation
+		refusal  string
+		points   int // recovery points expected after the operation
+	}
+	cells := []cell{
+		{Protected, ProtectionStopped, OpStop, "", 1},
+		{Protected, SoftDeleted, OpDelete, "", 1},
+		{Protected, Protected, OpUndelete, "is not soft-deleted", 1},
+		{Protected, Protected, OpResume, "", 1},
+		{Protected, Protected, OpBackupNow, "", 2},
+		{Protected, Protected, OpRestore, "", 1},
+		{ProtectionStopped, ProtectionStopped, OpStop, "", 1},
+		{ProtectionStopped, SoftDeleted, OpDelete, "", 1},
+		{ProtectionStopped, ProtectionStopped, OpUndelete, "is not soft-deleted", 1},
+		{ProtectionStopped, Protected, OpResume, "", 1},
+		{ProtectionStopped, ProtectionStopped, OpBackupNow, "resume protection before taking a backup", 1},
+		{ProtectionStopped, ProtectionStopped, OpRestore, "", 1},
+		{SoftDeleted, SoftDeleted, OpStop, "undelete it", 1},
+		{SoftDeleted, SoftDeleted, OpDelete, "", 1},
+		{SoftDeleted, ProtectionStopped, OpUndelete, "", 1},
+		{SoftDeleted, SoftDeleted, OpResume, "undelete it before resuming", 1},
+		{SoftDeleted, SoftDeleted, OpBackupNow, "undelete it and resume protection", 1},
+		{SoftDeleted, SoftDeleted, OpRestore, "item vm1 is soft-deleted: undelete it before restoring", 1},
+	}
+	reach := map[State][]string{Protected: nil, ProtectionStopped: {"stop"}, SoftDeleted: {"delete"}}
+	for _, via := range []string{"update", "signal"} {
+		for _, c := range cells {
+			if via == "signal" && (c.op == OpBackupNow || c.op == OpRestore) {
+				continue
+			}
+			s.Run(via+"/"+string(c.from)+"/"+string(c.op), func() {
+				target := filepath.Join(s.T().TempDir(), "restored")
+				var rpID string
+				s.at(time.Hour, func() {
+					rpID = s.status().RecoveryPoints[0].ID
+					for _, name := range reach[c.from] {
+						s.mustUpdate(name, Request{RequestedBy: "setup"})
+					}
+				})
+				var got Status
+				var failed error
+				s.at(2*time.Hour, func() {
+					s.Require().Equal(c.from, s.status().ProtectionState)
+					var arg any = Request{RequestedBy: "alice", Reason: "table"}
+					if c.op == OpRestore {
+						arg = RestoreRequest{RecoveryPointID: rpID, TargetPath: target, RequestedBy: "alice"}
+					}
+					if via == "update" {
+						s.update(string(c.op), arg, &got, &failed)
+					} else {
+						s.env.SignalWorkflow(string(c.op), arg)
+					}
+				})
+				s.at(3*time.Hour, func() {
+					st := s.status()
+					s.Equal(c.to, st.ProtectionState)
+					s.Len(st.RecoveryPoints, c.points)
+					s.Len(s.storedPoints(), c.points, "every recovery point is still in the store")
+					last := st.Audit[len(st.Audit)-1]
+					switch {
+					case c.refusal != "" && via == "update":
+						s.ErrorContains(failed, c.refusal)
+						s.NotEqual(string(c.op), last.Operation+"/"+last.RequestedBy, "a refused update leaves no trace")
+					case c.refusal != "":
+						s.Equal(OutcomeRejected, last.Outcome)
+						s.Contains(last.Detail, c.refusal)
+					default:
+						s.NoError(failed)
+						s.Equal("alice", last.RequestedBy)
+						s.Equal(OutcomeAccepted, last.Outcome)
+						if via == "update" {
+							s.Equal(c.to, got.ProtectionState, "the update returns the new status")
+						}
+					}
+					if c.op == OpRestore && c.refusal == "" {
+						assertSameTree(s.T(), s.source, target)
+					}
+					if c.to == SoftDeleted {
+						s.True(st.IsScheduledForDeferredDelete)
+						s.NotEmpty(st.DeferredDeleteTimeInUTC)
+					}
+					s.end()
+				})
+				s.env.ExecuteWorkflow(BackupItem, s.input())
+				s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+			})
+		}
+	}
+}
+
+func (s *ItemSuite) TestPurgeHappensExactlyAtTheDeadline() {
+	deleteAt := 2 * time.Hour
+	var deadline time.Time
+	s.at(deleteAt, func() {
+		s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory", Reason: "ransom"})
+	})
+	s.at(deleteAt+time.Minute, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState)
+		s.Equal(14, st.SoftDeleteRetentionDays)
+		deleted := st.Audit[len(st.Audit)-1]
+		s.Equal("delete", deleted.Operation)
+		s.Equal("mallory", deleted.RequestedBy)
+		deadline = deleted.Time.Add(14 * day)
+		s.Equal(deadline.Format(time.RFC3339), st.DeferredDeleteTimeInUTC)
+		s.Equal("13d 23h 59m", st.DeferredDeleteTimeRemaining[:len("13d 23h 59m")])
+	})
+	s.at(deleteAt+14*day-time.Second, func() {
+		s.Equal(SoftDeleted, s.status().ProtectionState, "still soft-deleted one second before")
+		s.Len(s.storedPoints(), 1, "every byte still there")
+		s.Zero(s.purges)
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var final Status
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.Equal(Purged, final.ProtectionState)
+	s.Empty(final.RecoveryPoints)
+	s.Equal(1, s.purges, "purged exactly once")
+	s.True(deadline.Equal(s.purgeTime), "purged at the deadline %v, not at %v", deadline, s.purgeTime)
+	s.Empty(s.storedPoints(), "no byte of the item is left in the store")
+	_, err := os.Stat(filepath.Join(s.store.Root, "vault1", "vm1"))
+	s.True(os.IsNotExist(err))
+	last := final.Audit[len(final.Audit)-1]
+	s.Equal("purgeDone", last.Operation)
+	s.Contains(last.Detail, "1 recovery points destroyed")
+}
+
+func (s *ItemSuite) TestUndeleteOnDay13CancelsPurge() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"}) })
+	var undeleteAt time.Time
+	s.at(time.Hour+13*day, func() {
+		undeleteAt = s.env.Now()
+		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+	})
+	s.at(time.Hour+113*day, func() {
+		st := s.status()
+		s.Equal(ProtectionStopped, st.ProtectionState, "still stopped 100 days later")
+		s.False(st.IsScheduledForDeferredDelete)
+		s.Empty(st.DeferredDeleteTimeInUTC)
+		s.Len(st.RecoveryPoints, 1)
+		s.Len(s.storedPoints(), 1, "every recovery point intact, expired or not")
+		s.Zero(s.purges)
+		s.Contains(s.canceledAt, undeleteAt, "the undelete cancelled the purge timer")
+		// A delete now starts a fresh 14 days.
+		s.mustUpdate(UpdateDelete, Request{RequestedBy: "alice"})
+	})
+	s.at(time.Hour+113*day+time.Minute, func() {
+		st := s.status()
+		s.Equal(s.env.Now().Add(-time.Minute).Add(14*day).UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC)
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.purges)
+	s.Equal(time.Hour+127*day, s.purgeTime.Sub(s.startTime()).Round(time.Minute), "purged 14 days after the second delete")
+}
+
+// startTime is when the workflow started: its first audit entry.
+func (s *ItemSuite) startTime() time.Time {
+	v, err := s.env.QueryWorkflow(QueryStatus)
+	s.Require().NoError(err)
+	var st Status
+	s.Require().NoError(v.Get(&st))
+	return st.Audit[0].Time
+}
+
+func (s *ItemSuite) TestRepeatedDeleteDoesNotMoveTheDeadline() {
+	var first string
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"}) })
+	s.at(2*time.Hour, func() { first = s.status().DeferredDeleteTimeInUTC })
+	s.at(5*day, func() {
+		var got Status
+		var err error
+		s.update(UpdateDelete, Request{RequestedBy: "mallory"}, &got, &err)
+		s.NoError(err)
+		s.env.SignalWorkflow(SignalDelete, nil)
+	})
+	s.at(6*day, func() {
+		st := s.status()
+		s.NotEmpty(first)
+		s.Equal(first, st.DeferredDeleteTimeInUTC)
+		s.Contains(st.Audit[len(st.Audit)-1].Detail, "does not move")
+		s.Contains(st.Audit[len(st.Audit)-2].Detail, "does not move")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
+}
+
+// TestGarbageCollectionRunsOnResumeOnly: points expire while stopped and
+// soft-deleted, and survive until protection resumes.
+func (s *ItemSuite) TestGarbageCollectionRunsOnResumeOnly() {
+	in := s.input()
+	in.Policy.RetentionDays = 2
+	s.at(3*day+time.Hour, func() {
+		st := s.status()
+		s.Len(st.RecoveryPoints, 2, "daily backups kept two days: days 0 and 1 were collected")
+		s.mustUpdate(UpdateStop, nil)
+	})
+	s.at(8*day, func() {
+		s.Len(s.status().RecoveryPoints, 2, "no collection while stopped, though both expired")
+		s.mustUpdate(UpdateDelete, nil)
+	})
+	s.at(12*day, func() {
+		s.Len(s.status().RecoveryPoints, 2, "no collection while soft-deleted")
+		s.Len(s.storedPoints(), 2)
+		s.mustUpdate(UpdateUndelete, nil)
+	})
+	s.at(13*day, func() {
+		s.Len(s.status().RecoveryPoints, 2, "undelete does not collect")
+		s.mustUpdate(UpdateResume, Request{RequestedBy: "alice"})
+	})
+	s.at(13*day+time.Hour, func() {
+		st := s.status()
+		s.Equal(Protected, st.ProtectionState)
+		s.Len(st.RecoveryPoints, 1, "collected at resume, the newest point kept")
+		s.Len(s.storedPoints(), 1)
+		s.Equal("garbageCollection", st.Audit[len(st.Audit)-1].Operation)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestMalformedDeleteDoesNotBlockAValidUndelete: a delete with a JSON string
+// is refused and recorded; the undelete after it is still served.
+func (s *ItemSuite) TestMalformedDeleteDoesNotBlockAValidUndelete() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	var undeleteAt time.Time
+	s.at(2*time.Hour, func() {
+		undeleteAt = s.env.Now()
+		s.env.SignalWorkflow(SignalDelete, "text")
+		s.env.SignalWorkflow(SignalResume, map[string]any{"requestedBy": 7})
+		s.env.SignalWorkflow(SignalUndelete, Request{RequestedBy: "alice"})
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(ProtectionStopped, st.ProtectionState)
+		var rejected []string
+		for _, a := range st.Audit {
+			if a.Outcome == OutcomeRejected {
+				rejected = append(rejected, a.Operation+": "+a.Detail)
+			}
+		}
+		s.Require().Len(rejected, 2)
+		s.Contains(rejected[0], `delete: malformed signal, nothing changed: delete payload "text" is not a JSON object`)
+		s.Contains(rejected[1], "resume: malformed signal")
+		s.Contains(s.canceledAt, undeleteAt, "the undelete cancelled the purge timer")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+func (s *ItemSuite) TestSignalsWithNoPayloadAreAnonymousRequests() {
+	s.at(time.Hour, func() { s.env.SignalWorkflow(SignalStop, nil) })
+	s.at(2*time.Hour, func() {
+		st := s.status()
+		s.Equal(ProtectionStopped, st.ProtectionState)
+		last := st.Audit[len(st.Audit)-1]
+		s.Equal(anonymous, last.RequestedBy)
+		s.Equal(OutcomeAccepted, last.Outcome)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+func (s *ItemSuite) TestMalformedUpdateIsRefusedWithItsReason() {
+	var failed error
+	var got Status
+	s.at(time.Hour, func() { s.update(UpdateDelete, "text", &got, &failed) })
+	s.at(2*time.Hour, func() {
+		s.ErrorContains(failed, "is not a JSON object")
+		s.Equal(Protected, s.status().ProtectionState)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestUndeleteMeetingTheDeadlineInOneTaskKeepsTheData: the worker is behind;
+// a delete and an undelete are buffered when the purge timer fires, and all
+// three reach the workflow in one task. Keeping the data wins.
+func (s *ItemSuite) TestUndeleteMeetingTheDeadlineInOneTaskKeepsTheData() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	s.at(time.Hour+14*day-time.Second, func() {
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalDelete, Request{RequestedBy: "mallory"})
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalUndelete, Request{RequestedBy: "alice"})
+	})
+	s.at(time.Hour+15*day, func() {
+		st := s.status()
+		s.Equal(ProtectionStopped, st.ProtectionState)
+		s.Len(s.storedPoints(), 1)
+		s.Zero(s.purges, "no purge ran")
+		s.NotEmpty(s.firedTimers, "the purge timer did fire, in the task that carried the undelete")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestContinueAsNewDuringTheWindowKeepsTheDeadline also checks that a signal
+// sent just before the continue-as-new is not lost.
+func (s *ItemSuite) TestContinueAsNewDuringTheWindowKeepsTheDeadline() {
+	var deadline string
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"}) })
+	s.at(2*time.Hour, func() { deadline = s.status().DeferredDeleteTimeInUTC })
+	s.at(5*day, func() {
+		s.Require().NotEmpty(deadline)
+		s.env.SetContinueAsNewSuggested(true)
+		s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory", Reason: "again"})
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	next := s.continuedInput(s.env.GetWorkflowError())
+	s.Equal(SoftDeleted, next.State.ProtectionState)
+	s.Equal(deadline, next.State.Deadline.UTC().Format(time.RFC3339), "the deadline crosses continue-as-new unchanged")
+	last := next.State.Audit[len(next.State.Audit)-1]
+	s.Equal("again", strings.TrimPrefix(last.Detail[strings.LastIndex(last.Detail, "reason: "):], "reason: "),
+		"the signal sent just before continue-as-new was handled")
+
+	// The new run purges at the original deadline, not a fresh window later.
+	startNew := s.env.Now()
+	s.reset()
+	s.env.SetStartTime(startNew)
+	s.Require().NoError(os.MkdirAll(filepath.Join(s.store.Root, "vault1", "vm1"), 0o755))
+	s.env.ExecuteWorkflow(BackupItem, next)
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.purges)
+	s.Equal(deadline, s.purgeTime.UTC().Format(time.RFC3339))
+}
+
+func (s *ItemSuite) TestSignalJustBeforeContinueAsNewIsHandled() {
+	s.at(2*day, func() {
+		s.env.SetContinueAsNewSuggested(true)
+		s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "alice"})
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	next := s.continuedInput(s.env.GetWorkflowError())
+	s.Equal(ProtectionStopped, next.State.ProtectionState)
+	s.Len(next.State.RecoveryPoints, 3)
+}
+
+func (s *ItemSuite) continuedInput(err error) ItemInput {
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(err, &can), "want continue-as-new, got %v", err)
+	var next ItemInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.State)
+	return next
+}
+
+// TestTenYearsOfDailyBackupsKeepEachRunBounded runs an item for ten simulated
+// years, run after run, and checks what each run does and carries.
+func (s *ItemSuite) TestTenYearsOfDailyBackupsKeepEachRunBounded() {
+	if testing.Short() {
+		s.T().Skip("ten simulated years take a few seconds")
+	}
+	in := s.input()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := start.AddDate(10, 0, 0)
+	now := start
+	runs, backups := 0, 0
+	for now.Before(end) {
+		s.env = s.NewTestWorkflowEnvironment()
+		s.env.SetStartTime(now)
+		perRun := 0
+		var a *activities.Activities
+		s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
+			func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
+				perRun++
+				return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{
+					ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt, SizeBytes: 10, SHA256: "x",
+				}}, nil
+			})
+		s.env.OnActivity(a.DeleteRecoveryPoints, mock.Anything, mock.Anything).Return(activities.DeleteResult{}, nil)
+		s.env.ExecuteWorkflow(BackupItem, in)
+		next := s.continuedInput(s.env.GetWorkflowError())
+		runs++
+		backups += perRun
+		s.LessOrEqual(perRun, maxStepsPerRun, "backups per run")
+		s.LessOrEqual(len(next.State.RecoveryPoints), 31, "only unexpired points are carried")
+		s.LessOrEqual(len(next.State.Audit), maxAuditEntries)
+		size, err := json.Marshal(next)
+		s.Require().NoError(err)
+		s.Less(len(size), 64*1024, "the carried state stays small")
+		in, now = next, s.env.Now()
+	}
+	s.GreaterOrEqual(backups, 3650)
+	s.Greater(runs, 5)
+	s.Equal(Protected, in.State.ProtectionState)
+}
+
+func assertSameTree(t *testing.T, want, got string) {
+	t.Helper()
+	diffs, err := treediff.Diff(want, got)
+	require.NoError(t, err)
+	require.Empty(t, diffs, "restored tree differs from the source")
+}

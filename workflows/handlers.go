@@ -1,0 +1,104 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
+)
+
+// registerHandlers sets up the status query and the updates. Every update
+// has a validator that asks the same state machine as its handler, so a
+// refused update leaves no trace in the history and the caller reads why.
+func (w *item) registerHandlers(ctx workflow.Context) error {
+	// A query is not recorded in the history, so reading the wall clock here
+	// is safe; workflow.Now alone is the time of the last workflow task, and
+	// an idle soft-deleted item would show a countdown that never moves. The
+	// later of the two is taken, so a worker clock running behind never
+	// shows more time left than the workflow's own clock.
+	err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
+		now := workflow.Now(ctx)
+		if wall := time.Now(); wall.After(now) { //workflowcheck:ignore
+			now = wall
+		}
+		return w.status(now), nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, op := range []Operation{OpStop, OpDelete, OpUndelete, OpResume} {
+		err := workflow.SetUpdateHandlerWithOptions(ctx, string(op),
+			func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
+				req, err := DecodeRequest(string(op), raw)
+				if err != nil {
+					return Status{}, err
+				}
+				// Applied before anything blocks: this is what makes an
+				// undelete win over a timer firing in the same task.
+				if _, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason); err != nil {
+					return Status{}, err
+				}
+				return w.status(workflow.Now(ctx)), nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+				if _, err := DecodeRequest(string(op), raw); err != nil {
+					return err
+				}
+				_, err := Decide(w.st.ProtectionState, op, w.facts(workflow.Now(ctx)))
+				return err
+			}},
+		)
+		if err != nil {
+			return err
+		}
+	}
+
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateBackupNow,
+		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
+			req, err := DecodeRequest(UpdateBackupNow, raw)
+			if err != nil {
+				return Status{}, err
+			}
+			if _, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx))); err != nil {
+				return Status{}, err
+			}
+			if err := w.backup(ctx, UpdateBackupNow, requester(req.RequestedBy)); err != nil {
+				return Status{}, errors.New("backup of item " + w.in.ItemID + " failed: " + message(err))
+			}
+			w.collectGarbage(ctx)
+			return w.status(workflow.Now(ctx)), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			if _, err := DecodeRequest(UpdateBackupNow, raw); err != nil {
+				return err
+			}
+			_, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx)))
+			return err
+		}},
+	)
+	if err != nil {
+		return err
+	}
+
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRestore,
+		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
+			req, err := DecodeRestoreRequest(raw)
+			if err != nil {
+				return Status{}, err
+			}
+			return w.restore(ctx, req)
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			req, err := DecodeRestoreRequest(raw)
+			if err != nil {
+				return err
+			}
+			if _, err := Decide(w.st.ProtectionState, OpRestore, w.facts(workflow.Now(ctx))); err != nil {
+				return err
+			}
+			_, err = w.recoveryPoint(req.RecoveryPointID)
+			return err
+		}},
+	)
+}

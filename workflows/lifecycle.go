@@ -1,0 +1,174 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is an item's protectionState (SPEC section 3).
+type State string
+
+const (
+	Protected         State = "Protected"
+	ProtectionStopped State = "ProtectionStopped"
+	SoftDeleted       State = "SoftDeleted"
+	// Purging is internal: the window has ended and the purge activity runs.
+	// Users see it as SoftDeleted until the bytes are gone, because "Purged"
+	// must only be said of data that no longer exists.
+	Purging State = "Purging"
+	Purged  State = "Purged"
+)
+
+// Operation is anything that can move an item: a user's signal or update,
+// or an event of the workflow's own clock.
+type Operation string
+
+const (
+	OpStop      Operation = "stop"
+	OpDelete    Operation = "delete"
+	OpUndelete  Operation = "undelete"
+	OpResume    Operation = "resume"
+	OpBackupNow Operation = "backupNow"
+	OpRestore   Operation = "restore"
+	// OpScheduledBackup is the backup timer firing.
+	OpScheduledBackup Operation = "scheduledBackup"
+	// OpWindowEnds is the purge timer firing at the deadline.
+	OpWindowEnds Operation = "windowEnds"
+	// OpPurgeDone is the purge activity having destroyed the data.
+	OpPurgeDone Operation = "purgeDone"
+)
+
+// Facts are what a decision may depend on besides the state and operation.
+type Facts struct {
+	ItemID string
+	Now    time.Time
+	// SoftDeleteRetention is the window a delete made now gets.
+	SoftDeleteRetention time.Duration
+	// Deadline is the current purge deadline (set only while soft-deleted).
+	Deadline time.Time
+}
+
+// Decision is what the workflow must do for an accepted operation.
+type Decision struct {
+	Next State
+	// NoOp is true when the operation is accepted but changes nothing.
+	NoOp bool
+	// Deadline is set when the item enters SoftDeleted: the purge deadline,
+	// fixed once.
+	Deadline time.Time
+	// CollectGarbage asks for removal of expired recovery points.
+	CollectGarbage bool
+	Backup         bool
+	Restore        bool
+	Purge          bool
+	// Detail explains the decision for the audit trail.
+	Detail string
+}
+
+// Refusal is an operation the current state does not allow. Its message is
+// meant for the person who asked.
+type Refusal struct{ Message string }
+
+func (r *Refusal) Error() string { return r.Message }
+
+func refuse(format string, args ...any) (Decision, error) {
+	return Decision{}, &Refusal{Message: fmt.Sprintf(format, args...)}
+}
+
+// Decide is the only place that knows the transition table of SPEC section 3.
+// Signal handlers, update validators and update handlers all ask it, so an
+// operation can never be judged differently depending on how it arrived.
+func Decide(s State, op Operation, f Facts) (Decision, error) {
+	item := f.ItemID
+	switch s {
+	case Protected:
+		switch op {
+		case OpStop:
+			return Decision{Next: ProtectionStopped, Detail: "protection stopped, recovery points retained"}, nil
+		case OpDelete:
+			return softDelete(f), nil
+		case OpResume:
+			return Decision{Next: Protected, NoOp: true, Detail: "already protected"}, nil
+		case OpBackupNow, OpScheduledBackup:
+			return Decision{Next: Protected, Backup: true}, nil
+		case OpRestore:
+			return Decision{Next: Protected, Restore: true}, nil
+		case OpUndelete:
+			return refuse("item %s is not soft-deleted (it is Protected): there is nothing to undelete", item)
+		}
+	case ProtectionStopped:
+		switch op {
+		case OpStop:
+			return Decision{Next: ProtectionStopped, NoOp: true, Detail: "protection already stopped"}, nil
+		case OpDelete:
+			return softDelete(f), nil
+		case OpResume:
+			return Decision{Next: Protected, CollectGarbage: true, Detail: "protection resumed; expired recovery points are collected now"}, nil
+		case OpRestore:
+			return Decision{Next: ProtectionStopped, Restore: true}, nil
+		case OpScheduledBackup:
+			return Decision{Next: ProtectionStopped, NoOp: true, Detail: "no backups while protection is stopped"}, nil
+		case OpBackupNow:
+			return refuse("item %s has protection stopped: resume protection before taking a backup", item)
+		case OpUndelete:
+			return refuse("item %s is not soft-deleted (protection is stopped with its data retained): there is nothing to undelete", item)
+		}
+	case SoftDeleted:
+		switch op {
+		case OpDelete:
+			return Decision{Next: SoftDeleted, NoOp: true,
+				Detail: "already soft-deleted; the purge deadline " + f.Deadline.UTC().Format(time.RFC3339) + " does not move"}, nil
+		case OpUndelete:
+			return Decision{Next: ProtectionStopped, Detail: "undeleted: purge cancelled, every recovery point kept; resume to protect again"}, nil
+		case OpWindowEnds:
+			return Decision{Next: Purging, Purge: true, Detail: "soft-delete window ended"}, nil
+		case OpScheduledBackup:
+			return Decision{Next: SoftDeleted, NoOp: true, Detail: "no backups while soft-deleted"}, nil
+		case OpStop:
+			return refuse("item %s is soft-deleted, so protection is already stopped: undelete it to keep its data", item)
+		case OpResume:
+			return refuse("item %s is soft-deleted: undelete it before resuming protection", item)
+		case OpBackupNow:
+			return refuse("item %s is soft-deleted: undelete it and resume protection before taking a backup", item)
+		case OpRestore:
+			return refuse("item %s is soft-deleted: undelete it before restoring", item)
+		}
+	case Purging:
+		switch op {
+		case OpPurgeDone:
+			return Decision{Next: Purged, Detail: "every recovery point destroyed"}, nil
+		case OpWindowEnds, OpScheduledBackup:
+			return Decision{Next: Purging, NoOp: true}, nil
+		}
+		return refuse("item %s: its soft-delete window ended at %s and its backup data is being purged; it can no longer be recovered",
+			item, f.Deadline.UTC().Format(time.RFC3339))
+	case Purged:
+		if op == OpWindowEnds || op == OpScheduledBackup || op == OpPurgeDone {
+			return Decision{Next: Purged, NoOp: true}, nil
+		}
+		return refuse("item %s has been purged: its backup data is gone and it accepts no more operations", item)
+	}
+	// Clock events that do not apply to the state are stale, never harmful.
+	if op == OpWindowEnds || op == OpPurgeDone {
+		return Decision{Next: s, NoOp: true}, nil
+	}
+	return refuse("item %s: operation %q is not known in state %s", item, op, s)
+}
+
+func softDelete(f Facts) Decision {
+	deadline := f.Now.Add(f.SoftDeleteRetention)
+	return Decision{
+		Next:     SoftDeleted,
+		Deadline: deadline,
+		Detail:   "soft-deleted; data purged at " + deadline.UTC().Format(time.RFC3339) + " unless undeleted",
+	}
+}
+
+// VisibleState is the protectionState users see: Purging is still
+// SoftDeleted to them until the purge has finished.
+func VisibleState(s State) State {
+	if s == Purging {
+		return SoftDeleted
+	}
+	return s
+}

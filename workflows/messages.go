@@ -1,0 +1,283 @@
+package workflows
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/activities"
+)
+
+// Names a user types (SPEC section 2).
+const (
+	TaskQueue    = "backup"
+	WorkflowType = "BackupItem"
+
+	SignalStop     = "stop"
+	SignalDelete   = "delete"
+	SignalUndelete = "undelete"
+	SignalResume   = "resume"
+
+	UpdateStop      = "stop"
+	UpdateDelete    = "delete"
+	UpdateUndelete  = "undelete"
+	UpdateResume    = "resume"
+	UpdateBackupNow = "backupNow"
+	UpdateRestore   = "restore"
+
+	QueryStatus = "status"
+)
+
+// Bounds (SPEC section 6 and the issue's input rules).
+const (
+	DefaultSoftDeleteRetentionDays = 14
+	MinSoftDeleteRetentionDays     = 14
+	MaxSoftDeleteRetentionDays     = 180
+	MinFrequency                   = time.Minute
+	MinRetentionDays               = 1
+)
+
+// Search attributes, registered on every server the worker talks to.
+var (
+	VaultIDAttribute  = temporal.NewSearchAttributeKeyKeyword("BackupVaultId")
+	StateAttribute    = temporal.NewSearchAttributeKeyKeyword("BackupItemState")
+	DeadlineAttribute = temporal.NewSearchAttributeKeyTime("DeferredDeleteTime")
+)
+
+// WorkflowID is the ID of an item's workflow.
+func WorkflowID(vaultID, itemID string) string {
+	return "backup-item/" + vaultID + "/" + itemID
+}
+
+// Policy is an item's backup policy.
+type Policy struct {
+	// Frequency is a Go duration ("24h", "90m") or whole days ("1d").
+	Frequency     string `json:"frequency"`
+	RetentionDays int    `json:"retentionDays"`
+}
+
+// ItemInput starts a BackupItem. State is set only by continue-as-new.
+type ItemInput struct {
+	VaultID    string `json:"vaultId"`
+	ItemID     string `json:"itemId"`
+	SourcePath string `json:"sourcePath"`
+	Policy     Policy `json:"policy"`
+	// SoftDeleteRetentionDays is the window a delete gets; 0 means 14.
+	SoftDeleteRetentionDays int        `json:"softDeleteRetentionDays,omitempty"`
+	State                   *ItemState `json:"state,omitempty"`
+}
+
+// ItemState is everything that must survive continue-as-new.
+type ItemState struct {
+	ProtectionState State     `json:"protectionState"`
+	DeletedAt       time.Time `json:"deletedAt,omitzero"`
+	Deadline        time.Time `json:"deadline,omitzero"`
+	LastBackupTime  time.Time `json:"lastBackupTime,omitzero"`
+	// NextBackupAt is when the next scheduled backup is due while Protected.
+	NextBackupAt   time.Time                  `json:"nextBackupAt,omitzero"`
+	BackupSequence int                        `json:"backupSequence"`
+	RecoveryPoints []activities.RecoveryPoint `json:"recoveryPoints"`
+	// GarbagePending is a collection owed by a resume that has not run yet.
+	GarbagePending bool         `json:"garbagePending,omitempty"`
+	Audit          []AuditEntry `json:"audit"`
+}
+
+// Request is the payload of stop, delete, undelete and resume.
+type Request struct {
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// RestoreRequest is the payload of the restore update.
+type RestoreRequest struct {
+	RecoveryPointID string `json:"recoveryPointId"`
+	TargetPath      string `json:"targetPath"`
+	RequestedBy     string `json:"requestedBy,omitempty"`
+}
+
+// AuditEntry records one operation on the item.
+type AuditEntry struct {
+	Time        time.Time `json:"time"`
+	Operation   string    `json:"operation"`
+	RequestedBy string    `json:"requestedBy"`
+	Outcome     string    `json:"outcome"`
+	Detail      string    `json:"detail"`
+}
+
+// Audit outcomes.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeRejected = "rejected"
+	OutcomeFailed   = "failed"
+)
+
+// Status is the answer of the status query and of every update.
+type Status struct {
+	VaultID                      string                     `json:"vaultId"`
+	ItemID                       string                     `json:"itemId"`
+	SourcePath                   string                     `json:"sourcePath"`
+	Policy                       Policy                     `json:"policy"`
+	ProtectionState              State                      `json:"protectionState"`
+	IsScheduledForDeferredDelete bool                       `json:"isScheduledForDeferredDelete"`
+	DeferredDeleteTimeInUTC      string                     `json:"deferredDeleteTimeInUTC"`
+	DeferredDeleteTimeRemaining  string                     `json:"deferredDeleteTimeRemaining"`
+	SoftDeleteRetentionDays      int                        `json:"softDeleteRetentionDays"`
+	LastBackupTime               string                     `json:"lastBackupTime"`
+	RecoveryPoints               []activities.RecoveryPoint `json:"recoveryPoints"`
+	Audit                        []AuditEntry               `json:"audit"`
+}
+
+// FormatRemaining renders a duration as SPEC's "13d 23h 59m".
+func FormatRemaining(d time.Duration) string {
+	if d <= 0 {
+		return "0m"
+	}
+	d = d.Truncate(time.Minute)
+	days := d / (24 * time.Hour)
+	d -= days * 24 * time.Hour
+	hours := d / time.Hour
+	d -= hours * time.Hour
+	mins := d / time.Minute
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh %dm", days, hours, mins)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm", hours, mins)
+	}
+	return fmt.Sprintf("%dm", mins)
+}
+
+// ParseFrequency accepts Go durations and whole days ("7d").
+func ParseFrequency(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, errors.New(`policy.frequency is missing: give a duration such as "24h" or "1d"`)
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("policy.frequency %q is not a duration: use a form such as \"24h\", \"90m\" or \"1d\"", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("policy.frequency %q is not a duration: use a form such as \"24h\", \"90m\" or \"1d\"", s)
+	}
+	return d, nil
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidateID checks a vault or item ID: it names a workflow and a directory
+// of the store, so it may hold no path separators.
+func ValidateID(kind, id string) error {
+	if id == "" {
+		return fmt.Errorf("%s is missing", kind)
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%s %q is not valid: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", kind, id)
+	}
+	return nil
+}
+
+// Validate checks a start input and fills in defaults. It returns the first
+// problem in words for the person who started the item.
+func (in *ItemInput) Validate() error {
+	if err := ValidateID("vaultId", in.VaultID); err != nil {
+		return err
+	}
+	if err := ValidateID("itemId", in.ItemID); err != nil {
+		return err
+	}
+	if in.SourcePath == "" {
+		return errors.New("sourcePath is missing: give the directory to back up")
+	}
+	if !filepath.IsAbs(in.SourcePath) {
+		return fmt.Errorf("sourcePath %q is not absolute: the worker resolves paths on its own machine, so give an absolute path", in.SourcePath)
+	}
+	freq, err := ParseFrequency(in.Policy.Frequency)
+	if err != nil {
+		return err
+	}
+	if freq < MinFrequency {
+		return fmt.Errorf("policy.frequency %s is too short: backups run at most once a minute", in.Policy.Frequency)
+	}
+	if in.Policy.RetentionDays < MinRetentionDays {
+		return fmt.Errorf("policy.retentionDays %d is too short: keep recovery points for at least %d day", in.Policy.RetentionDays, MinRetentionDays)
+	}
+	if in.SoftDeleteRetentionDays == 0 {
+		in.SoftDeleteRetentionDays = DefaultSoftDeleteRetentionDays
+	}
+	if in.SoftDeleteRetentionDays < MinSoftDeleteRetentionDays || in.SoftDeleteRetentionDays > MaxSoftDeleteRetentionDays {
+		return fmt.Errorf("softDeleteRetentionDays %d is out of bounds: soft-deleted data is kept %d to %d days",
+			in.SoftDeleteRetentionDays, MinSoftDeleteRetentionDays, MaxSoftDeleteRetentionDays)
+	}
+	return nil
+}
+
+// DecodeRequest reads a stop/delete/undelete/resume payload exactly as the
+// Temporal CLI sends it: none at all, null, {} or an object of known fields.
+func DecodeRequest(name string, raw converter.RawValue) (Request, error) {
+	var r Request
+	err := decodePayload(name, raw, &r, `{"requestedBy": "alice", "reason": "decommissioned"}`)
+	return r, err
+}
+
+// DecodeRestoreRequest reads and checks a restore payload.
+func DecodeRestoreRequest(raw converter.RawValue) (RestoreRequest, error) {
+	var r RestoreRequest
+	example := `{"recoveryPointId": "rp-...", "targetPath": "/restore/vm1", "requestedBy": "alice"}`
+	if err := decodePayload(UpdateRestore, raw, &r, example); err != nil {
+		return r, err
+	}
+	if r.RecoveryPointID == "" {
+		return r, fmt.Errorf("restore needs a recoveryPointId: the status query lists them; payload like %s", example)
+	}
+	if r.TargetPath == "" || !filepath.IsAbs(r.TargetPath) {
+		return r, fmt.Errorf("restore needs an absolute targetPath (an empty or absent directory on the worker), got %q", r.TargetPath)
+	}
+	return r, nil
+}
+
+func decodePayload(name string, raw converter.RawValue, into any, example string) error {
+	p := raw.Payload()
+	if p == nil {
+		return nil
+	}
+	switch enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc {
+	case converter.MetadataEncodingNil:
+		return nil
+	case converter.MetadataEncodingJSON:
+	default:
+		return fmt.Errorf("%s payload has encoding %q: send a JSON object like %s", name, enc, example)
+	}
+	data := bytes.TrimSpace(p.GetData())
+	if bytes.Equal(data, []byte("null")) {
+		return nil
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return fmt.Errorf("%s payload %s is not a JSON object: send one like %s, or nothing", name, clip(data), example)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("%s payload %s does not fit: %v; send one like %s", name, clip(data), err, example)
+	}
+	return nil
+}
+
+func clip(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "..."
+	}
+	return string(b)
+}
