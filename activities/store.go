@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -379,8 +380,8 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, expectedSHA256
 	if err := checkTargetEmpty(target); err != nil {
 		return Manifest{}, err
 	}
-	// rename(2) replaces an empty directory atomically.
-	if err := os.Rename(staging, target); err != nil {
+	// rename(2) replaces an empty directory atomically; os.Rename refuses to.
+	if err := syscall.Rename(staging, target); err != nil {
 		return Manifest{}, fmt.Errorf("move restored tree into %s: %w", target, err)
 	}
 	if err := syncDir(parent); err != nil {

@@ -1,0 +1,60 @@
+package activities
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+)
+
+func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	a := &Activities{Store: &Store{Root: t.TempDir()}}
+	env.RegisterActivity(a)
+	src := writeTree(t)
+
+	v, err := env.ExecuteActivity(a.Backup, BackupInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-1", SourcePath: src})
+	require.NoError(t, err)
+	var b BackupResult
+	require.NoError(t, v.Get(&b))
+	assert.Equal(t, 3, b.Files, "three regular files; the symlink and directories are not counted")
+	assert.Len(t, b.RecoveryPoint.SHA256, 64)
+
+	target := filepath.Join(t.TempDir(), "out")
+	v, err = env.ExecuteActivity(a.Restore, RestoreInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-1", SHA256: b.RecoveryPoint.SHA256, TargetPath: target})
+	require.NoError(t, err)
+	var r RestoreResult
+	require.NoError(t, v.Get(&r))
+	assert.Equal(t, 3, r.Files)
+	sameTree(t, src, target)
+
+	nonRetryable := func(err error, typ string) {
+		t.Helper()
+		var app *temporal.ApplicationError
+		require.True(t, errors.As(err, &app), "want an application error, got %v", err)
+		assert.Equal(t, typ, app.Type())
+		assert.True(t, app.NonRetryable())
+	}
+	_, err = env.ExecuteActivity(a.Backup, BackupInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-2", SourcePath: "/does/not/exist"})
+	nonRetryable(err, ErrTypeSourceMissing)
+	_, err = env.ExecuteActivity(a.Restore, RestoreInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-9", TargetPath: filepath.Join(t.TempDir(), "x")})
+	nonRetryable(err, ErrTypeUnknownRecoveryPoint)
+	_, err = env.ExecuteActivity(a.Restore, RestoreInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-1", TargetPath: target})
+	nonRetryable(err, ErrTypeTargetNotEmpty)
+
+	v, err = env.ExecuteActivity(a.DeleteRecoveryPoints, DeleteInput{VaultID: "vault1", ItemID: "vm1", All: true})
+	require.NoError(t, err)
+	var d DeleteResult
+	require.NoError(t, v.Get(&d))
+	assert.Equal(t, 1, d.Removed)
+	_, err = os.Stat(filepath.Join(a.Store.Root, "vault1", "vm1"))
+	assert.True(t, os.IsNotExist(err))
+	_, err = env.ExecuteActivity(a.DeleteRecoveryPoints, DeleteInput{VaultID: "vault1", ItemID: "vm1", All: true})
+	assert.NoError(t, err, "purging a purged item succeeds")
+}

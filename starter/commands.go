@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/workflows"
+)
+
+type dialFunc func() (client.Client, string, error)
+
+// app holds what every command shares: the flags and the connection.
+type app struct {
+	dial        dialFunc
+	jsonOut     bool
+	vaultID     string
+	itemID      string
+	requestedBy string
+	reason      string
+	out         io.Writer
+}
+
+func newRootCommand(dial dialFunc) *cobra.Command {
+	a := &app{dial: dial}
+	root := &cobra.Command{
+		Use:   "starter",
+		Short: "Drive Recovery Vault backup items",
+		Long: "Drive Recovery Vault backup items through their workflow: every operation is a\n" +
+			"Temporal update, so a refusal is shown at once with its reason.\n" +
+			"Connects like the Temporal CLI: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE or a profile.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			a.out = cmd.OutOrStdout()
+		},
+	}
+	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of tables")
+
+	itemFlags := func(cmd *cobra.Command) {
+		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
+		cmd.Flags().StringVar(&a.itemID, "item", "", "item ID (required)")
+		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
+	}
+	reasonFlag := func(cmd *cobra.Command) {
+		cmd.Flags().StringVar(&a.reason, "reason", "", "why, for the audit trail")
+	}
+
+	protect := a.protectCommand()
+	itemFlags(protect)
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show an item's state, deadline, recovery points and audit trail",
+		Args:  cobra.NoArgs,
+		RunE:  a.run(a.status),
+	}
+	itemFlags(status)
+
+	root.AddCommand(protect, status, a.listCommand())
+	for _, c := range []struct{ use, update, short string }{
+		{"stop", workflows.UpdateStop, "Stop protection and retain data"},
+		{"delete", workflows.UpdateDelete, "Soft-delete the backup data (purged when the window ends unless undeleted)"},
+		{"undelete", workflows.UpdateUndelete, "Undelete soft-deleted data: the purge is cancelled, protection stays stopped"},
+		{"resume", workflows.UpdateResume, "Resume protection; expired recovery points are collected now"},
+		{"backup-now", workflows.UpdateBackupNow, "Take a backup now"},
+	} {
+		cmd := &cobra.Command{
+			Use:   c.use,
+			Short: c.short,
+			Args:  cobra.NoArgs,
+			RunE: a.run(func(ctx context.Context, cl client.Client) error {
+				return a.update(ctx, cl, c.update, workflows.Request{RequestedBy: a.requestedBy, Reason: a.reason})
+			}),
+		}
+		itemFlags(cmd)
+		reasonFlag(cmd)
+		root.AddCommand(cmd)
+	}
+	root.AddCommand(a.restoreCommand(itemFlags))
+	return root
+}
+
+// run validates the item flags, connects, and runs f.
+func (a *app) run(f func(context.Context, client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if cmd.Flags().Lookup("item") != nil {
+			if err := workflows.ValidateID("--vault", a.vaultID); err != nil {
+				return err
+			}
+			if err := workflows.ValidateID("--item", a.itemID); err != nil {
+				return err
+			}
+		}
+		cl, _, err := a.dial()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+		defer cancel()
+		return f(ctx, cl)
+	}
+}
+
+func (a *app) workflowID() string { return workflows.WorkflowID(a.vaultID, a.itemID) }
+
+func (a *app) protectCommand() *cobra.Command {
+	var in workflows.ItemInput
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "protect",
+		Short: "Protect a directory: start its item workflow and wait for the first backup",
+		Args:  cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, cl client.Client) error {
+			in.VaultID, in.ItemID = a.vaultID, a.itemID
+			if err := in.Validate(); err != nil {
+				return err
+			}
+			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				ID:                       a.workflowID(),
+				TaskQueue:                workflows.TaskQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+				// Otherwise the SDK hands back the running item as if started.
+				WorkflowExecutionErrorWhenAlreadyStarted: true,
+				TypedSearchAttributes: temporal.NewSearchAttributes(
+					workflows.VaultIDAttribute.ValueSet(in.VaultID),
+					workflows.StateAttribute.ValueSet(string(workflows.Protected)),
+				),
+			}, workflows.BackupItem, in)
+			var started *serviceerror.WorkflowExecutionAlreadyStarted
+			if errors.As(err, &started) {
+				return fmt.Errorf("item %s of vault %s is already protected (workflow %s is running): see its status", a.itemID, a.vaultID, a.workflowID())
+			}
+			if err != nil {
+				return fmt.Errorf("start workflow %s: %w", a.workflowID(), err)
+			}
+			st, err := a.waitFirstBackup(ctx, cl, run, wait)
+			if err != nil {
+				return err
+			}
+			return a.print(st)
+		}),
+	}
+	cmd.Flags().StringVar(&in.SourcePath, "source", "", "absolute path of the directory to back up, on the worker's machine (required)")
+	cmd.Flags().StringVar(&in.Policy.Frequency, "frequency", "24h", "time between scheduled backups (at least 1m; \"24h\", \"1d\")")
+	cmd.Flags().IntVar(&in.Policy.RetentionDays, "retention-days", 30, "days a recovery point is kept while protected (at least 1)")
+	cmd.Flags().IntVar(&in.SoftDeleteRetentionDays, "soft-delete-retention-days", workflows.DefaultSoftDeleteRetentionDays,
+		"days deleted data stays recoverable (14 to 180)")
+	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the first backup")
+	return cmd
+}
+
+// waitFirstBackup polls until the first recovery point exists or the
+// workflow has refused the item (a missing source ends it at once).
+func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.WorkflowRun, wait time.Duration) (workflows.Status, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		desc, err := cl.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+		if err != nil {
+			return workflows.Status{}, err
+		}
+		if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			err := run.Get(ctx, nil)
+			return workflows.Status{}, fmt.Errorf("item %s was not protected: %s", a.itemID, reason(err))
+		}
+		st, err := a.query(ctx, cl)
+		if err == nil && (st.LastBackupTime != "" || len(st.Audit) > 0) {
+			return st, nil
+		}
+		if time.Now().After(deadline) {
+			return workflows.Status{}, fmt.Errorf("item %s: no first backup after %s; is a worker running on task queue %q? `starter status` shows progress",
+				a.itemID, wait, workflows.TaskQueue)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (a *app) query(ctx context.Context, cl client.Client) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := cl.QueryWorkflow(ctx, a.workflowID(), "", workflows.QueryStatus)
+	if err != nil {
+		return st, a.explain(err)
+	}
+	return st, v.Get(&st)
+}
+
+func (a *app) status(ctx context.Context, cl client.Client) error {
+	st, err := a.query(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return a.print(st)
+}
+
+// update sends an update and waits for its answer, the new status.
+func (a *app) update(ctx context.Context, cl client.Client, name string, arg any) error {
+	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   a.workflowID(),
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return a.explain(err)
+	}
+	var st workflows.Status
+	if err := h.Get(ctx, &st); err != nil {
+		return fmt.Errorf("%s refused: %s", name, reason(err))
+	}
+	return a.print(st)
+}
+
+// explain turns the server's errors about a missing item into a sentence.
+func (a *app) explain(err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed") {
+		return fmt.Errorf("item %s of vault %s is not running (workflow %s): protect it first, or it was purged", a.itemID, a.vaultID, a.workflowID())
+	}
+	return fmt.Errorf("%s", reason(err))
+}
+
+// reason is the workflow's own sentence, without the SDK's wrapping.
+func reason(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}
+
+func (a *app) restoreCommand(itemFlags func(*cobra.Command)) *cobra.Command {
+	var req workflows.RestoreRequest
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Restore a recovery point into an empty or absent directory, every file verified",
+		Args:  cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, cl client.Client) error {
+			req.RequestedBy = a.requestedBy
+			if req.RecoveryPointID == "" {
+				return errors.New("--recovery-point is required: `starter status` lists them")
+			}
+			if req.TargetPath == "" {
+				return errors.New("--target is required: an absolute path, absent or an empty directory, on the worker's machine")
+			}
+			return a.update(ctx, cl, workflows.UpdateRestore, req)
+		}),
+	}
+	itemFlags(cmd)
+	cmd.Flags().StringVar(&req.RecoveryPointID, "recovery-point", "", "recovery point ID (required)")
+	cmd.Flags().StringVar(&req.TargetPath, "target", "", "absolute directory to restore into, absent or empty (required)")
+	return cmd
+}
+
+// listed is one row of `list`, read from visibility alone.
+type listed struct {
+	VaultID            string `json:"vaultId"`
+	ItemID             string `json:"itemId"`
+	ProtectionState    string `json:"protectionState"`
+	DeferredDeleteTime string `json:"deferredDeleteTimeInUTC"`
+	Remaining          string `json:"deferredDeleteTimeRemaining"`
+	WorkflowStatus     string `json:"workflowStatus"`
+}
+
+func (a *app) listCommand() *cobra.Command {
+	var state string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List items through visibility, by vault and state",
+		Args:  cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, cl client.Client) error {
+			q, err := listQuery(a.vaultID, state)
+			if err != nil {
+				return err
+			}
+			rows, err := listItems(ctx, cl, q)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(rows)
+			}
+			printList(a.out, rows)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&a.vaultID, "vault", "", "only this vault")
+	cmd.Flags().StringVar(&state, "state", "", "only this state: Protected, ProtectionStopped, SoftDeleted or Purged")
+	return cmd
+}
+
+var states = []string{
+	string(workflows.Protected), string(workflows.ProtectionStopped), string(workflows.SoftDeleted), string(workflows.Purged),
+}
+
+func listQuery(vaultID, state string) (string, error) {
+	q := fmt.Sprintf("WorkflowType = '%s'", workflows.WorkflowType)
+	if vaultID != "" {
+		if err := workflows.ValidateID("--vault", vaultID); err != nil {
+			return "", err
+		}
+		q += fmt.Sprintf(" AND BackupVaultId = '%s'", vaultID)
+	}
+	if state != "" {
+		if !slices.Contains(states, state) {
+			return "", fmt.Errorf("--state %q is not a state: use one of %s", state, strings.Join(states, ", "))
+		}
+		q += fmt.Sprintf(" AND BackupItemState = '%s'", state)
+	}
+	return q, nil
+}
+
+func listItems(ctx context.Context, cl client.Client, query string) ([]listed, error) {
+	var rows []listed
+	var token []byte
+	dc := converter.GetDefaultDataConverter()
+	for {
+		resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list items (%s): %w", query, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			fields := e.GetSearchAttributes().GetIndexedFields()
+			var r listed
+			_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
+			_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
+			r.ItemID = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.WorkflowID(r.VaultID, ""))
+			var deadline time.Time
+			if p := fields["DeferredDeleteTime"]; p != nil && dc.FromPayload(p, &deadline) == nil && !deadline.IsZero() {
+				r.DeferredDeleteTime = deadline.UTC().Format(time.RFC3339)
+				r.Remaining = workflows.FormatRemaining(time.Until(deadline))
+			}
+			r.WorkflowStatus = strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")
+			rows = append(rows, r)
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return rows, nil
+		}
+	}
+}
+
+func (a *app) print(st workflows.Status) error {
+	if a.jsonOut {
+		return a.printJSON(st)
+	}
+	printStatus(a.out, st)
+	return nil
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

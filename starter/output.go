@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"recoveryvault/workflows"
+)
+
+const auditShown = 10
+
+func printStatus(out io.Writer, st workflows.Status) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Item\t%s/%s\n", st.VaultID, st.ItemID)
+	fmt.Fprintf(tw, "State\t%s\n", st.ProtectionState)
+	if st.IsScheduledForDeferredDelete {
+		fmt.Fprintf(tw, "Purge at\t%s (%s left; undelete before then to keep the data)\n", st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining)
+	}
+	fmt.Fprintf(tw, "Source\t%s\n", st.SourcePath)
+	fmt.Fprintf(tw, "Policy\tevery %s, keep %d days; soft-delete window %d days\n", st.Policy.Frequency, st.Policy.RetentionDays, st.SoftDeleteRetentionDays)
+	last := st.LastBackupTime
+	if last == "" {
+		last = "none yet"
+	}
+	fmt.Fprintf(tw, "Last backup\t%s\n", last)
+	tw.Flush()
+
+	fmt.Fprintf(out, "\nRecovery points (%d)\n", len(st.RecoveryPoints))
+	if len(st.RecoveryPoints) > 0 {
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tSHA256")
+		for _, rp := range st.RecoveryPoints {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, short(rp.SHA256))
+		}
+		tw.Flush()
+	}
+
+	audit := st.Audit
+	if len(audit) > auditShown {
+		audit = audit[len(audit)-auditShown:]
+	}
+	fmt.Fprintf(out, "\nAudit (last %d of %d)\n", len(audit), len(st.Audit))
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tOUTCOME\tDETAIL")
+	for _, e := range audit {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, e.Outcome, e.Detail)
+	}
+	tw.Flush()
+}
+
+func printList(out io.Writer, rows []listed) {
+	if len(rows) == 0 {
+		fmt.Fprintln(out, "No items.")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWORKFLOW")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(r.DeferredDeleteTime), dash(r.Remaining), r.WorkflowStatus)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
