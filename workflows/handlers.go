@@ -19,7 +19,8 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 	// shows more time left than the workflow's own clock.
 	err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
 		now := workflow.Now(ctx)
-		if wall := time.Now(); wall.After(now) { //workflowcheck:ignore
+		//workflowcheck:ignore
+		if wall := time.Now(); wall.After(now) {
 			now = wall
 		}
 		return w.status(now), nil
