@@ -22,13 +22,15 @@ func main() {
 	store := flag.String("store", envOr("RECOVERYVAULT_STORE", ".recoveryvault/store"),
 		"directory of the recovery-point store (env RECOVERYVAULT_STORE); workers that share items must share it")
 	flag.Parse()
-	if err := run(*store); err != nil {
+	if err := run(*store, worker.InterruptCh()); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(store string) error {
+// run serves until stop delivers (SIGINT or SIGTERM from main), then hands
+// in-flight tasks back and returns.
+func run(store string, stop <-chan any) error {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
 		return fmt.Errorf("read the Temporal connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_PROFILE): %w", err)
@@ -56,8 +58,7 @@ func run(store string) error {
 
 	log.Printf("Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s",
 		opts.HostPort, opts.Namespace, workflows.TaskQueue, store)
-	// Run returns on SIGINT or SIGTERM after in-flight tasks are handed back.
-	return backupworker.New(c, store).Run(worker.InterruptCh())
+	return backupworker.New(c, store).Run(stop)
 }
 
 func envOr(name, fallback string) string {

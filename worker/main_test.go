@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/temporaltest"
+
+	"recoveryvault/workflows"
+)
+
+// TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly runs the
+// worker command's own code against a real server named by the environment,
+// as an operator would, protects an item through it and stops it.
+func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T) {
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	t.Setenv("TEMPORAL_ADDRESS", ts.GetFrontendHostPort())
+	t.Setenv("TEMPORAL_NAMESPACE", ts.GetDefaultNamespace())
+	store := filepath.Join(t.TempDir(), "store")
+	stop := make(chan any)
+	done := make(chan error, 1)
+	go func() { done <- run(store, stop) }()
+
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644))
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The item upserts custom search attributes: the worker must have
+	// registered them, or its workflow task would fail forever.
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID("v1", "i1"), TaskQueue: workflows.TaskQueue},
+		workflows.BackupItem, workflows.ItemInput{VaultID: "v1", ItemID: "i1", SourcePath: src, Policy: workflows.Policy{Frequency: "1h", RetentionDays: 1}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(ctx, workflows.WorkflowID("v1", "i1"), "", workflows.QueryStatus)
+		if err != nil {
+			return false
+		}
+		var st workflows.Status
+		return v.Get(&st) == nil && len(st.RecoveryPoints) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	entries, err := os.ReadDir(filepath.Join(store, "v1", "i1"))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "the recovery point is in the worker's store")
+
+	close(stop)
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop")
+	}
+}
