@@ -68,8 +68,10 @@ type item struct {
 
 	purgeTimer   workflow.Future
 	cancelPurge  workflow.CancelFunc
+	purgeAt      time.Time
 	backupTimer  workflow.Future
 	cancelBackup workflow.CancelFunc
+	backupAt     time.Time
 
 	signals   []signalChannel
 	published string
@@ -139,27 +141,31 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 	}
 }
 
-// armTimers makes the timers match the state: a purge timer exactly while
-// soft-deleted, a backup timer exactly while protected. Leaving a state
-// cancels its timer, which shows as TimerCanceled in the history.
+// armTimers makes the timers match the state: a purge timer for exactly the
+// current deadline while soft-deleted, a backup timer for the next backup
+// while protected. An undelete and a new delete can both be applied before
+// the loop runs again, so a timer armed for another time is replaced, never
+// kept. A cancelled timer shows as TimerCanceled in the history.
 func (w *item) armTimers(ctx workflow.Context) {
 	now := workflow.Now(ctx)
-	if w.st.ProtectionState == SoftDeleted && w.purgeTimer == nil {
-		w.purgeTimer, w.cancelPurge = startTimer(ctx, w.st.Deadline.Sub(now), "purge")
-	}
-	if w.st.ProtectionState != SoftDeleted && w.purgeTimer != nil {
+	if w.purgeTimer != nil && (w.st.ProtectionState != SoftDeleted || !w.purgeAt.Equal(w.st.Deadline)) {
 		w.cancelPurge()
 		w.purgeTimer, w.cancelPurge = nil, nil
 	}
-	if w.st.ProtectionState == Protected && w.backupTimer == nil {
-		if w.st.NextBackupAt.IsZero() {
-			w.st.NextBackupAt = now.Add(w.frequency)
-		}
-		w.backupTimer, w.cancelBackup = startTimer(ctx, w.st.NextBackupAt.Sub(now), "backup")
+	if w.st.ProtectionState == SoftDeleted && w.purgeTimer == nil {
+		w.purgeAt = w.st.Deadline
+		w.purgeTimer, w.cancelPurge = startTimer(ctx, w.purgeAt.Sub(now), "purge")
 	}
-	if w.st.ProtectionState != Protected && w.backupTimer != nil {
+	if w.st.ProtectionState == Protected && w.st.NextBackupAt.IsZero() {
+		w.st.NextBackupAt = now.Add(w.frequency)
+	}
+	if w.backupTimer != nil && (w.st.ProtectionState != Protected || !w.backupAt.Equal(w.st.NextBackupAt)) {
 		w.cancelBackup()
 		w.backupTimer, w.cancelBackup = nil, nil
+	}
+	if w.st.ProtectionState == Protected && w.backupTimer == nil {
+		w.backupAt = w.st.NextBackupAt
+		w.backupTimer, w.cancelBackup = startTimer(ctx, w.backupAt.Sub(now), "backup")
 	}
 }
 

@@ -570,3 +570,26 @@ func assertSameTree(t *testing.T, want, got string) {
 	require.NoError(t, err)
 	require.Empty(t, diffs, "restored tree differs from the source")
 }
+
+// TestUndeleteAndDeleteInOneTaskPurgeAtTheNewDeadline: an undelete and a
+// fresh delete applied before the loop runs again must re-arm the purge
+// timer for the new deadline, never keep the old, earlier one.
+func (s *ItemSuite) TestUndeleteAndDeleteInOneTaskPurgeAtTheNewDeadline() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	var redeleteAt time.Time
+	s.at(5*day, func() {
+		redeleteAt = s.env.Now()
+		// The signal waits in the buffer; the update's task carries both, and
+		// the update handler runs first.
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalDelete, Request{RequestedBy: "mallory"})
+		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+	})
+	s.at(time.Hour+14*day+time.Minute, func() {
+		s.Equal(SoftDeleted, s.status().ProtectionState, "the first deadline no longer applies")
+		s.Len(s.storedPoints(), 1)
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(1, s.purges)
+	s.Equal(redeleteAt.Add(14*day), s.purgeTime, "purged 14 days after the second delete")
+}

@@ -121,6 +121,10 @@ func Decide(s State, op Operation, f Facts) (Decision, error) {
 		case OpUndelete:
 			return Decision{Next: ProtectionStopped, Detail: "undeleted: purge cancelled, every recovery point kept; resume to protect again"}, nil
 		case OpWindowEnds:
+			// Only the clock purges, and never before the deadline.
+			if f.Now.Before(f.Deadline) {
+				return Decision{Next: SoftDeleted, NoOp: true, Detail: "the soft-delete window has not ended"}, nil
+			}
 			return Decision{Next: Purging, Purge: true, Detail: "soft-delete window ended"}, nil
 		case OpScheduledBackup:
 			return Decision{Next: SoftDeleted, NoOp: true, Detail: "no backups while soft-deleted"}, nil

@@ -13,7 +13,9 @@ import (
 // section 3, plus the internal states and clock events.
 func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	deadline := now.Add(5 * 24 * time.Hour)
+	// The deadline is due now, so the window-ends column purges; the time
+	// before it has its own test below.
+	deadline := now
 	f := Facts{ItemID: "vm1", Now: now, SoftDeleteRetention: 14 * 24 * time.Hour, Deadline: deadline}
 
 	type want struct {
@@ -107,6 +109,17 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 			})
 		}
 	}
+}
+
+func TestWindowEndingBeforeTheDeadlineDoesNotPurge(t *testing.T) {
+	deadline := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	d, err := Decide(SoftDeleted, OpWindowEnds, Facts{ItemID: "vm1", Now: deadline.Add(-time.Millisecond), Deadline: deadline})
+	require.NoError(t, err)
+	assert.False(t, d.Purge)
+	assert.Equal(t, SoftDeleted, d.Next)
+	d, err = Decide(SoftDeleted, OpWindowEnds, Facts{ItemID: "vm1", Now: deadline, Deadline: deadline})
+	require.NoError(t, err)
+	assert.True(t, d.Purge, "due exactly at the deadline")
 }
 
 func TestUnknownOperationIsRefused(t *testing.T) {
