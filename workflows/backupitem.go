@@ -430,12 +430,12 @@ func (w *item) restore(ctx workflow.Context, req RestoreRequest) (Status, error)
 	now := workflow.Now(ctx)
 	if _, err := Decide(w.st.ProtectionState, OpRestore, w.facts(now)); err != nil {
 		w.audit(ctx, string(OpRestore), by, OutcomeRejected, err.Error())
-		return Status{}, err
+		return Status{}, refused(err)
 	}
 	rp, err := w.recoveryPoint(req.RecoveryPointID)
 	if err != nil {
 		w.audit(ctx, string(OpRestore), by, OutcomeRejected, err.Error())
-		return Status{}, err
+		return Status{}, refused(err)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Hour,
@@ -455,7 +455,7 @@ func (w *item) restore(ctx workflow.Context, req RestoreRequest) (Status, error)
 	if err := workflow.ExecuteActivity(actx, acts.Restore, in).Get(ctx, &res); err != nil {
 		msg := fmt.Sprintf("restore of %s to %s failed: %s", rp.ID, req.TargetPath, message(err))
 		w.audit(ctx, string(OpRestore), by, OutcomeFailed, msg)
-		return Status{}, errors.New(msg)
+		return Status{}, temporal.NewNonRetryableApplicationError(msg, "RestoreFailed", nil)
 	}
 	w.audit(ctx, string(OpRestore), by, OutcomeAccepted,
 		fmt.Sprintf("restored %s to %s: %d files, %d bytes, every checksum verified", rp.ID, req.TargetPath, res.Files, res.Bytes))

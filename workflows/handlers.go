@@ -1,10 +1,10 @@
 package workflows
 
 import (
-	"errors"
 	"time"
 
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -33,21 +33,21 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 			func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
 				req, err := DecodeRequest(string(op), raw)
 				if err != nil {
-					return Status{}, err
+					return Status{}, refused(err)
 				}
 				// Applied before anything blocks: this is what makes an
 				// undelete win over a timer firing in the same task.
 				if _, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason); err != nil {
-					return Status{}, err
+					return Status{}, refused(err)
 				}
 				return w.status(workflow.Now(ctx)), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 				if _, err := DecodeRequest(string(op), raw); err != nil {
-					return err
+					return refused(err)
 				}
 				_, err := Decide(w.st.ProtectionState, op, w.facts(workflow.Now(ctx)))
-				return err
+				return refused(err)
 			}},
 		)
 		if err != nil {
@@ -59,23 +59,24 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
 			req, err := DecodeRequest(UpdateBackupNow, raw)
 			if err != nil {
-				return Status{}, err
+				return Status{}, refused(err)
 			}
 			if _, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx))); err != nil {
-				return Status{}, err
+				return Status{}, refused(err)
 			}
 			if err := w.backup(ctx, UpdateBackupNow, requester(req.RequestedBy)); err != nil {
-				return Status{}, errors.New("backup of item " + w.in.ItemID + " failed: " + message(err))
+				return Status{}, temporal.NewNonRetryableApplicationError(
+					"backup of item "+w.in.ItemID+" failed: "+message(err), "BackupFailed", nil)
 			}
 			w.collectGarbage(ctx)
 			return w.status(workflow.Now(ctx)), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			if _, err := DecodeRequest(UpdateBackupNow, raw); err != nil {
-				return err
+				return refused(err)
 			}
 			_, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx)))
-			return err
+			return refused(err)
 		}},
 	)
 	if err != nil {
@@ -86,20 +87,29 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
 			req, err := DecodeRestoreRequest(raw)
 			if err != nil {
-				return Status{}, err
+				return Status{}, refused(err)
 			}
 			return w.restore(ctx, req)
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			req, err := DecodeRestoreRequest(raw)
 			if err != nil {
-				return err
+				return refused(err)
 			}
 			if _, err := Decide(w.st.ProtectionState, OpRestore, w.facts(workflow.Now(ctx))); err != nil {
-				return err
+				return refused(err)
 			}
 			_, err = w.recoveryPoint(req.RecoveryPointID)
-			return err
+			return refused(err)
 		}},
 	)
+}
+
+// refused marks a refusal as final for every client: the Temporal CLI prints
+// the type and whether retrying could help, and it cannot.
+func refused(err error) error {
+	if err == nil {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), "OperationRefused", nil)
 }
