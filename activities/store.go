@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -60,13 +61,24 @@ type Manifest struct {
 
 // ManifestEntry is one file, directory or symlink of the backed-up tree.
 type ManifestEntry struct {
-	Path    string      `json:"path"`
+	Path string `json:"path"`
+	// RawPath holds the exact bytes of a name that is not valid UTF-8, which
+	// JSON cannot carry in Path.
+	RawPath []byte      `json:"rawPath,omitempty"`
 	Type    string      `json:"type"`
 	Mode    fs.FileMode `json:"mode"`
 	Size    int64       `json:"size,omitempty"`
 	SHA256  string      `json:"sha256,omitempty"`
 	Target  string      `json:"target,omitempty"`
 	ModTime time.Time   `json:"modTime"`
+}
+
+// name is the entry's exact path as in the archive.
+func (e ManifestEntry) name() string {
+	if len(e.RawPath) > 0 {
+		return string(e.RawPath)
+	}
+	return e.Path
 }
 
 const (
@@ -118,8 +130,11 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	if err := checkNames(vaultID, itemID, id); err != nil {
 		return Manifest{}, err
 	}
-	info, err := os.Stat(source)
-	if err != nil || !info.IsDir() {
+	// A source given through a symlink is backed up as the tree it points
+	// to; walking the link itself would record one symlink and no data.
+	root, err := filepath.EvalSymlinks(source)
+	info, statErr := os.Stat(root)
+	if err != nil || statErr != nil || !info.IsDir() {
 		return Manifest{}, fmt.Errorf("%w: source path %s is not a directory the worker can read: create it or protect the item with the right sourcePath", ErrSourceMissing, source)
 	}
 	dir := s.itemDir(vaultID, itemID)
@@ -142,7 +157,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	}()
 
 	m := Manifest{RecoveryPointID: id, SourcePath: source, WrittenAt: time.Now().UTC()}
-	if err := writeArchive(ctx, source, filepath.Join(tmp, archiveName), &m, progress); err != nil {
+	if err := writeArchive(ctx, root, filepath.Join(tmp, archiveName), &m, progress); err != nil {
 		return Manifest{}, err
 	}
 	if err := writeFileSynced(filepath.Join(tmp, manifestName), m); err != nil {
@@ -178,7 +193,7 @@ func writeArchive(ctx context.Context, source, dest string, m *Manifest, progres
 		return err
 	}
 	tw := tar.NewWriter(zw)
-	var done int64
+	pr := &progressCounter{progress: progress}
 	err = filepath.WalkDir(source, func(p string, d fs.DirEntry, walkErr error) error {
 		if walkErr != nil {
 			return fmt.Errorf("read source %s: %w", p, walkErr)
@@ -196,6 +211,9 @@ func writeArchive(ctx context.Context, source, dest string, m *Manifest, progres
 			return fmt.Errorf("read source %s: %w", p, err)
 		}
 		e := ManifestEntry{Path: rel, Mode: info.Mode().Perm(), ModTime: info.ModTime().UTC()}
+		if !utf8.ValidString(rel) {
+			e.RawPath = []byte(rel)
+		}
 		hdr := &tar.Header{Name: rel, Mode: int64(info.Mode().Perm()), ModTime: info.ModTime(), Format: tar.FormatPAX}
 		switch {
 		case info.IsDir():
@@ -218,17 +236,14 @@ func writeArchive(ctx context.Context, source, dest string, m *Manifest, progres
 			return err
 		}
 		if e.Type == entryFile {
-			sum, err := copyFile(ctx, tw, p, e.Size)
+			sum, err := copyFile(ctx, tw, p, e.Size, pr)
 			if err != nil {
 				return err
 			}
 			e.SHA256 = sum
-			done += e.Size
 		}
 		m.Entries = append(m.Entries, e)
-		if progress != nil {
-			progress(done)
-		}
+		pr.report()
 		return nil
 	})
 	if err != nil {
@@ -251,14 +266,14 @@ func writeArchive(ctx context.Context, source, dest string, m *Manifest, progres
 // copyFile copies exactly size bytes of a source file, so a file that grows
 // or shrinks during the backup fails it (to be retried) instead of being
 // recorded with a checksum that does not match the archive.
-func copyFile(ctx context.Context, w io.Writer, p string, size int64) (string, error) {
+func copyFile(ctx context.Context, w io.Writer, p string, size int64, pr *progressCounter) (string, error) {
 	src, err := os.Open(p)
 	if err != nil {
 		return "", fmt.Errorf("read source file %s: %w", p, err)
 	}
 	defer src.Close()
 	h := sha256.New()
-	n, err := io.CopyN(io.MultiWriter(w, h), ctxReader{ctx, src}, size)
+	n, err := io.CopyN(io.MultiWriter(w, h), ctxReader{ctx, src, pr}, size)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
@@ -268,17 +283,46 @@ func copyFile(ctx context.Context, w io.Writer, p string, size int64) (string, e
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// ctxReader stops a long copy as soon as its activity is cancelled.
+// ctxReader stops a long copy as soon as its activity is cancelled, and
+// counts what it reads so a large file keeps the heartbeat going.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	pr  *progressCounter
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	c.pr.add(int64(n))
+	return n, err
+}
+
+// progressEvery is how many bytes pass between two progress reports.
+const progressEvery = 1 << 20
+
+// progressCounter reports bytes handled every progressEvery bytes, so a
+// single large file or archive never goes quiet long enough to look dead.
+type progressCounter struct {
+	progress Progress
+	done     int64
+	last     int64
+}
+
+func (p *progressCounter) add(n int64) {
+	p.done += n
+	if p.done-p.last >= progressEvery {
+		p.report()
+	}
+}
+
+func (p *progressCounter) report() {
+	p.last = p.done
+	if p.progress != nil {
+		p.progress(p.done)
+	}
 }
 
 type countingWriter struct {
@@ -349,6 +393,9 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, expectedSHA256
 		return Manifest{}, fmt.Errorf("%w: target path %q is not absolute", ErrInvalidInput, target)
 	}
 	target = filepath.Clean(target)
+	if root, err := filepath.Abs(s.Root); err == nil && (target == root || strings.HasPrefix(target, root+string(filepath.Separator))) {
+		return Manifest{}, fmt.Errorf("%w: target %s is inside the recovery-point store %s: restore somewhere else", ErrInvalidInput, target, root)
+	}
 	rpDir := filepath.Join(s.itemDir(vaultID, itemID), id)
 	if _, err := os.Stat(rpDir); err != nil {
 		return Manifest{}, fmt.Errorf("%w: recovery point %s of item %s is not in the store", ErrUnknownRecoveryPoint, id, itemID)
@@ -418,9 +465,10 @@ func extract(ctx context.Context, archive, staging string, m Manifest, progress 
 	}
 	want := make(map[string]ManifestEntry, len(m.Entries))
 	for _, e := range m.Entries {
-		want[e.Path] = e
+		want[e.name()] = e
 	}
-	sum, err := fileSHA256(archive)
+	pr := &progressCounter{progress: progress}
+	sum, err := fileSHA256(ctx, archive, pr)
 	if err != nil {
 		return corrupt("archive cannot be read: %v", err)
 	}
@@ -443,7 +491,6 @@ func extract(ctx context.Context, archive, staging string, m Manifest, progress 
 	// entry can be written through a symlink or outside staging.
 	dirs := map[string]bool{".": true}
 	seen := map[string]bool{}
-	var done int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -490,37 +537,34 @@ func extract(ctx context.Context, archive, staging string, m Manifest, progress 
 			if e.Type != entryFile || hdr.Size != e.Size {
 				return corrupt("file %q: size %d in the archive, %d in the manifest", name, hdr.Size, e.Size)
 			}
-			sum, err := writeRestoredFile(dest, tr, e.Mode)
+			sum, err := writeRestoredFile(dest, ctxReader{ctx, tr, pr}, e.Mode)
 			if err != nil {
 				return corrupt("file %q cannot be read back: %v", name, err)
 			}
 			if sum != e.SHA256 {
 				return corrupt("file %q: checksum mismatch (manifest sha256 %s, data %s)", name, e.SHA256, sum)
 			}
-			done += e.Size
-			if progress != nil {
-				progress(done)
-			}
+			pr.report()
 		default:
 			return corrupt("entry %q has an unexpected type", name)
 		}
 	}
 	for _, e := range m.Entries {
-		if !seen[e.Path] {
+		if !seen[e.name()] {
 			return corrupt("%s %q of the manifest is missing from the archive", e.Type, e.Path)
 		}
 	}
 	return applyModes(staging, m.Entries)
 }
 
-func fileSHA256(p string) (string, error) {
+func fileSHA256(ctx context.Context, p string, pr *progressCounter) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, ctxReader{ctx, f, pr}); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -551,7 +595,7 @@ func writeRestoredFile(dest string, r io.Reader, mode fs.FileMode) (string, erro
 func applyModes(staging string, entries []ManifestEntry) error {
 	var dirs []ManifestEntry
 	for _, e := range entries {
-		p := filepath.Join(staging, filepath.FromSlash(e.Path))
+		p := filepath.Join(staging, filepath.FromSlash(e.name()))
 		switch e.Type {
 		case entryFile:
 			if err := os.Chtimes(p, e.ModTime, e.ModTime); err != nil {
@@ -565,7 +609,7 @@ func applyModes(staging string, entries []ManifestEntry) error {
 	}
 	slices.SortFunc(dirs, func(a, b ManifestEntry) int { return strings.Count(b.Path, "/") - strings.Count(a.Path, "/") })
 	for _, e := range dirs {
-		p := filepath.Join(staging, filepath.FromSlash(e.Path))
+		p := filepath.Join(staging, filepath.FromSlash(e.name()))
 		if err := os.Chmod(p, e.Mode); err != nil {
 			return err
 		}

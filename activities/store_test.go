@@ -200,3 +200,72 @@ func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
 	_, err = os.Stat(filepath.Join(s.Root, "vault1", "vm1"))
 	assert.True(t, errors.Is(err, os.ErrNotExist), "no byte of the item is left")
 }
+
+func TestSourceGivenThroughASymlinkIsBackedUpAsItsTree(t *testing.T) {
+	src := writeTree(t)
+	link := filepath.Join(t.TempDir(), "vm1-link")
+	require.NoError(t, os.Symlink(src, link))
+	s := &Store{Root: t.TempDir()}
+	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", link, nil)
+	require.NoError(t, err)
+	files := 0
+	for _, e := range m.Entries {
+		if e.Type == entryFile {
+			files++
+		}
+	}
+	assert.Equal(t, 3, files, "the tree behind the link, not the link")
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+}
+
+func TestNamesThatAreNotUTF8RoundTrip(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "vm1")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "d\xff"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "caf\xe9.txt"), []byte("latin-1 name"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "d\xff", "x"), []byte("inside"), 0o644))
+	s := &Store{Root: t.TempDir()}
+	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
+	require.NoError(t, err)
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+}
+
+func TestRestoreIntoTheStoreIsRefused(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", writeTree(t), nil)
+	require.NoError(t, err)
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", filepath.Join(s.Root, "vault1", "elsewhere"), nil)
+	assert.ErrorIs(t, err, ErrInvalidInput)
+	assert.ErrorContains(t, err, "inside the recovery-point store")
+}
+
+// TestLargeFilesReportProgressWhileTheyAreCopied: a heartbeat per file
+// would go quiet for the whole of a large disk image.
+func TestLargeFilesReportProgressWhileTheyAreCopied(t *testing.T) {
+	src := writeTree(t) // holds a 3 MiB file
+	s := &Store{Root: t.TempDir()}
+	var reports []int64
+	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, func(n int64) { reports = append(reports, n) })
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, countBetween(reports, 1, 3<<20), 2, "reports inside the large file: %v", reports)
+
+	reports = nil
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, filepath.Join(t.TempDir(), "out"), func(n int64) { reports = append(reports, n) })
+	require.NoError(t, err)
+	assert.NotEmpty(t, reports, "restore reports progress")
+}
+
+func countBetween(values []int64, lo, hi int64) int {
+	n := 0
+	for _, v := range values {
+		if v >= lo && v < hi {
+			n++
+		}
+	}
+	return n
+}

@@ -111,9 +111,9 @@ func (a *app) run(f func(context.Context, client.Client) error) func(*cobra.Comm
 			return err
 		}
 		defer cl.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-		defer cancel()
-		return f(ctx, cl)
+		// No deadline of our own: a restore may rightly take hours, and
+		// Ctrl-C cancels the wait (the operation itself carries on).
+		return f(cmd.Context(), cl)
 	}
 }
 
@@ -220,7 +220,11 @@ func (a *app) update(ctx context.Context, cl client.Client, name string, arg any
 	}
 	var st workflows.Status
 	if err := h.Get(ctx, &st); err != nil {
-		return fmt.Errorf("%s refused: %s", name, reason(err))
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused {
+			return fmt.Errorf("%s refused: %s", name, app.Message())
+		}
+		return fmt.Errorf("%s failed: %s", name, reason(err))
 	}
 	return a.print(st)
 }

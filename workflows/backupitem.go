@@ -37,6 +37,13 @@ func BackupItem(ctx workflow.Context, in ItemInput) (Status, error) {
 	if err := in.Validate(); err != nil {
 		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 	}
+	// Carried state is trusted only from this workflow's own continue-as-new:
+	// a start input claiming to be soft-deleted would otherwise purge at once.
+	if in.State != nil {
+		if err := in.State.validate(workflow.GetInfo(ctx).ContinuedExecutionRunID != ""); err != nil {
+			return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+		}
+	}
 	w := newItem(ctx, in)
 	if err := w.registerHandlers(ctx); err != nil {
 		return Status{}, err
@@ -75,6 +82,8 @@ type item struct {
 
 	signals   []signalChannel
 	published string
+	// collecting is true while a garbage-collection activity runs.
+	collecting bool
 }
 
 type signalChannel struct {
@@ -93,8 +102,10 @@ func newItem(ctx workflow.Context, in ItemInput) *item {
 	w.in.State = nil
 	// The order here is the order in which signals of different names that
 	// arrive in one workflow task are applied (the SDK keeps order only per
-	// name): a delete before an undelete, so keeping the data wins.
-	for _, op := range []Operation{OpStop, OpDelete, OpUndelete, OpResume} {
+	// name). It is chosen so the data-keeping outcome wins: resume first, as
+	// the only operation that leads to garbage collection, so a stop sent
+	// with it stands; delete before undelete, so the data is kept.
+	for _, op := range []Operation{OpResume, OpStop, OpDelete, OpUndelete} {
 		w.signals = append(w.signals, signalChannel{op, workflow.GetSignalChannel(ctx, string(op))})
 	}
 	return w
@@ -130,12 +141,13 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 			w.scheduledBackup(ctx)
 		case w.st.GarbagePending && w.st.ProtectionState == Protected:
 			w.collectGarbage(ctx)
-		case w.shouldContinueAsNew(ctx):
+		case w.readyToContinueAsNew(ctx):
 			return w.continueAsNew(ctx)
 		default:
 			seen := w.version
 			_ = workflow.Await(ctx, func() bool {
-				return w.version != seen || ready(w.purgeTimer) || ready(w.backupTimer) || w.signalsPending()
+				return w.version != seen || ready(w.purgeTimer) || ready(w.backupTimer) || w.signalsPending() ||
+					w.readyToContinueAsNew(ctx)
 			})
 		}
 	}
@@ -192,6 +204,11 @@ func fired(ctx workflow.Context, f workflow.Future) bool {
 // apply runs an operation through the state machine and records it. A
 // refusal changes nothing but the audit trail.
 func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Decision, error) {
+	if op == OpStop || op == OpDelete {
+		// Points kept by a stop or a delete must not vanish under a
+		// collection that is already running: let it finish first.
+		_ = workflow.Await(ctx, func() bool { return !w.collecting })
+	}
 	now := workflow.Now(ctx)
 	d, err := Decide(w.st.ProtectionState, op, w.facts(now))
 	if err != nil {
@@ -302,6 +319,17 @@ func (w *item) backup(ctx workflow.Context, op, by string) error {
 	}
 	defer w.storeLock.Unlock()
 	now := workflow.Now(ctx)
+	// The item may have been stopped or deleted while this waited its turn.
+	check := OpScheduledBackup
+	if op == UpdateBackupNow {
+		check = OpBackupNow
+	}
+	if d, err := Decide(w.st.ProtectionState, check, w.facts(now)); err != nil || !d.Backup {
+		if err == nil {
+			err = &Refusal{Message: fmt.Sprintf("item %s is no longer protected: no backup taken", w.in.ItemID)}
+		}
+		return err
+	}
 	w.st.BackupSequence++
 	in := activities.BackupInput{
 		VaultID:         w.in.VaultID,
@@ -372,7 +400,9 @@ func (w *item) collectGarbage(ctx workflow.Context) {
 		},
 	})
 	in := activities.DeleteInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: expired}
+	w.collecting = true
 	err := workflow.ExecuteActivity(actx, acts.DeleteRecoveryPoints, in).Get(ctx, nil)
+	w.collecting = false
 	w.steps++
 	if err != nil {
 		// Points stay listed and are collected after the next backup.
@@ -471,16 +501,19 @@ func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
 	return activities.RecoveryPoint{}, fmt.Errorf("item %s has no recovery point %q: the status query lists the %d it has", w.in.ItemID, id, len(w.st.RecoveryPoints))
 }
 
-func (w *item) shouldContinueAsNew(ctx workflow.Context) bool {
-	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || w.steps >= maxStepsPerRun
+// readyToContinueAsNew is true when the history should be cut and no update
+// handler is running. Until then the loop goes on serving signals and
+// timers, so a long restore never holds them up.
+func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
+	return (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || w.steps >= maxStepsPerRun) &&
+		workflow.AllHandlersFinished(ctx)
 }
 
 // continueAsNew carries the whole state, the deadline included, into a new
-// run. Signals still buffered would be lost, so it waits for running
-// handlers and then serves what is pending; nothing can arrive between that
-// and the command, which is sent in the same workflow task.
+// run. Signals still buffered would be lost, so it serves them first;
+// nothing can arrive between that and the command, which is sent in the
+// same workflow task.
 func (w *item) continueAsNew(ctx workflow.Context) (Status, error) {
-	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	w.serveSignals(ctx)
 	next := w.in
 	st := w.st
@@ -492,8 +525,14 @@ func (w *item) audit(ctx workflow.Context, op, by, outcome, detail string) {
 	w.st.Audit = append(w.st.Audit, AuditEntry{
 		Time: workflow.Now(ctx).UTC(), Operation: op, RequestedBy: by, Outcome: outcome, Detail: detail,
 	})
-	if over := len(w.st.Audit) - maxAuditEntries; over > 0 {
-		w.st.Audit = slices.Delete(w.st.Audit, 0, over)
+	// Over the bound, rejected entries go first: a flood of malformed
+	// signals must not push the record of a real delete out of the status.
+	for len(w.st.Audit) > maxAuditEntries {
+		i := slices.IndexFunc(w.st.Audit, func(e AuditEntry) bool { return e.Outcome == OutcomeRejected })
+		if i < 0 {
+			i = 0
+		}
+		w.st.Audit = slices.Delete(w.st.Audit, i, i+1)
 	}
 }
 

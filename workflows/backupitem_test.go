@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,7 @@ type ItemSuite struct {
 	canceledAt            []time.Time
 	purges                int
 	purgeTime             time.Time
+	updates               int
 }
 
 func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
@@ -99,7 +101,8 @@ func (s *ItemSuite) status() Status {
 
 // update sends an update and records its answer in *got and *rejected.
 func (s *ItemSuite) update(name string, arg any, got *Status, failed *error) {
-	s.env.UpdateWorkflow(name, name+"-"+s.env.Now().String(), &testsuite.TestUpdateCallback{
+	s.updates++
+	s.env.UpdateWorkflow(name, fmt.Sprintf("%s-%d", name, s.updates), &testsuite.TestUpdateCallback{
 		OnAccept: func() {},
 		OnReject: func(err error) { *failed = err },
 		OnComplete: func(v any, err error) {
@@ -481,9 +484,11 @@ func (s *ItemSuite) TestContinueAsNewDuringTheWindowKeepsTheDeadline() {
 	s.at(2*time.Hour, func() { deadline = s.status().DeferredDeleteTimeInUTC })
 	s.at(5*day, func() {
 		s.Require().NotEmpty(deadline)
-		s.env.SetContinueAsNewSuggested(true)
-		s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory", Reason: "again"})
+		// Buffered with no workflow task: it meets the continue-as-new
+		// decision in the next task.
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalDelete, Request{RequestedBy: "mallory", Reason: "again"})
 	})
+	s.at(5*day+time.Second, func() { s.env.SetContinueAsNewSuggested(true) })
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	next := s.continuedInput(s.env.GetWorkflowError())
 	s.Equal(SoftDeleted, next.State.ProtectionState)
@@ -496,6 +501,7 @@ func (s *ItemSuite) TestContinueAsNewDuringTheWindowKeepsTheDeadline() {
 	startNew := s.env.Now()
 	s.reset()
 	s.env.SetStartTime(startNew)
+	s.env.SetContinuedExecutionRunID("previous-run")
 	s.Require().NoError(os.MkdirAll(filepath.Join(s.store.Root, "vault1", "vm1"), 0o755))
 	s.env.ExecuteWorkflow(BackupItem, next)
 	s.Require().NoError(s.env.GetWorkflowError())
@@ -504,14 +510,15 @@ func (s *ItemSuite) TestContinueAsNewDuringTheWindowKeepsTheDeadline() {
 }
 
 func (s *ItemSuite) TestSignalJustBeforeContinueAsNewIsHandled() {
-	s.at(2*day, func() {
-		s.env.SetContinueAsNewSuggested(true)
-		s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "alice"})
+	s.at(2*day+time.Hour, func() {
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalStop, Request{RequestedBy: "alice"})
 	})
+	s.at(2*day+time.Hour+time.Second, func() { s.env.SetContinueAsNewSuggested(true) })
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	next := s.continuedInput(s.env.GetWorkflowError())
 	s.Equal(ProtectionStopped, next.State.ProtectionState)
-	s.Len(next.State.RecoveryPoints, 3)
+	last := next.State.Audit[len(next.State.Audit)-1]
+	s.Equal("stop/alice/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
 }
 
 func (s *ItemSuite) continuedInput(err error) ItemInput {
@@ -537,6 +544,9 @@ func (s *ItemSuite) TestTenYearsOfDailyBackupsKeepEachRunBounded() {
 	for now.Before(end) {
 		s.env = s.NewTestWorkflowEnvironment()
 		s.env.SetStartTime(now)
+		if in.State != nil {
+			s.env.SetContinuedExecutionRunID("previous-run")
+		}
 		perRun := 0
 		var a *activities.Activities
 		s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
@@ -579,10 +589,10 @@ func (s *ItemSuite) TestUndeleteAndDeleteInOneTaskPurgeAtTheNewDeadline() {
 	var redeleteAt time.Time
 	s.at(5*day, func() {
 		redeleteAt = s.env.Now()
-		// The signal waits in the buffer; the update's task carries both, and
-		// the update handler runs first.
-		s.env.SignalWorkflowSkippingWorkflowTask(SignalDelete, Request{RequestedBy: "mallory"})
-		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+		// The undelete signal waits in the buffer; the update's task carries
+		// both, and the handler applies the earlier signal first.
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalUndelete, Request{RequestedBy: "alice"})
+		s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"})
 	})
 	s.at(time.Hour+14*day+time.Minute, func() {
 		s.Equal(SoftDeleted, s.status().ProtectionState, "the first deadline no longer applies")
@@ -592,4 +602,180 @@ func (s *ItemSuite) TestUndeleteAndDeleteInOneTaskPurgeAtTheNewDeadline() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(1, s.purges)
 	s.Equal(redeleteAt.Add(14*day), s.purgeTime, "purged 14 days after the second delete")
+}
+
+func (s *ItemSuite) TestStartInputCarryingStateIsRefused() {
+	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, nil)
+	s.Require().NoError(err)
+	in := s.input()
+	in.State = &ItemState{ProtectionState: SoftDeleted}
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the item's own continue-as-new`)
+	s.Zero(s.purges)
+	s.Equal([]string{"rp-old"}, s.storedPoints(), "data left by an earlier run is untouched")
+}
+
+func (s *ItemSuite) TestContinuedRunWithoutADeadlineIsRefused() {
+	s.env.SetContinuedExecutionRunID("previous-run")
+	in := s.input()
+	in.State = &ItemState{ProtectionState: SoftDeleted}
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.ErrorContains(s.env.GetWorkflowError(), "without a deadline")
+	s.Zero(s.purges)
+}
+
+// TestStopSentAfterResumeInOneTaskStands: resume and stop arrive together;
+// the stop stands and no expired point is collected.
+func (s *ItemSuite) TestStopSentAfterResumeInOneTaskStands() {
+	in := s.input()
+	in.Policy.RetentionDays = 2
+	s.at(3*day+time.Hour, func() { s.mustUpdate(UpdateStop, nil) })
+	s.at(10*day, func() {
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalResume, Request{RequestedBy: "alice"})
+		s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "alice", Reason: "changed my mind"})
+	})
+	s.at(10*day+time.Hour, func() {
+		st := s.status()
+		s.Equal(ProtectionStopped, st.ProtectionState)
+		s.Len(st.RecoveryPoints, 2, "no collection")
+		s.Len(s.storedPoints(), 2)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestSignalBeforeAnUpdateInOneTaskIsAppliedFirst: a delete signal that
+// reached the workflow before a resume update is applied before it.
+func (s *ItemSuite) TestSignalBeforeAnUpdateInOneTaskIsAppliedFirst() {
+	var got Status
+	var err error
+	s.at(time.Hour, func() { s.mustUpdate(UpdateStop, nil) })
+	s.at(2*time.Hour, func() {
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalDelete, Request{RequestedBy: "mallory"})
+		s.update(UpdateResume, Request{RequestedBy: "alice"}, &got, &err)
+	})
+	s.at(3*time.Hour, func() {
+		s.ErrorContains(err, "undelete it before resuming")
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState)
+		s.Len(s.storedPoints(), 1)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestBackupQueuedBehindAnotherIsDroppedAfterADelete: a backupNow waiting
+// for the store when the item is deleted takes no backup.
+func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterADelete() {
+	var a *activities.Activities
+	backups := 0
+	var queued error
+	s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
+			backups++
+			if backups == 2 {
+				// While this backupNow holds the store: another one queues, then a delete.
+				var st Status
+				s.update(UpdateBackupNow, Request{RequestedBy: "alice"}, &st, &queued)
+				s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"})
+			}
+			return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt}}, nil
+		})
+	s.env.OnActivity(a.DeleteRecoveryPoints, mock.Anything, mock.Anything).Return(activities.DeleteResult{}, nil)
+	s.at(time.Hour, func() { s.mustUpdate(UpdateBackupNow, nil) })
+	s.at(2*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState)
+		s.Equal(2, backups, "no backup after the delete")
+		s.Len(st.RecoveryPoints, 2)
+		s.ErrorContains(queued, "item vm1 is soft-deleted: undelete it and resume protection before taking a backup")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestDeleteWaitsForARunningCollection: points are collected only while
+// Protected; a delete that lands during a collection is applied after it.
+func (s *ItemSuite) TestDeleteWaitsForARunningCollection() {
+	in := s.input()
+	in.Policy.RetentionDays = 2
+	resumed := false
+	var a *activities.Activities
+	s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
+			return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt}}, nil
+		})
+	s.env.OnActivity(a.DeleteRecoveryPoints, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, d activities.DeleteInput) (activities.DeleteResult, error) {
+			if resumed && !d.All {
+				s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"})
+			}
+			return activities.DeleteResult{Removed: len(d.RecoveryPointIDs)}, nil
+		})
+	s.at(day+time.Hour, func() { s.mustUpdate(UpdateStop, nil) })
+	s.at(5*day, func() {
+		resumed = true
+		s.mustUpdate(UpdateResume, nil)
+	})
+	s.at(5*day+time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState)
+		s.Len(st.RecoveryPoints, 1, "the expired point collected before the delete; the newest kept")
+		var order []string
+		for _, e := range st.Audit {
+			order = append(order, e.Operation)
+		}
+		s.Equal([]string{"protect", "stop", "resume", "garbageCollection", "delete"}, order)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestSignalsAreServedWhileAnUpdateRunsAtContinueAsNew: continue-as-new
+// waits for a running restore without holding up the signals.
+func (s *ItemSuite) TestSignalsAreServedWhileAnUpdateRunsAtContinueAsNew() {
+	var a *activities.Activities
+	s.env.OnActivity(a.Restore, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, _ activities.RestoreInput) (activities.RestoreResult, error) {
+			s.env.SetContinueAsNewSuggested(true)
+			s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "alice"})
+			time.Sleep(100 * time.Millisecond)
+			return activities.RestoreResult{Files: 1}, nil
+		})
+	var rp string
+	s.at(time.Hour, func() {
+		rp = s.status().RecoveryPoints[0].ID
+		var st Status
+		var err error
+		s.update(UpdateRestore, RestoreRequest{RecoveryPointID: rp, TargetPath: "/restore/vm1"}, &st, &err)
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	next := s.continuedInput(s.env.GetWorkflowError())
+	var order []string
+	for _, e := range next.State.Audit {
+		order = append(order, e.Operation)
+	}
+	s.Equal([]string{"protect", "stop", "restore"}, order, "the stop was served while the restore ran")
+}
+
+func (s *ItemSuite) TestAFloodOfMalformedSignalsKeepsTheDeleteInTheAudit() {
+	s.at(time.Hour, func() { s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) })
+	s.at(2*time.Hour, func() {
+		for range 2 * maxAuditEntries {
+			s.env.SignalWorkflow(SignalUndelete, "junk")
+		}
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Len(st.Audit, maxAuditEntries)
+		s.Equal("delete", st.Audit[1].Operation)
+		s.Equal("mallory", st.Audit[1].RequestedBy)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/converter"
@@ -35,8 +36,10 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 				if err != nil {
 					return Status{}, refused(err)
 				}
-				// Applied before anything blocks: this is what makes an
-				// undelete win over a timer firing in the same task.
+				// Signals that reached the workflow first are applied first.
+				// Then this transition, before anything blocks: that is what
+				// makes an undelete win over a timer firing in the same task.
+				w.serveSignals(ctx)
 				if _, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason); err != nil {
 					return Status{}, refused(err)
 				}
@@ -61,10 +64,15 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 			if err != nil {
 				return Status{}, refused(err)
 			}
+			w.serveSignals(ctx)
 			if _, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx))); err != nil {
 				return Status{}, refused(err)
 			}
 			if err := w.backup(ctx, UpdateBackupNow, requester(req.RequestedBy)); err != nil {
+				var r *Refusal
+				if errors.As(err, &r) {
+					return Status{}, refused(err)
+				}
 				return Status{}, temporal.NewNonRetryableApplicationError(
 					"backup of item "+w.in.ItemID+" failed: "+message(err), "BackupFailed", nil)
 			}
@@ -89,6 +97,7 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 			if err != nil {
 				return Status{}, refused(err)
 			}
+			w.serveSignals(ctx)
 			return w.restore(ctx, req)
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
@@ -105,11 +114,14 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 	)
 }
 
+// ErrTypeRefused is the error type of every refused operation.
+const ErrTypeRefused = "OperationRefused"
+
 // refused marks a refusal as final for every client: the Temporal CLI prints
 // the type and whether retrying could help, and it cannot.
 func refused(err error) error {
 	if err == nil {
 		return nil
 	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), "OperationRefused", nil)
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
 }

@@ -91,6 +91,24 @@ type ItemState struct {
 	Audit          []AuditEntry `json:"audit"`
 }
 
+// validate checks state carried into a run. Only a continued run may carry
+// state at all.
+func (st *ItemState) validate(continued bool) error {
+	if !continued {
+		return errors.New(`"state" is carried only by the item's own continue-as-new: start an item without it`)
+	}
+	switch st.ProtectionState {
+	case Protected, ProtectionStopped:
+	case SoftDeleted, Purging:
+		if st.DeletedAt.IsZero() || !st.Deadline.After(st.DeletedAt) {
+			return fmt.Errorf("carried state is %s without a deadline after its deletion time", st.ProtectionState)
+		}
+	default:
+		return fmt.Errorf("carried protectionState %q is not a state an item continues in", st.ProtectionState)
+	}
+	return nil
+}
+
 // Request is the payload of stop, delete, undelete and resume.
 type Request struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
