@@ -127,12 +127,12 @@ func (a *Activities) DeleteRecoveryPoints(ctx context.Context, in DeleteInput) (
 		if err != nil {
 			return DeleteResult{}, classify(err)
 		}
-		if err := a.Store.Purge(in.VaultID, in.ItemID); err != nil {
+		if err := a.Store.Purge(in.VaultID, in.ItemID, heartbeat(ctx)); err != nil {
 			return DeleteResult{}, classify(err)
 		}
 		return DeleteResult{Removed: len(ids)}, nil
 	}
-	n, err := a.Store.Delete(in.VaultID, in.ItemID, in.RecoveryPointIDs)
+	n, err := a.Store.Delete(in.VaultID, in.ItemID, in.RecoveryPointIDs, heartbeat(ctx))
 	return DeleteResult{Removed: n}, classify(err)
 }
 

@@ -622,7 +622,7 @@ func applyModes(staging string, entries []ManifestEntry) error {
 
 // Delete removes recovery points of an item. Removing one that is already
 // gone succeeds, so a retried garbage collection is harmless.
-func (s *Store) Delete(vaultID, itemID string, ids []string) (int, error) {
+func (s *Store) Delete(vaultID, itemID string, ids []string, progress Progress) (int, error) {
 	if err := checkNames(vaultID, itemID, ids...); err != nil {
 		return 0, err
 	}
@@ -637,6 +637,9 @@ func (s *Store) Delete(vaultID, itemID string, ids []string) (int, error) {
 			return removed, fmt.Errorf("remove recovery point %s: %w", id, err)
 		}
 		removed++
+		if progress != nil {
+			progress(int64(removed))
+		}
 	}
 	if removed > 0 {
 		return removed, syncDir(dir)
@@ -646,11 +649,21 @@ func (s *Store) Delete(vaultID, itemID string, ids []string) (int, error) {
 
 // Purge destroys every byte the store holds for an item, including anything
 // an interrupted backup left behind. Purging an absent item succeeds.
-func (s *Store) Purge(vaultID, itemID string) error {
+func (s *Store) Purge(vaultID, itemID string, progress Progress) error {
 	if err := checkNames(vaultID, itemID); err != nil {
 		return err
 	}
 	dir := s.itemDir(vaultID, itemID)
+	// One recovery point at a time, so a long purge shows it is alive.
+	entries, _ := os.ReadDir(dir)
+	for i, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("purge item %s: %w", itemID, err)
+		}
+		if progress != nil {
+			progress(int64(i + 1))
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("purge item %s: %w", itemID, err)
 	}

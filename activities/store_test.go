@@ -184,10 +184,10 @@ func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
 		_, err := s.Backup(context.Background(), "vault1", "vm1", id, src, nil)
 		require.NoError(t, err)
 	}
-	n, err := s.Delete("vault1", "vm1", []string{"rp-1", "rp-2"})
+	n, err := s.Delete("vault1", "vm1", []string{"rp-1", "rp-2"}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
-	n, err = s.Delete("vault1", "vm1", []string{"rp-1", "rp-2"})
+	n, err = s.Delete("vault1", "vm1", []string{"rp-1", "rp-2"}, nil)
 	require.NoError(t, err)
 	assert.Zero(t, n, "deleting again is harmless")
 	ids, _ := s.List("vault1", "vm1")
@@ -195,8 +195,10 @@ func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
 
 	// A partial backup left by a crashed worker is purged too.
 	require.NoError(t, os.MkdirAll(filepath.Join(s.Root, "vault1", "vm1", tmpPrefix+"rp-4-123"), 0o755))
-	require.NoError(t, s.Purge("vault1", "vm1"))
-	require.NoError(t, s.Purge("vault1", "vm1"))
+	var purged []int64
+	require.NoError(t, s.Purge("vault1", "vm1", func(n int64) { purged = append(purged, n) }))
+	assert.Equal(t, []int64{1, 2}, purged, "progress after each recovery point and leftover")
+	require.NoError(t, s.Purge("vault1", "vm1", nil))
 	_, err = os.Stat(filepath.Join(s.Root, "vault1", "vm1"))
 	assert.True(t, errors.Is(err, os.ErrNotExist), "no byte of the item is left")
 }

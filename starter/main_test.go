@@ -43,7 +43,7 @@ func startCluster(t *testing.T) *cluster {
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()), "registering twice is harmless")
 	store := t.TempDir()
-	w := backupworker.New(c, store)
+	w := backupworker.New(c, store, workflows.Settings{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return &cluster{t: t, ts: ts, c: c, store: store}

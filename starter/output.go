@@ -20,6 +20,9 @@ func printStatus(out io.Writer, st workflows.Status) {
 	}
 	fmt.Fprintf(tw, "Source\t%s\n", st.SourcePath)
 	fmt.Fprintf(tw, "Policy\tevery %s, keep %d days; soft-delete window %d days\n", st.Policy.Frequency, st.Policy.RetentionDays, st.SoftDeleteRetentionDays)
+	if st.SoftDeleteRetentionOverride != "" {
+		fmt.Fprintf(tw, "WARNING\tsoft-delete window %s\n", st.SoftDeleteRetentionOverride)
+	}
 	last := st.LastBackupTime
 	if last == "" {
 		last = "none yet"

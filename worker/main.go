@@ -1,69 +1,163 @@
-// Command worker runs Recovery Vault's worker against a Temporal cluster.
+// Command worker runs Recovery Vault's worker: against a Temporal cluster,
+// or with --dev on a real Temporal server embedded in the same process.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
+	"io"
+	"log/slog"
+	"net/url"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	"go.temporal.io/sdk/worker"
+	sdklog "go.temporal.io/sdk/log"
 
 	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/workflows"
 )
 
+// config is what the flags say.
+type config struct {
+	dev                 bool
+	dataDir             string
+	port, uiPort        int
+	store               string
+	softDeleteRetention time.Duration
+}
+
 func main() {
-	store := flag.String("store", envOr("RECOVERYVAULT_STORE", ".recoveryvault/store"),
-		"directory of the recovery-point store (env RECOVERYVAULT_STORE); workers that share items must share it")
+	var c config
+	flag.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
+	flag.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "dev mode: directory of Temporal's SQLite file, its log and the recovery-point store")
+	flag.IntVar(&c.port, "port", 7233, "dev mode: Temporal frontend port on 127.0.0.1")
+	flag.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
+	flag.StringVar(&c.store, "store", os.Getenv("RECOVERYVAULT_STORE"),
+		"recovery-point store directory (env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
+	flag.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
+		"replace the soft-delete window of every delete, e.g. 2m for demos (dev mode only; production: 336h to 4320h)")
 	flag.Parse()
-	if err := run(*store, worker.InterruptCh()); err != nil {
+
+	stop := make(chan any)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		close(stop)
+	}()
+	if err := run(c, os.Stdout, stop); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-// run serves until stop delivers (SIGINT or SIGTERM from main), then hands
-// in-flight tasks back and returns.
-func run(store string, stop <-chan any) error {
-	opts, err := envconfig.LoadDefaultClientOptions()
+// run serves until stop is closed (SIGINT or SIGTERM in main), then stops
+// the worker, and in dev mode the UI and the server, cleanly.
+func run(c config, out io.Writer, stop <-chan any) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if c.store == "" {
+		c.store = filepath.Join(c.dataDir, "store")
+	}
+	if err := os.MkdirAll(c.store, 0o755); err != nil {
+		return fmt.Errorf("create the recovery-point store %s: %w", c.store, err)
+	}
+
+	var opts client.Options
+	if c.dev {
+		srv, err := devserver.Start(devserver.Options{
+			DataDir: c.dataDir, Port: c.port, UIPort: c.uiPort, SearchAttributes: searchattributes.Attributes,
+		})
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		opts = client.Options{HostPort: srv.FrontendAddress(), Namespace: client.DefaultNamespace}
+		defer printDevBanner(out, c, srv)()
+	} else {
+		var err error
+		if opts, err = envconfig.LoadDefaultClientOptions(); err != nil {
+			return fmt.Errorf("read the Temporal connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_PROFILE): %w", err)
+		}
+		if opts.HostPort == "" {
+			opts.HostPort = "127.0.0.1:7233"
+		}
+		if opts.Namespace == "" {
+			opts.Namespace = client.DefaultNamespace
+		}
+	}
+	opts.Logger = quietLogger()
+	cl, err := client.Dial(opts)
 	if err != nil {
-		return fmt.Errorf("read the Temporal connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_PROFILE): %w", err)
+		return fmt.Errorf("connect to Temporal at %s (namespace %s): %w; start a server (or use --dev) or set TEMPORAL_ADDRESS", opts.HostPort, opts.Namespace, err)
 	}
-	if opts.HostPort == "" {
-		opts.HostPort = "127.0.0.1:7233"
-	}
-	if opts.Namespace == "" {
-		opts.Namespace = client.DefaultNamespace
-	}
-	if err := os.MkdirAll(store, 0o755); err != nil {
-		return fmt.Errorf("create the recovery-point store %s: %w", store, err)
-	}
-	c, err := client.Dial(opts)
-	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s (namespace %s): %w; start a server or set TEMPORAL_ADDRESS", opts.HostPort, opts.Namespace, err)
-	}
-	defer c.Close()
+	defer cl.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := searchattributes.Ensure(ctx, c, opts.Namespace); err != nil {
-		return fmt.Errorf("%w\nregister them once by hand if this worker may not: %s", err, searchattributes.CLIFlags())
+	if err := searchattributes.Ensure(ctx, cl, opts.Namespace); err != nil {
+		return fmt.Errorf("%w; register them once by hand if this worker may not: %s", err, searchattributes.CLIFlags())
 	}
 
-	log.Printf("Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s",
-		opts.HostPort, opts.Namespace, workflows.TaskQueue, store)
-	return backupworker.New(c, store).Run(stop)
+	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention}
+	if c.softDeleteRetention != 0 {
+		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the item's 14 to 180 days (--soft-delete-retention)\n", c.softDeleteRetention)
+	}
+	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s\n",
+		opts.HostPort, opts.Namespace, workflows.TaskQueue, c.store)
+	return backupworker.New(cl, c.store, settings).Run(stop)
 }
 
-func envOr(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+func (c config) validate() error {
+	if c.dev {
+		if c.softDeleteRetention < 0 {
+			return fmt.Errorf("--soft-delete-retention %s is negative", c.softDeleteRetention)
+		}
+		return nil
 	}
-	return fallback
+	if c.softDeleteRetention != 0 {
+		days := c.softDeleteRetention.Hours() / 24
+		if days < workflows.MinSoftDeleteRetentionDays || days > workflows.MaxSoftDeleteRetentionDays {
+			return fmt.Errorf("--soft-delete-retention %s is refused outside dev mode: soft-deleted data is kept %d to %d days (336h to 4320h); shorter windows are for --dev only",
+				c.softDeleteRetention, workflows.MinSoftDeleteRetentionDays, workflows.MaxSoftDeleteRetentionDays)
+		}
+	}
+	return nil
+}
+
+// printDevBanner says where everything is and what to try; the function it
+// returns says goodbye.
+func printDevBanner(out io.Writer, c config, srv *devserver.Server) func() {
+	query := url.QueryEscape("BackupItemState = 'SoftDeleted'")
+	fmt.Fprintf(out, `Recovery Vault dev mode
+  Temporal frontend  %s  (namespace default, task queue %s)
+  Temporal Web UI    %s
+  Data               %s  (Temporal: %s, log: %s; recovery points: %s)
+
+Try:
+  go run ./starter protect --vault vault1 --item vm1 --source /path/to/a/directory
+  go run ./starter delete  --vault vault1 --item vm1 --reason demo
+  go run ./starter list --state SoftDeleted
+  temporal workflow query --workflow-id backup-item/vault1/vm1 --name status
+  Soft-deleted items in the Web UI: %s/namespaces/default/workflows?query=%s
+
+`, srv.FrontendAddress(), workflows.TaskQueue, srv.UIAddress(), c.dataDir,
+		devserver.DatabaseFile, devserver.LogFile, c.store, srv.UIAddress(), query)
+	return func() {
+		fmt.Fprintln(out, "Recovery Vault dev mode stopped; start it again on the same --data-dir to carry on.")
+	}
+}
+
+// quietLogger keeps the SDK's own chatter to warnings and errors.
+func quietLogger() sdklog.Logger {
+	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }

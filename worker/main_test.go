@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -25,7 +26,7 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	store := filepath.Join(t.TempDir(), "store")
 	stop := make(chan any)
 	done := make(chan error, 1)
-	go func() { done <- run(store, stop) }()
+	go func() { done <- run(config{store: store}, io.Discard, stop) }()
 
 	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644))

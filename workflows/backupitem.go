@@ -30,10 +30,27 @@ const (
 // acts names the activities; its methods are only used as references.
 var acts *activities.Activities
 
+// Settings belong to the worker, not to an item: they come from its flags.
+type Settings struct {
+	// SoftDeleteRetention, when not zero, replaces the soft-delete window of
+	// every delete made while it is set (dev mode only).
+	SoftDeleteRetention time.Duration
+}
+
+// NewBackupItem returns the BackupItem workflow bound to a worker's
+// settings; register it under WorkflowType.
+func NewBackupItem(s Settings) func(workflow.Context, ItemInput) (Status, error) {
+	return func(ctx workflow.Context, in ItemInput) (Status, error) { return backupItem(ctx, in, s) }
+}
+
 // BackupItem is one backup item for its whole life: protected with scheduled
 // backups, stopped, soft-deleted with a durable purge timer, and finally
 // purged. It continues as new to keep its history bounded.
 func BackupItem(ctx workflow.Context, in ItemInput) (Status, error) {
+	return backupItem(ctx, in, Settings{})
+}
+
+func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, error) {
 	if err := in.Validate(); err != nil {
 		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 	}
@@ -45,6 +62,7 @@ func BackupItem(ctx workflow.Context, in ItemInput) (Status, error) {
 		}
 	}
 	w := newItem(ctx, in)
+	w.settings = settings
 	if err := w.registerHandlers(ctx); err != nil {
 		return Status{}, err
 	}
@@ -65,6 +83,7 @@ type item struct {
 	in        ItemInput
 	st        ItemState
 	frequency time.Duration
+	settings  Settings
 
 	// version changes with every accepted operation so the loop wakes and
 	// re-arms its timers, whoever made the change.
@@ -210,7 +229,11 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 		_ = workflow.Await(ctx, func() bool { return !w.collecting })
 	}
 	now := workflow.Now(ctx)
-	d, err := Decide(w.st.ProtectionState, op, w.facts(now))
+	f := w.facts(now)
+	if op == OpDelete && (w.st.ProtectionState == Protected || w.st.ProtectionState == ProtectionStopped) {
+		f.SoftDeleteRetention = w.windowAtDelete(ctx)
+	}
+	d, err := Decide(w.st.ProtectionState, op, f)
 	if err != nil {
 		w.audit(ctx, string(op), by, OutcomeRejected, err.Error())
 		return d, err
@@ -243,6 +266,22 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 	w.version++
 	w.publish(ctx)
 	return d, nil
+}
+
+// windowAtDelete is the soft-delete window of a delete made now. A worker
+// override is read at the moment of the delete and recorded in the history,
+// so a replay, another worker or a continue-as-new gives the same deadline.
+func (w *item) windowAtDelete(ctx workflow.Context) time.Duration {
+	window := time.Duration(w.in.SoftDeleteRetentionDays) * 24 * time.Hour
+	// Histories recorded before the override existed replay without it.
+	if workflow.GetVersion(ctx, "worker-soft-delete-retention", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return window
+	}
+	var override time.Duration
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return w.settings.SoftDeleteRetention }).Get(&override); err == nil && override > 0 {
+		return override
+	}
+	return window
 }
 
 func (op Operation) byUser() bool {
@@ -392,6 +431,7 @@ func (w *item) collectGarbage(ctx workflow.Context) {
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        5 * time.Second,
 			MaximumInterval:        5 * time.Minute,
@@ -425,6 +465,9 @@ func (w *item) purge(ctx workflow.Context) error {
 	defer w.storeLock.Unlock()
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
+		// A worker that dies mid-purge is noticed within this, and another
+		// finishes the purge.
+		HeartbeatTimeout: 20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 5 * time.Second,
 			MaximumInterval: 10 * time.Minute,
@@ -518,7 +561,7 @@ func (w *item) continueAsNew(ctx workflow.Context) (Status, error) {
 	next := w.in
 	st := w.st
 	next.State = &st
-	return Status{}, workflow.NewContinueAsNewError(ctx, BackupItem, next)
+	return Status{}, workflow.NewContinueAsNewError(ctx, WorkflowType, next)
 }
 
 func (w *item) audit(ctx workflow.Context, op, by, outcome, detail string) {
@@ -576,6 +619,9 @@ func (w *item) status(now time.Time) Status {
 	}
 	if !w.st.LastBackupTime.IsZero() {
 		s.LastBackupTime = w.st.LastBackupTime.UTC().Format(time.RFC3339)
+	}
+	if r := w.settings.SoftDeleteRetention; r > 0 {
+		s.SoftDeleteRetentionOverride = r.String() + " (dev mode: replaces the soft-delete window of every delete)"
 	}
 	return s
 }

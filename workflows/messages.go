@@ -140,18 +140,21 @@ const (
 
 // Status is the answer of the status query and of every update.
 type Status struct {
-	VaultID                      string                     `json:"vaultId"`
-	ItemID                       string                     `json:"itemId"`
-	SourcePath                   string                     `json:"sourcePath"`
-	Policy                       Policy                     `json:"policy"`
-	ProtectionState              State                      `json:"protectionState"`
-	IsScheduledForDeferredDelete bool                       `json:"isScheduledForDeferredDelete"`
-	DeferredDeleteTimeInUTC      string                     `json:"deferredDeleteTimeInUTC"`
-	DeferredDeleteTimeRemaining  string                     `json:"deferredDeleteTimeRemaining"`
-	SoftDeleteRetentionDays      int                        `json:"softDeleteRetentionDays"`
-	LastBackupTime               string                     `json:"lastBackupTime"`
-	RecoveryPoints               []activities.RecoveryPoint `json:"recoveryPoints"`
-	Audit                        []AuditEntry               `json:"audit"`
+	VaultID                      string `json:"vaultId"`
+	ItemID                       string `json:"itemId"`
+	SourcePath                   string `json:"sourcePath"`
+	Policy                       Policy `json:"policy"`
+	ProtectionState              State  `json:"protectionState"`
+	IsScheduledForDeferredDelete bool   `json:"isScheduledForDeferredDelete"`
+	DeferredDeleteTimeInUTC      string `json:"deferredDeleteTimeInUTC"`
+	DeferredDeleteTimeRemaining  string `json:"deferredDeleteTimeRemaining"`
+	SoftDeleteRetentionDays      int    `json:"softDeleteRetentionDays"`
+	// SoftDeleteRetentionOverride says that the worker replaces every
+	// delete's window (dev mode's --soft-delete-retention).
+	SoftDeleteRetentionOverride string                     `json:"softDeleteRetentionOverride,omitempty"`
+	LastBackupTime              string                     `json:"lastBackupTime"`
+	RecoveryPoints              []activities.RecoveryPoint `json:"recoveryPoints"`
+	Audit                       []AuditEntry               `json:"audit"`
 }
 
 // FormatRemaining renders a duration as SPEC's "13d 23h 59m".

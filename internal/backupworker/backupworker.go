@@ -5,16 +5,17 @@ package backupworker
 import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
 	"recoveryvault/workflows"
 )
 
 // New returns a worker for the backup task queue with its recovery points
-// under storeRoot.
-func New(c client.Client, storeRoot string) worker.Worker {
+// under storeRoot and the given settings.
+func New(c client.Client, storeRoot string, s workflows.Settings) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	w.RegisterWorkflow(workflows.BackupItem)
+	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	w.RegisterActivity(&activities.Activities{Store: &activities.Store{Root: storeRoot}})
 	return w
 }

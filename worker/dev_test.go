@@ -1,0 +1,395 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/devserver"
+	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/treediff"
+	"recoveryvault/workflows"
+)
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is the dev mode's output, read while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// devMode is `go run ./worker --dev` running in the test process.
+type devMode struct {
+	t    *testing.T
+	out  *syncBuffer
+	stop chan any
+	done chan error
+	c    client.Client
+}
+
+func startDevMode(t *testing.T, cfg config) *devMode {
+	t.Helper()
+	cfg.dev = true
+	d := &devMode{t: t, out: &syncBuffer{}, stop: make(chan any), done: make(chan error, 1)}
+	go func() { d.done <- run(cfg, d.out, d.stop) }()
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-d.done:
+			require.NoError(t, err, "dev mode ended early: %s", d.out.String())
+		default:
+		}
+		return strings.Contains(d.out.String(), "Recovery Vault worker:")
+	}, 60*time.Second, 50*time.Millisecond, "dev mode did not come up: %s", d.out.String())
+	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", cfg.port), Logger: quietLogger()})
+	require.NoError(t, err)
+	d.c = c
+	t.Cleanup(func() { d.shutdown() })
+	return d
+}
+
+// shutdown stops dev mode as SIGINT would and returns what run returned.
+func (d *devMode) shutdown() error {
+	if d.stop == nil {
+		return nil
+	}
+	d.c.Close()
+	close(d.stop)
+	d.stop = nil
+	select {
+	case err := <-d.done:
+		return err
+	case <-time.After(60 * time.Second):
+		d.t.Fatal("dev mode did not stop")
+		return nil
+	}
+}
+
+func writeItemSource(t *testing.T) string {
+	src := filepath.Join(t.TempDir(), "vm1")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "disks", "empty"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "disks", "os.img"), bytes.Repeat([]byte("sector"), 100000), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "vm.json"), []byte(`{"cpu": 4}`), 0o644))
+	return src
+}
+
+func protect(t *testing.T, c client.Client, itemID, src string) string {
+	t.Helper()
+	id := workflows.WorkflowID("vault1", itemID)
+	_, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.WorkflowType,
+		workflows.ItemInput{VaultID: "vault1", ItemID: itemID, SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(query(t, c, id).RecoveryPoints) == 1 }, 30*time.Second, 50*time.Millisecond)
+	return id
+}
+
+func query(t *testing.T, c client.Client, id string) workflows.Status {
+	t.Helper()
+	var st workflows.Status
+	v, err := c.QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+	if err != nil {
+		return st
+	}
+	require.NoError(t, v.Get(&st))
+	return st
+}
+
+func update(t *testing.T, c client.Client, id, name string, arg any) (workflows.Status, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	var st workflows.Status
+	err = h.Get(ctx, &st)
+	return st, err
+}
+
+func mustUpdate(t *testing.T, c client.Client, id, name string, arg any) workflows.Status {
+	t.Helper()
+	st, err := update(t, c, id, name, arg)
+	require.NoError(t, err, "%s", name)
+	return st
+}
+
+// purged waits for the item's workflow to complete and returns its result.
+func purged(t *testing.T, c client.Client, id string, within time.Duration) workflows.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var st workflows.Status
+	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &st))
+	return st
+}
+
+// purgeActivity reads from the history when the purge activity was
+// scheduled and how often it completed.
+func purgeActivity(t *testing.T, c client.Client, id string) (scheduled []time.Time, completed int) {
+	t.Helper()
+	purgeIDs := map[int64]bool{}
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		require.NoError(t, err)
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "DeleteRecoveryPoints" &&
+			strings.Contains(string(a.GetInput().GetPayloads()[0].GetData()), `"all":true`) {
+			scheduled = append(scheduled, e.GetEventTime().AsTime())
+			purgeIDs[e.GetEventId()] = true
+		}
+		if a := e.GetActivityTaskCompletedEventAttributes(); a != nil && purgeIDs[a.GetScheduledEventId()] {
+			completed++
+		}
+	}
+	return scheduled, completed
+}
+
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	diffs, err := treediff.Diff(want, got)
+	require.NoError(t, err)
+	require.Empty(t, diffs, "restore differs from the source")
+}
+
+func deleteTime(st workflows.Status) time.Time {
+	for i := len(st.Audit) - 1; i >= 0; i-- {
+		if st.Audit[i].Operation == "delete" && st.Audit[i].Outcome == workflows.OutcomeAccepted {
+			return st.Audit[i].Time
+		}
+	}
+	return time.Time{}
+}
+
+func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := config{dataDir: dataDir, port: freePort(t), uiPort: freePort(t), softDeleteRetention: 3 * time.Second}
+	d := startDevMode(t, cfg)
+	out := d.out.String()
+	assert.Contains(t, out, fmt.Sprintf("Temporal frontend  127.0.0.1:%d", cfg.port))
+	assert.Contains(t, out, fmt.Sprintf("Temporal Web UI    http://127.0.0.1:%d", cfg.uiPort))
+	assert.Contains(t, out, "WARNING: every delete gets a soft-delete window of 3s")
+	assert.Contains(t, out, "BackupItemState+%3D+%27SoftDeleted%27")
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", cfg.uiPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the Web UI answers")
+
+	c, src := d.c, writeItemSource(t)
+	id := protect(t, c, "vm1", src)
+	assert.Len(t, mustUpdate(t, c, id, workflows.UpdateBackupNow, nil).RecoveryPoints, 2)
+	mustUpdate(t, c, id, workflows.UpdateStop, workflows.Request{RequestedBy: "alice"})
+	rp := query(t, c, id).RecoveryPoints[0].ID
+	r1 := filepath.Join(t.TempDir(), "r1")
+	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: r1})
+	sameTree(t, src, r1)
+
+	st := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	assert.Contains(t, st.SoftDeleteRetentionOverride, "3s (dev mode")
+	_, err = update(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: filepath.Join(t.TempDir(), "x")})
+	assert.ErrorContains(t, err, "item vm1 is soft-deleted: undelete it before restoring")
+	mustUpdate(t, c, id, workflows.UpdateUndelete, workflows.Request{RequestedBy: "alice"})
+	r2 := filepath.Join(t.TempDir(), "r2")
+	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: r2})
+	sameTree(t, src, r2)
+	mustUpdate(t, c, id, workflows.UpdateResume, nil)
+	st = mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "alice", Reason: "decommissioned"})
+	deadline := deleteTime(st).Add(3 * time.Second)
+
+	final := purged(t, c, id, 30*time.Second)
+	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	assert.Empty(t, final.RecoveryPoints)
+	_, err = os.Stat(filepath.Join(dataDir, "store", "vault1", "vm1"))
+	assert.True(t, os.IsNotExist(err), "no byte of the item is left in the store")
+	scheduled, completed := purgeActivity(t, c, id)
+	require.Len(t, scheduled, 1)
+	assert.Equal(t, 1, completed)
+	assert.False(t, scheduled[0].Before(deadline), "purge at %v, deadline %v", scheduled[0], deadline)
+
+	desc, err := c.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
+	require.Eventually(t, func() bool {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "BackupVaultId = 'vault1' AND BackupItemState = 'Purged'"})
+		return err == nil && len(resp.GetExecutions()) == 1
+	}, 20*time.Second, 100*time.Millisecond, "the purged item is listed by state")
+	_, err = update(t, c, id, workflows.UpdateUndelete, nil)
+	assert.Error(t, err, "a purged item accepts nothing")
+
+	require.NoError(t, d.shutdown())
+	assert.Contains(t, d.out.String(), "dev mode stopped")
+}
+
+// TestDevModeKeepsTheDeadlineAcrossARestart: stop server and worker while an
+// item is soft-deleted, start them on the same data directory, and see the
+// purge at the original deadline, not before and not a fresh window later.
+func TestDevModeKeepsTheDeadlineAcrossARestart(t *testing.T) {
+	window := 12 * time.Second
+	cfg := config{dataDir: t.TempDir(), port: freePort(t), uiPort: 0, softDeleteRetention: window}
+	d := startDevMode(t, cfg)
+	id := protect(t, d.c, "vm1", writeItemSource(t))
+	st := mustUpdate(t, d.c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	deadline := deleteTime(st).Add(window)
+	require.NoError(t, d.shutdown())
+
+	time.Sleep(4 * time.Second)
+	d = startDevMode(t, cfg)
+	restarted := time.Now()
+	require.Eventually(t, func() bool {
+		st = query(t, d.c, id)
+		return st.ProtectionState != ""
+	}, 20*time.Second, 50*time.Millisecond, "the item answers after the restart")
+	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	assert.Equal(t, deadline.UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC, "the deadline survived the restart")
+
+	final := purged(t, d.c, id, time.Minute)
+	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	scheduled, completed := purgeActivity(t, d.c, id)
+	require.Len(t, scheduled, 1)
+	assert.Equal(t, 1, completed)
+	assert.False(t, scheduled[0].Before(deadline), "not before the deadline: purge %v, deadline %v", scheduled[0], deadline)
+	assert.True(t, scheduled[0].Before(restarted.Add(window)), "not a fresh window after the restart: purge %v", scheduled[0])
+	assert.WithinDuration(t, deadline, scheduled[0], 3*time.Second)
+}
+
+// realServer is the embedded server with workers started and stopped by
+// the test, for the cases where the worker must be down.
+func realServer(t *testing.T) (*devserver.Server, client.Client) {
+	srv, err := devserver.Start(devserver.Options{DataDir: t.TempDir(), Port: freePort(t), SearchAttributes: searchattributes.Attributes})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: quietLogger()})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return srv, c
+}
+
+// TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown: with the worker
+// stopped, delete and undelete signals reach the server before the
+// deadline; the deadline passes; the worker then sees the signals and the
+// timer's firing in one task and keeps the data.
+func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
+	_, c := realServer(t)
+	store := t.TempDir()
+	settings := workflows.Settings{SoftDeleteRetention: 4 * time.Second}
+	w := backupworker.New(c, store, settings)
+	require.NoError(t, w.Start())
+	id := protect(t, c, "vm1", writeItemSource(t))
+	mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
+	mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	w.Stop()
+
+	ctx := context.Background()
+	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{RequestedBy: "mallory"}))
+	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalUndelete, workflows.Request{RequestedBy: "alice"}))
+	time.Sleep(6 * time.Second) // the deadline passes with no worker
+
+	w = backupworker.New(c, store, settings)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	var st workflows.Status
+	require.Eventually(t, func() bool {
+		st = query(t, c, id)
+		return st.ProtectionState == workflows.ProtectionStopped
+	}, 30*time.Second, 100*time.Millisecond, "state %s", st.ProtectionState)
+	assert.Len(t, st.RecoveryPoints, 2)
+	entries, err := os.ReadDir(filepath.Join(store, "vault1", "vm1"))
+	require.NoError(t, err)
+	assert.Len(t, entries, 2, "every recovery point intact")
+	scheduled, _ := purgeActivity(t, c, id)
+	assert.Empty(t, scheduled, "no purge ran")
+}
+
+// TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart: the first worker
+// dies while its purge activity runs; another worker finishes the purge
+// and the item ends Purged, once.
+func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
+	_, c := realServer(t)
+	store := t.TempDir()
+	settings := workflows.Settings{SoftDeleteRetention: 2 * time.Second}
+	acts := &activities.Activities{Store: &activities.Store{Root: store}}
+
+	// The doomed worker's purge starts, then hangs as a killed process
+	// would: no heartbeat, no completion.
+	started, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	doomed := worker.New(c, workflows.TaskQueue, worker.Options{})
+	doomed.RegisterWorkflowWithOptions(workflows.NewBackupItem(settings), workflow.RegisterOptions{Name: workflows.WorkflowType})
+	doomed.RegisterActivity(acts.Backup)
+	doomed.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteInput) (activities.DeleteResult, error) {
+		if in.All {
+			close(started)
+			<-release
+			return activities.DeleteResult{}, fmt.Errorf("the worker died")
+		}
+		return acts.DeleteRecoveryPoints(ctx, in)
+	}, activity.RegisterOptions{Name: "DeleteRecoveryPoints"})
+	require.NoError(t, doomed.Start())
+
+	id := protect(t, c, "vm1", writeItemSource(t))
+	mustUpdate(t, c, id, workflows.UpdateDelete, nil)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the purge did not start")
+	}
+	doomed.Stop()
+
+	w := backupworker.New(c, store, settings)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	final := purged(t, c, id, 90*time.Second)
+	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	purges := 0
+	for _, e := range final.Audit {
+		if e.Operation == "purgeDone" {
+			purges++
+		}
+	}
+	assert.Equal(t, 1, purges, "purged exactly once")
+	scheduled, completed := purgeActivity(t, c, id)
+	assert.Len(t, scheduled, 1)
+	assert.Equal(t, 1, completed)
+	_, err := os.Stat(filepath.Join(store, "vault1", "vm1"))
+	assert.True(t, os.IsNotExist(err), "no byte of the item is left")
+}
