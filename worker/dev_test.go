@@ -207,7 +207,7 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 	assert.Contains(t, out, fmt.Sprintf("Temporal frontend  127.0.0.1:%d", cfg.port))
 	assert.Contains(t, out, fmt.Sprintf("Temporal Web UI    http://127.0.0.1:%d", cfg.uiPort))
 	assert.Contains(t, out, "WARNING: every delete gets a soft-delete window of 3s")
-	assert.Contains(t, out, "BackupItemState+%3D+%27SoftDeleted%27")
+	assert.Contains(t, out, "query=BackupItemState%20%3D%20%27SoftDeleted%27")
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", cfg.uiPort))
 	require.NoError(t, err)
 	resp.Body.Close()

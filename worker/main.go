@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -137,7 +138,7 @@ func (c config) validate() error {
 // printDevBanner says where everything is and what to try; the function it
 // returns says goodbye.
 func printDevBanner(out io.Writer, c config, srv *devserver.Server) func() {
-	query := url.QueryEscape("BackupItemState = 'SoftDeleted'")
+	query := strings.ReplaceAll(url.QueryEscape("BackupItemState = 'SoftDeleted'"), "+", "%20")
 	fmt.Fprintf(out, `Recovery Vault dev mode
   Temporal frontend  %s  (namespace default, task queue %s)
   Temporal Web UI    %s
