@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -26,9 +27,12 @@ var NonRetryableErrorTypes = []string{
 	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput,
 }
 
-// Activities are the side effects of a BackupItem, over one store.
+// Activities are the side effects of items and vaults: the store, the
+// Temporal client for talking to other workflows, and the notifier.
 type Activities struct {
-	Store *Store
+	Store    *Store
+	Client   client.Client
+	Notifier Notifier
 }
 
 // BackupInput asks for a new recovery point of an item.

@@ -393,8 +393,8 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, expectedSHA256
 		return Manifest{}, fmt.Errorf("%w: target path %q is not absolute", ErrInvalidInput, target)
 	}
 	target = filepath.Clean(target)
-	if root, err := filepath.Abs(s.Root); err == nil && (target == root || strings.HasPrefix(target, root+string(filepath.Separator))) {
-		return Manifest{}, fmt.Errorf("%w: target %s is inside the recovery-point store %s: restore somewhere else", ErrInvalidInput, target, root)
+	if inside(s.Root, target) {
+		return Manifest{}, fmt.Errorf("%w: target %s is inside the recovery-point store %s: restore somewhere else", ErrInvalidInput, target, s.Root)
 	}
 	rpDir := filepath.Join(s.itemDir(vaultID, itemID), id)
 	if _, err := os.Stat(rpDir); err != nil {
@@ -435,6 +435,40 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, expectedSHA256
 		return Manifest{}, err
 	}
 	return m, nil
+}
+
+// inside is true when p, once its symlinks are resolved, is root or under
+// it; a path that does not exist yet is resolved through its deepest
+// existing ancestor.
+func inside(root, p string) bool {
+	r, err := resolveExisting(root)
+	if err != nil {
+		return false
+	}
+	q, err := resolveExisting(p)
+	if err != nil {
+		return true // unresolvable: refuse rather than risk the store
+	}
+	return q == r || strings.HasPrefix(q, r+string(filepath.Separator))
+}
+
+func resolveExisting(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", fmt.Errorf("no part of %s exists", p)
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = parent
+	}
 }
 
 func checkTargetEmpty(target string) error {

@@ -244,6 +244,13 @@ func TestRestoreIntoTheStoreIsRefused(t *testing.T) {
 	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", filepath.Join(s.Root, "vault1", "elsewhere"), nil)
 	assert.ErrorIs(t, err, ErrInvalidInput)
 	assert.ErrorContains(t, err, "inside the recovery-point store")
+
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(filepath.Join(s.Root, "vault1"), link))
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", filepath.Join(link, "vm2"), nil)
+	assert.ErrorIs(t, err, ErrInvalidInput, "a symlink into the store is still the store")
+	ids, _ := s.List("vault1", "vm2")
+	assert.Empty(t, ids)
 }
 
 // TestLargeFilesReportProgressWhileTheyAreCopied: a heartbeat per file

@@ -43,7 +43,7 @@ func startCluster(t *testing.T) *cluster {
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()), "registering twice is harmless")
 	store := t.TempDir()
-	w := backupworker.New(c, store, workflows.Settings{})
+	w := backupworker.New(c, store, nil, workflows.Settings{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return &cluster{t: t, ts: ts, c: c, store: store}
@@ -253,8 +253,8 @@ func (k *cluster) replayAndSave(id string) {
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "history.json")
 	if os.Getenv("RECOVERYVAULT_SAVE_HISTORY") != "" {
-		path = filepath.Join("..", "workflows", "testdata", "lifecycle.json")
+		path = filepath.Join("..", "workflows", "testdata", "lifecycle-vault.json")
 	}
 	require.NoError(t, os.WriteFile(path, data, 0o644))
-	require.NoError(t, workflows.ReplayHistoryFile(path))
+	require.NoError(t, workflows.ReplayHistoryFile(path, id))
 }

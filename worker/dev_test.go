@@ -227,6 +227,9 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 	assert.Contains(t, st.SoftDeleteRetentionOverride, "3s (dev mode")
 	_, err = update(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: filepath.Join(t.TempDir(), "x")})
 	assert.ErrorContains(t, err, "item vm1 is soft-deleted: undelete it before restoring")
+	vaultID := workflows.VaultWorkflowID("vault1")
+	_, err = update(t, c, vaultID, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: "mallory"})
+	assert.ErrorContains(t, err, "vault vault1 cannot be deleted: it holds 1 soft-deleted items: vm1 (purged at")
 	mustUpdate(t, c, id, workflows.UpdateUndelete, workflows.Request{RequestedBy: "alice"})
 	r2 := filepath.Join(t.TempDir(), "r2")
 	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: r2})
@@ -255,6 +258,29 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond, "the purged item is listed by state")
 	_, err = update(t, c, id, workflows.UpdateUndelete, nil)
 	assert.Error(t, err, "a purged item accepts nothing")
+
+	// The vault heard every change; with soft delete disabled a delete
+	// purges at once; once only purged items remain, the vault can go.
+	var vst workflows.VaultStatus
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(context.Background(), vaultID, "", workflows.QueryVaultStatus)
+		return err == nil && v.Get(&vst) == nil && vst.Counts[workflows.Purged] == 1
+	}, 20*time.Second, 100*time.Millisecond, "the vault knows vm1 is purged")
+	assert.Contains(t, vst.SoftDeleteRetentionOverride, "3s")
+	h, err := c.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: vaultID, UpdateName: workflows.UpdateSetSoftDelete,
+		Args: []any{workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteDisabled, RequestedBy: "alice"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	require.NoError(t, err)
+	require.NoError(t, h.Get(context.Background(), &vst))
+	id2 := protect(t, c, "vm2", src)
+	mustUpdate(t, c, id2, workflows.UpdateDelete, workflows.Request{RequestedBy: "alice"})
+	assert.Equal(t, workflows.Purged, purged(t, c, id2, 20*time.Second).ProtectionState, "soft delete disabled: purged at once")
+	require.Eventually(t, func() bool {
+		_, err := update(t, c, vaultID, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: "alice"})
+		return err == nil
+	}, 20*time.Second, 200*time.Millisecond, "the vault can be deleted once its items are purged")
+	var vaultFinal workflows.VaultStatus
+	require.NoError(t, c.GetWorkflow(context.Background(), vaultID, "").Get(context.Background(), &vaultFinal))
+	assert.True(t, vaultFinal.Deleted, "the vault workflow completed")
 
 	require.NoError(t, d.shutdown())
 	assert.Contains(t, d.out.String(), "dev mode stopped")
@@ -311,28 +337,37 @@ func realServer(t *testing.T) (*devserver.Server, client.Client) {
 func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 	_, c := realServer(t)
 	store := t.TempDir()
-	settings := workflows.Settings{SoftDeleteRetention: 4 * time.Second}
-	w := backupworker.New(c, store, settings)
+	settings := workflows.Settings{SoftDeleteRetention: 4 * time.Second, Dev: true}
+	w := backupworker.New(c, store, nil, settings)
 	require.NoError(t, w.Start())
 	id := protect(t, c, "vm1", writeItemSource(t))
 	mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
-	mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	st := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	deadline := deleteTime(st).Add(4 * time.Second)
 	w.Stop()
 
 	ctx := context.Background()
 	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{RequestedBy: "mallory"}))
 	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalUndelete, workflows.Request{RequestedBy: "alice"}))
-	time.Sleep(6 * time.Second) // the deadline passes with no worker
+	require.True(t, time.Now().Before(deadline), "the signals must reach the server before the deadline for this test to mean anything")
+	time.Sleep(time.Until(deadline) + 2*time.Second) // the deadline passes with no worker
 
-	w = backupworker.New(c, store, settings)
+	w = backupworker.New(c, store, nil, settings)
 	require.NoError(t, w.Start())
 	defer w.Stop()
-	var st workflows.Status
 	require.Eventually(t, func() bool {
 		st = query(t, c, id)
 		return st.ProtectionState == workflows.ProtectionStopped
 	}, 30*time.Second, 100*time.Millisecond, "state %s", st.ProtectionState)
 	assert.Len(t, st.RecoveryPoints, 2)
+	fired := false
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		require.NoError(t, err)
+		fired = fired || e.GetTimerFiredEventAttributes() != nil
+	}
+	assert.True(t, fired, "the purge timer fired: the undelete met the deadline")
 	entries, err := os.ReadDir(filepath.Join(store, "vault1", "vm1"))
 	require.NoError(t, err)
 	assert.Len(t, entries, 2, "every recovery point intact")
@@ -346,8 +381,8 @@ func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	_, c := realServer(t)
 	store := t.TempDir()
-	settings := workflows.Settings{SoftDeleteRetention: 2 * time.Second}
-	acts := &activities.Activities{Store: &activities.Store{Root: store}}
+	settings := workflows.Settings{SoftDeleteRetention: 2 * time.Second, Dev: true}
+	acts := &activities.Activities{Store: &activities.Store{Root: store}, Client: c}
 
 	// The doomed worker's purge starts, then hangs as a killed process
 	// would: no heartbeat, no completion.
@@ -355,7 +390,10 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	defer close(release)
 	doomed := worker.New(c, workflows.TaskQueue, worker.Options{})
 	doomed.RegisterWorkflowWithOptions(workflows.NewBackupItem(settings), workflow.RegisterOptions{Name: workflows.WorkflowType})
-	doomed.RegisterActivity(acts.Backup)
+	doomed.RegisterWorkflowWithOptions(workflows.NewVault(settings), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
+	for _, f := range []any{acts.Backup, acts.Restore, acts.SignalWithStart, acts.QueryJSON, acts.ListVaultItems, acts.Notify, acts.DescribeRun} {
+		doomed.RegisterActivity(f)
+	}
 	doomed.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteInput) (activities.DeleteResult, error) {
 		if in.All {
 			close(started)
@@ -375,7 +413,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	}
 	doomed.Stop()
 
-	w := backupworker.New(c, store, settings)
+	w := backupworker.New(c, store, nil, settings)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	final := purged(t, c, id, 90*time.Second)
@@ -387,9 +425,57 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, purges, "purged exactly once")
-	scheduled, completed := purgeActivity(t, c, id)
-	assert.Len(t, scheduled, 1)
-	assert.Equal(t, 1, completed)
+	_, completed := purgeActivity(t, c, id)
+	assert.Equal(t, 1, completed, "one attempt completed the purge")
 	_, err := os.Stat(filepath.Join(store, "vault1", "vm1"))
 	assert.True(t, os.IsNotExist(err), "no byte of the item is left")
+}
+
+// TestDevModePurgesADeadlinePassedWhileStopped: the deadline passes while
+// server and worker are down; at the restart the item is purged at once.
+func TestDevModePurgesADeadlinePassedWhileStopped(t *testing.T) {
+	window := 4 * time.Second
+	cfg := config{dataDir: t.TempDir(), port: freePort(t), softDeleteRetention: window}
+	d := startDevMode(t, cfg)
+	id := protect(t, d.c, "vm1", writeItemSource(t))
+	st := mustUpdate(t, d.c, id, workflows.UpdateDelete, nil)
+	deadline := deleteTime(st).Add(window)
+	require.NoError(t, d.shutdown())
+	time.Sleep(time.Until(deadline) + 3*time.Second)
+
+	d = startDevMode(t, cfg)
+	restarted := time.Now()
+	final := purged(t, d.c, id, 30*time.Second)
+	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	scheduled, _ := purgeActivity(t, d.c, id)
+	require.Len(t, scheduled, 1)
+	assert.WithinDuration(t, restarted, scheduled[0], 5*time.Second, "purged at the restart, not a fresh window later")
+}
+
+// TestForgedStateThroughACronWorkflowPurgesNothing: a cron workflow under
+// another ID, and one under the item's own ID, both carrying a made-up
+// soft-deleted state, must not touch the item's data.
+func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
+	_, c := realServer(t)
+	store := t.TempDir()
+	w := backupworker.New(c, store, nil, workflows.Settings{})
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	src := writeItemSource(t)
+	id := protect(t, c, "vm1", src)
+
+	forged := workflows.ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30},
+		State: &workflows.ItemState{ProtectionState: workflows.SoftDeleted, DeletedAt: time.Unix(946684800, 0), Deadline: time.Unix(946771200, 0)}}
+	ctx := context.Background()
+	for _, fid := range []string{"attacker-1", workflows.WorkflowID("vault1", "vm2")} {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fid, TaskQueue: workflows.TaskQueue, CronSchedule: "@every 2s"},
+			workflows.WorkflowType, forged)
+		require.NoError(t, err)
+		defer func() { _ = c.TerminateWorkflow(ctx, run.GetID(), "", "test over") }()
+	}
+	time.Sleep(7 * time.Second) // several cron runs
+	entries, err := os.ReadDir(filepath.Join(store, "vault1", "vm1"))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "the item's recovery point is intact")
+	assert.Equal(t, workflows.Protected, query(t, c, id).ProtectionState)
 }

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
 
+	"recoveryvault/activities"
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/searchattributes"
@@ -33,6 +34,7 @@ type config struct {
 	port, uiPort        int
 	store               string
 	softDeleteRetention time.Duration
+	webhookURL          string
 }
 
 func main() {
@@ -43,8 +45,11 @@ func main() {
 	flag.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
 	flag.StringVar(&c.store, "store", os.Getenv("RECOVERYVAULT_STORE"),
 		"recovery-point store directory (env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
+	flag.StringVar(&c.webhookURL, "webhook-url", os.Getenv("RECOVERYVAULT_WEBHOOK_URL"),
+		"POST alerts as JSON to this URL (env RECOVERYVAULT_WEBHOOK_URL); without it alerts are log lines")
 	flag.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
-		"replace the soft-delete window of every delete, e.g. 2m for demos (dev mode only; production: 336h to 4320h)")
+		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
+			"otherwise a minimum window of 336h to 4320h (14 to 180 days) that can only lengthen an item's")
 	flag.Parse()
 
 	stop := make(chan any)
@@ -52,6 +57,8 @@ func main() {
 	defer cancel()
 	go func() {
 		<-ctx.Done()
+		// A second Ctrl-C ends a shutdown that hangs.
+		cancel()
 		close(stop)
 	}()
 	if err := run(c, os.Stdout, stop); err != nil {
@@ -81,9 +88,12 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		if err != nil {
 			return err
 		}
-		defer srv.Stop()
-		opts = client.Options{HostPort: srv.FrontendAddress(), Namespace: client.DefaultNamespace}
-		defer printDevBanner(out, c, srv)()
+		bye := printDevBanner(out, c, srv)
+		defer func() {
+			srv.Stop()
+			bye()
+		}()
+		opts = client.Options{HostPort: srv.FrontendAddress(), Namespace: client.DefaultNamespace, Logger: quietLogger()}
 	} else {
 		var err error
 		if opts, err = envconfig.LoadDefaultClientOptions(); err != nil {
@@ -96,7 +106,6 @@ func run(c config, out io.Writer, stop <-chan any) error {
 			opts.Namespace = client.DefaultNamespace
 		}
 	}
-	opts.Logger = quietLogger()
 	cl, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s (namespace %s): %w; start a server (or use --dev) or set TEMPORAL_ADDRESS", opts.HostPort, opts.Namespace, err)
@@ -109,16 +118,29 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		return fmt.Errorf("%w; register them once by hand if this worker may not: %s", err, searchattributes.CLIFlags())
 	}
 
-	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention}
-	if c.softDeleteRetention != 0 {
-		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the item's 14 to 180 days (--soft-delete-retention)\n", c.softDeleteRetention)
+	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev}
+	switch {
+	case c.softDeleteRetention != 0 && c.dev:
+		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the vault's 14 to 180 days (--soft-delete-retention, dev mode only)\n", c.softDeleteRetention)
+	case c.softDeleteRetention != 0:
+		fmt.Fprintf(out, "Every delete gets a soft-delete window of at least %s (--soft-delete-retention)\n", c.softDeleteRetention)
 	}
 	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s\n",
 		opts.HostPort, opts.Namespace, workflows.TaskQueue, c.store)
-	return backupworker.New(cl, c.store, settings).Run(stop)
+	var notifier activities.Notifier = activities.LogNotifier{Logger: slog.New(slog.NewJSONHandler(out, nil))}
+	if c.webhookURL != "" {
+		notifier = activities.WebhookNotifier{URL: c.webhookURL}
+		fmt.Fprintf(out, "Alerts are posted to %s\n", c.webhookURL)
+	}
+	return backupworker.New(cl, c.store, notifier, settings).Run(stop)
 }
 
 func (c config) validate() error {
+	if c.webhookURL != "" {
+		if u, err := url.Parse(c.webhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--webhook-url %q is not an http(s) URL", c.webhookURL)
+		}
+	}
 	if c.dev {
 		if c.softDeleteRetention < 0 {
 			return fmt.Errorf("--soft-delete-retention %s is negative", c.softDeleteRetention)

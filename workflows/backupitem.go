@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,9 +33,22 @@ var acts *activities.Activities
 
 // Settings belong to the worker, not to an item: they come from its flags.
 type Settings struct {
-	// SoftDeleteRetention, when not zero, replaces the soft-delete window of
-	// every delete made while it is set (dev mode only).
+	// SoftDeleteRetention, when not zero, is the worker's soft-delete
+	// window: in dev mode it replaces every delete's window; otherwise it is
+	// a floor, so a worker can lengthen windows but never shorten one.
 	SoftDeleteRetention time.Duration
+	Dev                 bool
+}
+
+// overrideNote says, in a status, what the worker does to windows.
+func (s Settings) overrideNote() string {
+	switch {
+	case s.SoftDeleteRetention <= 0:
+		return ""
+	case s.Dev:
+		return s.SoftDeleteRetention.String() + " (dev mode: replaces the soft-delete window of every delete)"
+	}
+	return s.SoftDeleteRetention.String() + " (worker minimum: every delete gets at least this window)"
 }
 
 // NewBackupItem returns the BackupItem workflow bound to a worker's
@@ -54,19 +68,38 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 	if err := in.Validate(); err != nil {
 		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 	}
-	// Carried state is trusted only from this workflow's own continue-as-new:
+	if err := checkIdentity(ctx, WorkflowID(in.VaultID, in.ItemID)); err != nil {
+		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+	}
+	vaultAware := workflow.GetVersion(ctx, "vault", workflow.DefaultVersion, 1) == 1
+	// Carried state is trusted only from this item's own continue-as-new:
 	// a start input claiming to be soft-deleted would otherwise purge at once.
 	if in.State != nil {
-		if err := in.State.validate(workflow.GetInfo(ctx).ContinuedExecutionRunID != ""); err != nil {
+		var err error
+		if workflow.GetInfo(ctx).ContinuedExecutionRunID == "" {
+			err = errForgedState
+		}
+		if err == nil {
+			err = in.State.validate()
+		}
+		if err == nil && vaultAware {
+			err = checkCarriedState(ctx, WorkflowType)
+		}
+		if err != nil {
 			return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 		}
 	}
 	w := newItem(ctx, in)
 	w.settings = settings
+	w.vaultAware = vaultAware
 	if err := w.registerHandlers(ctx); err != nil {
 		return Status{}, err
 	}
 	w.publish(ctx)
+	if w.vaultAware {
+		w.sender = startAlertSender(ctx, &w.st.Outbox)
+		w.startReporter(ctx)
+	}
 
 	if in.State == nil {
 		// The first backup proves the source exists: an item whose source is
@@ -103,6 +136,16 @@ type item struct {
 	published string
 	// collecting is true while a garbage-collection activity runs.
 	collecting bool
+
+	// vaultAware is false only when replaying a history recorded before
+	// items had vaults: no reports, settings from the vault, or alerts.
+	vaultAware     bool
+	sender         *alertSender
+	reportedKey    string
+	reporting      bool
+	reminderTimer  workflow.Future
+	cancelReminder workflow.CancelFunc
+	reminderAt     time.Time
 }
 
 type signalChannel struct {
@@ -147,14 +190,19 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 		w.armTimers(ctx)
 
 		switch {
+		case w.st.ProtectionState == Purging:
+			// Reached from the deadline, or at once from a delete in a vault
+			// with soft delete disabled; also after a restart mid-purge.
+			if err := w.purge(ctx); err != nil {
+				return Status{}, err
+			}
+			return w.finish(ctx)
 		case fired(ctx, w.purgeTimer):
 			w.purgeTimer, w.cancelPurge = nil, nil
-			if d, err := w.apply(ctx, OpWindowEnds, system, ""); err == nil && d.Purge {
-				if err := w.purge(ctx); err != nil {
-					return Status{}, err
-				}
-				return w.finish(ctx)
-			}
+			_, _ = w.apply(ctx, OpWindowEnds, system, "")
+		case fired(ctx, w.reminderTimer):
+			w.reminderTimer, w.cancelReminder = nil, nil
+			w.remind(ctx)
 		case fired(ctx, w.backupTimer):
 			w.backupTimer, w.cancelBackup = nil, nil
 			w.scheduledBackup(ctx)
@@ -165,8 +213,8 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 		default:
 			seen := w.version
 			_ = workflow.Await(ctx, func() bool {
-				return w.version != seen || ready(w.purgeTimer) || ready(w.backupTimer) || w.signalsPending() ||
-					w.readyToContinueAsNew(ctx)
+				return w.version != seen || ready(w.purgeTimer) || ready(w.backupTimer) || ready(w.reminderTimer) ||
+					w.signalsPending() || w.readyToContinueAsNew(ctx)
 			})
 		}
 	}
@@ -186,6 +234,14 @@ func (w *item) armTimers(ctx workflow.Context) {
 	if w.st.ProtectionState == SoftDeleted && w.purgeTimer == nil {
 		w.purgeAt = w.st.Deadline
 		w.purgeTimer, w.cancelPurge = startTimer(ctx, w.purgeAt.Sub(now), "purge")
+	}
+	if w.reminderTimer != nil && (w.st.ProtectionState != SoftDeleted || !w.reminderAt.Equal(w.st.ReminderAt)) {
+		w.cancelReminder()
+		w.reminderTimer, w.cancelReminder = nil, nil
+	}
+	if w.st.ProtectionState == SoftDeleted && !w.st.ReminderAt.IsZero() && w.reminderTimer == nil {
+		w.reminderAt = w.st.ReminderAt
+		w.reminderTimer, w.cancelReminder = startTimer(ctx, w.reminderAt.Sub(now), "purge reminder")
 	}
 	if w.st.ProtectionState == Protected && w.st.NextBackupAt.IsZero() {
 		w.st.NextBackupAt = now.Add(w.frequency)
@@ -228,11 +284,14 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 		// collection that is already running: let it finish first.
 		_ = workflow.Await(ctx, func() bool { return !w.collecting })
 	}
-	now := workflow.Now(ctx)
-	f := w.facts(now)
+	f := w.facts(workflow.Now(ctx))
+	var reminderLead time.Duration
 	if op == OpDelete && (w.st.ProtectionState == Protected || w.st.ProtectionState == ProtectionStopped) {
-		f.SoftDeleteRetention = w.windowAtDelete(ctx)
+		f.SoftDeleteRetention, f.SoftDeleteDisabled, reminderLead = w.deleteSettings(ctx)
 	}
+	// Learning the settings may have taken time: decide on the state now.
+	now := workflow.Now(ctx)
+	f.Now, f.Deadline = now, w.st.Deadline
 	d, err := Decide(w.st.ProtectionState, op, f)
 	if err != nil {
 		w.audit(ctx, string(op), by, OutcomeRejected, err.Error())
@@ -253,10 +312,23 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 	if d.CollectGarbage {
 		w.st.GarbagePending = true
 	}
+	switch {
+	case d.Next == SoftDeleted && prev != SoftDeleted:
+		w.st.ReminderAt = time.Time{}
+		if at := d.Deadline.Add(-reminderLead); reminderLead > 0 && at.After(now) {
+			w.st.ReminderAt = at
+		}
+		w.alert(ctx, activities.AlertSoftDeleted, by, d.Detail)
+	case prev == SoftDeleted && d.Next == ProtectionStopped:
+		w.st.ReminderAt = time.Time{}
+		w.alert(ctx, activities.AlertUndeleted, by, d.Detail)
+	case d.Next == Purged && prev != Purged:
+		w.alert(ctx, activities.AlertPurged, by, d.Detail)
+	}
 	if !d.NoOp || op.byUser() {
 		detail := d.Detail
 		if d.NoOp {
-			detail = "no change: " + detail
+			detail = noChange + detail
 		}
 		if reason != "" {
 			detail = strings.TrimPrefix(detail+"; reason: "+reason, "; ")
@@ -268,20 +340,146 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 	return d, nil
 }
 
-// windowAtDelete is the soft-delete window of a delete made now. A worker
+// deleteSettings are what a delete made now gets: the vault's settings, read
+// at this moment and recorded in the history, then the worker's override.
+// Of the vault's retention and the item's own, the longer one applies. A
+// vault that cannot be read gives the safe default: soft delete enabled.
+func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration) {
+	vs := DefaultSoftDeleteSettings()
+	if w.vaultAware {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        time.Second,
+				MaximumAttempts:        5,
+				NonRetryableErrorTypes: []string{activities.ErrTypeNoVault},
+			},
+		})
+		var raw json.RawMessage
+		var vst VaultStatus
+		err := workflow.ExecuteActivity(actx, acts.QueryJSON, VaultWorkflowID(w.in.VaultID), QueryVaultStatus).Get(ctx, &raw)
+		if err == nil && json.Unmarshal(raw, &vst) == nil && vst.SoftDelete.State != "" {
+			vs = vst.SoftDelete
+		} else {
+			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID, "error", err)
+		}
+	}
+	days := max(vs.RetentionDays, w.in.SoftDeleteRetentionDays)
+	window = time.Duration(days) * 24 * time.Hour
+	switch o := w.windowOverride(ctx); {
+	case o.Window <= 0:
+	case o.Replace:
+		window = o.Window
+	default:
+		window = max(window, o.Window)
+	}
+	if !w.vaultAware {
+		return window, false, 0
+	}
+	return window, vs.State == SoftDeleteDisabled, vs.reminderLead()
+}
+
+// windowOverride is the worker's soft-delete window, if it sets one. A worker
 // override is read at the moment of the delete and recorded in the history,
 // so a replay, another worker or a continue-as-new gives the same deadline.
-func (w *item) windowAtDelete(ctx workflow.Context) time.Duration {
-	window := time.Duration(w.in.SoftDeleteRetentionDays) * 24 * time.Hour
+func (w *item) windowOverride(ctx workflow.Context) windowSetting {
 	// Histories recorded before the override existed replay without it.
 	if workflow.GetVersion(ctx, "worker-soft-delete-retention", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return window
+		return windowSetting{}
 	}
-	var override time.Duration
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return w.settings.SoftDeleteRetention }).Get(&override); err == nil && override > 0 {
-		return override
+	var o windowSetting
+	err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		return windowSetting{Window: w.settings.SoftDeleteRetention, Replace: w.settings.Dev}
+	}).Get(&o)
+	if err != nil {
+		return windowSetting{}
 	}
-	return window
+	return o
+}
+
+// windowSetting is the worker's window as recorded at a delete.
+type windowSetting struct {
+	Window  time.Duration `json:"window"`
+	Replace bool          `json:"replace"`
+}
+
+// alert queues an alert for the sender.
+func (w *item) alert(ctx workflow.Context, kind, by, detail string) {
+	if !w.vaultAware {
+		return
+	}
+	a := activities.Alert{Kind: kind, VaultID: w.in.VaultID, ItemID: w.in.ItemID, RequestedBy: by, Time: workflow.Now(ctx).UTC(), Detail: detail}
+	if w.st.ProtectionState == SoftDeleted || kind == activities.AlertSoftDeleted {
+		a.PurgeTime = w.st.Deadline.UTC()
+	}
+	w.st.Outbox = append(w.st.Outbox, a)
+}
+
+// remind sends the purge reminder, once.
+func (w *item) remind(ctx workflow.Context) {
+	w.st.ReminderAt = time.Time{}
+	if w.st.ProtectionState != SoftDeleted {
+		return
+	}
+	left := w.st.Deadline.Sub(workflow.Now(ctx))
+	w.alert(ctx, activities.AlertPurgeReminder, system, "purged in "+FormatRemaining(left)+" unless undeleted")
+	w.audit(ctx, "purgeReminder", system, OutcomeAccepted, "reminder sent: purged at "+w.st.Deadline.UTC().Format(time.RFC3339))
+	w.version++
+}
+
+// startReporter registers the item with its vault and reports each change
+// of state, from a coroutine of its own so the loop never waits on the
+// vault. Reports carry a sequence, so the vault ignores a late older one.
+func (w *item) startReporter(ctx workflow.Context) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval: time.Second,
+				MaximumInterval: time.Minute,
+				MaximumAttempts: 10,
+			},
+		})
+		for {
+			if err := workflow.Await(ctx, func() bool { return w.reportedKey != w.reportKey() }); err != nil {
+				return
+			}
+			key := w.reportKey()
+			w.st.ReportSequence++
+			r := ItemReport{ItemID: w.in.ItemID, VaultItem: VaultItem{
+				ProtectionState: VisibleState(w.st.ProtectionState), Sequence: w.st.ReportSequence,
+			}}
+			if r.ProtectionState == SoftDeleted {
+				r.DeferredDeleteTime = w.st.Deadline.UTC()
+			}
+			signal, _ := json.Marshal(r)
+			in := activities.SignalWithStartInput{
+				WorkflowID: VaultWorkflowID(w.in.VaultID), WorkflowType: VaultWorkflowType, TaskQueue: TaskQueue,
+				SignalName: SignalItemChanged, Signal: signal, StartInput: vaultStartInput(w.in.VaultID),
+			}
+			w.reporting = true
+			if err := workflow.ExecuteActivity(actx, acts.SignalWithStart, in).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Error("Vault not told of the item's state", "vault", w.in.VaultID, "error", err)
+			}
+			w.reporting = false
+			w.reportedKey = key
+		}
+	})
+}
+
+func (w *item) reportKey() string {
+	return string(VisibleState(w.st.ProtectionState)) + "|" + w.st.Deadline.String()
+}
+
+// quiet is true when nothing is being sent: the state can be carried.
+func (w *item) quiet() bool {
+	return !w.vaultAware || (!w.reporting && w.sender.idle())
+}
+
+// caughtUp is true when the vault knows the current state and every alert
+// is out: a finished item must have told everyone.
+func (w *item) caughtUp() bool {
+	return !w.vaultAware || (!w.reporting && w.reportedKey == w.reportKey() && w.sender.drained())
 }
 
 func (op Operation) byUser() bool {
@@ -488,7 +686,7 @@ func (w *item) purge(ctx workflow.Context) error {
 
 // finish completes a purged item once every handler has answered.
 func (w *item) finish(ctx workflow.Context) (Status, error) {
-	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && w.caughtUp() })
 	w.serveSignals(ctx)
 	return w.status(workflow.Now(ctx)), nil
 }
@@ -549,7 +747,7 @@ func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
 // timers, so a long restore never holds them up.
 func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
 	return (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || w.steps >= maxStepsPerRun) &&
-		workflow.AllHandlersFinished(ctx)
+		workflow.AllHandlersFinished(ctx) && w.quiet()
 }
 
 // continueAsNew carries the whole state, the deadline included, into a new
@@ -565,18 +763,9 @@ func (w *item) continueAsNew(ctx workflow.Context) (Status, error) {
 }
 
 func (w *item) audit(ctx workflow.Context, op, by, outcome, detail string) {
-	w.st.Audit = append(w.st.Audit, AuditEntry{
+	w.st.Audit = appendAudit(w.st.Audit, AuditEntry{
 		Time: workflow.Now(ctx).UTC(), Operation: op, RequestedBy: by, Outcome: outcome, Detail: detail,
 	})
-	// Over the bound, rejected entries go first: a flood of malformed
-	// signals must not push the record of a real delete out of the status.
-	for len(w.st.Audit) > maxAuditEntries {
-		i := slices.IndexFunc(w.st.Audit, func(e AuditEntry) bool { return e.Outcome == OutcomeRejected })
-		if i < 0 {
-			i = 0
-		}
-		w.st.Audit = slices.Delete(w.st.Audit, i, i+1)
-	}
 }
 
 // publish upserts the search attributes when what they say has changed.
@@ -620,9 +809,7 @@ func (w *item) status(now time.Time) Status {
 	if !w.st.LastBackupTime.IsZero() {
 		s.LastBackupTime = w.st.LastBackupTime.UTC().Format(time.RFC3339)
 	}
-	if r := w.settings.SoftDeleteRetention; r > 0 {
-		s.SoftDeleteRetentionOverride = r.String() + " (dev mode: replaces the soft-delete window of every delete)"
-	}
+	s.SoftDeleteRetentionOverride = w.settings.overrideNote()
 	return s
 }
 

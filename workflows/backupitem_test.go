@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -43,6 +44,10 @@ type ItemSuite struct {
 	purges                int
 	purgeTime             time.Time
 	updates               int
+	reports               []ItemReport
+	alerts                []activities.Alert
+	vaultSettings         SoftDeleteSettings
+	previousRun           activities.RunInfo
 }
 
 func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
@@ -52,10 +57,12 @@ func (s *ItemSuite) SetupTest() { s.reset() }
 func (s *ItemSuite) SetupSubTest() { s.reset() }
 
 func (s *ItemSuite) reset() {
-	s.env = s.NewTestWorkflowEnvironment()
+	s.env = s.newItemEnv()
 	s.store = &activities.Store{Root: s.T().TempDir()}
 	s.source = writeSource(s.T())
 	s.env.RegisterActivity(&activities.Activities{Store: s.store})
+	s.env.RegisterWorkflowWithOptions(Vault, workflow.RegisterOptions{Name: VaultWorkflowType})
+	s.mockVault(DefaultSoftDeleteSettings())
 	s.canceled, s.canceledAt, s.firedTimers, s.purges, s.purgeTime = nil, nil, nil, 0, time.Time{}
 	s.env.SetOnTimerCanceledListener(func(id string) {
 		s.canceled = append(s.canceled, id)
@@ -73,6 +80,41 @@ func (s *ItemSuite) reset() {
 			s.purgeTime = s.env.Now()
 		}
 	})
+}
+
+// newItemEnv is a test environment that starts items under their own ID.
+func (s *ItemSuite) newItemEnv() *testsuite.TestWorkflowEnvironment {
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: WorkflowID("vault1", "vm1")})
+	return env
+}
+
+// mockVault stands in for the vault an item talks to: reports are kept,
+// the settings read at a delete are vs, and alerts are recorded.
+func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
+	var a *activities.Activities
+	s.reports, s.alerts = nil, nil
+	s.env.OnActivity(a.SignalWithStart, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in activities.SignalWithStartInput) error {
+			var r ItemReport
+			s.Require().NoError(json.Unmarshal(in.Signal, &r))
+			s.reports = append(s.reports, r)
+			return nil
+		}).Maybe()
+	s.env.OnActivity(a.QueryJSON, mock.Anything, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, _, _ string) (json.RawMessage, error) {
+			return json.Marshal(VaultStatus{SoftDelete: s.vaultSettings})
+		}).Maybe()
+	s.vaultSettings = vs
+	s.previousRun = activities.RunInfo{WorkflowType: WorkflowType, Status: "CONTINUED_AS_NEW"}
+	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, _, _ string) (activities.RunInfo, error) { return s.previousRun, nil }).Maybe()
+	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, al activities.Alert) error {
+			al.Time = s.env.Now().UTC() // delivery time
+			s.alerts = append(s.alerts, al)
+			return nil
+		}).Maybe()
 }
 
 // writeSource makes a small tree to back up.
@@ -542,7 +584,8 @@ func (s *ItemSuite) TestTenYearsOfDailyBackupsKeepEachRunBounded() {
 	now := start
 	runs, backups := 0, 0
 	for now.Before(end) {
-		s.env = s.NewTestWorkflowEnvironment()
+		s.env = s.newItemEnv()
+		s.mockVault(DefaultSoftDeleteSettings())
 		s.env.SetStartTime(now)
 		if in.State != nil {
 			s.env.SetContinuedExecutionRunID("previous-run")
@@ -610,9 +653,32 @@ func (s *ItemSuite) TestStartInputCarryingStateIsRefused() {
 	in := s.input()
 	in.State = &ItemState{ProtectionState: SoftDeleted}
 	s.env.ExecuteWorkflow(BackupItem, in)
-	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the item's own continue-as-new`)
+	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)
 	s.Zero(s.purges)
 	s.Equal([]string{"rp-old"}, s.storedPoints(), "data left by an earlier run is untouched")
+}
+
+// TestStateContinuedFromAnotherWorkflowTypeIsRefused: any workflow can
+// continue as new into a BackupItem under the item's ID, with state it
+// made up; only a BackupItem's own continue-as-new may carry state.
+func (s *ItemSuite) TestStateContinuedFromAnotherWorkflowTypeIsRefused() {
+	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, nil)
+	s.Require().NoError(err)
+	s.previousRun = activities.RunInfo{WorkflowType: "Attacker", Status: "CONTINUED_AS_NEW"}
+	s.env.SetContinuedExecutionRunID("attacker-run")
+	in := s.input()
+	in.State = &ItemState{ProtectionState: SoftDeleted, DeletedAt: time.Unix(0, 0), Deadline: time.Unix(1, 0)}
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)
+	s.Zero(s.purges)
+	s.Equal([]string{"rp-old"}, s.storedPoints())
+}
+
+func (s *ItemSuite) TestAWorkflowIDThatIsNotTheItemsIsRefused() {
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "attacker-1"})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.ErrorContains(s.env.GetWorkflowError(), `workflow ID "attacker-1" does not match its input: start it with workflow ID "backup-item/vault1/vm1"`)
+	s.Empty(s.storedPoints())
 }
 
 func (s *ItemSuite) TestContinuedRunWithoutADeadlineIsRefused() {
@@ -666,9 +732,9 @@ func (s *ItemSuite) TestSignalBeforeAnUpdateInOneTaskIsAppliedFirst() {
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }
 
-// TestBackupQueuedBehindAnotherIsDroppedAfterADelete: a backupNow waiting
-// for the store when the item is deleted takes no backup.
-func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterADelete() {
+// TestBackupQueuedBehindAnotherIsDroppedAfterAStop: a backupNow waiting
+// for the store when protection is stopped takes no backup.
+func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterAStop() {
 	var a *activities.Activities
 	backups := 0
 	var queued error
@@ -676,10 +742,10 @@ func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterADelete() {
 		func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
 			backups++
 			if backups == 2 {
-				// While this backupNow holds the store: another one queues, then a delete.
+				// While this backupNow holds the store: another one queues, then a stop.
 				var st Status
 				s.update(UpdateBackupNow, Request{RequestedBy: "alice"}, &st, &queued)
-				s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"})
+				s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "mallory"})
 			}
 			return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt}}, nil
 		})
@@ -687,10 +753,10 @@ func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterADelete() {
 	s.at(time.Hour, func() { s.mustUpdate(UpdateBackupNow, nil) })
 	s.at(2*time.Hour, func() {
 		st := s.status()
-		s.Equal(SoftDeleted, st.ProtectionState)
-		s.Equal(2, backups, "no backup after the delete")
+		s.Equal(ProtectionStopped, st.ProtectionState)
+		s.Equal(2, backups, "no backup after the stop")
 		s.Len(st.RecoveryPoints, 2)
-		s.ErrorContains(queued, "item vm1 is soft-deleted: undelete it and resume protection before taking a backup")
+		s.ErrorContains(queued, "item vm1 has protection stopped: resume protection before taking a backup")
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
@@ -765,8 +831,9 @@ func (s *ItemSuite) TestSignalsAreServedWhileAnUpdateRunsAtContinueAsNew() {
 func (s *ItemSuite) TestAFloodOfMalformedSignalsKeepsTheDeleteInTheAudit() {
 	s.at(time.Hour, func() { s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) })
 	s.at(2*time.Hour, func() {
-		for range 2 * maxAuditEntries {
+		for range maxAuditEntries {
 			s.env.SignalWorkflow(SignalUndelete, "junk")
+			s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) // no-ops
 		}
 	})
 	s.at(3*time.Hour, func() {
@@ -778,4 +845,22 @@ func (s *ItemSuite) TestAFloodOfMalformedSignalsKeepsTheDeleteInTheAudit() {
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestAnUpdateAlreadyDoneByASignalIsAnsweredAsDone: an undelete signal and
+// an undelete update in one task; the update's caller is told it is done.
+func (s *ItemSuite) TestAnUpdateAlreadyDoneByASignalIsAnsweredAsDone() {
+	var got Status
+	var err error
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	s.at(2*time.Hour, func() {
+		s.env.SignalWorkflowSkippingWorkflowTask(SignalUndelete, Request{RequestedBy: "bob"})
+		s.update(UpdateUndelete, Request{RequestedBy: "alice"}, &got, &err)
+	})
+	s.at(3*time.Hour, func() {
+		s.NoError(err)
+		s.Equal(ProtectionStopped, got.ProtectionState)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
 }

@@ -39,8 +39,14 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 				// Signals that reached the workflow first are applied first.
 				// Then this transition, before anything blocks: that is what
 				// makes an undelete win over a timer firing in the same task.
+				validated, _ := Decide(w.st.ProtectionState, op, w.facts(workflow.Now(ctx)))
 				w.serveSignals(ctx)
 				if _, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason); err != nil {
+					// A signal of the same kind got there first: what was
+					// asked is done.
+					if w.st.ProtectionState == validated.Next {
+						return w.status(workflow.Now(ctx)), nil
+					}
 					return Status{}, refused(err)
 				}
 				return w.status(workflow.Now(ctx)), nil

@@ -46,6 +46,9 @@ type Facts struct {
 	SoftDeleteRetention time.Duration
 	// Deadline is the current purge deadline (set only while soft-deleted).
 	Deadline time.Time
+	// SoftDeleteDisabled is the vault's setting at the moment of a delete:
+	// the data is purged at once, as in Azure with soft delete off.
+	SoftDeleteDisabled bool
 }
 
 // Decision is what the workflow must do for an accepted operation.
@@ -160,6 +163,10 @@ func Decide(s State, op Operation, f Facts) (Decision, error) {
 }
 
 func softDelete(f Facts) Decision {
+	if f.SoftDeleteDisabled {
+		return Decision{Next: Purging, Purge: true, Deadline: f.Now,
+			Detail: "soft delete is disabled for the vault: the backup data is purged at once"}
+	}
 	deadline := f.Now.Add(f.SoftDeleteRetention)
 	return Decision{
 		Next:     SoftDeleted,

@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
 )
@@ -89,19 +90,66 @@ type ItemState struct {
 	// GarbagePending is a collection owed by a resume that has not run yet.
 	GarbagePending bool         `json:"garbagePending,omitempty"`
 	Audit          []AuditEntry `json:"audit"`
+	// ReminderAt is when the purge reminder goes out, while soft-deleted.
+	ReminderAt time.Time `json:"reminderAt,omitzero"`
+	// ReportSequence orders the item's reports to its vault.
+	ReportSequence int `json:"reportSequence,omitempty"`
+	// Outbox holds alerts not yet delivered.
+	Outbox []activities.Alert `json:"outbox,omitempty"`
 }
 
-// validate checks state carried into a run. Only a continued run may carry
-// state at all.
-func (st *ItemState) validate(continued bool) error {
-	if !continued {
-		return errors.New(`"state" is carried only by the item's own continue-as-new: start an item without it`)
+// errForgedState refuses a start input that carries state it may not.
+var errForgedState = errors.New(`"state" is carried only by the workflow's own continue-as-new: start it without "state"`)
+
+// checkIdentity refuses a run that is not the workflow it claims to be:
+// the workflow ID must be the one its input names, and no cron schedule may
+// re-run it. Data is purged by vault and item ID, so a workflow under
+// another ID must never act on an item's store.
+func checkIdentity(ctx workflow.Context, wantID string) error {
+	info := workflow.GetInfo(ctx)
+	if info.WorkflowExecution.ID != wantID {
+		return fmt.Errorf("workflow ID %q does not match its input: start it with workflow ID %q", info.WorkflowExecution.ID, wantID)
 	}
+	if info.CronSchedule != "" {
+		return errors.New("this workflow cannot run on a cron schedule: start it without --cron")
+	}
+	return nil
+}
+
+// checkCarriedState accepts carried state only in a run continued from a
+// run of the same workflow type, and not from a retry: a cron run, a retry
+// or another workflow type continuing as new could otherwise forge it.
+func checkCarriedState(ctx workflow.Context, workflowType string) error {
+	info := workflow.GetInfo(ctx)
+	if info.ContinuedExecutionRunID == "" || info.Attempt > 1 {
+		return errForgedState
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
+	})
+	var prev activities.RunInfo
+	err := workflow.ExecuteActivity(actx, acts.DescribeRun, info.WorkflowExecution.ID, info.ContinuedExecutionRunID).Get(ctx, &prev)
+	if err != nil {
+		return fmt.Errorf("the run this one continues could not be checked: %s", message(err))
+	}
+	if prev.WorkflowType != workflowType || prev.Status != "CONTINUED_AS_NEW" {
+		return errForgedState
+	}
+	return nil
+}
+
+// validate checks the contents of carried state.
+func (st *ItemState) validate() error {
 	switch st.ProtectionState {
 	case Protected, ProtectionStopped:
-	case SoftDeleted, Purging:
+	case SoftDeleted:
 		if st.DeletedAt.IsZero() || !st.Deadline.After(st.DeletedAt) {
 			return fmt.Errorf("carried state is %s without a deadline after its deletion time", st.ProtectionState)
+		}
+	case Purging:
+		if st.DeletedAt.IsZero() || st.Deadline.Before(st.DeletedAt) {
+			return fmt.Errorf("carried state is %s without a deadline", st.ProtectionState)
 		}
 	default:
 		return fmt.Errorf("carried protectionState %q is not a state an item continues in", st.ProtectionState)

@@ -1,14 +1,31 @@
 package workflows
 
 import (
+	"os"
+
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 )
 
 // ReplayHistoryFile replays a saved history (JSON, as `temporal workflow
-// show --output json` writes it) against this code. An error means the code
-// would break items that are running now: fix it, or version the change.
-func ReplayHistoryFile(path string) error {
+// show --output json` writes it) of the workflow workflowID against this
+// code. An error means the code would break items that are running now:
+// fix it, or version the change.
+func ReplayHistoryFile(path, workflowID string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	history, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	if err != nil {
+		return err
+	}
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(BackupItem)
-	return r.ReplayWorkflowHistoryFromJSONFile(nil, path)
+	r.RegisterWorkflowWithOptions(BackupItem, workflow.RegisterOptions{Name: WorkflowType})
+	r.RegisterWorkflowWithOptions(Vault, workflow.RegisterOptions{Name: VaultWorkflowType})
+	return r.ReplayWorkflowHistoryWithOptions(nil, history, worker.ReplayWorkflowHistoryOptions{
+		OriginalExecution: workflow.Execution{ID: workflowID, RunID: "replay"},
+	})
 }

@@ -18,7 +18,7 @@ func TestReplaySavedHistories(t *testing.T) {
 	require.NotEmpty(t, files, "no saved histories under testdata/")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			require.NoError(t, ReplayHistoryFile(f))
+			require.NoError(t, ReplayHistoryFile(f, WorkflowID("vault1", "vm1")))
 		})
 	}
 }
@@ -34,5 +34,5 @@ func TestReplayDetectsAChangedLifecycle(t *testing.T) {
 	require.NotEqual(t, string(data), changed, "the saved history has no Backup activity to alter")
 	path := filepath.Join(t.TempDir(), "changed.json")
 	require.NoError(t, os.WriteFile(path, []byte(changed), 0o644))
-	require.Error(t, ReplayHistoryFile(path))
+	require.Error(t, ReplayHistoryFile(path, WorkflowID("vault1", "vm1")))
 }

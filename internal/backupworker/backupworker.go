@@ -1,5 +1,5 @@
-// Package backupworker wires the BackupItem workflow and its activities to a
-// Temporal worker; the worker command and the tests share it.
+// Package backupworker wires the BackupItem and Vault workflows and their
+// activities to a Temporal worker; the worker command and the tests share it.
 package backupworker
 
 import (
@@ -11,11 +11,13 @@ import (
 	"recoveryvault/workflows"
 )
 
-// New returns a worker for the backup task queue with its recovery points
-// under storeRoot and the given settings.
-func New(c client.Client, storeRoot string, s workflows.Settings) worker.Worker {
+// New returns a worker for the backup task queue: recovery points under
+// storeRoot, alerts through notifier (log lines when nil), and the worker's
+// settings.
+func New(c client.Client, storeRoot string, notifier activities.Notifier, s workflows.Settings) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
-	w.RegisterActivity(&activities.Activities{Store: &activities.Store{Root: storeRoot}})
+	w.RegisterWorkflowWithOptions(workflows.NewVault(s), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
+	w.RegisterActivity(&activities.Activities{Store: &activities.Store{Root: storeRoot}, Client: c, Notifier: notifier})
 	return w
 }

@@ -192,7 +192,24 @@ func (s *Server) start(o Options) error {
 			DisableNewsFetch:    true,
 			CORS:                uiconfig.CORS{CookieInsecure: true},
 		}))
-		go func() { _ = s.ui.Start() }()
+		failed := make(chan error, 1)
+		go func() { failed <- s.ui.Start() }()
+		// Start does not return while it serves: wait until it answers, or
+		// report why it could not.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			select {
+			case err := <-failed:
+				return fmt.Errorf("start the Web UI on %s: %w", s.uiAddr, err)
+			default:
+			}
+			if conn, err := net.DialTimeout("tcp", s.uiAddr, time.Second); err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the Web UI did not come up on %s", s.uiAddr)
+			}
+		}
 	}
 	return nil
 }

@@ -1,0 +1,137 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+)
+
+// ErrTypeNoVault marks a vault that does not exist (yet): callers fall back
+// to the safe defaults.
+const ErrTypeNoVault = "NoVault"
+
+// SignalWithStartInput signals a workflow, starting it first when it is not
+// running. Payloads are JSON so this package needs none of the workflow types.
+type SignalWithStartInput struct {
+	WorkflowID   string          `json:"workflowId"`
+	WorkflowType string          `json:"workflowType"`
+	TaskQueue    string          `json:"taskQueue"`
+	SignalName   string          `json:"signalName"`
+	Signal       json.RawMessage `json:"signal"`
+	StartInput   json.RawMessage `json:"startInput"`
+}
+
+// SignalWithStart is how an item registers with its vault and reports to
+// it: a vault that does not exist yet comes up with default settings.
+func (a *Activities) SignalWithStart(ctx context.Context, in SignalWithStartInput) error {
+	_, err := a.Client.SignalWithStartWorkflow(ctx, in.WorkflowID, in.SignalName, in.Signal,
+		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: in.TaskQueue}, in.WorkflowType, in.StartInput)
+	if err != nil {
+		return fmt.Errorf("signal %s to %s: %w", in.SignalName, in.WorkflowID, err)
+	}
+	return nil
+}
+
+// QueryJSON answers a workflow's query as JSON. A workflow that does not
+// exist or has completed is a non-retryable NoVault error.
+func (a *Activities) QueryJSON(ctx context.Context, workflowID, query string) (json.RawMessage, error) {
+	v, err := a.Client.QueryWorkflow(ctx, workflowID, "", query)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s does not exist", workflowID), ErrTypeNoVault, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("query %s of %s: %w", query, workflowID, err)
+	}
+	var raw json.RawMessage
+	if err := v.Get(&raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// ListedItem is one item as visibility shows it.
+type ListedItem struct {
+	WorkflowID         string    `json:"workflowId"`
+	VaultID            string    `json:"vaultId"`
+	ProtectionState    string    `json:"protectionState"`
+	DeferredDeleteTime time.Time `json:"deferredDeleteTime,omitzero"`
+	WorkflowStatus     string    `json:"workflowStatus"`
+}
+
+// ListVaultItems lists the running items of a vault through visibility,
+// whose search attributes only the item workflows themselves can set.
+func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]ListedItem, error) {
+	return ListItems(ctx, a.Client, fmt.Sprintf("WorkflowType = 'BackupItem' AND BackupVaultId = '%s' AND ExecutionStatus = 'Running'", vaultID))
+}
+
+// ListItems runs a visibility query over items, every page of it.
+func ListItems(ctx context.Context, c client.Client, query string) ([]ListedItem, error) {
+	var rows []ListedItem
+	var token []byte
+	dc := converter.GetDefaultDataConverter()
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list items (%s): %w", query, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			fields := e.GetSearchAttributes().GetIndexedFields()
+			r := ListedItem{
+				WorkflowID:     e.GetExecution().GetWorkflowId(),
+				WorkflowStatus: strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),
+			}
+			_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
+			_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
+			if p := fields["DeferredDeleteTime"]; p != nil {
+				_ = dc.FromPayload(p, &r.DeferredDeleteTime)
+			}
+			rows = append(rows, r)
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return rows, nil
+		}
+	}
+}
+
+// Notify delivers an alert through the worker's notifier.
+func (a *Activities) Notify(ctx context.Context, alert Alert) error {
+	if a.Notifier == nil {
+		return LogNotifier{}.Notify(ctx, alert)
+	}
+	return a.Notifier.Notify(ctx, alert)
+}
+
+// RunInfo is the type and close status of one workflow run.
+type RunInfo struct {
+	WorkflowType string `json:"workflowType"`
+	Status       string `json:"status"`
+}
+
+// DescribeRun tells what an earlier run of a workflow was: a run that
+// carries state checks that its predecessor was its own kind of workflow.
+func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) (RunInfo, error) {
+	d, err := a.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return RunInfo{}, nil
+	}
+	if err != nil {
+		return RunInfo{}, fmt.Errorf("describe run %s of %s: %w", runID, workflowID, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	return RunInfo{
+		WorkflowType: info.GetType().GetName(),
+		Status:       strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),
+	}, nil
+}

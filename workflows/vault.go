@@ -1,0 +1,320 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+)
+
+// VaultInput starts a Vault. State is set only by continue-as-new.
+type VaultInput struct {
+	VaultID string      `json:"vaultId"`
+	State   *VaultState `json:"state,omitempty"`
+}
+
+// VaultState is everything a vault carries across continue-as-new.
+type VaultState struct {
+	SoftDelete SoftDeleteSettings   `json:"softDelete"`
+	Items      map[string]VaultItem `json:"items"`
+	Audit      []AuditEntry         `json:"audit"`
+	Outbox     []activities.Alert   `json:"outbox,omitempty"`
+}
+
+// VaultItemStatus is one item in the vault's status.
+type VaultItemStatus struct {
+	ItemID                  string `json:"itemId"`
+	DeferredDeleteTimeInUTC string `json:"deferredDeleteTimeInUTC,omitempty"`
+}
+
+// VaultStatus answers the vault's status query and its updates.
+type VaultStatus struct {
+	VaultID                     string                      `json:"vaultId"`
+	SoftDelete                  SoftDeleteSettings          `json:"softDelete"`
+	SoftDeleteRetentionOverride string                      `json:"softDeleteRetentionOverride,omitempty"`
+	Counts                      map[State]int               `json:"counts"`
+	Items                       map[State][]VaultItemStatus `json:"items"`
+	Deleted                     bool                        `json:"deleted"`
+	Audit                       []AuditEntry                `json:"audit"`
+}
+
+// maxVaultStepsPerRun bounds a vault's history; every item report is a step.
+const maxVaultStepsPerRun = 1000
+
+// NewVault returns the Vault workflow bound to a worker's settings; register
+// it under VaultWorkflowType.
+func NewVault(s Settings) func(workflow.Context, VaultInput) (VaultStatus, error) {
+	return func(ctx workflow.Context, in VaultInput) (VaultStatus, error) { return runVault(ctx, in, s) }
+}
+
+// Vault holds a vault's soft-delete settings and tracks its items: every
+// item registers with it and reports each change of state.
+func Vault(ctx workflow.Context, in VaultInput) (VaultStatus, error) {
+	return runVault(ctx, in, Settings{})
+}
+
+type vault struct {
+	id       string
+	st       VaultState
+	settings Settings
+	deleted  bool
+	version  int
+	steps    int
+	reports  workflow.ReceiveChannel
+	sender   *alertSender
+}
+
+func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStatus, error) {
+	if err := ValidateID("vaultId", in.VaultID); err != nil {
+		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+	}
+	if err := checkIdentity(ctx, VaultWorkflowID(in.VaultID)); err != nil {
+		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+	}
+	v := &vault{id: in.VaultID, settings: settings, reports: workflow.GetSignalChannel(ctx, SignalItemChanged)}
+	if in.State != nil {
+		// Settings such as AlwaysOn must not be forgeable by a start input.
+		if err := checkCarriedState(ctx, VaultWorkflowType); err != nil {
+			return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+		}
+		v.st = *in.State
+	} else {
+		v.st = VaultState{SoftDelete: DefaultSoftDeleteSettings()}
+	}
+	if v.st.Items == nil {
+		v.st.Items = map[string]VaultItem{}
+	}
+	if err := v.registerHandlers(ctx); err != nil {
+		return VaultStatus{}, err
+	}
+	v.sender = startAlertSender(ctx, &v.st.Outbox)
+
+	for {
+		if ctx.Err() != nil {
+			return v.status(), ctx.Err()
+		}
+		v.serveReports(ctx)
+		if v.done(ctx) {
+			return v.status(), nil
+		}
+		if v.readyToContinueAsNew(ctx) {
+			v.serveReports(ctx)
+			st := v.st
+			return VaultStatus{}, workflow.NewContinueAsNewError(ctx, VaultWorkflowType, VaultInput{VaultID: v.id, State: &st})
+		}
+		seen := v.version
+		_ = workflow.Await(ctx, func() bool {
+			return v.version != seen || v.reports.Len() > 0 || v.done(ctx) || v.readyToContinueAsNew(ctx)
+		})
+	}
+}
+
+// done is true once an accepted deleteVault has answered and its alerts
+// are out.
+func (v *vault) done(ctx workflow.Context) bool {
+	return v.deleted && workflow.AllHandlersFinished(ctx) && v.sender.drained()
+}
+
+func (v *vault) readyToContinueAsNew(ctx workflow.Context) bool {
+	return !v.deleted && (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || v.steps >= maxVaultStepsPerRun) &&
+		workflow.AllHandlersFinished(ctx) && v.sender.idle()
+}
+
+// serveReports applies the items' reports, received raw: a malformed one is
+// audited and dropped, never left to block the channel.
+func (v *vault) serveReports(ctx workflow.Context) {
+	var raw converter.RawValue
+	for v.reports.ReceiveAsync(&raw) {
+		v.steps++
+		var r ItemReport
+		err := decodePayload(SignalItemChanged, raw, &r, `{"itemId": "vm1", "protectionState": "Protected", "sequence": 1}`)
+		if err == nil {
+			err = ValidateID("itemId", r.ItemID)
+		}
+		if err == nil && !knownState(r.ProtectionState) {
+			err = fmt.Errorf("protectionState %q is not a state", r.ProtectionState)
+		}
+		if err != nil {
+			v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, "malformed item report, nothing changed: "+err.Error())
+			raw = converter.RawValue{}
+			continue
+		}
+		old, known := v.st.Items[r.ItemID]
+		if !known {
+			v.audit(ctx, "registerItem", r.ItemID, OutcomeAccepted, "item "+r.ItemID+" registered")
+		}
+		if !known || r.Sequence > old.Sequence {
+			v.st.Items[r.ItemID] = r.VaultItem
+			v.version++
+		}
+		raw = converter.RawValue{}
+	}
+}
+
+func knownState(s State) bool {
+	return s == Protected || s == ProtectionStopped || s == SoftDeleted || s == Purged
+}
+
+func (v *vault) registerHandlers(ctx workflow.Context) error {
+	err := workflow.SetQueryHandler(ctx, QueryVaultStatus, func() (VaultStatus, error) { return v.status(), nil })
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSoftDelete,
+		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
+			var req SetSoftDeleteRequest
+			if err := decodePayload(UpdateSetSoftDelete, raw, &req, `{"state": "AlwaysOn", "retentionDays": 30}`); err != nil {
+				return VaultStatus{}, refused(err)
+			}
+			return v.setSoftDelete(ctx, req)
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			var req SetSoftDeleteRequest
+			return refused(decodePayload(UpdateSetSoftDelete, raw, &req, `{"state": "AlwaysOn", "retentionDays": 30}`))
+		}},
+	)
+	if err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateDeleteVault,
+		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
+			req, err := DecodeRequest(UpdateDeleteVault, raw)
+			if err != nil {
+				return VaultStatus{}, refused(err)
+			}
+			return v.deleteVault(ctx, req)
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			_, err := DecodeRequest(UpdateDeleteVault, raw)
+			return refused(err)
+		}},
+	)
+}
+
+// Critical operations are judged in the handler, not the validator: a
+// refusal must leave a trace in the history, the audit and an alert.
+func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest) (VaultStatus, error) {
+	by := requester(req.RequestedBy)
+	if v.deleted {
+		return VaultStatus{}, refused(fmt.Errorf("vault %s has been deleted", v.id))
+	}
+	next, err := ChangeSoftDelete(v.id, v.st.SoftDelete, req)
+	if err != nil {
+		v.refuse(ctx, UpdateSetSoftDelete, by, err)
+		return VaultStatus{}, refused(err)
+	}
+	cur := v.st.SoftDelete
+	detail := fmt.Sprintf("soft delete %s, %d days, reminder %s before purge (was %s, %d days, %s); applies to deletes from now on",
+		next.State, next.RetentionDays, next.PurgeReminder, cur.State, cur.RetentionDays, cur.PurgeReminder)
+	if req.Reason != "" {
+		detail += "; reason: " + req.Reason
+	}
+	v.st.SoftDelete = next
+	v.audit(ctx, UpdateSetSoftDelete, by, OutcomeAccepted, detail)
+	v.version++
+	return v.status(), nil
+}
+
+func (v *vault) deleteVault(ctx workflow.Context, req Request) (VaultStatus, error) {
+	by := requester(req.RequestedBy)
+	if v.deleted {
+		return v.status(), nil
+	}
+	items, err := v.itemsForDeletion(ctx)
+	if err == nil {
+		err = DeleteVaultRefusal(v.id, items)
+	}
+	if err != nil {
+		v.refuse(ctx, UpdateDeleteVault, by, err)
+		return VaultStatus{}, refused(err)
+	}
+	detail := "vault deleted"
+	if req.Reason != "" {
+		detail += "; reason: " + req.Reason
+	}
+	v.audit(ctx, UpdateDeleteVault, by, OutcomeAccepted, detail)
+	v.deleted = true
+	v.version++
+	return v.status(), nil
+}
+
+// itemsForDeletion is the vault's view of its items joined with what
+// visibility shows: reports can be forged by any client, search attributes
+// only by the items themselves, so an item running with data counts even
+// when a report said it was purged.
+func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	var listed []activities.ListedItem
+	if err := workflow.ExecuteActivity(actx, acts.ListVaultItems, v.id).Get(ctx, &listed); err != nil {
+		return nil, fmt.Errorf("vault %s cannot be deleted now: its items could not be checked (%s); try again", v.id, message(err))
+	}
+	items := make(map[string]VaultItem, len(v.st.Items))
+	for id, it := range v.st.Items {
+		items[id] = it
+	}
+	prefix := WorkflowID(v.id, "")
+	for _, l := range listed {
+		id := strings.TrimPrefix(l.WorkflowID, prefix)
+		if it, ok := items[id]; !ok || it.ProtectionState == Purged {
+			state := State(l.ProtectionState)
+			if state == "" || state == Purged {
+				state = Protected // running, so it still holds data
+			}
+			items[id] = VaultItem{ProtectionState: state, DeferredDeleteTime: l.DeferredDeleteTime}
+		}
+	}
+	return items, nil
+}
+
+// refuse records a refused critical operation and raises an alert.
+func (v *vault) refuse(ctx workflow.Context, op, by string, err error) {
+	v.audit(ctx, op, by, OutcomeRejected, err.Error())
+	v.st.Outbox = append(v.st.Outbox, activities.Alert{
+		Kind: activities.AlertCriticalRejected, VaultID: v.id, RequestedBy: by,
+		Time: workflow.Now(ctx).UTC(), Detail: op + " refused: " + err.Error(),
+	})
+	v.version++
+}
+
+func (v *vault) audit(ctx workflow.Context, op, by, outcome, detail string) {
+	v.st.Audit = appendAudit(v.st.Audit, AuditEntry{
+		Time: workflow.Now(ctx).UTC(), Operation: op, RequestedBy: by, Outcome: outcome, Detail: detail,
+	})
+}
+
+func (v *vault) status() VaultStatus {
+	s := VaultStatus{
+		VaultID:    v.id,
+		SoftDelete: v.st.SoftDelete,
+		Counts:     map[State]int{},
+		Items:      map[State][]VaultItemStatus{},
+		Deleted:    v.deleted,
+		Audit:      append([]AuditEntry{}, v.st.Audit...),
+	}
+	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
+	for _, id := range sortedKeys(v.st.Items) {
+		it := v.st.Items[id]
+		s.Counts[it.ProtectionState]++
+		e := VaultItemStatus{ItemID: id}
+		if it.ProtectionState == SoftDeleted {
+			e.DeferredDeleteTimeInUTC = it.DeferredDeleteTime.UTC().Format(time.RFC3339)
+		}
+		s.Items[it.ProtectionState] = append(s.Items[it.ProtectionState], e)
+	}
+	return s
+}
+
+// vaultStartInput is the start input an item sends with signal-with-start.
+func vaultStartInput(vaultID string) json.RawMessage {
+	b, _ := json.Marshal(VaultInput{VaultID: vaultID})
+	return b
+}

@@ -1,0 +1,338 @@
+package workflows
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+)
+
+func TestChangeSoftDeleteRules(t *testing.T) {
+	def := DefaultSoftDeleteSettings()
+	alwaysOn := def
+	alwaysOn.State = SoftDeleteAlwaysOn
+	cases := map[string]struct {
+		cur     SoftDeleteSettings
+		req     SetSoftDeleteRequest
+		want    SoftDeleteSettings
+		refusal string
+	}{
+		"disable":                    {def, SetSoftDeleteRequest{State: SoftDeleteDisabled}, SoftDeleteSettings{SoftDeleteDisabled, 14, "48h0m0s"}, ""},
+		"always on":                  {def, SetSoftDeleteRequest{State: SoftDeleteAlwaysOn}, alwaysOn, ""},
+		"always on cannot disable":   {alwaysOn, SetSoftDeleteRequest{State: SoftDeleteDisabled}, alwaysOn, "AlwaysOn, which is irreversible: it cannot be set to Disabled"},
+		"always on cannot go back":   {alwaysOn, SetSoftDeleteRequest{State: SoftDeleteEnabled}, alwaysOn, "cannot be set to Enabled"},
+		"always on keeps retention":  {alwaysOn, SetSoftDeleteRequest{RetentionDays: 90}, SoftDeleteSettings{SoftDeleteAlwaysOn, 90, "48h0m0s"}, ""},
+		"retention too short":        {def, SetSoftDeleteRequest{RetentionDays: 13}, def, "retentionDays 13 is out of bounds: soft-deleted data is kept 14 to 180 days"},
+		"retention too long":         {def, SetSoftDeleteRequest{RetentionDays: 181}, def, "out of bounds"},
+		"unknown state":              {def, SetSoftDeleteRequest{State: "Off"}, def, `soft-delete state "Off" is not known`},
+		"bad reminder":               {def, SetSoftDeleteRequest{PurgeReminder: "soon"}, def, "purgeReminder"},
+		"reminder":                   {def, SetSoftDeleteRequest{PurgeReminder: "72h"}, SoftDeleteSettings{SoftDeleteEnabled, 14, "72h0m0s"}, ""},
+		"empty request changes none": {def, SetSoftDeleteRequest{}, def, ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := ChangeSoftDelete("vault1", c.cur, c.req)
+			if c.refusal != "" {
+				assert.ErrorContains(t, err, c.refusal)
+				assert.Equal(t, c.cur, got, "a refusal changes nothing")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestDeleteVaultRefusalNamesSoftDeletedItemsAndTheirPurgeTimes(t *testing.T) {
+	deadline := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	err := DeleteVaultRefusal("vault1", map[string]VaultItem{
+		"vm1": {ProtectionState: SoftDeleted, DeferredDeleteTime: deadline},
+		"vm2": {ProtectionState: Purged},
+		"db1": {ProtectionState: ProtectionStopped},
+	})
+	require.Error(t, err)
+	assert.Equal(t, "vault vault1 cannot be deleted: it holds 1 soft-deleted items: vm1 (purged at 2026-12-08T10:00:00Z); "+
+		"it holds 1 items with backup data: db1 (ProtectionStopped); a vault can be deleted once all its items are purged", err.Error())
+	assert.NoError(t, DeleteVaultRefusal("vault1", map[string]VaultItem{"vm2": {ProtectionState: Purged}}))
+	assert.NoError(t, DeleteVaultRefusal("vault1", nil))
+}
+
+type VaultSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env     *testsuite.TestWorkflowEnvironment
+	running []activities.ListedItem
+	alerts  []activities.Alert
+	updates int
+}
+
+func TestVaultSuite(t *testing.T) { suite.Run(t, new(VaultSuite)) }
+
+func (s *VaultSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: VaultWorkflowID("vault1")})
+	s.running, s.alerts = nil, nil
+	var a *activities.Activities
+	s.env.OnActivity(a.ListVaultItems, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, _ string) ([]activities.ListedItem, error) { return s.running, nil }).Maybe()
+	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, al activities.Alert) error { s.alerts = append(s.alerts, al); return nil }).Maybe()
+}
+
+func (s *VaultSuite) at(d time.Duration, f func()) { s.env.RegisterDelayedCallback(f, d) }
+
+func (s *VaultSuite) report(item string, state State, deadline time.Time, seq int) {
+	s.env.SignalWorkflow(SignalItemChanged, ItemReport{ItemID: item, VaultItem: VaultItem{ProtectionState: state, DeferredDeleteTime: deadline, Sequence: seq}})
+}
+
+func (s *VaultSuite) update(name string, arg any, failed *error) {
+	s.updates++
+	s.env.UpdateWorkflow(name, name+string(rune('a'+s.updates)), &testsuite.TestUpdateCallback{
+		OnAccept:   func() {},
+		OnReject:   func(err error) { *failed = err },
+		OnComplete: func(_ any, err error) { *failed = err },
+	}, arg)
+}
+
+func (s *VaultSuite) status() VaultStatus {
+	v, err := s.env.QueryWorkflow(QueryVaultStatus)
+	s.Require().NoError(err)
+	var st VaultStatus
+	s.Require().NoError(v.Get(&st))
+	return st
+}
+
+func (s *VaultSuite) TestDeleteVaultRefusedWithSoftDeletedItemsAndAllowedAfterTheirPurge() {
+	deadline := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	var refusedErr, acceptedErr error
+	s.at(time.Minute, func() {
+		s.report("vm1", Protected, time.Time{}, 1)
+		s.report("vm1", SoftDeleted, deadline, 2)
+		s.report("vm2", Purged, time.Time{}, 3)
+	})
+	s.at(2*time.Minute, func() {
+		st := s.status()
+		s.Equal(map[State]int{SoftDeleted: 1, Purged: 1}, st.Counts)
+		s.Equal([]VaultItemStatus{{ItemID: "vm1", DeferredDeleteTimeInUTC: "2026-12-08T10:00:00Z"}}, st.Items[SoftDeleted])
+		s.update(UpdateDeleteVault, Request{RequestedBy: "mallory"}, &refusedErr)
+	})
+	s.at(3*time.Minute, func() {
+		s.ErrorContains(refusedErr, "vm1 (purged at 2026-12-08T10:00:00Z)")
+		s.Require().Len(s.alerts, 1)
+		s.Equal(activities.AlertCriticalRejected, s.alerts[0].Kind)
+		s.Equal("mallory", s.alerts[0].RequestedBy)
+		s.report("vm1", SoftDeleted, deadline, 1) // a late, older report changes nothing
+	})
+	s.at(4*time.Minute, func() { s.report("vm1", Purged, time.Time{}, 4) })
+	s.at(5*time.Minute, func() { s.update(UpdateDeleteVault, Request{RequestedBy: "alice"}, &acceptedErr) })
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NoError(acceptedErr)
+	var final VaultStatus
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.True(final.Deleted)
+	last := final.Audit[len(final.Audit)-1]
+	s.Equal("deleteVault/alice/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
+}
+
+// TestForgedReportsCannotDeleteAVaultWithRunningItems: a client can send an
+// itemChanged signal saying an item was purged; visibility, which only the
+// item can write, still shows it running with data.
+func (s *VaultSuite) TestForgedReportsCannotDeleteAVaultWithRunningItems() {
+	s.running = []activities.ListedItem{{WorkflowID: WorkflowID("vault1", "vm1"), ProtectionState: "Protected", WorkflowStatus: "RUNNING"}}
+	var err error
+	s.at(time.Minute, func() { s.report("vm1", Purged, time.Time{}, 99) })
+	s.at(2*time.Minute, func() { s.update(UpdateDeleteVault, nil, &err) })
+	s.at(3*time.Minute, func() {
+		s.ErrorContains(err, "vm1 (Protected)")
+		s.False(s.status().Deleted)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+}
+
+func (s *VaultSuite) TestAlwaysOnIsIrreversibleAndEveryRefusalIsAuditedAndAlerted() {
+	var errOn, errOff, errBack, errShort error
+	s.at(time.Minute, func() {
+		s.update(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteAlwaysOn, RequestedBy: "alice"}, &errOn)
+	})
+	s.at(2*time.Minute, func() {
+		s.update(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "mallory"}, &errOff)
+		s.update(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteEnabled, RequestedBy: "mallory"}, &errBack)
+		s.update(UpdateSetSoftDelete, SetSoftDeleteRequest{RetentionDays: 7, RequestedBy: "mallory"}, &errShort)
+	})
+	s.at(3*time.Minute, func() {
+		s.NoError(errOn)
+		s.ErrorContains(errOff, "irreversible")
+		s.ErrorContains(errBack, "irreversible")
+		s.ErrorContains(errShort, "14 to 180 days")
+		st := s.status()
+		s.Equal(SoftDeleteAlwaysOn, st.SoftDelete.State)
+		var rejected int
+		for _, e := range st.Audit {
+			if e.Outcome == OutcomeRejected && e.RequestedBy == "mallory" {
+				rejected++
+			}
+		}
+		s.Equal(3, rejected, "every refusal is in the audit")
+		s.Len(s.alerts, 3, "every refused critical operation raises an alert")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+}
+
+func (s *VaultSuite) TestMalformedReportIsAuditedAndChangesNothing() {
+	s.at(time.Minute, func() {
+		s.env.SignalWorkflow(SignalItemChanged, "text")
+		s.env.SignalWorkflow(SignalItemChanged, map[string]any{"itemId": "../x", "protectionState": "Protected"})
+		s.report("vm1", Protected, time.Time{}, 1)
+	})
+	s.at(2*time.Minute, func() {
+		st := s.status()
+		s.Equal(map[State]int{Protected: 1}, st.Counts)
+		s.Equal(OutcomeRejected, st.Audit[0].Outcome)
+		s.Equal(OutcomeRejected, st.Audit[1].Outcome)
+		s.Equal("registerItem", st.Audit[2].Operation)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+}
+
+func (s *VaultSuite) TestVaultStartInputCarryingStateIsRefused() {
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1", State: &VaultState{SoftDelete: SoftDeleteSettings{State: SoftDeleteDisabled}}})
+	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)
+}
+
+// Items and their vault settings, in the item suite.
+
+func (s *ItemSuite) TestSoftDeleteDisabledPurgesAtOnce() {
+	s.vaultSettings = SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "alice"}) })
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var final Status
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.Equal(Purged, final.ProtectionState)
+	s.Equal(1, s.purges)
+	s.Equal(time.Hour, s.purgeTime.Sub(final.Audit[0].Time).Round(time.Minute), "purged at the delete, with no window")
+	s.Empty(s.storedPoints())
+	s.Equal(Purged, s.reports[len(s.reports)-1].ProtectionState, "the vault is told")
+	s.Equal(activities.AlertPurged, s.alerts[len(s.alerts)-1].Kind)
+}
+
+func (s *ItemSuite) TestTheVaultsRetentionAppliesAtTheDeleteAndLaterChangesDoNotShortenIt() {
+	s.vaultSettings = SoftDeleteSettings{State: SoftDeleteEnabled, RetentionDays: 30}
+	var deleted time.Time
+	s.at(time.Hour, func() {
+		deleted = s.env.Now()
+		s.mustUpdate(UpdateDelete, nil)
+	})
+	s.at(2*time.Hour, func() {
+		s.vaultSettings = SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}
+		s.mustUpdate(UpdateDelete, nil) // a repeated delete reads nothing and moves nothing
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(deleted.Add(30*day), s.purgeTime, "purged after the vault's 30 days, unchanged by the later setting")
+}
+
+func (s *ItemSuite) TestReminderTwoDaysBeforeThePurgeAndAlertsAlongTheWay() {
+	var deleted time.Time
+	s.at(time.Hour, func() {
+		deleted = s.env.Now()
+		s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"})
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var kinds []string
+	for _, a := range s.alerts {
+		kinds = append(kinds, a.Kind)
+	}
+	s.Equal([]string{activities.AlertSoftDeleted, activities.AlertPurgeReminder, activities.AlertPurged}, kinds)
+	s.Equal("mallory", s.alerts[0].RequestedBy)
+	s.Equal(deleted.Add(14*day).UTC(), s.alerts[0].PurgeTime, "the soft-delete alert carries the purge time")
+	s.Equal(deleted.Add(12*day).UTC(), s.alerts[1].Time, "the reminder goes out two days before the purge")
+	s.Equal(deleted.Add(14*day).UTC(), s.alerts[2].Time)
+
+	var states []State
+	for _, r := range s.reports {
+		states = append(states, r.ProtectionState)
+	}
+	s.Equal([]State{Protected, SoftDeleted, Purged}, states, "the vault hears of each change, registration first")
+}
+
+func (s *ItemSuite) TestNoReminderAfterAnUndelete() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	var undeleted time.Time
+	s.at(5*day, func() {
+		undeleted = s.env.Now()
+		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+	})
+	s.at(20*day, func() {
+		var kinds []string
+		for _, a := range s.alerts {
+			kinds = append(kinds, a.Kind)
+		}
+		s.Equal([]string{activities.AlertSoftDeleted, activities.AlertUndeleted}, kinds, "no reminder, no purge")
+		s.Contains(s.canceledAt, undeleted, "the reminder timer was cancelled with the purge timer")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+}
+
+// TestWebhookAlertsAreRetriedUntilDelivered posts alerts to a real HTTP
+// server on 127.0.0.1 that fails the first delivery.
+func TestWebhookAlertsAreRetriedUntilDelivered(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []activities.Alert
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		var a activities.Alert
+		if err := json.NewDecoder(r.Body).Decode(&a); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		bodies = append(bodies, a)
+	}))
+	defer srv.Close()
+
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{Notifier: activities.WebhookNotifier{URL: srv.URL}})
+	queue := []activities.Alert{{Kind: activities.AlertSoftDeleted, VaultID: "vault1", ItemID: "vm1", RequestedBy: "mallory"}}
+	env.ExecuteWorkflow(func(ctx workflow.Context) error {
+		s := startAlertSender(ctx, &queue)
+		return workflow.Await(ctx, s.drained)
+	})
+	require.NoError(t, env.GetWorkflowError())
+	mu.Lock()
+	assert.Equal(t, 2, calls, "the failed delivery was retried")
+	require.Len(t, bodies, 1)
+	assert.Equal(t, "mallory", bodies[0].RequestedBy)
+	assert.Equal(t, activities.AlertSoftDeleted, bodies[0].Kind)
+	mu.Unlock()
+
+	err := activities.WebhookNotifier{URL: "http://127.0.0.1:1/none"}.Notify(t.Context(), activities.Alert{})
+	assert.Error(t, err, "an unreachable webhook is an error, to be retried")
+}

@@ -1,0 +1,148 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Vault names a user types (SPEC section 2).
+const (
+	VaultWorkflowType   = "Vault"
+	SignalItemChanged   = "itemChanged"
+	UpdateSetSoftDelete = "setSoftDelete"
+	UpdateDeleteVault   = "deleteVault"
+	QueryVaultStatus    = "status"
+)
+
+// VaultWorkflowID is the ID of a vault's workflow.
+func VaultWorkflowID(vaultID string) string { return "vault/" + vaultID }
+
+// SoftDeleteState is a vault's soft-delete setting (SPEC section 4).
+type SoftDeleteState string
+
+const (
+	SoftDeleteEnabled  SoftDeleteState = "Enabled"
+	SoftDeleteDisabled SoftDeleteState = "Disabled"
+	// SoftDeleteAlwaysOn can never be turned off again.
+	SoftDeleteAlwaysOn SoftDeleteState = "AlwaysOn"
+)
+
+// DefaultPurgeReminder is how long before a purge the reminder goes out.
+const DefaultPurgeReminder = 48 * time.Hour
+
+// SoftDeleteSettings are what an item learns from its vault when it is
+// deleted.
+type SoftDeleteSettings struct {
+	State         SoftDeleteState `json:"state"`
+	RetentionDays int             `json:"retentionDays"`
+	// PurgeReminder is a duration ("48h"): the reminder's lead on the purge.
+	PurgeReminder string `json:"purgeReminder"`
+}
+
+// DefaultSoftDeleteSettings are a new vault's: Enabled, 14 days.
+func DefaultSoftDeleteSettings() SoftDeleteSettings {
+	return SoftDeleteSettings{State: SoftDeleteEnabled, RetentionDays: DefaultSoftDeleteRetentionDays, PurgeReminder: DefaultPurgeReminder.String()}
+}
+
+// reminderLead is the reminder's lead, the default when unset or invalid.
+func (s SoftDeleteSettings) reminderLead() time.Duration {
+	if d, err := time.ParseDuration(s.PurgeReminder); err == nil && d > 0 {
+		return d
+	}
+	return DefaultPurgeReminder
+}
+
+// SetSoftDeleteRequest is the payload of setSoftDelete. Zero fields keep
+// the current value.
+type SetSoftDeleteRequest struct {
+	State         SoftDeleteState `json:"state,omitempty"`
+	RetentionDays int             `json:"retentionDays,omitempty"`
+	PurgeReminder string          `json:"purgeReminder,omitempty"`
+	RequestedBy   string          `json:"requestedBy,omitempty"`
+	Reason        string          `json:"reason,omitempty"`
+}
+
+// ChangeSoftDelete applies a setSoftDelete request to the current settings,
+// or refuses it in a sentence. It is the only place that knows the rules.
+func ChangeSoftDelete(vaultID string, cur SoftDeleteSettings, req SetSoftDeleteRequest) (SoftDeleteSettings, error) {
+	next := cur
+	switch req.State {
+	case "":
+	case SoftDeleteEnabled, SoftDeleteDisabled, SoftDeleteAlwaysOn:
+		next.State = req.State
+	default:
+		return cur, &Refusal{Message: fmt.Sprintf("soft-delete state %q is not known: use Enabled, Disabled or AlwaysOn", req.State)}
+	}
+	if cur.State == SoftDeleteAlwaysOn && next.State != SoftDeleteAlwaysOn {
+		return cur, &Refusal{Message: fmt.Sprintf(
+			"soft delete of vault %s is AlwaysOn, which is irreversible: it cannot be set to %s", vaultID, next.State)}
+	}
+	if req.RetentionDays != 0 {
+		if req.RetentionDays < MinSoftDeleteRetentionDays || req.RetentionDays > MaxSoftDeleteRetentionDays {
+			return cur, &Refusal{Message: fmt.Sprintf("retentionDays %d is out of bounds: soft-deleted data is kept %d to %d days",
+				req.RetentionDays, MinSoftDeleteRetentionDays, MaxSoftDeleteRetentionDays)}
+		}
+		next.RetentionDays = req.RetentionDays
+	}
+	if req.PurgeReminder != "" {
+		d, err := time.ParseDuration(req.PurgeReminder)
+		if err != nil || d <= 0 {
+			return cur, &Refusal{Message: fmt.Sprintf("purgeReminder %q is not a positive duration such as \"48h\"", req.PurgeReminder)}
+		}
+		next.PurgeReminder = d.String()
+	}
+	return next, nil
+}
+
+// VaultItem is what a vault knows of one of its items.
+type VaultItem struct {
+	ProtectionState    State     `json:"protectionState"`
+	DeferredDeleteTime time.Time `json:"deferredDeleteTime,omitzero"`
+	// Sequence orders an item's reports; an older one never overwrites a newer.
+	Sequence int `json:"sequence"`
+}
+
+// ItemReport is the itemChanged signal an item sends its vault.
+type ItemReport struct {
+	ItemID string `json:"itemId"`
+	VaultItem
+}
+
+// DeleteVaultRefusal says why a vault cannot be deleted yet, naming the
+// soft-deleted items and when each is purged, or is nil when it can.
+func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
+	var soft, other []string
+	for _, id := range sortedKeys(items) {
+		it := items[id]
+		switch it.ProtectionState {
+		case Purged:
+		case SoftDeleted:
+			soft = append(soft, fmt.Sprintf("%s (purged at %s)", id, it.DeferredDeleteTime.UTC().Format(time.RFC3339)))
+		default:
+			other = append(other, fmt.Sprintf("%s (%s)", id, it.ProtectionState))
+		}
+	}
+	if len(soft) == 0 && len(other) == 0 {
+		return nil
+	}
+	var parts []string
+	if len(soft) > 0 {
+		parts = append(parts, fmt.Sprintf("it holds %d soft-deleted items: %s", len(soft), strings.Join(soft, ", ")))
+	}
+	if len(other) > 0 {
+		parts = append(parts, fmt.Sprintf("it holds %d items with backup data: %s", len(other), strings.Join(other, ", ")))
+	}
+	return &Refusal{Message: fmt.Sprintf("vault %s cannot be deleted: %s; a vault can be deleted once all its items are purged",
+		vaultID, strings.Join(parts, "; "))}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
