@@ -14,11 +14,10 @@ import (
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"recoveryvault/activities"
 	"recoveryvault/workflows"
 )
 
@@ -91,7 +90,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		reasonFlag(cmd)
 		root.AddCommand(cmd)
 	}
-	root.AddCommand(a.restoreCommand(itemFlags))
+	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand())
 	return root
 }
 
@@ -207,10 +206,19 @@ func (a *app) status(ctx context.Context, cl client.Client) error {
 	return a.print(st)
 }
 
-// update sends an update and waits for its answer, the new status.
+// update sends an item update and prints its answer, the new status.
 func (a *app) update(ctx context.Context, cl client.Client, name string, arg any) error {
+	var st workflows.Status
+	if err := a.send(ctx, cl, a.workflowID(), name, arg, &st); err != nil {
+		return err
+	}
+	return a.print(st)
+}
+
+// send runs an update on a workflow and decodes its answer into result.
+func (a *app) send(ctx context.Context, cl client.Client, workflowID, name string, arg, result any) error {
 	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   a.workflowID(),
+		WorkflowID:   workflowID,
 		UpdateName:   name,
 		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -218,15 +226,14 @@ func (a *app) update(ctx context.Context, cl client.Client, name string, arg any
 	if err != nil {
 		return a.explain(err)
 	}
-	var st workflows.Status
-	if err := h.Get(ctx, &st); err != nil {
+	if err := h.Get(ctx, result); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused {
 			return fmt.Errorf("%s refused: %s", name, app.Message())
 		}
 		return fmt.Errorf("%s failed: %s", name, reason(err))
 	}
-	return a.print(st)
+	return nil
 }
 
 // explain turns the server's errors about a missing item into a sentence.
@@ -329,33 +336,25 @@ func listQuery(vaultID, state string) (string, error) {
 }
 
 func listItems(ctx context.Context, cl client.Client, query string) ([]listed, error) {
-	var rows []listed
-	var token []byte
-	dc := converter.GetDefaultDataConverter()
-	for {
-		resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
-		if err != nil {
-			return nil, fmt.Errorf("list items (%s): %w", query, err)
-		}
-		for _, e := range resp.GetExecutions() {
-			fields := e.GetSearchAttributes().GetIndexedFields()
-			var r listed
-			_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
-			_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
-			r.ItemID = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.WorkflowID(r.VaultID, ""))
-			var deadline time.Time
-			if p := fields["DeferredDeleteTime"]; p != nil && dc.FromPayload(p, &deadline) == nil && !deadline.IsZero() {
-				r.DeferredDeleteTime = deadline.UTC().Format(time.RFC3339)
-				r.Remaining = workflows.FormatRemaining(time.Until(deadline))
-			}
-			r.WorkflowStatus = strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")
-			rows = append(rows, r)
-		}
-		token = resp.GetNextPageToken()
-		if len(token) == 0 {
-			return rows, nil
-		}
+	items, err := activities.ListItems(ctx, cl, query)
+	if err != nil {
+		return nil, err
 	}
+	rows := make([]listed, 0, len(items))
+	for _, it := range items {
+		r := listed{
+			VaultID:         it.VaultID,
+			ItemID:          strings.TrimPrefix(it.WorkflowID, workflows.WorkflowID(it.VaultID, "")),
+			ProtectionState: it.ProtectionState,
+			WorkflowStatus:  it.WorkflowStatus,
+		}
+		if !it.DeferredDeleteTime.IsZero() {
+			r.DeferredDeleteTime = it.DeferredDeleteTime.UTC().Format(time.RFC3339)
+			r.Remaining = workflows.FormatRemaining(time.Until(it.DeferredDeleteTime))
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 func (a *app) print(st workflows.Status) error {
@@ -370,4 +369,69 @@ func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// vaultCommand groups the vault's operations.
+func (a *app) vaultCommand() *cobra.Command {
+	vault := &cobra.Command{Use: "vault", Short: "Show and change a vault: soft-delete settings, deletion"}
+	var req workflows.SetSoftDeleteRequest
+	var why string
+	withVault := func(cmd *cobra.Command, f func(context.Context, client.Client) error) *cobra.Command {
+		cmd.Args = cobra.NoArgs
+		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
+		cmd.RunE = a.run(func(ctx context.Context, cl client.Client) error {
+			if err := workflows.ValidateID("--vault", a.vaultID); err != nil {
+				return err
+			}
+			return f(ctx, cl)
+		})
+		return cmd
+	}
+	printVault := func(st workflows.VaultStatus) error {
+		if a.jsonOut {
+			return a.printJSON(st)
+		}
+		printVaultStatus(a.out, st)
+		return nil
+	}
+	status := withVault(&cobra.Command{Use: "status", Short: "Show a vault's settings and its items by state"},
+		func(ctx context.Context, cl client.Client) error {
+			v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(a.vaultID), "", workflows.QueryVaultStatus)
+			if err != nil {
+				return fmt.Errorf("vault %s does not answer (%s): a vault exists once an item of it is protected", a.vaultID, reason(err))
+			}
+			var st workflows.VaultStatus
+			if err := v.Get(&st); err != nil {
+				return err
+			}
+			return printVault(st)
+		})
+	set := withVault(&cobra.Command{Use: "set-soft-delete", Short: "Change soft delete: Enabled, Disabled or AlwaysOn (irreversible), retention 14 to 180 days"},
+		func(ctx context.Context, cl client.Client) error {
+			req.RequestedBy, req.Reason = a.requestedBy, why
+			var st workflows.VaultStatus
+			if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateSetSoftDelete, req, &st); err != nil {
+				return err
+			}
+			return printVault(st)
+		})
+	set.Flags().StringVar((*string)(&req.State), "state", "", "Enabled, Disabled or AlwaysOn")
+	set.Flags().IntVar(&req.RetentionDays, "retention-days", 0, "days soft-deleted data is kept (14 to 180)")
+	set.Flags().StringVar(&req.PurgeReminder, "purge-reminder", "", "how long before a purge the reminder alert goes out, e.g. 48h")
+	del := withVault(&cobra.Command{Use: "delete", Short: "Delete a vault; refused while any of its items still holds data"},
+		func(ctx context.Context, cl client.Client) error {
+			var st workflows.VaultStatus
+			err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateDeleteVault,
+				workflows.Request{RequestedBy: a.requestedBy, Reason: why}, &st)
+			if err != nil {
+				return err
+			}
+			return printVault(st)
+		})
+	for _, cmd := range []*cobra.Command{set, del} {
+		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
+		cmd.Flags().StringVar(&why, "reason", "", "why, for the audit trail")
+	}
+	vault.AddCommand(status, set, del)
+	return vault
 }

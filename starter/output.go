@@ -79,3 +79,36 @@ func short(sum string) string {
 	}
 	return sum
 }
+
+func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Vault\t%s\n", st.VaultID)
+	if st.Deleted {
+		fmt.Fprintf(tw, "Deleted\tyes\n")
+	}
+	fmt.Fprintf(tw, "Soft delete\t%s, %d days, reminder %s before purge\n", st.SoftDelete.State, st.SoftDelete.RetentionDays, st.SoftDelete.PurgeReminder)
+	if st.SoftDeleteRetentionOverride != "" {
+		fmt.Fprintf(tw, "WARNING\tsoft-delete window %s\n", st.SoftDeleteRetentionOverride)
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "\nItems")
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tITEM\tPURGE AT")
+	for _, state := range []workflows.State{workflows.Protected, workflows.ProtectionStopped, workflows.SoftDeleted, workflows.Purged} {
+		for _, it := range st.Items[state] {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", state, it.ItemID, dash(it.DeferredDeleteTimeInUTC))
+		}
+	}
+	tw.Flush()
+	audit := st.Audit
+	if len(audit) > auditShown {
+		audit = audit[len(audit)-auditShown:]
+	}
+	fmt.Fprintf(out, "\nAudit (last %d of %d)\n", len(audit), len(st.Audit))
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tOUTCOME\tDETAIL")
+	for _, e := range audit {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, e.Outcome, e.Detail)
+	}
+	tw.Flush()
+}
