@@ -258,8 +258,8 @@ func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, er
 		return nil, fmt.Errorf("vault %s cannot be deleted now: its items could not be checked (%s); try again", v.id, message(err))
 	}
 	items := make(map[string]VaultItem, len(v.st.Items))
-	for id, it := range v.st.Items {
-		items[id] = it
+	for _, id := range workflow.DeterministicKeys(v.st.Items) {
+		items[id] = v.st.Items[id]
 	}
 	prefix := WorkflowID(v.id, "")
 	for _, l := range listed {
@@ -301,7 +301,7 @@ func (v *vault) status() VaultStatus {
 		Audit:      append([]AuditEntry{}, v.st.Audit...),
 	}
 	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
-	for _, id := range sortedKeys(v.st.Items) {
+	for _, id := range workflow.DeterministicKeys(v.st.Items) {
 		it := v.st.Items[id]
 		s.Counts[it.ProtectionState]++
 		e := VaultItemStatus{ItemID: id}

@@ -2,9 +2,10 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/workflow"
 )
 
 // Vault names a user types (SPEC section 2).
@@ -114,7 +115,7 @@ type ItemReport struct {
 // soft-deleted items and when each is purged, or is nil when it can.
 func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
 	var soft, other []string
-	for _, id := range sortedKeys(items) {
+	for _, id := range workflow.DeterministicKeys(items) {
 		it := items[id]
 		switch it.ProtectionState {
 		case Purged:
@@ -136,13 +137,4 @@ func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
 	}
 	return &Refusal{Message: fmt.Sprintf("vault %s cannot be deleted: %s; a vault can be deleted once all its items are purged",
 		vaultID, strings.Join(parts, "; "))}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
