@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -112,14 +113,16 @@ func (a *Activities) Notify(ctx context.Context, alert Alert) error {
 	return a.Notifier.Notify(ctx, alert)
 }
 
-// RunInfo is the type and close status of one workflow run.
+// RunInfo is the type and status of one workflow run.
 type RunInfo struct {
-	WorkflowType string `json:"workflowType"`
-	Status       string `json:"status"`
+	WorkflowType   string `json:"workflowType"`
+	Running        bool   `json:"running"`
+	ContinuedAsNew bool   `json:"continuedAsNew"`
 }
 
-// DescribeRun tells what an earlier run of a workflow was: a run that
-// carries state checks that its predecessor was its own kind of workflow.
+// DescribeRun tells what a run of a workflow is or was: a run that carries
+// state checks that its predecessor was its own kind of workflow. An empty
+// runID is the current run.
 func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) (RunInfo, error) {
 	d, err := a.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
 	var nf *serviceerror.NotFound
@@ -131,7 +134,23 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 	}
 	info := d.GetWorkflowExecutionInfo()
 	return RunInfo{
-		WorkflowType: info.GetType().GetName(),
-		Status:       strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),
+		WorkflowType:   info.GetType().GetName(),
+		Running:        info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		ContinuedAsNew: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
 	}, nil
+}
+
+// QueryRunning answers a query of a workflow that must be running and of
+// the given type: anything else under that ID, whatever it answers, is not
+// to be believed.
+func (a *Activities) QueryRunning(ctx context.Context, workflowID, workflowType, query string) (json.RawMessage, error) {
+	info, err := a.DescribeRun(ctx, workflowID, "")
+	if err != nil {
+		return nil, err
+	}
+	if !info.Running || info.WorkflowType != workflowType {
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s is not a running %s workflow", workflowID, workflowType), ErrTypeNoVault, nil)
+	}
+	return a.QueryJSON(ctx, workflowID, query)
 }

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/activities"
+	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
 
@@ -217,23 +218,17 @@ func (a *app) update(ctx context.Context, cl client.Client, name string, arg any
 
 // send runs an update on a workflow and decodes its answer into result.
 func (a *app) send(ctx context.Context, cl client.Client, workflowID, name string, arg, result any) error {
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflowID,
-		UpdateName:   name,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return a.explain(err)
+	err := updates.Execute(ctx, cl, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+	var app *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused:
+		return fmt.Errorf("%s refused: %s", name, app.Message())
+	case errors.As(err, &app):
+		return fmt.Errorf("%s failed: %s", name, app.Message())
 	}
-	if err := h.Get(ctx, result); err != nil {
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused {
-			return fmt.Errorf("%s refused: %s", name, app.Message())
-		}
-		return fmt.Errorf("%s failed: %s", name, reason(err))
-	}
-	return nil
+	return a.explain(err)
 }
 
 // explain turns the server's errors about a missing item into a sentence.

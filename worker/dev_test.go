@@ -27,6 +27,7 @@ import (
 	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/internal/treediff"
+	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
 
@@ -134,14 +135,8 @@ func update(t *testing.T, c client.Client, id, name string, arg any) (workflows.
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return workflows.Status{}, err
-	}
 	var st workflows.Status
-	err = h.Get(ctx, &st)
+	err := updates.Execute(ctx, c, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{arg}}, &st)
 	return st, err
 }
 
@@ -320,8 +315,12 @@ func TestDevModeKeepsTheDeadlineAcrossARestart(t *testing.T) {
 
 // realServer is the embedded server with workers started and stopped by
 // the test, for the cases where the worker must be down.
-func realServer(t *testing.T) (*devserver.Server, client.Client) {
-	srv, err := devserver.Start(devserver.Options{DataDir: t.TempDir(), Port: freePort(t), SearchAttributes: searchattributes.Attributes})
+func realServer(t *testing.T, dynamicConfig ...map[string]any) (*devserver.Server, client.Client) {
+	o := devserver.Options{DataDir: t.TempDir(), Port: freePort(t), SearchAttributes: searchattributes.Attributes}
+	if len(dynamicConfig) > 0 {
+		o.DynamicConfig = dynamicConfig[0]
+	}
+	srv, err := devserver.Start(o)
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Logger: quietLogger()})
@@ -478,4 +477,60 @@ func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "the item's recovery point is intact")
 	assert.Equal(t, workflows.Protected, query(t, c, id).ProtectionState)
+}
+
+// TestContinueAsNewOnARealServerKeepsItemsAndVaults: with the server
+// suggesting continue-as-new every few dozen events, items and their vault
+// continue as new again and again and keep everything: state, recovery
+// points, settings, deadlines.
+func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
+	_, c := realServer(t, map[string]any{"limit.historyCount.suggestContinueAsNew": 40})
+	store := t.TempDir()
+	w := backupworker.New(c, store, nil, workflows.Settings{})
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	src := writeItemSource(t)
+	id := protect(t, c, "vm1", src)
+	vaultID := workflows.VaultWorkflowID("vault1")
+	require.Eventually(t, func() bool {
+		_, err := update(t, c, vaultID, workflows.UpdateSetSoftDelete, workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteAlwaysOn, RetentionDays: 30})
+		return err == nil
+	}, 20*time.Second, 200*time.Millisecond)
+	firstRun := func(wid string) string {
+		d, err := c.DescribeWorkflowExecution(context.Background(), wid, "")
+		require.NoError(t, err)
+		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	}
+	itemRun, vaultRun := firstRun(id), firstRun(vaultID)
+
+	for i := 0; i < 8; i++ {
+		mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
+		mustUpdate(t, c, id, workflows.UpdateStop, nil)
+		mustUpdate(t, c, id, workflows.UpdateResume, nil)
+	}
+	st := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	deadline := st.DeferredDeleteTimeInUTC
+	mustUpdate(t, c, id, workflows.UpdateDelete, nil)
+	mustUpdate(t, c, id, workflows.UpdateDelete, nil)
+
+	require.Eventually(t, func() bool { return firstRun(id) != itemRun && firstRun(vaultID) != vaultRun }, 30*time.Second, 200*time.Millisecond,
+		"both continued as new")
+	require.Eventually(t, func() bool {
+		st = query(t, c, id)
+		return st.ProtectionState == workflows.SoftDeleted
+	}, 20*time.Second, 100*time.Millisecond)
+	assert.Equal(t, deadline, st.DeferredDeleteTimeInUTC, "the deadline crossed continue-as-new")
+	assert.Len(t, st.RecoveryPoints, 9, "every recovery point crossed continue-as-new")
+	parsed, err := time.Parse(time.RFC3339, deadline)
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now().Add(30*24*time.Hour), parsed, time.Minute, "the vault's 30 days applied")
+
+	v, err := c.QueryWorkflow(context.Background(), vaultID, "", workflows.QueryVaultStatus)
+	require.NoError(t, err)
+	var vst workflows.VaultStatus
+	require.NoError(t, v.Get(&vst))
+	assert.Equal(t, workflows.SoftDeleteAlwaysOn, vst.SoftDelete.State, "AlwaysOn crossed the vault's continue-as-new")
+	d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus())
 }

@@ -46,9 +46,6 @@ func startAlertSender(ctx workflow.Context, queue *[]activities.Alert) *alertSen
 	return s
 }
 
-// idle is true when no delivery is in flight: what is queued can be carried.
-func (s *alertSender) idle() bool { return !s.busy }
-
 // drained is true when everything queued has been delivered or given up.
 func (s *alertSender) drained() bool { return !s.busy && len(*s.queue) == 0 }
 

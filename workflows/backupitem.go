@@ -72,6 +72,15 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 	}
 	vaultAware := workflow.GetVersion(ctx, "vault", workflow.DefaultVersion, 1) == 1
+	w := newItem(ctx, in)
+	w.settings = settings
+	w.vaultAware = vaultAware
+	// Handlers first: an update delivered in the first task of a run must
+	// find them. They wait until carried state has been verified.
+	w.verified = in.State == nil
+	if err := w.registerHandlers(ctx); err != nil {
+		return Status{}, err
+	}
 	// Carried state is trusted only from this item's own continue-as-new:
 	// a start input claiming to be soft-deleted would otherwise purge at once.
 	if in.State != nil {
@@ -88,12 +97,7 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 		if err != nil {
 			return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 		}
-	}
-	w := newItem(ctx, in)
-	w.settings = settings
-	w.vaultAware = vaultAware
-	if err := w.registerHandlers(ctx); err != nil {
-		return Status{}, err
+		w.verified = true
 	}
 	w.publish(ctx)
 	if w.vaultAware {
@@ -136,6 +140,8 @@ type item struct {
 	published string
 	// collecting is true while a garbage-collection activity runs.
 	collecting bool
+	// verified is false while carried state is being checked; handlers wait.
+	verified bool
 
 	// vaultAware is false only when replaying a history recorded before
 	// items had vaults: no reports, settings from the vault, or alerts.
@@ -347,22 +353,13 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration) {
 	vs := DefaultSoftDeleteSettings()
 	if w.vaultAware {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
-			RetryPolicy: &temporal.RetryPolicy{
-				InitialInterval:        time.Second,
-				MaximumAttempts:        5,
-				NonRetryableErrorTypes: []string{activities.ErrTypeNoVault},
-			},
-		})
-		var raw json.RawMessage
-		var vst VaultStatus
-		err := workflow.ExecuteActivity(actx, acts.QueryJSON, VaultWorkflowID(w.in.VaultID), QueryVaultStatus).Get(ctx, &raw)
-		if err == nil && json.Unmarshal(raw, &vst) == nil && vst.SoftDelete.State != "" {
-			vs = vst.SoftDelete
+		if read, ok := w.readVaultSettings(ctx); ok {
+			vs = read
 		} else {
-			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID, "error", err)
+			// Fail closed: soft delete stays on, with the longest window seen.
+			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID)
 		}
+		vs = w.st.VaultFloor.apply(vs)
 	}
 	days := max(vs.RetentionDays, w.in.SoftDeleteRetentionDays)
 	window = time.Duration(days) * 24 * time.Hour
@@ -377,6 +374,27 @@ func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disab
 		return window, false, 0
 	}
 	return window, vs.State == SoftDeleteDisabled, vs.reminderLead()
+}
+
+// readVaultSettings asks the vault for its soft-delete settings, believing
+// only a running Vault workflow, and raises the item's floor with them.
+func (w *item) readVaultSettings(ctx workflow.Context) (SoftDeleteSettings, bool) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{activities.ErrTypeNoVault},
+		},
+	})
+	var raw json.RawMessage
+	err := workflow.ExecuteActivity(actx, acts.QueryRunning, VaultWorkflowID(w.in.VaultID), VaultWorkflowType, QuerySoftDeleteSettings).Get(ctx, &raw)
+	var vs SoftDeleteSettings
+	if err != nil || json.Unmarshal(raw, &vs) != nil || vs.State == "" {
+		return vs, false
+	}
+	w.st.VaultFloor.raise(vs)
+	return vs, true
 }
 
 // windowOverride is the worker's soft-delete window, if it sets one. A worker
@@ -446,7 +464,7 @@ func (w *item) startReporter(ctx workflow.Context) {
 			}
 			key := w.reportKey()
 			w.st.ReportSequence++
-			r := ItemReport{ItemID: w.in.ItemID, VaultItem: VaultItem{
+			r := ItemReport{ItemID: w.in.ItemID, Incarnation: workflow.GetInfo(ctx).FirstRunID, VaultItem: VaultItem{
 				ProtectionState: VisibleState(w.st.ProtectionState), Sequence: w.st.ReportSequence,
 			}}
 			if r.ProtectionState == SoftDeleted {
@@ -461,6 +479,9 @@ func (w *item) startReporter(ctx workflow.Context) {
 			if err := workflow.ExecuteActivity(actx, acts.SignalWithStart, in).Get(ctx, nil); err != nil {
 				workflow.GetLogger(ctx).Error("Vault not told of the item's state", "vault", w.in.VaultID, "error", err)
 			}
+			// Learn the vault's settings while here: the floor they raise
+			// protects the item even if the vault is later reset.
+			w.readVaultSettings(ctx)
 			w.reporting = false
 			w.reportedKey = key
 		}
@@ -469,11 +490,6 @@ func (w *item) startReporter(ctx workflow.Context) {
 
 func (w *item) reportKey() string {
 	return string(VisibleState(w.st.ProtectionState)) + "|" + w.st.Deadline.String()
-}
-
-// quiet is true when nothing is being sent: the state can be carried.
-func (w *item) quiet() bool {
-	return !w.vaultAware || (!w.reporting && w.sender.idle())
 }
 
 // caughtUp is true when the vault knows the current state and every alert
@@ -746,8 +762,10 @@ func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
 // handler is running. Until then the loop goes on serving signals and
 // timers, so a long restore never holds them up.
 func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
+	// A report or alert in flight is not waited for: the new run reports
+	// its state afresh and the alert stays in the carried outbox.
 	return (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || w.steps >= maxStepsPerRun) &&
-		workflow.AllHandlersFinished(ctx) && w.quiet()
+		workflow.AllHandlersFinished(ctx)
 }
 
 // continueAsNew carries the whole state, the deadline included, into a new

@@ -101,12 +101,18 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 			s.reports = append(s.reports, r)
 			return nil
 		}).Maybe()
-	s.env.OnActivity(a.QueryJSON, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, _, _ string) (json.RawMessage, error) {
-			return json.Marshal(VaultStatus{SoftDelete: s.vaultSettings})
+	s.env.OnActivity(a.QueryRunning, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, id, typ, query string) (json.RawMessage, error) {
+			s.Equal(VaultWorkflowID("vault1"), id)
+			s.Equal(VaultWorkflowType, typ)
+			s.Equal(QuerySoftDeleteSettings, query)
+			if s.vaultSettings.State == "" {
+				return nil, temporal.NewNonRetryableApplicationError("no vault", activities.ErrTypeNoVault, nil)
+			}
+			return json.Marshal(s.vaultSettings)
 		}).Maybe()
 	s.vaultSettings = vs
-	s.previousRun = activities.RunInfo{WorkflowType: WorkflowType, Status: "CONTINUED_AS_NEW"}
+	s.previousRun = activities.RunInfo{WorkflowType: WorkflowType, ContinuedAsNew: true}
 	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, _, _ string) (activities.RunInfo, error) { return s.previousRun, nil }).Maybe()
 	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
@@ -664,7 +670,7 @@ func (s *ItemSuite) TestStartInputCarryingStateIsRefused() {
 func (s *ItemSuite) TestStateContinuedFromAnotherWorkflowTypeIsRefused() {
 	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, nil)
 	s.Require().NoError(err)
-	s.previousRun = activities.RunInfo{WorkflowType: "Attacker", Status: "CONTINUED_AS_NEW"}
+	s.previousRun = activities.RunInfo{WorkflowType: "Attacker", ContinuedAsNew: true}
 	s.env.SetContinuedExecutionRunID("attacker-run")
 	in := s.input()
 	in.State = &ItemState{ProtectionState: SoftDeleted, DeletedAt: time.Unix(0, 0), Deadline: time.Unix(1, 0)}

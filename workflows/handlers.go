@@ -32,6 +32,9 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 	for _, op := range []Operation{OpStop, OpDelete, OpUndelete, OpResume} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, string(op),
 			func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
+				if err := w.awaitVerified(ctx); err != nil {
+					return Status{}, err
+				}
 				req, err := DecodeRequest(string(op), raw)
 				if err != nil {
 					return Status{}, refused(err)
@@ -66,6 +69,9 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 
 	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateBackupNow,
 		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
+			if err := w.awaitVerified(ctx); err != nil {
+				return Status{}, err
+			}
 			req, err := DecodeRequest(UpdateBackupNow, raw)
 			if err != nil {
 				return Status{}, refused(err)
@@ -99,6 +105,9 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRestore,
 		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
+			if err := w.awaitVerified(ctx); err != nil {
+				return Status{}, err
+			}
 			req, err := DecodeRestoreRequest(raw)
 			if err != nil {
 				return Status{}, refused(err)
@@ -130,4 +139,10 @@ func refused(err error) error {
 		return nil
 	}
 	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
+}
+
+// awaitVerified holds a handler until carried state is verified; on a run
+// that carries none it returns at once, without yielding.
+func (w *item) awaitVerified(ctx workflow.Context) error {
+	return workflow.Await(ctx, func() bool { return w.verified })
 }

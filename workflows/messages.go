@@ -96,6 +96,31 @@ type ItemState struct {
 	ReportSequence int `json:"reportSequence,omitempty"`
 	// Outbox holds alerts not yet delivered.
 	Outbox []activities.Alert `json:"outbox,omitempty"`
+	// VaultFloor is the strongest soft-delete setting the item has seen
+	// from its vault: a vault that is reset or weakened later can never
+	// shorten the window or disable soft delete below it.
+	VaultFloor VaultFloor `json:"vaultFloor"`
+}
+
+// VaultFloor is the strongest soft-delete setting seen.
+type VaultFloor struct {
+	AlwaysOn      bool `json:"alwaysOn,omitempty"`
+	RetentionDays int  `json:"retentionDays,omitempty"`
+}
+
+// raise lifts the floor to what settings s demand.
+func (f *VaultFloor) raise(s SoftDeleteSettings) {
+	f.AlwaysOn = f.AlwaysOn || s.State == SoftDeleteAlwaysOn
+	f.RetentionDays = max(f.RetentionDays, s.RetentionDays)
+}
+
+// apply never lets settings fall below the floor.
+func (f VaultFloor) apply(s SoftDeleteSettings) SoftDeleteSettings {
+	if f.AlwaysOn {
+		s.State = SoftDeleteAlwaysOn
+	}
+	s.RetentionDays = max(s.RetentionDays, f.RetentionDays)
+	return s
 }
 
 // errForgedState refuses a start input that carries state it may not.
@@ -133,7 +158,7 @@ func checkCarriedState(ctx workflow.Context, workflowType string) error {
 	if err != nil {
 		return fmt.Errorf("the run this one continues could not be checked: %s", message(err))
 	}
-	if prev.WorkflowType != workflowType || prev.Status != "CONTINUED_AS_NEW" {
+	if prev.WorkflowType != workflowType || !prev.ContinuedAsNew {
 		return errForgedState
 	}
 	return nil

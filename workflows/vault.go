@@ -68,6 +68,7 @@ type vault struct {
 	steps    int
 	reports  workflow.ReceiveChannel
 	sender   *alertSender
+	verified bool
 }
 
 func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStatus, error) {
@@ -79,10 +80,6 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 	}
 	v := &vault{id: in.VaultID, settings: settings, reports: workflow.GetSignalChannel(ctx, SignalItemChanged)}
 	if in.State != nil {
-		// Settings such as AlwaysOn must not be forgeable by a start input.
-		if err := checkCarriedState(ctx, VaultWorkflowType); err != nil {
-			return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
-		}
 		v.st = *in.State
 	} else {
 		v.st = VaultState{SoftDelete: DefaultSoftDeleteSettings()}
@@ -90,8 +87,18 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 	if v.st.Items == nil {
 		v.st.Items = map[string]VaultItem{}
 	}
+	// Handlers first, for an update in the run's first task; they wait
+	// until carried state has been verified.
+	v.verified = in.State == nil
 	if err := v.registerHandlers(ctx); err != nil {
 		return VaultStatus{}, err
+	}
+	if in.State != nil {
+		// Settings such as AlwaysOn must not be forgeable by a start input.
+		if err := checkCarriedState(ctx, VaultWorkflowType); err != nil {
+			return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+		}
+		v.verified = true
 	}
 	v.sender = startAlertSender(ctx, &v.st.Outbox)
 
@@ -122,8 +129,10 @@ func (v *vault) done(ctx workflow.Context) bool {
 }
 
 func (v *vault) readyToContinueAsNew(ctx workflow.Context) bool {
+	// An alert being delivered stays in the outbox until it is, so it is
+	// carried and sent again rather than lost: no need to wait for it.
 	return !v.deleted && (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || v.steps >= maxVaultStepsPerRun) &&
-		workflow.AllHandlersFinished(ctx) && v.sender.idle()
+		workflow.AllHandlersFinished(ctx)
 }
 
 // serveReports applies the items' reports, received raw: a malformed one is
@@ -149,7 +158,8 @@ func (v *vault) serveReports(ctx workflow.Context) {
 		if !known {
 			v.audit(ctx, "registerItem", r.ItemID, OutcomeAccepted, "item "+r.ItemID+" registered")
 		}
-		if !known || r.Sequence > old.Sequence {
+		if !known || r.Incarnation != old.Incarnation || r.Sequence > old.Sequence {
+			r.VaultItem.Incarnation = r.Incarnation
 			v.st.Items[r.ItemID] = r.VaultItem
 			v.version++
 		}
@@ -163,6 +173,10 @@ func knownState(s State) bool {
 
 func (v *vault) registerHandlers(ctx workflow.Context) error {
 	err := workflow.SetQueryHandler(ctx, QueryVaultStatus, func() (VaultStatus, error) { return v.status(), nil })
+	if err != nil {
+		return err
+	}
+	err = workflow.SetQueryHandler(ctx, QuerySoftDeleteSettings, func() (SoftDeleteSettings, error) { return v.st.SoftDelete, nil })
 	if err != nil {
 		return err
 	}
@@ -200,6 +214,9 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 // Critical operations are judged in the handler, not the validator: a
 // refusal must leave a trace in the history, the audit and an alert.
 func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest) (VaultStatus, error) {
+	if err := workflow.Await(ctx, func() bool { return v.verified }); err != nil {
+		return VaultStatus{}, err
+	}
 	by := requester(req.RequestedBy)
 	if v.deleted {
 		return VaultStatus{}, refused(fmt.Errorf("vault %s has been deleted", v.id))
@@ -222,6 +239,9 @@ func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest) (V
 }
 
 func (v *vault) deleteVault(ctx workflow.Context, req Request) (VaultStatus, error) {
+	if err := workflow.Await(ctx, func() bool { return v.verified }); err != nil {
+		return VaultStatus{}, err
+	}
 	by := requester(req.RequestedBy)
 	if v.deleted {
 		return v.status(), nil

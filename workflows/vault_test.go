@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -153,16 +154,20 @@ func (s *VaultSuite) TestDeleteVaultRefusedWithSoftDeletedItemsAndAllowedAfterTh
 // itemChanged signal saying an item was purged; visibility, which only the
 // item can write, still shows it running with data.
 func (s *VaultSuite) TestForgedReportsCannotDeleteAVaultWithRunningItems() {
-	s.running = []activities.ListedItem{{WorkflowID: WorkflowID("vault1", "vm1"), ProtectionState: "Protected", WorkflowStatus: "RUNNING"}}
+	s.running = []activities.ListedItem{{WorkflowID: WorkflowID("vault1", "vm1"), ProtectionState: "Protected", WorkflowStatus: "Running"}}
 	var err error
 	s.at(time.Minute, func() { s.report("vm1", Purged, time.Time{}, 99) })
 	s.at(2*time.Minute, func() { s.update(UpdateDeleteVault, nil, &err) })
+	ran := false
 	s.at(3*time.Minute, func() {
+		ran = true
 		s.ErrorContains(err, "vm1 (Protected)")
 		s.False(s.status().Deleted)
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(ran)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }
 
 func (s *VaultSuite) TestAlwaysOnIsIrreversibleAndEveryRefusalIsAuditedAndAlerted() {
@@ -193,6 +198,7 @@ func (s *VaultSuite) TestAlwaysOnIsIrreversibleAndEveryRefusalIsAuditedAndAlerte
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
 
 func (s *VaultSuite) TestMalformedReportIsAuditedAndChangesNothing() {
@@ -210,6 +216,7 @@ func (s *VaultSuite) TestMalformedReportIsAuditedAndChangesNothing() {
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
 
 func (s *VaultSuite) TestVaultStartInputCarryingStateIsRefused() {
@@ -276,22 +283,83 @@ func (s *ItemSuite) TestReminderTwoDaysBeforeThePurgeAndAlertsAlongTheWay() {
 }
 
 func (s *ItemSuite) TestNoReminderAfterAnUndelete() {
-	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
-	var undeleted time.Time
-	s.at(5*day, func() {
-		undeleted = s.env.Now()
-		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+	var reminderTimers []string
+	s.env.SetOnTimerScheduledListener(func(id string, d time.Duration) {
+		if d == 12*day {
+			reminderTimers = append(reminderTimers, id)
+		}
 	})
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	s.at(5*day, func() { s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"}) })
 	s.at(20*day, func() {
 		var kinds []string
 		for _, a := range s.alerts {
 			kinds = append(kinds, a.Kind)
 		}
 		s.Equal([]string{activities.AlertSoftDeleted, activities.AlertUndeleted}, kinds, "no reminder, no purge")
-		s.Contains(s.canceledAt, undeleted, "the reminder timer was cancelled with the purge timer")
+		s.Require().Len(reminderTimers, 1, "a reminder was scheduled 12 days out")
+		s.Contains(s.canceled, reminderTimers[0], "the undelete cancelled the reminder timer")
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestAResetVaultCannotWeakenWhatAnItemHasSeen: the item saw AlwaysOn with
+// 180 days when it registered; the vault is then reset to Disabled (say by
+// terminating and restarting it). A delete still soft-deletes for 180 days.
+func (s *ItemSuite) TestAResetVaultCannotWeakenWhatAnItemHasSeen() {
+	s.vaultSettings = SoftDeleteSettings{State: SoftDeleteAlwaysOn, RetentionDays: 180}
+	var deleted time.Time
+	s.at(time.Hour, func() {
+		s.vaultSettings = SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}
+	})
+	s.at(2*time.Hour, func() {
+		deleted = s.env.Now()
+		s.mustUpdate(UpdateDelete, nil)
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState, "not purged at once")
+		s.Equal(deleted.Add(180*day).UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
+}
+
+// TestAVaultThatCannotBeReadKeepsSoftDeleteOn: failing closed.
+func (s *ItemSuite) TestAVaultThatCannotBeReadKeepsSoftDeleteOn() {
+	s.vaultSettings = SoftDeleteSettings{} // no vault answers
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	s.at(2*time.Hour, func() {
+		s.Equal(SoftDeleted, s.status().ProtectionState)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
+}
+
+// TestAnItemProtectedAgainUnderAPurgedOnesIDIsTracked: its reports start a
+// new sequence, which the vault accepts because the incarnation differs.
+func (s *VaultSuite) TestAnItemProtectedAgainUnderAPurgedOnesIDIsTracked() {
+	ran := false
+	s.at(time.Minute, func() {
+		s.env.SignalWorkflow(SignalItemChanged, ItemReport{ItemID: "vm1", Incarnation: "run-a", VaultItem: VaultItem{ProtectionState: Purged, Sequence: 7}})
+	})
+	s.at(2*time.Minute, func() {
+		s.env.SignalWorkflow(SignalItemChanged, ItemReport{ItemID: "vm1", Incarnation: "run-b", VaultItem: VaultItem{ProtectionState: Protected, Sequence: 1}})
+	})
+	s.at(3*time.Minute, func() {
+		ran = true
+		s.Equal(map[State]int{Protected: 1}, s.status().Counts)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(ran)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }
 
 // TestWebhookAlertsAreRetriedUntilDelivered posts alerts to a real HTTP

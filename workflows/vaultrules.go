@@ -15,6 +15,8 @@ const (
 	UpdateSetSoftDelete = "setSoftDelete"
 	UpdateDeleteVault   = "deleteVault"
 	QueryVaultStatus    = "status"
+	// QuerySoftDeleteSettings answers just the settings an item needs.
+	QuerySoftDeleteSettings = "softDeleteSettings"
 )
 
 // VaultWorkflowID is the ID of a vault's workflow.
@@ -102,13 +104,17 @@ type VaultItem struct {
 	ProtectionState    State     `json:"protectionState"`
 	DeferredDeleteTime time.Time `json:"deferredDeleteTime,omitzero"`
 	// Sequence orders an item's reports; an older one never overwrites a newer.
-	Sequence int `json:"sequence"`
+	Sequence    int    `json:"sequence"`
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // ItemReport is the itemChanged signal an item sends its vault.
 type ItemReport struct {
 	ItemID string `json:"itemId"`
 	VaultItem
+	// Incarnation is the item workflow's first run ID: an item protected
+	// again under a purged one's ID starts its sequence afresh.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // DeleteVaultRefusal says why a vault cannot be deleted yet, naming the

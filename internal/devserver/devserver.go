@@ -47,6 +47,8 @@ type Options struct {
 	Namespace string
 	// SearchAttributes are registered with the namespace when it is created.
 	SearchAttributes map[string]enumspb.IndexedValueType
+	// DynamicConfig overrides server settings by key, for tests.
+	DynamicConfig map[string]any
 }
 
 // Server is a running dev server.
@@ -168,10 +170,7 @@ func (s *Server) start(o Options) error {
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(logger),
-		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
-			// Search attributes registered at start are usable at once.
-			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
-		}),
+		temporal.WithDynamicConfigClient(dynamicConfig(o.DynamicConfig)),
 	)
 	if err != nil {
 		return fmt.Errorf("configure the Temporal server: %w", err)
@@ -212,6 +211,17 @@ func (s *Server) start(o Options) error {
 		}
 	}
 	return nil
+}
+
+func dynamicConfig(overrides map[string]any) dynamicconfig.StaticClient {
+	dc := dynamicconfig.StaticClient{
+		// Search attributes registered at start are usable at once.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+	}
+	for k, v := range overrides {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	return dc
 }
 
 // FrontendAddress is host:port of the frontend.
