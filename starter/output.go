@@ -40,17 +40,7 @@ func printStatus(out io.Writer, st workflows.Status) {
 		tw.Flush()
 	}
 
-	audit := st.Audit
-	if len(audit) > auditShown {
-		audit = audit[len(audit)-auditShown:]
-	}
-	fmt.Fprintf(out, "\nAudit (last %d of %d)\n", len(audit), len(st.Audit))
-	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tOUTCOME\tDETAIL")
-	for _, e := range audit {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, e.Outcome, e.Detail)
-	}
-	tw.Flush()
+	printAudit(out, st.Audit)
 }
 
 func printList(out io.Writer, rows []listed) {
@@ -100,12 +90,17 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
 		}
 	}
 	tw.Flush()
-	audit := st.Audit
+	printAudit(out, st.Audit)
+}
+
+// printAudit shows the newest audit entries, oldest first.
+func printAudit(out io.Writer, all []workflows.AuditEntry) {
+	audit := all
 	if len(audit) > auditShown {
 		audit = audit[len(audit)-auditShown:]
 	}
-	fmt.Fprintf(out, "\nAudit (last %d of %d)\n", len(audit), len(st.Audit))
-	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(out, "\nAudit (last %d of %d)\n", len(audit), len(all))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tOUTCOME\tDETAIL")
 	for _, e := range audit {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, e.Outcome, e.Detail)

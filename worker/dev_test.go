@@ -329,6 +329,17 @@ func realServer(t *testing.T, dynamicConfig ...map[string]any) (*devserver.Serve
 	return srv, c
 }
 
+// serverWithWorker is the embedded server with the real worker on a
+// temporary store, both stopped at the end of the test.
+func serverWithWorker(t *testing.T, dynamicConfig ...map[string]any) (client.Client, string) {
+	_, c := realServer(t, dynamicConfig...)
+	store := t.TempDir()
+	w := backupworker.New(c, store, nil, workflows.Settings{})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return c, store
+}
+
 // TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown: with the worker
 // stopped, delete and undelete signals reach the server before the
 // deadline; the deadline passes; the worker then sees the signals and the
@@ -455,11 +466,7 @@ func TestDevModePurgesADeadlinePassedWhileStopped(t *testing.T) {
 // another ID, and one under the item's own ID, both carrying a made-up
 // soft-deleted state, must not touch the item's data.
 func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
-	_, c := realServer(t)
-	store := t.TempDir()
-	w := backupworker.New(c, store, nil, workflows.Settings{})
-	require.NoError(t, w.Start())
-	defer w.Stop()
+	c, store := serverWithWorker(t)
 	src := writeItemSource(t)
 	id := protect(t, c, "vm1", src)
 
@@ -484,11 +491,7 @@ func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
 // continue as new again and again and keep everything: state, recovery
 // points, settings, deadlines.
 func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
-	_, c := realServer(t, map[string]any{"limit.historyCount.suggestContinueAsNew": 40})
-	store := t.TempDir()
-	w := backupworker.New(c, store, nil, workflows.Settings{})
-	require.NoError(t, w.Start())
-	defer w.Stop()
+	c, _ := serverWithWorker(t, map[string]any{"limit.historyCount.suggestContinueAsNew": 40})
 	src := writeItemSource(t)
 	id := protect(t, c, "vm1", src)
 	vaultID := workflows.VaultWorkflowID("vault1")
