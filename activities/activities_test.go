@@ -1,10 +1,14 @@
 package activities
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,4 +61,17 @@ func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	assert.True(t, os.IsNotExist(err))
 	_, err = env.ExecuteActivity(a.DeleteRecoveryPoints, DeleteInput{VaultID: "vault1", ItemID: "vm1", All: true})
 	assert.NoError(t, err, "purging a purged item succeeds")
+}
+
+func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {
+	var buf bytes.Buffer
+	n := LogNotifier{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	require.NoError(t, n.Notify(t.Context(), Alert{Kind: AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0)}))
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
+	assert.Equal(t, "softDeleted", line["kind"])
+	assert.Equal(t, "mallory", line["requestedBy"])
+	assert.Contains(t, line, "at")
+	assert.Contains(t, line, "purgeTime")
+	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte(`"time"`)), "one time key per line")
 }

@@ -44,7 +44,8 @@ func (n LogNotifier) Notify(_ context.Context, a Alert) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	attrs := []any{"kind", a.Kind, "vaultId", a.VaultID, "itemId", a.ItemID, "requestedBy", a.RequestedBy, "time", a.Time}
+	// "at", not "time": the log line has a time of its own.
+	attrs := []any{"kind", a.Kind, "vaultId", a.VaultID, "itemId", a.ItemID, "requestedBy", a.RequestedBy, "at", a.Time}
 	if !a.PurgeTime.IsZero() {
 		attrs = append(attrs, "purgeTime", a.PurgeTime)
 	}

@@ -693,9 +693,9 @@ func (w *item) purge(ctx workflow.Context) error {
 	}
 	n := len(w.st.RecoveryPoints)
 	w.st.RecoveryPoints = nil
-	d, err := w.apply(ctx, OpPurgeDone, system, "")
+	_, err := w.apply(ctx, OpPurgeDone, system, "")
 	if err == nil {
-		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %d recovery points destroyed (%s)", n, d.Detail)
+		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %d recovery points destroyed", n)
 	}
 	return err
 }

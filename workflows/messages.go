@@ -232,8 +232,12 @@ type Status struct {
 
 // FormatRemaining renders a duration as SPEC's "13d 23h 59m".
 func FormatRemaining(d time.Duration) string {
-	if d <= 0 {
+	switch {
+	case d <= 0:
 		return "0m"
+	case d < time.Minute:
+		// Only dev mode's short windows get here.
+		return fmt.Sprintf("%ds", int(d.Seconds()))
 	}
 	d = d.Truncate(time.Minute)
 	days := d / (24 * time.Hour)

@@ -118,4 +118,5 @@ func TestFormatRemaining(t *testing.T) {
 	assert.Equal(t, "13d 23h 59m", FormatRemaining(14*24*time.Hour-time.Minute))
 	assert.Equal(t, "2h 5m", FormatRemaining(2*time.Hour+5*time.Minute+30*time.Second))
 	assert.Equal(t, "0m", FormatRemaining(-time.Second))
+	assert.Equal(t, "20s", FormatRemaining(20*time.Second+time.Millisecond))
 }
