@@ -290,14 +290,19 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 		// collection that is already running: let it finish first.
 		_ = workflow.Await(ctx, func() bool { return !w.collecting })
 	}
-	f := w.facts(workflow.Now(ctx))
-	var reminderLead time.Duration
+	// Settings are read before the facts are taken: reading them may take
+	// time, and the decision is on the state as it is afterwards.
+	var window, reminderLead time.Duration
+	var disabled, deleting bool
 	if op == OpDelete && (w.st.ProtectionState == Protected || w.st.ProtectionState == ProtectionStopped) {
-		f.SoftDeleteRetention, f.SoftDeleteDisabled, reminderLead = w.deleteSettings(ctx)
+		window, disabled, reminderLead = w.deleteSettings(ctx)
+		deleting = true
 	}
-	// Learning the settings may have taken time: decide on the state now.
 	now := workflow.Now(ctx)
-	f.Now, f.Deadline = now, w.st.Deadline
+	f := w.facts(now)
+	if deleting {
+		f.SoftDeleteRetention, f.SoftDeleteDisabled = window, disabled
+	}
 	d, err := Decide(w.st.ProtectionState, op, f)
 	if err != nil {
 		w.audit(ctx, string(op), by, OutcomeRejected, err.Error())
