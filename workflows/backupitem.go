@@ -467,14 +467,11 @@ func (w *item) startReporter(ctx workflow.Context) {
 			if err := workflow.Await(ctx, func() bool { return w.reportedKey != w.reportKey() }); err != nil {
 				return
 			}
-			key := w.reportKey()
+			state, deadline, key := w.visible()
 			w.st.ReportSequence++
 			r := ItemReport{ItemID: w.in.ItemID, Incarnation: workflow.GetInfo(ctx).FirstRunID, VaultItem: VaultItem{
-				ProtectionState: VisibleState(w.st.ProtectionState), Sequence: w.st.ReportSequence,
+				ProtectionState: state, DeferredDeleteTime: deadline, Sequence: w.st.ReportSequence,
 			}}
-			if r.ProtectionState == SoftDeleted {
-				r.DeferredDeleteTime = w.st.Deadline.UTC()
-			}
 			signal, _ := json.Marshal(r)
 			in := activities.SignalWithStartInput{
 				WorkflowID: VaultWorkflowID(w.in.VaultID), WorkflowType: VaultWorkflowType, TaskQueue: TaskQueue,
@@ -493,8 +490,22 @@ func (w *item) startReporter(ctx workflow.Context) {
 	})
 }
 
+// visible is what the outside world is told of the item: its state as
+// users see it, its purge deadline while soft-deleted, and a key that
+// changes exactly when either does. Search attributes and vault reports
+// both follow it.
+func (w *item) visible() (State, time.Time, string) {
+	state := VisibleState(w.st.ProtectionState)
+	var deadline time.Time
+	if state == SoftDeleted {
+		deadline = w.st.Deadline.UTC()
+	}
+	return state, deadline, string(state) + "|" + deadline.String()
+}
+
 func (w *item) reportKey() string {
-	return string(VisibleState(w.st.ProtectionState)) + "|" + w.st.Deadline.String()
+	_, _, key := w.visible()
+	return key
 }
 
 // caughtUp is true when the vault knows the current state and every alert
@@ -793,17 +804,15 @@ func (w *item) audit(ctx workflow.Context, op, by, outcome, detail string) {
 
 // publish upserts the search attributes when what they say has changed.
 func (w *item) publish(ctx workflow.Context) {
-	state := VisibleState(w.st.ProtectionState)
-	deadline := DeadlineAttribute.ValueUnset()
-	key := string(state)
-	if state == SoftDeleted {
-		deadline = DeadlineAttribute.ValueSet(w.st.Deadline)
-		key += w.st.Deadline.String()
-	}
+	state, at, key := w.visible()
 	if key == w.published {
 		return
 	}
 	w.published = key
+	deadline := DeadlineAttribute.ValueUnset()
+	if !at.IsZero() {
+		deadline = DeadlineAttribute.ValueSet(at)
+	}
 	err := workflow.UpsertTypedSearchAttributes(ctx,
 		VaultIDAttribute.ValueSet(w.in.VaultID), StateAttribute.ValueSet(string(state)), deadline)
 	if err != nil {
