@@ -17,6 +17,8 @@ const (
 	AlertPurged           = "purged"
 	AlertUndeleted        = "undeleted"
 	AlertCriticalRejected = "criticalOperationRejected"
+	// AlertApprovalRequested tells approvers that a critical operation waits.
+	AlertApprovalRequested = "approvalRequested"
 )
 
 // Alert is one notification about a vault or an item.

@@ -11,9 +11,12 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/internal/updates"
 )
 
 // ErrTypeNoVault marks a vault that does not exist (yet): callers fall back
@@ -144,13 +147,67 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 // the given type: anything else under that ID, whatever it answers, is not
 // to be believed.
 func (a *Activities) QueryRunning(ctx context.Context, workflowID, workflowType, query string) (json.RawMessage, error) {
-	info, err := a.DescribeRun(ctx, workflowID, "")
-	if err != nil {
+	if err := a.requireRunning(ctx, workflowID, workflowType); err != nil {
 		return nil, err
 	}
+	return a.QueryJSON(ctx, workflowID, query)
+}
+
+// MessageInput names a running workflow of a given type, a signal or update
+// of it, and the JSON payload to send.
+type MessageInput struct {
+	WorkflowID   string          `json:"workflowId"`
+	WorkflowType string          `json:"workflowType"`
+	Name         string          `json:"name"`
+	Payload      json.RawMessage `json:"payload"`
+}
+
+// requireRunning refuses, for good, a workflow that is not a running one
+// of the expected type.
+func (a *Activities) requireRunning(ctx context.Context, workflowID, workflowType string) error {
+	info, err := a.DescribeRun(ctx, workflowID, "")
+	if err != nil {
+		return err
+	}
 	if !info.Running || info.WorkflowType != workflowType {
-		return nil, temporal.NewNonRetryableApplicationError(
+		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%s is not a running %s workflow", workflowID, workflowType), ErrTypeNoVault, nil)
 	}
-	return a.QueryJSON(ctx, workflowID, query)
+	return nil
+}
+
+// Signal sends a signal to a running workflow of the given type.
+func (a *Activities) Signal(ctx context.Context, in MessageInput) error {
+	if err := a.requireRunning(ctx, in.WorkflowID, in.WorkflowType); err != nil {
+		return err
+	}
+	if err := a.Client.SignalWorkflow(ctx, in.WorkflowID, "", in.Name, in.Payload); err != nil {
+		return fmt.Errorf("signal %s to %s: %w", in.Name, in.WorkflowID, err)
+	}
+	return nil
+}
+
+// Update runs an update of a running workflow of the given type and answers
+// its result as JSON. A retry of the activity sends the same update ID, so
+// the update runs once. A refusal by the workflow is final.
+func (a *Activities) Update(ctx context.Context, in MessageInput) (json.RawMessage, error) {
+	if err := a.requireRunning(ctx, in.WorkflowID, in.WorkflowType); err != nil {
+		return nil, err
+	}
+	info := activity.GetInfo(ctx)
+	var raw json.RawMessage
+	err := updates.Execute(ctx, a.Client, client.UpdateWorkflowOptions{
+		WorkflowID: in.WorkflowID,
+		UpdateName: in.Name,
+		UpdateID:   info.WorkflowExecution.RunID + "/" + info.ActivityID,
+		Args:       []any{in.Payload},
+	}, &raw)
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return nil, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update %s of %s: %w", in.Name, in.WorkflowID, err)
+	}
+	return raw, nil
 }

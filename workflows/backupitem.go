@@ -137,6 +137,7 @@ type item struct {
 	backupAt     time.Time
 
 	signals   []signalChannel
+	approvals workflow.ReceiveChannel
 	published string
 	// collecting is true while a garbage-collection activity runs.
 	collecting bool
@@ -176,6 +177,7 @@ func newItem(ctx workflow.Context, in ItemInput) *item {
 	for _, op := range []Operation{OpResume, OpStop, OpDelete, OpUndelete} {
 		w.signals = append(w.signals, signalChannel{op, workflow.GetSignalChannel(ctx, string(op))})
 	}
+	w.approvals = workflow.GetSignalChannel(ctx, SignalDeleteApproved)
 	return w
 }
 
@@ -285,6 +287,12 @@ func fired(ctx workflow.Context, f workflow.Future) bool {
 // apply runs an operation through the state machine and records it. A
 // refusal changes nothing but the audit trail.
 func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Decision, error) {
+	return w.applyApproved(ctx, op, by, reason, nil)
+}
+
+// applyApproved is apply for a delete whose approval has been checked at
+// the vault; approval is nil for everything else.
+func (w *item) applyApproved(ctx workflow.Context, op Operation, by, reason string, approval *MuaRequest) (Decision, error) {
 	if op == OpStop || op == OpDelete {
 		// Points kept by a stop or a delete must not vanish under a
 		// collection that is already running: let it finish first.
@@ -293,10 +301,13 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 	// Settings are read before the facts are taken: reading them may take
 	// time, and the decision is on the state as it is afterwards.
 	var window, reminderLead time.Duration
-	var disabled, deleting bool
+	var disabled, deleting, mua bool
 	if op == OpDelete && (w.st.ProtectionState == Protected || w.st.ProtectionState == ProtectionStopped) {
-		window, disabled, reminderLead = w.deleteSettings(ctx)
+		window, disabled, reminderLead, mua = w.deleteSettings(ctx)
 		deleting = true
+	}
+	if deleting && mua && approval == nil {
+		return w.requestApproval(ctx, by, reason)
 	}
 	now := workflow.Now(ctx)
 	f := w.facts(now)
@@ -355,13 +366,15 @@ func (w *item) apply(ctx workflow.Context, op Operation, by, reason string) (Dec
 // at this moment and recorded in the history, then the worker's override.
 // Of the vault's retention and the item's own, the longer one applies. A
 // vault that cannot be read gives the safe default: soft delete enabled.
-func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration) {
+func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration, mua bool) {
 	vs := DefaultSoftDeleteSettings()
+	mua = w.st.VaultMua
 	if w.vaultAware {
 		if read, ok := w.readVaultSettings(ctx); ok {
-			vs = read
+			vs, mua = read.SoftDeleteSettings, read.MultiUserAuthorization
 		} else {
-			// Fail closed: soft delete stays on, with the longest window seen.
+			// Fail closed: soft delete stays on, with the longest window
+			// seen, and approval stays required if it last was.
 			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID)
 		}
 		vs = w.st.VaultFloor.apply(vs)
@@ -376,29 +389,20 @@ func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disab
 		window = max(window, o.Window)
 	}
 	if !w.vaultAware {
-		return window, false, 0
+		return window, false, 0, false
 	}
-	return window, vs.State == SoftDeleteDisabled, vs.reminderLead()
+	return window, vs.State == SoftDeleteDisabled, vs.reminderLead(), mua
 }
 
 // readVaultSettings asks the vault for its soft-delete settings, believing
 // only a running Vault workflow, and raises the item's floor with them.
-func (w *item) readVaultSettings(ctx workflow.Context) (SoftDeleteSettings, bool) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			MaximumAttempts:        5,
-			NonRetryableErrorTypes: []string{activities.ErrTypeNoVault},
-		},
-	})
-	var raw json.RawMessage
-	err := workflow.ExecuteActivity(actx, acts.QueryRunning, VaultWorkflowID(w.in.VaultID), VaultWorkflowType, QuerySoftDeleteSettings).Get(ctx, &raw)
-	var vs SoftDeleteSettings
-	if err != nil || json.Unmarshal(raw, &vs) != nil || vs.State == "" {
+func (w *item) readVaultSettings(ctx workflow.Context) (DeleteSettings, bool) {
+	var vs DeleteSettings
+	if err := queryWorkflow(ctx, VaultWorkflowID(w.in.VaultID), VaultWorkflowType, QuerySoftDeleteSettings, &vs); err != nil || vs.State == "" {
 		return vs, false
 	}
-	w.st.VaultFloor.raise(vs)
+	w.st.VaultFloor.raise(vs.SoftDeleteSettings)
+	w.st.VaultMua = vs.MultiUserAuthorization
 	return vs, true
 }
 
@@ -544,6 +548,14 @@ func (w *item) serveSignals(ctx workflow.Context) {
 			raw = converter.RawValue{}
 		}
 	}
+	// Approvals last: an undelete or stop in the same task is applied
+	// first, and the delete is checked against the state it leaves.
+	var raw converter.RawValue
+	for w.approvals.ReceiveAsync(&raw) {
+		w.steps++
+		w.serveApproval(ctx, raw)
+		raw = converter.RawValue{}
+	}
 }
 
 func (w *item) signalsPending() bool {
@@ -552,7 +564,7 @@ func (w *item) signalsPending() bool {
 			return true
 		}
 	}
-	return false
+	return w.approvals.Len() > 0
 }
 
 func requester(by string) string {

@@ -48,6 +48,10 @@ type ItemSuite struct {
 	alerts                []activities.Alert
 	vaultSettings         SoftDeleteSettings
 	previousRun           activities.RunInfo
+	// The vault's multi-user authorization, as the item sees it.
+	vaultMua         bool
+	vaultRequests    []MuaRequest
+	approvalRequests []ItemDeleteRequest
 }
 
 func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
@@ -105,13 +109,28 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 		func(_ ctxT, id, typ, query string) (json.RawMessage, error) {
 			s.Equal(VaultWorkflowID("vault1"), id)
 			s.Equal(VaultWorkflowType, typ)
-			s.Equal(QuerySoftDeleteSettings, query)
 			if s.vaultSettings.State == "" {
 				return nil, temporal.NewNonRetryableApplicationError("no vault", activities.ErrTypeNoVault, nil)
 			}
-			return json.Marshal(s.vaultSettings)
+			if query == QueryMuaRequests {
+				return json.Marshal(s.vaultRequests)
+			}
+			s.Equal(QuerySoftDeleteSettings, query)
+			return json.Marshal(DeleteSettings{SoftDeleteSettings: s.vaultSettings, MultiUserAuthorization: s.vaultMua})
 		}).Maybe()
-	s.vaultSettings = vs
+	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
+	s.env.OnActivity(a.Update, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in activities.MessageInput) (json.RawMessage, error) {
+			s.Equal(VaultWorkflowID("vault1"), in.WorkflowID)
+			s.Equal(UpdateRequestItemDelete, in.Name)
+			var req ItemDeleteRequest
+			s.Require().NoError(json.Unmarshal(in.Payload, &req))
+			s.approvalRequests = append(s.approvalRequests, req)
+			return json.Marshal(MuaRequest{
+				RequestID: fmt.Sprintf("r-%d", len(s.approvalRequests)), Operation: string(OpDelete), ItemID: req.ItemID,
+				RequestedBy: req.RequestedBy, State: RequestPending, Detail: "pending approval by bob",
+			})
+		}).Maybe()
 	s.previousRun = activities.RunInfo{WorkflowType: WorkflowType, ContinuedAsNew: true}
 	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, _, _ string) (activities.RunInfo, error) { return s.previousRun, nil }).Maybe()

@@ -44,7 +44,8 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 				// makes an undelete win over a timer firing in the same task.
 				validated, _ := Decide(w.st.ProtectionState, op, w.facts(workflow.Now(ctx)))
 				w.serveSignals(ctx)
-				if _, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason); err != nil {
+				d, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason)
+				if err != nil {
 					// A signal of the same kind got there first: what was
 					// asked is done.
 					if w.st.ProtectionState == validated.Next {
@@ -52,7 +53,9 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 					}
 					return Status{}, refused(err)
 				}
-				return w.status(workflow.Now(ctx)), nil
+				st := w.status(workflow.Now(ctx))
+				st.PendingApproval = d.Pending
+				return st, nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 				if _, err := DecodeRequest(string(op), raw); err != nil {

@@ -66,6 +66,9 @@ type Decision struct {
 	Purge          bool
 	// Detail explains the decision for the audit trail.
 	Detail string
+	// Pending is set by the item, never by Decide: a delete that waits for
+	// approval at the vault, having changed nothing.
+	Pending *MuaRequest
 }
 
 // Refusal is an operation the current state does not allow. Its message is

@@ -100,6 +100,12 @@ type ItemState struct {
 	// from its vault: a vault that is reset or weakened later can never
 	// shorten the window or disable soft delete below it.
 	VaultFloor VaultFloor `json:"vaultFloor"`
+	// VaultMua is whether the vault last said deletes need approval: when
+	// it cannot be read, a delete is not let through on a guess.
+	VaultMua bool `json:"vaultMua,omitempty"`
+	// ApprovalsUsed are the approved requests already carried out, so that
+	// a replayed deleteApproved signal cannot delete again.
+	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
 }
 
 // VaultFloor is the strongest soft-delete setting seen.
@@ -228,6 +234,8 @@ type Status struct {
 	LastBackupTime              string                     `json:"lastBackupTime"`
 	RecoveryPoints              []activities.RecoveryPoint `json:"recoveryPoints"`
 	Audit                       []AuditEntry               `json:"audit"`
+	// PendingApproval is in the answer to a delete that waits for approval.
+	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
 }
 
 // FormatRemaining renders a duration as SPEC's "13d 23h 59m".

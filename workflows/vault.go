@@ -25,6 +25,11 @@ type VaultState struct {
 	Items      map[string]VaultItem `json:"items"`
 	Audit      []AuditEntry         `json:"audit"`
 	Outbox     []activities.Alert   `json:"outbox,omitempty"`
+	Mua        MuaSettings          `json:"mua"`
+	// Requests are the critical operations pending approval and the last
+	// ones decided; RequestSequence numbers them.
+	Requests        []MuaRequest `json:"requests,omitempty"`
+	RequestSequence int          `json:"requestSequence,omitempty"`
 }
 
 // VaultItemStatus is one item in the vault's status.
@@ -40,8 +45,19 @@ type VaultStatus struct {
 	SoftDeleteRetentionOverride string                      `json:"softDeleteRetentionOverride,omitempty"`
 	Counts                      map[State]int               `json:"counts"`
 	Items                       map[State][]VaultItemStatus `json:"items"`
-	Deleted                     bool                        `json:"deleted"`
-	Audit                       []AuditEntry                `json:"audit"`
+	MultiUserAuthorization      MuaSettings                 `json:"multiUserAuthorization"`
+	Requests                    []MuaRequest                `json:"requests"`
+	// Request is the request an update opened or decided, in its answer.
+	Request *MuaRequest  `json:"request,omitempty"`
+	Deleted bool         `json:"deleted"`
+	Audit   []AuditEntry `json:"audit"`
+}
+
+// DeleteSettings are what an item reads from its vault at a delete.
+type DeleteSettings struct {
+	SoftDeleteSettings
+	// MultiUserAuthorization, when true, makes the delete wait for approval.
+	MultiUserAuthorization bool `json:"multiUserAuthorization,omitempty"`
 }
 
 // maxVaultStepsPerRun bounds a vault's history; every item report is a step.
@@ -69,6 +85,10 @@ type vault struct {
 	reports  workflow.ReceiveChannel
 	sender   *alertSender
 	verified bool
+
+	expiryTimer  workflow.Future
+	cancelExpiry workflow.CancelFunc
+	expiryAt     time.Time
 }
 
 func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStatus, error) {
@@ -110,6 +130,12 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 		if v.done(ctx) {
 			return v.status(), nil
 		}
+		v.armExpiry(ctx)
+		if fired(ctx, v.expiryTimer) {
+			v.expiryTimer, v.cancelExpiry = nil, nil
+			v.expireRequests(ctx)
+			continue
+		}
 		if v.readyToContinueAsNew(ctx) {
 			v.serveReports(ctx)
 			st := v.st
@@ -117,7 +143,7 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 		}
 		seen := v.version
 		_ = workflow.Await(ctx, func() bool {
-			return v.version != seen || v.reports.Len() > 0 || v.done(ctx) || v.readyToContinueAsNew(ctx)
+			return v.version != seen || v.reports.Len() > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
 		})
 	}
 }
@@ -176,8 +202,19 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	err = workflow.SetQueryHandler(ctx, QuerySoftDeleteSettings, func() (SoftDeleteSettings, error) { return v.st.SoftDelete, nil })
+	err = workflow.SetQueryHandler(ctx, QuerySoftDeleteSettings, func() (DeleteSettings, error) {
+		return DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}, nil
+	})
 	if err != nil {
+		return err
+	}
+	err = workflow.SetQueryHandler(ctx, QueryMuaRequests, func() ([]MuaRequest, error) {
+		return append([]MuaRequest{}, v.st.Requests...), nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := v.registerMuaHandlers(ctx); err != nil {
 		return err
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSoftDelete,
@@ -214,28 +251,35 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 // Critical operations are judged in the handler, not the validator: a
 // refusal must leave a trace in the history, the audit and an alert.
 func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest) (VaultStatus, error) {
-	if err := workflow.Await(ctx, func() bool { return v.verified }); err != nil {
+	if err := v.ready(ctx); err != nil {
 		return VaultStatus{}, err
 	}
 	by := requester(req.RequestedBy)
-	if v.deleted {
-		return VaultStatus{}, refused(fmt.Errorf("vault %s has been deleted", v.id))
-	}
 	next, err := ChangeSoftDelete(v.id, v.st.SoftDelete, req)
 	if err != nil {
 		v.refuse(ctx, UpdateSetSoftDelete, by, err)
 		return VaultStatus{}, refused(err)
 	}
+	if v.st.Mua.Enabled && CriticalSoftDeleteChange(v.st.SoftDelete, next) {
+		return v.openRequest(ctx, MuaRequest{
+			Operation: UpdateSetSoftDelete, RequestedBy: by, Reason: req.Reason, SoftDelete: &req,
+			Summary: fmt.Sprintf("set soft delete to %s, %d days", next.State, next.RetentionDays),
+		})
+	}
+	v.changeSoftDelete(ctx, by, next, req.Reason)
+	return v.status(), nil
+}
+
+func (v *vault) changeSoftDelete(ctx workflow.Context, by string, next SoftDeleteSettings, reason string) {
 	cur := v.st.SoftDelete
 	detail := fmt.Sprintf("soft delete %s, %d days, reminder %s before purge (was %s, %d days, %s); applies to deletes from now on",
 		next.State, next.RetentionDays, next.PurgeReminder, cur.State, cur.RetentionDays, cur.PurgeReminder)
-	if req.Reason != "" {
-		detail += "; reason: " + req.Reason
+	if reason != "" {
+		detail += "; reason: " + reason
 	}
 	v.st.SoftDelete = next
 	v.audit(ctx, UpdateSetSoftDelete, by, OutcomeAccepted, detail)
 	v.version++
-	return v.status(), nil
 }
 
 func (v *vault) deleteVault(ctx workflow.Context, req Request) (VaultStatus, error) {
@@ -246,22 +290,39 @@ func (v *vault) deleteVault(ctx workflow.Context, req Request) (VaultStatus, err
 	if v.deleted {
 		return v.status(), nil
 	}
-	items, err := v.itemsForDeletion(ctx)
-	if err == nil {
-		err = DeleteVaultRefusal(v.id, items)
-	}
-	if err != nil {
+	// Checked before asking for approval too: approvers should not be
+	// asked to approve what cannot be done.
+	if err := v.deletable(ctx); err != nil {
 		v.refuse(ctx, UpdateDeleteVault, by, err)
 		return VaultStatus{}, refused(err)
 	}
+	if v.deleted {
+		return v.status(), nil
+	}
+	if v.st.Mua.Enabled {
+		return v.openRequest(ctx, MuaRequest{Operation: UpdateDeleteVault, RequestedBy: by, Reason: req.Reason, Summary: "delete vault " + v.id})
+	}
+	v.markDeleted(ctx, by, req.Reason)
+	return v.status(), nil
+}
+
+// deletable is nil when the vault holds no item with data, or says which.
+func (v *vault) deletable(ctx workflow.Context) error {
+	items, err := v.itemsForDeletion(ctx)
+	if err != nil {
+		return err
+	}
+	return DeleteVaultRefusal(v.id, items)
+}
+
+func (v *vault) markDeleted(ctx workflow.Context, by, reason string) {
 	detail := "vault deleted"
-	if req.Reason != "" {
-		detail += "; reason: " + req.Reason
+	if reason != "" {
+		detail += "; reason: " + reason
 	}
 	v.audit(ctx, UpdateDeleteVault, by, OutcomeAccepted, detail)
 	v.deleted = true
 	v.version++
-	return v.status(), nil
 }
 
 // itemsForDeletion is the vault's view of its items joined with what
@@ -319,6 +380,9 @@ func (v *vault) status() VaultStatus {
 		Items:      map[State][]VaultItemStatus{},
 		Deleted:    v.deleted,
 		Audit:      append([]AuditEntry{}, v.st.Audit...),
+
+		MultiUserAuthorization: v.st.Mua,
+		Requests:               append([]MuaRequest{}, v.st.Requests...),
 	}
 	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
 	for _, id := range workflow.DeterministicKeys(v.st.Items) {

@@ -1,0 +1,137 @@
+package workflows
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestChangeMuaRules(t *testing.T) {
+	off := MuaSettings{}
+	on := MuaSettings{Enabled: true, Approvers: []string{"alice", "bob"}, ApprovalWindow: "24h0m0s"}
+	no := false
+	cases := map[string]struct {
+		cur     MuaSettings
+		req     EnableMuaRequest
+		want    MuaSettings
+		refusal string
+	}{
+		"enable":                     {off, EnableMuaRequest{Approvers: []string{"alice", "bob"}, ApprovalWindow: "24h"}, on, ""},
+		"enable with default window": {off, EnableMuaRequest{Approvers: []string{"alice", " bob "}}, on, ""},
+		"change the window only":     {on, EnableMuaRequest{ApprovalWindow: "2h"}, MuaSettings{true, []string{"alice", "bob"}, "2h0m0s"}, ""},
+		"turn off":                   {on, EnableMuaRequest{Enabled: &no}, off, ""},
+		"no approvers":               {off, EnableMuaRequest{ApprovalWindow: "24h"}, off, "needs approvers"},
+		"approver named twice":       {off, EnableMuaRequest{Approvers: []string{"alice", "alice"}}, off, `approver "alice" is named twice`},
+		"empty approver":             {off, EnableMuaRequest{Approvers: []string{"alice", ""}}, off, `approver "" is not a name`},
+		"anonymous approver":         {off, EnableMuaRequest{Approvers: []string{"anonymous"}}, off, "is not a name"},
+		"window not a duration":      {off, EnableMuaRequest{Approvers: []string{"alice"}, ApprovalWindow: "a day"}, off, `approvalWindow "a day" is not a duration`},
+		"window too short":           {off, EnableMuaRequest{Approvers: []string{"alice"}, ApprovalWindow: "30s"}, off, "from 1m0s to 30d 0h 0m"},
+		"window too long":            {off, EnableMuaRequest{Approvers: []string{"alice"}, ApprovalWindow: "721h"}, off, "is not a duration from"},
+		"off when already off":       {off, EnableMuaRequest{Enabled: &no}, off, "already off"},
+		"off with approvers":         {on, EnableMuaRequest{Enabled: &no, Approvers: []string{"eve"}}, on, "send it without approvers"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := ChangeMua("vault1", c.cur, c.req)
+			if c.refusal != "" {
+				assert.ErrorContains(t, err, c.refusal)
+				assert.Equal(t, c.cur, got, "a refusal changes nothing")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestWhatIsCritical(t *testing.T) {
+	def := DefaultSoftDeleteSettings()
+	with := func(state SoftDeleteState, days int) SoftDeleteSettings {
+		s := def
+		s.State, s.RetentionDays = state, days
+		return s
+	}
+	soft := map[string]struct {
+		next     SoftDeleteSettings
+		critical bool
+	}{
+		"disable soft delete":  {with(SoftDeleteDisabled, 14), true},
+		"shorten retention":    {with(SoftDeleteEnabled, 14), true},
+		"lengthen retention":   {with(SoftDeleteEnabled, 60), false},
+		"always on":            {with(SoftDeleteAlwaysOn, 30), false},
+		"change reminder only": {SoftDeleteSettings{SoftDeleteEnabled, 30, "72h0m0s"}, false},
+	}
+	cur := with(SoftDeleteEnabled, 30)
+	for name, c := range soft {
+		assert.Equal(t, c.critical, CriticalSoftDeleteChange(cur, c.next), name)
+	}
+	on := MuaSettings{Enabled: true, Approvers: []string{"alice", "bob"}, ApprovalWindow: "24h0m0s"}
+	mua := map[string]struct {
+		cur, next MuaSettings
+		critical  bool
+	}{
+		"turn on":          {MuaSettings{}, on, false},
+		"turn off":         {on, MuaSettings{}, true},
+		"change approvers": {on, MuaSettings{true, []string{"mallory"}, "24h0m0s"}, true},
+		"change window":    {on, MuaSettings{true, []string{"alice", "bob"}, "1m0s"}, true},
+		"same again":       {on, on, false},
+	}
+	for name, c := range mua {
+		assert.Equal(t, c.critical, CriticalMuaChange(c.cur, c.next), name)
+	}
+}
+
+func TestCheckDecision(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	mua := MuaSettings{Enabled: true, Approvers: []string{"alice", "bob"}, ApprovalWindow: "24h0m0s"}
+	pending := MuaRequest{RequestID: "r-1", RequestedBy: "alice", State: RequestPending, ExpiresAt: now.Add(time.Hour)}
+	expired := pending
+	expired.ExpiresAt = now
+	approved := pending
+	approved.State = RequestApproved
+	cases := map[string]struct {
+		r       MuaRequest
+		by      string
+		approve bool
+		refusal string
+	}{
+		"another approver approves":          {pending, "bob", true, ""},
+		"the requester cannot approve":       {pending, "alice", true, "alice requested r-1 and cannot approve it"},
+		"a stranger cannot approve":          {pending, "mallory", true, "mallory is not an approver of vault vault1: its approvers are alice, bob"},
+		"anonymous cannot approve":           {pending, anonymous, true, "name yourself in requestedBy"},
+		"an expired request":                 {expired, "bob", true, "request r-1 expired at 2026-11-25T10:00:00Z"},
+		"a decided request":                  {approved, "bob", true, "request r-1 is Approved, not pending"},
+		"an approver rejects":                {pending, "bob", false, ""},
+		"the requester withdraws":            {pending, "alice", false, ""},
+		"a stranger cannot reject":           {pending, "mallory", false, "mallory is not an approver"},
+		"a non-approver withdraws their own": {MuaRequest{RequestID: "r-2", RequestedBy: "mallory", State: RequestPending, ExpiresAt: now.Add(time.Hour)}, "mallory", false, ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := CheckDecision("vault1", mua, c.r, c.by, c.approve, now)
+			if c.refusal == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, c.refusal)
+		})
+	}
+}
+
+func TestDecidedRequestsAreBoundedAndPendingOnesKept(t *testing.T) {
+	v := &vault{}
+	for i := range 60 {
+		state := RequestRejected
+		if i == 0 || i == 30 {
+			state = RequestPending
+		}
+		v.st.Requests = append(v.st.Requests, MuaRequest{RequestID: "r-" + string(rune('A'+i)), State: state})
+	}
+	v.trimRequests()
+	require.Len(t, v.st.Requests, maxClosedRequests+2)
+	assert.Equal(t, "r-A", v.st.Requests[0].RequestID, "a pending request is never dropped")
+	assert.Equal(t, RequestPending, v.st.Requests[0].State)
+	assert.Equal(t, "r-"+string(rune('A'+9)), v.st.Requests[1].RequestID, "the oldest decided ones go first")
+}

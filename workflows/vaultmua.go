@@ -1,0 +1,388 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+)
+
+// registerMuaHandlers sets up enableMua, approve, reject and the item's
+// requestItemDelete. Validators only decode; the rules are applied in the
+// handlers so that every refusal is in the history, the audit and an alert.
+func (v *vault) registerMuaHandlers(ctx workflow.Context) error {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEnableMua,
+		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
+			var req EnableMuaRequest
+			if err := decodePayload(UpdateEnableMua, raw, &req, enableMuaExample); err != nil {
+				return VaultStatus{}, refused(err)
+			}
+			return v.enableMua(ctx, req)
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			var req EnableMuaRequest
+			return refused(decodePayload(UpdateEnableMua, raw, &req, enableMuaExample))
+		}},
+	)
+	if err != nil {
+		return err
+	}
+	for _, approve := range []bool{true, false} {
+		name := UpdateApprove
+		if !approve {
+			name = UpdateReject
+		}
+		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
+				req, err := decodeDecision(name, raw)
+				if err != nil {
+					return VaultStatus{}, refused(err)
+				}
+				return v.decide(ctx, req, approve)
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+				_, err := decodeDecision(name, raw)
+				return refused(err)
+			}},
+		)
+		if err != nil {
+			return err
+		}
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRequestItemDelete,
+		func(ctx workflow.Context, raw converter.RawValue) (MuaRequest, error) {
+			req, err := decodeItemDelete(raw)
+			if err != nil {
+				return MuaRequest{}, refused(err)
+			}
+			return v.requestItemDelete(ctx, req)
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			_, err := decodeItemDelete(raw)
+			return refused(err)
+		}},
+	)
+}
+
+const enableMuaExample = `{"approvers": ["alice", "bob"], "approvalWindow": "24h"}`
+
+func decodeDecision(name string, raw converter.RawValue) (DecisionRequest, error) {
+	var req DecisionRequest
+	if err := decodePayload(name, raw, &req, `{"requestId": "r-1", "requestedBy": "bob"}`); err != nil {
+		return req, err
+	}
+	if req.RequestID == "" {
+		return req, fmt.Errorf(`%s needs the request's ID: {"requestId": "r-1", "requestedBy": "bob"}`, name)
+	}
+	return req, nil
+}
+
+func decodeItemDelete(raw converter.RawValue) (ItemDeleteRequest, error) {
+	var req ItemDeleteRequest
+	if err := decodePayload(UpdateRequestItemDelete, raw, &req, `{"itemId": "vm1", "requestedBy": "alice"}`); err != nil {
+		return req, err
+	}
+	return req, ValidateID("itemId", req.ItemID)
+}
+
+func (v *vault) enableMua(ctx workflow.Context, req EnableMuaRequest) (VaultStatus, error) {
+	if err := v.ready(ctx); err != nil {
+		return VaultStatus{}, err
+	}
+	by := requester(req.RequestedBy)
+	next, err := ChangeMua(v.id, v.st.Mua, req)
+	if err != nil {
+		v.refuse(ctx, UpdateEnableMua, by, err)
+		return VaultStatus{}, refused(err)
+	}
+	if CriticalMuaChange(v.st.Mua, next) {
+		summary := "turn multi-user authorization off"
+		if next.Enabled {
+			summary = next.String()
+		}
+		return v.openRequest(ctx, MuaRequest{Operation: UpdateEnableMua, RequestedBy: by, Reason: req.Reason, Mua: &req, Summary: summary})
+	}
+	v.changeMua(ctx, by, next, req.Reason)
+	return v.status(), nil
+}
+
+func (v *vault) changeMua(ctx workflow.Context, by string, next MuaSettings, reason string) {
+	detail := next.String() + " (was " + v.st.Mua.String() + ")"
+	if reason != "" {
+		detail += "; reason: " + reason
+	}
+	v.st.Mua = next
+	v.audit(ctx, UpdateEnableMua, by, OutcomeAccepted, detail)
+	if !next.Enabled {
+		// Nobody is left to approve what waits.
+		v.closePending(ctx, func(MuaRequest) bool { return true }, RequestRejected,
+			func(MuaRequest) string { return "multi-user authorization was turned off: send the operation again" })
+	}
+	v.version++
+}
+
+// ready waits until carried state is verified and refuses a deleted vault.
+func (v *vault) ready(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return v.verified }); err != nil {
+		return err
+	}
+	if v.deleted {
+		return refused(fmt.Errorf("vault %s has been deleted", v.id))
+	}
+	return nil
+}
+
+// requestItemDelete registers an item's delete for approval; an item asks
+// this when its vault's settings say deletes need approval.
+func (v *vault) requestItemDelete(ctx workflow.Context, req ItemDeleteRequest) (MuaRequest, error) {
+	if err := v.ready(ctx); err != nil {
+		return MuaRequest{}, err
+	}
+	by := requester(req.RequestedBy)
+	if !v.st.Mua.Enabled {
+		return MuaRequest{}, refused(fmt.Errorf("multi-user authorization of vault %s is off: the delete needs no approval, send it again", v.id))
+	}
+	st, err := v.openRequest(ctx, MuaRequest{
+		Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: by, Reason: req.Reason,
+		Summary: "delete the backup data of item " + req.ItemID,
+	})
+	if err != nil {
+		return MuaRequest{}, err
+	}
+	return *st.Request, nil
+}
+
+// openRequest records a critical operation as pending approval, changes
+// nothing else, and tells the approvers. The same operation asked again by
+// the same person while pending gets the same request.
+func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, error) {
+	pending := 0
+	for _, o := range v.st.Requests {
+		if o.State != RequestPending {
+			continue
+		}
+		pending++
+		if o.Operation == r.Operation && o.ItemID == r.ItemID && o.Summary == r.Summary && o.RequestedBy == r.RequestedBy {
+			st := v.status()
+			st.Request = &o
+			return st, nil
+		}
+	}
+	if pending >= maxPendingRequests {
+		err := fmt.Errorf("vault %s has %d requests pending approval: approve or reject some before asking again", v.id, pending)
+		v.refuse(ctx, r.Operation, r.RequestedBy, err)
+		return VaultStatus{}, refused(err)
+	}
+	now := workflow.Now(ctx).UTC()
+	v.st.RequestSequence++
+	r.RequestID = "r-" + strconv.Itoa(v.st.RequestSequence)
+	r.State = RequestPending
+	r.CreatedAt = now
+	r.ExpiresAt = now.Add(v.st.Mua.window())
+	r.Detail = pendingDetail(v.st.Mua, r.RequestedBy, r.ExpiresAt)
+	v.st.Requests = append(v.st.Requests, r)
+	v.audit(ctx, r.Operation, r.RequestedBy, OutcomePending, fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail))
+	v.st.Outbox = append(v.st.Outbox, activities.Alert{
+		Kind: activities.AlertApprovalRequested, VaultID: v.id, ItemID: r.ItemID, RequestedBy: r.RequestedBy, Time: now,
+		Detail: fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail),
+	})
+	v.version++
+	st := v.status()
+	st.Request = &r
+	return st, nil
+}
+
+func (v *vault) findRequest(id string) int {
+	for i, r := range v.st.Requests {
+		if r.RequestID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// decide approves or rejects a request. An approval carries the operation
+// out at once, under the rules as they are now.
+func (v *vault) decide(ctx workflow.Context, req DecisionRequest, approve bool) (VaultStatus, error) {
+	if err := v.ready(ctx); err != nil {
+		return VaultStatus{}, err
+	}
+	by := requester(req.RequestedBy)
+	op := UpdateReject
+	if approve {
+		op = UpdateApprove
+	}
+	i := v.findRequest(req.RequestID)
+	if i < 0 {
+		err := fmt.Errorf("vault %s has no request %q: its status lists the requests it holds", v.id, req.RequestID)
+		v.refuse(ctx, op, by, err)
+		return VaultStatus{}, refused(err)
+	}
+	r := v.st.Requests[i]
+	if err := CheckDecision(v.id, v.st.Mua, r, by, approve, workflow.Now(ctx)); err != nil {
+		v.refuse(ctx, op, by, err)
+		return VaultStatus{}, refused(err)
+	}
+	if !approve {
+		detail := "rejected by " + by
+		if req.Reason != "" {
+			detail += "; reason: " + req.Reason
+		}
+		v.close(ctx, i, RequestRejected, by, detail)
+		return v.statusWith(r.RequestID), nil
+	}
+	v.close(ctx, i, RequestApproved, by, "approved by "+by)
+	if err := v.carryOut(ctx, r, by); err != nil {
+		// Requests may have moved while this ran: find it again.
+		if i := v.findRequest(r.RequestID); i >= 0 {
+			v.st.Requests[i].State = RequestFailed
+			v.st.Requests[i].Detail = "approved by " + by + " but not carried out: " + err.Error()
+		}
+		v.refuse(ctx, r.Operation, r.RequestedBy, fmt.Errorf("request %s, approved by %s: %w", r.RequestID, by, err))
+		return VaultStatus{}, refused(fmt.Errorf("request %s was approved but not carried out: %w", r.RequestID, err))
+	}
+	return v.statusWith(r.RequestID), nil
+}
+
+// carryOut does what an approved request asked, checked again against the
+// vault as it is now: a setting may have changed while it waited.
+func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string) error {
+	by := r.RequestedBy
+	reason := fmt.Sprintf("approved by %s (request %s)", approver, r.RequestID)
+	if r.Reason != "" {
+		reason = r.Reason + "; " + reason
+	}
+	switch r.Operation {
+	case UpdateSetSoftDelete:
+		next, err := ChangeSoftDelete(v.id, v.st.SoftDelete, *r.SoftDelete)
+		if err != nil {
+			return err
+		}
+		v.changeSoftDelete(ctx, by, next, reason)
+	case UpdateEnableMua:
+		next, err := ChangeMua(v.id, v.st.Mua, *r.Mua)
+		if err != nil {
+			return err
+		}
+		v.changeMua(ctx, by, next, reason)
+	case UpdateDeleteVault:
+		if err := v.deletable(ctx); err != nil {
+			return err
+		}
+		if v.deleted {
+			return nil
+		}
+		v.markDeleted(ctx, by, reason)
+	case string(OpDelete):
+		return v.tellItem(ctx, r)
+	default:
+		return fmt.Errorf("operation %q cannot be carried out", r.Operation)
+	}
+	return nil
+}
+
+// tellItem sends an approved delete to its item, which checks the approval
+// here before acting: anyone could send it that signal.
+func (v *vault) tellItem(ctx workflow.Context, r MuaRequest) error {
+	actx := withWorkflowCall(ctx)
+	payload, _ := json.Marshal(DeleteApproval{RequestID: r.RequestID})
+	in := activities.MessageInput{
+		WorkflowID: WorkflowID(v.id, r.ItemID), WorkflowType: WorkflowType, Name: SignalDeleteApproved, Payload: payload,
+	}
+	if err := workflow.ExecuteActivity(actx, acts.Signal, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("item %s could not be told: %s", r.ItemID, message(err))
+	}
+	v.audit(ctx, string(OpDelete), r.RequestedBy, OutcomeAccepted,
+		fmt.Sprintf("request %s: item %s told to delete its backup data", r.RequestID, r.ItemID))
+	return nil
+}
+
+// close decides request i and records it.
+func (v *vault) close(ctx workflow.Context, i int, state RequestState, by, detail string) {
+	r := &v.st.Requests[i]
+	r.State, r.DecidedBy, r.DecidedAt, r.Detail = state, by, workflow.Now(ctx).UTC(), detail
+	op := map[RequestState]string{RequestApproved: UpdateApprove, RequestRejected: UpdateReject, RequestExpired: "expire"}[state]
+	outcome := OutcomeAccepted
+	if state == RequestExpired {
+		outcome = string(RequestExpired)
+	}
+	v.audit(ctx, op, by, outcome, fmt.Sprintf("request %s (%s, asked by %s): %s", r.RequestID, r.Summary, r.RequestedBy, detail))
+	v.trimRequests()
+	v.version++
+}
+
+// trimRequests keeps every pending request and the last decided ones.
+func (v *vault) trimRequests() {
+	closed := 0
+	for _, r := range v.st.Requests {
+		if r.State != RequestPending {
+			closed++
+		}
+	}
+	kept := v.st.Requests[:0]
+	for _, r := range v.st.Requests {
+		if r.State != RequestPending && closed > maxClosedRequests {
+			closed--
+			continue
+		}
+		kept = append(kept, r)
+	}
+	v.st.Requests = kept
+}
+
+func (v *vault) statusWith(requestID string) VaultStatus {
+	st := v.status()
+	if i := v.findRequest(requestID); i >= 0 {
+		r := v.st.Requests[i]
+		st.Request = &r
+	}
+	return st
+}
+
+// armExpiry keeps one durable timer for the earliest pending request.
+func (v *vault) armExpiry(ctx workflow.Context) {
+	var next time.Time
+	for _, r := range v.st.Requests {
+		if r.State == RequestPending && (next.IsZero() || r.ExpiresAt.Before(next)) {
+			next = r.ExpiresAt
+		}
+	}
+	if v.expiryTimer != nil && !v.expiryAt.Equal(next) {
+		v.cancelExpiry()
+		v.expiryTimer, v.cancelExpiry = nil, nil
+	}
+	if !next.IsZero() && v.expiryTimer == nil {
+		v.expiryAt = next
+		v.expiryTimer, v.cancelExpiry = startTimer(ctx, next.Sub(workflow.Now(ctx)), "approval expiry")
+	}
+}
+
+// expireRequests closes every request whose window has passed unapproved.
+func (v *vault) expireRequests(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	v.closePending(ctx, func(r MuaRequest) bool { return !now.Before(r.ExpiresAt) }, RequestExpired,
+		func(r MuaRequest) string {
+			return "expired unapproved at " + r.ExpiresAt.UTC().Format(time.RFC3339) + ": nothing changed"
+		})
+}
+
+// closePending closes, as the system, the pending requests that match.
+// Closing trims the list, so each is found again by its ID.
+func (v *vault) closePending(ctx workflow.Context, match func(MuaRequest) bool, state RequestState, detail func(MuaRequest) string) {
+	var ids []string
+	for _, r := range v.st.Requests {
+		if r.State == RequestPending && match(r) {
+			ids = append(ids, r.RequestID)
+		}
+	}
+	for _, id := range ids {
+		if i := v.findRequest(id); i >= 0 {
+			v.close(ctx, i, state, system, detail(v.st.Requests[i]))
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package workflows
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+)
+
+// answer sends an update and keeps its result and error.
+func (s *VaultSuite) answer(name string, arg any, got *VaultStatus, failed *error) {
+	s.updates++
+	s.env.UpdateWorkflow(name, name+string(rune('a'+s.updates)), &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { *failed = err },
+		OnComplete: func(v any, err error) {
+			*failed = err
+			if st, ok := v.(VaultStatus); ok && got != nil {
+				*got = st
+			}
+		},
+	}, arg)
+}
+
+func (s *VaultSuite) enableMua(window string) {
+	var err error
+	s.answer(UpdateEnableMua, EnableMuaRequest{Approvers: []string{"alice", "bob"}, ApprovalWindow: window, RequestedBy: "alice"}, nil, &err)
+	s.Require().NoError(err, "enabling multi-user authorization is not itself critical")
+}
+
+func (s *VaultSuite) auditLines() []string {
+	var lines []string
+	for _, e := range s.status().Audit {
+		lines = append(lines, e.Operation+"/"+e.RequestedBy+"/"+e.Outcome)
+	}
+	return lines
+}
+
+func (s *VaultSuite) TestDisablingSoftDeleteWaitsForAnotherApprover() {
+	var pending, approved VaultStatus
+	var errPending, errSelf, errStranger, errApproved error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "alice", Reason: "cost"}, &pending, &errPending)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errPending)
+		s.Require().NotNil(pending.Request)
+		s.Equal("r-1", pending.Request.RequestID)
+		s.Equal(RequestPending, pending.Request.State)
+		s.Contains(pending.Request.Detail, "pending approval by bob until")
+		s.Equal(SoftDeleteEnabled, s.status().SoftDelete.State, "a pending request changes nothing")
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "alice"}, nil, &errSelf)
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "mallory"}, nil, &errStranger)
+	})
+	s.at(3*time.Minute, func() {
+		s.ErrorContains(errSelf, "alice requested r-1 and cannot approve it")
+		s.ErrorContains(errStranger, "mallory is not an approver")
+		s.Equal(SoftDeleteEnabled, s.status().SoftDelete.State)
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, &approved, &errApproved)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errApproved)
+		s.Equal(RequestApproved, approved.Request.State)
+		s.Equal("bob", approved.Request.DecidedBy)
+		s.Equal(SoftDeleteDisabled, s.status().SoftDelete.State)
+		s.Equal([]string{
+			"enableMua/alice/accepted",
+			"setSoftDelete/alice/pending approval",
+			"approve/alice/rejected",
+			"approve/mallory/rejected",
+			"approve/bob/accepted",
+			"setSoftDelete/alice/accepted",
+		}, s.auditLines(), "every request, refusal and approval is in the audit")
+		last := s.status().Audit[5]
+		s.Contains(last.Detail, "reason: cost; approved by bob (request r-1)")
+		var kinds []string
+		for _, a := range s.alerts {
+			kinds = append(kinds, a.Kind+"/"+a.RequestedBy)
+		}
+		s.Equal([]string{
+			activities.AlertApprovalRequested + "/alice",
+			activities.AlertCriticalRejected + "/alice",
+			activities.AlertCriticalRejected + "/mallory",
+		}, kinds)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+func (s *VaultSuite) TestUnapprovedRequestExpiresAfterTheWindow() {
+	var errPending, errLate error
+	var fired []string
+	s.env.SetOnTimerFiredListener(func(id string) { fired = append(fired, id) })
+	s.at(time.Minute, func() {
+		s.enableMua("2h")
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "alice"}, nil, &errPending)
+	})
+	s.at(2*time.Hour, func() {
+		s.Require().NoError(errPending)
+		s.Equal(RequestPending, s.status().Requests[0].State, "still pending a minute before the window ends")
+	})
+	s.at(2*time.Hour+2*time.Minute, func() {
+		st := s.status()
+		s.Equal(RequestExpired, st.Requests[0].State)
+		s.Equal(system, st.Requests[0].DecidedBy)
+		s.Len(fired, 1, "a durable timer expired it")
+		last := st.Audit[len(st.Audit)-1]
+		s.Equal("expire/system/Expired", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, nil, &errLate)
+	})
+	s.at(3*time.Hour, func() {
+		s.ErrorContains(errLate, "request r-1 is Expired, not pending")
+		s.Equal(SoftDeleteEnabled, s.status().SoftDelete.State)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// The vault's default is 14 days; lengthening is not critical, shortening
+// back is, and a rejection leaves the longer retention.
+func (s *VaultSuite) TestRejectedRequestChangesNothing() {
+	var errLonger, errShorter, errReject, errApprove error
+	s.at(time.Minute, func() {
+		s.enableMua("")
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{RetentionDays: 90, RequestedBy: "alice"}, nil, &errLonger)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errLonger)
+		s.Equal(90, s.status().SoftDelete.RetentionDays, "a longer retention needs no approval")
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{RetentionDays: 14, RequestedBy: "mallory"}, nil, &errShorter)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errShorter)
+		s.answer(UpdateReject, DecisionRequest{RequestID: "r-1", RequestedBy: "bob", Reason: "no ticket"}, nil, &errReject)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errReject)
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "alice"}, nil, &errApprove)
+	})
+	s.at(5*time.Minute, func() {
+		s.ErrorContains(errApprove, "is Rejected, not pending")
+		st := s.status()
+		s.Equal(90, st.SoftDelete.RetentionDays)
+		s.Equal(RequestRejected, st.Requests[0].State)
+		s.Equal("rejected by bob; reason: no ticket", st.Requests[0].Detail)
+		s.Equal(24*time.Hour, st.Requests[0].ExpiresAt.Sub(st.Requests[0].CreatedAt), "the default window is 24h")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+func (s *VaultSuite) TestTurningMuaOffNeedsApprovalAndClosesWhatWaits() {
+	no := false
+	var errOff, errOther, errApprove error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "mallory"}, nil, &errOther)
+		s.answer(UpdateEnableMua, EnableMuaRequest{Enabled: &no, RequestedBy: "alice"}, nil, &errOff)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errOff)
+		s.Require().NoError(errOther)
+		s.True(s.status().MultiUserAuthorization.Enabled, "turning it off waits for approval")
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-2", RequestedBy: "bob"}, nil, &errApprove)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		st := s.status()
+		s.False(st.MultiUserAuthorization.Enabled)
+		s.Equal(RequestRejected, st.Requests[0].State, "nobody is left to approve mallory's request")
+		s.Equal(SoftDeleteEnabled, st.SoftDelete.State)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+func (s *VaultSuite) TestDeleteVaultUnderMuaWaitsForApproval() {
+	var pending VaultStatus
+	var errPending, errApprove error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.answer(UpdateDeleteVault, Request{RequestedBy: "alice"}, &pending, &errPending)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errPending)
+		s.Equal(RequestPending, pending.Request.State)
+		s.False(s.status().Deleted)
+		s.answer(UpdateApprove, DecisionRequest{RequestID: pending.Request.RequestID, RequestedBy: "bob"}, nil, &errApprove)
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.NoError(errApprove)
+	var final VaultStatus
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.True(final.Deleted, "the approval deleted the vault and its workflow completed")
+}
+
+// TestApprovedItemDeleteIsSentToTheItem: the item checks the approval with
+// the muaRequests query before it deletes anything.
+func (s *VaultSuite) TestApprovedItemDeleteIsSentToTheItem() {
+	var a *activities.Activities
+	var sent []activities.MessageInput
+	var requestsAtSend []MuaRequest
+	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(func(_ ctxT, in activities.MessageInput) error {
+		sent = append(sent, in)
+		v, err := s.env.QueryWorkflow(QueryMuaRequests)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&requestsAtSend))
+		return nil
+	})
+	var errRequest, errAgain, errApprove error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete-1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { errRequest = err },
+			OnComplete: func(_ any, err error) { errRequest = err },
+		}, ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory"})
+		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete-2", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { errAgain = err },
+			OnComplete: func(_ any, err error) { errAgain = err },
+		}, ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory"})
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errRequest)
+		s.Require().NoError(errAgain)
+		s.Len(s.status().Requests, 1, "the same delete asked twice is one request")
+		s.Empty(sent, "nothing is sent before approval")
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, nil, &errApprove)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		s.Require().Len(sent, 1)
+		s.Equal(WorkflowID("vault1", "vm1"), sent[0].WorkflowID)
+		s.Equal(SignalDeleteApproved, sent[0].Name)
+		var approval DeleteApproval
+		s.Require().NoError(json.Unmarshal(sent[0].Payload, &approval))
+		s.Equal("r-1", approval.RequestID)
+		s.Require().Len(requestsAtSend, 1)
+		s.Equal(RequestApproved, requestsAtSend[0].State, "the item finds the approval when it checks")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+func (s *VaultSuite) TestRequestsAndTheirExpiryCrossContinueAsNew() {
+	var errPending error
+	var expires time.Time
+	s.at(time.Minute, func() {
+		s.enableMua("48h")
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "alice"}, nil, &errPending)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errPending)
+		expires = s.status().Requests[0].ExpiresAt
+		s.env.SetContinueAsNewSuggested(true)
+		s.report("vm1", Protected, time.Time{}, 1) // a task to notice it in
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	var can *workflow.ContinueAsNewError
+	s.Require().ErrorAs(s.env.GetWorkflowError(), &can)
+	var next VaultInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.State)
+	s.Require().Len(next.State.Requests, 1)
+	s.Equal(RequestPending, next.State.Requests[0].State)
+	s.True(next.State.Mua.Enabled)
+
+	// The new run expires the request at its original time.
+	startNew := s.env.Now()
+	s.SetupTest()
+	s.env.SetStartTime(startNew)
+	s.env.SetContinuedExecutionRunID("previous-run")
+	var a *activities.Activities
+	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
+		activities.RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil)
+	var expiredAt time.Time
+	s.env.SetOnTimerFiredListener(func(string) { expiredAt = s.env.Now() })
+	s.at(3*day, func() {
+		st := s.status()
+		s.Equal(RequestExpired, st.Requests[0].State)
+		s.Equal(SoftDeleteEnabled, st.SoftDelete.State)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, next)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+	s.Equal(expires, expiredAt.UTC(), "expired at the time set in the first run")
+}
