@@ -368,7 +368,7 @@ func (a *app) printJSON(v any) error {
 
 // vaultCommand groups the vault's operations.
 func (a *app) vaultCommand() *cobra.Command {
-	vault := &cobra.Command{Use: "vault", Short: "Show and change a vault: soft-delete settings, deletion"}
+	vault := &cobra.Command{Use: "vault", Short: "Show and change a vault: soft-delete settings, multi-user authorization, deletion"}
 	var req workflows.SetSoftDeleteRequest
 	var why string
 	withVault := func(cmd *cobra.Command, f func(context.Context, client.Client) error) *cobra.Command {
@@ -423,10 +423,48 @@ func (a *app) vaultCommand() *cobra.Command {
 			}
 			return printVault(st)
 		})
-	for _, cmd := range []*cobra.Command{set, del} {
+	var mua workflows.EnableMuaRequest
+	var off bool
+	enable := withVault(&cobra.Command{
+		Use:   "enable-mua",
+		Short: "Require approval by a second person for critical operations (--off asks to turn it off)",
+		Long: "Multi-user authorization: while on, deleting backup data, disabling soft delete,\n" +
+			"shortening retention, deleting the vault and turning it off wait for approval by\n" +
+			"an approver other than the requester, and expire unapproved after the window.",
+	}, func(ctx context.Context, cl client.Client) error {
+		mua.RequestedBy, mua.Reason = a.requestedBy, why
+		if off {
+			mua.Enabled = new(bool)
+		}
+		var st workflows.VaultStatus
+		if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateEnableMua, mua, &st); err != nil {
+			return err
+		}
+		return printVault(st)
+	})
+	enable.Flags().StringSliceVar(&mua.Approvers, "approvers", nil, "who may approve, comma-separated (alice,bob)")
+	enable.Flags().StringVar(&mua.ApprovalWindow, "approval-window", "", "how long a request waits before it expires (default 24h)")
+	enable.Flags().BoolVar(&off, "off", false, "ask to turn multi-user authorization off (needs approval)")
+	var decision workflows.DecisionRequest
+	decide := func(use, update, short string) *cobra.Command {
+		cmd := withVault(&cobra.Command{Use: use, Short: short}, func(ctx context.Context, cl client.Client) error {
+			decision.RequestedBy, decision.Reason = a.requestedBy, why
+			var st workflows.VaultStatus
+			if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), update, decision, &st); err != nil {
+				return err
+			}
+			return printVault(st)
+		})
+		cmd.Flags().StringVar(&decision.RequestID, "request", "", "the request's ID, as vault status lists it (required)")
+		_ = cmd.MarkFlagRequired("request")
+		return cmd
+	}
+	approve := decide("approve", workflows.UpdateApprove, "Approve a pending request: it is carried out at once (not by its requester)")
+	reject := decide("reject", workflows.UpdateReject, "Reject a pending request (an approver, or its requester to withdraw it)")
+	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject} {
 		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
 		cmd.Flags().StringVar(&why, "reason", "", "why, for the audit trail")
 	}
-	vault.AddCommand(status, set, del)
+	vault.AddCommand(status, set, del, enable, approve, reject)
 	return vault
 }

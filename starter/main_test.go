@@ -301,3 +301,90 @@ func TestStarterVaultCommands(t *testing.T) {
 	_, err = k.starter("vault", "status", "--vault", "nothing")
 	assert.ErrorContains(t, err, "vault nothing does not answer")
 }
+
+// TestStarterMultiUserAuthorization drives approval on a real server: the
+// item registers its delete at the vault, the vault sends the approval, and
+// the item checks it at the vault before deleting.
+func TestStarterMultiUserAuthorization(t *testing.T) {
+	k := startCluster(t)
+	src := writeSource(t)
+	k.mustJSON("protect", "--vault", "vault7", "--item", "vm1", "--source", src)
+	vault := func() workflows.VaultStatus {
+		t.Helper()
+		out, err := k.starter("vault", "status", "--vault", "vault7", "--json")
+		require.NoError(t, err, out)
+		var vst workflows.VaultStatus
+		require.NoError(t, json.Unmarshal([]byte(out), &vst), out)
+		return vst
+	}
+	require.Eventually(t, func() bool { return vault().Counts[workflows.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
+
+	out, err := k.starter("vault", "enable-mua", "--vault", "vault7", "--approvers", "alice,bob", "--approval-window", "2h", "--requested-by", "alice")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "multi-user authorization on: approvers alice, bob, requests expire after 2h0m0s")
+
+	// A delete waits, and says who may approve it.
+	out, err = k.starter("delete", "--vault", "vault7", "--item", "vm1", "--requested-by", "mallory", "--reason", "cleanup")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Pending approval: request r-1 at vault vault7; pending approval by alice or bob until")
+	assert.Contains(t, out, "starter vault approve --vault vault7 --request r-1")
+	assert.Equal(t, workflows.Protected, k.mustJSON("status", "--vault", "vault7", "--item", "vm1").ProtectionState)
+
+	_, err = k.starter("vault", "approve", "--vault", "vault7", "--request", "r-1", "--requested-by", "mallory")
+	assert.ErrorContains(t, err, "approve refused: mallory requested r-1 and cannot approve it")
+	_, err = k.starter("vault", "approve", "--vault", "vault7", "--request", "r-1", "--requested-by", "eve")
+	assert.ErrorContains(t, err, "approve refused: eve is not an approver of vault vault7: its approvers are alice, bob")
+	_, err = k.starter("vault", "approve", "--vault", "vault7", "--requested-by", "alice")
+	assert.ErrorContains(t, err, `required flag(s) "request" not set`)
+	out, err = k.starter("vault", "approve", "--vault", "vault7", "--request", "r-1", "--requested-by", "alice")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Request r-1 (delete the backup data of item vm1): Approved")
+
+	var st workflows.Status
+	require.Eventually(t, func() bool {
+		st = k.mustJSON("status", "--vault", "vault7", "--item", "vm1")
+		return st.ProtectionState == workflows.SoftDeleted
+	}, 20*time.Second, 100*time.Millisecond, "the approved delete reached the item")
+	last := st.Audit[len(st.Audit)-1]
+	assert.Equal(t, "delete/mallory/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
+	assert.Contains(t, last.Detail, "reason: cleanup; approved by alice (request r-1)")
+
+	// A forged approval signal for a request that is not approved is
+	// checked at the vault and changes nothing.
+	k.mustJSON("undelete", "--vault", "vault7", "--item", "vm1", "--requested-by", "alice")
+	k.signalAsCLI(workflows.WorkflowID("vault7", "vm1"), workflows.SignalDeleteApproved, jsonInput(t, `{"requestId": "r-1"}`))
+	require.Eventually(t, func() bool {
+		a := k.mustJSON("status", "--vault", "vault7", "--item", "vm1").Audit
+		return a[len(a)-1].Outcome == workflows.OutcomeRejected
+	}, 20*time.Second, 100*time.Millisecond)
+	st = k.mustJSON("status", "--vault", "vault7", "--item", "vm1")
+	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState, "an approval is used once")
+	assert.Contains(t, st.Audit[len(st.Audit)-1].Detail, "request r-1 has already been carried out")
+
+	// Disabling soft delete is rejected by an approver; turning approval off
+	// is approved by the other one.
+	out, err = k.starter("vault", "set-soft-delete", "--vault", "vault7", "--state", "Disabled", "--requested-by", "alice")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Request r-2 (set soft delete to Disabled, 14 days): PendingApproval")
+	out, err = k.starter("vault", "reject", "--vault", "vault7", "--request", "r-2", "--requested-by", "bob", "--reason", "no ticket")
+	require.NoError(t, err, out)
+	out, err = k.starter("vault", "enable-mua", "--vault", "vault7", "--off", "--requested-by", "alice")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Request r-3 (turn multi-user authorization off): PendingApproval")
+	_, err = k.starter("vault", "approve", "--vault", "vault7", "--request", "r-3", "--requested-by", "alice")
+	assert.ErrorContains(t, err, "alice requested r-3 and cannot approve it")
+	out, err = k.starter("vault", "approve", "--vault", "vault7", "--request", "r-3", "--requested-by", "bob")
+	require.NoError(t, err, out)
+	vst := vault()
+	assert.False(t, vst.MultiUserAuthorization.Enabled)
+	assert.Equal(t, workflows.SoftDeleteEnabled, vst.SoftDelete.State)
+	states := map[string]workflows.RequestState{}
+	for _, r := range vst.Requests {
+		states[r.RequestID] = r.State
+	}
+	assert.Equal(t, map[string]workflows.RequestState{"r-1": workflows.RequestApproved, "r-2": workflows.RequestRejected, "r-3": workflows.RequestApproved}, states)
+	out, err = k.starter("vault", "status", "--vault", "vault7")
+	require.NoError(t, err)
+	assert.Contains(t, out, "Approval     multi-user authorization off")
+	assert.Contains(t, out, "rejected by bob; reason: no ticket")
+}

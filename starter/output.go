@@ -12,6 +12,10 @@ import (
 const auditShown = 10
 
 func printStatus(out io.Writer, st workflows.Status) {
+	if r := st.PendingApproval; r != nil {
+		fmt.Fprintf(out, "Pending approval: request %s at vault %s; %s.\nAn approver runs: starter vault approve --vault %s --request %s --requested-by NAME\n\n",
+			r.RequestID, st.VaultID, r.Detail, st.VaultID, r.RequestID)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Item\t%s/%s\n", st.VaultID, st.ItemID)
 	fmt.Fprintf(tw, "State\t%s\n", st.ProtectionState)
@@ -71,6 +75,13 @@ func short(sum string) string {
 }
 
 func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
+	if r := st.Request; r != nil {
+		fmt.Fprintf(out, "Request %s (%s): %s; %s.\n", r.RequestID, r.Summary, r.State, r.Detail)
+		if r.State == workflows.RequestPending {
+			fmt.Fprintf(out, "An approver runs: starter vault approve --vault %s --request %s --requested-by NAME\n", st.VaultID, r.RequestID)
+		}
+		fmt.Fprintln(out)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Vault\t%s\n", st.VaultID)
 	if st.Deleted {
@@ -80,7 +91,17 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
 	if st.SoftDeleteRetentionOverride != "" {
 		fmt.Fprintf(tw, "WARNING\tsoft-delete window %s\n", st.SoftDeleteRetentionOverride)
 	}
+	fmt.Fprintf(tw, "Approval\t%s\n", st.MultiUserAuthorization)
 	tw.Flush()
+	if len(st.Requests) > 0 {
+		fmt.Fprintln(out, "\nRequests")
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tOPERATION\tBY\tEXPIRES\tDETAIL")
+		for _, r := range st.Requests {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RequestID, r.State, r.Summary, r.RequestedBy, r.ExpiresAt.UTC().Format(time.RFC3339), r.Detail)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(out, "\nItems")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tITEM\tPURGE AT")
