@@ -121,6 +121,9 @@ type RunInfo struct {
 	WorkflowType   string `json:"workflowType"`
 	Running        bool   `json:"running"`
 	ContinuedAsNew bool   `json:"continuedAsNew"`
+	// FirstRunID names the workflow's incarnation: it stays the same
+	// across continue-as-new.
+	FirstRunID string `json:"firstRunId,omitempty"`
 }
 
 // DescribeRun tells what a run of a workflow is or was: a run that carries
@@ -140,6 +143,7 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 		WorkflowType:   info.GetType().GetName(),
 		Running:        info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
 		ContinuedAsNew: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+		FirstRunID:     info.GetFirstRunId(),
 	}, nil
 }
 

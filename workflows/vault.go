@@ -181,6 +181,12 @@ func (v *vault) serveReports(ctx workflow.Context) {
 			continue
 		}
 		old, known := v.st.Items[r.ItemID]
+		if (!known || r.Incarnation != old.Incarnation) && !v.realItem(ctx, r) {
+			v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, fmt.Sprintf(
+				"report for item %s not from a BackupItem workflow %s of this vault, nothing changed", r.ItemID, WorkflowID(v.id, r.ItemID)))
+			raw = converter.RawValue{}
+			continue
+		}
 		if !known {
 			v.audit(ctx, "registerItem", r.ItemID, OutcomeAccepted, "item "+r.ItemID+" registered")
 		}
@@ -191,6 +197,23 @@ func (v *vault) serveReports(ctx workflow.Context) {
 		}
 		raw = converter.RawValue{}
 	}
+}
+
+// realItem checks that a report naming an item the vault does not know, or
+// a new incarnation of one, comes from such an item: any client can send
+// itemChanged, and the vault must not carry an item for every forged one.
+func (v *vault) realItem(ctx workflow.Context, r ItemReport) bool {
+	// Histories recorded before the check replay without it.
+	if workflow.GetVersion(ctx, "verify-item-reports", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return true
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
+	})
+	var run activities.RunInfo
+	err := workflow.ExecuteActivity(actx, acts.DescribeRun, WorkflowID(v.id, r.ItemID), "").Get(ctx, &run)
+	return err == nil && run.WorkflowType == WorkflowType && run.FirstRunID == r.Incarnation
 }
 
 func knownState(s State) bool {

@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +79,8 @@ type VaultSuite struct {
 	running []activities.ListedItem
 	alerts  []activities.Alert
 	updates int
+	// incarnations are the items' first run IDs, by workflow ID.
+	incarnations map[string]string
 }
 
 func TestVaultSuite(t *testing.T) { suite.Run(t, new(VaultSuite)) }
@@ -90,6 +94,20 @@ func (s *VaultSuite) SetupTest() {
 		func(_ ctxT, _ string) ([]activities.ListedItem, error) { return s.running, nil }).Maybe()
 	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, al activities.Alert) error { s.alerts = append(s.alerts, al); return nil }).Maybe()
+	// Items named "forged..." do not exist; the others run with no
+	// incarnation unless the test gives them one. The vault itself was
+	// continued as new, for tests that carry its state.
+	s.incarnations = map[string]string{}
+	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, id, _ string) (activities.RunInfo, error) {
+			switch {
+			case id == VaultWorkflowID("vault1"):
+				return activities.RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil
+			case strings.HasPrefix(id, WorkflowID("vault1", "forged")):
+				return activities.RunInfo{}, nil
+			}
+			return activities.RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id]}, nil
+		}).Maybe()
 }
 
 func (s *VaultSuite) at(d time.Duration, f func()) { s.env.RegisterDelayedCallback(f, d) }
@@ -346,10 +364,12 @@ func (s *ItemSuite) TestAVaultThatCannotBeReadKeepsSoftDeleteOn() {
 // new sequence, which the vault accepts because the incarnation differs.
 func (s *VaultSuite) TestAnItemProtectedAgainUnderAPurgedOnesIDIsTracked() {
 	ran := false
+	s.incarnations[WorkflowID("vault1", "vm1")] = "run-a"
 	s.at(time.Minute, func() {
 		s.env.SignalWorkflow(SignalItemChanged, ItemReport{ItemID: "vm1", Incarnation: "run-a", VaultItem: VaultItem{ProtectionState: Purged, Sequence: 7}})
 	})
 	s.at(2*time.Minute, func() {
+		s.incarnations[WorkflowID("vault1", "vm1")] = "run-b"
 		s.env.SignalWorkflow(SignalItemChanged, ItemReport{ItemID: "vm1", Incarnation: "run-b", VaultItem: VaultItem{ProtectionState: Protected, Sequence: 1}})
 	})
 	s.at(3*time.Minute, func() {
@@ -403,4 +423,34 @@ func TestWebhookAlertsAreRetriedUntilDelivered(t *testing.T) {
 
 	err := activities.WebhookNotifier{URL: "http://127.0.0.1:1/none"}.Notify(t.Context(), activities.Alert{})
 	assert.Error(t, err, "an unreachable webhook is an error, to be retried")
+}
+
+// TestForgedReportsForItemsThatDoNotExistAreNotCarried: a flood of them
+// must not grow the vault's state.
+func (s *VaultSuite) TestForgedReportsForItemsThatDoNotExistAreNotCarried() {
+	ran := false
+	s.at(time.Minute, func() {
+		for i := range 20 {
+			s.report(fmt.Sprintf("forged%d", i), SoftDeleted, time.Now(), 1)
+		}
+		s.env.SignalWorkflow(SignalItemChanged, ItemReport{ItemID: "vm1", Incarnation: "not-its-run", VaultItem: VaultItem{ProtectionState: Protected, Sequence: 1}})
+		s.report("vm2", Protected, time.Time{}, 1)
+	})
+	s.at(2*time.Minute, func() {
+		ran = true
+		st := s.status()
+		s.Equal(map[State]int{Protected: 1}, st.Counts, "only the real item vm2 is tracked")
+		s.Equal([]VaultItemStatus{{ItemID: "vm2"}}, st.Items[Protected])
+		rejected := 0
+		for _, e := range st.Audit {
+			if e.Outcome == OutcomeRejected {
+				rejected++
+			}
+		}
+		s.Equal(21, rejected, "each forged report is audited")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(ran)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }

@@ -282,9 +282,6 @@ func (s *VaultSuite) TestRequestsAndTheirExpiryCrossContinueAsNew() {
 	s.SetupTest()
 	s.env.SetStartTime(startNew)
 	s.env.SetContinuedExecutionRunID("previous-run")
-	var a *activities.Activities
-	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
-		activities.RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil)
 	var expiredAt time.Time
 	s.env.SetOnTimerFiredListener(func(string) { expiredAt = s.env.Now() })
 	s.at(3*day, func() {
