@@ -170,6 +170,9 @@ func (a *app) protectCommand() *cobra.Command {
 func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.WorkflowRun, wait time.Duration) (workflows.Status, error) {
 	deadline := time.Now().Add(wait)
 	for {
+		// Query first: a closed workflow answers queries too, and an item
+		// refused at its first backup has an audit entry saying so.
+		st, qerr := a.query(ctx, cl)
 		desc, err := cl.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 		if err != nil {
 			return workflows.Status{}, err
@@ -178,8 +181,7 @@ func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.
 			err := run.Get(ctx, nil)
 			return workflows.Status{}, fmt.Errorf("item %s was not protected: %s", a.itemID, reason(err))
 		}
-		st, err := a.query(ctx, cl)
-		if err == nil && (st.LastBackupTime != "" || len(st.Audit) > 0) {
+		if qerr == nil && (st.LastBackupTime != "" || len(st.Audit) > 0) {
 			return st, nil
 		}
 		if time.Now().After(deadline) {

@@ -143,6 +143,9 @@ type item struct {
 	collecting bool
 	// verified is false while carried state is being checked; handlers wait.
 	verified bool
+	// checking holds the approvals being looked up at the vault, so the
+	// same one sent twice is not carried out twice.
+	checking map[string]bool
 
 	// vaultAware is false only when replaying a history recorded before
 	// items had vaults: no reports, settings from the vault, or alerts.
@@ -161,7 +164,7 @@ type signalChannel struct {
 }
 
 func newItem(ctx workflow.Context, in ItemInput) *item {
-	w := &item{in: in, storeLock: workflow.NewMutex(ctx)}
+	w := &item{in: in, storeLock: workflow.NewMutex(ctx), checking: map[string]bool{}}
 	w.frequency, _ = ParseFrequency(in.Policy.Frequency)
 	if in.State != nil {
 		w.st = *in.State
@@ -303,7 +306,12 @@ func (w *item) applyApproved(ctx workflow.Context, op Operation, by, reason stri
 	var window, reminderLead time.Duration
 	var disabled, deleting, mua bool
 	if op == OpDelete && (w.st.ProtectionState == Protected || w.st.ProtectionState == ProtectionStopped) {
-		window, disabled, reminderLead, mua = w.deleteSettings(ctx)
+		var err error
+		window, disabled, reminderLead, mua, err = w.deleteSettings(ctx)
+		if err != nil {
+			w.audit(ctx, string(op), by, OutcomeRejected, err.Error())
+			return Decision{}, err
+		}
 		deleting = true
 	}
 	if deleting && mua && approval == nil {
@@ -366,15 +374,19 @@ func (w *item) applyApproved(ctx workflow.Context, op Operation, by, reason stri
 // at this moment and recorded in the history, then the worker's override.
 // Of the vault's retention and the item's own, the longer one applies. A
 // vault that cannot be read gives the safe default: soft delete enabled.
-func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration, mua bool) {
+func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration, mua bool, err error) {
 	vs := DefaultSoftDeleteSettings()
-	mua = w.st.VaultMua
 	if w.vaultAware {
 		if read, ok := w.readVaultSettings(ctx); ok {
 			vs, mua = read.SoftDeleteSettings, read.MultiUserAuthorization
+		} else if workflow.GetVersion(ctx, "refuse-delete-unread-vault", workflow.DefaultVersion, 1) == 1 {
+			// Whether the delete needs approval is unknown: refuse it
+			// rather than guess that it does not.
+			return 0, false, 0, false, &Refusal{Message: fmt.Sprintf(
+				"vault %s could not be read to learn how deletes of item %s are protected: nothing changed, try again",
+				w.in.VaultID, w.in.ItemID)}
 		} else {
-			// Fail closed: soft delete stays on, with the longest window
-			// seen, and approval stays required if it last was.
+			// Recorded before refusals: soft delete stays on.
 			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID)
 		}
 		vs = w.st.VaultFloor.apply(vs)
@@ -389,9 +401,9 @@ func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disab
 		window = max(window, o.Window)
 	}
 	if !w.vaultAware {
-		return window, false, 0, false
+		return window, false, 0, false, nil
 	}
-	return window, vs.State == SoftDeleteDisabled, vs.reminderLead(), mua
+	return window, vs.State == SoftDeleteDisabled, vs.reminderLead(), mua, nil
 }
 
 // readVaultSettings asks the vault for its soft-delete settings, believing
@@ -402,7 +414,6 @@ func (w *item) readVaultSettings(ctx workflow.Context) (DeleteSettings, bool) {
 		return vs, false
 	}
 	w.st.VaultFloor.raise(vs.SoftDeleteSettings)
-	w.st.VaultMua = vs.MultiUserAuthorization
 	return vs, true
 }
 
@@ -534,27 +545,33 @@ func (w *item) facts(now time.Time) Facts {
 // serveSignals drains every signal channel. Payloads are received raw and
 // decoded here: a payload the SDK cannot decode into a struct would be
 // dropped silently and block a plain Receive until the next signal.
+//
+// Serving a signal may block (a delete reads its vault's settings), and
+// signals that arrive meanwhile are served too before it returns: an
+// undelete must never wait behind a delete while the purge timer fires.
 func (w *item) serveSignals(ctx workflow.Context) {
-	for _, s := range w.signals {
-		var raw converter.RawValue
-		for s.ch.ReceiveAsync(&raw) {
-			req, err := DecodeRequest(string(s.op), raw)
-			if err != nil {
-				w.steps++
-				w.audit(ctx, string(s.op), anonymous, OutcomeRejected, "malformed signal, nothing changed: "+err.Error())
-			} else {
-				_, _ = w.apply(ctx, s.op, requester(req.RequestedBy), req.Reason)
+	for w.signalsPending() {
+		for _, s := range w.signals {
+			var raw converter.RawValue
+			for s.ch.ReceiveAsync(&raw) {
+				req, err := DecodeRequest(string(s.op), raw)
+				if err != nil {
+					w.steps++
+					w.audit(ctx, string(s.op), anonymous, OutcomeRejected, "malformed signal, nothing changed: "+err.Error())
+				} else {
+					_, _ = w.apply(ctx, s.op, requester(req.RequestedBy), req.Reason)
+				}
+				raw = converter.RawValue{}
 			}
+		}
+		// Approvals last: an undelete or stop in the same task is applied
+		// first, and the delete is checked against the state it leaves.
+		var raw converter.RawValue
+		for w.approvals.ReceiveAsync(&raw) {
+			w.steps++
+			w.serveApproval(ctx, raw)
 			raw = converter.RawValue{}
 		}
-	}
-	// Approvals last: an undelete or stop in the same task is applied
-	// first, and the delete is checked against the state it leaves.
-	var raw converter.RawValue
-	for w.approvals.ReceiveAsync(&raw) {
-		w.steps++
-		w.serveApproval(ctx, raw)
-		raw = converter.RawValue{}
 	}
 }
 

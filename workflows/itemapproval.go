@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,85 +14,110 @@ import (
 	"recoveryvault/activities"
 )
 
-// maxApprovalsUsed bounds the approvals an item remembers; a request ID is
-// never reused by a vault, and one item rarely has many deletes approved.
-const maxApprovalsUsed = 50
+// maxAwaitingApproval bounds the delete requests an item remembers.
+const maxAwaitingApproval = 20
 
 // requestApproval registers a delete at the vault, whose multi-user
 // authorization makes it wait for an approver. Nothing else changes.
 func (w *item) requestApproval(ctx workflow.Context, by, reason string) (Decision, error) {
-	actx := withWorkflowCall(ctx)
+	if by == anonymous {
+		refusal := &Refusal{Message: fmt.Sprintf(
+			"deletes of item %s need approval at vault %s: name yourself in requestedBy, so that someone else can approve", w.in.ItemID, w.in.VaultID)}
+		w.audit(ctx, string(OpDelete), by, OutcomeRejected, refusal.Message)
+		return Decision{}, refusal
+	}
 	payload, _ := json.Marshal(ItemDeleteRequest{ItemID: w.in.ItemID, RequestedBy: by, Reason: reason})
 	in := activities.MessageInput{
 		WorkflowID: VaultWorkflowID(w.in.VaultID), WorkflowType: VaultWorkflowType, Name: UpdateRequestItemDelete, Payload: payload,
 	}
 	var raw json.RawMessage
 	var r MuaRequest
-	err := workflow.ExecuteActivity(actx, acts.Update, in).Get(ctx, &raw)
+	err := workflow.ExecuteActivity(withWorkflowCall(ctx), acts.Update, in).Get(ctx, &raw)
 	if err == nil {
 		err = json.Unmarshal(raw, &r)
 	}
 	if err != nil {
-		refusal := &Refusal{Message: fmt.Sprintf(
-			"deletes of item %s need approval at vault %s, which could not register this one (%s): nothing changed, try again",
+		refusal := &Refusal{Message: fmt.Sprintf("delete of item %s not registered for approval at vault %s: %s; nothing changed",
 			w.in.ItemID, w.in.VaultID, message(err))}
 		w.audit(ctx, string(OpDelete), by, OutcomeRejected, refusal.Message)
 		return Decision{}, refusal
 	}
 	w.steps++
+	if !slices.Contains(w.st.AwaitingApproval, r.RequestID) {
+		w.st.AwaitingApproval = append(w.st.AwaitingApproval, r.RequestID)
+		if n := len(w.st.AwaitingApproval); n > maxAwaitingApproval {
+			w.st.AwaitingApproval = w.st.AwaitingApproval[n-maxAwaitingApproval:]
+		}
+	}
 	w.audit(ctx, string(OpDelete), by, OutcomePending, fmt.Sprintf("request %s at vault %s: %s", r.RequestID, w.in.VaultID, r.Detail))
 	w.version++
 	return Decision{Next: w.st.ProtectionState, NoOp: true, Pending: &r}, nil
 }
 
 // serveApproval carries out an approved delete once the vault confirms the
-// approval: the signal alone proves nothing, anyone can send it.
+// approval: the signal alone proves nothing, anyone can send it. Whatever
+// can be refused without asking the vault is refused at once, so a flood
+// of forged approvals never holds up the loop.
 func (w *item) serveApproval(ctx workflow.Context, raw converter.RawValue) {
 	var a DeleteApproval
 	err := decodePayload(SignalDeleteApproved, raw, &a, `{"requestId": "r-1"}`)
-	var r MuaRequest
-	if err == nil {
-		r, err = w.checkApproval(ctx, a.RequestID)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("malformed signal, nothing changed: %w", err)
+	case a.RequestID == "":
+		err = errors.New(`no requestId, nothing changed: send {"requestId": "r-1"}`)
+	case !slices.Contains(w.st.AwaitingApproval, a.RequestID):
+		err = fmt.Errorf("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once", w.in.ItemID, a.RequestID)
+	case w.checking[a.RequestID]:
+		err = fmt.Errorf("request %s is being checked already, nothing changed", a.RequestID)
+	case w.st.ProtectionState != Protected && w.st.ProtectionState != ProtectionStopped:
+		err = fmt.Errorf("item %s is %s: request %s has nothing to delete", w.in.ItemID, VisibleState(w.st.ProtectionState), a.RequestID)
 	}
 	if err != nil {
-		w.audit(ctx, string(OpDelete), anonymous, OutcomeRejected, "approval not confirmed by the vault, nothing changed: "+err.Error())
+		w.audit(ctx, SignalDeleteApproved, anonymous, OutcomeRejected, err.Error())
 		w.version++
 		return
 	}
-	w.st.ApprovalsUsed = append(w.st.ApprovalsUsed, r.RequestID)
-	if n := len(w.st.ApprovalsUsed); n > maxApprovalsUsed {
-		w.st.ApprovalsUsed = w.st.ApprovalsUsed[n-maxApprovalsUsed:]
+	// Held until the delete is done: the same approval sent again
+	// meanwhile, to another coroutine serving signals, is refused.
+	w.checking[a.RequestID] = true
+	defer delete(w.checking, a.RequestID)
+	r, err := w.checkApproval(ctx, a.RequestID)
+	if err != nil {
+		w.audit(ctx, SignalDeleteApproved, anonymous, OutcomeRejected, err.Error())
+		w.version++
+		return
 	}
 	reason := fmt.Sprintf("approved by %s (request %s)", r.DecidedBy, r.RequestID)
 	if r.Reason != "" {
 		reason = r.Reason + "; " + reason
 	}
-	_, _ = w.applyApproved(ctx, OpDelete, r.RequestedBy, reason, &r)
+	if _, err := w.applyApproved(ctx, OpDelete, r.RequestedBy, reason, &r); err == nil {
+		// Every delete this item waited for is done by this one.
+		w.st.AwaitingApproval = nil
+	}
 }
 
 // checkApproval finds request id at the vault, approved, for a delete of
-// this item, and not yet used here.
+// this item.
 func (w *item) checkApproval(ctx workflow.Context, id string) (MuaRequest, error) {
-	if slices.Contains(w.st.ApprovalsUsed, id) {
-		return MuaRequest{}, fmt.Errorf("request %s has already been carried out", id)
-	}
 	var requests []MuaRequest
 	if err := queryWorkflow(ctx, VaultWorkflowID(w.in.VaultID), VaultWorkflowType, QueryMuaRequests, &requests); err != nil {
-		return MuaRequest{}, fmt.Errorf("vault %s could not be asked about request %s: %s", w.in.VaultID, id, message(err))
+		return MuaRequest{}, fmt.Errorf("vault %s could not be asked about request %s, nothing changed: %s", w.in.VaultID, id, message(err))
 	}
 	for _, r := range requests {
 		if r.RequestID != id {
 			continue
 		}
 		if r.Operation != string(OpDelete) || r.ItemID != w.in.ItemID {
-			return MuaRequest{}, fmt.Errorf("request %s at vault %s is not a delete of item %s", id, w.in.VaultID, w.in.ItemID)
+			return MuaRequest{}, fmt.Errorf("request %s at vault %s is not a delete of item %s, nothing changed", id, w.in.VaultID, w.in.ItemID)
 		}
 		if r.State != RequestApproved {
-			return MuaRequest{}, fmt.Errorf("request %s at vault %s is %s, not Approved", id, w.in.VaultID, r.State)
+			return MuaRequest{}, fmt.Errorf("request %s at vault %s is %s, not Approved: nothing changed", id, w.in.VaultID, r.State)
 		}
 		return r, nil
 	}
-	return MuaRequest{}, fmt.Errorf("vault %s holds no request %s", w.in.VaultID, id)
+	return MuaRequest{}, fmt.Errorf("vault %s holds no request %s, nothing changed", w.in.VaultID, id)
 }
 
 // withWorkflowCall has the options of a short call to another workflow of

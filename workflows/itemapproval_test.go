@@ -53,30 +53,31 @@ func (s *ItemSuite) TestDeleteUnderMuaWaitsForApprovalAndChangesNothing() {
 func (s *ItemSuite) TestApprovedDeleteIsCheckedAtTheVaultAndCarriedOutOnce() {
 	s.vaultMua = true
 	var deleted time.Time
-	s.at(time.Hour, func() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory", Reason: "decommissioned"}) })
+	s.at(2*time.Hour, func() {
 		s.approvedAtVault("r-1", "mallory")
 		deleted = s.env.Now()
 		s.env.SignalWorkflow(SignalDeleteApproved, DeleteApproval{RequestID: "r-1"})
 	})
-	s.at(2*time.Hour, func() {
+	s.at(3*time.Hour, func() {
 		st := s.status()
 		s.Equal(SoftDeleted, st.ProtectionState)
 		s.Equal(deleted.Add(14*day).UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC)
 		last := st.Audit[len(st.Audit)-1]
 		s.Equal("delete/mallory/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome, "the audit shows who asked")
 		s.Contains(last.Detail, "reason: decommissioned; approved by bob (request r-1)")
-		s.Empty(s.approvalRequests, "an approved delete asks for no new approval")
+		s.Len(s.approvalRequests, 1, "an approved delete asks for no new approval")
 		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
 	})
-	s.at(3*time.Hour, func() {
+	s.at(4*time.Hour, func() {
 		// The same approval again, as anyone could send it.
 		s.env.SignalWorkflow(SignalDeleteApproved, DeleteApproval{RequestID: "r-1"})
 	})
-	s.at(4*time.Hour, func() {
+	s.at(5*time.Hour, func() {
 		st := s.status()
 		s.Equal(ProtectionStopped, st.ProtectionState, "an approval is used once")
-		s.Equal("delete/anonymous/rejected", s.lastAudit())
-		s.Contains(st.Audit[len(st.Audit)-1].Detail, "request r-1 has already been carried out")
+		s.Equal("deleteApproved/anonymous/rejected", s.lastAudit())
+		s.Contains(st.Audit[len(st.Audit)-1].Detail, `item vm1 awaits no approval of request "r-1"`)
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
@@ -84,42 +85,43 @@ func (s *ItemSuite) TestApprovedDeleteIsCheckedAtTheVaultAndCarriedOutOnce() {
 	s.Zero(s.purges)
 }
 
-// TestForgedApprovalsChangeNothing: the signal is believed only when the
-// vault holds the approval, for this item.
+// TestForgedApprovalsChangeNothing: the signal is believed only for a
+// delete this item registered, when the vault holds its approval.
 func (s *ItemSuite) TestForgedApprovalsChangeNothing() {
 	s.vaultMua = true
-	s.vaultRequests = []MuaRequest{
-		{RequestID: "r-1", Operation: string(OpDelete), ItemID: "vm1", RequestedBy: "mallory", State: RequestPending},
-		{RequestID: "r-2", Operation: string(OpDelete), ItemID: "vm2", RequestedBy: "mallory", State: RequestApproved},
-		{RequestID: "r-3", Operation: UpdateDeleteVault, RequestedBy: "mallory", State: RequestApproved},
-	}
-	cases := []struct{ payload any }{
-		{DeleteApproval{RequestID: "r-1"}}, // not approved
-		{DeleteApproval{RequestID: "r-2"}}, // another item's
-		{DeleteApproval{RequestID: "r-3"}}, // not a delete
-		{DeleteApproval{RequestID: "r-9"}}, // unknown
-		{"text"},                           // malformed
-	}
-	s.at(time.Hour, func() {
-		for _, c := range cases {
-			s.env.SignalWorkflow(SignalDeleteApproved, c.payload)
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"}) }) // registers r-1
+	s.at(2*time.Hour, func() {
+		s.vaultRequests = []MuaRequest{
+			{RequestID: "r-1", Operation: string(OpDelete), ItemID: "vm1", RequestedBy: "mallory", State: RequestPending},
+			// Approved, but for an earlier item under the same ID.
+			{RequestID: "r-0", Operation: string(OpDelete), ItemID: "vm1", RequestedBy: "mallory", State: RequestApproved},
+		}
+		for _, payload := range []any{
+			DeleteApproval{RequestID: "r-1"}, // registered, not approved
+			DeleteApproval{RequestID: "r-0"}, // approved, not registered here
+			DeleteApproval{RequestID: "r-9"}, // unknown
+			DeleteApproval{},                 // no ID
+			"text",                           // malformed
+		} {
+			s.env.SignalWorkflow(SignalDeleteApproved, payload)
 		}
 	})
-	s.at(2*time.Hour, func() {
+	s.at(3*time.Hour, func() {
 		st := s.status()
 		s.Equal(Protected, st.ProtectionState)
 		var details []string
 		for _, e := range st.Audit {
-			if e.Operation == string(OpDelete) {
+			if e.Operation == SignalDeleteApproved {
 				s.Equal(OutcomeRejected, e.Outcome)
 				details = append(details, e.Detail)
 			}
 		}
-		s.Require().Len(details, len(cases), "every forged approval is audited")
-		s.Contains(details[0], "request r-1 at vault vault1 is PendingApproval, not Approved")
-		s.Contains(details[1], "request r-2 at vault vault1 is not a delete of item vm1")
-		s.Contains(details[2], "is not a delete of item vm1")
-		s.Contains(details[3], "vault vault1 holds no request r-9")
+		s.Require().Len(details, 5, "every forged approval is audited")
+		s.Contains(details[0], "request r-1 at vault vault1 is PendingApproval, not Approved: nothing changed")
+		s.Contains(details[1], `item vm1 awaits no approval of request "r-0"`)
+		s.Contains(details[2], `awaits no approval of request "r-9"`)
+		s.Contains(details[3], "no requestId")
+		s.Contains(details[4], "malformed signal")
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
@@ -127,20 +129,38 @@ func (s *ItemSuite) TestForgedApprovalsChangeNothing() {
 	s.Zero(s.purges)
 }
 
-// TestAVaultThatCannotBeReadStillNeedsApproval: the item last saw
-// multi-user authorization on, and does not guess it is now off.
-func (s *ItemSuite) TestAVaultThatCannotBeReadStillNeedsApproval() {
+func (s *ItemSuite) TestAnonymousDeleteUnderMuaIsRefused() {
 	s.vaultMua = true
 	var err error
 	var got Status
-	s.at(time.Hour, func() { s.vaultSettings = SoftDeleteSettings{} }) // the vault stops answering
-	s.at(2*time.Hour, func() { s.update(UpdateDelete, Request{RequestedBy: "mallory"}, &got, &err) })
-	s.at(3*time.Hour, func() {
-		s.Require().NoError(err)
-		s.NotNil(got.PendingApproval, "the delete still goes to the vault for approval")
+	s.at(time.Hour, func() { s.update(UpdateDelete, nil, &got, &err) })
+	s.at(2*time.Hour, func() {
+		s.ErrorContains(err, "name yourself in requestedBy, so that someone else can approve")
+		s.Empty(s.approvalRequests)
 		s.Equal(Protected, s.status().ProtectionState)
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
+}
+
+// TestForgedApprovalsCannotHoldBackAnUndelete: approvals sent to a
+// soft-deleted item are refused without asking the vault, so an undelete
+// sent with them before the deadline still wins.
+func (s *ItemSuite) TestForgedApprovalsCannotHoldBackAnUndelete() {
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"}) })
+	s.at(time.Hour+14*day-time.Second, func() {
+		s.vaultRequests = []MuaRequest{{RequestID: "r-1", Operation: string(OpDelete), ItemID: "vm1", State: RequestApproved}}
+		for range 20 {
+			s.env.SignalWorkflow(SignalDeleteApproved, DeleteApproval{RequestID: "r-1"})
+		}
+		s.env.SignalWorkflow(SignalUndelete, Request{RequestedBy: "alice"})
+	})
+	s.at(time.Hour+15*day, func() {
+		s.Equal(ProtectionStopped, s.status().ProtectionState)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
+	s.Zero(s.purges)
 }

@@ -100,12 +100,9 @@ type ItemState struct {
 	// from its vault: a vault that is reset or weakened later can never
 	// shorten the window or disable soft delete below it.
 	VaultFloor VaultFloor `json:"vaultFloor"`
-	// VaultMua is whether the vault last said deletes need approval: when
-	// it cannot be read, a delete is not let through on a guess.
-	VaultMua bool `json:"vaultMua,omitempty"`
-	// ApprovalsUsed are the approved requests already carried out, so that
-	// a replayed deleteApproved signal cannot delete again.
-	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
+	// AwaitingApproval are the delete requests this item registered at its
+	// vault and has not carried out: the only approvals it acts on, once.
+	AwaitingApproval []string `json:"awaitingApproval,omitempty"`
 }
 
 // VaultFloor is the strongest soft-delete setting seen.

@@ -32,7 +32,9 @@ const (
 	// maxPendingRequests bounds what a flood of requests can make a vault
 	// carry; maxClosedRequests how many decided ones it keeps to show.
 	maxPendingRequests = 100
-	maxClosedRequests  = 50
+	// maxPendingPerRequester keeps one requester from filling the queue.
+	maxPendingPerRequester = 10
+	maxClosedRequests      = 50
 )
 
 // MuaSettings are a vault's multi-user authorization: while enabled, a
@@ -113,15 +115,52 @@ func approverList(names []string) ([]string, error) {
 	var out []string
 	for _, n := range names {
 		n = strings.TrimSpace(n)
-		if n == "" || n == anonymous || len(n) > 256 {
+		if reservedName(n) || len(n) > 256 {
 			return nil, &Refusal{Message: fmt.Sprintf("approver %q is not a name: use the identity each approver signs requests with", n)}
 		}
-		if slices.Contains(out, n) {
+		if slices.ContainsFunc(out, func(o string) bool { return sameIdentity(o, n) }) {
 			return nil, &Refusal{Message: fmt.Sprintf("approver %q is named twice", n)}
 		}
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// sameIdentity compares identities as people type them: "Alice " is alice.
+func sameIdentity(a, b string) bool {
+	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+}
+
+// reservedName is a name no person signs with: the workflow's own.
+func reservedName(n string) bool {
+	n = strings.TrimSpace(n)
+	return n == "" || sameIdentity(n, anonymous) || sameIdentity(n, system) || sameIdentity(n, scheduler)
+}
+
+// otherApprovers are the approvers who may approve what by asks.
+func (m MuaSettings) otherApprovers(by string) []string {
+	var others []string
+	for _, a := range m.Approvers {
+		if !sameIdentity(a, by) {
+			others = append(others, a)
+		}
+	}
+	return others
+}
+
+// CheckRequester refuses a critical request that no one else could
+// approve: one that does not say who asks, or whose requester is the only
+// approver.
+func CheckRequester(vaultID string, m MuaSettings, by string) error {
+	if reservedName(by) {
+		return &Refusal{Message: fmt.Sprintf(
+			"multi-user authorization of vault %s is on: name yourself in requestedBy, so that someone else can approve", vaultID)}
+	}
+	if len(m.otherApprovers(by)) == 0 {
+		return &Refusal{Message: fmt.Sprintf(
+			"%s is the only approver of vault %s, and no one may approve their own request: another person must ask, or add approvers", by, vaultID)}
+	}
+	return nil
 }
 
 // CriticalSoftDeleteChange is true for a change that weakens soft delete:
@@ -194,14 +233,8 @@ type DeleteApproval struct {
 
 // pendingDetail tells the requester who may approve and until when.
 func pendingDetail(m MuaSettings, by string, expires time.Time) string {
-	var others []string
-	for _, a := range m.Approvers {
-		if a != by {
-			others = append(others, a)
-		}
-	}
-	return fmt.Sprintf("pending approval by %s until %s; nothing changes before then",
-		strings.Join(others, " or "), expires.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("pending approval by %s until %s; nothing changes unless approved by then",
+		strings.Join(m.otherApprovers(by), " or "), expires.UTC().Format(time.RFC3339))
 }
 
 // CheckDecision says whether by may approve (or, with approve false,
@@ -217,11 +250,11 @@ func CheckDecision(vaultID string, m MuaSettings, r MuaRequest, by string, appro
 		return &Refusal{Message: fmt.Sprintf("request %s is %s, not pending: nothing to %s", r.RequestID, r.State, verb)}
 	case !now.Before(r.ExpiresAt):
 		return &Refusal{Message: fmt.Sprintf("request %s expired at %s: send the operation again", r.RequestID, r.ExpiresAt.UTC().Format(time.RFC3339))}
-	case by == anonymous:
+	case reservedName(by):
 		return &Refusal{Message: fmt.Sprintf("to %s request %s, name yourself in requestedBy", verb, r.RequestID)}
-	case approve && by == r.RequestedBy:
+	case approve && sameIdentity(by, r.RequestedBy):
 		return &Refusal{Message: fmt.Sprintf("%s requested %s and cannot approve it: another approver of vault %s must", by, r.RequestID, vaultID)}
-	case !slices.Contains(m.Approvers, by) && (approve || by != r.RequestedBy):
+	case len(m.otherApprovers(by)) == len(m.Approvers) && (approve || !sameIdentity(by, r.RequestedBy)):
 		return &Refusal{Message: fmt.Sprintf("%s is not an approver of vault %s: its approvers are %s", by, vaultID, strings.Join(m.Approvers, ", "))}
 	}
 	return nil

@@ -135,3 +135,11 @@ func TestDecidedRequestsAreBoundedAndPendingOnesKept(t *testing.T) {
 	assert.Equal(t, RequestPending, v.st.Requests[0].State)
 	assert.Equal(t, "r-"+string(rune('A'+9)), v.st.Requests[1].RequestID, "the oldest decided ones go first")
 }
+
+func TestCheckRequester(t *testing.T) {
+	mua := MuaSettings{Enabled: true, Approvers: []string{"alice"}, ApprovalWindow: "24h0m0s"}
+	assert.NoError(t, CheckRequester("vault1", mua, "mallory"))
+	assert.ErrorContains(t, CheckRequester("vault1", mua, anonymous), "name yourself in requestedBy")
+	assert.ErrorContains(t, CheckRequester("vault1", mua, "System"), "name yourself in requestedBy")
+	assert.ErrorContains(t, CheckRequester("vault1", mua, " Alice"), "is the only approver of vault vault1")
+}

@@ -137,7 +137,13 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 			continue
 		}
 		if v.readyToContinueAsNew(ctx) {
+			// Serving reports may block on checking an item, and an update
+			// may have started meanwhile: continue as new only if nothing
+			// did.
 			v.serveReports(ctx)
+			if !v.readyToContinueAsNew(ctx) || v.reports.Len() > 0 {
+				continue
+			}
 			st := v.st
 			return VaultStatus{}, workflow.NewContinueAsNewError(ctx, VaultWorkflowType, VaultInput{VaultID: v.id, State: &st})
 		}

@@ -347,12 +347,17 @@ func (s *ItemSuite) TestAResetVaultCannotWeakenWhatAnItemHasSeen() {
 	s.Zero(s.purges)
 }
 
-// TestAVaultThatCannotBeReadKeepsSoftDeleteOn: failing closed.
-func (s *ItemSuite) TestAVaultThatCannotBeReadKeepsSoftDeleteOn() {
+// TestAVaultThatCannotBeReadRefusesTheDelete: failing closed. Whether the
+// delete needs approval, or how long a window it gets, is unknown.
+func (s *ItemSuite) TestAVaultThatCannotBeReadRefusesTheDelete() {
 	s.vaultSettings = SoftDeleteSettings{} // no vault answers
-	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	var got Status
+	var err error
+	s.at(time.Hour, func() { s.update(UpdateDelete, Request{RequestedBy: "mallory"}, &got, &err) })
 	s.at(2*time.Hour, func() {
-		s.Equal(SoftDeleted, s.status().ProtectionState)
+		s.ErrorContains(err, "vault vault1 could not be read to learn how deletes of item vm1 are protected: nothing changed, try again")
+		s.Equal(Protected, s.status().ProtectionState)
+		s.Equal("delete/mallory/rejected", s.lastAudit())
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())

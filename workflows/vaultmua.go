@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -145,7 +146,7 @@ func (v *vault) requestItemDelete(ctx workflow.Context, req ItemDeleteRequest) (
 	}
 	by := requester(req.RequestedBy)
 	if !v.st.Mua.Enabled {
-		return MuaRequest{}, refused(fmt.Errorf("multi-user authorization of vault %s is off: the delete needs no approval, send it again", v.id))
+		return MuaRequest{}, refused(fmt.Errorf("multi-user authorization of vault %s has just been turned off: send the delete again", v.id))
 	}
 	st, err := v.openRequest(ctx, MuaRequest{
 		Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: by, Reason: req.Reason,
@@ -161,20 +162,35 @@ func (v *vault) requestItemDelete(ctx workflow.Context, req ItemDeleteRequest) (
 // nothing else, and tells the approvers. The same operation asked again by
 // the same person while pending gets the same request.
 func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, error) {
-	pending := 0
+	if err := CheckRequester(v.id, v.st.Mua, r.RequestedBy); err != nil {
+		v.refuse(ctx, r.Operation, r.RequestedBy, err)
+		return VaultStatus{}, refused(err)
+	}
+	pending, theirs := 0, 0
 	for _, o := range v.st.Requests {
 		if o.State != RequestPending {
 			continue
 		}
 		pending++
-		if o.Operation == r.Operation && o.ItemID == r.ItemID && o.Summary == r.Summary && o.RequestedBy == r.RequestedBy {
-			st := v.status()
-			st.Request = &o
-			return st, nil
+		if sameIdentity(o.RequestedBy, r.RequestedBy) {
+			theirs++
+			// An item's delete asked again is the same request; other
+			// operations carry payloads that may differ.
+			if r.Operation == string(OpDelete) && o.Operation == r.Operation && o.ItemID == r.ItemID {
+				st := v.status()
+				st.Request = &o
+				return st, nil
+			}
 		}
 	}
-	if pending >= maxPendingRequests {
-		err := fmt.Errorf("vault %s has %d requests pending approval: approve or reject some before asking again", v.id, pending)
+	var err error
+	switch {
+	case pending >= maxPendingRequests:
+		err = fmt.Errorf("vault %s has %d requests pending approval: approve or reject some before asking again", v.id, pending)
+	case theirs >= maxPendingPerRequester:
+		err = fmt.Errorf("%s has %d requests pending approval at vault %s: withdraw some with reject, or wait for their approval", r.RequestedBy, theirs, v.id)
+	}
+	if err != nil {
 		v.refuse(ctx, r.Operation, r.RequestedBy, err)
 		return VaultStatus{}, refused(err)
 	}
@@ -302,9 +318,12 @@ func (v *vault) tellItem(ctx workflow.Context, r MuaRequest) error {
 	return nil
 }
 
-// close decides request i and records it.
+// close decides request i and records it. Decided requests are kept in the
+// order of their decision, so the one just decided is the last to go.
 func (v *vault) close(ctx workflow.Context, i int, state RequestState, by, detail string) {
-	r := &v.st.Requests[i]
+	closed := v.st.Requests[i]
+	v.st.Requests = append(slices.Delete(v.st.Requests, i, i+1), closed)
+	r := &v.st.Requests[len(v.st.Requests)-1]
 	r.State, r.DecidedBy, r.DecidedAt, r.Detail = state, by, workflow.Now(ctx).UTC(), detail
 	op := map[RequestState]string{RequestApproved: UpdateApprove, RequestRejected: UpdateReject, RequestExpired: "expire"}[state]
 	outcome := OutcomeAccepted

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -177,7 +178,8 @@ func (s *VaultSuite) TestTurningMuaOffNeedsApprovalAndClosesWhatWaits() {
 		s.Require().NoError(errApprove)
 		st := s.status()
 		s.False(st.MultiUserAuthorization.Enabled)
-		s.Equal(RequestRejected, st.Requests[0].State, "nobody is left to approve mallory's request")
+		s.Equal(RequestRejected, requestByID(st, "r-1").State, "nobody is left to approve mallory's request")
+		s.Equal(RequestApproved, requestByID(st, "r-2").State)
 		s.Equal(SoftDeleteEnabled, st.SoftDelete.State)
 		s.env.CancelWorkflow()
 	})
@@ -293,4 +295,69 @@ func (s *VaultSuite) TestRequestsAndTheirExpiryCrossContinueAsNew() {
 	s.env.ExecuteWorkflow(Vault, next)
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 	s.Equal(expires, expiredAt.UTC(), "expired at the time set in the first run")
+}
+
+func requestByID(st VaultStatus, id string) MuaRequest {
+	for _, r := range st.Requests {
+		if r.RequestID == id {
+			return r
+		}
+	}
+	return MuaRequest{}
+}
+
+// TestTheApprovedRequestOutlivesAFloodOfDecidedOnes: decided requests are
+// trimmed oldest decision first, so the one an item will look up stays.
+func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
+	var a *activities.Activities
+	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(nil)
+	var got VaultStatus
+	var errApprove error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {},
+		}, ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice"})
+	})
+	s.at(2*time.Minute, func() {
+		var err error
+		for i := range maxClosedRequests + 5 {
+			by := fmt.Sprintf("x%d", i)
+			s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: by}, nil, &err)
+			s.answer(UpdateReject, DecisionRequest{RequestID: fmt.Sprintf("r-%d", i+2), RequestedBy: by}, nil, &err)
+		}
+	})
+	s.at(3*time.Minute, func() {
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, &got, &errApprove)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		s.Require().NotNil(got.Request)
+		s.Equal(RequestApproved, got.Request.State)
+		st := s.status()
+		s.Len(st.Requests, maxClosedRequests)
+		s.Equal(RequestApproved, requestByID(st, "r-1").State, "still there for the item to find")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+func (s *VaultSuite) TestOneRequesterCannotFillTheQueue() {
+	var errs [maxPendingPerRequester + 1]error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		for i := range errs {
+			s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{RetentionDays: 14, State: SoftDeleteDisabled, RequestedBy: "mallory"}, nil, &errs[i])
+		}
+	})
+	s.at(2*time.Minute, func() {
+		for _, err := range errs[:maxPendingPerRequester] {
+			s.NoError(err)
+		}
+		s.ErrorContains(errs[maxPendingPerRequester], "mallory has 10 requests pending approval at vault vault1")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
