@@ -401,7 +401,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	doomed := worker.New(c, workflows.TaskQueue, worker.Options{})
 	doomed.RegisterWorkflowWithOptions(workflows.NewBackupItem(settings), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	doomed.RegisterWorkflowWithOptions(workflows.NewVault(settings), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
-	for _, f := range []any{acts.Backup, acts.Restore, acts.SignalWithStart, acts.QueryJSON, acts.ListVaultItems, acts.Notify, acts.DescribeRun} {
+	for _, f := range []any{acts.Backup, acts.Restore, acts.SignalWithStart, acts.QueryJSON, acts.QueryRunning, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal, acts.Update} {
 		doomed.RegisterActivity(f)
 	}
 	doomed.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteInput) (activities.DeleteResult, error) {
