@@ -43,11 +43,10 @@ func (w *item) requestApproval(ctx workflow.Context, by, reason string) (Decisio
 		return Decision{}, refusal
 	}
 	w.steps++
-	if !slices.Contains(w.st.AwaitingApproval, r.RequestID) {
-		w.st.AwaitingApproval = append(w.st.AwaitingApproval, r.RequestID)
-		if n := len(w.st.AwaitingApproval); n > maxAwaitingApproval {
-			w.st.AwaitingApproval = w.st.AwaitingApproval[n-maxAwaitingApproval:]
-		}
+	// A request carried out while this answer was on its way is not
+	// awaited again.
+	if !slices.Contains(w.st.AwaitingApproval, r.RequestID) && !slices.Contains(w.st.ApprovalsUsed, r.RequestID) {
+		w.st.AwaitingApproval = keepLast(append(w.st.AwaitingApproval, r.RequestID), maxAwaitingApproval)
 	}
 	w.audit(ctx, string(OpDelete), by, OutcomePending, fmt.Sprintf("request %s at vault %s: %s", r.RequestID, w.in.VaultID, r.Detail))
 	w.version++
@@ -67,7 +66,7 @@ func (w *item) serveApproval(ctx workflow.Context, raw converter.RawValue) {
 	case a.RequestID == "":
 		err = errors.New(`no requestId, nothing changed: send {"requestId": "r-1"}`)
 	case !slices.Contains(w.st.AwaitingApproval, a.RequestID):
-		err = fmt.Errorf("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once", w.in.ItemID, a.RequestID)
+		err = fmt.Errorf("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once", w.in.ItemID, clip([]byte(a.RequestID)))
 	case w.checking[a.RequestID]:
 		err = fmt.Errorf("request %s is being checked already, nothing changed", a.RequestID)
 	case w.st.ProtectionState != Protected && w.st.ProtectionState != ProtectionStopped:
@@ -94,8 +93,16 @@ func (w *item) serveApproval(ctx workflow.Context, raw converter.RawValue) {
 	}
 	if _, err := w.applyApproved(ctx, OpDelete, r.RequestedBy, reason, &r); err == nil {
 		// Every delete this item waited for is done by this one.
+		w.st.ApprovalsUsed = keepLast(append(w.st.ApprovalsUsed, w.st.AwaitingApproval...), maxAwaitingApproval)
 		w.st.AwaitingApproval = nil
 	}
+}
+
+func keepLast(ids []string, n int) []string {
+	if len(ids) > n {
+		return ids[len(ids)-n:]
+	}
+	return ids
 }
 
 // checkApproval finds request id at the vault, approved, for a delete of
@@ -114,6 +121,12 @@ func (w *item) checkApproval(ctx workflow.Context, id string) (MuaRequest, error
 		}
 		if r.State != RequestApproved {
 			return MuaRequest{}, fmt.Errorf("request %s at vault %s is %s, not Approved: nothing changed", id, w.in.VaultID, r.State)
+		}
+		// An approval is for then: one not carried out within the request's
+		// window, say for a vault that could not be read, must be asked again.
+		if now := workflow.Now(ctx); !now.Before(r.ExpiresAt) {
+			return MuaRequest{}, fmt.Errorf("request %s was approved but its window ended at %s: nothing changed, ask again",
+				id, r.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		return r, nil
 	}

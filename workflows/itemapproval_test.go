@@ -9,7 +9,7 @@ import (
 func (s *ItemSuite) approvedAtVault(id, by string) {
 	s.vaultRequests = append(s.vaultRequests, MuaRequest{
 		RequestID: id, Operation: string(OpDelete), ItemID: "vm1", RequestedBy: by, Reason: "decommissioned",
-		State: RequestApproved, DecidedBy: "bob",
+		State: RequestApproved, DecidedBy: "bob", ExpiresAt: s.env.Now().Add(day),
 	})
 }
 
@@ -163,4 +163,23 @@ func (s *ItemSuite) TestForgedApprovalsCannotHoldBackAnUndelete() {
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
 	s.Zero(s.purges)
+}
+
+// TestAnApprovalWhoseWindowEndedIsNotCarriedOut: an approval is for its
+// time; one that could not be carried out then must be asked again.
+func (s *ItemSuite) TestAnApprovalWhoseWindowEndedIsNotCarriedOut() {
+	s.vaultMua = true
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"}) })
+	s.at(2*time.Hour, func() {
+		s.vaultRequests = []MuaRequest{{RequestID: "r-1", Operation: string(OpDelete), ItemID: "vm1", RequestedBy: "mallory",
+			State: RequestApproved, DecidedBy: "bob", ExpiresAt: s.env.Now().Add(-time.Minute)}}
+		s.env.SignalWorkflow(SignalDeleteApproved, DeleteApproval{RequestID: "r-1"})
+	})
+	s.at(3*time.Hour, func() {
+		s.Equal(Protected, s.status().ProtectionState)
+		s.Contains(s.status().Audit[len(s.status().Audit)-1].Detail, "request r-1 was approved but its window ended")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
 }

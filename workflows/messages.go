@@ -103,6 +103,8 @@ type ItemState struct {
 	// AwaitingApproval are the delete requests this item registered at its
 	// vault and has not carried out: the only approvals it acts on, once.
 	AwaitingApproval []string `json:"awaitingApproval,omitempty"`
+	// ApprovalsUsed are the last approvals carried out: never awaited again.
+	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
 }
 
 // VaultFloor is the strongest soft-delete setting seen.

@@ -30,6 +30,9 @@ type VaultState struct {
 	// ones decided; RequestSequence numbers them.
 	Requests        []MuaRequest `json:"requests,omitempty"`
 	RequestSequence int          `json:"requestSequence,omitempty"`
+	// Unchecked are reports from items not known yet, received just before
+	// continue-as-new: the next run checks them before anything else.
+	Unchecked []ItemReport `json:"unchecked,omitempty"`
 }
 
 // VaultItemStatus is one item in the vault's status.
@@ -126,7 +129,7 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 		if ctx.Err() != nil {
 			return v.status(), ctx.Err()
 		}
-		v.serveReports(ctx)
+		v.serveReports(ctx, true)
 		if v.done(ctx) {
 			return v.status(), nil
 		}
@@ -137,19 +140,15 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 			continue
 		}
 		if v.readyToContinueAsNew(ctx) {
-			// Serving reports may block on checking an item, and an update
-			// may have started meanwhile: continue as new only if nothing
-			// did.
-			v.serveReports(ctx)
-			if !v.readyToContinueAsNew(ctx) || v.reports.Len() > 0 {
-				continue
-			}
+			// Nothing blocks from here to the command: reports from items
+			// not known yet are carried, unchecked, to the next run.
+			v.serveReports(ctx, false)
 			st := v.st
 			return VaultStatus{}, workflow.NewContinueAsNewError(ctx, VaultWorkflowType, VaultInput{VaultID: v.id, State: &st})
 		}
 		seen := v.version
 		_ = workflow.Await(ctx, func() bool {
-			return v.version != seen || v.reports.Len() > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
+			return v.version != seen || v.reports.Len() > 0 || len(v.st.Unchecked) > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
 		})
 	}
 }
@@ -168,13 +167,25 @@ func (v *vault) readyToContinueAsNew(ctx workflow.Context) bool {
 }
 
 // serveReports applies the items' reports, received raw: a malformed one is
-// audited and dropped, never left to block the channel.
-func (v *vault) serveReports(ctx workflow.Context) {
+// audited and dropped, never left to block the channel. Reports from items
+// the vault does not know are checked first; with check false (just before
+// continue-as-new, which must not wait) they are carried to the next run
+// and checked there.
+func (v *vault) serveReports(ctx workflow.Context, check bool) {
+	if check {
+		pending := v.st.Unchecked
+		v.st.Unchecked = nil
+		for _, r := range pending {
+			v.steps++
+			v.applyReport(ctx, r, true)
+		}
+	}
 	var raw converter.RawValue
 	for v.reports.ReceiveAsync(&raw) {
 		v.steps++
 		var r ItemReport
 		err := decodePayload(SignalItemChanged, raw, &r, `{"itemId": "vm1", "protectionState": "Protected", "sequence": 1}`)
+		raw = converter.RawValue{}
 		if err == nil {
 			err = ValidateID("itemId", r.ItemID)
 		}
@@ -183,25 +194,42 @@ func (v *vault) serveReports(ctx workflow.Context) {
 		}
 		if err != nil {
 			v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, "malformed item report, nothing changed: "+err.Error())
-			raw = converter.RawValue{}
 			continue
 		}
-		old, known := v.st.Items[r.ItemID]
-		if (!known || r.Incarnation != old.Incarnation) && !v.realItem(ctx, r) {
+		v.applyReport(ctx, r, check)
+	}
+}
+
+// maxUnchecked bounds the reports carried unchecked across continue-as-new.
+const maxUnchecked = 500
+
+func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
+	old, known := v.st.Items[r.ItemID]
+	if !known || r.Incarnation != old.Incarnation {
+		if !check {
+			if len(v.st.Unchecked) >= maxUnchecked {
+				v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, fmt.Sprintf(
+					"report for item %s dropped unchecked: %d reports already wait to be checked; the item reports again at its next change", r.ItemID, maxUnchecked))
+				return
+			}
+			v.st.Unchecked = append(v.st.Unchecked, r)
+			return
+		}
+		if !v.realItem(ctx, r) {
 			v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, fmt.Sprintf(
 				"report for item %s not from a BackupItem workflow %s of this vault, nothing changed", r.ItemID, WorkflowID(v.id, r.ItemID)))
-			raw = converter.RawValue{}
-			continue
+			return
 		}
-		if !known {
-			v.audit(ctx, "registerItem", r.ItemID, OutcomeAccepted, "item "+r.ItemID+" registered")
-		}
-		if !known || r.Incarnation != old.Incarnation || r.Sequence > old.Sequence {
-			r.VaultItem.Incarnation = r.Incarnation
-			v.st.Items[r.ItemID] = r.VaultItem
-			v.version++
-		}
-		raw = converter.RawValue{}
+		// The item may have become known while this was checked.
+		old, known = v.st.Items[r.ItemID]
+	}
+	if !known {
+		v.audit(ctx, "registerItem", r.ItemID, OutcomeAccepted, "item "+r.ItemID+" registered")
+	}
+	if !known || r.Incarnation != old.Incarnation || r.Sequence > old.Sequence {
+		r.VaultItem.Incarnation = r.Incarnation
+		v.st.Items[r.ItemID] = r.VaultItem
+		v.version++
 	}
 }
 

@@ -459,3 +459,24 @@ func (s *VaultSuite) TestForgedReportsForItemsThatDoNotExistAreNotCarried() {
 	s.True(ran)
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }
+
+// TestReportsCarriedUncheckedAreCheckedFirst: reports that arrived just
+// before continue-as-new are carried unchecked, and checked by the next run.
+func (s *VaultSuite) TestReportsCarriedUncheckedAreCheckedFirst() {
+	s.env.SetContinuedExecutionRunID("previous-run")
+	ran := false
+	s.at(time.Minute, func() {
+		ran = true
+		st := s.status()
+		s.Equal(map[State]int{Protected: 1}, st.Counts, "the real item is registered, the forged one dropped")
+		s.Equal([]VaultItemStatus{{ItemID: "vm2"}}, st.Items[Protected])
+		s.env.CancelWorkflow()
+	})
+	carried := VaultState{SoftDelete: DefaultSoftDeleteSettings(), Unchecked: []ItemReport{
+		{ItemID: "forged1", VaultItem: VaultItem{ProtectionState: SoftDeleted, Sequence: 1}},
+		{ItemID: "vm2", VaultItem: VaultItem{ProtectionState: Protected, Sequence: 1}},
+	}}
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1", State: &carried})
+	s.True(ran)
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}

@@ -148,6 +148,12 @@ func (v *vault) requestItemDelete(ctx workflow.Context, req ItemDeleteRequest) (
 	if !v.st.Mua.Enabled {
 		return MuaRequest{}, refused(fmt.Errorf("multi-user authorization of vault %s has just been turned off: send the delete again", v.id))
 	}
+	// Requests for items the vault does not hold would only fill the queue.
+	if it, ok := v.st.Items[req.ItemID]; !ok || it.ProtectionState == Purged {
+		err := fmt.Errorf("vault %s holds no item %s with data to delete", v.id, req.ItemID)
+		v.refuse(ctx, string(OpDelete), by, err)
+		return MuaRequest{}, refused(err)
+	}
 	st, err := v.openRequest(ctx, MuaRequest{
 		Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: by, Reason: req.Reason,
 		Summary: "delete the backup data of item " + req.ItemID,

@@ -222,6 +222,7 @@ func (s *VaultSuite) TestApprovedItemDeleteIsSentToTheItem() {
 		return nil
 	})
 	var errRequest, errAgain, errApprove error
+	s.at(30*time.Second, func() { s.report("vm1", Protected, time.Time{}, 1) })
 	s.at(time.Minute, func() {
 		s.enableMua("24h")
 		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete-1", &testsuite.TestUpdateCallback{
@@ -313,6 +314,7 @@ func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(nil)
 	var got VaultStatus
 	var errApprove error
+	s.at(30*time.Second, func() { s.report("vm1", Protected, time.Time{}, 1) })
 	s.at(time.Minute, func() {
 		s.enableMua("24h")
 		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete", &testsuite.TestUpdateCallback{
@@ -356,6 +358,23 @@ func (s *VaultSuite) TestOneRequesterCannotFillTheQueue() {
 			s.NoError(err)
 		}
 		s.ErrorContains(errs[maxPendingPerRequester], "mallory has 10 requests pending approval at vault vault1")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+func (s *VaultSuite) TestDeleteRequestsForItemsTheVaultDoesNotHoldAreRefused() {
+	var err error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(e error) { err = e }, OnComplete: func(_ any, e error) { err = e },
+		}, ItemDeleteRequest{ItemID: "vm9", RequestedBy: "mallory"})
+	})
+	s.at(2*time.Minute, func() {
+		s.ErrorContains(err, "vault vault1 holds no item vm9 with data to delete")
+		s.Empty(s.status().Requests)
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
