@@ -91,7 +91,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		reasonFlag(cmd)
 		root.AddCommand(cmd)
 	}
-	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand())
+	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand(), a.loadCommand())
 	return root
 }
 

@@ -35,7 +35,11 @@ type cluster struct {
 	store string
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T) *cluster { return startClusterWith(t, workflows.Settings{}) }
+
+// startClusterWith runs the worker with the given settings, such as a short
+// soft-delete window.
+func startClusterWith(t *testing.T, settings workflows.Settings) *cluster {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -43,7 +47,7 @@ func startCluster(t *testing.T) *cluster {
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()), "registering twice is harmless")
 	store := t.TempDir()
-	w := backupworker.New(c, store, nil, workflows.Settings{})
+	w := backupworker.New(c, store, nil, settings)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return &cluster{t: t, ts: ts, c: c, store: store}
@@ -387,4 +391,27 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "Approval     multi-user authorization off")
 	assert.Contains(t, out, "rejected by bob; reason: no ticket")
+}
+
+// TestLoadDrivesItemsToTheirPurgeAndMeasures runs the load command, with its
+// baseline, on a real server whose worker has a 2 s window.
+func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
+	k := startClusterWith(t, workflows.Settings{Dev: true, SoftDeleteRetention: 2 * time.Second})
+	out, err := k.starter("load", "--items", "6", "--concurrency", "3", "--vault", "load1", "--timeout", "2m", "--baseline", "--window", "2s")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "lifecycles         6 purged, 0 failed")
+	assert.Regexp(t, `throughput +\d+\.\d operations/s`, out)
+	assert.Regexp(t, `deadline to purge  median \d`, out)
+	assert.Regexp(t, `Temporal actions   \d+\.\d per item in its own history, plus \d+\.\d at its vault`, out)
+	assert.Contains(t, out, "Baseline: the same Temporal calls")
+	assert.Regexp(t, `Recovery Vault ran at \d+\.\d\d of the baseline's throughput`, out)
+	entries, err := os.ReadDir(filepath.Join(k.store, "load1"))
+	if err == nil {
+		assert.Empty(t, entries, "no data of a purged item is left")
+	}
+
+	_, err = k.starter("load", "--items", "0")
+	assert.ErrorContains(t, err, "--items 0: drive 1 to 100000 items")
+	_, err = k.starter("load", "--baseline")
+	assert.ErrorContains(t, err, "--baseline needs --window")
 }

@@ -29,7 +29,10 @@ import (
 
 // config is what the flags say.
 type config struct {
-	dev                 bool
+	dev bool
+	// loadTest is dev mode's settings on an existing cluster: for load
+	// tests on a throwaway cluster, never for data that matters.
+	loadTest            bool
 	dataDir             string
 	port, uiPort        int
 	store               string
@@ -40,6 +43,8 @@ type config struct {
 func main() {
 	var c config
 	flag.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
+	flag.BoolVar(&c.loadTest, "load-test", false,
+		"on an existing cluster, take dev mode's settings: --soft-delete-retention may shorten every window (load tests on a throwaway cluster only)")
 	flag.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "dev mode: directory of Temporal's SQLite file, its log and the recovery-point store")
 	flag.IntVar(&c.port, "port", 7233, "dev mode: Temporal frontend port on 127.0.0.1")
 	flag.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
@@ -118,9 +123,9 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		return fmt.Errorf("%w; register them once by hand if this worker may not: %s", err, searchattributes.CLIFlags())
 	}
 
-	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev}
+	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest}
 	switch {
-	case c.softDeleteRetention != 0 && c.dev:
+	case c.softDeleteRetention != 0 && settings.Dev:
 		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the vault's 14 to 180 days (--soft-delete-retention, dev mode only)\n", c.softDeleteRetention)
 	case c.softDeleteRetention != 0:
 		fmt.Fprintf(out, "Every delete gets a soft-delete window of at least %s (--soft-delete-retention)\n", c.softDeleteRetention)
@@ -141,7 +146,10 @@ func (c config) validate() error {
 			return fmt.Errorf("--webhook-url %q is not an http(s) URL", c.webhookURL)
 		}
 	}
-	if c.dev {
+	if c.dev && c.loadTest {
+		return fmt.Errorf("--load-test is for an existing cluster: drop it with --dev, whose settings it copies")
+	}
+	if c.dev || c.loadTest {
 		if c.softDeleteRetention < 0 {
 			return fmt.Errorf("--soft-delete-retention %s is negative", c.softDeleteRetention)
 		}

@@ -58,3 +58,28 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 		t.Fatal("worker did not stop")
 	}
 }
+
+func TestOnlyDevModeAndLoadTestsMayShortenTheWindow(t *testing.T) {
+	cases := map[string]struct {
+		c       config
+		refusal string
+	}{
+		"production, 30 days":           {config{softDeleteRetention: 30 * 24 * time.Hour}, ""},
+		"production, 30 seconds":        {config{softDeleteRetention: 30 * time.Second}, "is refused outside dev mode"},
+		"dev mode, 30 seconds":          {config{dev: true, softDeleteRetention: 30 * time.Second}, ""},
+		"load test, 30 seconds":         {config{loadTest: true, softDeleteRetention: 30 * time.Second}, ""},
+		"load test with the dev server": {config{dev: true, loadTest: true}, "--load-test is for an existing cluster"},
+		"negative":                      {config{loadTest: true, softDeleteRetention: -time.Second}, "is negative"},
+		"a webhook that is not http(s)": {config{webhookURL: "ftp://x"}, "is not an http(s) URL"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := c.c.validate()
+			if c.refusal == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, c.refusal)
+		})
+	}
+}

@@ -1,0 +1,81 @@
+package load
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/activities"
+	"recoveryvault/workflows"
+)
+
+// The baseline makes the Temporal calls of an item's lifecycle in the load
+// (a start, one activity, status queries, the same five updates, one timer
+// for the window)
+// with none of our logic, so that the cost of our logic can be told apart
+// from the cluster's.
+const (
+	BaselineWorkflowType = "LoadBaseline"
+	BaselineTaskQueue    = "recoveryvault-baseline"
+)
+
+// NewBaselineWorker serves the baseline workflow; start it beside a run.
+func NewBaselineWorker(c client.Client) worker.Worker {
+	w := worker.New(c, BaselineTaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(Baseline, workflow.RegisterOptions{Name: BaselineWorkflowType})
+	w.RegisterActivityWithOptions(noop, activity.RegisterOptions{Name: "BaselineNoop"})
+	return w
+}
+
+func noop(context.Context) error { return nil }
+
+// Baseline answers the updates with the fields the load reads and ends
+// with a timer of the window after the second delete.
+func Baseline(ctx workflow.Context, window time.Duration) (workflows.Status, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	points := []activities.RecoveryPoint{{ID: "rp-1"}}
+	deletes := 0
+	var deadline time.Time
+	for _, name := range []string{workflows.UpdateStop, workflows.UpdateDelete, workflows.UpdateUndelete, workflows.UpdateResume} {
+		err := workflow.SetUpdateHandler(ctx, name, func(ctx workflow.Context, _ workflows.Request) (workflows.Status, error) {
+			st := workflows.Status{RecoveryPoints: points}
+			if name == workflows.UpdateDelete {
+				deletes++
+				deadline = workflow.Now(ctx).Add(window)
+				st.DeferredDeleteTimeInUTC = deadline.UTC().Format(time.RFC3339)
+			}
+			return st, nil
+		})
+		if err != nil {
+			return workflows.Status{}, err
+		}
+	}
+	backedUp := false
+	err := workflow.SetQueryHandler(ctx, workflows.QueryStatus, func() (workflows.Status, error) {
+		if !backedUp {
+			return workflows.Status{}, nil
+		}
+		return workflows.Status{RecoveryPoints: points}, nil
+	})
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	if err := workflow.ExecuteActivity(actx, "BaselineNoop").Get(ctx, nil); err != nil {
+		return workflows.Status{}, err
+	}
+	backedUp = true
+	if err := workflow.Await(ctx, func() bool { return deletes == 2 }); err != nil {
+		return workflows.Status{}, err
+	}
+	if err := workflow.NewTimer(ctx, deadline.Sub(workflow.Now(ctx))).Get(ctx, nil); err != nil {
+		return workflows.Status{}, err
+	}
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return workflows.Status{ProtectionState: workflows.Purged, Audit: []workflows.AuditEntry{
+		{Time: workflow.Now(ctx).UTC(), Operation: "purgeDone"},
+	}}, nil
+}
