@@ -5,12 +5,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	sdklog "go.temporal.io/sdk/log"
 )
 
 func main() {
@@ -36,6 +38,8 @@ func dial() (client.Client, string, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = client.DefaultNamespace
 	}
+	// The SDK's own debug lines would bury the answers.
+	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to Temporal at %s: %w; is the worker's server running? set TEMPORAL_ADDRESS otherwise", opts.HostPort, err)

@@ -110,8 +110,12 @@ func Run(ctx context.Context, c client.Client, o Options) (Report, error) {
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			results[i] = lifecycle(ctx, c, o, ItemID(i))
+			// The slot is freed once the item is driven: waiting for its
+			// window to end is not load on the cluster.
+			var once sync.Once
+			release := func() { once.Do(func() { <-sem }) }
+			defer release()
+			results[i] = lifecycle(ctx, c, o, ItemID(i), release)
 			if o.Progress != nil {
 				o.Progress()
 			}
@@ -140,7 +144,7 @@ func Run(ctx context.Context, c client.Client, o Options) (Report, error) {
 
 // lifecycle drives one item and checks, on the way, that an undelete gives
 // back every recovery point and that the item is purged exactly once.
-func lifecycle(ctx context.Context, c client.Client, o Options, itemID string) Result {
+func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, driven func()) Result {
 	res := Result{ItemID: itemID}
 	id := workflows.WorkflowID(o.VaultID, itemID)
 	in := workflows.ItemInput{VaultID: o.VaultID, ItemID: itemID, SourcePath: o.Source,
@@ -208,6 +212,7 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string) R
 		res.Err = err
 		return res
 	}
+	driven()
 	var final workflows.Status
 	if err := run.Get(ctx, &final); err != nil {
 		res.Err = fmt.Errorf("waiting for the purge: %w", err)
