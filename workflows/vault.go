@@ -148,7 +148,7 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 		}
 		seen := v.version
 		_ = workflow.Await(ctx, func() bool {
-			return v.version != seen || v.reports.Len() > 0 || len(v.st.Unchecked) > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
+			return v.version != seen || v.reports.Len() > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
 		})
 	}
 }
