@@ -196,11 +196,16 @@ func deleteTime(st workflows.Status) time.Time {
 
 func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := config{dataDir: dataDir, port: freePort(t), uiPort: freePort(t), softDeleteRetention: 3 * time.Second}
+	cfg := config{dataDir: dataDir, port: freePort(t), uiPort: freePort(t), consolePort: freePort(t), softDeleteRetention: 3 * time.Second}
 	d := startDevMode(t, cfg)
 	out := d.out.String()
-	assert.Contains(t, out, fmt.Sprintf("Temporal frontend  127.0.0.1:%d", cfg.port))
-	assert.Contains(t, out, fmt.Sprintf("Temporal Web UI    http://127.0.0.1:%d", cfg.uiPort))
+	assert.Contains(t, out, fmt.Sprintf("Temporal frontend       127.0.0.1:%d", cfg.port))
+	assert.Contains(t, out, fmt.Sprintf("Temporal Web UI         http://127.0.0.1:%d", cfg.uiPort))
+	assert.Contains(t, out, fmt.Sprintf("Recovery Vault console  http://127.0.0.1:%d", cfg.consolePort))
+	console, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", cfg.consolePort))
+	require.NoError(t, err)
+	console.Body.Close()
+	assert.Equal(t, http.StatusOK, console.StatusCode, "the console answers, asking for the operator's name")
 	assert.Contains(t, out, "WARNING: every delete gets a soft-delete window of 3s")
 	assert.Contains(t, out, "query=BackupItemState%20%3D%20%27SoftDeleted%27")
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", cfg.uiPort))

@@ -20,7 +20,10 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
 
+	"golang.org/x/net/http/httpguts"
+
 	"recoveryvault/activities"
+	"recoveryvault/console"
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/searchattributes"
@@ -38,6 +41,11 @@ type config struct {
 	store               string
 	softDeleteRetention time.Duration
 	webhookURL          string
+	// consolePort is dev mode's console port on 127.0.0.1 (0: no console);
+	// consoleAddr serves it anywhere, and is how production turns it on.
+	consolePort    int
+	consoleAddr    string
+	identityHeader string
 }
 
 func main() {
@@ -52,6 +60,11 @@ func main() {
 		"recovery-point store directory (env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
 	flag.StringVar(&c.webhookURL, "webhook-url", os.Getenv("RECOVERYVAULT_WEBHOOK_URL"),
 		"POST alerts as JSON to this URL (env RECOVERYVAULT_WEBHOOK_URL); without it alerts are log lines")
+	flag.IntVar(&c.consolePort, "console-port", 8234, "dev mode: web console port on 127.0.0.1 (0 turns it off)")
+	flag.StringVar(&c.consoleAddr, "console-addr", os.Getenv("RECOVERYVAULT_CONSOLE_ADDR"),
+		"serve the web console on this host:port (env RECOVERYVAULT_CONSOLE_ADDR); outside dev mode it needs --identity-header")
+	flag.StringVar(&c.identityHeader, "identity-header", os.Getenv("RECOVERYVAULT_IDENTITY_HEADER"),
+		"take the console operator's identity from this header, set by an authenticating proxy, e.g. X-Forwarded-Email (env RECOVERYVAULT_IDENTITY_HEADER)")
 	flag.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
 		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
 			"otherwise a minimum window of 336h to 4320h (14 to 180 days) that can only lengthen an item's")
@@ -86,6 +99,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	}
 
 	var opts client.Options
+	var dev *devserver.Server
 	if c.dev {
 		srv, err := devserver.Start(devserver.Options{
 			DataDir: c.dataDir, Port: c.port, UIPort: c.uiPort, SearchAttributes: searchattributes.Attributes,
@@ -93,11 +107,11 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		if err != nil {
 			return err
 		}
-		bye := printDevBanner(out, c, srv)
 		defer func() {
 			srv.Stop()
-			bye()
+			fmt.Fprintln(out, "Recovery Vault dev mode stopped; start it again on the same --data-dir to carry on.")
 		}()
+		dev = srv
 		opts = client.Options{HostPort: srv.FrontendAddress(), Namespace: client.DefaultNamespace, Logger: quietLogger()}
 	} else {
 		var err error
@@ -123,6 +137,15 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		return fmt.Errorf("%w; register them once by hand if this worker may not: %s", err, searchattributes.CLIFlags())
 	}
 
+	consoleAddr, stopConsole, err := startConsole(c, cl, out)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
+	if dev != nil {
+		printDevBanner(out, c, dev, consoleAddr)
+	}
+
 	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest}
 	switch {
 	case c.softDeleteRetention != 0 && settings.Dev:
@@ -146,6 +169,16 @@ func (c config) validate() error {
 			return fmt.Errorf("--webhook-url %q is not an http(s) URL", c.webhookURL)
 		}
 	}
+	if c.consoleAddr != "" && !c.dev && c.identityHeader == "" {
+		return fmt.Errorf("--console-addr needs --identity-header outside dev mode: the console takes the operator's identity only from a header " +
+			"set by the authenticating proxy in front of it, e.g. --identity-header X-Forwarded-Email")
+	}
+	if c.identityHeader != "" && !httpguts.ValidHeaderFieldName(c.identityHeader) {
+		return fmt.Errorf("--identity-header %q is not a header name", c.identityHeader)
+	}
+	if c.consolePort < 0 || c.consolePort > 65535 {
+		return fmt.Errorf("--console-port %d is not a port: give 1 to 65535, or 0 for no console", c.consolePort)
+	}
 	if c.dev && c.loadTest {
 		return fmt.Errorf("--load-test is for an existing cluster: drop it with --dev, whose settings it copies")
 	}
@@ -165,14 +198,18 @@ func (c config) validate() error {
 	return nil
 }
 
-// printDevBanner says where everything is and what to try; the function it
-// returns says goodbye.
-func printDevBanner(out io.Writer, c config, srv *devserver.Server) func() {
+// printDevBanner says where everything is and what to try.
+func printDevBanner(out io.Writer, c config, srv *devserver.Server, consoleAddr string) {
 	query := strings.ReplaceAll(url.QueryEscape("BackupItemState = 'SoftDeleted'"), "+", "%20")
+	console := "off (--console-port 0)"
+	if consoleAddr != "" {
+		console = "http://" + consoleAddr
+	}
 	fmt.Fprintf(out, `Recovery Vault dev mode
-  Temporal frontend  %s  (namespace default, task queue %s)
-  Temporal Web UI    %s
-  Data               %s  (Temporal: %s, log: %s; recovery points: %s)
+  Recovery Vault console  %s
+  Temporal frontend       %s  (namespace default, task queue %s)
+  Temporal Web UI         %s
+  Data                    %s  (Temporal: %s, log: %s; recovery points: %s)
 
 Try:
   go run ./starter protect --vault vault1 --item vm1 --source /path/to/a/directory
@@ -181,11 +218,32 @@ Try:
   temporal workflow query --workflow-id backup-item/vault1/vm1 --name status
   Soft-deleted items in the Web UI: %s/namespaces/default/workflows?query=%s
 
-`, srv.FrontendAddress(), workflows.TaskQueue, srv.UIAddress(), c.dataDir,
+`, console, srv.FrontendAddress(), workflows.TaskQueue, srv.UIAddress(), c.dataDir,
 		devserver.DatabaseFile, devserver.LogFile, c.store, srv.UIAddress(), query)
-	return func() {
-		fmt.Fprintln(out, "Recovery Vault dev mode stopped; start it again on the same --data-dir to carry on.")
+}
+
+// startConsole serves the web console when dev mode or --console-addr
+// asks for it, and says where it is; its server stops with the process.
+func startConsole(c config, cl client.Client, out io.Writer) (string, func(), error) {
+	addr := c.consoleAddr
+	if addr == "" && c.dev && c.consolePort != 0 {
+		addr = fmt.Sprintf("127.0.0.1:%d", c.consolePort)
 	}
+	if addr == "" {
+		return "", func() {}, nil
+	}
+	h, err := console.New(console.Options{Client: cl, IdentityHeader: c.identityHeader})
+	if err != nil {
+		return "", nil, err
+	}
+	bound, stop, err := console.Serve(addr, h, slog.Default())
+	if err != nil {
+		return "", nil, err
+	}
+	if !c.dev {
+		fmt.Fprintf(out, "Recovery Vault console on http://%s, the operator's identity from header %s\n", bound, c.identityHeader)
+	}
+	return bound, stop, nil
 }
 
 // quietLogger keeps the SDK's own chatter to warnings and errors.

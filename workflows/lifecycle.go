@@ -186,3 +186,21 @@ func VisibleState(s State) State {
 	}
 	return s
 }
+
+// UserOperations are the operations a person can ask of an item, in the
+// order a console offers them.
+var UserOperations = []Operation{OpBackupNow, OpStop, OpDelete, OpUndelete, OpResume, OpRestore}
+
+// Offered are the user operations that would change something in state s
+// (as users see it): the ones a console offers. Operations that would be
+// refused, or accepted as no-ops, are not.
+func Offered(s State) []Operation {
+	var ops []Operation
+	for _, op := range UserOperations {
+		d, err := Decide(s, op, Facts{SoftDeleteRetention: time.Hour})
+		if err == nil && !d.NoOp {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}

@@ -131,3 +131,19 @@ func TestVisibleStateHidesPurging(t *testing.T) {
 	assert.Equal(t, SoftDeleted, VisibleState(Purging))
 	assert.Equal(t, Purged, VisibleState(Purged))
 }
+
+// TestConsoleOffersOnlyWhatChangesTheItem: an action the state forbids, or
+// one that would do nothing, is not offered.
+func TestConsoleOffersOnlyWhatChangesTheItem(t *testing.T) {
+	for _, c := range []struct {
+		state State
+		want  []Operation
+	}{
+		{Protected, []Operation{OpBackupNow, OpStop, OpDelete, OpRestore}},
+		{ProtectionStopped, []Operation{OpDelete, OpResume, OpRestore}},
+		{SoftDeleted, []Operation{OpUndelete}},
+		{Purged, nil},
+	} {
+		assert.Equal(t, c.want, Offered(c.state), "state %s", c.state)
+	}
+}

@@ -1,0 +1,284 @@
+package console
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/server/temporaltest"
+
+	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/updates"
+	"recoveryvault/workflows"
+)
+
+// cluster is a real Temporal server in the test process, the real worker,
+// and the console in front of them on 127.0.0.1.
+type cluster struct {
+	t     *testing.T
+	c     client.Client
+	store string
+	url   string
+}
+
+func startCluster(t *testing.T, o Options) *cluster {
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
+	store := t.TempDir()
+	w := backupworker.New(c, store, nil, workflows.Settings{SoftDeleteRetention: time.Hour, Dev: true})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	o.Client = c
+	h, err := New(o)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &cluster{t: t, c: c, store: store, url: srv.URL}
+}
+
+// protect starts an item as the starter does and waits for its first
+// backup.
+func (k *cluster) protect(vaultID, itemID string) string {
+	k.t.Helper()
+	src := filepath.Join(k.t.TempDir(), itemID)
+	require.NoError(k.t, os.MkdirAll(filepath.Join(src, "etc"), 0o755))
+	require.NoError(k.t, os.WriteFile(filepath.Join(src, "etc", "config"), []byte("item "+itemID+"\n"), 0o644))
+	in := workflows.ItemInput{VaultID: vaultID, ItemID: itemID, SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30}}
+	require.NoError(k.t, in.Validate())
+	_, err := k.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID: workflows.WorkflowID(vaultID, itemID), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.VaultIDAttribute.ValueSet(vaultID), workflows.StateAttribute.ValueSet(string(workflows.Protected))),
+	}, workflows.WorkflowType, in)
+	require.NoError(k.t, err)
+	require.Eventually(k.t, func() bool { return k.status(vaultID, itemID).LastBackupTime != "" }, 30*time.Second, 100*time.Millisecond)
+	return src
+}
+
+func (k *cluster) status(vaultID, itemID string) workflows.Status {
+	k.t.Helper()
+	var st workflows.Status
+	v, err := k.c.QueryWorkflow(context.Background(), workflows.WorkflowID(vaultID, itemID), "", workflows.QueryStatus)
+	if err != nil {
+		return st
+	}
+	require.NoError(k.t, v.Get(&st))
+	return st
+}
+
+// update runs an item update outside the console, as another operator's
+// starter would.
+func (k *cluster) update(vaultID, itemID, name string, arg any) {
+	k.t.Helper()
+	var st workflows.Status
+	require.NoError(k.t, updates.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WorkflowID(vaultID, itemID), UpdateName: name, Args: []any{arg}}, &st))
+}
+
+// visible waits until visibility lists the vault's items in these states.
+func (k *cluster) visible(vaultID string, want map[string]workflows.State) {
+	k.t.Helper()
+	require.Eventually(k.t, func() bool {
+		for item, state := range want {
+			resp, err := k.c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{
+				Query: "WorkflowId = '" + workflows.WorkflowID(vaultID, item) + "' AND BackupItemState = '" + string(state) + "' AND ExecutionStatus != 'ContinuedAsNew'"})
+			if err != nil || resp.GetCount() != 1 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 200*time.Millisecond)
+}
+
+// operator is a browser-like client of the console: it keeps cookies,
+// does not follow redirects, and reads the CSRF token from pages.
+type operator struct {
+	t    *testing.T
+	k    *cluster
+	http *http.Client
+	// header is sent with every request (the proxy's identity header).
+	header http.Header
+	// lastToken is the CSRF token in the forms of the last page read.
+	lastToken string
+}
+
+func (k *cluster) operator(name string) *operator {
+	jar, err := cookiejar.New(nil)
+	require.NoError(k.t, err)
+	o := &operator{t: k.t, k: k, header: http.Header{}, http: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	if name != "" {
+		code, _, loc := o.post("/operator", url.Values{"name": {name}, "next": {"/"}})
+		require.Equal(k.t, http.StatusSeeOther, code)
+		require.Equal(k.t, "/", loc)
+	}
+	return o
+}
+
+func (o *operator) do(req *http.Request) (int, string, string) {
+	o.t.Helper()
+	for k, v := range o.header {
+		req.Header[k] = v
+	}
+	resp, err := o.http.Do(req)
+	require.NoError(o.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(o.t, err)
+	if m := tokenPattern.FindSubmatch(body); m != nil {
+		o.lastToken = string(m[1])
+	}
+	return resp.StatusCode, string(body), resp.Header.Get("Location")
+}
+
+func (o *operator) get(path string) (int, string) {
+	o.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, o.k.url+path, nil)
+	require.NoError(o.t, err)
+	code, body, _ := o.do(req)
+	return code, body
+}
+
+var tokenPattern = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// token is the CSRF token of the operator's pages: the one in the forms of
+// the last page it read, or else the browser's CSRF cookie, which any page
+// of the console sets.
+func (o *operator) token() string {
+	o.t.Helper()
+	if o.lastToken != "" {
+		return o.lastToken
+	}
+	o.get("/")
+	u, err := url.Parse(o.k.url)
+	require.NoError(o.t, err)
+	for _, ck := range o.http.Jar.Cookies(u) {
+		if ck.Name == csrfCookie {
+			return ck.Value
+		}
+	}
+	o.t.Fatal("the console set no CSRF cookie")
+	return ""
+}
+
+// post sends a form with the page's CSRF token.
+func (o *operator) post(path string, form url.Values) (int, string, string) {
+	o.t.Helper()
+	form.Set(csrfField, o.token())
+	return o.postRaw(path, form)
+}
+
+func (o *operator) postRaw(path string, form url.Values) (int, string, string) {
+	o.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, o.k.url+path, strings.NewReader(form.Encode()))
+	require.NoError(o.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return o.do(req)
+}
+
+// TestConsoleDrivesAnItemThroughItsLifecycle: every page and action of the
+// console against a real server and worker; each action is the workflow's
+// update, recorded under the operator's name.
+func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
+	k := startCluster(t, Options{})
+	k.protect("vault1", "vm1")
+	k.protect("vault1", "db1")
+	k.protect("vault2", "web1")
+	alice := k.operator("alice@example.com")
+	item := "/vaults/vault1/items/vm1"
+
+	code, body := alice.get("/")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `<a href="/vaults/vault1">vault1</a>`)
+	assert.Contains(t, body, `<a href="/vaults/vault2">vault2</a>`)
+	assert.Contains(t, body, "Signed in as <strong>alice@example.com</strong>")
+
+	code, body = alice.get(item)
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "state-Protected")
+	for _, action := range []string{"/backupNow", "/stop", "/delete", "/restore"} {
+		assert.Contains(t, body, `action="`+item+action+`"`, "Protected offers %s", action)
+	}
+	for _, action := range []string{"/undelete", "/resume"} {
+		assert.NotContains(t, body, `action="`+item+action+`"`, "Protected does not offer %s", action)
+	}
+
+	code, _, loc := alice.post(item+"/stop", url.Values{})
+	require.Equal(t, http.StatusSeeOther, code)
+	assert.Equal(t, item+"?done=stop", loc)
+	st := k.status("vault1", "vm1")
+	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState)
+	last := st.Audit[len(st.Audit)-1]
+	assert.Equal(t, "alice@example.com", last.RequestedBy, "requestedBy is the operator")
+	_, body = alice.get(loc)
+	assert.Contains(t, body, "Protection stopped. Every recovery point is retained.")
+	assert.Contains(t, body, "Stop protection with retain data")
+
+	// Deleting asks for the item's name and a reason, as Azure does.
+	code, body, _ = alice.post(item+"/delete", url.Values{"confirmName": {"vm2"}, "reason": {"decommissioned"}})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, "Type the item&#39;s name, vm1, to confirm")
+	code, _, _ = alice.post(item+"/delete", url.Values{"confirmName": {"vm1"}})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Equal(t, workflows.ProtectionStopped, k.status("vault1", "vm1").ProtectionState, "nothing was deleted")
+
+	code, _, loc = alice.post(item+"/delete", url.Values{"confirmName": {"vm1"}, "reason": {"decommissioned"}})
+	require.Equal(t, http.StatusSeeOther, code)
+	st = k.status("vault1", "vm1")
+	require.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	last = st.Audit[len(st.Audit)-1]
+	assert.Equal(t, "alice@example.com", last.RequestedBy)
+	assert.Contains(t, last.Detail, "reason: decommissioned")
+	_, body = alice.get(loc)
+	assert.Contains(t, body, `class="icon icon-softdeleted"`)
+	assert.Contains(t, body, `<time class="countdown" datetime="`+st.DeferredDeleteTimeInUTC+`"`)
+	assert.Contains(t, body, `action="`+item+`/undelete"`)
+	assert.NotContains(t, body, `action="`+item+`/restore"`, "a soft-deleted item offers no restore")
+
+	// The vault's Backup Items: the red icon and the countdown, and a filter.
+	k.visible("vault1", map[string]workflows.State{"vm1": workflows.SoftDeleted, "db1": workflows.Protected})
+	code, body = alice.get("/vaults/vault1")
+	require.Equal(t, http.StatusOK, code)
+	assert.Regexp(t, `data-item="vm1" data-state="SoftDeleted">[\s\S]*?icon-softdeleted[\s\S]*?class="countdown"`, body)
+	assert.Regexp(t, `data-item="db1" data-state="Protected">`, body)
+	_, body = alice.get("/vaults/vault1?state=SoftDeleted")
+	assert.Contains(t, body, `data-item="vm1"`)
+	assert.NotContains(t, body, `data-item="db1"`, "the filter shows soft-deleted items only")
+
+	code, _, _ = alice.post(item+"/undelete", url.Values{})
+	require.Equal(t, http.StatusSeeOther, code)
+	assert.Equal(t, workflows.ProtectionStopped, k.status("vault1", "vm1").ProtectionState)
+	code, _, _ = alice.post(item+"/resume", url.Values{})
+	require.Equal(t, http.StatusSeeOther, code)
+	st = k.status("vault1", "vm1")
+	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	code, _, _ = alice.post(item+"/backupNow", url.Values{})
+	require.Equal(t, http.StatusSeeOther, code)
+	assert.Len(t, k.status("vault1", "vm1").RecoveryPoints, len(st.RecoveryPoints)+1)
+}
+
+func executeUpdate(k *cluster, workflowID, name string, arg, result any) error {
+	return updates.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+}

@@ -1,0 +1,538 @@
+package console
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"recoveryvault/workflows"
+)
+
+// view is what a page's template gets: the frame every page shares and the
+// page's own Data.
+type view struct {
+	template string
+	status   int
+	writer   http.ResponseWriter
+
+	Title    string
+	Operator string
+	// IdentityHeader is set when the operator comes from the proxy.
+	IdentityHeader string
+	CSRF           string
+	// Refresh is the address the page re-reads itself from while open;
+	// empty for pages that do not change.
+	Refresh       string
+	RefreshMillis int64
+	Crumbs        []crumb
+	// Flash says what the last action did; Error why it was refused.
+	Flash string
+	Error string
+	Data  any
+}
+
+type crumb struct{ Name, Href string }
+
+// problemError is a failure shown as a page with its status code: the
+// sentence is for the person reading it.
+type problemError struct {
+	status int
+	msg    string
+}
+
+func (p *problemError) Error() string { return p.msg }
+
+func problem(status int, format string, args ...any) error {
+	return &problemError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func (c *Console) newView(w http.ResponseWriter, r *http.Request, tmpl, title string) *view {
+	return &view{
+		template: tmpl, status: http.StatusOK, Title: title, writer: w,
+		Operator: c.operator(r), IdentityHeader: c.opts.IdentityHeader, CSRF: csrfToken(w, r),
+		RefreshMillis: c.opts.RefreshInterval.Milliseconds(),
+	}
+}
+
+// page wraps a page handler: it makes sure the operator is known and a
+// POST is the console's own, then renders what the handler filled in, or
+// the problem it returned.
+func (c *Console) page(f func(*http.Request, *view) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := c.newView(w, r, "", "")
+		if v.Operator == "" {
+			if c.opts.IdentityHeader != "" {
+				c.renderProblem(w, r, problem(http.StatusUnauthorized,
+					"The console takes your identity from the %s header, set by the authenticating proxy in front of it, and this request had none. Open the console through that proxy.",
+					c.opts.IdentityHeader))
+				return
+			}
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/operator?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			c.renderProblem(w, r, problem(http.StatusUnauthorized, "Say who you are first, at /operator: every action is recorded under your name."))
+			return
+		}
+		if r.Method == http.MethodPost && !validCSRF(r) {
+			c.renderProblem(w, r, errForgedForm)
+			return
+		}
+		if err := f(r, v); err != nil {
+			c.renderProblem(w, r, err)
+			return
+		}
+		if v.template == "" {
+			return // the handler redirected
+		}
+		c.render(w, v)
+	}
+}
+
+func (c *Console) renderProblem(w http.ResponseWriter, r *http.Request, err error) {
+	v := c.newView(w, r, "problem", "")
+	var p *problemError
+	if !errors.As(err, &p) {
+		c.opts.Logger.Error("console", "path", r.URL.Path, "error", err)
+		p = &problemError{status: http.StatusInternalServerError, msg: "Something went wrong on the console's side; it is in the worker's log."}
+	}
+	v.status = p.status
+	v.Title = http.StatusText(p.status)
+	v.Error = p.msg
+	c.render(w, v)
+}
+
+// render writes a page in one piece, so a template error is a 500 page and
+// never half a page.
+func (c *Console) render(w http.ResponseWriter, v *view) {
+	var buf bytes.Buffer
+	if err := c.pages[v.template].ExecuteTemplate(&buf, "layout", v); err != nil {
+		c.opts.Logger.Error("console: render", "template", v.template, "error", err)
+		http.Error(w, "the console could not render this page; the worker's log says why", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(v.status)
+	_, _ = buf.WriteTo(w)
+}
+
+// redirect ends an action the Post/Redirect/Get way: a reload of the page
+// that follows does not send the action again.
+func redirect(w http.ResponseWriter, r *http.Request, to string) {
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// ids reads and checks the vault and item of the address; an ID that
+// could not exist is simply not found.
+func ids(r *http.Request) (vaultID, itemID string, err error) {
+	vaultID, itemID = r.PathValue("vaultId"), r.PathValue("itemId")
+	if workflows.ValidateID("vault", vaultID) != nil {
+		return "", "", problem(http.StatusNotFound, "There is no vault %q: vault IDs are letters, digits, '.', '_' and '-'.", vaultID)
+	}
+	if itemID != "" && workflows.ValidateID("item", itemID) != nil {
+		return "", "", problem(http.StatusNotFound, "There is no item %q in vault %s: item IDs are letters, digits, '.', '_' and '-'.", itemID, vaultID)
+	}
+	return vaultID, itemID, nil
+}
+
+func vaultHref(vaultID string) string { return "/vaults/" + url.PathEscape(vaultID) }
+
+func itemHref(vaultID, itemID string) string {
+	return vaultHref(vaultID) + "/items/" + url.PathEscape(itemID)
+}
+
+// vaults is the page at /.
+func (c *Console) vaults(r *http.Request, v *view) error {
+	rows, more, err := c.listVaults(r.Context())
+	if err != nil {
+		return err
+	}
+	v.template, v.Title, v.Refresh = "vaults", "Vaults", "/"
+	v.Data = struct {
+		Vaults []vaultRow
+		More   bool
+		Max    int
+	}{rows, more, maxVaults}
+	return nil
+}
+
+// vaultData is a vault's page: its settings, its approval requests and a
+// page of its items.
+type vaultData struct {
+	ID      string
+	Status  workflows.VaultStatus
+	Filter  workflows.State
+	Filters []filter
+	Items   itemPage
+	// First is the position of the page's first item, from 1.
+	First    int
+	NextHref string
+	Pending  []workflows.MuaRequest
+	Decided  []workflows.MuaRequest
+}
+
+type filter struct {
+	Label string
+	State workflows.State
+	Count int
+	Href  string
+}
+
+var filterStates = []workflows.State{workflows.Protected, workflows.ProtectionStopped, workflows.SoftDeleted, workflows.Purged}
+
+// vault is the page at /vaults/{vaultId}: Backup Items.
+func (c *Console) vault(r *http.Request, v *view) error {
+	vaultID, _, err := ids(r)
+	if err != nil {
+		return err
+	}
+	st, err := c.vaultStatus(r.Context(), vaultID)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	d := vaultData{ID: vaultID, Status: st, Filter: workflows.State(q.Get("state"))}
+	if d.Filter != "" && !slices.Contains(filterStates, d.Filter) {
+		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted or Purged.", d.Filter)
+	}
+	token, err := base64.RawURLEncoding.DecodeString(q.Get("page"))
+	if err != nil {
+		return problem(http.StatusBadRequest, "This page of items is not one the console made: go back to the first page.")
+	}
+	d.First, _ = strconv.Atoi(q.Get("from"))
+	d.First = max(d.First, 1)
+	if d.Items, err = c.listItems(r.Context(), vaultID, d.Filter, token); err != nil {
+		return err
+	}
+	total := 0
+	for _, s := range filterStates {
+		total += st.Counts[s]
+	}
+	d.Filters = append(d.Filters, filter{Label: "All", Count: total, Href: vaultHref(vaultID)})
+	for _, s := range filterStates {
+		d.Filters = append(d.Filters, filter{Label: stateLabel(s), State: s, Count: st.Counts[s], Href: vaultHref(vaultID) + "?state=" + string(s)})
+	}
+	if len(d.Items.Next) > 0 {
+		next := url.Values{"page": {base64.RawURLEncoding.EncodeToString(d.Items.Next)}, "from": {strconv.Itoa(d.First + len(d.Items.Rows))}}
+		if d.Filter != "" {
+			next.Set("state", string(d.Filter))
+		}
+		d.NextHref = vaultHref(vaultID) + "?" + next.Encode()
+	}
+	for _, req := range st.Requests {
+		if req.State == workflows.RequestPending {
+			d.Pending = append(d.Pending, req)
+		} else {
+			d.Decided = append(d.Decided, req)
+		}
+	}
+	v.template, v.Title, v.Data = "vault", "Backup Items: "+vaultID, d
+	v.Refresh = r.URL.RequestURI()
+	v.Crumbs = []crumb{{"Vaults", "/"}, {vaultID, ""}}
+	v.Flash = flash(r, v.Flash)
+	return nil
+}
+
+// itemData is an item's page.
+type itemData struct {
+	VaultID, ItemID string
+	Status          workflows.Status
+	Offered         []workflows.Operation
+	// Form holds what the operator typed into a form that was refused.
+	Form map[string]string
+}
+
+// item is the page at /vaults/{vaultId}/items/{itemId}.
+func (c *Console) item(r *http.Request, v *view) error {
+	vaultID, itemID, err := ids(r)
+	if err != nil {
+		return err
+	}
+	if err := c.fillItem(r, v, vaultID, itemID); err != nil {
+		return err
+	}
+	v.Flash = flash(r, v.Flash)
+	return nil
+}
+
+func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) error {
+	st, err := c.itemStatus(r.Context(), vaultID, itemID)
+	if err != nil {
+		return err
+	}
+	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{}}
+	if v.Data != nil {
+		d.Form = v.Data.(map[string]string)
+	}
+	v.template, v.Title, v.Data = "item", itemID+" in "+vaultID, d
+	v.Refresh = itemHref(vaultID, itemID)
+	v.Crumbs = []crumb{{"Vaults", "/"}, {vaultID, vaultHref(vaultID)}, {itemID, ""}}
+	return nil
+}
+
+// itemAction is a POST to /vaults/{vaultId}/items/{itemId}/{update}: one
+// of the item's updates, sent as the operator.
+func (c *Console) itemAction(r *http.Request, v *view) error {
+	vaultID, itemID, err := ids(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("update")
+	op := workflows.Operation(name)
+	if !slices.Contains(workflows.UserOperations, op) {
+		return problem(http.StatusNotFound, "An item has no operation %q: it takes %s.", name, operationList())
+	}
+	form := map[string]string{}
+	for _, k := range []string{"reason", "confirmName", "recoveryPointId", "targetPath"} {
+		form[k] = r.PostFormValue(k)
+	}
+	var arg any = workflows.Request{RequestedBy: v.Operator, Reason: form["reason"]}
+	if op == workflows.OpRestore {
+		arg = workflows.RestoreRequest{RecoveryPointID: form["recoveryPointId"], TargetPath: form["targetPath"], RequestedBy: v.Operator}
+	}
+	var refusal error
+	if op == workflows.OpDelete {
+		// As in Azure: the operator types the item's name and says why.
+		switch {
+		case form["confirmName"] != itemID:
+			refusal = problem(http.StatusBadRequest, "Type the item's name, %s, to confirm that its backup data is to be deleted. Nothing was deleted.", itemID)
+		case form["reason"] == "":
+			refusal = problem(http.StatusBadRequest, "Give a reason for deleting the backup data: it goes into the audit trail. Nothing was deleted.")
+		}
+	}
+	var st workflows.Status
+	if refusal == nil {
+		refusal = c.update(r.Context(), workflows.WorkflowID(vaultID, itemID), name, arg, &st)
+	}
+	if refusal != nil {
+		var p *problemError
+		if !errors.As(refusal, &p) || p.status == http.StatusBadGateway {
+			return refusal
+		}
+		// The item's page again, with the refusal and what was typed.
+		v.Data = form
+		if err := c.fillItem(r, v, vaultID, itemID); err != nil {
+			return err
+		}
+		v.status, v.Error = p.status, p.msg
+		return nil
+	}
+	done := url.Values{"done": {name}}
+	if st.PendingApproval != nil {
+		done.Set("request", st.PendingApproval.RequestID)
+	}
+	redirect(v.writer, r, itemHref(vaultID, itemID)+"?"+done.Encode())
+	return nil
+}
+
+// vaultAction is a POST to /vaults/{vaultId}/{update}: approve or reject a
+// request waiting for multi-user authorization.
+func (c *Console) vaultAction(r *http.Request, v *view) error {
+	vaultID, _, err := ids(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("update")
+	if name != workflows.UpdateApprove && name != workflows.UpdateReject {
+		return problem(http.StatusNotFound, "A vault has no operation %q here: the console approves and rejects requests (%s, %s).",
+			name, workflows.UpdateApprove, workflows.UpdateReject)
+	}
+	req := workflows.DecisionRequest{RequestID: r.PostFormValue("requestId"), RequestedBy: v.Operator, Reason: r.PostFormValue("reason")}
+	var st workflows.VaultStatus
+	if err := c.update(r.Context(), workflows.VaultWorkflowID(vaultID), name, req, &st); err != nil {
+		var p *problemError
+		if !errors.As(err, &p) || p.status == http.StatusBadGateway {
+			return err
+		}
+		if err := c.vault(r, v); err != nil {
+			return err
+		}
+		v.status, v.Error, v.Refresh = p.status, p.msg, vaultHref(vaultID)
+		return nil
+	}
+	redirect(v.writer, r, vaultHref(vaultID)+"?"+url.Values{"done": {name}, "request": {req.RequestID}}.Encode())
+	return nil
+}
+
+func operationList() string {
+	var s []string
+	for _, op := range workflows.UserOperations {
+		s = append(s, string(op))
+	}
+	return fmt.Sprint(s)
+}
+
+var requestIDPattern = regexp.MustCompile(`^r-[0-9]{1,9}$`)
+
+// flash says what the action that led here did. It is built from the
+// address's known words only, never from free text in it.
+func flash(r *http.Request, current string) string {
+	if current != "" {
+		return current
+	}
+	q := r.URL.Query()
+	request := q.Get("request")
+	if !requestIDPattern.MatchString(request) {
+		request = ""
+	}
+	switch q.Get("done") {
+	case workflows.UpdateStop:
+		return "Protection stopped. Every recovery point is retained."
+	case workflows.UpdateDelete:
+		if request != "" {
+			return "The delete waits for approval: request " + request + ". An approver other than you approves it on the vault's page; nothing is deleted until then."
+		}
+		return "Backup data soft-deleted. It is kept, and can be undeleted, until the purge time shown."
+	case workflows.UpdateUndelete:
+		return "Undeleted: the purge is cancelled and every recovery point is kept. Protection stays stopped until you resume it."
+	case workflows.UpdateResume:
+		return "Protection resumed. Recovery points that expired while it was stopped are collected now."
+	case workflows.UpdateBackupNow:
+		return "Backup taken: a new recovery point is listed."
+	case workflows.UpdateRestore:
+		return "Restore done: every file was written and verified by its checksum. The audit trail says where."
+	case workflows.UpdateApprove:
+		if request != "" {
+			return "Request " + request + " approved."
+		}
+	case workflows.UpdateReject:
+		if request != "" {
+			return "Request " + request + " rejected."
+		}
+	}
+	return ""
+}
+
+// Labels and descriptions of states, in Azure's words.
+func stateLabel(s workflows.State) string {
+	switch s {
+	case workflows.ProtectionStopped:
+		return "Protection stopped"
+	case workflows.SoftDeleted:
+		return "Soft deleted"
+	}
+	return string(s)
+}
+
+func stateDescription(s workflows.State) string {
+	switch s {
+	case workflows.Protected:
+		return "Backups run on schedule."
+	case workflows.ProtectionStopped:
+		return "Stop protection with retain data: no backups, every recovery point kept."
+	case workflows.SoftDeleted:
+		return "Backup data deleted, kept until the purge time: undelete it to recover."
+	case workflows.Purged:
+		return "The soft-delete window ended and the backup data is gone."
+	}
+	return ""
+}
+
+var operationLabels = map[workflows.Operation]string{
+	workflows.OpBackupNow: "Backup now",
+	workflows.OpStop:      "Stop backup",
+	workflows.OpDelete:    "Stop and delete backup data",
+	workflows.OpUndelete:  "Undelete",
+	workflows.OpResume:    "Resume backup",
+	workflows.OpRestore:   "Restore",
+}
+
+var templateFuncs = template.FuncMap{
+	"stateLabel":       stateLabel,
+	"stateDescription": stateDescription,
+	"opLabel":          func(op workflows.Operation) string { return operationLabels[op] },
+	"offers": func(ops []workflows.Operation, op string) bool {
+		return slices.Contains(ops, workflows.Operation(op))
+	},
+	"add": func(n ...int) int {
+		sum := 0
+		for _, x := range n {
+			sum += x
+		}
+		return sum
+	},
+	"join":  strings.Join,
+	"count": func(st workflows.VaultStatus, s string) int { return st.Counts[workflows.State(s)] },
+	"reverse": func(a []workflows.AuditEntry) []workflows.AuditEntry {
+		r := slices.Clone(a)
+		slices.Reverse(r)
+		return r
+	},
+	"itemHref":  itemHref,
+	"vaultHref": vaultHref,
+	"remaining": func(t time.Time) string { return remaining(time.Until(t)) },
+	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"when":      when,
+	"whenText": func(s string) string {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return s
+		}
+		return when(t)
+	},
+	"parseTime": func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t },
+	"size":      size,
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12] + "…"
+		}
+		return s
+	},
+	// Approve and reject are offered to whom the vault would let decide.
+	"mayApprove": func(st workflows.VaultStatus, req workflows.MuaRequest, who string) bool {
+		return workflows.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, true, time.Now()) == nil
+	},
+	"mayReject": func(st workflows.VaultStatus, req workflows.MuaRequest, who string) bool {
+		return workflows.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, false, time.Now()) == nil
+	},
+}
+
+// remaining is the countdown's text, to the second; the page's script
+// ticks it on from the same deadline.
+func remaining(d time.Duration) string {
+	if d <= 0 {
+		return "purge due"
+	}
+	d = d.Truncate(time.Second)
+	days := d / (24 * time.Hour)
+	d -= days * 24 * time.Hour
+	if days > 0 {
+		return fmt.Sprintf("%dd %s", days, clock(d))
+	}
+	return clock(d)
+}
+
+func clock(d time.Duration) string {
+	h, m, s := d/time.Hour, (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
+	return fmt.Sprintf("%dh %02dm %02ds", h, m, s)
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

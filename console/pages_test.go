@@ -1,0 +1,182 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"recoveryvault/workflows"
+)
+
+// TestUnknownAddressesAreA404Page: unknown vaults, items, operations and
+// pages get a page that says so, never a stack trace.
+func TestUnknownAddressesAreA404Page(t *testing.T) {
+	k := startCluster(t, Options{})
+	k.protect("vault1", "vm1")
+	alice := k.operator("alice")
+	for path, says := range map[string]string{
+		"/vaults/nosuchvault":                "There is no vault nosuchvault.",
+		"/vaults/vault1/items/nosuchitem":    "There is no item nosuchitem in vault vault1.",
+		"/vaults/..%2f..%2fetc/items/passwd": "There is no vault",
+		"/vaults/vault1/items/vm1/extra":     "There is no page at this address.",
+		"/favicon.ico":                       "There is no page at this address.",
+	} {
+		code, body := alice.get(path)
+		assert.Equal(t, http.StatusNotFound, code, path)
+		assert.Contains(t, body, says, path)
+		assert.Contains(t, body, `<html lang="en">`, "a page of the console")
+		assert.NotContains(t, body, "goroutine", path)
+	}
+	code, body, _ := alice.post("/vaults/vault1/items/vm1/purge", url.Values{})
+	assert.Equal(t, http.StatusNotFound, code, "no such operation")
+	assert.Contains(t, body, `An item has no operation &#34;purge&#34;`)
+	code, _, _ = alice.post("/vaults/vault1/items/nosuchitem/stop", url.Values{})
+	assert.Equal(t, http.StatusNotFound, code)
+	code, _, _ = alice.post("/vaults/vault1/deleteVault", url.Values{})
+	assert.Equal(t, http.StatusNotFound, code, "the console does not delete vaults")
+	code, _ = alice.get("/vaults/vault1?page=not-base64!")
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+}
+
+// TestRestoreIsRefusedInTheWorkflowsOwnWords: a target that is not empty,
+// or an item that is soft-deleted, refuses the restore; what was typed
+// stays in the form and nothing is written.
+func TestRestoreIsRefusedInTheWorkflowsOwnWords(t *testing.T) {
+	k := startCluster(t, Options{})
+	src := k.protect("vault1", "vm1")
+	alice := k.operator("alice")
+	item := "/vaults/vault1/items/vm1"
+	rp := k.status("vault1", "vm1").RecoveryPoints[0].ID
+
+	full := t.TempDir()
+	precious := filepath.Join(full, "precious.txt")
+	require.NoError(t, os.WriteFile(precious, []byte("keep me"), 0o600))
+	code, body, _ := alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {full}})
+	assert.Equal(t, http.StatusUnprocessableEntity, code)
+	assert.Contains(t, body, "restore into an absent or empty directory so nothing is overwritten")
+	assert.Contains(t, body, `value="`+full+`"`, "the path typed stays in the form")
+	entries, err := os.ReadDir(full)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "nothing was written next to what was there")
+	kept, err := os.ReadFile(precious)
+	require.NoError(t, err)
+	assert.Equal(t, "keep me", string(kept))
+
+	code, body, _ = alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {"relative/path"}})
+	assert.Equal(t, http.StatusConflict, code)
+	assert.Contains(t, body, "absolute targetPath")
+
+	target := filepath.Join(t.TempDir(), "restored")
+	code, _, loc := alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {target}})
+	require.Equal(t, http.StatusSeeOther, code)
+	assert.Equal(t, item+"?done=restore", loc)
+	restored, err := os.ReadFile(filepath.Join(target, "etc", "config"))
+	require.NoError(t, err)
+	original, err := os.ReadFile(filepath.Join(src, "etc", "config"))
+	require.NoError(t, err)
+	assert.Equal(t, original, restored)
+
+	k.update("vault1", "vm1", workflows.UpdateDelete, workflows.Request{RequestedBy: "bob"})
+	other := filepath.Join(t.TempDir(), "other")
+	code, body, _ = alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {other}})
+	assert.Equal(t, http.StatusConflict, code)
+	assert.Contains(t, body, "item vm1 is soft-deleted: undelete it before restoring")
+	assert.NoDirExists(t, other)
+}
+
+// TestBackupItemsPageThroughThousands: items come a page at a time from
+// visibility, with the count of all, and the state filter holds across
+// pages.
+func TestBackupItemsPageThroughThousands(t *testing.T) {
+	k := startCluster(t, Options{PageSize: 2})
+	want := map[string]workflows.State{}
+	for i := range 5 {
+		id := fmt.Sprintf("vm%d", i)
+		k.protect("vault1", id)
+		want[id] = workflows.Protected
+	}
+	k.update("vault1", "vm1", workflows.UpdateDelete, workflows.Request{})
+	k.update("vault1", "vm3", workflows.UpdateDelete, workflows.Request{})
+	k.update("vault1", "vm4", workflows.UpdateDelete, workflows.Request{})
+	want["vm1"], want["vm3"], want["vm4"] = workflows.SoftDeleted, workflows.SoftDeleted, workflows.SoftDeleted
+	k.visible("vault1", want)
+	alice := k.operator("alice")
+
+	rowPattern := regexp.MustCompile(`data-item="([^"]+)" data-state="([^"]+)"`)
+	nextPattern := regexp.MustCompile(`<a href="([^"]+)" rel="next">`)
+	walk := func(path string) (map[string]string, []string) {
+		seen, captions := map[string]string{}, []string(nil)
+		for path != "" {
+			code, body := alice.get(path)
+			require.Equal(t, http.StatusOK, code, path)
+			rows := rowPattern.FindAllStringSubmatch(body, -1)
+			assert.LessOrEqual(t, len(rows), 2, "a page holds at most PageSize items")
+			for _, r := range rows {
+				assert.NotContains(t, seen, r[1], "no item twice")
+				seen[r[1]] = r[2]
+			}
+			captions = append(captions, regexp.MustCompile(`<caption>([^<]+)</caption>`).FindStringSubmatch(body)[1])
+			path = ""
+			if m := nextPattern.FindStringSubmatch(body); m != nil {
+				path = strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+		return seen, captions
+	}
+	all, captions := walk("/vaults/vault1")
+	assert.Len(t, all, 5)
+	assert.Equal(t, []string{"Items 1–2 of 5", "Items 3–4 of 5", "Items 5–5 of 5"}, captions)
+	deleted, captions := walk("/vaults/vault1?state=SoftDeleted")
+	assert.Equal(t, map[string]string{"vm1": "SoftDeleted", "vm3": "SoftDeleted", "vm4": "SoftDeleted"}, deleted)
+	assert.Equal(t, []string{"Soft deleted items 1–2 of 3", "Soft deleted items 3–3 of 3"}, captions)
+}
+
+// TestApproversDecideOnTheVaultsPage: under multi-user authorization a
+// delete from the console waits; only another approver is offered Approve,
+// and approving carries the delete out.
+func TestApproversDecideOnTheVaultsPage(t *testing.T) {
+	k := startCluster(t, Options{})
+	k.protect("vault1", "vm1")
+	var vs workflows.VaultStatus
+	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateEnableMua,
+		workflows.EnableMuaRequest{Approvers: []string{"alice", "bob"}, ApprovalWindow: "1h", RequestedBy: "alice"}, &vs))
+	alice, bob, eve := k.operator("alice"), k.operator("bob"), k.operator("eve")
+
+	code, _, loc := alice.post("/vaults/vault1/items/vm1/delete", url.Values{"confirmName": {"vm1"}, "reason": {"retired"}})
+	require.Equal(t, http.StatusSeeOther, code)
+	assert.Equal(t, "/vaults/vault1/items/vm1?done=delete&request=r-1", loc)
+	_, body := alice.get(loc)
+	assert.Contains(t, body, "The delete waits for approval: request r-1.")
+	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState, "nothing deleted yet")
+
+	_, body = alice.get("/vaults/vault1")
+	assert.Contains(t, body, `data-request="r-1"`)
+	assert.NotContains(t, body, "Approve r-1", "the requester cannot approve")
+	assert.Contains(t, body, "Withdraw r-1")
+	_, body = eve.get("/vaults/vault1")
+	assert.NotContains(t, body, "Approve r-1", "not an approver")
+	assert.NotContains(t, body, "Reject r-1")
+
+	code, body, _ = eve.post("/vaults/vault1/approve", url.Values{"requestId": {"r-1"}})
+	assert.Equal(t, http.StatusConflict, code, "a forged approval is the vault's to refuse")
+	assert.Contains(t, body, "eve is not an approver of vault vault1")
+
+	_, body = bob.get("/vaults/vault1")
+	require.Contains(t, body, "Approve r-1")
+	code, _, loc = bob.post("/vaults/vault1/approve", url.Values{"requestId": {"r-1"}})
+	require.Equal(t, http.StatusSeeOther, code)
+	_, body = bob.get(loc)
+	assert.Contains(t, body, "Request r-1 approved.")
+	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == workflows.SoftDeleted },
+		30*time.Second, 100*time.Millisecond)
+}

@@ -1,0 +1,215 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/internal/updates"
+	"recoveryvault/workflows"
+)
+
+// defaultPageSize is how many items a page of a vault shows: the status of
+// each is queried, so a page stays quick with thousands in the vault.
+const defaultPageSize = 50
+
+// maxVaults bounds the vaults page; each vault's status is queried.
+const maxVaults = 500
+
+// queryConcurrency bounds the status queries one page sends at once.
+const queryConcurrency = 8
+
+// vaultRow is one vault on the vaults page.
+type vaultRow struct {
+	ID     string
+	Status workflows.VaultStatus
+	// Problem says why the vault's status could not be read.
+	Problem string
+}
+
+// listVaults reads the running vaults from visibility and each one's
+// status from its workflow.
+func (c *Console) listVaults(ctx context.Context) ([]vaultRow, bool, error) {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.VaultWorkflowType)
+	var rows []vaultRow
+	var token []byte
+	for {
+		resp, err := c.opts.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, NextPageToken: token})
+		if err != nil {
+			return nil, false, unavailable(err)
+		}
+		for _, e := range resp.GetExecutions() {
+			id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.VaultWorkflowID(""))
+			if ok {
+				rows = append(rows, vaultRow{ID: id})
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 || len(rows) >= maxVaults {
+			break
+		}
+	}
+	more := len(rows) > maxVaults || len(token) > 0
+	rows = rows[:min(len(rows), maxVaults)]
+	eachConcurrently(len(rows), func(i int) {
+		st, err := c.vaultStatus(ctx, rows[i].ID)
+		if err != nil {
+			rows[i].Problem = err.Error()
+		}
+		rows[i].Status = st
+	})
+	return rows, more, nil
+}
+
+func (c *Console) vaultStatus(ctx context.Context, vaultID string) (workflows.VaultStatus, error) {
+	var st workflows.VaultStatus
+	v, err := c.opts.Client.QueryWorkflow(ctx, workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
+	if err != nil {
+		if notFound(err) {
+			return st, problem(http.StatusNotFound, "There is no vault %s. A vault exists once an item of it is protected.", vaultID)
+		}
+		return st, unavailable(err)
+	}
+	return st, v.Get(&st)
+}
+
+// itemRow is one item on a vault's page: visibility's fields, and for a
+// running item its status.
+type itemRow struct {
+	ItemID   string
+	State    workflows.State
+	Deadline time.Time
+	Running  bool
+	// Status is the item's answer to the status query, when it gave one.
+	Status *workflows.Status
+}
+
+// itemPage is one page of a vault's items.
+type itemPage struct {
+	Rows  []itemRow
+	Total int64
+	// Next is the token of the following page; empty on the last.
+	Next []byte
+}
+
+// listItems reads one page of a vault's items from visibility, newest
+// first, and queries the status of the running ones.
+func (c *Console) listItems(ctx context.Context, vaultID string, state workflows.State, token []byte) (itemPage, error) {
+	// A run that continued as new is the same item: only its last run counts.
+	q := fmt.Sprintf("WorkflowType = '%s' AND BackupVaultId = '%s' AND ExecutionStatus != 'ContinuedAsNew'", workflows.WorkflowType, vaultID)
+	if state != "" {
+		q += fmt.Sprintf(" AND BackupItemState = '%s'", state)
+	}
+	var page itemPage
+	count, err := c.opts.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+	if err != nil {
+		return page, unavailable(err)
+	}
+	page.Total = count.GetCount()
+	resp, err := c.opts.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: int32(c.opts.PageSize), NextPageToken: token})
+	if err != nil {
+		var invalid *serviceerror.InvalidArgument
+		if errors.As(err, &invalid) && len(token) > 0 {
+			return page, problem(http.StatusBadRequest, "This page of items is no longer valid: go back to the first page.")
+		}
+		return page, unavailable(err)
+	}
+	page.Next = resp.GetNextPageToken()
+	dc := converter.GetDefaultDataConverter()
+	runs := make([]string, 0, len(resp.GetExecutions()))
+	for _, e := range resp.GetExecutions() {
+		id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.WorkflowID(vaultID, ""))
+		if !ok {
+			continue
+		}
+		row := itemRow{ItemID: id, Running: e.GetCloseTime() == nil}
+		fields := e.GetSearchAttributes().GetIndexedFields()
+		_ = dc.FromPayload(fields[workflows.StateAttribute.GetName()], &row.State)
+		if p := fields[workflows.DeadlineAttribute.GetName()]; p != nil {
+			_ = dc.FromPayload(p, &row.Deadline)
+		}
+		page.Rows = append(page.Rows, row)
+		runs = append(runs, e.GetExecution().GetRunId())
+	}
+	// A closed item (purged) keeps nothing worth a replay to show.
+	eachConcurrently(len(page.Rows), func(i int) {
+		row := &page.Rows[i]
+		if !row.Running {
+			return
+		}
+		var st workflows.Status
+		v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), runs[i], workflows.QueryStatus)
+		if err == nil && v.Get(&st) == nil {
+			row.Status = &st
+			row.State = st.ProtectionState
+			row.Deadline, _ = time.Parse(time.RFC3339, st.DeferredDeleteTimeInUTC)
+		}
+	})
+	return page, nil
+}
+
+// itemStatus is an item's answer to the status query.
+func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, itemID), "", workflows.QueryStatus)
+	if err != nil {
+		if notFound(err) {
+			return st, problem(http.StatusNotFound, "There is no item %s in vault %s.", itemID, vaultID)
+		}
+		return st, unavailable(err)
+	}
+	return st, v.Get(&st)
+}
+
+// update runs an update and decodes its answer. A refusal comes back as
+// the workflow's own sentence.
+func (c *Console) update(ctx context.Context, workflowID, name string, arg, result any) error {
+	err := updates.Execute(ctx, c.opts.Client, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+	var app *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused:
+		return problem(http.StatusConflict, "%s", app.Message())
+	case errors.As(err, &app):
+		return problem(http.StatusUnprocessableEntity, "%s failed: %s", name, app.Message())
+	case notFound(err) || strings.Contains(err.Error(), "workflow execution already completed"):
+		return problem(http.StatusConflict, "This has finished: its workflow %s no longer takes operations.", workflowID)
+	}
+	return unavailable(err)
+}
+
+func notFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
+
+// unavailable reports that Temporal did not answer.
+func unavailable(err error) error {
+	return problem(http.StatusBadGateway, "Temporal did not answer (%v). Check that the server is up, then reload the page.", err)
+}
+
+// eachConcurrently runs f(0..n-1), a few at a time.
+func eachConcurrently(n int, f func(int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, queryConcurrency)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
