@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,7 +28,10 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	store := filepath.Join(t.TempDir(), "store")
 	stop := make(chan any)
 	done := make(chan error, 1)
-	go func() { done <- run(config{store: store}, io.Discard, stop) }()
+	consoleAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	go func() {
+		done <- run(config{store: store, consoleAddr: consoleAddr, identityHeader: "X-Forwarded-Email"}, io.Discard, stop)
+	}()
 
 	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644))
@@ -50,6 +55,22 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "the recovery point is in the worker's store")
 
+	// The console, on in production with --console-addr, knows operators
+	// only by the proxy's header.
+	get := func(email string) int {
+		req, err := http.NewRequest(http.MethodGet, "http://"+consoleAddr+"/vaults/v1/items/i1", nil)
+		require.NoError(t, err)
+		if email != "" {
+			req.Header.Set("X-Forwarded-Email", email)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnauthorized, get(""))
+	assert.Equal(t, http.StatusOK, get("alice@example.com"))
+
 	close(stop)
 	select {
 	case err := <-done:
@@ -64,13 +85,18 @@ func TestOnlyDevModeAndLoadTestsMayShortenTheWindow(t *testing.T) {
 		c       config
 		refusal string
 	}{
-		"production, 30 days":           {config{softDeleteRetention: 30 * 24 * time.Hour}, ""},
-		"production, 30 seconds":        {config{softDeleteRetention: 30 * time.Second}, "is refused outside dev mode"},
-		"dev mode, 30 seconds":          {config{dev: true, softDeleteRetention: 30 * time.Second}, ""},
-		"load test, 30 seconds":         {config{loadTest: true, softDeleteRetention: 30 * time.Second}, ""},
-		"load test with the dev server": {config{dev: true, loadTest: true}, "--load-test is for an existing cluster"},
-		"negative":                      {config{loadTest: true, softDeleteRetention: -time.Second}, "is negative"},
-		"a webhook that is not http(s)": {config{webhookURL: "ftp://x"}, "is not an http(s) URL"},
+		"production, 30 days":                       {config{softDeleteRetention: 30 * 24 * time.Hour}, ""},
+		"production, 30 seconds":                    {config{softDeleteRetention: 30 * time.Second}, "is refused outside dev mode"},
+		"dev mode, 30 seconds":                      {config{dev: true, softDeleteRetention: 30 * time.Second}, ""},
+		"load test, 30 seconds":                     {config{loadTest: true, softDeleteRetention: 30 * time.Second}, ""},
+		"load test with the dev server":             {config{dev: true, loadTest: true}, "--load-test is for an existing cluster"},
+		"negative":                                  {config{loadTest: true, softDeleteRetention: -time.Second}, "is negative"},
+		"a webhook that is not http(s)":             {config{webhookURL: "ftp://x"}, "is not an http(s) URL"},
+		"console in production":                     {config{consoleAddr: "127.0.0.1:8234", identityHeader: "X-Forwarded-Email"}, ""},
+		"console in production, no identity header": {config{consoleAddr: "127.0.0.1:8234"}, "--console-addr needs --identity-header outside dev mode"},
+		"console in dev mode, names in a cookie":    {config{dev: true, consolePort: 8234}, ""},
+		"an identity header that is no header":      {config{consoleAddr: ":8234", identityHeader: "X Email:"}, "is not a header name"},
+		"a console port that is no port":            {config{dev: true, consolePort: 70000}, "is not a port"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

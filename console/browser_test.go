@@ -1,0 +1,222 @@
+package console
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"recoveryvault/workflows"
+)
+
+// browser is a tab of headless Chromium on the console.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+// startBrowser runs Debian's Chromium headless, or skips the test where it
+// is not installed.
+func startBrowser(t *testing.T) *browser {
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		const why = "the browser test needs Chromium: install it with `apt-get install chromium` (.ci/run does)"
+		if os.Getenv("RECOVERYVAULT_REQUIRE_BROWSER") != "" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.DisableGPU,
+		// This machine's network is closed: Chromium must not try to call home.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 900),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses to run as root
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	// The first run starts the browser; it must have no deadline of its own.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")), "start Chromium at %s", path)
+	return &browser{t: t, ctx: ctx, dir: t.ArtifactDir()}
+}
+
+// tab opens another tab of the same browser, with the same cookies.
+func (b *browser) tab() *browser {
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	require.NoError(b.t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
+	return &browser{t: b.t, ctx: ctx, dir: b.dir}
+}
+
+func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(b.t, chromedp.Do(ctx, steps...))
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	require.NoError(b.t, err, sel)
+	return s
+}
+
+func (b *browser) eval(js string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	require.NoError(b.t, err, js)
+	return s
+}
+
+// until waits for a JavaScript condition to hold on the page, across the
+// navigation a click may have started.
+func (b *browser) until(js string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && Boolean(`+js+`)`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("the page never showed %s (last error: %v); it has: %s", js, last, b.eval(`document.body ? document.body.innerText : ""`))
+}
+
+// shot saves a screenshot of the whole page under the test's output
+// directory (go test -artifacts keeps them).
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(b.t, err)
+	require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644))
+}
+
+var countdownPattern = regexp.MustCompile(`^0h \d\dm \d\ds$`)
+
+// TestBrowserDeletesUndeletesAndResumesAnItem drives the console in
+// headless Chromium as an operator would, through an item's whole life.
+func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
+	b := startBrowser(t)
+	k := startCluster(t, Options{RefreshInterval: 500 * time.Millisecond})
+	k.protect("vault1", "vm1")
+	k.protect("vault1", "db1")
+	k.visible("vault1", map[string]workflows.State{"vm1": workflows.Protected, "db1": workflows.Protected})
+	item := "/vaults/vault1/items/vm1"
+
+	// The first visit asks who the operator is, once.
+	b.do(chromedp.Navigate(k.url + "/"))
+	b.do(chromedp.WaitVisible(chromedp.ID("name")), chromedp.SendKeys(chromedp.ID("name"), "alice@example.com"),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	b.until(`document.querySelector("h1").textContent === "Vaults"`)
+	assert.Contains(t, b.text(".who"), "alice@example.com")
+	b.shot("1-vaults")
+
+	b.do(chromedp.Click(chromedp.CSS(`a[href="/vaults/vault1"]`)))
+	b.until(`document.querySelector('tr[data-item="vm1"]') !== null`)
+	assert.Equal(t, "Protected", b.text(`tr[data-item="vm1"] .state-label`))
+	b.shot("2-backup-items")
+
+	b.do(chromedp.Click(chromedp.CSS(`a[href="` + item + `"]`)))
+	b.until(`document.querySelector(".state-Protected") !== null`)
+	b.shot("3-item-protected")
+
+	// Another tab on the same item, where the operator starts a restore.
+	other := b.tab()
+	target := filepath.Join(t.TempDir(), "restored")
+	other.do(chromedp.Navigate(k.url+item), chromedp.Click(chromedp.CSS("#restore summary")),
+		chromedp.SendKeys(chromedp.ID("targetPath"), target))
+
+	// Stop and delete: the confirmation asks for the item's name and a reason.
+	b.do(chromedp.Click(chromedp.CSS("#delete summary")), chromedp.WaitVisible(chromedp.ID("confirmName")),
+		chromedp.SendKeys(chromedp.ID("confirmName"), "vm1"), chromedp.SendKeys(chromedp.ID("reason"), "decommissioned"))
+	b.shot("4-delete-confirmation")
+	b.do(chromedp.SendKeys(chromedp.ID("reason"), kb.Enter)) // submitted from the keyboard
+	b.until(`document.querySelector(".state-SoftDeleted") !== null`)
+	assert.Equal(t, "rgb(197, 15, 31)", b.eval(`getComputedStyle(document.querySelector(".state-SoftDeleted .icon-softdeleted")).fill`),
+		"the soft-delete icon is red")
+	first := b.text("time.countdown")
+	assert.Regexp(t, countdownPattern, first, "an hour's window (the test worker's) counts down")
+	b.until(`document.querySelector("time.countdown").textContent !== ` + jsString(first))
+	assert.Regexp(t, countdownPattern, b.text("time.countdown"), "it ticks")
+	assert.Contains(t, b.text(".flash"), "Backup data soft-deleted")
+	b.shot("5-item-soft-deleted")
+
+	// The other tab's restore reaches a soft-deleted item: the workflow
+	// refuses it, in its own words, and nothing is written.
+	other.do(chromedp.Click(chromedp.CSS("#restore button")))
+	other.until(`document.getElementById("error") !== null`)
+	assert.Equal(t, "item vm1 is soft-deleted: undelete it before restoring", other.text("#error"))
+	assert.NoDirExists(t, target)
+	other.shot("6-restore-refused")
+
+	// The Backup Items page: the red icon and the countdown, and a page
+	// that follows another operator's delete without a reload.
+	b.do(chromedp.Navigate(k.url + "/vaults/vault1"))
+	b.until(`document.querySelector('tr[data-item="vm1"][data-state="SoftDeleted"] .icon-softdeleted') !== null`)
+	b.until(`document.querySelector('tr[data-item="vm1"] time.countdown') !== null`)
+	b.eval(`window.sameDocument = "yes"`)
+	k.update("vault1", "db1", workflows.UpdateDelete, workflows.Request{RequestedBy: "bob", Reason: "moved"})
+	b.until(`document.querySelector('tr[data-item="db1"][data-state="SoftDeleted"] time.countdown') !== null`)
+	assert.Equal(t, "yes", b.eval(`window.sameDocument`), "updated in place, not reloaded")
+	b.shot("7-backup-items-soft-deleted")
+
+	// At phone width nothing runs off the side.
+	b.do(chromedp.EmulateViewport(390, 844))
+	assert.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`))
+	b.shot("8-backup-items-phone")
+	b.do(chromedp.EmulateViewport(1280, 900))
+
+	b.do(chromedp.Navigate(k.url + item))
+	b.do(chromedp.Click(chromedp.CSS(`form[action$="/undelete"] button`)))
+	b.until(`document.querySelector(".state-ProtectionStopped") !== null`)
+	assert.Contains(t, b.text(".state-line"), "Stop protection with retain data")
+	assert.Contains(t, b.text(".flash"), "Undeleted")
+	b.shot("9-item-undeleted")
+
+	b.do(chromedp.Click(chromedp.CSS(`form[action$="/resume"] button`)))
+	b.until(`document.querySelector(".state-Protected") !== null`)
+	b.shot("10-item-resumed")
+
+	st := k.status("vault1", "vm1")
+	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	var ops []string
+	for _, e := range st.Audit {
+		if e.RequestedBy == "alice@example.com" {
+			ops = append(ops, e.Operation+" "+e.Outcome)
+		}
+	}
+	// The refused restore changed nothing, so the item's history has no trace of it.
+	assert.Equal(t, []string{"delete accepted", "undelete accepted", "resume accepted"}, ops)
+}
+
+func jsString(s string) string {
+	return "'" + regexp.MustCompile(`['\\]`).ReplaceAllString(s, `\$0`) + "'"
+}
