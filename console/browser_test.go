@@ -192,18 +192,22 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	b.do(chromedp.EmulateViewport(390, 844))
 	assert.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`))
 	b.shot("8-backup-items-phone")
-	b.do(chromedp.EmulateViewport(1280, 900))
 
 	b.do(chromedp.Navigate(k.url + item))
+	b.until(`document.querySelector(".state-SoftDeleted") !== null`)
+	assert.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`), "the item page too")
+	b.shot("9-item-phone")
+	b.do(chromedp.EmulateViewport(1280, 900))
+
 	b.do(chromedp.Click(chromedp.CSS(`form[action$="/undelete"] button`)))
 	b.until(`document.querySelector(".state-ProtectionStopped") !== null`)
 	assert.Contains(t, b.text(".state-line"), "Stop protection with retain data")
 	assert.Contains(t, b.text(".flash"), "Undeleted")
-	b.shot("9-item-undeleted")
+	b.shot("10-item-undeleted")
 
 	b.do(chromedp.Click(chromedp.CSS(`form[action$="/resume"] button`)))
 	b.until(`document.querySelector(".state-Protected") !== null`)
-	b.shot("10-item-resumed")
+	b.shot("11-item-resumed")
 
 	st := k.status("vault1", "vm1")
 	assert.Equal(t, workflows.Protected, st.ProtectionState)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -93,6 +94,17 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "same-origin")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+	if c.opts.IdentityHeader == "" && !loopbackHost(r.Host) {
+		// Dev mode knows operators by a name anyone may type, so it serves
+		// only the loopback names: a page whose own name was re-pointed at
+		// 127.0.0.1 (DNS rebinding) would otherwise be same-origin here.
+		c.renderProblem(w, r, problem(http.StatusMisdirectedRequest,
+			"Dev mode's console answers only at 127.0.0.1 or localhost, not at %q. Outside dev mode, put it behind an authenticating proxy (--identity-header).", r.Host))
+		return
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	}
 	if err := crossOrigin.Check(r); err != nil {
 		c.renderProblem(w, r, problem(http.StatusForbidden,
 			"This request came from another site, so the console refused it: use the console's own pages."))
@@ -100,6 +112,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mux.ServeHTTP(w, r)
 }
+
+// maxFormBytes bounds a form: a name, a reason, a path.
+const maxFormBytes = 64 << 10
 
 // crossOrigin rejects non-safe requests that browsers mark as cross-origin;
 // the CSRF token (identity.go) covers clients that send no such headers.
@@ -113,7 +128,10 @@ func Serve(addr string, h http.Handler, logger *slog.Logger) (string, func(), er
 	if err != nil {
 		return "", nil, fmt.Errorf("console: listen on %s: %w; choose another with --console-port or --console-addr", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Requests end with the console: a page still waiting on Temporal
+	// when the worker stops is cancelled, not left holding a closed client.
+	base, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -121,11 +139,18 @@ func Serve(addr string, h http.Handler, logger *slog.Logger) (string, func(), er
 			logger.Error("console stopped", "error", err)
 		}
 	}()
+	var once sync.Once
 	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
+		once.Do(func() {
+			ctx, cancelWait := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancelWait()
+			if srv.Shutdown(ctx) != nil {
+				cancel()
+				_ = srv.Close()
+			}
+			cancel()
+			<-done
+		})
 	}
 	return l.Addr().String(), stop, nil
 }

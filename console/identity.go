@@ -1,6 +1,9 @@
 package console
 
 import (
+	"net"
+	"path"
+
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -9,6 +12,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"recoveryvault/workflows"
 )
 
 // Cookies the console sets. Both are HttpOnly and SameSite=Strict: no
@@ -26,7 +31,13 @@ const maxOperatorLength = 128
 // cookie. Empty means unknown.
 func (c *Console) operator(r *http.Request) string {
 	if c.opts.IdentityHeader != "" {
-		return cleanOperator(r.Header.Get(c.opts.IdentityHeader))
+		// One value only: a proxy that appends its header instead of
+		// replacing the client's leaves two, and neither can be trusted.
+		v := r.Header.Values(c.opts.IdentityHeader)
+		if len(v) != 1 {
+			return ""
+		}
+		return cleanOperator(v[0])
 	}
 	ck, err := r.Cookie(operatorCookie)
 	if err != nil {
@@ -40,10 +51,11 @@ func (c *Console) operator(r *http.Request) string {
 }
 
 // cleanOperator accepts a name a person could type: printable, not too
-// long. Anything else is no name.
+// long, and not one of the names the workflows sign with themselves.
+// Anything else is no name.
 func cleanOperator(s string) string {
 	s = strings.TrimSpace(s)
-	if s == "" || utf8.RuneCountInString(s) > maxOperatorLength || !utf8.ValidString(s) {
+	if s == "" || utf8.RuneCountInString(s) > maxOperatorLength || !utf8.ValidString(s) || workflows.ReservedName(s) {
 		return ""
 	}
 	for _, r := range s {
@@ -95,15 +107,37 @@ func randomBytes(n int) []byte {
 }
 
 // localPath accepts a path of this console to go back to after the
-// operator says who they are, and nothing that leaves it.
+// operator says who they are, and nothing that leaves it. The path is
+// cleaned first, as http.Redirect will clean it: "/./\evil" would
+// otherwise become "/\evil", which browsers read as another host.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00\r\n") {
 		return "/"
 	}
-	if u, err := url.Parse(p); err != nil || u.Host != "" || u.Scheme != "" {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsAny(u.Path, "\\\x00\r\n") {
 		return "/"
 	}
-	return p
+	clean := path.Clean(u.Path)
+	if !strings.HasPrefix(clean, "/") || strings.HasPrefix(clean, "//") {
+		return "/"
+	}
+	return (&url.URL{Path: clean, RawQuery: u.RawQuery}).String()
+}
+
+// loopbackHost says whether a request's Host names this machine's
+// loopback, as every browser on it does. In dev mode a page of any other
+// name is a DNS-rebinding page pretending to be the console.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // operatorForm asks for the operator's name in dev mode.
@@ -136,7 +170,7 @@ func (c *Console) setOperator(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		v := c.newView(w, r, "operator", "Who are you?")
 		v.status = http.StatusBadRequest
-		v.Error = "Give a name of 1 to 128 printable characters, such as your e-mail address: it goes into every audit entry you make."
+		v.Error = "Give a name of 1 to 128 printable characters, such as your e-mail address, and not one the workflows use (system, scheduler, anonymous): it goes into every audit entry you make."
 		v.Data = operatorData{Next: next, Name: r.PostFormValue("name")}
 		c.render(w, v)
 		return

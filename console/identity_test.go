@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -63,17 +64,65 @@ func TestDevModeAsksForTheOperatorsNameOnce(t *testing.T) {
 	assert.Equal(t, http.StatusSeeOther, code)
 	assert.Equal(t, "/operator?next=%2Fvaults%2Fvault1", loc)
 
-	for _, bad := range []string{"", "   ", "tab\there", string(make([]byte, 200))} {
+	for _, bad := range []string{"", "   ", "tab\there", strings.Repeat("a", 129), "system", "Scheduler", "anonymous"} {
 		code, body, _ := o.post("/operator", url.Values{"name": {bad}, "next": {"/"}})
 		assert.Equal(t, http.StatusBadRequest, code, "name %q", bad)
 		assert.Contains(t, body, "Give a name of 1 to 128 printable characters")
 	}
-	// The way back stays on the console.
-	code, _, loc = o.post("/operator", url.Values{"name": {" Bob "}, "next": {"//evil.example/"}})
-	assert.Equal(t, http.StatusSeeOther, code)
-	assert.Equal(t, "/", loc)
+	code, _, _ = o.postRaw("/operator", url.Values{"name": {"mallory"}, "next": {"/"}})
+	assert.Equal(t, http.StatusForbidden, code, "a name set by another site's form")
+
+	// The way back stays on the console, however the path is spelled.
+	for next, want := range map[string]string{
+		"/vaults/vault1?state=SoftDeleted": "/vaults/vault1?state=SoftDeleted",
+		"//evil.example/":                  "/",
+		"/./\\evil.example":                "/",
+		"/../\\evil.example":               "/",
+		"/%5Cevil.example":                 "/",
+		"/.//evil.example":                 "/evil.example",
+		"https://evil.example/":            "/",
+		"/a/../b":                          "/b",
+	} {
+		code, _, loc := o.post("/operator", url.Values{"name": {" Bob "}, "next": {next}})
+		assert.Equal(t, http.StatusSeeOther, code)
+		assert.Equal(t, want, loc, "next %q", next)
+	}
 	_, body := o.get("/")
 	assert.Contains(t, body, "Signed in as <strong>Bob</strong>")
+}
+
+// TestDevModeAnswersOnlyAtLoopbackNames: a page whose name was re-pointed
+// at 127.0.0.1 (DNS rebinding) is same-origin with the console in the
+// browser's eyes; dev mode, which trusts typed names, does not answer it.
+func TestDevModeAnswersOnlyAtLoopbackNames(t *testing.T) {
+	k := startCluster(t, Options{})
+	k.protect("vault1", "vm1")
+	alice := k.operator("alice")
+	for host, want := range map[string]int{
+		"evil.example:80": http.StatusMisdirectedRequest,
+		"evil.example":    http.StatusMisdirectedRequest,
+		"localhost:8234":  http.StatusOK,
+		"[::1]:8234":      http.StatusOK,
+	} {
+		req, err := http.NewRequest(http.MethodGet, k.url+"/vaults/vault1", nil)
+		require.NoError(t, err)
+		req.Host = host
+		// The client's jar keys cookies by the name it asks for; a browser
+		// at that name holds the console's cookies.
+		for _, ck := range alice.http.Jar.Cookies(req.URL) {
+			req.AddCookie(ck)
+		}
+		code, _, _ := alice.do(req)
+		assert.Equal(t, want, code, host)
+	}
+	form := url.Values{"csrf": {alice.token()}}
+	req, err := http.NewRequest(http.MethodPost, k.url+"/vaults/vault1/items/vm1/stop", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Host = "evil.example"
+	code, _, _ := alice.do(req)
+	assert.Equal(t, http.StatusMisdirectedRequest, code)
+	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
 }
 
 // TestProductionTakesTheOperatorOnlyFromTheProxysHeader: without the
@@ -82,6 +131,10 @@ func TestProductionTakesTheOperatorOnlyFromTheProxysHeader(t *testing.T) {
 	k := startCluster(t, Options{IdentityHeader: "X-Forwarded-Email"})
 	k.protect("vault1", "vm1")
 	o := k.operator("")
+	// A dev-mode name cookie, however it got there, counts for nothing.
+	u, err := url.Parse(k.url)
+	require.NoError(t, err)
+	o.http.Jar.SetCookies(u, []*http.Cookie{{Name: operatorCookie, Value: "mallory", Path: "/"}})
 	for _, path := range []string{"/", "/vaults/vault1", "/vaults/vault1/items/vm1"} {
 		code, body := o.get(path)
 		assert.Equal(t, http.StatusUnauthorized, code, path)
@@ -92,6 +145,12 @@ func TestProductionTakesTheOperatorOnlyFromTheProxysHeader(t *testing.T) {
 	code, _, _ = o.post("/vaults/vault1/items/vm1/stop", url.Values{})
 	assert.Equal(t, http.StatusUnauthorized, code)
 	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+
+	// A proxy that appends its header to the client's leaves two: neither
+	// is taken.
+	o.header["X-Forwarded-Email"] = []string{"mallory@example.com", "carol@example.com"}
+	code, _ = o.get("/")
+	assert.Equal(t, http.StatusUnauthorized, code)
 
 	o.header.Set("X-Forwarded-Email", "carol@example.com")
 	code, body := o.get("/vaults/vault1/items/vm1")

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"recoveryvault/workflows"
 )
@@ -41,6 +43,10 @@ type view struct {
 }
 
 type crumb struct{ Name, Href string }
+
+// readTimeout bounds the Temporal calls of a page; actions, a restore
+// among them, may take as long as they take.
+const readTimeout = 20 * time.Second
 
 // problemError is a failure shown as a page with its status code: the
 // sentence is for the person reading it.
@@ -86,6 +92,13 @@ func (c *Console) page(f func(*http.Request, *view) error) http.HandlerFunc {
 		if r.Method == http.MethodPost && !validCSRF(r) {
 			c.renderProblem(w, r, errForgedForm)
 			return
+		}
+		if r.Method == http.MethodGet {
+			// A page that Temporal cannot answer in time says so, rather
+			// than piling up behind a server that is down.
+			ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
 		}
 		if err := f(r, v); err != nil {
 			c.renderProblem(w, r, err)
@@ -248,6 +261,10 @@ type itemData struct {
 	VaultID, ItemID string
 	Status          workflows.Status
 	Offered         []workflows.Operation
+	// SoftDeleteDisabled warns that a delete would purge at once.
+	SoftDeleteDisabled bool
+	// Pending are this item's deletes waiting for approval at the vault.
+	Pending []workflows.MuaRequest
 	// Form holds what the operator typed into a form that was refused.
 	Form map[string]string
 }
@@ -271,6 +288,16 @@ func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) err
 		return err
 	}
 	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{}}
+	// The vault says what a delete would do now, and what waits for
+	// approval; an item page still shows when its vault does not answer.
+	if vs, err := c.vaultStatus(r.Context(), vaultID); err == nil {
+		d.SoftDeleteDisabled = vs.SoftDelete.State == workflows.SoftDeleteDisabled
+		for _, req := range vs.Requests {
+			if req.State == workflows.RequestPending && req.ItemID == itemID {
+				d.Pending = append(d.Pending, req)
+			}
+		}
+	}
 	if v.Data != nil {
 		d.Form = v.Data.(map[string]string)
 	}
@@ -294,7 +321,10 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 	}
 	form := map[string]string{}
 	for _, k := range []string{"reason", "confirmName", "recoveryPointId", "targetPath"} {
-		form[k] = r.PostFormValue(k)
+		form[k] = strings.TrimSpace(r.PostFormValue(k))
+	}
+	if err := checkLengths(form); err != nil {
+		return err
 	}
 	var arg any = workflows.Request{RequestedBy: v.Operator, Reason: form["reason"]}
 	if op == workflows.OpRestore {
@@ -328,11 +358,24 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		return nil
 	}
 	done := url.Values{"done": {name}}
-	if st.PendingApproval != nil {
+	switch {
+	case st.PendingApproval != nil:
 		done.Set("request", st.PendingApproval.RequestID)
+	case op == workflows.OpDelete && purgedAtOnce(st):
+		done.Set("done", deletedAndPurged)
 	}
 	redirect(v.writer, r, itemHref(vaultID, itemID)+"?"+done.Encode())
 	return nil
+}
+
+// purgedAtOnce says whether a delete's answer is a purge, not a soft
+// delete: with soft delete off for the vault, the deadline is the delete.
+func purgedAtOnce(st workflows.Status) bool {
+	if st.ProtectionState == workflows.Purged {
+		return true
+	}
+	deadline, err := time.Parse(time.RFC3339, st.DeferredDeleteTimeInUTC)
+	return st.ProtectionState == workflows.SoftDeleted && err == nil && !deadline.After(time.Now())
 }
 
 // vaultAction is a POST to /vaults/{vaultId}/{update}: approve or reject a
@@ -347,7 +390,10 @@ func (c *Console) vaultAction(r *http.Request, v *view) error {
 		return problem(http.StatusNotFound, "A vault has no operation %q here: the console approves and rejects requests (%s, %s).",
 			name, workflows.UpdateApprove, workflows.UpdateReject)
 	}
-	req := workflows.DecisionRequest{RequestID: r.PostFormValue("requestId"), RequestedBy: v.Operator, Reason: r.PostFormValue("reason")}
+	req := workflows.DecisionRequest{RequestID: r.PostFormValue("requestId"), RequestedBy: v.Operator, Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+	if err := checkLengths(map[string]string{"requestId": req.RequestID, "reason": req.Reason}); err != nil {
+		return err
+	}
 	var st workflows.VaultStatus
 	if err := c.update(r.Context(), workflows.VaultWorkflowID(vaultID), name, req, &st); err != nil {
 		var p *problemError
@@ -364,6 +410,19 @@ func (c *Console) vaultAction(r *http.Request, v *view) error {
 	return nil
 }
 
+// maxFieldLength bounds what a form field may carry into a workflow: a
+// reason is kept in the audit, which crosses every continue-as-new.
+const maxFieldLength = 1024
+
+func checkLengths(form map[string]string) error {
+	for k, v := range form {
+		if utf8.RuneCountInString(v) > maxFieldLength {
+			return problem(http.StatusRequestEntityTooLarge, "The %s you gave is longer than %d characters: shorten it. Nothing was changed.", k, maxFieldLength)
+		}
+	}
+	return nil
+}
+
 func operationList() string {
 	var s []string
 	for _, op := range workflows.UserOperations {
@@ -371,6 +430,9 @@ func operationList() string {
 	}
 	return fmt.Sprint(s)
 }
+
+// deletedAndPurged is the flash word of a delete that purged at once.
+const deletedAndPurged = "deletedAndPurged"
 
 var requestIDPattern = regexp.MustCompile(`^r-[0-9]{1,9}$`)
 
@@ -393,6 +455,8 @@ func flash(r *http.Request, current string) string {
 			return "The delete waits for approval: request " + request + ". An approver other than you approves it on the vault's page; nothing is deleted until then."
 		}
 		return "Backup data soft-deleted. It is kept, and can be undeleted, until the purge time shown."
+	case deletedAndPurged:
+		return "Backup data deleted and purged at once: soft delete is disabled for this vault."
 	case workflows.UpdateUndelete:
 		return "Undeleted: the purge is cancelled and every recovery point is kept. Protection stays stopped until you resume it."
 	case workflows.UpdateResume:
@@ -433,7 +497,7 @@ func stateDescription(s workflows.State) string {
 	case workflows.SoftDeleted:
 		return "Backup data deleted, kept until the purge time: undelete it to recover."
 	case workflows.Purged:
-		return "The soft-delete window ended and the backup data is gone."
+		return "The backup data has been purged for good."
 	}
 	return ""
 }

@@ -180,3 +180,42 @@ func TestApproversDecideOnTheVaultsPage(t *testing.T) {
 	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == workflows.SoftDeleted },
 		30*time.Second, 100*time.Millisecond)
 }
+
+// TestDeleteWithSoftDeleteDisabledWarnsAndPurges: the confirmation says
+// the data will not be recoverable, the flash says it was purged, and the
+// purged item, its row and the deleted vault still have their pages.
+func TestDeleteWithSoftDeleteDisabledWarnsAndPurges(t *testing.T) {
+	k := startCluster(t, Options{})
+	k.protect("vault1", "vm1")
+	var vs workflows.VaultStatus
+	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateSetSoftDelete,
+		workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteDisabled, RequestedBy: "admin"}, &vs))
+	alice := k.operator("alice")
+	item := "/vaults/vault1/items/vm1"
+
+	_, body := alice.get(item)
+	assert.Contains(t, body, "Soft delete is disabled for vault vault1")
+	assert.NotContains(t, body, "during which Undelete recovers every recovery point")
+
+	code, _, loc := alice.post(item+"/delete", url.Values{"confirmName": {"vm1"}, "reason": {"gone"}})
+	require.Equal(t, http.StatusSeeOther, code)
+	assert.Equal(t, item+"?done=deletedAndPurged", loc)
+	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == workflows.Purged },
+		30*time.Second, 100*time.Millisecond)
+	code, body = alice.get(loc)
+	require.Equal(t, http.StatusOK, code, "a purged item still has its page")
+	assert.Contains(t, body, "Backup data deleted and purged at once")
+	assert.Contains(t, body, "state-Purged")
+	assert.Contains(t, body, "No actions: the item's backup data has been purged.")
+	assert.NotContains(t, body, `action="`+item+`/`, "nothing is offered")
+
+	k.visible("vault1", map[string]workflows.State{"vm1": workflows.Purged})
+	_, body = alice.get("/vaults/vault1")
+	assert.Regexp(t, `data-item="vm1" data-state="Purged">[\s\S]*?icon-purged`, body)
+
+	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateDeleteVault,
+		workflows.Request{RequestedBy: "admin"}, &vs))
+	code, body = alice.get("/vaults/vault1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "This vault has been deleted.")
+}

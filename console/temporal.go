@@ -126,20 +126,28 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 	}
 	page.Next = resp.GetNextPageToken()
 	dc := converter.GetDefaultDataConverter()
-	runs := make([]string, 0, len(resp.GetExecutions()))
+	at := map[string]int{}
 	for _, e := range resp.GetExecutions() {
 		id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.WorkflowID(vaultID, ""))
 		if !ok {
 			continue
 		}
 		row := itemRow{ItemID: id, Running: e.GetCloseTime() == nil}
+		// An item protected again after a purge has two runs: the page
+		// shows the item once, as its running workflow.
+		if i, seen := at[id]; seen {
+			if row.Running {
+				page.Rows[i].Running = true
+			}
+			continue
+		}
+		at[id] = len(page.Rows)
 		fields := e.GetSearchAttributes().GetIndexedFields()
 		_ = dc.FromPayload(fields[workflows.StateAttribute.GetName()], &row.State)
 		if p := fields[workflows.DeadlineAttribute.GetName()]; p != nil {
 			_ = dc.FromPayload(p, &row.Deadline)
 		}
 		page.Rows = append(page.Rows, row)
-		runs = append(runs, e.GetExecution().GetRunId())
 	}
 	// A closed item (purged) keeps nothing worth a replay to show.
 	eachConcurrently(len(page.Rows), func(i int) {
@@ -148,7 +156,8 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 			return
 		}
 		var st workflows.Status
-		v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), runs[i], workflows.QueryStatus)
+		// The current run: the listed one may have continued as new since.
+		v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), "", workflows.QueryStatus)
 		if err == nil && v.Get(&st) == nil {
 			row.Status = &st
 			row.State = st.ProtectionState

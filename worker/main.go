@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -141,7 +142,17 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	if err != nil {
 		return err
 	}
-	defer stopConsole()
+	returned := make(chan struct{})
+	defer close(returned)
+	go func() {
+		// The console stops first: its pages need the worker's client.
+		select {
+		case <-stop:
+		case <-returned:
+		}
+		stopConsole()
+	}()
+	defer stopConsole() // before the client closes, when run returns otherwise
 	if dev != nil {
 		printDevBanner(out, c, dev, consoleAddr)
 	}
@@ -169,9 +180,15 @@ func (c config) validate() error {
 			return fmt.Errorf("--webhook-url %q is not an http(s) URL", c.webhookURL)
 		}
 	}
-	if c.consoleAddr != "" && !c.dev && c.identityHeader == "" {
-		return fmt.Errorf("--console-addr needs --identity-header outside dev mode: the console takes the operator's identity only from a header " +
-			"set by the authenticating proxy in front of it, e.g. --identity-header X-Forwarded-Email")
+	if c.consoleAddr != "" && c.identityHeader == "" {
+		if !c.dev {
+			return fmt.Errorf("--console-addr needs --identity-header outside dev mode: the console takes the operator's identity only from a header " +
+				"set by the authenticating proxy in front of it, e.g. --identity-header X-Forwarded-Email")
+		}
+		if !loopbackAddr(c.consoleAddr) {
+			return fmt.Errorf("--console-addr %s is reachable from other machines, where anyone could type any name: "+
+				"keep dev mode's console on 127.0.0.1, or put it behind an authenticating proxy with --identity-header", c.consoleAddr)
+		}
 	}
 	if c.identityHeader != "" && !httpguts.ValidHeaderFieldName(c.identityHeader) {
 		return fmt.Errorf("--identity-header %q is not a header name", c.identityHeader)
@@ -196,6 +213,19 @@ func (c config) validate() error {
 		}
 	}
 	return nil
+}
+
+// loopbackAddr says whether host:port listens on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // printDevBanner says where everything is and what to try.

@@ -97,6 +97,10 @@ func TestOnlyDevModeAndLoadTestsMayShortenTheWindow(t *testing.T) {
 		"console in dev mode, names in a cookie":    {config{dev: true, consolePort: 8234}, ""},
 		"an identity header that is no header":      {config{consoleAddr: ":8234", identityHeader: "X Email:"}, "is not a header name"},
 		"a console port that is no port":            {config{dev: true, consolePort: 70000}, "is not a port"},
+		"dev mode's console on loopback":            {config{dev: true, consoleAddr: "localhost:9000"}, ""},
+		"dev mode's console on the network":         {config{dev: true, consoleAddr: "0.0.0.0:8234"}, "is reachable from other machines"},
+		"dev mode's console on every interface":     {config{dev: true, consoleAddr: ":8234"}, "is reachable from other machines"},
+		"dev mode's console behind a proxy":         {config{dev: true, consoleAddr: ":8234", identityHeader: "X-Forwarded-Email"}, ""},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -131,6 +131,10 @@ func sameIdentity(a, b string) bool {
 	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
+// ReservedName says whether n is a name no person signs with: the
+// workflow's own (system, scheduler) or anonymous.
+func ReservedName(n string) bool { return reservedName(n) }
+
 // reservedName is a name no person signs with: the workflow's own.
 func reservedName(n string) bool {
 	n = strings.TrimSpace(n)
