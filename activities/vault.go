@@ -82,30 +82,43 @@ func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]List
 func ListItems(ctx context.Context, c client.Client, query string) ([]ListedItem, error) {
 	var rows []ListedItem
 	var token []byte
-	dc := converter.GetDefaultDataConverter()
 	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
+		page, next, err := ListItemsPage(ctx, c, query, 0, token)
 		if err != nil {
-			return nil, fmt.Errorf("list items (%s): %w", query, err)
+			return nil, err
 		}
-		for _, e := range resp.GetExecutions() {
-			fields := e.GetSearchAttributes().GetIndexedFields()
-			r := ListedItem{
-				WorkflowID:     e.GetExecution().GetWorkflowId(),
-				WorkflowStatus: strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),
-			}
-			_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
-			_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
-			if p := fields["DeferredDeleteTime"]; p != nil {
-				_ = dc.FromPayload(p, &r.DeferredDeleteTime)
-			}
-			rows = append(rows, r)
-		}
-		token = resp.GetNextPageToken()
-		if len(token) == 0 {
+		rows = append(rows, page...)
+		if len(next) == 0 {
 			return rows, nil
 		}
+		token = next
 	}
+}
+
+// ListItemsPage runs one page of a visibility query over items (pageSize
+// 0 is the server's), and gives the token of the next page, empty on the
+// last.
+func ListItemsPage(ctx context.Context, c client.Client, query string, pageSize int32, token []byte) ([]ListedItem, []byte, error) {
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: pageSize, NextPageToken: token})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list items (%s): %w", query, err)
+	}
+	dc := converter.GetDefaultDataConverter()
+	rows := make([]ListedItem, 0, len(resp.GetExecutions()))
+	for _, e := range resp.GetExecutions() {
+		fields := e.GetSearchAttributes().GetIndexedFields()
+		r := ListedItem{
+			WorkflowID:     e.GetExecution().GetWorkflowId(),
+			WorkflowStatus: strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),
+		}
+		_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
+		_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
+		if p := fields["DeferredDeleteTime"]; p != nil {
+			_ = dc.FromPayload(p, &r.DeferredDeleteTime)
+		}
+		rows = append(rows, r)
+	}
+	return rows, resp.GetNextPageToken(), nil
 }
 
 // Notify delivers an alert through the worker's notifier.

@@ -94,7 +94,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "same-origin")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
-	if c.opts.IdentityHeader == "" && !loopbackHost(r.Host) {
+	if c.opts.IdentityHeader == "" && !Loopback(r.Host) {
 		// Dev mode knows operators by a name anyone may type, so it serves
 		// only the loopback names: a page whose own name was re-pointed at
 		// 127.0.0.1 (DNS rebinding) would otherwise be same-origin here.

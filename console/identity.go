@@ -125,10 +125,10 @@ func localPath(p string) string {
 	return (&url.URL{Path: clean, RawQuery: u.RawQuery}).String()
 }
 
-// loopbackHost says whether a request's Host names this machine's
-// loopback, as every browser on it does. In dev mode a page of any other
-// name is a DNS-rebinding page pretending to be the console.
-func loopbackHost(host string) bool {
+// Loopback says whether a host, or host:port, names this machine's
+// loopback only. In dev mode a request addressed to any other name is a
+// DNS-rebinding page pretending to be the console.
+func Loopback(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}

@@ -12,9 +12,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"recoveryvault/activities"
 	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
@@ -116,7 +116,7 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 		return page, unavailable(err)
 	}
 	page.Total = count.GetCount()
-	resp, err := c.opts.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: int32(c.opts.PageSize), NextPageToken: token})
+	listed, next, err := activities.ListItemsPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
 	if err != nil {
 		var invalid *serviceerror.InvalidArgument
 		if errors.As(err, &invalid) && len(token) > 0 {
@@ -124,15 +124,14 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 		}
 		return page, unavailable(err)
 	}
-	page.Next = resp.GetNextPageToken()
-	dc := converter.GetDefaultDataConverter()
+	page.Next = next
 	at := map[string]int{}
-	for _, e := range resp.GetExecutions() {
-		id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.WorkflowID(vaultID, ""))
+	for _, it := range listed {
+		id, ok := strings.CutPrefix(it.WorkflowID, workflows.WorkflowID(vaultID, ""))
 		if !ok {
 			continue
 		}
-		row := itemRow{ItemID: id, Running: e.GetCloseTime() == nil}
+		row := itemRow{ItemID: id, State: workflows.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.WorkflowStatus == "RUNNING"}
 		// An item protected again after a purge has two runs: the page
 		// shows the item once, as its running workflow.
 		if i, seen := at[id]; seen {
@@ -142,11 +141,6 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 			continue
 		}
 		at[id] = len(page.Rows)
-		fields := e.GetSearchAttributes().GetIndexedFields()
-		_ = dc.FromPayload(fields[workflows.StateAttribute.GetName()], &row.State)
-		if p := fields[workflows.DeadlineAttribute.GetName()]; p != nil {
-			_ = dc.FromPayload(p, &row.Deadline)
-		}
 		page.Rows = append(page.Rows, row)
 	}
 	// A closed item (purged) keeps nothing worth a replay to show.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -185,7 +184,7 @@ func (c config) validate() error {
 			return fmt.Errorf("--console-addr needs --identity-header outside dev mode: the console takes the operator's identity only from a header " +
 				"set by the authenticating proxy in front of it, e.g. --identity-header X-Forwarded-Email")
 		}
-		if !loopbackAddr(c.consoleAddr) {
+		if !console.Loopback(c.consoleAddr) {
 			return fmt.Errorf("--console-addr %s is reachable from other machines, where anyone could type any name: "+
 				"keep dev mode's console on 127.0.0.1, or put it behind an authenticating proxy with --identity-header", c.consoleAddr)
 		}
@@ -213,19 +212,6 @@ func (c config) validate() error {
 		}
 	}
 	return nil
-}
-
-// loopbackAddr says whether host:port listens on loopback only.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // printDevBanner says where everything is and what to try.
