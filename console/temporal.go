@@ -105,11 +105,7 @@ type itemPage struct {
 // listItems reads one page of a vault's items from visibility, newest
 // first, and queries the status of the running ones.
 func (c *Console) listItems(ctx context.Context, vaultID string, state workflows.State, token []byte) (itemPage, error) {
-	// A run that continued as new is the same item: only its last run counts.
-	q := fmt.Sprintf("WorkflowType = '%s' AND BackupVaultId = '%s' AND ExecutionStatus != 'ContinuedAsNew'", workflows.WorkflowType, vaultID)
-	if state != "" {
-		q += fmt.Sprintf(" AND BackupItemState = '%s'", state)
-	}
+	q := workflows.ItemsQuery(vaultID, state)
 	var page itemPage
 	count, err := c.opts.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
 	if err != nil {

@@ -316,20 +316,15 @@ var states = []string{
 }
 
 func listQuery(vaultID, state string) (string, error) {
-	q := fmt.Sprintf("WorkflowType = '%s'", workflows.WorkflowType)
 	if vaultID != "" {
 		if err := workflows.ValidateID("--vault", vaultID); err != nil {
 			return "", err
 		}
-		q += fmt.Sprintf(" AND BackupVaultId = '%s'", vaultID)
 	}
-	if state != "" {
-		if !slices.Contains(states, state) {
-			return "", fmt.Errorf("--state %q is not a state: use one of %s", state, strings.Join(states, ", "))
-		}
-		q += fmt.Sprintf(" AND BackupItemState = '%s'", state)
+	if state != "" && !slices.Contains(states, state) {
+		return "", fmt.Errorf("--state %q is not a state: use one of %s", state, strings.Join(states, ", "))
 	}
-	return q, nil
+	return workflows.ItemsQuery(vaultID, workflows.State(state)), nil
 }
 
 func listItems(ctx context.Context, cl client.Client, query string) ([]listed, error) {

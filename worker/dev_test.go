@@ -564,4 +564,11 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus())
+
+	// Lists (the starter's, the console's) show the item once, not once
+	// per run.
+	require.Eventually(t, func() bool {
+		items, err := activities.ListItems(context.Background(), c, workflows.ItemsQuery("vault1", ""))
+		return err == nil && len(items) == 1 && items[0].ProtectionState == string(workflows.SoftDeleted)
+	}, 20*time.Second, 200*time.Millisecond)
 }

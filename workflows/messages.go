@@ -59,6 +59,20 @@ func WorkflowID(vaultID, itemID string) string {
 	return "backup-item/" + vaultID + "/" + itemID
 }
 
+// ItemsQuery is the visibility query of a vault's items ("" for every
+// vault) in a state ("" for any), each item once: a run that continued as
+// new is the same item as the run that follows it. The IDs must be valid.
+func ItemsQuery(vaultID string, state State) string {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'ContinuedAsNew'", WorkflowType)
+	if vaultID != "" {
+		q += fmt.Sprintf(" AND BackupVaultId = '%s'", vaultID)
+	}
+	if state != "" {
+		q += fmt.Sprintf(" AND BackupItemState = '%s'", state)
+	}
+	return q
+}
+
 // Policy is an item's backup policy.
 type Policy struct {
 	// Frequency is a Go duration ("24h", "90m") or whole days ("1d").
