@@ -502,19 +502,9 @@ func stateDescription(s workflows.State) string {
 	return ""
 }
 
-var operationLabels = map[workflows.Operation]string{
-	workflows.OpBackupNow: "Backup now",
-	workflows.OpStop:      "Stop backup",
-	workflows.OpDelete:    "Stop and delete backup data",
-	workflows.OpUndelete:  "Undelete",
-	workflows.OpResume:    "Resume backup",
-	workflows.OpRestore:   "Restore",
-}
-
 var templateFuncs = template.FuncMap{
 	"stateLabel":       stateLabel,
 	"stateDescription": stateDescription,
-	"opLabel":          func(op workflows.Operation) string { return operationLabels[op] },
 	"offers": func(ops []workflows.Operation, op string) bool {
 		return slices.Contains(ops, workflows.Operation(op))
 	},
@@ -546,12 +536,6 @@ var templateFuncs = template.FuncMap{
 	},
 	"parseTime": func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t },
 	"size":      size,
-	"short": func(s string) string {
-		if len(s) > 12 {
-			return s[:12] + "…"
-		}
-		return s
-	},
 	// Approve and reject are offered to whom the vault would let decide.
 	"mayApprove": func(st workflows.VaultStatus, req workflows.MuaRequest, who string) bool {
 		return workflows.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, true, time.Now()) == nil
