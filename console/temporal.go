@@ -182,7 +182,7 @@ func (c *Console) update(ctx context.Context, workflowID, name string, arg, resu
 		return problem(http.StatusConflict, "%s", app.Message())
 	case errors.As(err, &app):
 		return problem(http.StatusUnprocessableEntity, "%s failed: %s", name, app.Message())
-	case notFound(err) || strings.Contains(err.Error(), "workflow execution already completed"):
+	case updates.Finished(err):
 		return problem(http.StatusConflict, "This has finished: its workflow %s no longer takes operations.", workflowID)
 	}
 	return unavailable(err)

@@ -235,8 +235,7 @@ func (a *app) send(ctx context.Context, cl client.Client, workflowID, name strin
 
 // explain turns the server's errors about a missing item into a sentence.
 func (a *app) explain(err error) error {
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed") {
+	if updates.Finished(err) {
 		return fmt.Errorf("item %s of vault %s is not running (workflow %s): protect it first, or it was purged", a.itemID, a.vaultID, a.workflowID())
 	}
 	return fmt.Errorf("%s", reason(err))

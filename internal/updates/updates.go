@@ -6,12 +6,21 @@ package updates
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 )
+
+// Finished says whether an update or query failed because its workflow
+// takes no more operations: it does not exist, or it has completed (an
+// item after its purge).
+func Finished(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed")
+}
 
 // Execute sends the update and decodes its result. When an update meets a
 // workflow task that completes the run (a continue-as-new), the server
