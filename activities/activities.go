@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -164,7 +165,9 @@ func classify(err error) error {
 		{ErrInvalidInput, ErrTypeInvalidInput},
 	} {
 		if errors.Is(err, c.err) {
-			return temporal.NewNonRetryableApplicationError(err.Error(), c.typ, nil)
+			// The type says the kind; the message is the sentence alone.
+			msg := strings.TrimPrefix(err.Error(), c.err.Error()+": ")
+			return temporal.NewNonRetryableApplicationError(msg, c.typ, nil)
 		}
 	}
 	return err

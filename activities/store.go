@@ -479,15 +479,18 @@ func checkTargetEmpty(target string) error {
 	if err != nil {
 		return fmt.Errorf("inspect target %s: %w", target, err)
 	}
-	if !info.IsDir() {
-		return fmt.Errorf("%w: target %s exists and is not a directory: choose an absent or empty directory", ErrTargetNotEmpty, target)
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symbolic link: restore into an absent or empty directory", ErrTargetNotEmpty, target)
+	case !info.IsDir():
+		return fmt.Errorf("%w: %s is a file, not a directory: restore into an absent or empty directory", ErrTargetNotEmpty, target)
 	}
 	entries, err := os.ReadDir(target)
 	if err != nil {
 		return fmt.Errorf("inspect target %s: %w", target, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("%w: target %s already holds %d entries: restore into an absent or empty directory so nothing is overwritten", ErrTargetNotEmpty, target, len(entries))
+		return fmt.Errorf("%w: %s is a directory that is not empty: restore into an absent or empty directory, so that nothing is overwritten", ErrTargetNotEmpty, target)
 	}
 	return nil
 }

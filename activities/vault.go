@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -66,16 +67,69 @@ func (a *Activities) QueryJSON(ctx context.Context, workflowID, query string) (j
 // ListedItem is one item as visibility shows it.
 type ListedItem struct {
 	WorkflowID         string    `json:"workflowId"`
+	RunID              string    `json:"runId"`
 	VaultID            string    `json:"vaultId"`
 	ProtectionState    string    `json:"protectionState"`
 	DeferredDeleteTime time.Time `json:"deferredDeleteTime,omitzero"`
-	WorkflowStatus     string    `json:"workflowStatus"`
+	// WorkflowStatus is the run's status as Temporal names it: Running,
+	// Completed, Failed, Terminated...
+	WorkflowStatus string `json:"workflowStatus"`
+	Running        bool   `json:"running"`
 }
 
 // ListVaultItems lists the running items of a vault through visibility,
-// whose search attributes only the item workflows themselves can set.
+// whose search attributes only the item workflows themselves can set, and
+// confirms each with its workflow: visibility lags, and an item purged a
+// moment ago may still be listed as running. It is what deleteVault counts,
+// so it must not refuse over an item that is gone.
 func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]ListedItem, error) {
-	return ListItems(ctx, a.Client, fmt.Sprintf("WorkflowType = 'BackupItem' AND BackupVaultId = '%s' AND ExecutionStatus = 'Running'", vaultID))
+	listed, err := ListItems(ctx, a.Client, fmt.Sprintf("WorkflowType = 'BackupItem' AND BackupVaultId = '%s' AND ExecutionStatus = 'Running'", vaultID))
+	if err != nil {
+		return nil, err
+	}
+	confirmed := make([]*ListedItem, len(listed))
+	errs := make([]error, len(listed))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range listed {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			confirmed[i], errs[i] = a.confirmRunning(ctx, listed[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	rows := make([]ListedItem, 0, len(listed))
+	for _, r := range confirmed {
+		if r != nil {
+			rows = append(rows, *r)
+		}
+	}
+	return rows, nil
+}
+
+// confirmRunning asks the server, which answers from the workflow's own
+// state, whether a listed item still runs, and with which attributes; nil
+// when it has completed (or never was a BackupItem).
+func (a *Activities) confirmRunning(ctx context.Context, l ListedItem) (*ListedItem, error) {
+	d, err := a.Client.DescribeWorkflowExecution(ctx, l.WorkflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", l.WorkflowID, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetType().GetName() != "BackupItem" {
+		return nil, nil
+	}
+	r := listedItem(info)
+	return &r, nil
 }
 
 // ListItems runs a visibility query over items, every page of it.
@@ -103,22 +157,29 @@ func ListItemsPage(ctx context.Context, c client.Client, query string, pageSize 
 	if err != nil {
 		return nil, nil, fmt.Errorf("list items (%s): %w", query, err)
 	}
-	dc := converter.GetDefaultDataConverter()
 	rows := make([]ListedItem, 0, len(resp.GetExecutions()))
 	for _, e := range resp.GetExecutions() {
-		fields := e.GetSearchAttributes().GetIndexedFields()
-		r := ListedItem{
-			WorkflowID:     e.GetExecution().GetWorkflowId(),
-			WorkflowStatus: strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"),
-		}
-		_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
-		_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
-		if p := fields["DeferredDeleteTime"]; p != nil {
-			_ = dc.FromPayload(p, &r.DeferredDeleteTime)
-		}
-		rows = append(rows, r)
+		rows = append(rows, listedItem(e))
 	}
 	return rows, resp.GetNextPageToken(), nil
+}
+
+// listedItem reads an item's identity, status and search attributes.
+func listedItem(e *workflowpb.WorkflowExecutionInfo) ListedItem {
+	dc := converter.GetDefaultDataConverter()
+	fields := e.GetSearchAttributes().GetIndexedFields()
+	r := ListedItem{
+		WorkflowID:     e.GetExecution().GetWorkflowId(),
+		RunID:          e.GetExecution().GetRunId(),
+		WorkflowStatus: e.GetStatus().String(),
+		Running:        e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+	}
+	_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
+	_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
+	if p := fields["DeferredDeleteTime"]; p != nil {
+		_ = dc.FromPayload(p, &r.DeferredDeleteTime)
+	}
+	return r
 }
 
 // Notify delivers an alert through the worker's notifier.

@@ -131,22 +131,46 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	k.visible("vault1", map[string]workflows.State{"vm1": workflows.Protected, "db1": workflows.Protected})
 	item := "/vaults/vault1/items/vm1"
 
-	// The first visit asks who the operator is, once.
+	// A first visit reads without a name: the name is asked at the first action.
 	b.do(chromedp.Navigate(k.url + "/"))
-	b.do(chromedp.WaitVisible(chromedp.ID("name")), chromedp.SendKeys(chromedp.ID("name"), "alice@example.com"),
-		chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
 	b.until(`document.querySelector("h1").textContent === "Vaults"`)
-	assert.Contains(t, b.text(".who"), "alice@example.com")
+	assert.Contains(t, b.text(".who"), "Reading as a guest")
 	b.shot("1-vaults")
 
 	b.do(chromedp.Click(chromedp.CSS(`a[href="/vaults/vault1"]`)))
 	b.until(`document.querySelector('tr[data-item="vm1"]') !== null`)
 	assert.Equal(t, "Protected", b.text(`tr[data-item="vm1"] .state-label`))
+	// Every row shows its last backup and its recovery points, and the
+	// caption counts what the filter counts.
+	for _, id := range []string{"vm1", "db1"} {
+		assert.Regexp(t, `^20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC$`, b.text(`tr[data-item="`+id+`"] td[data-label="Last backup"]`), id)
+		assert.Equal(t, "1", b.text(`tr[data-item="`+id+`"] td[data-label="Recovery points"]`), id)
+	}
+	assert.Equal(t, "Items 1–2 of 2", b.text("table.items caption"))
+	assert.Equal(t, "2", b.text(`.filters a[href="/vaults/vault1"] .count`), "the All filter counts the same")
 	b.shot("2-backup-items")
 
 	b.do(chromedp.Click(chromedp.CSS(`a[href="` + item + `"]`)))
 	b.until(`document.querySelector(".state-Protected") !== null`)
+	// The recovery points' IDs, which a restore needs, and the commands.
+	rp := k.status("vault1", "vm1").RecoveryPoints[0].ID
+	assert.Equal(t, rp, b.text(`tr[data-point="`+rp+`"] .rp-id`))
+	b.do(chromedp.Click(chromedp.CSS("details.commands summary")))
+	assert.Contains(t, b.text("details.commands"), "go run ./starter restore --vault vault1 --item vm1 --recovery-point "+rp)
+	assert.Contains(t, b.text("details.commands"), "temporal workflow update execute --workflow-id backup-item/vault1/vm1 --name restore")
+	assert.Contains(t, b.text("#status"), "Soft-delete window")
 	b.shot("3-item-protected")
+
+	// The first action asks who the operator is, and does nothing yet.
+	b.do(chromedp.Click(chromedp.CSS("#delete summary")), chromedp.WaitVisible(chromedp.ID("confirmName")),
+		chromedp.SendKeys(chromedp.ID("confirmName"), "vm1"), chromedp.SendKeys(chromedp.ID("reason"), "decommissioned"),
+		chromedp.Click(chromedp.CSS(`#delete button[type="submit"]`)))
+	b.until(`document.getElementById("name") !== null`)
+	assert.Contains(t, b.text(".flash"), "Nothing was done yet")
+	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+	b.do(chromedp.SendKeys(chromedp.ID("name"), "alice@example.com"), chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	b.until(`document.querySelector(".state-Protected") !== null && document.querySelector("#delete") !== null`)
+	assert.Contains(t, b.text(".who"), "alice@example.com")
 
 	// Another tab on the same item, where the operator starts a restore.
 	other := b.tab()
@@ -167,6 +191,10 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	b.until(`document.querySelector("time.countdown").textContent !== ` + jsString(first))
 	assert.Regexp(t, countdownPattern, b.text("time.countdown"), "it ticks")
 	assert.Contains(t, b.text(".flash"), "Backup data soft-deleted")
+	// The deadline is in the future: it is scheduled, not past.
+	assert.Contains(t, b.text("#status"), "Purge scheduled for")
+	assert.NotContains(t, b.text("#status"), "Purged at")
+	assert.Contains(t, b.text("#status"), "applied at the delete")
 	b.shot("5-item-soft-deleted")
 
 	// The other tab's restore reaches a soft-deleted item: the workflow

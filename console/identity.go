@@ -148,6 +148,9 @@ func (c *Console) operatorForm(w http.ResponseWriter, r *http.Request) {
 	}
 	v := c.newView(w, r, "operator", "Who are you?")
 	v.Data = operatorData{Next: localPath(r.URL.Query().Get("next")), Name: c.operator(r)}
+	if r.URL.Query().Get("act") != "" {
+		v.Flash = "Say who you are before you act: every action is recorded under your name. Nothing was done yet: after this, make your choice again."
+	}
 	c.render(w, v)
 }
 

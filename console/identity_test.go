@@ -39,9 +39,16 @@ func TestForgedPostsChangeNothing(t *testing.T) {
 	assert.Contains(t, body, "came from another site")
 	alice.header.Del("Sec-Fetch-Site")
 
+	// Reading needs no name; acting does, and is sent to say it first.
 	stranger := k.operator("")
-	code, _, _ = stranger.post(del, confirmed())
-	assert.Equal(t, http.StatusUnauthorized, code, "an operator who has not said who they are")
+	code, _ = stranger.get("/vaults/vault1/items/vm1")
+	assert.Equal(t, http.StatusOK, code, "a page is readable without a name")
+	code, _, loc := stranger.post(del, confirmed())
+	assert.Equal(t, http.StatusSeeOther, code, "an operator who has not said who they are")
+	assert.Equal(t, "/operator?act=1&next=%2Fvaults%2Fvault1%2Fitems%2Fvm1", loc)
+	_, body, _ = stranger.do(mustGet(t, k.url+loc))
+	assert.Contains(t, body, "Say who you are before you act")
+	assert.Contains(t, body, `name="next" value="/vaults/vault1/items/vm1"`)
 
 	st := k.status("vault1", "vm1")
 	assert.Equal(t, workflows.Protected, st.ProtectionState, "nothing was deleted")
@@ -58,11 +65,16 @@ func TestForgedPostsChangeNothing(t *testing.T) {
 func TestDevModeAsksForTheOperatorsNameOnce(t *testing.T) {
 	k := startCluster(t, Options{})
 	o := k.operator("")
-	req, err := http.NewRequest(http.MethodGet, k.url+"/vaults/vault1", nil)
-	require.NoError(t, err)
-	code, _, loc := o.do(req)
-	assert.Equal(t, http.StatusSeeOther, code)
-	assert.Equal(t, "/operator?next=%2Fvaults%2Fvault1", loc)
+	// A first visit reads the console without a name, and an unknown vault
+	// is a page that says so, not a detour through the name page.
+	code, body, _ := o.do(mustGet(t, k.url+"/"))
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "Reading as a guest")
+	assert.Contains(t, body, `href="/operator?next=%2f"`)
+	code, body, _ = o.do(mustGet(t, k.url+"/vaults/vault1"))
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Contains(t, body, "There is no vault vault1.")
+	assert.Contains(t, body, `<a href="/">Back to the vaults</a>`)
 
 	for _, bad := range []string{"", "   ", "tab\there", strings.Repeat("a", 129), "system", "Scheduler", "anonymous"} {
 		code, body, _ := o.post("/operator", url.Values{"name": {bad}, "next": {"/"}})
@@ -87,8 +99,15 @@ func TestDevModeAsksForTheOperatorsNameOnce(t *testing.T) {
 		assert.Equal(t, http.StatusSeeOther, code)
 		assert.Equal(t, want, loc, "next %q", next)
 	}
-	_, body := o.get("/")
+	_, body = o.get("/")
 	assert.Contains(t, body, "Signed in as <strong>Bob</strong>")
+}
+
+func mustGet(t *testing.T, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	require.NoError(t, err)
+	return req
 }
 
 // TestDevModeAnswersOnlyAtLoopbackNames: a page whose name was re-pointed

@@ -2,13 +2,16 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"recoveryvault/activities"
 	"recoveryvault/workflows"
 )
 
@@ -28,6 +32,8 @@ type view struct {
 
 	Title    string
 	Operator string
+	// Here is the page's own address, for "say who you are" to come back to.
+	Here string
 	// IdentityHeader is set when the operator comes from the proxy.
 	IdentityHeader string
 	CSRF           string
@@ -63,34 +69,34 @@ func problem(status int, format string, args ...any) error {
 
 func (c *Console) newView(w http.ResponseWriter, r *http.Request, tmpl, title string) *view {
 	return &view{
-		template: tmpl, status: http.StatusOK, Title: title, writer: w,
+		template: tmpl, status: http.StatusOK, Title: title, writer: w, Here: localPath(r.URL.Path),
 		Operator: c.operator(r), IdentityHeader: c.opts.IdentityHeader, CSRF: csrfToken(w, r),
 		RefreshMillis: c.opts.RefreshInterval.Milliseconds(),
 	}
 }
 
-// page wraps a page handler: it makes sure the operator is known and a
-// POST is the console's own, then renders what the handler filled in, or
-// the problem it returned.
+// page wraps a page handler: it makes sure a POST is the console's own
+// and comes from a known operator, then renders what the handler filled
+// in, or the problem it returned. In dev mode reading needs no name: it is
+// asked when the operator first acts.
 func (c *Console) page(f func(*http.Request, *view) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := c.newView(w, r, "", "")
-		if v.Operator == "" {
-			if c.opts.IdentityHeader != "" {
-				c.renderProblem(w, r, problem(http.StatusUnauthorized,
-					"The console takes your identity from the %s header, set by the authenticating proxy in front of it, and this request had none. Open the console through that proxy.",
-					c.opts.IdentityHeader))
-				return
-			}
-			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/operator?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return
-			}
-			c.renderProblem(w, r, problem(http.StatusUnauthorized, "Say who you are first, at /operator: every action is recorded under your name."))
+		if v.Operator == "" && c.opts.IdentityHeader != "" {
+			c.renderProblem(w, r, problem(http.StatusUnauthorized,
+				"The console takes your identity from the %s header, set by the authenticating proxy in front of it, and this request had none. Open the console through that proxy.",
+				c.opts.IdentityHeader))
 			return
 		}
 		if r.Method == http.MethodPost && !validCSRF(r) {
 			c.renderProblem(w, r, errForgedForm)
+			return
+		}
+		if r.Method == http.MethodPost && v.Operator == "" {
+			// Nothing is done: the operator says who they are, then goes
+			// back to the page the form was on.
+			back := path.Dir(r.URL.Path)
+			http.Redirect(w, r, "/operator?"+url.Values{"next": {back}, "act": {"1"}}.Encode(), http.StatusSeeOther)
 			return
 		}
 		if r.Method == http.MethodGet {
@@ -187,6 +193,9 @@ type vaultData struct {
 	Filter  workflows.State
 	Filters []filter
 	Items   itemPage
+	// Total is the count of the filter shown, as its link says.
+	Total  int
+	Counts map[string]int
 	// First is the position of the page's first item, from 1.
 	First    int
 	NextHref string
@@ -201,8 +210,6 @@ type filter struct {
 	Href  string
 }
 
-var filterStates = []workflows.State{workflows.Protected, workflows.ProtectionStopped, workflows.SoftDeleted, workflows.Purged}
-
 // vault is the page at /vaults/{vaultId}: Backup Items.
 func (c *Console) vault(r *http.Request, v *view) error {
 	vaultID, _, err := ids(r)
@@ -215,7 +222,7 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	}
 	q := r.URL.Query()
 	d := vaultData{ID: vaultID, Status: st, Filter: workflows.State(q.Get("state"))}
-	if d.Filter != "" && !slices.Contains(filterStates, d.Filter) {
+	if d.Filter != "" && !slices.Contains(workflows.VisibleStates, d.Filter) {
 		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted or Purged.", d.Filter)
 	}
 	token, err := base64.RawURLEncoding.DecodeString(q.Get("page"))
@@ -227,13 +234,25 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	if d.Items, err = c.listItems(r.Context(), vaultID, d.Filter, token); err != nil {
 		return err
 	}
-	total := 0
-	for _, s := range filterStates {
-		total += st.Counts[s]
+	// One count for each filter, from the queries that list them: "All"
+	// is the items that exist, those holding data; purged ones are under
+	// Purged.
+	counts, err := c.countItems(r.Context(), vaultID)
+	if err != nil {
+		return err
 	}
-	d.Filters = append(d.Filters, filter{Label: "All", Count: total, Href: vaultHref(vaultID)})
-	for _, s := range filterStates {
-		d.Filters = append(d.Filters, filter{Label: stateLabel(s), State: s, Count: st.Counts[s], Href: vaultHref(vaultID) + "?state=" + string(s)})
+	all := counts[workflows.Protected] + counts[workflows.ProtectionStopped] + counts[workflows.SoftDeleted]
+	d.Total = all
+	d.Counts = map[string]int{}
+	for s, n := range counts {
+		d.Counts[string(s)] = n
+	}
+	if d.Filter != "" {
+		d.Total = counts[d.Filter]
+	}
+	d.Filters = append(d.Filters, filter{Label: "All", Count: all, Href: vaultHref(vaultID)})
+	for _, s := range workflows.VisibleStates {
+		d.Filters = append(d.Filters, filter{Label: stateLabel(s), State: s, Count: counts[s], Href: vaultHref(vaultID) + "?state=" + string(s)})
 	}
 	if len(d.Items.Next) > 0 {
 		next := url.Values{"page": {base64.RawURLEncoding.EncodeToString(d.Items.Next)}, "from": {strconv.Itoa(d.First + len(d.Items.Rows))}}
@@ -283,15 +302,15 @@ func (c *Console) item(r *http.Request, v *view) error {
 }
 
 func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) error {
-	st, err := c.itemStatus(r.Context(), vaultID, itemID)
+	st, disabled, err := c.itemStatus(r.Context(), vaultID, itemID)
 	if err != nil {
 		return err
 	}
-	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{}}
-	// The vault says what a delete would do now, and what waits for
-	// approval; an item page still shows when its vault does not answer.
+	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{},
+		SoftDeleteDisabled: disabled}
+	// The vault says what waits for approval; an item page still shows
+	// when its vault does not answer.
 	if vs, err := c.vaultStatus(r.Context(), vaultID); err == nil {
-		d.SoftDeleteDisabled = vs.SoftDelete.State == workflows.SoftDeleteDisabled
 		for _, req := range vs.Requests {
 			if req.State == workflows.RequestPending && req.ItemID == itemID {
 				d.Pending = append(d.Pending, req)
@@ -516,18 +535,34 @@ var templateFuncs = template.FuncMap{
 		return sum
 	},
 	"join":  strings.Join,
-	"count": func(st workflows.VaultStatus, s string) int { return st.Counts[workflows.State(s)] },
+	"count": func(counts map[workflows.State]int, s string) int { return counts[workflows.State(s)] },
 	"reverse": func(a []workflows.AuditEntry) []workflows.AuditEntry {
 		r := slices.Clone(a)
 		slices.Reverse(r)
 		return r
 	},
-	"itemHref":  itemHref,
-	"vaultHref": vaultHref,
-	"remaining": func(t time.Time) string { return remaining(time.Until(t)) },
-	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"when":      when,
+	"itemHref": itemHref,
+	"lastPoint": func(rps []activities.RecoveryPoint) *activities.RecoveryPoint {
+		if len(rps) == 0 {
+			return nil
+		}
+		return &rps[len(rps)-1]
+	},
+	"workflowID": workflows.WorkflowID,
+	// restoreInput is the restore update's JSON, quoted for a shell.
+	"restoreInput": func(rp, itemID, operator string) string {
+		b, _ := json.Marshal(workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: "/restore/" + itemID, RequestedBy: cmp.Or(operator, "you@example.com")})
+		return shellQuote(string(b))
+	},
+	"shellQuote": shellQuote,
+	"vaultHref":  vaultHref,
+	"remaining":  func(t time.Time) string { return remaining(time.Until(t)) },
+	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"when":       when,
 	"whenText": func(s string) string {
+		if s == "" {
+			return "—"
+		}
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
 			return s
@@ -543,6 +578,11 @@ var templateFuncs = template.FuncMap{
 	"mayReject": func(st workflows.VaultStatus, req workflows.MuaRequest, who string) bool {
 		return workflows.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, false, time.Now()) == nil
 	},
+}
+
+// shellQuote makes s one word for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // remaining is the countdown's text, to the second; the page's script

@@ -25,7 +25,7 @@ func TestUnknownAddressesAreA404Page(t *testing.T) {
 	alice := k.operator("alice")
 	for path, says := range map[string]string{
 		"/vaults/nosuchvault":                "There is no vault nosuchvault.",
-		"/vaults/vault1/items/nosuchitem":    "There is no item nosuchitem in vault vault1.",
+		"/vaults/vault1/items/nosuchitem":    "There is no item nosuchitem in vault vault1: protect it first.",
 		"/vaults/..%2f..%2fetc/items/passwd": "There is no vault",
 		"/vaults/vault1/items/vm1/extra":     "There is no page at this address.",
 		"/favicon.ico":                       "There is no page at this address.",
@@ -62,8 +62,8 @@ func TestRestoreIsRefusedInTheWorkflowsOwnWords(t *testing.T) {
 	precious := filepath.Join(full, "precious.txt")
 	require.NoError(t, os.WriteFile(precious, []byte("keep me"), 0o600))
 	code, body, _ := alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {full}})
-	assert.Equal(t, http.StatusUnprocessableEntity, code)
-	assert.Contains(t, body, "restore into an absent or empty directory so nothing is overwritten")
+	assert.Equal(t, http.StatusConflict, code, "refused for its target")
+	assert.Contains(t, body, full+" is a directory that is not empty: restore into an absent or empty directory, so that nothing is overwritten; nothing was written")
 	assert.Contains(t, body, `value="`+full+`"`, "the path typed stays in the form")
 	entries, err := os.ReadDir(full)
 	require.NoError(t, err)
@@ -210,8 +210,12 @@ func TestDeleteWithSoftDeleteDisabledWarnsAndPurges(t *testing.T) {
 	assert.NotContains(t, body, `action="`+item+`/`, "nothing is offered")
 
 	k.visible("vault1", map[string]workflows.State{"vm1": workflows.Purged})
+	_, body = alice.get("/vaults/vault1?state=Purged")
+	// The purged row shows its final status: its last backup, no points.
+	assert.Regexp(t, `data-item="vm1" data-state="Purged">[\s\S]*?icon-purged[\s\S]*?Last backup">20\d\d-[\s\S]*?Recovery points">0<`, body)
+	assert.Contains(t, body, "Purged items 1–1 of 1")
 	_, body = alice.get("/vaults/vault1")
-	assert.Regexp(t, `data-item="vm1" data-state="Purged">[\s\S]*?icon-purged`, body)
+	assert.Contains(t, body, "No items.", "All is the items that hold data")
 
 	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateDeleteVault,
 		workflows.Request{RequestedBy: "admin"}, &vs))

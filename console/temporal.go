@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/activities"
+	"recoveryvault/internal/items"
 	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
@@ -33,6 +34,8 @@ const queryConcurrency = 8
 type vaultRow struct {
 	ID     string
 	Status workflows.VaultStatus
+	// Counts are its items by state, from visibility as on its own page.
+	Counts map[workflows.State]int
 	// Problem says why the vault's status could not be read.
 	Problem string
 }
@@ -63,6 +66,9 @@ func (c *Console) listVaults(ctx context.Context) ([]vaultRow, bool, error) {
 	rows = rows[:min(len(rows), maxVaults)]
 	eachConcurrently(len(rows), func(i int) {
 		st, err := c.vaultStatus(ctx, rows[i].ID)
+		if err == nil {
+			rows[i].Counts, err = c.countItems(ctx, rows[i].ID)
+		}
 		if err != nil {
 			rows[i].Problem = err.Error()
 		}
@@ -90,28 +96,44 @@ type itemRow struct {
 	State    workflows.State
 	Deadline time.Time
 	Running  bool
+	RunID    string
 	// Status is the item's answer to the status query, when it gave one.
 	Status *workflows.Status
 }
 
 // itemPage is one page of a vault's items.
 type itemPage struct {
-	Rows  []itemRow
-	Total int64
+	Rows []itemRow
 	// Next is the token of the following page; empty on the last.
 	Next []byte
 }
 
-// listItems reads one page of a vault's items from visibility, newest
-// first, and queries the status of the running ones.
+// countItems counts a vault's items by state, through visibility: the
+// same queries that list them, so a filter's count and its list agree.
+func (c *Console) countItems(ctx context.Context, vaultID string) (map[workflows.State]int, error) {
+	counts := make([]int64, len(workflows.VisibleStates))
+	errs := make([]error, len(workflows.VisibleStates))
+	eachConcurrently(len(workflows.VisibleStates), func(i int) {
+		resp, err := c.opts.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Query: workflows.ItemsQuery(vaultID, workflows.VisibleStates[i]),
+		})
+		counts[i], errs[i] = resp.GetCount(), err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, unavailable(err)
+	}
+	m := map[workflows.State]int{}
+	for i, s := range workflows.VisibleStates {
+		m[s] = int(counts[i])
+	}
+	return m, nil
+}
+
+// listItems reads one page of a vault's items from visibility and queries
+// the status of each, for its last backup and recovery points.
 func (c *Console) listItems(ctx context.Context, vaultID string, state workflows.State, token []byte) (itemPage, error) {
 	q := workflows.ItemsQuery(vaultID, state)
 	var page itemPage
-	count, err := c.opts.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
-	if err != nil {
-		return page, unavailable(err)
-	}
-	page.Total = count.GetCount()
 	listed, next, err := activities.ListItemsPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
 	if err != nil {
 		var invalid *serviceerror.InvalidArgument
@@ -121,31 +143,27 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 		return page, unavailable(err)
 	}
 	page.Next = next
-	at := map[string]int{}
+	seen := map[string]bool{}
 	for _, it := range listed {
 		id, ok := strings.CutPrefix(it.WorkflowID, workflows.WorkflowID(vaultID, ""))
-		if !ok {
+		// An item purged twice under one ID is one row of Purged.
+		if !ok || seen[id] {
 			continue
 		}
-		row := itemRow{ItemID: id, State: workflows.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.WorkflowStatus == "RUNNING"}
-		// An item protected again after a purge has two runs: the page
-		// shows the item once, as its running workflow.
-		if i, seen := at[id]; seen {
-			if row.Running {
-				page.Rows[i].Running = true
-			}
-			continue
-		}
-		at[id] = len(page.Rows)
-		page.Rows = append(page.Rows, row)
+		seen[id] = true
+		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: workflows.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.Running})
 	}
-	// A closed item (purged) keeps nothing worth a replay to show.
+	// A purged item's final status is its workflow's result, read from the
+	// listed run: the same ID may run again as a new item.
 	eachConcurrently(len(page.Rows), func(i int) {
 		row := &page.Rows[i]
+		var st workflows.Status
 		if !row.Running {
+			if c.opts.Client.GetWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), row.RunID).Get(ctx, &st) == nil {
+				row.Status = &st
+			}
 			return
 		}
-		var st workflows.Status
 		// The current run: the listed one may have continued as new since.
 		v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), "", workflows.QueryStatus)
 		if err == nil && v.Get(&st) == nil {
@@ -157,17 +175,27 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 	return page, nil
 }
 
-// itemStatus is an item's answer to the status query.
-func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, itemID), "", workflows.QueryStatus)
-	if err != nil {
-		if notFound(err) {
-			return st, problem(http.StatusNotFound, "There is no item %s in vault %s.", itemID, vaultID)
-		}
-		return st, unavailable(err)
+// itemStatus is an item's answer to the status query, with the window a
+// delete made now would get under its vault's current settings, and
+// whether that delete would purge at once.
+func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (workflows.Status, bool, error) {
+	st, err := items.Status(ctx, c.opts.Client, vaultID, itemID)
+	var none *items.NoItemError
+	if errors.As(err, &none) {
+		return st, false, problem(http.StatusNotFound, "%s.", upperFirst(none.Message))
 	}
-	return st, v.Get(&st)
+	if err != nil {
+		return st, false, unavailable(err)
+	}
+	st, disabled := items.WithVaultWindow(ctx, c.opts.Client, st)
+	return st, disabled, nil
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // update runs an update and decodes its answer. A refusal comes back as

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/activities"
+	"recoveryvault/internal/items"
 	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
@@ -32,7 +33,9 @@ type app struct {
 	itemID      string
 	requestedBy string
 	reason      string
-	out         io.Writer
+	// yes confirms changes that cannot be undone, for scripts.
+	yes bool
+	out io.Writer
 }
 
 func newRootCommand(dial dialFunc) *cobra.Command {
@@ -83,16 +86,44 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 			Use:   c.use,
 			Short: c.short,
 			Args:  cobra.NoArgs,
-			RunE: a.run(func(ctx context.Context, cl client.Client) error {
-				return a.update(ctx, cl, c.update, workflows.Request{RequestedBy: a.requestedBy, Reason: a.reason})
-			}),
 		}
+		cmd.RunE = a.run(func(ctx context.Context, cl client.Client) error {
+			if c.update == workflows.UpdateDelete {
+				if err := a.confirmPurge(ctx, cmd, cl); err != nil {
+					return err
+				}
+			}
+			return a.update(ctx, cl, c.update, workflows.Request{RequestedBy: a.requestedBy, Reason: a.reason})
+		})
 		itemFlags(cmd)
 		reasonFlag(cmd)
+		if c.update == workflows.UpdateDelete {
+			yesFlag(cmd, &a.yes)
+		}
 		root.AddCommand(cmd)
 	}
 	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand(), a.loadCommand())
 	return root
+}
+
+func yesFlag(cmd *cobra.Command, yes *bool) {
+	cmd.Flags().BoolVarP(yes, "yes", "y", false, "do not ask before a change that cannot be undone")
+}
+
+// confirmPurge asks before a delete that would purge at once: one on a
+// vault whose soft delete is disabled.
+func (a *app) confirmPurge(ctx context.Context, cmd *cobra.Command, cl client.Client) error {
+	st, err := a.query(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if st.ProtectionState != workflows.Protected && st.ProtectionState != workflows.ProtectionStopped {
+		return nil // the item refuses, or the delete changes nothing
+	}
+	if _, disabled := items.WithVaultWindow(ctx, cl, st); disabled {
+		return a.confirm(cmd, fmt.Sprintf("Soft delete is disabled for vault %s: deleting the backup data of item %s purges it at once, and it", a.vaultID, a.itemID))
+	}
+	return nil
 }
 
 // run validates the item flags, connects, and runs f.
@@ -137,14 +168,17 @@ func (a *app) protectCommand() *cobra.Command {
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				// Otherwise the SDK hands back the running item as if started.
 				WorkflowExecutionErrorWhenAlreadyStarted: true,
-				TypedSearchAttributes: temporal.NewSearchAttributes(
-					workflows.VaultIDAttribute.ValueSet(in.VaultID),
-					workflows.StateAttribute.ValueSet(string(workflows.Protected)),
-				),
+				// No search attributes here: the item publishes them itself
+				// once its first backup has proved the source, so a refused
+				// item is never listed.
 			}, workflows.BackupItem, in)
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if errors.As(err, &started) {
-				return fmt.Errorf("item %s of vault %s is already protected (workflow %s is running): see its status", a.itemID, a.vaultID, a.workflowID())
+				st, qerr := a.query(ctx, cl)
+				if qerr != nil {
+					return fmt.Errorf("item %s of vault %s already exists (workflow %s is running), and its status could not be read: %w", a.itemID, a.vaultID, a.workflowID(), qerr)
+				}
+				return items.AlreadyThere(st)
 			}
 			if err != nil {
 				return fmt.Errorf("start workflow %s: %w", a.workflowID(), err)
@@ -193,12 +227,15 @@ func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.
 }
 
 func (a *app) query(ctx context.Context, cl client.Client) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := cl.QueryWorkflow(ctx, a.workflowID(), "", workflows.QueryStatus)
+	st, err := items.Status(ctx, cl, a.vaultID, a.itemID)
+	var none *items.NoItemError
+	if errors.As(err, &none) {
+		return st, err
+	}
 	if err != nil {
 		return st, a.explain(err)
 	}
-	return st, v.Get(&st)
+	return st, nil
 }
 
 func (a *app) status(ctx context.Context, cl client.Client) error {
@@ -206,6 +243,7 @@ func (a *app) status(ctx context.Context, cl client.Client) error {
 	if err != nil {
 		return err
 	}
+	st, _ = items.WithVaultWindow(ctx, cl, st)
 	return a.print(st)
 }
 
@@ -367,6 +405,7 @@ func (a *app) vaultCommand() *cobra.Command {
 	vault := &cobra.Command{Use: "vault", Short: "Show and change a vault: soft-delete settings, multi-user authorization, deletion"}
 	var req workflows.SetSoftDeleteRequest
 	var why string
+	var setCmd, delCmd *cobra.Command
 	withVault := func(cmd *cobra.Command, f func(context.Context, client.Client) error) *cobra.Command {
 		cmd.Args = cobra.NoArgs
 		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
@@ -400,17 +439,27 @@ func (a *app) vaultCommand() *cobra.Command {
 	set := withVault(&cobra.Command{Use: "set-soft-delete", Short: "Change soft delete: Enabled, Disabled or AlwaysOn (irreversible), retention 14 to 180 days"},
 		func(ctx context.Context, cl client.Client) error {
 			req.RequestedBy, req.Reason = a.requestedBy, why
+			if req.State == workflows.SoftDeleteAlwaysOn {
+				if err := a.confirm(setCmd, fmt.Sprintf("AlwaysOn keeps soft delete on for vault %s for good: it can never again be set to Enabled or Disabled. This", a.vaultID)); err != nil {
+					return err
+				}
+			}
 			var st workflows.VaultStatus
 			if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateSetSoftDelete, req, &st); err != nil {
 				return err
 			}
 			return printVault(st)
 		})
-	set.Flags().StringVar((*string)(&req.State), "state", "", "Enabled, Disabled or AlwaysOn")
+	setCmd = set
+	yesFlag(set, &a.yes)
+	set.Flags().StringVar((*string)(&req.State), "state", "", "Enabled, Disabled or AlwaysOn (irreversible: asks first, or --yes)")
 	set.Flags().IntVar(&req.RetentionDays, "retention-days", 0, "days soft-deleted data is kept (14 to 180)")
 	set.Flags().StringVar(&req.PurgeReminder, "purge-reminder", "", "how long before a purge the reminder alert goes out, e.g. 48h")
 	del := withVault(&cobra.Command{Use: "delete", Short: "Delete a vault; refused while any of its items still holds data"},
 		func(ctx context.Context, cl client.Client) error {
+			if err := a.confirm(delCmd, fmt.Sprintf("Deleting vault %s", a.vaultID)); err != nil {
+				return err
+			}
 			var st workflows.VaultStatus
 			err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateDeleteVault,
 				workflows.Request{RequestedBy: a.requestedBy, Reason: why}, &st)
@@ -419,6 +468,8 @@ func (a *app) vaultCommand() *cobra.Command {
 			}
 			return printVault(st)
 		})
+	delCmd = del
+	yesFlag(del, &a.yes)
 	var mua workflows.EnableMuaRequest
 	var off bool
 	enable := withVault(&cobra.Command{

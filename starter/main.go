@@ -4,12 +4,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
+	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
@@ -18,11 +22,27 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRootCommand(dial)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+	os.Exit(execute(ctx, newRootCommand(dial), os.Args[1:], os.Stderr))
+}
+
+// execute runs the command line and says what went wrong on stderr: with
+// --json as a JSON object {"error": "..."} for scripts, else as a line. It
+// returns the exit code.
+func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
 	}
+	// A flag error stops parsing before --json is read: look at the words.
+	if f := root.PersistentFlags().Lookup("json"); (f != nil && f.Value.String() == "true") || slices.Contains(args, "--json") || slices.Contains(args, "--json=true") {
+		_ = json.NewEncoder(stderr).Encode(struct {
+			Error string `json:"error"`
+		}{err.Error()})
+	} else {
+		fmt.Fprintln(stderr, "error:", err)
+	}
+	return 1
 }
 
 // dial connects as the Temporal CLI would: TEMPORAL_ADDRESS,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
@@ -55,16 +56,41 @@ func startClusterWith(t *testing.T, settings workflows.Settings) *cluster {
 
 // starter runs the starter's command line against the cluster.
 func (k *cluster) starter(args ...string) (string, error) {
-	dial := func() (client.Client, string, error) {
-		return k.ts.NewClientWithOptions(client.Options{}), k.ts.GetDefaultNamespace(), nil
-	}
-	root := newRootCommand(dial)
+	root := k.root()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
+}
+
+// root is the starter's command tree, connected to the cluster.
+func (k *cluster) root() *cobra.Command {
+	return newRootCommand(func() (client.Client, string, error) {
+		return k.ts.NewClientWithOptions(client.Options{}), k.ts.GetDefaultNamespace(), nil
+	})
+}
+
+// starterWithInput runs the starter with what a person types at its prompt.
+func (k *cluster) starterWithInput(input string, args ...string) (string, error) {
+	root := k.root()
+	var out bytes.Buffer
+	root.SetIn(strings.NewReader(input))
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func (k *cluster) vaultStatus(vaultID string) workflows.VaultStatus {
+	k.t.Helper()
+	out, err := k.starter("vault", "status", "--vault", vaultID, "--json")
+	require.NoError(k.t, err, out)
+	var vst workflows.VaultStatus
+	require.NoError(k.t, json.Unmarshal([]byte(out), &vst), out)
+	return vst
 }
 
 func (k *cluster) mustJSON(args ...string) workflows.Status {
@@ -123,7 +149,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	first := st.RecoveryPoints[0].ID
 
 	_, err := k.starter(append([]string{"protect", "--source", src}, item...)...)
-	assert.ErrorContains(t, err, "is already protected")
+	assert.ErrorContains(t, err, "item vm1 of vault vault1 is already protected: see its status")
 
 	st = k.mustJSON(append([]string{"backup-now"}, item...)...)
 	assert.Len(t, st.RecoveryPoints, 2)
@@ -148,6 +174,15 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 
 	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", filepath.Join(t.TempDir(), "r")}, item...)...)
 	assert.ErrorContains(t, err, "item vm1 is soft-deleted: undelete it before restoring")
+	// Protect says what the item is and what to do.
+	_, err = k.starter(append([]string{"protect", "--source", src}, item...)...)
+	assert.ErrorContains(t, err, "item vm1 of vault vault1 is soft-deleted, not protected: its data is purged at "+st.DeferredDeleteTimeInUTC)
+	assert.ErrorContains(t, err, "undelete it (starter undelete --vault vault1 --item vm1)")
+	// The window shown is the one the delete applied.
+	out, err := k.starter(append([]string{"status"}, item...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Soft-delete window  14 days (applied at the delete)")
+	assert.Contains(t, out, "Purge scheduled     "+st.DeferredDeleteTimeInUTC)
 
 	// Listing by state goes through visibility, which trails a little.
 	var listedOut string
@@ -156,7 +191,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 		return err == nil && strings.Contains(listedOut, "vm1")
 	}, 20*time.Second, 200*time.Millisecond, "list --state SoftDeleted: %s", listedOut)
 	assert.Contains(t, listedOut, deadline.Format(time.RFC3339))
-	out, err := k.starter("list", "--state", "Protected")
+	out, err = k.starter("list", "--state", "Protected")
 	require.NoError(t, err)
 	assert.NotContains(t, out, "vm1")
 	_, err = k.starter("list", "--state", "Deleted")
@@ -171,14 +206,28 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	sameTree(t, src, restored2)
 
 	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", restored2}, item...)...)
-	assert.ErrorContains(t, err, "already holds")
+	assert.EqualError(t, err, "restore refused: "+restored2+" is a directory that is not empty: restore into an absent or empty directory, so that nothing is overwritten; nothing was written")
+	file := filepath.Join(restored2, "vm.json")
+	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", file}, item...)...)
+	assert.EqualError(t, err, "restore refused: "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written")
+	// --json says what went wrong as JSON on stderr, with a non-zero exit.
+	var stderr bytes.Buffer
+	code := execute(context.Background(), k.root(), append([]string{"restore", "--json", "--recovery-point", first, "--target", file}, item...), &stderr)
+	assert.Equal(t, 1, code)
+	var jerr struct{ Error string }
+	require.NoError(t, json.Unmarshal(stderr.Bytes(), &jerr), stderr.String())
+	assert.Equal(t, "restore refused: "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written", jerr.Error)
+	stderr.Reset()
+	assert.Equal(t, 1, execute(context.Background(), k.root(), []string{"stop", "--json", "--force"}, &stderr))
+	require.NoError(t, json.Unmarshal(stderr.Bytes(), &jerr), "a flag error too is JSON: %s", stderr.String())
+	assert.Contains(t, jerr.Error, "unknown flag: --force")
 
 	st = k.mustJSON(append([]string{"resume"}, item...)...)
 	assert.Equal(t, workflows.Protected, st.ProtectionState)
 
 	out, err = k.starter(append([]string{"status"}, item...)...)
 	require.NoError(t, err)
-	assert.Contains(t, out, "State        Protected")
+	assert.Regexp(t, `State +Protected`, out)
 	assert.Contains(t, out, "Recovery points (2)")
 	assert.Contains(t, out, "decommissioned")
 
@@ -235,7 +284,7 @@ func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
 	}
 
 	_, err := k.starter("protect", "--vault", "v", "--item", "gone", "--source", "/does/not/exist")
-	assert.ErrorContains(t, err, "item gone was not protected: source missing: source path /does/not/exist is not a directory")
+	assert.ErrorContains(t, err, "item gone was not protected: source path /does/not/exist is not a directory")
 	entries, _ := os.ReadDir(k.store)
 	assert.Empty(t, entries, "nothing stored")
 
@@ -243,6 +292,51 @@ func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
 		Query: "WorkflowType = 'BackupItem' AND ExecutionStatus = 'Running'"})
 	require.NoError(t, err)
 	assert.Empty(t, resp.GetExecutions(), "no item left running")
+}
+
+// TestRefusedProtectLeavesNoItemBehind: an item refused at its first
+// backup is in no list, no vault and no status, and protecting it again
+// with a good source makes one item.
+func TestRefusedProtectLeavesNoItemBehind(t *testing.T) {
+	k := startCluster(t)
+	item := []string{"--vault", "r1", "--item", "vm1"}
+	_, err := k.starter(append([]string{"protect", "--source", "/does/not/exist"}, item...)...)
+	assert.ErrorContains(t, err, "item vm1 was not protected: source path /does/not/exist is not a directory the worker can read")
+
+	_, err = k.starter(append([]string{"status"}, item...)...)
+	assert.EqualError(t, err, "there is no item vm1 in vault r1: it was refused when it was protected, and nothing was stored "+
+		"(source path /does/not/exist is not a directory the worker can read: create it or protect the item with the right sourcePath)")
+	_, err = k.starter("vault", "status", "--vault", "r1")
+	assert.ErrorContains(t, err, "vault r1 does not answer", "the refused item created no vault")
+
+	src := writeSource(t)
+	k.mustJSON(append([]string{"protect", "--source", src}, item...)...)
+	var rows []listed
+	require.Eventually(t, func() bool {
+		out, err := k.starter("list", "--vault", "r1", "--json")
+		return err == nil && json.Unmarshal([]byte(out), &rows) == nil && len(rows) > 0
+	}, 20*time.Second, 100*time.Millisecond)
+	// Give visibility the time to show the refused run too, if it would.
+	time.Sleep(time.Second)
+	for _, args := range [][]string{{"list", "--vault", "r1", "--json"}, {"list", "--json"}, {"list", "--state", "Protected", "--json"}} {
+		out, err := k.starter(args...)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal([]byte(out), &rows), out)
+		var mine []listed
+		for _, r := range rows {
+			if r.VaultID == "r1" {
+				mine = append(mine, r)
+			}
+		}
+		require.Len(t, mine, 1, "%v lists the item once: %s", args, out)
+		assert.Equal(t, "Protected", mine[0].ProtectionState)
+		assert.Equal(t, "Running", mine[0].WorkflowStatus)
+	}
+	require.Eventually(t, func() bool {
+		vst := k.vaultStatus("r1")
+		return vst.Counts[workflows.Protected] == 1
+	}, 20*time.Second, 100*time.Millisecond)
+	assert.Len(t, k.vaultStatus("r1").Counts, 1, "the vault counts one item, protected")
 }
 
 // replayAndSave replays the item's real history with the current code, and
@@ -280,9 +374,24 @@ func TestStarterVaultCommands(t *testing.T) {
 	assert.Equal(t, workflows.SoftDeleteEnabled, vst.SoftDelete.State)
 	assert.Equal(t, 14, vst.SoftDelete.RetentionDays)
 
-	out, err := k.starter("vault", "set-soft-delete", "--vault", "vault9", "--state", "AlwaysOn", "--retention-days", "30", "--requested-by", "alice")
+	// AlwaysOn cannot be undone: without a terminal to ask on, it needs --yes.
+	_, err := k.starter("vault", "set-soft-delete", "--vault", "vault9", "--state", "AlwaysOn", "--retention-days", "30", "--requested-by", "alice")
+	assert.ErrorContains(t, err, "cannot be undone, and there is no terminal to confirm it on: run the command again with --yes. Nothing was changed")
+	_, err = k.starterWithInput("no\n", "vault", "set-soft-delete", "--vault", "vault9", "--state", "AlwaysOn", "--retention-days", "30")
+	assert.ErrorContains(t, err, `not confirmed (the answer was "no", not yes): nothing was changed`)
+	assert.Equal(t, workflows.SoftDeleteEnabled, k.vaultStatus("vault9").SoftDelete.State, "nothing was sent")
+	// Before the change, the item shows the 14 days a delete gets now.
+	out, err := k.starter("status", "--vault", "vault9", "--item", "vm1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "Soft-delete window  14 days (what a delete made now gets)")
+	out, err = k.starterWithInput("yes\n", "vault", "set-soft-delete", "--vault", "vault9", "--state", "AlwaysOn", "--retention-days", "30", "--requested-by", "alice")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Soft delete  AlwaysOn, 30 days")
+	// The item has not heard of the change, yet the window shown is the one
+	// a delete would now get.
+	out, err = k.starter("status", "--vault", "vault9", "--item", "vm1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "Soft-delete window  30 days (what a delete made now gets)")
 	_, err = k.starter("vault", "set-soft-delete", "--vault", "vault9", "--state", "Disabled", "--requested-by", "mallory")
 	assert.ErrorContains(t, err, "setSoftDelete refused: soft delete of vault vault9 is AlwaysOn, which is irreversible")
 	_, err = k.starter("vault", "set-soft-delete", "--vault", "vault9", "--retention-days", "7")
@@ -294,8 +403,11 @@ func TestStarterVaultCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.WithinDuration(t, time.Now().Add(30*24*time.Hour), deadline, time.Minute)
 
-	_, err = k.starter("vault", "delete", "--vault", "vault9", "--requested-by", "mallory")
-	assert.ErrorContains(t, err, "deleteVault refused: vault vault9 cannot be deleted: it holds 1 soft-deleted items: vm1 (purged at "+st.DeferredDeleteTimeInUTC+")")
+	out, err = k.starter("status", "--vault", "vault9", "--item", "vm1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "Soft-delete window  30 days (applied at the delete)")
+	_, err = k.starter("vault", "delete", "--vault", "vault9", "--requested-by", "mallory", "--yes")
+	assert.ErrorContains(t, err, "deleteVault refused: vault vault9 cannot be deleted: it holds 1 soft-deleted item: vm1 (purged at "+st.DeferredDeleteTimeInUTC+")")
 	out, err = k.starter("vault", "status", "--vault", "vault9")
 	require.NoError(t, err)
 	assert.Contains(t, out, "SoftDeleted  vm1")

@@ -20,10 +20,15 @@ func printStatus(out io.Writer, st workflows.Status) {
 	fmt.Fprintf(tw, "Item\t%s/%s\n", st.VaultID, st.ItemID)
 	fmt.Fprintf(tw, "State\t%s\n", st.ProtectionState)
 	if st.IsScheduledForDeferredDelete {
-		fmt.Fprintf(tw, "Purge at\t%s (%s left; undelete before then to keep the data)\n", st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining)
+		fmt.Fprintf(tw, "Purge scheduled\t%s (%s left; undelete before then to keep the data)\n", st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining)
 	}
 	fmt.Fprintf(tw, "Source\t%s\n", st.SourcePath)
-	fmt.Fprintf(tw, "Policy\tevery %s, keep %d days; soft-delete window %d days\n", st.Policy.Frequency, st.Policy.RetentionDays, st.SoftDeleteRetentionDays)
+	fmt.Fprintf(tw, "Policy\tevery %s, keep recovery points %s\n", st.Policy.Frequency, days(st.Policy.RetentionDays))
+	window := "Soft-delete window\t%s (what a delete made now gets)\n"
+	if st.ProtectionState == workflows.SoftDeleted || st.ProtectionState == workflows.Purged {
+		window = "Soft-delete window\t%s (applied at the delete)\n"
+	}
+	fmt.Fprintf(tw, window, st.SoftDeleteWindow)
 	if st.SoftDeleteRetentionOverride != "" {
 		fmt.Fprintf(tw, "WARNING\tsoft-delete window %s\n", st.SoftDeleteRetentionOverride)
 	}
@@ -58,6 +63,13 @@ func printList(out io.Writer, rows []listed) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(r.DeferredDeleteTime), dash(r.Remaining), r.WorkflowStatus)
 	}
 	tw.Flush()
+}
+
+func days(n int) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
 }
 
 func dash(s string) string {

@@ -48,7 +48,28 @@ type config struct {
 	identityHeader string
 }
 
+// usage names the command rather than the binary's path, which for go run
+// is a file in the build cache.
+func usage() {
+	out := flag.CommandLine.Output()
+	fmt.Fprint(out, `Usage: worker [flags]
+
+Recovery Vault's worker: runs the BackupItem and Vault workflows and their
+activities on task queue "backup".
+
+  go run ./worker --dev   the whole system on this machine: a Temporal server,
+                          the Temporal Web UI, the web console and the worker
+  go run ./worker         the worker alone, against the Temporal cluster named by
+                          TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE (or a CLI profile)
+
+Flags:
+`)
+	flag.PrintDefaults()
+}
+
 func main() {
+	flag.CommandLine.Init("worker", flag.ExitOnError)
+	flag.Usage = usage
 	var c config
 	flag.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
 	flag.BoolVar(&c.loadTest, "load-test", false,
@@ -94,8 +115,9 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	if c.store == "" {
 		c.store = filepath.Join(c.dataDir, "store")
 	}
-	if err := os.MkdirAll(c.store, 0o755); err != nil {
-		return fmt.Errorf("create the recovery-point store %s: %w", c.store, err)
+	if c.dev && c.consoleAddr == "" && c.consolePort != 0 && !devserver.PortFree(c.consolePort) {
+		// Before anything is created: a refused start leaves nothing behind.
+		return fmt.Errorf("port %d on 127.0.0.1 is in use: stop what holds it or choose another with --console-port (0 turns the console off)", c.consolePort)
 	}
 
 	var opts client.Options
@@ -124,6 +146,9 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		if opts.Namespace == "" {
 			opts.Namespace = client.DefaultNamespace
 		}
+	}
+	if err := os.MkdirAll(c.store, 0o755); err != nil {
+		return fmt.Errorf("create the recovery-point store %s: %w", c.store, err)
 	}
 	cl, err := client.Dial(opts)
 	if err != nil {

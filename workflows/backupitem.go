@@ -99,19 +99,20 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 		}
 		w.verified = true
 	}
-	w.publish(ctx)
-	if w.vaultAware {
-		w.sender = startAlertSender(ctx, &w.st.Outbox)
-		w.startReporter(ctx)
-	}
-
 	if in.State == nil {
 		// The first backup proves the source exists: an item whose source is
 		// missing is refused outright rather than protected with nothing.
+		// It comes before the item shows itself to visibility or its vault,
+		// so a refused item leaves no item behind anywhere.
 		if err := w.backup(ctx, "protect", system); isBadSource(err) {
 			return Status{}, temporal.NewNonRetryableApplicationError(message(err), activities.ErrTypeSourceMissing, nil)
 		}
 		w.st.NextBackupAt = workflow.Now(ctx).Add(w.frequency)
+	}
+	w.publish(ctx)
+	if w.vaultAware {
+		w.sender = startAlertSender(ctx, &w.st.Outbox)
+		w.startReporter(ctx)
 	}
 	return w.run(ctx)
 }
@@ -389,21 +390,17 @@ func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disab
 			// Recorded before refusals: soft delete stays on.
 			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID)
 		}
-		vs = w.st.VaultFloor.apply(vs)
 	}
-	days := max(vs.RetentionDays, w.in.SoftDeleteRetentionDays)
-	window = time.Duration(days) * 24 * time.Hour
-	switch o := w.windowOverride(ctx); {
-	case o.Window <= 0:
-	case o.Replace:
-		window = o.Window
-	default:
-		window = max(window, o.Window)
-	}
+	window, disabled = w.windowInputs(w.windowOverride(ctx)).Window(vs)
 	if !w.vaultAware {
 		return window, false, 0, false, nil
 	}
-	return window, vs.State == SoftDeleteDisabled, vs.reminderLead(), mua, nil
+	return window, disabled, vs.reminderLead(), mua, nil
+}
+
+// windowInputs are the item's part in the window of a delete made now.
+func (w *item) windowInputs(o windowSetting) WindowInputs {
+	return WindowInputs{ItemDays: w.in.SoftDeleteRetentionDays, Floor: w.st.VaultFloor, Override: o}
 }
 
 // readVaultSettings asks the vault for its soft-delete settings, believing
@@ -657,9 +654,9 @@ func (w *item) backup(ctx workflow.Context, op, by string) error {
 	w.st.RecoveryPoints = append(w.st.RecoveryPoints, res.RecoveryPoint)
 	w.st.LastBackupTime = now
 	if op != string(OpScheduledBackup) {
-		detail := fmt.Sprintf("recovery point %s: %d files, %d bytes stored", res.RecoveryPoint.ID, res.Files, res.RecoveryPoint.SizeBytes)
+		detail := fmt.Sprintf("recovery point %s: %s, %s stored", res.RecoveryPoint.ID, plural(res.Files, "file"), plural(int(res.RecoveryPoint.SizeBytes), "byte"))
 		if len(res.Skipped) > 0 {
-			detail += fmt.Sprintf("; %d special files skipped", len(res.Skipped))
+			detail += fmt.Sprintf("; %s skipped", plural(len(res.Skipped), "special file"))
 		}
 		w.audit(ctx, op, by, OutcomeAccepted, detail)
 	}
@@ -712,7 +709,7 @@ func (w *item) collectGarbage(ctx workflow.Context) {
 		return slices.Contains(expired, rp.ID)
 	})
 	w.audit(ctx, "garbageCollection", system, OutcomeAccepted,
-		fmt.Sprintf("removed %d expired recovery points: %s", len(expired), strings.Join(expired, ", ")))
+		fmt.Sprintf("removed %s: %s", plural(len(expired), "expired recovery point"), strings.Join(expired, ", ")))
 }
 
 // purge destroys the item's data. The activity is idempotent and retried
@@ -740,7 +737,7 @@ func (w *item) purge(ctx workflow.Context) error {
 	w.st.RecoveryPoints = nil
 	_, err := w.apply(ctx, OpPurgeDone, system, "")
 	if err == nil {
-		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %d recovery points destroyed", n)
+		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %s destroyed", plural(n, "recovery point"))
 	}
 	return err
 }
@@ -785,12 +782,18 @@ func (w *item) restore(ctx workflow.Context, req RestoreRequest) (Status, error)
 	var res activities.RestoreResult
 	w.steps++
 	if err := workflow.ExecuteActivity(actx, acts.Restore, in).Get(ctx, &res); err != nil {
+		if badTarget(err) {
+			// Refused before anything was written: the target is wrong.
+			msg := message(err) + "; nothing was written"
+			w.audit(ctx, string(OpRestore), by, OutcomeRejected, msg)
+			return Status{}, refused(errors.New(msg))
+		}
 		msg := fmt.Sprintf("restore of %s to %s failed: %s", rp.ID, req.TargetPath, message(err))
 		w.audit(ctx, string(OpRestore), by, OutcomeFailed, msg)
 		return Status{}, temporal.NewNonRetryableApplicationError(msg, "RestoreFailed", nil)
 	}
 	w.audit(ctx, string(OpRestore), by, OutcomeAccepted,
-		fmt.Sprintf("restored %s to %s: %d files, %d bytes, every checksum verified", rp.ID, req.TargetPath, res.Files, res.Bytes))
+		fmt.Sprintf("restored %s to %s: %s, %s, every checksum verified", rp.ID, req.TargetPath, plural(res.Files, "file"), plural(int(res.Bytes), "byte")))
 	return w.status(workflow.Now(ctx)), nil
 }
 
@@ -800,7 +803,7 @@ func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
 			return rp, nil
 		}
 	}
-	return activities.RecoveryPoint{}, fmt.Errorf("item %s has no recovery point %q: the status query lists the %d it has", w.in.ItemID, id, len(w.st.RecoveryPoints))
+	return activities.RecoveryPoint{}, fmt.Errorf("item %s has no recovery point %q: the status query lists the %s it has", w.in.ItemID, id, plural(len(w.st.RecoveryPoints), "recovery point"))
 }
 
 // readyToContinueAsNew is true when the history should be cut and no update
@@ -853,14 +856,13 @@ func (w *item) publish(ctx workflow.Context) {
 // only used for the time left before the purge.
 func (w *item) status(now time.Time) Status {
 	s := Status{
-		VaultID:                 w.in.VaultID,
-		ItemID:                  w.in.ItemID,
-		SourcePath:              w.in.SourcePath,
-		Policy:                  w.in.Policy,
-		ProtectionState:         VisibleState(w.st.ProtectionState),
-		SoftDeleteRetentionDays: w.in.SoftDeleteRetentionDays,
-		RecoveryPoints:          append([]activities.RecoveryPoint{}, w.st.RecoveryPoints...),
-		Audit:                   append([]AuditEntry{}, w.st.Audit...),
+		VaultID:         w.in.VaultID,
+		ItemID:          w.in.ItemID,
+		SourcePath:      w.in.SourcePath,
+		Policy:          w.in.Policy,
+		ProtectionState: VisibleState(w.st.ProtectionState),
+		RecoveryPoints:  append([]activities.RecoveryPoint{}, w.st.RecoveryPoints...),
+		Audit:           append([]AuditEntry{}, w.st.Audit...),
 	}
 	if s.ProtectionState == SoftDeleted {
 		s.IsScheduledForDeferredDelete = true
@@ -871,6 +873,18 @@ func (w *item) status(now time.Time) Status {
 		s.LastBackupTime = w.st.LastBackupTime.UTC().Format(time.RFC3339)
 	}
 	s.SoftDeleteRetentionOverride = w.settings.overrideNote()
+	// The window that applies: the one the delete got, or before a delete
+	// the one it would get as far as the item knows its vault.
+	var window time.Duration
+	if !w.st.DeletedAt.IsZero() && w.st.ProtectionState != Protected && w.st.ProtectionState != ProtectionStopped {
+		window = w.st.Deadline.Sub(w.st.DeletedAt)
+	} else {
+		in := w.windowInputs(windowSetting{Window: w.settings.SoftDeleteRetention, Replace: w.settings.Dev})
+		s.SoftDeleteWindowInputs = &in
+		window, _ = in.Window(DefaultSoftDeleteSettings())
+	}
+	s.SoftDeleteRetentionDays = int(window / (24 * time.Hour))
+	s.SoftDeleteWindow = WindowText(window)
 	return s
 }
 
@@ -881,6 +895,13 @@ func message(err error) string {
 		return app.Message()
 	}
 	return err.Error()
+}
+
+// badTarget is a restore refused for its target: not absolute, not
+// empty, in the store.
+func badTarget(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && (app.Type() == activities.ErrTypeTargetNotEmpty || app.Type() == activities.ErrTypeInvalidInput)
 }
 
 func isBadSource(err error) bool {

@@ -364,7 +364,7 @@ func (s *ItemSuite) TestPurgeHappensExactlyAtTheDeadline() {
 	s.True(os.IsNotExist(err))
 	last := final.Audit[len(final.Audit)-1]
 	s.Equal("purgeDone", last.Operation)
-	s.Contains(last.Detail, "1 recovery points destroyed")
+	s.Contains(last.Detail, "1 recovery point destroyed")
 }
 
 func (s *ItemSuite) TestUndeleteOnDay13CancelsPurge() {

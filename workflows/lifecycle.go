@@ -178,6 +178,10 @@ func softDelete(f Facts) Decision {
 	}
 }
 
+// VisibleStates are the protectionStates users see, in the order lists
+// and filters show them.
+var VisibleStates = []State{Protected, ProtectionStopped, SoftDeleted, Purged}
+
 // VisibleState is the protectionState users see: Purging is still
 // SoftDeleted to them until the purge has finished.
 func VisibleState(s State) State {

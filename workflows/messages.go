@@ -60,15 +60,25 @@ func WorkflowID(vaultID, itemID string) string {
 }
 
 // ItemsQuery is the visibility query of a vault's items ("" for every
-// vault) in a state ("" for any), each item once: a run that continued as
-// new is the same item as the run that follows it. The IDs must be valid.
+// vault) in a state, each item at most once. With no state it lists the
+// items that exist, those whose workflow is running (and so hold data);
+// Purged lists the runs that ended in a purge. A run that continued as new,
+// or an item refused at its first backup (its workflow failed before it
+// published anything), is never listed. The IDs must be valid.
 func ItemsQuery(vaultID string, state State) string {
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'ContinuedAsNew'", WorkflowType)
+	q := fmt.Sprintf("WorkflowType = '%s'", WorkflowType)
 	if vaultID != "" {
 		q += fmt.Sprintf(" AND BackupVaultId = '%s'", vaultID)
+	} else {
+		q += " AND BackupVaultId IS NOT NULL"
 	}
-	if state != "" {
-		q += fmt.Sprintf(" AND BackupItemState = '%s'", state)
+	switch state {
+	case "":
+		q += " AND ExecutionStatus = 'Running'"
+	case Purged:
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Completed' AND BackupItemState = '%s'", Purged)
+	default:
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND BackupItemState = '%s'", state)
 	}
 	return q
 }
@@ -240,7 +250,16 @@ type Status struct {
 	IsScheduledForDeferredDelete bool   `json:"isScheduledForDeferredDelete"`
 	DeferredDeleteTimeInUTC      string `json:"deferredDeleteTimeInUTC"`
 	DeferredDeleteTimeRemaining  string `json:"deferredDeleteTimeRemaining"`
-	SoftDeleteRetentionDays      int    `json:"softDeleteRetentionDays"`
+	// SoftDeleteRetentionDays and SoftDeleteWindow are the window that
+	// applies: while soft-deleted (or purged), the one the delete got;
+	// before, the one a delete made now would get, as far as the item knows
+	// its vault's settings (WindowIfDeletedNow adds the vault's current
+	// ones, as the starter and the console show it).
+	SoftDeleteRetentionDays int    `json:"softDeleteRetentionDays"`
+	SoftDeleteWindow        string `json:"softDeleteWindow"`
+	// SoftDeleteWindowInputs are the item's part of that window, before a
+	// delete.
+	SoftDeleteWindowInputs *WindowInputs `json:"softDeleteWindowInputs,omitempty"`
 	// SoftDeleteRetentionOverride says that the worker replaces every
 	// delete's window (dev mode's --soft-delete-retention).
 	SoftDeleteRetentionOverride string                     `json:"softDeleteRetentionOverride,omitempty"`

@@ -3,7 +3,7 @@ package workflows
 import (
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,11 +26,12 @@ func TestReplaySavedHistories(t *testing.T) {
 // TestReplayDetectsAChangedLifecycle proves the replay can fail: the saved
 // history with its first update renamed is not what this code would do.
 func TestReplayDetectsAChangedLifecycle(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "lifecycle.json"))
+	data, err := os.ReadFile(filepath.Join("testdata", "lifecycle-vault.json"))
 	require.NoError(t, err)
-	changed := strings.Replace(string(data), `"activityType": {
-          "name": "Backup"`, `"activityType": {
-          "name": "Restore"`, 1)
+	// protojson varies its spacing from run to run: match any.
+	first := regexp.MustCompile(`("activityType":\s*\{\s*"name":\s*)"Backup"`).FindIndex(data)
+	require.NotNil(t, first, "the saved history has no Backup activity to alter")
+	changed := string(data[:first[0]]) + regexp.MustCompile(`"Backup"$`).ReplaceAllString(string(data[first[0]:first[1]]), `"Restore"`) + string(data[first[1]:])
 	require.NotEqual(t, string(data), changed, "the saved history has no Backup activity to alter")
 	path := filepath.Join(t.TempDir(), "changed.json")
 	require.NoError(t, os.WriteFile(path, []byte(changed), 0o644))

@@ -66,8 +66,8 @@ func TestDeleteVaultRefusalNamesSoftDeletedItemsAndTheirPurgeTimes(t *testing.T)
 		"db1": {ProtectionState: ProtectionStopped},
 	})
 	require.Error(t, err)
-	assert.Equal(t, "vault vault1 cannot be deleted: it holds 1 soft-deleted items: vm1 (purged at 2026-12-08T10:00:00Z); "+
-		"it holds 1 items with backup data: db1 (ProtectionStopped); a vault can be deleted once all its items are purged", err.Error())
+	assert.Equal(t, "vault vault1 cannot be deleted: it holds 1 soft-deleted item: vm1 (purged at 2026-12-08T10:00:00Z); "+
+		"it holds 1 item with backup data: db1 (ProtectionStopped); a vault can be deleted once all its items are purged", err.Error())
 	assert.NoError(t, DeleteVaultRefusal("vault1", map[string]VaultItem{"vm2": {ProtectionState: Purged}}))
 	assert.NoError(t, DeleteVaultRefusal("vault1", nil))
 }

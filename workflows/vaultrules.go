@@ -57,6 +57,68 @@ func (s SoftDeleteSettings) reminderLead() time.Duration {
 	return DefaultPurgeReminder
 }
 
+// WindowInputs are an item's part in the soft-delete window a delete made
+// now would get; the vault's settings at that moment are the other part.
+// The item decides a delete with them, and the starter and the console,
+// which read the vault's current settings, show the same window.
+type WindowInputs struct {
+	// ItemDays is the item's own window (its start input), 0 for none.
+	ItemDays int `json:"itemDays,omitempty"`
+	// Floor is the strongest setting the item has seen from its vault.
+	Floor VaultFloor `json:"vaultFloor"`
+	// Override is the worker's --soft-delete-retention, if it sets one.
+	Override windowSetting `json:"override"`
+}
+
+// Window is the soft-delete window of a delete made now under the vault's
+// settings vs: the longer of the vault's retention (never below the floor)
+// and the item's own, then the worker's override, which replaces it in dev
+// mode and is a minimum otherwise. Disabled says such a delete purges at
+// once.
+func (in WindowInputs) Window(vs SoftDeleteSettings) (window time.Duration, disabled bool) {
+	vs = in.Floor.apply(vs)
+	window = time.Duration(max(vs.RetentionDays, in.ItemDays)) * 24 * time.Hour
+	switch o := in.Override; {
+	case o.Window <= 0:
+	case o.Replace:
+		window = o.Window
+	default:
+		window = max(window, o.Window)
+	}
+	return window, vs.State == SoftDeleteDisabled
+}
+
+// WindowText says a window as people count it: "30 days", or dev mode's
+// "2m0s".
+func WindowText(d time.Duration) string {
+	if d <= 0 {
+		return "none: soft delete was off, the delete purged at once"
+	}
+	if d%(24*time.Hour) == 0 {
+		return plural(int(d/(24*time.Hour)), "day")
+	}
+	return d.String()
+}
+
+// plural is "1 recovery point", "2 recovery points".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// WindowIfDeletedNow is the soft-delete window an item in status st would
+// get from a delete made now under its vault's current settings vs; for a
+// soft-deleted or purged item, the window that was applied.
+func WindowIfDeletedNow(st Status, vs SoftDeleteSettings) (days int, text string, disabled bool) {
+	if st.ProtectionState == SoftDeleted || st.ProtectionState == Purged || st.SoftDeleteWindowInputs == nil {
+		return st.SoftDeleteRetentionDays, st.SoftDeleteWindow, false
+	}
+	w, disabled := st.SoftDeleteWindowInputs.Window(vs)
+	return int(w / (24 * time.Hour)), WindowText(w), disabled
+}
+
 // SetSoftDeleteRequest is the payload of setSoftDelete. Zero fields keep
 // the current value.
 type SetSoftDeleteRequest struct {
@@ -136,10 +198,10 @@ func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
 	}
 	var parts []string
 	if len(soft) > 0 {
-		parts = append(parts, fmt.Sprintf("it holds %d soft-deleted items: %s", len(soft), strings.Join(soft, ", ")))
+		parts = append(parts, fmt.Sprintf("it holds %s: %s", plural(len(soft), "soft-deleted item"), strings.Join(soft, ", ")))
 	}
 	if len(other) > 0 {
-		parts = append(parts, fmt.Sprintf("it holds %d items with backup data: %s", len(other), strings.Join(other, ", ")))
+		parts = append(parts, fmt.Sprintf("it holds %s with backup data: %s", plural(len(other), "item"), strings.Join(other, ", ")))
 	}
 	return &Refusal{Message: fmt.Sprintf("vault %s cannot be deleted: %s; a vault can be deleted once all its items are purged",
 		vaultID, strings.Join(parts, "; "))}

@@ -69,6 +69,15 @@ func Start(o Options) (*Server, error) {
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}
+	// Ports first: a start refused for a busy port leaves nothing behind.
+	for _, p := range []struct {
+		port int
+		flag string
+	}{{o.Port, "--port"}, {o.UIPort, "--ui-port"}} {
+		if p.port != 0 && !PortFree(p.port) {
+			return nil, fmt.Errorf("port %d on %s is in use: stop what holds it or choose another with %s", p.port, host, p.flag)
+		}
+	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", o.DataDir, err)
 	}
@@ -85,14 +94,6 @@ func Start(o Options) (*Server, error) {
 }
 
 func (s *Server) start(o Options) error {
-	for _, p := range []struct {
-		port int
-		flag string
-	}{{o.Port, "--port"}, {o.UIPort, "--ui-port"}} {
-		if p.port != 0 && !portFree(p.port) {
-			return fmt.Errorf("port %d on %s is in use: stop what holds it or choose another with %s", p.port, host, p.flag)
-		}
-	}
 	internal := make([]int, 3)
 	for i := range internal {
 		p, err := freePort()
@@ -262,7 +263,8 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func portFree(port int) bool {
+// PortFree says whether port on 127.0.0.1 can be listened on now.
+func PortFree(port int) bool {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return false

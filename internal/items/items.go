@@ -1,0 +1,98 @@
+// Package items holds what the starter and the console both ask of an
+// item's workflow, so the two say the same thing about it.
+package items
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/activities"
+	"recoveryvault/workflows"
+)
+
+// NoItemError says, in a sentence for the person who asked, why there is
+// no item to show: it was never protected, or it was refused when it was.
+type NoItemError struct{ Message string }
+
+func (e *NoItemError) Error() string { return e.Message }
+
+// Status is an item's answer to the status query. An item whose workflow
+// does not exist, or failed (a protect refused at its first backup), has
+// no status: a query would replay the refused run and answer "Protected".
+// That is a *NoItemError.
+func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (workflows.Status, error) {
+	var st workflows.Status
+	id := workflows.WorkflowID(vaultID, itemID)
+	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: protect it first", itemID, vaultID)}
+	}
+	if err != nil {
+		return st, err
+	}
+	if info := d.GetWorkflowExecutionInfo(); info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED {
+		failure := cl.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
+		var app *temporal.ApplicationError
+		if errors.As(failure, &app) && app.Type() == activities.ErrTypeSourceMissing {
+			return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: it was refused when it was protected, and nothing was stored (%s)",
+				itemID, vaultID, app.Message())}
+		}
+		return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: its workflow %s failed (%s)", itemID, vaultID, id, sentence(failure))}
+	}
+	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+// WithVaultWindow fills in the soft-delete window that a delete made now
+// would get, from the vault's current settings: the item itself knows them
+// only as of its last contact with its vault. A vault that does not answer
+// leaves the item's own view. It also says whether such a delete would
+// purge at once (soft delete Disabled).
+func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status) (workflows.Status, bool) {
+	v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(st.VaultID), "", workflows.QuerySoftDeleteSettings)
+	var vs workflows.DeleteSettings
+	if err != nil || v.Get(&vs) != nil || vs.State == "" {
+		return st, false
+	}
+	var disabled bool
+	st.SoftDeleteRetentionDays, st.SoftDeleteWindow, disabled = workflows.WindowIfDeletedNow(st, vs.SoftDeleteSettings)
+	return st, disabled
+}
+
+// AlreadyThere is the answer to a protect of an item that exists: what it
+// is, and what to do instead.
+func AlreadyThere(st workflows.Status) error {
+	switch st.ProtectionState {
+	case workflows.SoftDeleted:
+		return fmt.Errorf("item %s of vault %s is soft-deleted, not protected: its data is purged at %s (%s left) unless undeleted; "+
+			"undelete it (starter undelete --vault %s --item %s), then resume protection (starter resume)",
+			st.ItemID, st.VaultID, st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining, st.VaultID, st.ItemID)
+	case workflows.ProtectionStopped:
+		return fmt.Errorf("item %s of vault %s exists with protection stopped and its recovery points kept: resume it (starter resume --vault %s --item %s)",
+			st.ItemID, st.VaultID, st.VaultID, st.ItemID)
+	}
+	return fmt.Errorf("item %s of vault %s is already protected: see its status (starter status --vault %s --item %s)",
+		st.ItemID, st.VaultID, st.VaultID, st.ItemID)
+}
+
+// sentence is a workflow's own message, without the SDK's wrapping.
+func sentence(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	if err == nil {
+		return "no reason recorded"
+	}
+	return err.Error()
+}
