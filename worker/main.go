@@ -48,11 +48,13 @@ type config struct {
 	identityHeader string
 }
 
-// usage names the command rather than the binary's path, which for go run
-// is a file in the build cache.
-func usage() {
-	out := flag.CommandLine.Output()
-	fmt.Fprint(out, `Usage: worker [flags]
+// newFlags defines the worker's flags into c. Its usage names the command
+// rather than the binary's path, which for go run is a file in the build
+// cache.
+func newFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: worker [flags]
 
 Recovery Vault's worker: runs the BackupItem and Vault workflows and their
 activities on task queue "backup".
@@ -64,32 +66,32 @@ activities on task queue "backup".
 
 Flags:
 `)
-	flag.PrintDefaults()
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
+	fs.BoolVar(&c.loadTest, "load-test", false,
+		"on an existing cluster, take dev mode's settings: --soft-delete-retention may shorten every window (load tests on a throwaway cluster only)")
+	fs.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "dev mode: directory of Temporal's SQLite file, its log and the recovery-point store")
+	fs.IntVar(&c.port, "port", 7233, "dev mode: Temporal frontend port on 127.0.0.1")
+	fs.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
+	fs.StringVar(&c.store, "store", os.Getenv("RECOVERYVAULT_STORE"),
+		"recovery-point store directory (env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
+	fs.StringVar(&c.webhookURL, "webhook-url", os.Getenv("RECOVERYVAULT_WEBHOOK_URL"),
+		"POST alerts as JSON to this URL (env RECOVERYVAULT_WEBHOOK_URL); without it alerts are log lines")
+	fs.IntVar(&c.consolePort, "console-port", 8234, "dev mode: web console port on 127.0.0.1 (0 turns it off)")
+	fs.StringVar(&c.consoleAddr, "console-addr", os.Getenv("RECOVERYVAULT_CONSOLE_ADDR"),
+		"serve the web console on this host:port (env RECOVERYVAULT_CONSOLE_ADDR); outside dev mode it needs --identity-header")
+	fs.StringVar(&c.identityHeader, "identity-header", os.Getenv("RECOVERYVAULT_IDENTITY_HEADER"),
+		"take the console operator's identity from this header, set by an authenticating proxy, e.g. X-Forwarded-Email (env RECOVERYVAULT_IDENTITY_HEADER)")
+	fs.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
+		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
+			"otherwise a minimum window of 336h to 4320h (14 to 180 days) that can only lengthen an item's")
+	return fs
 }
 
 func main() {
-	flag.CommandLine.Init("worker", flag.ExitOnError)
-	flag.Usage = usage
 	var c config
-	flag.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
-	flag.BoolVar(&c.loadTest, "load-test", false,
-		"on an existing cluster, take dev mode's settings: --soft-delete-retention may shorten every window (load tests on a throwaway cluster only)")
-	flag.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "dev mode: directory of Temporal's SQLite file, its log and the recovery-point store")
-	flag.IntVar(&c.port, "port", 7233, "dev mode: Temporal frontend port on 127.0.0.1")
-	flag.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
-	flag.StringVar(&c.store, "store", os.Getenv("RECOVERYVAULT_STORE"),
-		"recovery-point store directory (env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
-	flag.StringVar(&c.webhookURL, "webhook-url", os.Getenv("RECOVERYVAULT_WEBHOOK_URL"),
-		"POST alerts as JSON to this URL (env RECOVERYVAULT_WEBHOOK_URL); without it alerts are log lines")
-	flag.IntVar(&c.consolePort, "console-port", 8234, "dev mode: web console port on 127.0.0.1 (0 turns it off)")
-	flag.StringVar(&c.consoleAddr, "console-addr", os.Getenv("RECOVERYVAULT_CONSOLE_ADDR"),
-		"serve the web console on this host:port (env RECOVERYVAULT_CONSOLE_ADDR); outside dev mode it needs --identity-header")
-	flag.StringVar(&c.identityHeader, "identity-header", os.Getenv("RECOVERYVAULT_IDENTITY_HEADER"),
-		"take the console operator's identity from this header, set by an authenticating proxy, e.g. X-Forwarded-Email (env RECOVERYVAULT_IDENTITY_HEADER)")
-	flag.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
-		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
-			"otherwise a minimum window of 336h to 4320h (14 to 180 days) that can only lengthen an item's")
-	flag.Parse()
+	_ = newFlags(&c).Parse(os.Args[1:]) // ExitOnError: a bad flag exits with the usage
 
 	stop := make(chan any)
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

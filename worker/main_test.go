@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +114,44 @@ func TestOnlyDevModeAndLoadTestsMayShortenTheWindow(t *testing.T) {
 			assert.ErrorContains(t, err, c.refusal)
 		})
 	}
+}
+
+// TestABusyPortRefusesTheStartAndLeavesNothingBehind: a start refused
+// because one of its ports is taken creates no data directory, no lock and
+// no store.
+func TestABusyPortRefusesTheStartAndLeavesNothingBehind(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).Port
+	for name, c := range map[string]config{
+		"frontend": {dev: true, port: busy, uiPort: freePort(t), consolePort: freePort(t)},
+		"web ui":   {dev: true, port: freePort(t), uiPort: busy, consolePort: freePort(t)},
+		"console":  {dev: true, port: freePort(t), uiPort: freePort(t), consolePort: busy},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.dataDir = filepath.Join(t.TempDir(), "data")
+			err := run(c, io.Discard, make(chan any))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), fmt.Sprintf("port %d on 127.0.0.1 is in use: stop what holds it or choose another with --", busy))
+			assert.NoDirExists(t, c.dataDir, "nothing was created")
+		})
+	}
+}
+
+// TestUsageNamesTheCommand: --help starts with the command's name, not the
+// path of a binary in the build cache, and lists the flags.
+func TestUsageNamesTheCommand(t *testing.T) {
+	var c config
+	fs := newFlags(&c)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	fs.Usage()
+	assert.True(t, strings.HasPrefix(out.String(), "Usage: worker [flags]\n"), out.String())
+	assert.Contains(t, out.String(), "go run ./worker --dev")
+	assert.Contains(t, out.String(), "-soft-delete-retention duration")
+	assert.NotContains(t, out.String(), "go-build")
+	require.NoError(t, fs.Parse([]string{"--dev", "--port", "7300"}))
+	assert.True(t, c.dev)
+	assert.Equal(t, 7300, c.port)
 }

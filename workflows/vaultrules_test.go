@@ -1,0 +1,61 @@
+package workflows
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+
+// TestTheWindowShownIsTheWindowThatApplies: what a delete made now would
+// get, from the vault's settings, the item's floor and own window, and the
+// worker's override; after a delete, the one that was applied.
+func TestTheWindowShownIsTheWindowThatApplies(t *testing.T) {
+	enabled := func(days int) SoftDeleteSettings {
+		return SoftDeleteSettings{State: SoftDeleteEnabled, RetentionDays: days}
+	}
+	cases := map[string]struct {
+		in       WindowInputs
+		vault    SoftDeleteSettings
+		want     time.Duration
+		disabled bool
+	}{
+		"the vault's 30 days over the item's 14":     {WindowInputs{ItemDays: 14}, SoftDeleteSettings{State: SoftDeleteAlwaysOn, RetentionDays: 30}, 30 * day, false},
+		"the item's 60 days over the vault's 14":     {WindowInputs{ItemDays: 60}, enabled(14), 60 * day, false},
+		"a floor the vault was lowered below":        {WindowInputs{ItemDays: 14, Floor: VaultFloor{RetentionDays: 45}}, enabled(14), 45 * day, false},
+		"disabled purges at once":                    {WindowInputs{ItemDays: 14}, SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}, 14 * day, true},
+		"an AlwaysOn floor keeps soft delete on":     {WindowInputs{ItemDays: 14, Floor: VaultFloor{AlwaysOn: true}}, SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}, 14 * day, false},
+		"dev mode replaces the window":               {WindowInputs{ItemDays: 14, Override: windowSetting{Window: 2 * time.Minute, Replace: true}}, enabled(30), 2 * time.Minute, false},
+		"a worker minimum lengthens a short window":  {WindowInputs{ItemDays: 14, Override: windowSetting{Window: 20 * day}}, enabled(14), 20 * day, false},
+		"a worker minimum never shortens a long one": {WindowInputs{ItemDays: 14, Override: windowSetting{Window: 20 * day}}, enabled(90), 90 * day, false},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, disabled := c.in.Window(c.vault)
+			assert.Equal(t, c.want, got)
+			assert.Equal(t, c.disabled, disabled)
+		})
+	}
+
+	// The item knew 14 days; the vault has since gone to 30: shown is 30.
+	before := Status{ProtectionState: Protected, SoftDeleteRetentionDays: 14, SoftDeleteWindow: "14 days", SoftDeleteWindowInputs: &WindowInputs{ItemDays: 14}}
+	days, text, _ := WindowIfDeletedNow(before, SoftDeleteSettings{State: SoftDeleteAlwaysOn, RetentionDays: 30})
+	assert.Equal(t, 30, days)
+	assert.Equal(t, "30 days", text)
+	// Once soft-deleted, the vault's later settings change nothing shown.
+	after := Status{ProtectionState: SoftDeleted, SoftDeleteRetentionDays: 30, SoftDeleteWindow: "30 days"}
+	days, text, _ = WindowIfDeletedNow(after, enabled(90))
+	assert.Equal(t, 30, days)
+	assert.Equal(t, "30 days", text)
+}
+
+func TestWindowTextAndPlurals(t *testing.T) {
+	assert.Equal(t, "1 day", WindowText(day))
+	assert.Equal(t, "30 days", WindowText(30*day))
+	assert.Equal(t, "2m0s", WindowText(2*time.Minute))
+	assert.Equal(t, "none: soft delete was off, the delete purged at once", WindowText(0))
+	assert.Equal(t, "1 recovery point", plural(1, "recovery point"))
+	assert.Equal(t, "0 recovery points", plural(0, "recovery point"))
+	assert.Equal(t, "3 recovery points", plural(3, "recovery point"))
+}
