@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Alert kinds (SPEC section 4).
+// Alert kinds (docs/contract.md section 4).
 const (
 	AlertSoftDeleted      = "softDeleted"
 	AlertPurgeReminder    = "purgeReminder"

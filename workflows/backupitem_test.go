@@ -232,7 +232,7 @@ func (s *ItemSuite) TestInvalidPolicyIsRefusedAtStart() {
 	s.Empty(s.storedPoints())
 }
 
-// TestTransitionTable drives every cell of SPEC section 3 that a user can
+// TestTransitionTable drives every cell of docs/contract.md section 3 that a user can
 // reach, once through an update and once through a signal.
 func (s *ItemSuite) TestTransitionTable() {
 	type cell struct {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// State is an item's protectionState (SPEC section 3).
+// State is an item's protectionState (docs/contract.md section 3).
 type State string
 
 const (
@@ -81,7 +81,7 @@ func refuse(format string, args ...any) (Decision, error) {
 	return Decision{}, &Refusal{Message: fmt.Sprintf(format, args...)}
 }
 
-// Decide is the only place that knows the transition table of SPEC section 3.
+// Decide is the only place that knows the transition table of docs/contract.md section 3.
 // Signal handlers, update validators and update handlers all ask it, so an
 // operation can never be judged differently depending on how it arrived.
 func Decide(s State, op Operation, f Facts) (Decision, error) {

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDecideEveryStateAgainstEveryOperation covers the whole table of SPEC
-// section 3, plus the internal states and clock events.
+// TestDecideEveryStateAgainstEveryOperation covers the whole table of
+// docs/contract.md section 3, plus the internal states and clock events.
 func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	// The deadline is due now, so the window-ends column purges; the time

@@ -18,7 +18,7 @@ import (
 	"recoveryvault/activities"
 )
 
-// Names a user types (SPEC section 2).
+// Names a user types (docs/contract.md section 2).
 const (
 	TaskQueue    = "backup"
 	WorkflowType = "BackupItem"
@@ -38,7 +38,7 @@ const (
 	QueryStatus = "status"
 )
 
-// Bounds (SPEC section 6 and the issue's input rules).
+// Bounds (docs/contract.md sections 2 and 6).
 const (
 	DefaultSoftDeleteRetentionDays = 14
 	MinSoftDeleteRetentionDays     = 14
@@ -270,7 +270,7 @@ type Status struct {
 	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
 }
 
-// FormatRemaining renders a duration as SPEC's "13d 23h 59m".
+// FormatRemaining renders a duration as the contract's "13d 23h 59m".
 func FormatRemaining(d time.Duration) string {
 	switch {
 	case d <= 0:

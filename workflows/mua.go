@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Multi-user authorization names a user types (SPEC section 2).
+// Multi-user authorization names a user types (docs/contract.md section 2).
 const (
 	UpdateEnableMua = "enableMua"
 	UpdateApprove   = "approve"

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Vault names a user types (SPEC section 2).
+// Vault names a user types (docs/contract.md section 2).
 const (
 	VaultWorkflowType   = "Vault"
 	SignalItemChanged   = "itemChanged"
@@ -22,7 +22,7 @@ const (
 // VaultWorkflowID is the ID of a vault's workflow.
 func VaultWorkflowID(vaultID string) string { return "vault/" + vaultID }
 
-// SoftDeleteState is a vault's soft-delete setting (SPEC section 4).
+// SoftDeleteState is a vault's soft-delete setting (docs/contract.md section 4).
 type SoftDeleteState string
 
 const (

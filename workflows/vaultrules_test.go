@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-
 // TestTheWindowShownIsTheWindowThatApplies: what a delete made now would
 // get, from the vault's settings, the item's floor and own window, and the
 // worker's override; after a delete, the one that was applied.

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Creates the namespace and registers the search attributes Recovery Vault
-# needs (SPEC section 2), as the temporal-namespace job of
+# needs (docs/contract.md section 2), as the temporal-namespace job of
 # docker-compose.yml. Safe to run again.
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// Attributes are the custom search attributes and their types (SPEC section 2).
+// Attributes are the custom search attributes and their types (docs/contract.md section 2).
 var Attributes = map[string]enumspb.IndexedValueType{
 	"BackupVaultId":      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	"BackupItemState":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
