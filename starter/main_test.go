@@ -176,7 +176,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	assert.ErrorContains(t, err, "item vm1 is soft-deleted: undelete it before restoring")
 	// Protect says what the item is and what to do.
 	_, err = k.starter(append([]string{"protect", "--source", src}, item...)...)
-	assert.ErrorContains(t, err, "item vm1 of vault vault1 is soft-deleted, not protected: its data is purged at "+st.DeferredDeleteTimeInUTC)
+	assert.ErrorContains(t, err, "item vm1 of vault vault1 is soft-deleted, not protected: its purge is scheduled for "+st.DeferredDeleteTimeInUTC)
 	assert.ErrorContains(t, err, "undelete it (starter undelete --vault vault1 --item vm1)")
 	// The window shown is the one the delete applied.
 	out, err := k.starter(append([]string{"status"}, item...)...)
@@ -407,7 +407,7 @@ func TestStarterVaultCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "Soft-delete window  30 days (applied at the delete)")
 	_, err = k.starter("vault", "delete", "--vault", "vault9", "--requested-by", "mallory", "--yes")
-	assert.ErrorContains(t, err, "deleteVault refused: vault vault9 cannot be deleted: it holds 1 soft-deleted item: vm1 (purged at "+st.DeferredDeleteTimeInUTC+")")
+	assert.ErrorContains(t, err, "deleteVault refused: vault vault9 cannot be deleted: it holds 1 soft-deleted item: vm1 (purge scheduled for "+st.DeferredDeleteTimeInUTC+")")
 	out, err = k.starter("vault", "status", "--vault", "vault9")
 	require.NoError(t, err)
 	assert.Contains(t, out, "SoftDeleted  vm1")

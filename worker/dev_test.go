@@ -252,7 +252,7 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 	assert.ErrorContains(t, err, "item vm1 is soft-deleted: undelete it before restoring")
 	vaultID := workflows.VaultWorkflowID("vault1")
 	_, err = update(t, c, vaultID, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: "mallory"})
-	assert.ErrorContains(t, err, "vault vault1 cannot be deleted: it holds 1 soft-deleted item: vm1 (purged at")
+	assert.ErrorContains(t, err, "vault vault1 cannot be deleted: it holds 1 soft-deleted item: vm1 (purge scheduled for")
 	mustUpdate(t, c, id, workflows.UpdateUndelete, workflows.Request{RequestedBy: "alice"})
 	r2 := filepath.Join(t.TempDir(), "r2")
 	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: r2})

@@ -458,7 +458,7 @@ func (w *item) remind(ctx workflow.Context) {
 	}
 	left := w.st.Deadline.Sub(workflow.Now(ctx))
 	w.alert(ctx, activities.AlertPurgeReminder, system, "purged in "+FormatRemaining(left)+" unless undeleted")
-	w.audit(ctx, "purgeReminder", system, OutcomeAccepted, "reminder sent: purged at "+w.st.Deadline.UTC().Format(time.RFC3339))
+	w.audit(ctx, "purgeReminder", system, OutcomeAccepted, "reminder sent: purge scheduled for "+w.st.Deadline.UTC().Format(time.RFC3339))
 	w.version++
 }
 

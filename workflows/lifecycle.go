@@ -174,7 +174,7 @@ func softDelete(f Facts) Decision {
 	return Decision{
 		Next:     SoftDeleted,
 		Deadline: deadline,
-		Detail:   "soft-deleted; data purged at " + deadline.UTC().Format(time.RFC3339) + " unless undeleted",
+		Detail:   "soft-deleted; purge scheduled for " + deadline.UTC().Format(time.RFC3339) + " unless undeleted",
 	}
 }
 

@@ -66,7 +66,7 @@ func TestDeleteVaultRefusalNamesSoftDeletedItemsAndTheirPurgeTimes(t *testing.T)
 		"db1": {ProtectionState: ProtectionStopped},
 	})
 	require.Error(t, err)
-	assert.Equal(t, "vault vault1 cannot be deleted: it holds 1 soft-deleted item: vm1 (purged at 2026-12-08T10:00:00Z); "+
+	assert.Equal(t, "vault vault1 cannot be deleted: it holds 1 soft-deleted item: vm1 (purge scheduled for 2026-12-08T10:00:00Z); "+
 		"it holds 1 item with backup data: db1 (ProtectionStopped); a vault can be deleted once all its items are purged", err.Error())
 	assert.NoError(t, DeleteVaultRefusal("vault1", map[string]VaultItem{"vm2": {ProtectionState: Purged}}))
 	assert.NoError(t, DeleteVaultRefusal("vault1", nil))
@@ -148,7 +148,7 @@ func (s *VaultSuite) TestDeleteVaultRefusedWithSoftDeletedItemsAndAllowedAfterTh
 		s.update(UpdateDeleteVault, Request{RequestedBy: "mallory"}, &refusedErr)
 	})
 	s.at(3*time.Minute, func() {
-		s.ErrorContains(refusedErr, "vm1 (purged at 2026-12-08T10:00:00Z)")
+		s.ErrorContains(refusedErr, "vm1 (purge scheduled for 2026-12-08T10:00:00Z)")
 		s.Require().Len(s.alerts, 1)
 		s.Equal(activities.AlertCriticalRejected, s.alerts[0].Kind)
 		s.Equal("mallory", s.alerts[0].RequestedBy)

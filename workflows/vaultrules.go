@@ -188,7 +188,7 @@ func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
 		switch it.ProtectionState {
 		case Purged:
 		case SoftDeleted:
-			soft = append(soft, fmt.Sprintf("%s (purged at %s)", id, it.DeferredDeleteTime.UTC().Format(time.RFC3339)))
+			soft = append(soft, fmt.Sprintf("%s (purge scheduled for %s)", id, it.DeferredDeleteTime.UTC().Format(time.RFC3339)))
 		default:
 			other = append(other, fmt.Sprintf("%s (%s)", id, it.ProtectionState))
 		}

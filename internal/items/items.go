@@ -74,7 +74,7 @@ func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status)
 func AlreadyThere(st workflows.Status) error {
 	switch st.ProtectionState {
 	case workflows.SoftDeleted:
-		return fmt.Errorf("item %s of vault %s is soft-deleted, not protected: its data is purged at %s (%s left) unless undeleted; "+
+		return fmt.Errorf("item %s of vault %s is soft-deleted, not protected: its purge is scheduled for %s (%s left) unless it is undeleted; "+
 			"undelete it (starter undelete --vault %s --item %s), then resume protection (starter resume)",
 			st.ItemID, st.VaultID, st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining, st.VaultID, st.ItemID)
 	case workflows.ProtectionStopped:
