@@ -81,9 +81,13 @@ type ListedItem struct {
 // whose search attributes only the item workflows themselves can set, and
 // confirms each with its workflow: visibility lags, and an item purged a
 // moment ago may still be listed as running. It is what deleteVault counts,
-// so it must not refuse over an item that is gone.
+// so it must not refuse over an item that is gone, nor miss one that holds
+// data. It heartbeats once per item checked.
 func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]ListedItem, error) {
-	listed, err := ListItems(ctx, a.Client, fmt.Sprintf("WorkflowType = 'BackupItem' AND BackupVaultId = '%s' AND ExecutionStatus = 'Running'", vaultID))
+	// By workflow ID, which an item's workflow must match: an item still
+	// taking its first backup has published no attributes yet, and holds
+	// data all the same.
+	listed, err := ListItems(ctx, a.Client, fmt.Sprintf("WorkflowType = 'BackupItem' AND WorkflowId STARTS_WITH 'backup-item/%s/' AND ExecutionStatus = 'Running'", vaultID))
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +101,9 @@ func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]List
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			confirmed[i], errs[i] = a.confirmRunning(ctx, listed[i])
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx, i)
+			}
 		}()
 	}
 	wg.Wait()

@@ -69,10 +69,19 @@ func problem(status int, format string, args ...any) error {
 
 func (c *Console) newView(w http.ResponseWriter, r *http.Request, tmpl, title string) *view {
 	return &view{
-		template: tmpl, status: http.StatusOK, Title: title, writer: w, Here: localPath(r.URL.Path),
+		template: tmpl, status: http.StatusOK, Title: title, writer: w, Here: pageOf(r),
 		Operator: c.operator(r), IdentityHeader: c.opts.IdentityHeader, CSRF: csrfToken(w, r),
 		RefreshMillis: c.opts.RefreshInterval.Milliseconds(),
 	}
+}
+
+// pageOf is the page a request shows or, for a form's POST, the page the
+// form was on: where "say who you are" comes back to.
+func pageOf(r *http.Request) string {
+	if r.Method == http.MethodPost {
+		return localPath(path.Dir(r.URL.Path))
+	}
+	return localPath(r.URL.Path)
 }
 
 // page wraps a page handler: it makes sure a POST is the console's own
@@ -95,8 +104,7 @@ func (c *Console) page(f func(*http.Request, *view) error) http.HandlerFunc {
 		if r.Method == http.MethodPost && v.Operator == "" {
 			// Nothing is done: the operator says who they are, then goes
 			// back to the page the form was on.
-			back := path.Dir(r.URL.Path)
-			http.Redirect(w, r, "/operator?"+url.Values{"next": {back}, "act": {"1"}}.Encode(), http.StatusSeeOther)
+			http.Redirect(w, r, "/operator?"+url.Values{"next": {v.Here}, "act": {"1"}}.Encode(), http.StatusSeeOther)
 			return
 		}
 		if r.Method == http.MethodGet {

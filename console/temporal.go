@@ -143,14 +143,13 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 		return page, unavailable(err)
 	}
 	page.Next = next
-	seen := map[string]bool{}
+	// One row per listed run, as the filter counts them: only Purged can
+	// hold an ID twice, for an item purged, protected again and purged.
 	for _, it := range listed {
 		id, ok := strings.CutPrefix(it.WorkflowID, workflows.WorkflowID(vaultID, ""))
-		// An item purged twice under one ID is one row of Purged.
-		if !ok || seen[id] {
+		if !ok {
 			continue
 		}
-		seen[id] = true
 		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: workflows.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.Running})
 	}
 	// A purged item's final status is its workflow's result, read from the

@@ -76,8 +76,10 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 	w.settings = settings
 	w.vaultAware = vaultAware
 	// Handlers first: an update delivered in the first task of a run must
-	// find them. They wait until carried state has been verified.
-	w.verified = in.State == nil
+	// find them. They wait until carried state has been verified, or for a
+	// new item until its first backup is in: an item refused there must
+	// have published, alerted or answered nothing.
+	w.verified = false
 	if err := w.registerHandlers(ctx); err != nil {
 		return Status{}, err
 	}
@@ -108,6 +110,7 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 			return Status{}, temporal.NewNonRetryableApplicationError(message(err), activities.ErrTypeSourceMissing, nil)
 		}
 		w.st.NextBackupAt = workflow.Now(ctx).Add(w.frequency)
+		w.verified = true
 	}
 	w.publish(ctx)
 	if w.vaultAware {
@@ -142,7 +145,8 @@ type item struct {
 	published string
 	// collecting is true while a garbage-collection activity runs.
 	collecting bool
-	// verified is false while carried state is being checked; handlers wait.
+	// verified is false while carried state is being checked, or a new
+	// item's first backup runs; handlers wait.
 	verified bool
 	// checking holds the approvals being looked up at the vault, so the
 	// same one sent twice is not carried out twice.

@@ -224,6 +224,23 @@ func (s *ItemSuite) TestProtectWithMissingSourceIsRefusedAndStoresNothing() {
 	s.Empty(s.storedPoints())
 }
 
+// TestARefusedProtectPublishesNothing: the first backup comes before the
+// item shows itself, so an item refused there is in no list, and an
+// update sent meanwhile is not carried out.
+func (s *ItemSuite) TestARefusedProtectPublishesNothing() {
+	in := s.input()
+	in.SourcePath = "/does/not/exist"
+	upserts := 0
+	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(mock.Arguments) { upserts++ }).Return(nil).Maybe()
+	var st Status
+	var failed error
+	s.env.RegisterDelayedCallback(func() { s.update(UpdateStop, Request{RequestedBy: "alice"}, &st, &failed) }, 0)
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.ErrorContains(s.env.GetWorkflowError(), "/does/not/exist is not a directory the worker can read")
+	s.Zero(upserts, "no search attribute was set")
+	s.Empty(st.ProtectionState, "the stop was not carried out")
+}
+
 func (s *ItemSuite) TestInvalidPolicyIsRefusedAtStart() {
 	in := s.input()
 	in.Policy.Frequency = "10s"

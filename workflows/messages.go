@@ -61,8 +61,8 @@ func WorkflowID(vaultID, itemID string) string {
 
 // ItemsQuery is the visibility query of a vault's items ("" for every
 // vault) in a state, each item at most once. With no state it lists the
-// items that exist, those whose workflow is running (and so hold data);
-// Purged lists the runs that ended in a purge. A run that continued as new,
+// items that exist, those whose workflow is running and not purged (and so
+// hold data); Purged lists the runs that ended in a purge. A run that continued as new,
 // or an item refused at its first backup (its workflow failed before it
 // published anything), is never listed. The IDs must be valid.
 func ItemsQuery(vaultID string, state State) string {
@@ -72,11 +72,13 @@ func ItemsQuery(vaultID string, state State) string {
 	} else {
 		q += " AND BackupVaultId IS NOT NULL"
 	}
+	// A purged item shows Purged a moment before its run shows completed:
+	// it is counted by its state, so it is never in both lists.
 	switch state {
 	case "":
-		q += " AND ExecutionStatus = 'Running'"
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND BackupItemState != '%s'", Purged)
 	case Purged:
-		q += fmt.Sprintf(" AND ExecutionStatus = 'Completed' AND BackupItemState = '%s'", Purged)
+		q += fmt.Sprintf(" AND ExecutionStatus != 'ContinuedAsNew' AND BackupItemState = '%s'", Purged)
 	default:
 		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND BackupItemState = '%s'", state)
 	}

@@ -387,8 +387,11 @@ func (v *vault) markDeleted(ctx workflow.Context, by, reason string) {
 // only by the items themselves, so an item running with data counts even
 // when a report said it was purged.
 func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, error) {
+	// Every listed item is confirmed with its workflow: a large vault takes
+	// a while, and the heartbeat shows it is getting on.
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
 	var listed []activities.ListedItem

@@ -23,9 +23,9 @@ type NoItemError struct{ Message string }
 func (e *NoItemError) Error() string { return e.Message }
 
 // Status is an item's answer to the status query. An item whose workflow
-// does not exist, or failed (a protect refused at its first backup), has
-// no status: a query would replay the refused run and answer "Protected".
-// That is a *NoItemError.
+// does not exist, or whose protect was refused at its first backup, has no
+// status (a query would replay the refused run and answer "Protected"):
+// that is a *NoItemError.
 func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (workflows.Status, error) {
 	var st workflows.Status
 	id := workflows.WorkflowID(vaultID, itemID)
@@ -40,11 +40,13 @@ func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (work
 	if info := d.GetWorkflowExecutionInfo(); info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED {
 		failure := cl.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
 		var app *temporal.ApplicationError
-		if errors.As(failure, &app) && app.Type() == activities.ErrTypeSourceMissing {
+		// Only an item's first run, failing at its first backup, stored
+		// nothing. A later run that failed may leave points in the store,
+		// and its last status says which.
+		if errors.As(failure, &app) && app.Type() == activities.ErrTypeSourceMissing && info.GetFirstRunId() == info.GetExecution().GetRunId() {
 			return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: it was refused when it was protected, and nothing was stored (%s)",
 				itemID, vaultID, app.Message())}
 		}
-		return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: its workflow %s failed (%s)", itemID, vaultID, id, sentence(failure))}
 	}
 	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
 	if err != nil {
@@ -83,16 +85,4 @@ func AlreadyThere(st workflows.Status) error {
 	}
 	return fmt.Errorf("item %s of vault %s is already protected: see its status (starter status --vault %s --item %s)",
 		st.ItemID, st.VaultID, st.VaultID, st.ItemID)
-}
-
-// sentence is a workflow's own message, without the SDK's wrapping.
-func sentence(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
-	}
-	if err == nil {
-		return "no reason recorded"
-	}
-	return err.Error()
 }
