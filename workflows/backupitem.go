@@ -19,9 +19,9 @@ const (
 	// maxAuditEntries bounds the audit kept in state; the full record is the
 	// event history.
 	maxAuditEntries = 100
-	// maxStepsPerRun bounds one run's history (each step is roughly ten
-	// events) even on a server that never suggests continue-as-new.
-	maxStepsPerRun = 400
+	// maxHistoryLength bounds one run's history, in events, on a server
+	// that never suggests continue-as-new; one that does, does so sooner.
+	maxHistoryLength = 4000
 
 	anonymous = "anonymous"
 	system    = "system"
@@ -71,10 +71,8 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 	if err := checkIdentity(ctx, WorkflowID(in.VaultID, in.ItemID)); err != nil {
 		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
 	}
-	vaultAware := workflow.GetVersion(ctx, "vault", workflow.DefaultVersion, 1) == 1
 	w := newItem(ctx, in)
 	w.settings = settings
-	w.vaultAware = vaultAware
 	// Handlers first: an update delivered in the first task of a run must
 	// find them. They wait until carried state has been verified, or for a
 	// new item until its first backup is in: an item refused there must
@@ -93,7 +91,7 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 		if err == nil {
 			err = in.State.validate()
 		}
-		if err == nil && vaultAware {
+		if err == nil {
 			err = checkCarriedState(ctx, WorkflowType)
 		}
 		if err != nil {
@@ -113,10 +111,8 @@ func backupItem(ctx workflow.Context, in ItemInput, settings Settings) (Status, 
 		w.verified = true
 	}
 	w.publish(ctx)
-	if w.vaultAware {
-		w.sender = startAlertSender(ctx, &w.st.Outbox)
-		w.startReporter(ctx)
-	}
+	w.sender = startAlertSender(ctx, &w.st.Outbox)
+	w.startReporter(ctx)
 	return w.run(ctx)
 }
 
@@ -129,7 +125,6 @@ type item struct {
 	// version changes with every accepted operation so the loop wakes and
 	// re-arms its timers, whoever made the change.
 	version int
-	steps   int
 	// storeLock serialises the activities that touch the item's store.
 	storeLock workflow.Mutex
 
@@ -152,9 +147,6 @@ type item struct {
 	// same one sent twice is not carried out twice.
 	checking map[string]bool
 
-	// vaultAware is false only when replaying a history recorded before
-	// items had vaults: no reports, settings from the vault, or alerts.
-	vaultAware     bool
 	sender         *alertSender
 	reportedKey    string
 	reporting      bool
@@ -332,7 +324,6 @@ func (w *item) applyApproved(ctx workflow.Context, op Operation, by, reason stri
 		w.audit(ctx, string(op), by, OutcomeRejected, err.Error())
 		return d, err
 	}
-	w.steps++
 	prev := w.st.ProtectionState
 	w.st.ProtectionState = d.Next
 	switch {
@@ -380,25 +371,16 @@ func (w *item) applyApproved(ctx workflow.Context, op Operation, by, reason stri
 // Of the vault's retention and the item's own, the longer one applies. A
 // vault that cannot be read gives the safe default: soft delete enabled.
 func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration, mua bool, err error) {
-	vs := DefaultSoftDeleteSettings()
-	if w.vaultAware {
-		if read, ok := w.readVaultSettings(ctx); ok {
-			vs, mua = read.SoftDeleteSettings, read.MultiUserAuthorization
-		} else if workflow.GetVersion(ctx, "refuse-delete-unread-vault", workflow.DefaultVersion, 1) == 1 {
-			// Whether the delete needs approval is unknown: refuse it
-			// rather than guess that it does not.
-			return 0, false, 0, false, &Refusal{Message: fmt.Sprintf(
-				"vault %s could not be read to learn how deletes of item %s are protected: nothing changed, try again",
-				w.in.VaultID, w.in.ItemID)}
-		} else {
-			// Recorded before refusals: soft delete stays on.
-			workflow.GetLogger(ctx).Warn("Vault settings not read; soft delete stays enabled", "vault", w.in.VaultID)
-		}
+	read, ok := w.readVaultSettings(ctx)
+	if !ok {
+		// Whether the delete needs approval is unknown: refuse it rather
+		// than guess that it does not.
+		return 0, false, 0, false, &Refusal{Message: fmt.Sprintf(
+			"vault %s could not be read to learn how deletes of item %s are protected: nothing changed, try again",
+			w.in.VaultID, w.in.ItemID)}
 	}
+	vs, mua := read.SoftDeleteSettings, read.MultiUserAuthorization
 	window, disabled = w.windowInputs(w.windowOverride(ctx)).Window(vs)
-	if !w.vaultAware {
-		return window, false, 0, false, nil
-	}
 	return window, disabled, vs.reminderLead(), mua, nil
 }
 
@@ -422,10 +404,6 @@ func (w *item) readVaultSettings(ctx workflow.Context) (DeleteSettings, bool) {
 // override is read at the moment of the delete and recorded in the history,
 // so a replay, another worker or a continue-as-new gives the same deadline.
 func (w *item) windowOverride(ctx workflow.Context) windowSetting {
-	// Histories recorded before the override existed replay without it.
-	if workflow.GetVersion(ctx, "worker-soft-delete-retention", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return windowSetting{}
-	}
 	var o windowSetting
 	err := workflow.SideEffect(ctx, func(workflow.Context) any {
 		return windowSetting{Window: w.settings.SoftDeleteRetention, Replace: w.settings.Dev}
@@ -444,9 +422,6 @@ type windowSetting struct {
 
 // alert queues an alert for the sender.
 func (w *item) alert(ctx workflow.Context, kind, by, detail string) {
-	if !w.vaultAware {
-		return
-	}
 	a := activities.Alert{Kind: kind, VaultID: w.in.VaultID, ItemID: w.in.ItemID, RequestedBy: by, Time: workflow.Now(ctx).UTC(), Detail: detail}
 	if w.st.ProtectionState == SoftDeleted || kind == activities.AlertSoftDeleted {
 		a.PurgeTime = w.st.Deadline.UTC()
@@ -527,7 +502,7 @@ func (w *item) reportKey() string {
 // caughtUp is true when the vault knows the current state and every alert
 // is out: a finished item must have told everyone.
 func (w *item) caughtUp() bool {
-	return !w.vaultAware || (!w.reporting && w.reportedKey == w.reportKey() && w.sender.drained())
+	return !w.reporting && w.reportedKey == w.reportKey() && w.sender.drained()
 }
 
 func (op Operation) byUser() bool {
@@ -557,7 +532,6 @@ func (w *item) serveSignals(ctx workflow.Context) {
 			for s.ch.ReceiveAsync(&raw) {
 				req, err := DecodeRequest(string(s.op), raw)
 				if err != nil {
-					w.steps++
 					w.audit(ctx, string(s.op), anonymous, OutcomeRejected, "malformed signal, nothing changed: "+err.Error())
 				} else {
 					_, _ = w.apply(ctx, s.op, requester(req.RequestedBy), req.Reason)
@@ -569,7 +543,6 @@ func (w *item) serveSignals(ctx workflow.Context) {
 		// first, and the delete is checked against the state it leaves.
 		var raw converter.RawValue
 		for w.approvals.ReceiveAsync(&raw) {
-			w.steps++
 			w.serveApproval(ctx, raw)
 			raw = converter.RawValue{}
 		}
@@ -650,7 +623,6 @@ func (w *item) backup(ctx workflow.Context, op, by string) error {
 	})
 	var res activities.BackupResult
 	err := workflow.ExecuteActivity(actx, acts.Backup, in).Get(ctx, &res)
-	w.steps++
 	if err != nil {
 		w.audit(ctx, op, by, OutcomeFailed, "backup failed: "+message(err))
 		return err
@@ -703,7 +675,6 @@ func (w *item) collectGarbage(ctx workflow.Context) {
 	w.collecting = true
 	err := workflow.ExecuteActivity(actx, acts.DeleteRecoveryPoints, in).Get(ctx, nil)
 	w.collecting = false
-	w.steps++
 	if err != nil {
 		// Points stay listed and are collected after the next backup.
 		w.audit(ctx, "garbageCollection", system, OutcomeFailed, message(err))
@@ -784,7 +755,6 @@ func (w *item) restore(ctx workflow.Context, req RestoreRequest) (Status, error)
 		VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointID: rp.ID, SHA256: rp.SHA256, TargetPath: req.TargetPath,
 	}
 	var res activities.RestoreResult
-	w.steps++
 	if err := workflow.ExecuteActivity(actx, acts.Restore, in).Get(ctx, &res); err != nil {
 		if badTarget(err) {
 			// Refused before anything was written: the target is wrong.
@@ -816,7 +786,8 @@ func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
 func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
 	// A report or alert in flight is not waited for: the new run reports
 	// its state afresh and the alert stays in the carried outbox.
-	return (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || w.steps >= maxStepsPerRun) &&
+	info := workflow.GetInfo(ctx)
+	return (info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength) &&
 		workflow.AllHandlersFinished(ctx)
 }
 

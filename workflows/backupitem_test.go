@@ -637,6 +637,9 @@ func (s *ItemSuite) TestTenYearsOfDailyBackupsKeepEachRunBounded() {
 		s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
 			func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
 				perRun++
+				// The test environment keeps no history length: a backup
+				// adds about ten events on a real server.
+				s.env.SetCurrentHistoryLength(10 * perRun)
 				return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{
 					ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt, SizeBytes: 10, SHA256: "x",
 				}}, nil
@@ -646,7 +649,7 @@ func (s *ItemSuite) TestTenYearsOfDailyBackupsKeepEachRunBounded() {
 		next := s.continuedInput(s.env.GetWorkflowError())
 		runs++
 		backups += perRun
-		s.LessOrEqual(perRun, maxStepsPerRun, "backups per run")
+		s.LessOrEqual(10*perRun, maxHistoryLength+10, "a run ends once its history passes the bound")
 		s.LessOrEqual(len(next.State.RecoveryPoints), 31, "only unexpired points are carried")
 		s.LessOrEqual(len(next.State.Audit), maxAuditEntries)
 		size, err := json.Marshal(next)

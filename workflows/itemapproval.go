@@ -42,7 +42,6 @@ func (w *item) requestApproval(ctx workflow.Context, by, reason string) (Decisio
 		w.audit(ctx, string(OpDelete), by, OutcomeRejected, refusal.Message)
 		return Decision{}, refusal
 	}
-	w.steps++
 	// A request carried out while this answer was on its way is not
 	// awaited again.
 	if !slices.Contains(w.st.AwaitingApproval, r.RequestID) && !slices.Contains(w.st.ApprovalsUsed, r.RequestID) {

@@ -63,8 +63,9 @@ type DeleteSettings struct {
 	MultiUserAuthorization bool `json:"multiUserAuthorization,omitempty"`
 }
 
-// maxVaultStepsPerRun bounds a vault's history; every item report is a step.
-const maxVaultStepsPerRun = 1000
+// maxVaultHistoryLength bounds a vault's history, in events, on a server
+// that never suggests continue-as-new.
+const maxVaultHistoryLength = 4000
 
 // NewVault returns the Vault workflow bound to a worker's settings; register
 // it under VaultWorkflowType.
@@ -84,7 +85,6 @@ type vault struct {
 	settings Settings
 	deleted  bool
 	version  int
-	steps    int
 	reports  workflow.ReceiveChannel
 	sender   *alertSender
 	verified bool
@@ -162,7 +162,8 @@ func (v *vault) done(ctx workflow.Context) bool {
 func (v *vault) readyToContinueAsNew(ctx workflow.Context) bool {
 	// An alert being delivered stays in the outbox until it is, so it is
 	// carried and sent again rather than lost: no need to wait for it.
-	return !v.deleted && (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || v.steps >= maxVaultStepsPerRun) &&
+	info := workflow.GetInfo(ctx)
+	return !v.deleted && (info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxVaultHistoryLength) &&
 		workflow.AllHandlersFinished(ctx)
 }
 
@@ -176,13 +177,11 @@ func (v *vault) serveReports(ctx workflow.Context, check bool) {
 		pending := v.st.Unchecked
 		v.st.Unchecked = nil
 		for _, r := range pending {
-			v.steps++
 			v.applyReport(ctx, r, true)
 		}
 	}
 	var raw converter.RawValue
 	for v.reports.ReceiveAsync(&raw) {
-		v.steps++
 		var r ItemReport
 		err := decodePayload(SignalItemChanged, raw, &r, `{"itemId": "vm1", "protectionState": "Protected", "sequence": 1}`)
 		raw = converter.RawValue{}
@@ -237,10 +236,6 @@ func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
 // a new incarnation of one, comes from such an item: any client can send
 // itemChanged, and the vault must not carry an item for every forged one.
 func (v *vault) realItem(ctx workflow.Context, r ItemReport) bool {
-	// Histories recorded before the check replay without it.
-	if workflow.GetVersion(ctx, "verify-item-reports", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return true
-	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
