@@ -316,7 +316,9 @@ func (s *ItemSuite) TestTransitionTable() {
 					switch {
 					case c.refusal != "" && via == "update":
 						s.ErrorContains(failed, c.refusal)
-						s.NotEqual(string(c.op), last.Operation+"/"+last.RequestedBy, "a refused update leaves no trace")
+						for _, e := range st.Audit {
+							s.NotEqual("alice", e.RequestedBy, "a refused update leaves no trace")
+						}
 					case c.refusal != "":
 						s.Equal(OutcomeRejected, last.Outcome)
 						s.Contains(last.Detail, c.refusal)
@@ -850,19 +852,18 @@ func (s *ItemSuite) TestDeleteWaitsForARunningCollection() {
 // waits for a running restore without holding up the signals.
 func (s *ItemSuite) TestSignalsAreServedWhileAnUpdateRunsAtContinueAsNew() {
 	var a *activities.Activities
-	s.env.OnActivity(a.Restore, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, _ activities.RestoreInput) (activities.RestoreResult, error) {
-			s.env.SetContinueAsNewSuggested(true)
-			s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "alice"})
-			time.Sleep(100 * time.Millisecond)
-			return activities.RestoreResult{Files: 1}, nil
-		})
+	// The restore takes ten minutes of the workflow's clock.
+	s.env.OnActivity(a.Restore, mock.Anything, mock.Anything).After(10*time.Minute).Return(activities.RestoreResult{Files: 1}, nil)
 	var rp string
 	s.at(time.Hour, func() {
 		rp = s.status().RecoveryPoints[0].ID
 		var st Status
 		var err error
 		s.update(UpdateRestore, RestoreRequest{RecoveryPointID: rp, TargetPath: "/restore/vm1"}, &st, &err)
+	})
+	s.at(time.Hour+time.Minute, func() {
+		s.env.SetContinueAsNewSuggested(true)
+		s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "alice"})
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	next := s.continuedInput(s.env.GetWorkflowError())
@@ -902,10 +903,132 @@ func (s *ItemSuite) TestAnUpdateAlreadyDoneByASignalIsAnsweredAsDone() {
 		s.env.SignalWorkflowSkippingWorkflowTask(SignalUndelete, Request{RequestedBy: "bob"})
 		s.update(UpdateUndelete, Request{RequestedBy: "alice"}, &got, &err)
 	})
-	s.at(3*time.Hour, func() {
-		s.NoError(err)
-		s.Equal(ProtectionStopped, got.ProtectionState)
+	s.at(3*time.Hour, func() { s.end() })
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran until the test ended it")
+	s.NoError(err)
+	s.Equal(ProtectionStopped, got.ProtectionState, "the update was answered as done")
+}
+
+// How an item's delete takes its vault's settings, and its alerts.
+
+func (s *ItemSuite) TestSoftDeleteDisabledPurgesAtOnce() {
+	s.vaultSettings = SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "alice"}) })
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var final Status
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.Equal(Purged, final.ProtectionState)
+	s.Equal(1, s.purges)
+	s.Equal(time.Hour, s.purgeTime.Sub(final.Audit[0].Time).Round(time.Minute), "purged at the delete, with no window")
+	s.Empty(s.storedPoints())
+	s.Equal(Purged, s.reports[len(s.reports)-1].ProtectionState, "the vault is told")
+	s.Equal(activities.AlertPurged, s.alerts[len(s.alerts)-1].Kind)
+}
+
+func (s *ItemSuite) TestTheVaultsRetentionAppliesAtTheDeleteAndLaterChangesDoNotShortenIt() {
+	s.vaultSettings = SoftDeleteSettings{State: SoftDeleteEnabled, RetentionDays: 30}
+	var deleted time.Time
+	s.at(time.Hour, func() {
+		deleted = s.env.Now()
+		s.mustUpdate(UpdateDelete, nil)
+	})
+	s.at(2*time.Hour, func() {
+		s.vaultSettings = SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}
+		s.mustUpdate(UpdateDelete, nil) // a repeated delete reads nothing and moves nothing
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Equal(deleted.Add(30*day), s.purgeTime, "purged after the vault's 30 days, unchanged by the later setting")
+}
+
+func (s *ItemSuite) TestReminderTwoDaysBeforeThePurgeAndAlertsAlongTheWay() {
+	var deleted time.Time
+	s.at(time.Hour, func() {
+		deleted = s.env.Now()
+		s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"})
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var kinds []string
+	for _, a := range s.alerts {
+		kinds = append(kinds, a.Kind)
+	}
+	s.Equal([]string{activities.AlertSoftDeleted, activities.AlertPurgeReminder, activities.AlertPurged}, kinds)
+	s.Equal("mallory", s.alerts[0].RequestedBy)
+	s.Equal(deleted.Add(14*day).UTC(), s.alerts[0].PurgeTime, "the soft-delete alert carries the purge time")
+	s.Equal(deleted.Add(12*day).UTC(), s.alerts[1].Time, "the reminder goes out two days before the purge")
+	s.Equal(deleted.Add(14*day).UTC(), s.alerts[2].Time)
+
+	var states []State
+	for _, r := range s.reports {
+		states = append(states, r.ProtectionState)
+	}
+	s.Equal([]State{Protected, SoftDeleted, Purged}, states, "the vault hears of each change, registration first")
+}
+
+func (s *ItemSuite) TestNoReminderAfterAnUndelete() {
+	var reminderTimers []string
+	s.env.SetOnTimerScheduledListener(func(id string, d time.Duration) {
+		if d == 12*day {
+			reminderTimers = append(reminderTimers, id)
+		}
+	})
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, nil) })
+	s.at(5*day, func() { s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"}) })
+	s.at(20*day, func() {
+		var kinds []string
+		for _, a := range s.alerts {
+			kinds = append(kinds, a.Kind)
+		}
+		s.Equal([]string{activities.AlertSoftDeleted, activities.AlertUndeleted}, kinds, "no reminder, no purge")
+		s.Require().Len(reminderTimers, 1, "a reminder was scheduled 12 days out")
+		s.Contains(s.canceled, reminderTimers[0], "the undelete cancelled the reminder timer")
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+}
+
+// TestAResetVaultCannotWeakenWhatAnItemHasSeen: the item saw AlwaysOn with
+// 180 days when it registered; the vault is then reset to Disabled (say by
+// terminating and restarting it). A delete still soft-deletes for 180 days.
+func (s *ItemSuite) TestAResetVaultCannotWeakenWhatAnItemHasSeen() {
+	s.vaultSettings = SoftDeleteSettings{State: SoftDeleteAlwaysOn, RetentionDays: 180}
+	var deleted time.Time
+	s.at(time.Hour, func() {
+		s.vaultSettings = SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14}
+	})
+	s.at(2*time.Hour, func() {
+		deleted = s.env.Now()
+		s.mustUpdate(UpdateDelete, nil)
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState, "not purged at once")
+		s.Equal(deleted.Add(180*day).UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC)
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
+}
+
+// TestAVaultThatCannotBeReadRefusesTheDelete: failing closed. Whether the
+// delete needs approval, or how long a window it gets, is unknown.
+func (s *ItemSuite) TestAVaultThatCannotBeReadRefusesTheDelete() {
+	s.vaultSettings = SoftDeleteSettings{} // no vault answers
+	var got Status
+	var err error
+	s.at(time.Hour, func() { s.update(UpdateDelete, Request{RequestedBy: "mallory"}, &got, &err) })
+	s.at(2*time.Hour, func() {
+		s.ErrorContains(err, "vault vault1 could not be read to learn how deletes of item vm1 are protected: nothing changed, try again")
+		s.Equal(Protected, s.status().ProtectionState)
+		s.Equal("delete/mallory/rejected", s.lastAudit())
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
 }

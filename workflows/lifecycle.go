@@ -62,8 +62,6 @@ type Decision struct {
 	// CollectGarbage asks for removal of expired recovery points.
 	CollectGarbage bool
 	Backup         bool
-	Restore        bool
-	Purge          bool
 	// Detail explains the decision for the audit trail.
 	Detail string
 	// Pending is set by the item, never by Decide: a delete that waits for
@@ -98,7 +96,7 @@ func Decide(s State, op Operation, f Facts) (Decision, error) {
 		case OpBackupNow, OpScheduledBackup:
 			return Decision{Next: Protected, Backup: true}, nil
 		case OpRestore:
-			return Decision{Next: Protected, Restore: true}, nil
+			return Decision{Next: Protected}, nil
 		case OpUndelete:
 			return refuse("item %s is not soft-deleted (it is Protected): there is nothing to undelete", item)
 		}
@@ -111,7 +109,7 @@ func Decide(s State, op Operation, f Facts) (Decision, error) {
 		case OpResume:
 			return Decision{Next: Protected, CollectGarbage: true, Detail: "protection resumed; expired recovery points are collected now"}, nil
 		case OpRestore:
-			return Decision{Next: ProtectionStopped, Restore: true}, nil
+			return Decision{Next: ProtectionStopped}, nil
 		case OpScheduledBackup:
 			return Decision{Next: ProtectionStopped, NoOp: true, Detail: "no backups while protection is stopped"}, nil
 		case OpBackupNow:
@@ -131,7 +129,7 @@ func Decide(s State, op Operation, f Facts) (Decision, error) {
 			if f.Now.Before(f.Deadline) {
 				return Decision{Next: SoftDeleted, NoOp: true, Detail: "the soft-delete window has not ended"}, nil
 			}
-			return Decision{Next: Purging, Purge: true, Detail: "soft-delete window ended"}, nil
+			return Decision{Next: Purging, Detail: "soft-delete window ended"}, nil
 		case OpScheduledBackup:
 			return Decision{Next: SoftDeleted, NoOp: true, Detail: "no backups while soft-deleted"}, nil
 		case OpStop:
@@ -167,7 +165,7 @@ func Decide(s State, op Operation, f Facts) (Decision, error) {
 
 func softDelete(f Facts) Decision {
 	if f.SoftDeleteDisabled {
-		return Decision{Next: Purging, Purge: true, Deadline: f.Now,
+		return Decision{Next: Purging, Deadline: f.Now,
 			Detail: "soft delete is disabled for the vault: the backup data is purged at once"}
 	}
 	deadline := f.Now.Add(f.SoftDeleteRetention)

@@ -20,7 +20,7 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 
 	type want struct {
 		next                          State
-		noop, backup, restore, purge  bool
+		noop, backup                  bool
 		collect, newDeadline, refused bool
 		refusal                       string
 	}
@@ -31,7 +31,7 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 			OpUndelete:        {refused: true, refusal: "item vm1 is not soft-deleted"},
 			OpResume:          {next: Protected, noop: true},
 			OpBackupNow:       {next: Protected, backup: true},
-			OpRestore:         {next: Protected, restore: true},
+			OpRestore:         {next: Protected},
 			OpScheduledBackup: {next: Protected, backup: true},
 			OpWindowEnds:      {next: Protected, noop: true},
 			OpPurgeDone:       {next: Protected, noop: true},
@@ -42,7 +42,7 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 			OpUndelete:        {refused: true, refusal: "item vm1 is not soft-deleted"},
 			OpResume:          {next: Protected, collect: true},
 			OpBackupNow:       {refused: true, refusal: "resume protection before taking a backup"},
-			OpRestore:         {next: ProtectionStopped, restore: true},
+			OpRestore:         {next: ProtectionStopped},
 			OpScheduledBackup: {next: ProtectionStopped, noop: true},
 			OpWindowEnds:      {next: ProtectionStopped, noop: true},
 			OpPurgeDone:       {next: ProtectionStopped, noop: true},
@@ -55,7 +55,7 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 			OpBackupNow:       {refused: true, refusal: "undelete it and resume protection"},
 			OpRestore:         {refused: true, refusal: "item vm1 is soft-deleted: undelete it before restoring"},
 			OpScheduledBackup: {next: SoftDeleted, noop: true},
-			OpWindowEnds:      {next: Purging, purge: true},
+			OpWindowEnds:      {next: Purging},
 			OpPurgeDone:       {next: SoftDeleted, noop: true},
 		},
 		Purging: {
@@ -98,8 +98,6 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 				assert.Equal(t, w.next, d.Next)
 				assert.Equal(t, w.noop, d.NoOp, "no-op")
 				assert.Equal(t, w.backup, d.Backup, "backup")
-				assert.Equal(t, w.restore, d.Restore, "restore")
-				assert.Equal(t, w.purge, d.Purge, "purge")
 				assert.Equal(t, w.collect, d.CollectGarbage, "garbage collection")
 				if w.newDeadline {
 					assert.Equal(t, now.Add(14*24*time.Hour), d.Deadline)
@@ -115,11 +113,10 @@ func TestWindowEndingBeforeTheDeadlineDoesNotPurge(t *testing.T) {
 	deadline := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
 	d, err := Decide(SoftDeleted, OpWindowEnds, Facts{ItemID: "vm1", Now: deadline.Add(-time.Millisecond), Deadline: deadline})
 	require.NoError(t, err)
-	assert.False(t, d.Purge)
-	assert.Equal(t, SoftDeleted, d.Next)
+	assert.Equal(t, SoftDeleted, d.Next, "not purged a millisecond early")
 	d, err = Decide(SoftDeleted, OpWindowEnds, Facts{ItemID: "vm1", Now: deadline, Deadline: deadline})
 	require.NoError(t, err)
-	assert.True(t, d.Purge, "due exactly at the deadline")
+	assert.Equal(t, Purging, d.Next, "due exactly at the deadline")
 }
 
 func TestUnknownOperationIsRefused(t *testing.T) {
