@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"recoveryvault/internal/searchattributes"
 	"recoveryvault/internal/updates"
 )
 
@@ -181,9 +182,9 @@ func listedItem(e *workflowpb.WorkflowExecutionInfo) ListedItem {
 		WorkflowStatus: e.GetStatus().String(),
 		Running:        e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
 	}
-	_ = dc.FromPayload(fields["BackupVaultId"], &r.VaultID)
-	_ = dc.FromPayload(fields["BackupItemState"], &r.ProtectionState)
-	if p := fields["DeferredDeleteTime"]; p != nil {
+	_ = dc.FromPayload(fields[searchattributes.VaultID], &r.VaultID)
+	_ = dc.FromPayload(fields[searchattributes.State], &r.ProtectionState)
+	if p := fields[searchattributes.Deadline]; p != nil {
 		_ = dc.FromPayload(p, &r.DeferredDeleteTime)
 	}
 	return r

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
+	"recoveryvault/internal/searchattributes"
 )
 
 // Names a user types (docs/contract.md section 2).
@@ -49,9 +50,9 @@ const (
 
 // Search attributes, registered on every server the worker talks to.
 var (
-	VaultIDAttribute  = temporal.NewSearchAttributeKeyKeyword("BackupVaultId")
-	StateAttribute    = temporal.NewSearchAttributeKeyKeyword("BackupItemState")
-	DeadlineAttribute = temporal.NewSearchAttributeKeyTime("DeferredDeleteTime")
+	VaultIDAttribute  = temporal.NewSearchAttributeKeyKeyword(searchattributes.VaultID)
+	StateAttribute    = temporal.NewSearchAttributeKeyKeyword(searchattributes.State)
+	DeadlineAttribute = temporal.NewSearchAttributeKeyTime(searchattributes.Deadline)
 )
 
 // WorkflowID is the ID of an item's workflow.
@@ -68,19 +69,19 @@ func WorkflowID(vaultID, itemID string) string {
 func ItemsQuery(vaultID string, state State) string {
 	q := fmt.Sprintf("WorkflowType = '%s'", WorkflowType)
 	if vaultID != "" {
-		q += fmt.Sprintf(" AND BackupVaultId = '%s'", vaultID)
+		q += fmt.Sprintf(" AND %s = '%s'", searchattributes.VaultID, vaultID)
 	} else {
-		q += " AND BackupVaultId IS NOT NULL"
+		q += " AND " + searchattributes.VaultID + " IS NOT NULL"
 	}
 	// A purged item shows Purged a moment before its run shows completed:
 	// it is counted by its state, so it is never in both lists.
 	switch state {
 	case "":
-		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND BackupItemState != '%s'", Purged)
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND %s != '%s'", searchattributes.State, Purged)
 	case Purged:
-		q += fmt.Sprintf(" AND ExecutionStatus != 'ContinuedAsNew' AND BackupItemState = '%s'", Purged)
+		q += fmt.Sprintf(" AND ExecutionStatus != 'ContinuedAsNew' AND %s = '%s'", searchattributes.State, Purged)
 	default:
-		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND BackupItemState = '%s'", state)
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND %s = '%s'", searchattributes.State, state)
 	}
 	return q
 }

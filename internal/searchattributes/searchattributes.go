@@ -12,11 +12,20 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// Attributes are the custom search attributes and their types (docs/contract.md section 2).
+// The custom search attributes' names (docs/contract.md section 2), the
+// one place they are spelled: the items set them, queries and listings
+// read them.
+const (
+	VaultID  = "BackupVaultId"
+	State    = "BackupItemState"
+	Deadline = "DeferredDeleteTime"
+)
+
+// Attributes are the custom search attributes and their types.
 var Attributes = map[string]enumspb.IndexedValueType{
-	"BackupVaultId":      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"BackupItemState":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"DeferredDeleteTime": enumspb.INDEXED_VALUE_TYPE_DATETIME,
+	VaultID:  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	State:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	Deadline: enumspb.INDEXED_VALUE_TYPE_DATETIME,
 }
 
 // Ensure registers whichever attributes the namespace lacks; it is safe to
