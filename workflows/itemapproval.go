@@ -104,34 +104,6 @@ func keepLast(ids []string, n int) []string {
 	return ids
 }
 
-// checkApproval finds request id at the vault, approved, for a delete of
-// this item.
-func (w *item) checkApproval(ctx workflow.Context, id string) (MuaRequest, error) {
-	var requests []MuaRequest
-	if err := queryWorkflow(ctx, VaultWorkflowID(w.in.VaultID), VaultWorkflowType, QueryMuaRequests, &requests); err != nil {
-		return MuaRequest{}, fmt.Errorf("vault %s could not be asked about request %s, nothing changed: %s", w.in.VaultID, id, message(err))
-	}
-	for _, r := range requests {
-		if r.RequestID != id {
-			continue
-		}
-		if r.Operation != string(OpDelete) || r.ItemID != w.in.ItemID {
-			return MuaRequest{}, fmt.Errorf("request %s at vault %s is not a delete of item %s, nothing changed", id, w.in.VaultID, w.in.ItemID)
-		}
-		if r.State != RequestApproved {
-			return MuaRequest{}, fmt.Errorf("request %s at vault %s is %s, not Approved: nothing changed", id, w.in.VaultID, r.State)
-		}
-		// An approval is for then: one not carried out within the request's
-		// window, say for a vault that could not be read, must be asked again.
-		if now := workflow.Now(ctx); !now.Before(r.ExpiresAt) {
-			return MuaRequest{}, fmt.Errorf("request %s was approved but its window ended at %s: nothing changed, ask again",
-				id, r.ExpiresAt.UTC().Format(time.RFC3339))
-		}
-		return r, nil
-	}
-	return MuaRequest{}, fmt.Errorf("vault %s holds no request %s, nothing changed", w.in.VaultID, id)
-}
-
 // withWorkflowCall has the options of a short call to another workflow of
 // ours: a few retries, and none when it is not running.
 func withWorkflowCall(ctx workflow.Context) workflow.Context {

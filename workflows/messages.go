@@ -13,7 +13,6 @@ import (
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
 	"recoveryvault/internal/searchattributes"
@@ -132,86 +131,6 @@ type ItemState struct {
 	AwaitingApproval []string `json:"awaitingApproval,omitempty"`
 	// ApprovalsUsed are the last approvals carried out: never awaited again.
 	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
-}
-
-// VaultFloor is the strongest soft-delete setting seen.
-type VaultFloor struct {
-	AlwaysOn      bool `json:"alwaysOn,omitempty"`
-	RetentionDays int  `json:"retentionDays,omitempty"`
-}
-
-// raise lifts the floor to what settings s demand.
-func (f *VaultFloor) raise(s SoftDeleteSettings) {
-	f.AlwaysOn = f.AlwaysOn || s.State == SoftDeleteAlwaysOn
-	f.RetentionDays = max(f.RetentionDays, s.RetentionDays)
-}
-
-// apply never lets settings fall below the floor.
-func (f VaultFloor) apply(s SoftDeleteSettings) SoftDeleteSettings {
-	if f.AlwaysOn {
-		s.State = SoftDeleteAlwaysOn
-	}
-	s.RetentionDays = max(s.RetentionDays, f.RetentionDays)
-	return s
-}
-
-// errForgedState refuses a start input that carries state it may not.
-var errForgedState = errors.New(`"state" is carried only by the workflow's own continue-as-new: start it without "state"`)
-
-// checkIdentity refuses a run that is not the workflow it claims to be:
-// the workflow ID must be the one its input names, and no cron schedule may
-// re-run it. Data is purged by vault and item ID, so a workflow under
-// another ID must never act on an item's store.
-func checkIdentity(ctx workflow.Context, wantID string) error {
-	info := workflow.GetInfo(ctx)
-	if info.WorkflowExecution.ID != wantID {
-		return fmt.Errorf("workflow ID %q does not match its input: start it with workflow ID %q", info.WorkflowExecution.ID, wantID)
-	}
-	if info.CronSchedule != "" {
-		return errors.New("this workflow cannot run on a cron schedule: start it without --cron")
-	}
-	return nil
-}
-
-// checkCarriedState accepts carried state only in a run continued from a
-// run of the same workflow type, and not from a retry: a cron run, a retry
-// or another workflow type continuing as new could otherwise forge it.
-func checkCarriedState(ctx workflow.Context, workflowType string) error {
-	info := workflow.GetInfo(ctx)
-	if info.ContinuedExecutionRunID == "" || info.Attempt > 1 {
-		return errForgedState
-	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
-	})
-	var prev activities.RunInfo
-	err := workflow.ExecuteActivity(actx, acts.DescribeRun, info.WorkflowExecution.ID, info.ContinuedExecutionRunID).Get(ctx, &prev)
-	if err != nil {
-		return fmt.Errorf("the run this one continues could not be checked: %s", message(err))
-	}
-	if prev.WorkflowType != workflowType || !prev.ContinuedAsNew {
-		return errForgedState
-	}
-	return nil
-}
-
-// validate checks the contents of carried state.
-func (st *ItemState) validate() error {
-	switch st.ProtectionState {
-	case Protected, ProtectionStopped:
-	case SoftDeleted:
-		if st.DeletedAt.IsZero() || !st.Deadline.After(st.DeletedAt) {
-			return fmt.Errorf("carried state is %s without a deadline after its deletion time", st.ProtectionState)
-		}
-	case Purging:
-		if st.DeletedAt.IsZero() || st.Deadline.Before(st.DeletedAt) {
-			return fmt.Errorf("carried state is %s without a deadline", st.ProtectionState)
-		}
-	default:
-		return fmt.Errorf("carried protectionState %q is not a state an item continues in", st.ProtectionState)
-	}
-	return nil
 }
 
 // Request is the payload of stop, delete, undelete and resume.

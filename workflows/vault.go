@@ -232,19 +232,6 @@ func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
 	}
 }
 
-// realItem checks that a report naming an item the vault does not know, or
-// a new incarnation of one, comes from such an item: any client can send
-// itemChanged, and the vault must not carry an item for every forged one.
-func (v *vault) realItem(ctx workflow.Context, r ItemReport) bool {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
-	})
-	var run activities.RunInfo
-	err := workflow.ExecuteActivity(actx, acts.DescribeRun, WorkflowID(v.id, r.ItemID), "").Get(ctx, &run)
-	return err == nil && run.WorkflowType == WorkflowType && run.FirstRunID == r.Incarnation
-}
-
 func knownState(s State) bool {
 	return s == Protected || s == ProtectionStopped || s == SoftDeleted || s == Purged
 }
