@@ -202,8 +202,9 @@ type vaultData struct {
 	Filters []filter
 	Items   itemPage
 	// Total is the count of the filter shown, as its link says.
-	Total  int
-	Counts map[string]int
+	Total int
+	// Purged counts the purged items, which "All" leaves out.
+	Purged int
 	// First is the position of the page's first item, from 1.
 	First    int
 	NextHref string
@@ -251,10 +252,7 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	}
 	all := counts[workflows.Protected] + counts[workflows.ProtectionStopped] + counts[workflows.SoftDeleted]
 	d.Total = all
-	d.Counts = map[string]int{}
-	for s, n := range counts {
-		d.Counts[string(s)] = n
-	}
+	d.Purged = counts[workflows.Purged]
 	if d.Filter != "" {
 		d.Total = counts[d.Filter]
 	}

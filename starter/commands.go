@@ -348,20 +348,24 @@ func (a *app) listCommand() *cobra.Command {
 	return cmd
 }
 
-var states = []string{
-	string(workflows.Protected), string(workflows.ProtectionStopped), string(workflows.SoftDeleted), string(workflows.Purged),
-}
-
 func listQuery(vaultID, state string) (string, error) {
 	if vaultID != "" {
 		if err := workflows.ValidateID("--vault", vaultID); err != nil {
 			return "", err
 		}
 	}
-	if state != "" && !slices.Contains(states, state) {
-		return "", fmt.Errorf("--state %q is not a state: use one of %s", state, strings.Join(states, ", "))
+	if state != "" && !slices.Contains(workflows.VisibleStates, workflows.State(state)) {
+		return "", fmt.Errorf("--state %q is not a state: use one of %s", state, stateList())
 	}
 	return workflows.ItemsQuery(vaultID, workflows.State(state)), nil
+}
+
+func stateList() string {
+	var names []string
+	for _, s := range workflows.VisibleStates {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
 }
 
 func listItems(ctx context.Context, cl client.Client, query string) ([]listed, error) {

@@ -117,7 +117,7 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
 	fmt.Fprintln(out, "\nItems")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tITEM\tPURGE AT")
-	for _, state := range []workflows.State{workflows.Protected, workflows.ProtectionStopped, workflows.SoftDeleted, workflows.Purged} {
+	for _, state := range workflows.VisibleStates {
 		for _, it := range st.Items[state] {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", state, it.ItemID, dash(it.DeferredDeleteTimeInUTC))
 		}

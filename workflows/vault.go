@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -232,9 +233,7 @@ func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
 	}
 }
 
-func knownState(s State) bool {
-	return s == Protected || s == ProtectionStopped || s == SoftDeleted || s == Purged
-}
+func knownState(s State) bool { return slices.Contains(VisibleStates, s) }
 
 func (v *vault) registerHandlers(ctx workflow.Context) error {
 	err := workflow.SetQueryHandler(ctx, QueryVaultStatus, func() (VaultStatus, error) { return v.status(), nil })
