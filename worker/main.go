@@ -243,7 +243,7 @@ func (c config) validate() error {
 
 // printDevBanner says where everything is and what to try.
 func printDevBanner(out io.Writer, c config, srv *devserver.Server, consoleAddr string) {
-	query := strings.ReplaceAll(url.QueryEscape("BackupItemState = 'SoftDeleted'"), "+", "%20")
+	query := strings.ReplaceAll(url.QueryEscape(searchattributes.State+" = 'SoftDeleted'"), "+", "%20")
 	console := "off (--console-port 0)"
 	if consoleAddr != "" {
 		console = "http://" + consoleAddr

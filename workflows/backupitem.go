@@ -19,8 +19,8 @@ const (
 	// maxAuditEntries bounds the audit kept in state; the full record is the
 	// event history.
 	maxAuditEntries = 100
-	// maxHistoryLength bounds one run's history, in events, on a server
-	// that never suggests continue-as-new; one that does, does so sooner.
+	// maxHistoryLength bounds one run's history, in events, whether or not
+	// the server suggests continue-as-new.
 	maxHistoryLength = 4000
 
 	anonymous = "anonymous"
@@ -369,7 +369,7 @@ func (w *item) applyApproved(ctx workflow.Context, op Operation, by, reason stri
 // deleteSettings are what a delete made now gets: the vault's settings, read
 // at this moment and recorded in the history, then the worker's override.
 // Of the vault's retention and the item's own, the longer one applies. A
-// vault that cannot be read gives the safe default: soft delete enabled.
+// vault that cannot be read refuses the delete: the item never guesses.
 func (w *item) deleteSettings(ctx workflow.Context) (window time.Duration, disabled bool, reminder time.Duration, mua bool, err error) {
 	read, ok := w.readVaultSettings(ctx)
 	if !ok {

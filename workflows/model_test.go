@@ -79,9 +79,9 @@ type modelItem struct {
 	points   []string  // recovery points shown at the last check
 	// pointsState is the state at that check.
 	pointsState State
-	// undeletedBefore is the deadline an undelete cancelled: no purge may
-	// ever happen for it.
-	undeletedBefore []time.Time
+	// deletedAt is when the model entered SoftDeleted: the deadline is 14
+	// days later, the vault's default window.
+	deletedAt time.Time
 }
 
 // TestModelOfAnItemsLife drives an item through random sequences of
@@ -155,7 +155,8 @@ func runModel(t *rapid.T, steps []step) {
 				break
 			}
 		}
-		// After the last step: check, then let a pending deadline pass, and end.
+		// After the last step: check, then let a pending deadline pass, and
+		// end. A continue-as-new that never comes ends the run too.
 		if rest == nil {
 			h.env.RegisterDelayedCallback(func() {
 				h.check("end")
@@ -163,8 +164,11 @@ func runModel(t *rapid.T, steps []step) {
 					h.env.CancelWorkflow()
 				}
 			}, at+checkAfter)
-			h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, at+16*day)
 		}
+		h.env.RegisterDelayedCallback(func() {
+			h.check("16 days after the last step") // a soft-deleted item is purged by now
+			h.env.CancelWorkflow()
+		}, at+16*day)
 		h.env.ExecuteWorkflow(BackupItem, in)
 		err := h.env.GetWorkflowError()
 		var can *workflow.ContinueAsNewError
@@ -191,10 +195,16 @@ func runModel(t *rapid.T, steps []step) {
 				h.purged()
 			}
 		case temporal.IsCanceledError(err):
+			if rest != nil {
+				t.Fatalf("continue-as-new was suggested, and the item never continued as new")
+			}
 		default:
 			t.Fatalf("the item failed: %v", err)
 		}
 		break
+	}
+	if h.m.state != Purged && len(h.waiting) > len(h.answers) {
+		t.Fatalf("updates never answered: %v", h.waiting)
 	}
 	if h.m.state == Purged && len(h.purges) != 1 {
 		t.Fatalf("purged %d times", len(h.purges))
@@ -328,11 +338,10 @@ func (h *modelHarness) expect(op Operation, signal bool) (refused bool) {
 	case OpDelete:
 		if m.state == Protected || m.state == ProtectionStopped {
 			m.state = SoftDeleted
-			m.deadline = time.Time{} // read from the item, then held to
+			m.deadline, m.deletedAt = time.Time{}, h.env.Now()
 		}
 	case OpUndelete:
 		if m.state == SoftDeleted {
-			m.undeletedBefore = append(m.undeletedBefore, m.deadline)
 			m.state, m.deadline = ProtectionStopped, time.Time{}
 		} else {
 			refused = true
@@ -382,6 +391,11 @@ func (h *modelHarness) check(when string) {
 			h.t.Fatalf("%s: soft-deleted with deadline %q", when, st.DeferredDeleteTimeInUTC)
 		}
 		if m.deadline.IsZero() {
+			// The delete's moment plus the vault's 14 days (the shown time
+			// is to the second; the settings read takes a moment).
+			if want := m.deletedAt.Add(14 * day); deadline.Before(want.Add(-time.Second)) || deadline.After(want.Add(2*time.Second)) {
+				h.t.Fatalf("%s: deadline %v, but a delete at %v gets %v", when, deadline, m.deletedAt, want)
+			}
 			m.deadline = deadline
 		} else if !deadline.Equal(m.deadline) {
 			h.t.Fatalf("%s: the deadline moved from %v to %v", when, m.deadline, deadline)
@@ -440,11 +454,6 @@ func (h *modelHarness) purged() {
 	}
 	if h.purges[0].Before(m.deadline) {
 		h.t.Fatalf("purged at %v, before the deadline %v", h.purges[0], m.deadline)
-	}
-	for _, d := range m.undeletedBefore {
-		if d.Equal(m.deadline) {
-			h.t.Fatalf("purged at the deadline %v that an undelete cancelled", d)
-		}
 	}
 	m.state = Purged
 }

@@ -23,11 +23,16 @@ import (
 //     claims the item is already soft-deleted, to have it purged at once.
 //   - VaultFloor: a vault reset or weakened after an item saw its settings,
 //     to shorten the item's window or turn soft delete off under it.
-//   - realItem: forged itemChanged reports that would grow what a vault
-//     carries, or hide a running item from a vault deletion.
-//   - checkApproval: a forged deleteApproved signal, or one approval used
-//     twice or for another incarnation of the item, to skip multi-user
-//     authorization.
+//   - realItem: forged itemChanged reports naming items that do not exist,
+//     which would grow what a vault carries without bound.
+//   - checkApproval: a forged deleteApproved signal, to skip multi-user
+//     authorization; serveApproval (itemapproval.go) adds that the item
+//     registered the request itself and has not used it before.
+//
+// Limits: a run's type is compared by name, so a worker of the namespace
+// that registers its own "BackupItem" could forge carried state: the
+// namespace's workers are trusted. Reports are not proof of anything: a
+// vault deletion counts items from their workflows, not from reports.
 //
 // Settings are never taken from a message: an item reads them from its
 // vault (readVaultSettings), so no one can signal it into "soft delete

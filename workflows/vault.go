@@ -64,8 +64,8 @@ type DeleteSettings struct {
 	MultiUserAuthorization bool `json:"multiUserAuthorization,omitempty"`
 }
 
-// maxVaultHistoryLength bounds a vault's history, in events, on a server
-// that never suggests continue-as-new.
+// maxVaultHistoryLength bounds a vault's history, in events, whether or
+// not the server suggests continue-as-new.
 const maxVaultHistoryLength = 4000
 
 // NewVault returns the Vault workflow bound to a worker's settings; register
