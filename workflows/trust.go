@@ -11,8 +11,8 @@ import (
 	"recoveryvault/activities"
 )
 
-// Trust: every check the workflows make against a forged message, in one
-// place. Anyone who can reach the namespace can start workflows and send
+// Trust: the checks the workflows make against forged messages. Anyone who
+// can reach the namespace can start workflows and send
 // any signal or update; these checks are what stands between such a client
 // and an item's data. Each says the threat it counters:
 //
@@ -31,13 +31,12 @@ import (
 //
 // Limits: a run's type is compared by name, so a worker of the namespace
 // that registers its own "BackupItem" could forge carried state: the
-// namespace's workers are trusted. Reports are not proof of anything: a
-// vault deletion counts items from their workflows, not from reports.
+// namespace's workers are trusted.
 //
 // Settings are never taken from a message: an item reads them from its
 // vault (readVaultSettings), so no one can signal it into "soft delete
-// disabled". deleteVault counts items from their own workflows
-// (activities.ListVaultItems), never from reports alone.
+// disabled". Reports prove nothing: deleteVault counts items from their
+// own workflows (activities.ListVaultItems).
 
 // errForgedState refuses a start input that carries state it may not.
 var errForgedState = errors.New(`"state" is carried only by the workflow's own continue-as-new: start it without "state"`)
