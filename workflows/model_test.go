@@ -141,7 +141,9 @@ func runModel(t *rapid.T, steps []step) {
 		h.newEnv(start, continued)
 		next := steps
 		var rest []step
-		at := time.Duration(0)
+		// The first step once the run has started and registered its
+		// handlers: the clock runs at wall speed until then.
+		at := checkAfter
 		for i, s := range next {
 			at += time.Millisecond
 			h.env.RegisterDelayedCallback(func() { h.apply(s) }, at)
