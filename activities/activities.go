@@ -9,6 +9,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/store"
 )
 
 // Error types of non-retryable activity failures; the workflow and the
@@ -21,6 +23,16 @@ const (
 	ErrTypeInvalidInput         = "InvalidInput"
 )
 
+// RecoveryPoint describes one backup of an item as the workflow keeps it.
+type RecoveryPoint struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	SizeBytes int64     `json:"sizeBytes"`
+	// SHA256 is the checksum of the recovery point's archive.
+	SHA256 string `json:"sha256"`
+}
+
 // NonRetryableErrorTypes lists the failures that no retry can fix: bad
 // input and damaged data. Everything else (I/O faults, a worker lost) is
 // retried.
@@ -31,7 +43,7 @@ var NonRetryableErrorTypes = []string{
 // Activities are the side effects of items and vaults: the store, the
 // Temporal client for talking to other workflows, and the notifier.
 type Activities struct {
-	Store    *Store
+	Store    *store.Store
 	Client   client.Client
 	Notifier Notifier
 }
@@ -61,7 +73,7 @@ func (a *Activities) Backup(ctx context.Context, in BackupInput) (BackupResult, 
 	}
 	files := 0
 	for _, e := range m.Entries {
-		if e.Type == entryFile {
+		if e.Type == store.EntryFile {
 			files++
 		}
 	}
@@ -102,7 +114,7 @@ func (a *Activities) Restore(ctx context.Context, in RestoreInput) (RestoreResul
 	}
 	var r RestoreResult
 	for _, e := range m.Entries {
-		if e.Type == entryFile {
+		if e.Type == store.EntryFile {
 			r.Files++
 			r.Bytes += e.Size
 		}
@@ -141,7 +153,7 @@ func (a *Activities) DeleteRecoveryPoints(ctx context.Context, in DeleteInput) (
 	return DeleteResult{Removed: n}, classify(err)
 }
 
-func heartbeat(ctx context.Context) Progress {
+func heartbeat(ctx context.Context) store.Progress {
 	if !activity.IsActivity(ctx) {
 		return nil
 	}
@@ -158,11 +170,11 @@ func classify(err error) error {
 		err error
 		typ string
 	}{
-		{ErrSourceMissing, ErrTypeSourceMissing},
-		{ErrUnknownRecoveryPoint, ErrTypeUnknownRecoveryPoint},
-		{ErrTargetNotEmpty, ErrTypeTargetNotEmpty},
-		{ErrCorrupted, ErrTypeCorrupted},
-		{ErrInvalidInput, ErrTypeInvalidInput},
+		{store.ErrSourceMissing, ErrTypeSourceMissing},
+		{store.ErrUnknownRecoveryPoint, ErrTypeUnknownRecoveryPoint},
+		{store.ErrTargetNotEmpty, ErrTypeTargetNotEmpty},
+		{store.ErrCorrupted, ErrTypeCorrupted},
+		{store.ErrInvalidInput, ErrTypeInvalidInput},
 	} {
 		if errors.Is(err, c.err) {
 			// The type says the kind; the message is the sentence alone.

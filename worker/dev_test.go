@@ -29,6 +29,7 @@ import (
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/internal/updates"
+	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
 
@@ -418,9 +419,9 @@ func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 // and the item ends Purged, once.
 func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	_, c := realServer(t)
-	store := t.TempDir()
+	root := t.TempDir()
 	settings := workflows.Settings{SoftDeleteRetention: 2 * time.Second, Dev: true}
-	acts := &activities.Activities{Store: &activities.Store{Root: store}, Client: c}
+	acts := &activities.Activities{Store: &store.Store{Root: root}, Client: c}
 
 	// The doomed worker's purge starts, then hangs as a killed process
 	// would: no heartbeat, no completion.
@@ -451,7 +452,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	}
 	doomed.Stop()
 
-	w := backupworker.New(c, store, nil, settings)
+	w := backupworker.New(c, root, nil, settings)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	final := purged(t, c, id, 90*time.Second)
@@ -465,7 +466,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	assert.Equal(t, 1, purges, "purged exactly once")
 	_, completed := purgeActivity(t, c, id)
 	assert.Equal(t, 1, completed, "one attempt completed the purge")
-	_, err := os.Stat(filepath.Join(store, "vault1", "vm1"))
+	_, err := os.Stat(filepath.Join(root, "vault1", "vm1"))
 	assert.True(t, os.IsNotExist(err), "no byte of the item is left")
 }
 

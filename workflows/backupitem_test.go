@@ -23,6 +23,7 @@ import (
 
 	"recoveryvault/activities"
 	"recoveryvault/internal/treediff"
+	"recoveryvault/store"
 )
 
 const day = 24 * time.Hour
@@ -36,7 +37,7 @@ type ItemSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env    *testsuite.TestWorkflowEnvironment
-	store  *activities.Store
+	store  *store.Store
 	source string
 	// timers records what the environment did to each timer, by ID.
 	canceled, firedTimers []string
@@ -62,7 +63,7 @@ func (s *ItemSuite) SetupSubTest() { s.reset() }
 
 func (s *ItemSuite) reset() {
 	s.env = s.newItemEnv()
-	s.store = &activities.Store{Root: s.T().TempDir()}
+	s.store = &store.Store{Root: s.T().TempDir()}
 	s.source = writeSource(s.T())
 	s.env.RegisterActivity(&activities.Activities{Store: s.store})
 	s.env.RegisterWorkflowWithOptions(Vault, workflow.RegisterOptions{Name: VaultWorkflowType})

@@ -20,6 +20,7 @@ import (
 	"pgregory.net/rapid"
 
 	"recoveryvault/activities"
+	"recoveryvault/store"
 )
 
 // A step of the model-based test: what happens to the item, then how long
@@ -105,7 +106,7 @@ type modelHarness struct {
 	t      *rapid.T
 	suite  testsuite.WorkflowTestSuite
 	env    *testsuite.TestWorkflowEnvironment
-	store  *activities.Store
+	store  *store.Store
 	m      modelItem
 	purges []time.Time
 	seq    int
@@ -132,7 +133,7 @@ func runModel(t *rapid.T, steps []step) {
 	if err := os.WriteFile(filepath.Join(src, "disk.img"), []byte("the data"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := &modelHarness{t: t, store: &activities.Store{Root: filepath.Join(root, "store")}, m: modelItem{state: Protected},
+	h := &modelHarness{t: t, store: &store.Store{Root: filepath.Join(root, "store")}, m: modelItem{state: Protected},
 		waiting: map[string]bool{}, answers: map[string]error{}}
 	in := ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: Policy{Frequency: "24h", RetentionDays: 30}}
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)

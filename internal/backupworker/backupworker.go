@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
+	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
 
@@ -18,6 +19,6 @@ func New(c client.Client, storeRoot string, notifier activities.Notifier, s work
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.NewVault(s), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
-	w.RegisterActivity(&activities.Activities{Store: &activities.Store{Root: storeRoot}, Client: c, Notifier: notifier})
+	w.RegisterActivity(&activities.Activities{Store: &store.Store{Root: storeRoot}, Client: c, Notifier: notifier})
 	return w
 }

@@ -1,4 +1,7 @@
-package activities
+// Package store keeps an item's recovery points on the worker's disk: one
+// compressed archive and a manifest of checksums per point, written once,
+// verified on every restore.
+package store
 
 import (
 	"archive/tar"
@@ -37,16 +40,6 @@ const (
 	tmpPrefix    = ".tmp-"
 )
 
-// RecoveryPoint describes one backup of an item as the workflow keeps it.
-type RecoveryPoint struct {
-	ID        string    `json:"id"`
-	CreatedAt time.Time `json:"createdAt"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	SizeBytes int64     `json:"sizeBytes"`
-	// SHA256 is the checksum of the recovery point's archive.
-	SHA256 string `json:"sha256"`
-}
-
 // Manifest is written beside each archive; it is what a restore verifies.
 type Manifest struct {
 	RecoveryPointID string          `json:"recoveryPointId"`
@@ -83,7 +76,7 @@ func (e ManifestEntry) name() string {
 
 const (
 	entryDir     = "dir"
-	entryFile    = "file"
+	EntryFile    = "file"
 	entrySymlink = "symlink"
 )
 
@@ -226,7 +219,7 @@ func writeArchive(ctx context.Context, source, dest string, m *Manifest, progres
 			e.Type, e.Target = entrySymlink, target
 			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
 		case info.Mode().IsRegular():
-			e.Type, e.Size = entryFile, info.Size()
+			e.Type, e.Size = EntryFile, info.Size()
 			hdr.Typeflag, hdr.Size = tar.TypeReg, info.Size()
 		default:
 			m.Skipped = append(m.Skipped, rel)
@@ -235,7 +228,7 @@ func writeArchive(ctx context.Context, source, dest string, m *Manifest, progres
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if e.Type == entryFile {
+		if e.Type == EntryFile {
 			sum, err := copyFile(ctx, tw, p, e.Size, pr)
 			if err != nil {
 				return err
@@ -571,7 +564,7 @@ func extract(ctx context.Context, archive, staging string, m Manifest, progress 
 				return fmt.Errorf("restore symlink %s: %w", name, err)
 			}
 		case tar.TypeReg:
-			if e.Type != entryFile || hdr.Size != e.Size {
+			if e.Type != EntryFile || hdr.Size != e.Size {
 				return corrupt("file %q: size %d in the archive, %d in the manifest", name, hdr.Size, e.Size)
 			}
 			sum, err := writeRestoredFile(dest, ctxReader{ctx, tr, pr}, e.Mode)
@@ -634,7 +627,7 @@ func applyModes(staging string, entries []ManifestEntry) error {
 	for _, e := range entries {
 		p := filepath.Join(staging, filepath.FromSlash(e.name()))
 		switch e.Type {
-		case entryFile:
+		case EntryFile:
 			if err := os.Chtimes(p, e.ModTime, e.ModTime); err != nil {
 				return err
 			}

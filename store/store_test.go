@@ -1,4 +1,4 @@
-package activities
+package store
 
 import (
 	"context"
@@ -14,26 +14,6 @@ import (
 	"recoveryvault/internal/treediff"
 )
 
-// writeTree makes a source with what a restore must reproduce: nested and
-// empty directories, permissions, a symlink and a larger file.
-func writeTree(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join(t.TempDir(), "vm1")
-	must := func(err error) { require.NoError(t, err) }
-	must(os.MkdirAll(filepath.Join(src, "disks", "data"), 0o750))
-	must(os.MkdirAll(filepath.Join(src, "empty"), 0o700))
-	must(os.WriteFile(filepath.Join(src, "config.json"), []byte(`{"cpu": 2}`), 0o640))
-	must(os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
-	big := make([]byte, 3<<20)
-	for i := range big {
-		big[i] = byte(i * 7 % 251)
-	}
-	must(os.WriteFile(filepath.Join(src, "disks", "data", "disk0.img"), big, 0o600))
-	must(os.Symlink("disks/data/disk0.img", filepath.Join(src, "current")))
-	must(os.Chmod(filepath.Join(src, "disks"), 0o711))
-	return src
-}
-
 func sameTree(t *testing.T, want, got string) {
 	t.Helper()
 	diffs, err := treediff.Diff(want, got)
@@ -42,7 +22,7 @@ func sameTree(t *testing.T, want, got string) {
 }
 
 func TestBackupAndRestoreAreByteIdentical(t *testing.T) {
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	s := &Store{Root: t.TempDir()}
 	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
 	require.NoError(t, err)
@@ -64,7 +44,7 @@ func TestBackupAndRestoreAreByteIdentical(t *testing.T) {
 
 func TestRecoveryPointIsReadOnlyOnceWritten(t *testing.T) {
 	s := &Store{Root: t.TempDir()}
-	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", writeTree(t), nil)
+	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", treediff.WriteSample(t), nil)
 	require.NoError(t, err)
 	for _, name := range []string{archiveName, manifestName} {
 		info, err := os.Stat(filepath.Join(s.Root, "vault1", "vm1", "rp-1", name))
@@ -74,7 +54,7 @@ func TestRecoveryPointIsReadOnlyOnceWritten(t *testing.T) {
 }
 
 func TestBackupRetriedWithTheSameIDKeepsTheFirstCopy(t *testing.T) {
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	s := &Store{Root: t.TempDir()}
 	first, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
 	require.NoError(t, err)
@@ -88,7 +68,7 @@ func TestBackupRetriedWithTheSameIDKeepsTheFirstCopy(t *testing.T) {
 }
 
 func TestInterruptedBackupLeavesNoPartialRecoveryPoint(t *testing.T) {
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	s := &Store{Root: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	files := 0
@@ -105,7 +85,7 @@ func TestInterruptedBackupLeavesNoPartialRecoveryPoint(t *testing.T) {
 }
 
 func TestTamperedRecoveryPointIsReportedByName(t *testing.T) {
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	cases := map[string]struct {
 		tamper func(t *testing.T, rp string)
 		want   string
@@ -153,7 +133,7 @@ func TestTamperedRecoveryPointIsReportedByName(t *testing.T) {
 
 func TestRestoreRefusesBadInput(t *testing.T) {
 	s := &Store{Root: t.TempDir()}
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
 	require.NoError(t, err)
 
@@ -179,7 +159,7 @@ func TestRestoreRefusesBadInput(t *testing.T) {
 
 func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
 	s := &Store{Root: t.TempDir()}
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	for _, id := range []string{"rp-1", "rp-2", "rp-3"} {
 		_, err := s.Backup(context.Background(), "vault1", "vm1", id, src, nil)
 		require.NoError(t, err)
@@ -204,7 +184,7 @@ func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
 }
 
 func TestSourceGivenThroughASymlinkIsBackedUpAsItsTree(t *testing.T) {
-	src := writeTree(t)
+	src := treediff.WriteSample(t)
 	link := filepath.Join(t.TempDir(), "vm1-link")
 	require.NoError(t, os.Symlink(src, link))
 	s := &Store{Root: t.TempDir()}
@@ -212,7 +192,7 @@ func TestSourceGivenThroughASymlinkIsBackedUpAsItsTree(t *testing.T) {
 	require.NoError(t, err)
 	files := 0
 	for _, e := range m.Entries {
-		if e.Type == entryFile {
+		if e.Type == EntryFile {
 			files++
 		}
 	}
@@ -239,7 +219,7 @@ func TestNamesThatAreNotUTF8RoundTrip(t *testing.T) {
 
 func TestRestoreIntoTheStoreIsRefused(t *testing.T) {
 	s := &Store{Root: t.TempDir()}
-	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", writeTree(t), nil)
+	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", treediff.WriteSample(t), nil)
 	require.NoError(t, err)
 	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", filepath.Join(s.Root, "vault1", "elsewhere"), nil)
 	assert.ErrorIs(t, err, ErrInvalidInput)
@@ -256,7 +236,7 @@ func TestRestoreIntoTheStoreIsRefused(t *testing.T) {
 // TestLargeFilesReportProgressWhileTheyAreCopied: a heartbeat per file
 // would go quiet for the whole of a large disk image.
 func TestLargeFilesReportProgressWhileTheyAreCopied(t *testing.T) {
-	src := writeTree(t) // holds a 3 MiB file
+	src := treediff.WriteSample(t) // holds a 3 MiB file
 	s := &Store{Root: t.TempDir()}
 	var reports []int64
 	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, func(n int64) { reports = append(reports, n) })
