@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -16,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/internal/updates"
@@ -93,22 +93,19 @@ func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]List
 		return nil, err
 	}
 	confirmed := make([]*ListedItem, len(listed))
-	errs := make([]error, len(listed))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for i := range listed {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			confirmed[i], errs[i] = a.confirmRunning(ctx, listed[i])
+		g.Go(func() error {
+			var err error
+			confirmed[i], err = a.confirmRunning(gctx, listed[i])
 			if activity.IsActivity(ctx) {
 				activity.RecordHeartbeat(ctx, i)
 			}
-		}()
+			return err
+		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	rows := make([]ListedItem, 0, len(listed))

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"recoveryvault/activities"
+	"recoveryvault/internal/items"
 	"recoveryvault/workflows"
 )
 
@@ -308,15 +309,16 @@ func (c *Console) item(r *http.Request, v *view) error {
 }
 
 func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) error {
-	st, disabled, err := c.itemStatus(r.Context(), vaultID, itemID)
+	st, err := c.itemStatus(r.Context(), vaultID, itemID)
 	if err != nil {
 		return err
 	}
-	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{},
-		SoftDeleteDisabled: disabled}
-	// The vault says what waits for approval; an item page still shows
-	// when its vault does not answer.
+	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{}}
+	// The vault says what a delete made now would get and what waits for
+	// approval, in one read; an item page still shows when its vault does
+	// not answer.
 	if vs, err := c.vaultStatus(r.Context(), vaultID); err == nil {
+		d.Status, d.SoftDeleteDisabled = items.VaultWindow(st, vs.SoftDelete)
 		for _, req := range vs.Requests {
 			if req.State == workflows.RequestPending && req.ItemID == itemID {
 				d.Pending = append(d.Pending, req)

@@ -174,20 +174,17 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 	return page, nil
 }
 
-// itemStatus is an item's answer to the status query, with the window a
-// delete made now would get under its vault's current settings, and
-// whether that delete would purge at once.
-func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (workflows.Status, bool, error) {
+// itemStatus is an item's answer to the status query.
+func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (workflows.Status, error) {
 	st, err := items.Status(ctx, c.opts.Client, vaultID, itemID)
 	var none *items.NoItemError
 	if errors.As(err, &none) {
-		return st, false, problem(http.StatusNotFound, "%s.", upperFirst(none.Message))
+		return st, problem(http.StatusNotFound, "%s.", upperFirst(none.Message))
 	}
 	if err != nil {
-		return st, false, unavailable(err)
+		return st, unavailable(err)
 	}
-	st, disabled := items.WithVaultWindow(ctx, c.opts.Client, st)
-	return st, disabled, nil
+	return st, nil
 }
 
 func upperFirst(s string) string {

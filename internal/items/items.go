@@ -66,8 +66,14 @@ func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status)
 	if err != nil || v.Get(&vs) != nil || vs.State == "" {
 		return st, false
 	}
+	return VaultWindow(st, vs.SoftDeleteSettings)
+}
+
+// VaultWindow is WithVaultWindow for a caller that has read the vault's
+// settings already.
+func VaultWindow(st workflows.Status, vs workflows.SoftDeleteSettings) (workflows.Status, bool) {
 	var disabled bool
-	st.SoftDeleteRetentionDays, st.SoftDeleteWindow, disabled = workflows.WindowIfDeletedNow(st, vs.SoftDeleteSettings)
+	st.SoftDeleteRetentionDays, st.SoftDeleteWindow, disabled = workflows.WindowIfDeletedNow(st, vs)
 	return st, disabled
 }
 
