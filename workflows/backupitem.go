@@ -40,6 +40,11 @@ type Settings struct {
 	Dev                 bool
 }
 
+// window is the worker's window as a delete records it.
+func (s Settings) window() windowSetting {
+	return windowSetting{Window: s.SoftDeleteRetention, Replace: s.Dev}
+}
+
 // overrideNote says, in a status, what the worker does to windows.
 func (s Settings) overrideNote() string {
 	switch {
@@ -406,7 +411,7 @@ func (w *item) readVaultSettings(ctx workflow.Context) (DeleteSettings, bool) {
 func (w *item) windowOverride(ctx workflow.Context) windowSetting {
 	var o windowSetting
 	err := workflow.SideEffect(ctx, func(workflow.Context) any {
-		return windowSetting{Window: w.settings.SoftDeleteRetention, Replace: w.settings.Dev}
+		return w.settings.window()
 	}).Get(&o)
 	if err != nil {
 		return windowSetting{}
@@ -854,7 +859,7 @@ func (w *item) status(now time.Time) Status {
 	if !w.st.DeletedAt.IsZero() && w.st.ProtectionState != Protected && w.st.ProtectionState != ProtectionStopped {
 		window = w.st.Deadline.Sub(w.st.DeletedAt)
 	} else {
-		in := w.windowInputs(windowSetting{Window: w.settings.SoftDeleteRetention, Replace: w.settings.Dev})
+		in := w.windowInputs(w.settings.window())
 		s.SoftDeleteWindowInputs = &in
 		window, _ = in.Window(DefaultSoftDeleteSettings())
 	}
