@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,15 +58,7 @@ func startClusterWith(t *testing.T, settings workflows.Settings) *cluster {
 }
 
 // starter runs the starter's command line against the cluster.
-func (k *cluster) starter(args ...string) (string, error) {
-	root := k.root()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
-}
+func (k *cluster) starter(args ...string) (string, error) { return k.run(nil, args) }
 
 // root is the starter's command tree, connected to the cluster.
 func (k *cluster) root() *cobra.Command {
@@ -76,9 +69,17 @@ func (k *cluster) root() *cobra.Command {
 
 // starterWithInput runs the starter with what a person types at its prompt.
 func (k *cluster) starterWithInput(input string, args ...string) (string, error) {
+	return k.run(strings.NewReader(input), args)
+}
+
+// run runs the starter's command line; with in nil, its input is the test's
+// own, which is no terminal.
+func (k *cluster) run(in io.Reader, args []string) (string, error) {
 	root := k.root()
 	var out bytes.Buffer
-	root.SetIn(strings.NewReader(input))
+	if in != nil {
+		root.SetIn(in)
+	}
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.SetArgs(args)

@@ -23,7 +23,7 @@ func printStatus(out io.Writer, st workflows.Status) {
 		fmt.Fprintf(tw, "Purge scheduled\t%s (%s left; undelete before then to keep the data)\n", st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining)
 	}
 	fmt.Fprintf(tw, "Source\t%s\n", st.SourcePath)
-	fmt.Fprintf(tw, "Policy\tevery %s, keep recovery points %s\n", st.Policy.Frequency, days(st.Policy.RetentionDays))
+	fmt.Fprintf(tw, "Policy\tevery %s, keep recovery points %s\n", st.Policy.Frequency, workflows.Plural(st.Policy.RetentionDays, "day"))
 	window := "Soft-delete window\t%s (what a delete made now gets)\n"
 	if st.ProtectionState == workflows.SoftDeleted || st.ProtectionState == workflows.Purged {
 		window = "Soft-delete window\t%s (applied at the delete)\n"
@@ -63,13 +63,6 @@ func printList(out io.Writer, rows []listed) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(r.DeferredDeleteTime), dash(r.Remaining), r.WorkflowStatus)
 	}
 	tw.Flush()
-}
-
-func days(n int) string {
-	if n == 1 {
-		return "1 day"
-	}
-	return fmt.Sprintf("%d days", n)
 }
 
 func dash(s string) string {

@@ -635,9 +635,9 @@ func (w *item) backup(ctx workflow.Context, op, by string) error {
 	w.st.RecoveryPoints = append(w.st.RecoveryPoints, res.RecoveryPoint)
 	w.st.LastBackupTime = now
 	if op != string(OpScheduledBackup) {
-		detail := fmt.Sprintf("recovery point %s: %s, %s stored", res.RecoveryPoint.ID, plural(res.Files, "file"), plural(int(res.RecoveryPoint.SizeBytes), "byte"))
+		detail := fmt.Sprintf("recovery point %s: %s, %s stored", res.RecoveryPoint.ID, Plural(res.Files, "file"), Plural(int(res.RecoveryPoint.SizeBytes), "byte"))
 		if len(res.Skipped) > 0 {
-			detail += fmt.Sprintf("; %s skipped", plural(len(res.Skipped), "special file"))
+			detail += fmt.Sprintf("; %s skipped", Plural(len(res.Skipped), "special file"))
 		}
 		w.audit(ctx, op, by, OutcomeAccepted, detail)
 	}
@@ -689,7 +689,7 @@ func (w *item) collectGarbage(ctx workflow.Context) {
 		return slices.Contains(expired, rp.ID)
 	})
 	w.audit(ctx, "garbageCollection", system, OutcomeAccepted,
-		fmt.Sprintf("removed %s: %s", plural(len(expired), "expired recovery point"), strings.Join(expired, ", ")))
+		fmt.Sprintf("removed %s: %s", Plural(len(expired), "expired recovery point"), strings.Join(expired, ", ")))
 }
 
 // purge destroys the item's data. The activity is idempotent and retried
@@ -717,7 +717,7 @@ func (w *item) purge(ctx workflow.Context) error {
 	w.st.RecoveryPoints = nil
 	_, err := w.apply(ctx, OpPurgeDone, system, "")
 	if err == nil {
-		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %s destroyed", plural(n, "recovery point"))
+		w.st.Audit[len(w.st.Audit)-1].Detail = fmt.Sprintf("purged: %s destroyed", Plural(n, "recovery point"))
 	}
 	return err
 }
@@ -772,7 +772,7 @@ func (w *item) restore(ctx workflow.Context, req RestoreRequest) (Status, error)
 		return Status{}, temporal.NewNonRetryableApplicationError(msg, "RestoreFailed", nil)
 	}
 	w.audit(ctx, string(OpRestore), by, OutcomeAccepted,
-		fmt.Sprintf("restored %s to %s: %s, %s, every checksum verified", rp.ID, req.TargetPath, plural(res.Files, "file"), plural(int(res.Bytes), "byte")))
+		fmt.Sprintf("restored %s to %s: %s, %s, every checksum verified", rp.ID, req.TargetPath, Plural(res.Files, "file"), Plural(int(res.Bytes), "byte")))
 	return w.status(workflow.Now(ctx)), nil
 }
 
@@ -782,7 +782,7 @@ func (w *item) recoveryPoint(id string) (activities.RecoveryPoint, error) {
 			return rp, nil
 		}
 	}
-	return activities.RecoveryPoint{}, fmt.Errorf("item %s has no recovery point %q: the status query lists the %s it has", w.in.ItemID, id, plural(len(w.st.RecoveryPoints), "recovery point"))
+	return activities.RecoveryPoint{}, fmt.Errorf("item %s has no recovery point %q: the status query lists the %s it has", w.in.ItemID, id, Plural(len(w.st.RecoveryPoints), "recovery point"))
 }
 
 // readyToContinueAsNew is true when the history should be cut and no update

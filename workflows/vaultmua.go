@@ -192,9 +192,9 @@ func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, er
 	var err error
 	switch {
 	case pending >= maxPendingRequests:
-		err = fmt.Errorf("vault %s has %s pending approval: approve or reject some before asking again", v.id, plural(pending, "request"))
+		err = fmt.Errorf("vault %s has %s pending approval: approve or reject some before asking again", v.id, Plural(pending, "request"))
 	case theirs >= maxPendingPerRequester:
-		err = fmt.Errorf("%s has %s pending approval at vault %s: withdraw some with reject, or wait for their approval", r.RequestedBy, plural(theirs, "request"), v.id)
+		err = fmt.Errorf("%s has %s pending approval at vault %s: withdraw some with reject, or wait for their approval", r.RequestedBy, Plural(theirs, "request"), v.id)
 	}
 	if err != nil {
 		v.refuse(ctx, r.Operation, r.RequestedBy, err)

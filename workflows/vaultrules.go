@@ -95,13 +95,13 @@ func WindowText(d time.Duration) string {
 		return "none: soft delete was off, the delete purged at once"
 	}
 	if d%(24*time.Hour) == 0 {
-		return plural(int(d/(24*time.Hour)), "day")
+		return Plural(int(d/(24*time.Hour)), "day")
 	}
 	return d.String()
 }
 
-// plural is "1 recovery point", "2 recovery points".
-func plural(n int, noun string) string {
+// Plural is "1 recovery point", "2 recovery points".
+func Plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}
@@ -198,10 +198,10 @@ func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
 	}
 	var parts []string
 	if len(soft) > 0 {
-		parts = append(parts, fmt.Sprintf("it holds %s: %s", plural(len(soft), "soft-deleted item"), strings.Join(soft, ", ")))
+		parts = append(parts, fmt.Sprintf("it holds %s: %s", Plural(len(soft), "soft-deleted item"), strings.Join(soft, ", ")))
 	}
 	if len(other) > 0 {
-		parts = append(parts, fmt.Sprintf("it holds %s with backup data: %s", plural(len(other), "item"), strings.Join(other, ", ")))
+		parts = append(parts, fmt.Sprintf("it holds %s with backup data: %s", Plural(len(other), "item"), strings.Join(other, ", ")))
 	}
 	return &Refusal{Message: fmt.Sprintf("vault %s cannot be deleted: %s; a vault can be deleted once all its items are purged",
 		vaultID, strings.Join(parts, "; "))}

@@ -54,7 +54,7 @@ func TestWindowTextAndPlurals(t *testing.T) {
 	assert.Equal(t, "30 days", WindowText(30*day))
 	assert.Equal(t, "2m0s", WindowText(2*time.Minute))
 	assert.Equal(t, "none: soft delete was off, the delete purged at once", WindowText(0))
-	assert.Equal(t, "1 recovery point", plural(1, "recovery point"))
-	assert.Equal(t, "0 recovery points", plural(0, "recovery point"))
-	assert.Equal(t, "3 recovery points", plural(3, "recovery point"))
+	assert.Equal(t, "1 recovery point", Plural(1, "recovery point"))
+	assert.Equal(t, "0 recovery points", Plural(0, "recovery point"))
+	assert.Equal(t, "3 recovery points", Plural(3, "recovery point"))
 }
