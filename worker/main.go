@@ -117,9 +117,11 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	if c.store == "" {
 		c.store = filepath.Join(c.dataDir, "store")
 	}
-	if c.dev && c.consoleAddr == "" && c.consolePort != 0 && !devserver.PortFree(c.consolePort) {
+	if c.dev && c.consoleAddr == "" {
 		// Before anything is created: a refused start leaves nothing behind.
-		return fmt.Errorf("port %d on 127.0.0.1 is in use: stop what holds it or choose another with --console-port (0 turns the console off)", c.consolePort)
+		if err := devserver.CheckPort(c.consolePort, "--console-port (0 turns the console off)"); err != nil {
+			return err
+		}
 	}
 
 	var opts client.Options

@@ -70,13 +70,11 @@ func Start(o Options) (*Server, error) {
 		o.Namespace = "default"
 	}
 	// Ports first: a start refused for a busy port leaves nothing behind.
-	for _, p := range []struct {
-		port int
-		flag string
-	}{{o.Port, "--port"}, {o.UIPort, "--ui-port"}} {
-		if p.port != 0 && !PortFree(p.port) {
-			return nil, fmt.Errorf("port %d on %s is in use: stop what holds it or choose another with %s", p.port, host, p.flag)
-		}
+	if err := CheckPort(o.Port, "--port"); err != nil {
+		return nil, err
+	}
+	if err := CheckPort(o.UIPort, "--ui-port"); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", o.DataDir, err)
@@ -263,8 +261,16 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// PortFree says whether port on 127.0.0.1 can be listened on now.
-func PortFree(port int) bool {
+// CheckPort says in a sentence that port (0: none) on 127.0.0.1 is taken,
+// naming the flag that chooses another.
+func CheckPort(port int, flag string) error {
+	if port != 0 && !portFree(port) {
+		return fmt.Errorf("port %d on %s is in use: stop what holds it or choose another with %s", port, host, flag)
+	}
+	return nil
+}
+
+func portFree(port int) bool {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return false
