@@ -14,13 +14,11 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/internal/testport"
 )
 
-func port(t *testing.T) int {
-	p, err := freePort()
-	require.NoError(t, err)
-	return p
-}
+func port(t *testing.T) int { return testport.Free(t) }
 
 func dial(t *testing.T, s *Server) client.Client {
 	t.Helper()
