@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"recoveryvault/internal/treediff"
 	"recoveryvault/store"
+	"recoveryvault/workflows"
 )
 
 func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
@@ -26,17 +28,18 @@ func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	env.RegisterActivity(a)
 	src := treediff.WriteSample(t)
 
-	v, err := env.ExecuteActivity(a.Backup, BackupInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-1", SourcePath: src})
+	v, err := env.ExecuteActivity(a.Backup, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
 	require.NoError(t, err)
-	var b BackupResult
+	var b workflows.BackupResult
 	require.NoError(t, v.Get(&b))
 	assert.Equal(t, 3, b.Files, "three regular files; the symlink and directories are not counted")
-	assert.Len(t, b.RecoveryPoint.SHA256, 64)
+	assert.Equal(t, "rp-1", b.Point.ID)
+	assert.Len(t, b.Point.SHA256, 64)
 
 	target := filepath.Join(t.TempDir(), "out")
-	v, err = env.ExecuteActivity(a.Restore, RestoreInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-1", SHA256: b.RecoveryPoint.SHA256, TargetPath: target})
+	v, err = env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
 	require.NoError(t, err)
-	var r RestoreResult
+	var r workflows.RestoreResult
 	require.NoError(t, v.Get(&r))
 	assert.Equal(t, 3, r.Files)
 	diffs, err := treediff.Diff(src, target)
@@ -50,28 +53,25 @@ func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 		assert.Equal(t, typ, app.Type())
 		assert.True(t, app.NonRetryable())
 	}
-	_, err = env.ExecuteActivity(a.Backup, BackupInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-2", SourcePath: "/does/not/exist"})
-	nonRetryable(err, ErrTypeSourceMissing)
-	_, err = env.ExecuteActivity(a.Restore, RestoreInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-9", TargetPath: filepath.Join(t.TempDir(), "x")})
-	nonRetryable(err, ErrTypeUnknownRecoveryPoint)
-	_, err = env.ExecuteActivity(a.Restore, RestoreInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointID: "rp-1", TargetPath: target})
-	nonRetryable(err, ErrTypeTargetNotEmpty)
+	_, err = env.ExecuteActivity(a.Backup, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-2"}, SourcePath: "/does/not/exist"})
+	nonRetryable(err, workflows.ErrTypeSourceMissing)
+	_, err = env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-9"}, TargetPath: filepath.Join(t.TempDir(), "x")})
+	nonRetryable(err, workflows.ErrTypeUnknownRecoveryPoint)
+	_, err = env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
+	nonRetryable(err, workflows.ErrTypeTargetNotEmpty)
 
-	v, err = env.ExecuteActivity(a.DeleteRecoveryPoints, DeleteInput{VaultID: "vault1", ItemID: "vm1", All: true})
+	_, err = env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}})
 	require.NoError(t, err)
-	var d DeleteResult
-	require.NoError(t, v.Get(&d))
-	assert.Equal(t, 1, d.Removed)
 	_, err = os.Stat(filepath.Join(a.Store.Root, "vault1", "vm1"))
 	assert.True(t, os.IsNotExist(err))
-	_, err = env.ExecuteActivity(a.DeleteRecoveryPoints, DeleteInput{VaultID: "vault1", ItemID: "vm1", All: true})
+	_, err = env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}})
 	assert.NoError(t, err, "purging a purged item succeeds")
 }
 
 func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {
 	var buf bytes.Buffer
 	n := LogNotifier{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
-	require.NoError(t, n.Notify(t.Context(), Alert{Kind: AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0)}))
+	require.NoError(t, n.Notify(t.Context(), workflows.Alert{Kind: workflows.AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0)}))
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
 	assert.Equal(t, "softDeleted", line["kind"])
@@ -79,4 +79,14 @@ func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {
 	assert.Contains(t, line, "at")
 	assert.Contains(t, line, "purgeTime")
 	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte(`"time"`)), "one time key per line")
+}
+
+// TestEveryActivityTheWorkflowsNameIsImplemented: the workflows call
+// activities by name, so a name with no method would fail at run time.
+func TestEveryActivityTheWorkflowsNameIsImplemented(t *testing.T) {
+	typ := reflect.TypeOf(&Activities{})
+	for _, name := range workflows.ActivityNames {
+		_, ok := typ.MethodByName(name)
+		assert.True(t, ok, "activities.Activities has no method %s", name)
+	}
 }

@@ -8,40 +8,20 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-)
 
-// Alert kinds (docs/contract.md section 4).
-const (
-	AlertSoftDeleted      = "softDeleted"
-	AlertPurgeReminder    = "purgeReminder"
-	AlertPurged           = "purged"
-	AlertUndeleted        = "undeleted"
-	AlertCriticalRejected = "criticalOperationRejected"
-	// AlertApprovalRequested tells approvers that a critical operation waits.
-	AlertApprovalRequested = "approvalRequested"
+	"recoveryvault/workflows"
 )
-
-// Alert is one notification about a vault or an item.
-type Alert struct {
-	Kind        string    `json:"kind"`
-	VaultID     string    `json:"vaultId"`
-	ItemID      string    `json:"itemId,omitempty"`
-	RequestedBy string    `json:"requestedBy,omitempty"`
-	Time        time.Time `json:"time"`
-	PurgeTime   time.Time `json:"purgeTime,omitzero"`
-	Detail      string    `json:"detail,omitempty"`
-}
 
 // Notifier delivers alerts. An error is retried by the activity's policy.
 type Notifier interface {
-	Notify(ctx context.Context, a Alert) error
+	Notify(ctx context.Context, a workflows.Alert) error
 }
 
 // LogNotifier writes each alert as one structured log line.
 type LogNotifier struct{ Logger *slog.Logger }
 
 // Notify logs the alert.
-func (n LogNotifier) Notify(_ context.Context, a Alert) error {
+func (n LogNotifier) Notify(_ context.Context, a workflows.Alert) error {
 	logger := n.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -66,7 +46,7 @@ type WebhookNotifier struct {
 }
 
 // Notify posts the alert.
-func (n WebhookNotifier) Notify(ctx context.Context, a Alert) error {
+func (n WebhookNotifier) Notify(ctx context.Context, a workflows.Alert) error {
 	body, err := json.Marshal(a)
 	if err != nil {
 		return err

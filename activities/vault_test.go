@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
+
+	"recoveryvault/workflows"
 )
 
 // TestListedItemsAreConfirmedWithTheirWorkflows: visibility lags, so an
@@ -56,7 +58,7 @@ func TestListedItemsAreConfirmedWithTheirWorkflows(t *testing.T) {
 		"backup-item/v/never-was": false,
 	} {
 		// As visibility might still list it: running, with its old state.
-		got, err := a.confirmRunning(ctx, ListedItem{WorkflowID: id, ProtectionState: "Protected", Running: true})
+		got, err := a.confirmRunning(ctx, workflows.ListedItem{WorkflowID: id, ProtectionState: "Protected", Running: true})
 		require.NoError(t, err, id)
 		assert.Equal(t, want, got != nil, id)
 		if got != nil {

@@ -23,8 +23,8 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
-	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
 
@@ -91,7 +91,7 @@ func (k *cluster) status(vaultID, itemID string) workflows.Status {
 func (k *cluster) update(vaultID, itemID, name string, arg any) {
 	k.t.Helper()
 	var st workflows.Status
-	require.NoError(k.t, updates.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{
+	require.NoError(k.t, items.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WorkflowID(vaultID, itemID), UpdateName: name, Args: []any{arg}}, &st))
 }
 
@@ -280,5 +280,5 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 }
 
 func executeUpdate(k *cluster, workflowID, name string, arg, result any) error {
-	return updates.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+	return items.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
 }

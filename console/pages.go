@@ -19,7 +19,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"recoveryvault/activities"
 	"recoveryvault/internal/items"
 	"recoveryvault/workflows"
 )
@@ -550,7 +549,7 @@ var templateFuncs = template.FuncMap{
 		return r
 	},
 	"itemHref": itemHref,
-	"lastPoint": func(rps []activities.RecoveryPoint) *activities.RecoveryPoint {
+	"lastPoint": func(rps []workflows.RecoveryPoint) *workflows.RecoveryPoint {
 		if len(rps) == 0 {
 			return nil
 		}

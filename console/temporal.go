@@ -14,9 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"recoveryvault/activities"
 	"recoveryvault/internal/items"
-	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
 
@@ -134,7 +132,7 @@ func (c *Console) countItems(ctx context.Context, vaultID string) (map[workflows
 func (c *Console) listItems(ctx context.Context, vaultID string, state workflows.State, token []byte) (itemPage, error) {
 	q := workflows.ItemsQuery(vaultID, state)
 	var page itemPage
-	listed, next, err := activities.ListItemsPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
+	listed, next, err := items.ListPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
 	if err != nil {
 		var invalid *serviceerror.InvalidArgument
 		if errors.As(err, &invalid) && len(token) > 0 {
@@ -197,7 +195,7 @@ func upperFirst(s string) string {
 // update runs an update and decodes its answer. A refusal comes back as
 // the workflow's own sentence.
 func (c *Console) update(ctx context.Context, workflowID, name string, arg, result any) error {
-	err := updates.Execute(ctx, c.opts.Client, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+	err := items.Execute(ctx, c.opts.Client, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
 	var app *temporal.ApplicationError
 	switch {
 	case err == nil:
@@ -206,7 +204,7 @@ func (c *Console) update(ctx context.Context, workflowID, name string, arg, resu
 		return problem(http.StatusConflict, "%s", app.Message())
 	case errors.As(err, &app):
 		return problem(http.StatusUnprocessableEntity, "%s failed: %s", name, app.Message())
-	case updates.Finished(err):
+	case items.Finished(err):
 		return problem(http.StatusConflict, "This has finished: its workflow %s no longer takes operations.", workflowID)
 	}
 	return unavailable(err)

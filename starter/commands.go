@@ -17,9 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"recoveryvault/activities"
 	"recoveryvault/internal/items"
-	"recoveryvault/internal/updates"
 	"recoveryvault/workflows"
 )
 
@@ -258,7 +256,7 @@ func (a *app) update(ctx context.Context, cl client.Client, name string, arg any
 
 // send runs an update on a workflow and decodes its answer into result.
 func (a *app) send(ctx context.Context, cl client.Client, workflowID, name string, arg, result any) error {
-	err := updates.Execute(ctx, cl, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+	err := items.Execute(ctx, cl, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
 	var app *temporal.ApplicationError
 	switch {
 	case err == nil:
@@ -273,7 +271,7 @@ func (a *app) send(ctx context.Context, cl client.Client, workflowID, name strin
 
 // explain turns the server's errors about a missing item into a sentence.
 func (a *app) explain(err error) error {
-	if updates.Finished(err) {
+	if items.Finished(err) {
 		return fmt.Errorf("item %s of vault %s is not running (workflow %s): protect it first, or it was purged", a.itemID, a.vaultID, a.workflowID())
 	}
 	return fmt.Errorf("%s", reason(err))
@@ -369,7 +367,7 @@ func stateList() string {
 }
 
 func listItems(ctx context.Context, cl client.Client, query string) ([]listed, error) {
-	items, err := activities.ListItems(ctx, cl, query)
+	items, err := items.List(ctx, cl, query)
 	if err != nil {
 		return nil, err
 	}

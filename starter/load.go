@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,13 +57,16 @@ func (a *app) loadCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vaultActions, err := load.Actions(ctx, cl, []string{workflows.VaultWorkflowID(o.VaultID)})
+			vaultActions, err := load.CountActions(ctx, cl, []string{workflows.VaultWorkflowID(o.VaultID)})
 			if err != nil {
 				return err
 			}
 			printLoad(a.out, rep)
-			fmt.Fprintf(a.out, "  Temporal actions   %.1f per item in its own history, plus %.1f at its vault\n",
-				actions, float64(vaultActions)/float64(o.Items))
+			n := float64(o.Items)
+			fmt.Fprintf(a.out, "  Temporal actions   %.1f per item in its own history, %.1f of them from its first update to its purge, plus %.1f at its vault\n",
+				float64(actions.Total)/n, float64(actions.Lifecycle)/n, float64(vaultActions.Total)/n)
+			fmt.Fprintf(a.out, "    in the item      %s\n", perKind(actions, n))
+			fmt.Fprintf(a.out, "    at the vault     %s\n", perKind(vaultActions, n))
 			if baseline {
 				w := load.NewBaselineWorker(cl)
 				if err := w.Start(); err != nil {
@@ -75,7 +81,7 @@ func (a *app) loadCommand() *cobra.Command {
 					return err
 				}
 				printLoad(a.out, brep)
-				fmt.Fprintf(a.out, "  Temporal actions   %.1f per workflow\n", bactions)
+				fmt.Fprintf(a.out, "  Temporal actions   %.1f per workflow\n", float64(bactions.Total)/float64(b.Items))
 				if brep.OpsPerSecond > 0 {
 					fmt.Fprintf(a.out, "\nRecovery Vault ran at %.2f of the baseline's throughput\n", rep.OpsPerSecond/brep.OpsPerSecond)
 				}
@@ -99,7 +105,7 @@ func (a *app) loadCommand() *cobra.Command {
 
 // measure runs the load with a progress bar on stderr and reads the
 // histories it made.
-func (a *app) measure(ctx context.Context, cl client.Client, o load.Options, what string) (load.Report, float64, error) {
+func (a *app) measure(ctx context.Context, cl client.Client, o load.Options, what string) (load.Report, load.Actions, error) {
 	bar := progressbar.NewOptions(o.Items, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(), progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionThrottle(200*time.Millisecond))
 	o.Progress = func() { _ = bar.Add(1) }
@@ -114,10 +120,21 @@ func (a *app) measure(ctx context.Context, cl client.Client, o load.Options, wha
 		fmt.Fprintf(a.out, "  FAILED %s\n", e)
 	}
 	if err != nil {
-		return rep, 0, fmt.Errorf("load stopped after %s: %w", o.Timeout, err)
+		return rep, load.Actions{}, fmt.Errorf("load stopped after %s: %w", o.Timeout, err)
 	}
-	total, err := load.Actions(ctx, cl, load.WorkflowIDs(o))
-	return rep, float64(total) / float64(o.Items), err
+	actions, err := load.CountActions(ctx, cl, load.WorkflowIDs(o))
+	return rep, actions, err
+}
+
+// perKind lists actions by kind, per item, the most frequent first.
+func perKind(a load.Actions, items float64) string {
+	kinds := slices.Collect(maps.Keys(a.ByKind))
+	slices.SortFunc(kinds, func(x, y string) int { return cmp.Or(a.ByKind[y]-a.ByKind[x], strings.Compare(x, y)) })
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %.1f", k, float64(a.ByKind[k])/items)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func printLoad(out io.Writer, r load.Report) {

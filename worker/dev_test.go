@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,41 +24,16 @@ import (
 	"recoveryvault/activities"
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/devserver"
+	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/testport"
 	"recoveryvault/internal/treediff"
-	"recoveryvault/internal/updates"
 	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
 
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// freePort is a port free now, never given before in this process, and
-// below Linux's ephemeral range (32768 and up): a port the kernel hands
-// out for ":0" may be taken by any outgoing connection of the tests
-// running beside these before the server binds it.
-func freePort(t *testing.T) int {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		p := 20000 + rand.IntN(12000)
-		if portsGiven[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		portsGiven[p] = true
-		return p
-	}
-	t.Fatal("no free port between 20000 and 32000")
-	return 0
-}
+// freePort is a port for a server of the test (see testport.Free).
+func freePort(t *testing.T) int { return testport.Free(t) }
 
 // syncBuffer is the dev mode's output, read while it runs.
 type syncBuffer struct {
@@ -160,7 +133,7 @@ func update(t *testing.T, c client.Client, id, name string, arg any) (workflows.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var st workflows.Status
-	err := updates.Execute(ctx, c, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{arg}}, &st)
+	err := items.Execute(ctx, c, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{arg}}, &st)
 	return st, err
 }
 
@@ -190,8 +163,7 @@ func purgeActivity(t *testing.T, c client.Client, id string) (scheduled []time.T
 	for it.HasNext() {
 		e, err := it.Next()
 		require.NoError(t, err)
-		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "DeleteRecoveryPoints" &&
-			strings.Contains(string(a.GetInput().GetPayloads()[0].GetData()), `"all":true`) {
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivityPurge {
 			scheduled = append(scheduled, e.GetEventTime().AsTime())
 			purgeIDs[e.GetEventId()] = true
 		}
@@ -430,17 +402,14 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	doomed := worker.New(c, workflows.TaskQueue, worker.Options{})
 	doomed.RegisterWorkflowWithOptions(workflows.NewBackupItem(settings), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	doomed.RegisterWorkflowWithOptions(workflows.NewVault(settings), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
-	for _, f := range []any{acts.Backup, acts.Restore, acts.SignalWithStart, acts.QueryJSON, acts.QueryRunning, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal, acts.Update} {
+	for _, f := range []any{acts.Backup, acts.Restore, acts.Collect, acts.Announce, acts.AskVault, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal} {
 		doomed.RegisterActivity(f)
 	}
-	doomed.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteInput) (activities.DeleteResult, error) {
-		if in.All {
-			close(started)
-			<-release
-			return activities.DeleteResult{}, fmt.Errorf("the worker died")
-		}
-		return acts.DeleteRecoveryPoints(ctx, in)
-	}, activity.RegisterOptions{Name: "DeleteRecoveryPoints"})
+	doomed.RegisterActivityWithOptions(func(ctx context.Context, in workflows.PurgeInput) error {
+		close(started)
+		<-release
+		return fmt.Errorf("the worker died")
+	}, activity.RegisterOptions{Name: workflows.ActivityPurge})
 	require.NoError(t, doomed.Start())
 
 	id := protect(t, c, "vm1", writeItemSource(t))
@@ -569,7 +538,7 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	// Lists (the starter's, the console's) show the item once, not once
 	// per run.
 	require.Eventually(t, func() bool {
-		items, err := activities.ListItems(context.Background(), c, workflows.ItemsQuery("vault1", ""))
+		items, err := items.List(context.Background(), c, workflows.ItemsQuery("vault1", ""))
 		return err == nil && len(items) == 1 && items[0].ProtectionState == string(workflows.SoftDeleted)
 	}, 20*time.Second, 200*time.Millisecond)
 }

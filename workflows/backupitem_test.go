@@ -1,4 +1,4 @@
-package workflows
+package workflows_test
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"recoveryvault/activities"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/store"
+	. "recoveryvault/workflows"
 )
 
 const day = 24 * time.Hour
@@ -46,9 +47,8 @@ type ItemSuite struct {
 	purgeTime             time.Time
 	updates               int
 	reports               []ItemReport
-	alerts                []activities.Alert
+	alerts                []Alert
 	vaultSettings         SoftDeleteSettings
-	previousRun           activities.RunInfo
 	// The vault's multi-user authorization, as the item sees it.
 	vaultMua         bool
 	vaultRequests    []MuaRequest
@@ -66,7 +66,6 @@ func (s *ItemSuite) reset() {
 	s.store = &store.Store{Root: s.T().TempDir()}
 	s.source = writeSource(s.T())
 	s.env.RegisterActivity(&activities.Activities{Store: s.store})
-	s.env.RegisterWorkflowWithOptions(Vault, workflow.RegisterOptions{Name: VaultWorkflowType})
 	s.mockVault(DefaultSoftDeleteSettings())
 	s.canceled, s.canceledAt, s.firedTimers, s.purges, s.purgeTime = nil, nil, nil, 0, time.Time{}
 	s.env.SetOnTimerCanceledListener(func(id string) {
@@ -74,13 +73,8 @@ func (s *ItemSuite) reset() {
 		s.canceledAt = append(s.canceledAt, s.env.Now())
 	})
 	s.env.SetOnTimerFiredListener(func(id string) { s.firedTimers = append(s.firedTimers, id) })
-	s.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, args converter.EncodedValues) {
-		if info.ActivityType.Name != "DeleteRecoveryPoints" {
-			return
-		}
-		var in activities.DeleteInput
-		s.Require().NoError(args.Get(&in))
-		if in.All {
+	s.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, _ converter.EncodedValues) {
+		if info.ActivityType.Name == ActivityPurge {
 			s.purges++
 			s.purgeTime = s.env.Now()
 		}
@@ -95,52 +89,98 @@ func (s *ItemSuite) newItemEnv() *testsuite.TestWorkflowEnvironment {
 }
 
 // mockVault stands in for the vault an item talks to: reports are kept,
-// the settings read at a delete are vs, and alerts are recorded.
+// a delete gets the window of settings vs (or waits for approval, or is
+// confirmed against the approved requests), and alerts are recorded as
+// delivered. The store's activities are the real ones.
 func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	var a *activities.Activities
 	s.reports, s.alerts = nil, nil
-	s.env.OnActivity(a.SignalWithStart, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, in activities.SignalWithStartInput) error {
-			var r ItemReport
-			s.Require().NoError(json.Unmarshal(in.Signal, &r))
-			s.reports = append(s.reports, r)
-			return nil
-		}).Maybe()
-	s.env.OnActivity(a.QueryRunning, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, id, typ, query string) (json.RawMessage, error) {
-			s.Equal(VaultWorkflowID("vault1"), id)
-			s.Equal(VaultWorkflowType, typ)
-			if s.vaultSettings.State == "" {
-				return nil, temporal.NewNonRetryableApplicationError("no vault", activities.ErrTypeNoVault, nil)
-			}
-			if query == QueryMuaRequests {
-				return json.Marshal(s.vaultRequests)
-			}
-			s.Equal(QuerySoftDeleteSettings, query)
-			return json.Marshal(DeleteSettings{SoftDeleteSettings: s.vaultSettings, MultiUserAuthorization: s.vaultMua})
-		}).Maybe()
 	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
-	s.env.OnActivity(a.Update, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, in activities.MessageInput) (json.RawMessage, error) {
-			s.Equal(VaultWorkflowID("vault1"), in.WorkflowID)
-			s.Equal(UpdateRequestItemDelete, in.Name)
-			var req ItemDeleteRequest
-			s.Require().NoError(json.Unmarshal(in.Payload, &req))
-			s.approvalRequests = append(s.approvalRequests, req)
-			return json.Marshal(MuaRequest{
-				RequestID: fmt.Sprintf("r-%d", len(s.approvalRequests)), Operation: string(OpDelete), ItemID: req.ItemID,
-				RequestedBy: req.RequestedBy, State: RequestPending, Detail: "pending approval by bob",
-			})
-		}).Maybe()
-	s.previousRun = activities.RunInfo{WorkflowType: WorkflowType, ContinuedAsNew: true}
-	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, _, _ string) (activities.RunInfo, error) { return s.previousRun, nil }).Maybe()
-	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, al activities.Alert) error {
+	deliver := func(alerts ...Alert) {
+		for _, al := range alerts {
 			al.Time = s.env.Now().UTC() // delivery time
 			s.alerts = append(s.alerts, al)
-			return nil
+		}
+	}
+	announce := func(in AnnounceInput) (AnnounceResult, error) {
+		s.Equal("vault1", in.VaultID)
+		if in.Report != nil {
+			s.reports = append(s.reports, *in.Report)
+		}
+		deliver(in.Alerts...)
+		if s.vaultSettings.State == "" {
+			return AnnounceResult{}, nil
+		}
+		settings := s.vaultSettings
+		return AnnounceResult{Settings: &settings}, nil
+	}
+	s.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in AnnounceInput) (AnnounceResult, error) { return announce(in) }).Maybe()
+	s.env.OnActivity(a.Purge, mock.Anything, mock.Anything).Return(
+		func(ctx ctxT, in PurgeInput) error {
+			if err := s.store.Purge(in.VaultID, in.ItemID, nil); err != nil {
+				return err
+			}
+			_, err := announce(in.Announce)
+			return err
 		}).Maybe()
+	s.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in AskVaultInput) (VaultAnswer, error) {
+			s.Equal("vault1", in.VaultID)
+			req := in.Request
+			if s.vaultSettings.State == "" {
+				return VaultAnswer{}, temporal.NewNonRetryableApplicationError("vault/vault1 is not a running Vault workflow", ErrTypeNoVault, nil)
+			}
+			answer := VaultAnswer{Settings: s.vaultSettings}
+			switch {
+			case req.RequestID != "":
+				r, err := s.confirmApproval(req)
+				if err != nil {
+					return VaultAnswer{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
+				}
+				answer.RequestedBy, answer.Reason = r.RequestedBy, r.Reason+"; approved by "+r.DecidedBy+" (request "+r.RequestID+")"
+			case s.vaultMua:
+				if err := CheckRequester("vault1", MuaSettings{Enabled: true, Approvers: []string{"alice", "bob"}}, req.RequestedBy); err != nil {
+					return VaultAnswer{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
+				}
+				s.approvalRequests = append(s.approvalRequests, req)
+				answer.Pending = &MuaRequest{
+					RequestID: fmt.Sprintf("r-%d", len(s.approvalRequests)), Operation: string(OpDelete), ItemID: req.ItemID,
+					RequestedBy: req.RequestedBy, State: RequestPending, Detail: "pending approval by bob",
+				}
+				return answer, nil
+			}
+			answer.Window, answer.Disabled = req.Window.Window(s.vaultSettings)
+			// The vault records the delete as the item's report.
+			deadline := req.At.Add(answer.Window)
+			s.reports = append(s.reports, ItemReport{ItemID: req.ItemID, VaultItem: VaultItem{
+				ProtectionState: SoftDeleted, DeferredDeleteTime: deadline, Sequence: req.Sequence}})
+			if !answer.Disabled {
+				deliver(Alert{Kind: AlertSoftDeleted, VaultID: "vault1", ItemID: req.ItemID, RequestedBy: req.RequestedBy,
+					PurgeTime: deadline, Detail: SoftDeletedDetail(deadline)})
+			}
+			return answer, nil
+		}).Maybe()
+}
+
+// confirmApproval is the vault's check of an approval an item carries out.
+func (s *ItemSuite) confirmApproval(req ItemDeleteRequest) (MuaRequest, error) {
+	for i, r := range s.vaultRequests {
+		if r.RequestID != req.RequestID {
+			continue
+		}
+		switch {
+		case r.ItemID != req.ItemID || r.State != RequestApproved:
+			return r, fmt.Errorf("request %s at vault vault1 is %s, not Approved: nothing changed", r.RequestID, r.State)
+		case r.CarriedOut:
+			return r, fmt.Errorf("request %s at vault vault1 has been carried out already: nothing changed", r.RequestID)
+		case !s.env.Now().Before(r.ExpiresAt):
+			return r, fmt.Errorf("request %s was approved but its window ended: nothing changed, ask again", r.RequestID)
+		}
+		s.vaultRequests[i].CarriedOut = true
+		return r, nil
+	}
+	return MuaRequest{}, fmt.Errorf("vault vault1 holds no request %s, nothing changed", req.RequestID)
 }
 
 // writeSource makes a small tree to back up.
@@ -521,7 +561,7 @@ func (s *ItemSuite) TestSignalsWithNoPayloadAreAnonymousRequests() {
 		st := s.status()
 		s.Equal(ProtectionStopped, st.ProtectionState)
 		last := st.Audit[len(st.Audit)-1]
-		s.Equal(anonymous, last.RequestedBy)
+		s.Equal("anonymous", last.RequestedBy)
 		s.Equal(OutcomeAccepted, last.Outcome)
 		s.end()
 	})
@@ -638,23 +678,23 @@ func (s *ItemSuite) TestTenYearsOfDailyBackupsKeepEachRunBounded() {
 		perRun := 0
 		var a *activities.Activities
 		s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
-			func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
+			func(_ ctxT, b BackupInput) (BackupResult, error) {
 				perRun++
 				// The test environment keeps no history length: a backup
 				// adds about ten events on a real server.
 				s.env.SetCurrentHistoryLength(10 * perRun)
-				return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{
-					ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt, SizeBytes: 10, SHA256: "x",
-				}}, nil
+				rp := b.Point
+				rp.SizeBytes, rp.SHA256 = 10, "x"
+				return BackupResult{Point: rp}, nil
 			})
-		s.env.OnActivity(a.DeleteRecoveryPoints, mock.Anything, mock.Anything).Return(activities.DeleteResult{}, nil)
+		s.env.OnActivity(a.Collect, mock.Anything, mock.Anything).Return(nil)
 		s.env.ExecuteWorkflow(BackupItem, in)
 		next := s.continuedInput(s.env.GetWorkflowError())
 		runs++
 		backups += perRun
-		s.LessOrEqual(10*perRun, maxHistoryLength+10, "a run ends once its history passes the bound")
+		s.LessOrEqual(10*perRun, MaxHistoryLength+10, "a run ends once its history passes the bound")
 		s.LessOrEqual(len(next.State.RecoveryPoints), 31, "only unexpired points are carried")
-		s.LessOrEqual(len(next.State.Audit), maxAuditEntries)
+		s.LessOrEqual(len(next.State.Audit), MaxAuditEntries)
 		size, err := json.Marshal(next)
 		s.Require().NoError(err)
 		s.Less(len(size), 64*1024, "the carried state stays small")
@@ -704,22 +744,6 @@ func (s *ItemSuite) TestStartInputCarryingStateIsRefused() {
 	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)
 	s.Zero(s.purges)
 	s.Equal([]string{"rp-old"}, s.storedPoints(), "data left by an earlier run is untouched")
-}
-
-// TestStateContinuedFromAnotherWorkflowTypeIsRefused: any workflow can
-// continue as new into a BackupItem under the item's ID, with state it
-// made up; only a BackupItem's own continue-as-new may carry state.
-func (s *ItemSuite) TestStateContinuedFromAnotherWorkflowTypeIsRefused() {
-	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, nil)
-	s.Require().NoError(err)
-	s.previousRun = activities.RunInfo{WorkflowType: "Attacker", ContinuedAsNew: true}
-	s.env.SetContinuedExecutionRunID("attacker-run")
-	in := s.input()
-	in.State = &ItemState{ProtectionState: SoftDeleted, DeletedAt: time.Unix(0, 0), Deadline: time.Unix(1, 0)}
-	s.env.ExecuteWorkflow(BackupItem, in)
-	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)
-	s.Zero(s.purges)
-	s.Equal([]string{"rp-old"}, s.storedPoints())
 }
 
 func (s *ItemSuite) TestAWorkflowIDThatIsNotTheItemsIsRefused() {
@@ -787,7 +811,7 @@ func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterAStop() {
 	backups := 0
 	var queued error
 	s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
+		func(_ ctxT, b BackupInput) (BackupResult, error) {
 			backups++
 			if backups == 2 {
 				// While this backupNow holds the store: another one queues, then a stop.
@@ -795,9 +819,9 @@ func (s *ItemSuite) TestBackupQueuedBehindAnotherIsDroppedAfterAStop() {
 				s.update(UpdateBackupNow, Request{RequestedBy: "alice"}, &st, &queued)
 				s.env.SignalWorkflow(SignalStop, Request{RequestedBy: "mallory"})
 			}
-			return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt}}, nil
+			return BackupResult{Point: b.Point}, nil
 		})
-	s.env.OnActivity(a.DeleteRecoveryPoints, mock.Anything, mock.Anything).Return(activities.DeleteResult{}, nil)
+	s.env.OnActivity(a.Collect, mock.Anything, mock.Anything).Return(nil)
 	s.at(time.Hour, func() { s.mustUpdate(UpdateBackupNow, nil) })
 	s.at(2*time.Hour, func() {
 		st := s.status()
@@ -819,15 +843,13 @@ func (s *ItemSuite) TestDeleteWaitsForARunningCollection() {
 	resumed := false
 	var a *activities.Activities
 	s.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, b activities.BackupInput) (activities.BackupResult, error) {
-			return activities.BackupResult{RecoveryPoint: activities.RecoveryPoint{ID: b.RecoveryPointID, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt}}, nil
-		})
-	s.env.OnActivity(a.DeleteRecoveryPoints, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, d activities.DeleteInput) (activities.DeleteResult, error) {
-			if resumed && !d.All {
+		func(_ ctxT, b BackupInput) (BackupResult, error) { return BackupResult{Point: b.Point}, nil })
+	s.env.OnActivity(a.Collect, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, _ CollectInput) error {
+			if resumed {
 				s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory"})
 			}
-			return activities.DeleteResult{Removed: len(d.RecoveryPointIDs)}, nil
+			return nil
 		})
 	s.at(day+time.Hour, func() { s.mustUpdate(UpdateStop, nil) })
 	s.at(5*day, func() {
@@ -854,7 +876,7 @@ func (s *ItemSuite) TestDeleteWaitsForARunningCollection() {
 func (s *ItemSuite) TestSignalsAreServedWhileAnUpdateRunsAtContinueAsNew() {
 	var a *activities.Activities
 	// The restore takes ten minutes of the workflow's clock.
-	s.env.OnActivity(a.Restore, mock.Anything, mock.Anything).After(10*time.Minute).Return(activities.RestoreResult{Files: 1}, nil)
+	s.env.OnActivity(a.Restore, mock.Anything, mock.Anything).After(10*time.Minute).Return(RestoreResult{Files: 1}, nil)
 	var rp string
 	s.at(time.Hour, func() {
 		rp = s.status().RecoveryPoints[0].ID
@@ -878,14 +900,14 @@ func (s *ItemSuite) TestSignalsAreServedWhileAnUpdateRunsAtContinueAsNew() {
 func (s *ItemSuite) TestAFloodOfMalformedSignalsKeepsTheDeleteInTheAudit() {
 	s.at(time.Hour, func() { s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) })
 	s.at(2*time.Hour, func() {
-		for range maxAuditEntries {
+		for range MaxAuditEntries {
 			s.env.SignalWorkflow(SignalUndelete, "junk")
 			s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) // no-ops
 		}
 	})
 	s.at(3*time.Hour, func() {
 		st := s.status()
-		s.Len(st.Audit, maxAuditEntries)
+		s.Len(st.Audit, MaxAuditEntries)
 		s.Equal("delete", st.Audit[1].Operation)
 		s.Equal("mallory", st.Audit[1].RequestedBy)
 		s.end()
@@ -925,7 +947,7 @@ func (s *ItemSuite) TestSoftDeleteDisabledPurgesAtOnce() {
 	s.Equal(time.Hour, s.purgeTime.Sub(final.Audit[0].Time).Round(time.Minute), "purged at the delete, with no window")
 	s.Empty(s.storedPoints())
 	s.Equal(Purged, s.reports[len(s.reports)-1].ProtectionState, "the vault is told")
-	s.Equal(activities.AlertPurged, s.alerts[len(s.alerts)-1].Kind)
+	s.Equal(AlertPurged, s.alerts[len(s.alerts)-1].Kind)
 }
 
 func (s *ItemSuite) TestTheVaultsRetentionAppliesAtTheDeleteAndLaterChangesDoNotShortenIt() {
@@ -956,7 +978,7 @@ func (s *ItemSuite) TestReminderTwoDaysBeforeThePurgeAndAlertsAlongTheWay() {
 	for _, a := range s.alerts {
 		kinds = append(kinds, a.Kind)
 	}
-	s.Equal([]string{activities.AlertSoftDeleted, activities.AlertPurgeReminder, activities.AlertPurged}, kinds)
+	s.Equal([]string{AlertSoftDeleted, AlertPurgeReminder, AlertPurged}, kinds)
 	s.Equal("mallory", s.alerts[0].RequestedBy)
 	s.Equal(deleted.Add(14*day).UTC(), s.alerts[0].PurgeTime, "the soft-delete alert carries the purge time")
 	s.Equal(deleted.Add(12*day).UTC(), s.alerts[1].Time, "the reminder goes out two days before the purge")
@@ -983,7 +1005,7 @@ func (s *ItemSuite) TestNoReminderAfterAnUndelete() {
 		for _, a := range s.alerts {
 			kinds = append(kinds, a.Kind)
 		}
-		s.Equal([]string{activities.AlertSoftDeleted, activities.AlertUndeleted}, kinds, "no reminder, no purge")
+		s.Equal([]string{AlertSoftDeleted, AlertUndeleted}, kinds, "no reminder, no purge")
 		s.Require().Len(reminderTimers, 1, "a reminder was scheduled 12 days out")
 		s.Contains(s.canceled, reminderTimers[0], "the undelete cancelled the reminder timer")
 		s.end()
@@ -1024,7 +1046,7 @@ func (s *ItemSuite) TestAVaultThatCannotBeReadRefusesTheDelete() {
 	var err error
 	s.at(time.Hour, func() { s.update(UpdateDelete, Request{RequestedBy: "mallory"}, &got, &err) })
 	s.at(2*time.Hour, func() {
-		s.ErrorContains(err, "vault vault1 could not be read to learn how deletes of item vm1 are protected: nothing changed, try again")
+		s.ErrorContains(err, "vault vault1 could not be asked how deletes of item vm1 are protected: vault/vault1 is not a running Vault workflow; nothing changed, try again")
 		s.Equal(Protected, s.status().ProtectionState)
 		s.Equal("delete/mallory/rejected", s.lastAudit())
 		s.end()

@@ -9,9 +9,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// registerHandlers sets up the status query and the updates. Every update
-// has a validator that asks the same state machine as its handler, so a
-// refused update leaves no trace in the history and the caller reads why.
+// registerHandlers sets up the status query and the updates. An update is
+// an event like a signal: its validator is Decide's refusal, so a refused
+// update leaves no trace in the history and the caller reads why; its
+// handler queues the event after the signals that reached the workflow
+// before it, and answers with the outcome.
 func (w *item) registerHandlers(ctx workflow.Context) error {
 	// A query is not recorded in the history, so reading the wall clock here
 	// is safe; workflow.Now alone is the time of the last workflow task, and
@@ -29,39 +31,39 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, op := range []Operation{OpStop, OpDelete, OpUndelete, OpResume} {
+	for _, op := range UserOperations {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, string(op),
 			func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
-				if err := w.awaitVerified(ctx); err != nil {
+				ev, err := updateEvent(op, raw)
+				if err != nil {
+					return Status{}, refused(err)
+				}
+				before := w.st.ProtectionState
+				predicted, _ := Decide(w.st, ev, w.inputs(ctx))
+				r := w.submit(ev)
+				if err := workflow.Await(ctx, func() bool { return r.done }); err != nil {
 					return Status{}, err
 				}
-				req, err := DecodeRequest(string(op), raw)
-				if err != nil {
-					return Status{}, refused(err)
-				}
-				// Signals that reached the workflow first are applied first.
-				// Then this transition, before anything blocks: that is what
-				// makes an undelete win over a timer firing in the same task.
-				validated, _ := Decide(w.st.ProtectionState, op, w.facts(workflow.Now(ctx)))
-				w.serveSignals(ctx)
-				d, err := w.apply(ctx, op, requester(req.RequestedBy), req.Reason)
-				if err != nil {
-					// A signal of the same kind got there first: what was
-					// asked is done.
-					if w.st.ProtectionState == validated.Next {
-						return w.status(workflow.Now(ctx)), nil
-					}
-					return Status{}, refused(err)
+				var refusal *Refusal
+				switch {
+				case errors.As(r.err, &refusal) && predicted.State.ProtectionState != before && w.st.ProtectionState == predicted.State.ProtectionState:
+					// A signal of the same kind got there first: the change
+					// asked for is done.
+					return w.status(workflow.Now(ctx)), nil
+				case refusal != nil:
+					return Status{}, refused(r.err)
+				case r.err != nil:
+					return Status{}, r.err
 				}
 				st := w.status(workflow.Now(ctx))
-				st.PendingApproval = d.Pending
+				st.PendingApproval = r.pending
 				return st, nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-				if _, err := DecodeRequest(string(op), raw); err != nil {
-					return refused(err)
+				ev, err := updateEvent(op, raw)
+				if err == nil {
+					_, err = Decide(w.st, ev, w.inputs(ctx))
 				}
-				_, err := Decide(w.st.ProtectionState, op, w.facts(workflow.Now(ctx)))
 				return refused(err)
 			}},
 		)
@@ -69,67 +71,87 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 			return err
 		}
 	}
+	return nil
+}
 
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateBackupNow,
-		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
-			if err := w.awaitVerified(ctx); err != nil {
-				return Status{}, err
-			}
-			req, err := DecodeRequest(UpdateBackupNow, raw)
-			if err != nil {
-				return Status{}, refused(err)
-			}
-			w.serveSignals(ctx)
-			if _, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx))); err != nil {
-				return Status{}, refused(err)
-			}
-			if err := w.backup(ctx, UpdateBackupNow, requester(req.RequestedBy)); err != nil {
-				var r *Refusal
-				if errors.As(err, &r) {
-					return Status{}, refused(err)
-				}
-				return Status{}, temporal.NewNonRetryableApplicationError(
-					"backup of item "+w.in.ItemID+" failed: "+message(err), "BackupFailed", nil)
-			}
-			w.collectGarbage(ctx)
-			return w.status(workflow.Now(ctx)), nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			if _, err := DecodeRequest(UpdateBackupNow, raw); err != nil {
-				return refused(err)
-			}
-			_, err := Decide(w.st.ProtectionState, OpBackupNow, w.facts(workflow.Now(ctx)))
-			return refused(err)
-		}},
-	)
-	if err != nil {
-		return err
+// reply is what an update waits for: the outcome of its event.
+type reply struct {
+	done    bool
+	err     error
+	pending *MuaRequest
+}
+
+// submit queues an update's event after the signals already received, and
+// returns where its outcome will be.
+func (w *item) submit(ev Event) *reply {
+	w.receive()
+	w.lastRef++
+	ev.Ref = w.lastRef
+	r := &reply{}
+	w.replies[ev.Ref] = r
+	w.events = append(w.events, ev)
+	return r
+}
+
+// answer gives the update waiting on ref its outcome: nil, a *Refusal, or
+// the failure to answer with. Signals wait for nothing.
+func (w *item) answer(ref int, err error, pending *MuaRequest) {
+	r, ok := w.replies[ref]
+	if !ok {
+		return
 	}
+	delete(w.replies, ref)
+	r.done, r.err, r.pending = true, err, pending
+}
 
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRestore,
-		func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
-			if err := w.awaitVerified(ctx); err != nil {
-				return Status{}, err
-			}
-			req, err := DecodeRestoreRequest(raw)
-			if err != nil {
-				return Status{}, refused(err)
-			}
-			w.serveSignals(ctx)
-			return w.restore(ctx, req)
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			req, err := DecodeRestoreRequest(raw)
-			if err != nil {
-				return refused(err)
-			}
-			if _, err := Decide(w.st.ProtectionState, OpRestore, w.facts(workflow.Now(ctx))); err != nil {
-				return refused(err)
-			}
-			_, err = w.recoveryPoint(req.RecoveryPointID)
-			return refused(err)
-		}},
-	)
+// outcome is the answer an update gets for the result of its effect: a
+// backup or restore that failed fails the update, a restore refused for its
+// target is a refusal.
+func (w *item) outcome(ev Event) error {
+	f := ev.Failure
+	switch {
+	case f == nil:
+		return nil
+	case f.Refused && ev.Op == OpRestoreDone:
+		return &Refusal{Message: f.Message}
+	case ev.Op == OpBackupDone:
+		return temporal.NewNonRetryableApplicationError("backup of item "+w.in.ItemID+" failed: "+f.Message, "BackupFailed", nil)
+	}
+	return temporal.NewNonRetryableApplicationError(f.Message, "RestoreFailed", nil)
+}
+
+// updateEvent reads an update's payload into its event.
+func updateEvent(op Operation, raw converter.RawValue) (Event, error) {
+	if op == OpRestore {
+		req, err := DecodeRestoreRequest(raw)
+		return Event{Op: op, By: requester(req.RequestedBy), RecoveryPointID: req.RecoveryPointID, TargetPath: req.TargetPath}, err
+	}
+	req, err := DecodeRequest(string(op), raw)
+	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason}, err
+}
+
+// signalEvent reads a signal's payload into its event; one that cannot be
+// read is an event that changes nothing and is audited.
+func signalEvent(op Operation, raw converter.RawValue) Event {
+	if op == OpApproved {
+		var a DeleteApproval
+		if err := decodePayload(SignalDeleteApproved, raw, &a, `{"requestId": "r-1"}`); err != nil {
+			return Event{Op: op, By: anonymous, Malformed: err.Error()}
+		}
+		return Event{Op: op, By: anonymous, RequestID: a.RequestID}
+	}
+	req, err := DecodeRequest(string(op), raw)
+	if err != nil {
+		return Event{Op: op, By: anonymous, Malformed: err.Error()}
+	}
+	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason}
+}
+
+func requester(by string) string {
+	if by == "" {
+		return anonymous
+	}
+	return by
 }
 
 // ErrTypeRefused is the error type of every refused operation.
@@ -144,8 +166,43 @@ func refused(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
 }
 
-// awaitVerified holds a handler until carried state is verified; on a run
-// that carries none it returns at once, without yielding.
-func (w *item) awaitVerified(ctx workflow.Context) error {
-	return workflow.Await(ctx, func() bool { return w.verified })
+// status is the answer of the status query and of every update. now is
+// only used for the time left before the purge.
+func (w *item) status(now time.Time) Status {
+	s := Status{
+		VaultID:         w.in.VaultID,
+		ItemID:          w.in.ItemID,
+		SourcePath:      w.in.SourcePath,
+		Policy:          w.in.Policy,
+		ProtectionState: VisibleState(w.st.ProtectionState),
+		RecoveryPoints:  append([]RecoveryPoint{}, w.st.RecoveryPoints...),
+		Audit:           append([]AuditEntry{}, w.st.Audit...),
+	}
+	if s.ProtectionState == SoftDeleted {
+		s.IsScheduledForDeferredDelete = true
+		s.DeferredDeleteTimeInUTC = w.st.Deadline.UTC().Format(time.RFC3339)
+		s.DeferredDeleteTimeRemaining = FormatRemaining(w.st.Deadline.Sub(now))
+	}
+	if !w.st.LastBackupTime.IsZero() {
+		s.LastBackupTime = w.st.LastBackupTime.UTC().Format(time.RFC3339)
+	}
+	s.SoftDeleteRetentionOverride = w.settings.overrideNote()
+	// The window that applies: the one the delete got, or before a delete
+	// the one it would get as far as the item knows its vault.
+	var window time.Duration
+	if !w.st.DeletedAt.IsZero() && w.st.ProtectionState != Protected && w.st.ProtectionState != ProtectionStopped {
+		window = w.st.Deadline.Sub(w.st.DeletedAt)
+	} else {
+		in := w.windowInputs(w.settings.window())
+		s.SoftDeleteWindowInputs = &in
+		window, _ = in.Window(DefaultSoftDeleteSettings())
+	}
+	s.SoftDeleteRetentionDays = int(window / (24 * time.Hour))
+	s.SoftDeleteWindow = WindowText(window)
+	return s
+}
+
+// windowInputs are the item's part in the window of a delete made now.
+func (w *item) windowInputs(o windowSetting) WindowInputs {
+	return WindowInputs{ItemDays: w.in.SoftDeleteRetentionDays, Floor: w.st.VaultFloor, Override: o}
 }

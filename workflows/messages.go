@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"recoveryvault/activities"
 	"recoveryvault/internal/searchattributes"
 )
 
@@ -103,36 +102,6 @@ type ItemInput struct {
 	State                   *ItemState `json:"state,omitempty"`
 }
 
-// ItemState is everything that must survive continue-as-new.
-type ItemState struct {
-	ProtectionState State     `json:"protectionState"`
-	DeletedAt       time.Time `json:"deletedAt,omitzero"`
-	Deadline        time.Time `json:"deadline,omitzero"`
-	LastBackupTime  time.Time `json:"lastBackupTime,omitzero"`
-	// NextBackupAt is when the next scheduled backup is due while Protected.
-	NextBackupAt   time.Time                  `json:"nextBackupAt,omitzero"`
-	BackupSequence int                        `json:"backupSequence"`
-	RecoveryPoints []activities.RecoveryPoint `json:"recoveryPoints"`
-	// GarbagePending is a collection owed by a resume that has not run yet.
-	GarbagePending bool         `json:"garbagePending,omitempty"`
-	Audit          []AuditEntry `json:"audit"`
-	// ReminderAt is when the purge reminder goes out, while soft-deleted.
-	ReminderAt time.Time `json:"reminderAt,omitzero"`
-	// ReportSequence orders the item's reports to its vault.
-	ReportSequence int `json:"reportSequence,omitempty"`
-	// Outbox holds alerts not yet delivered.
-	Outbox []activities.Alert `json:"outbox,omitempty"`
-	// VaultFloor is the strongest soft-delete setting the item has seen
-	// from its vault: a vault that is reset or weakened later can never
-	// shorten the window or disable soft delete below it.
-	VaultFloor VaultFloor `json:"vaultFloor"`
-	// AwaitingApproval are the delete requests this item registered at its
-	// vault and has not carried out: the only approvals it acts on, once.
-	AwaitingApproval []string `json:"awaitingApproval,omitempty"`
-	// ApprovalsUsed are the last approvals carried out: never awaited again.
-	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
-}
-
 // Request is the payload of stop, delete, undelete and resume.
 type Request struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
@@ -145,22 +114,6 @@ type RestoreRequest struct {
 	TargetPath      string `json:"targetPath"`
 	RequestedBy     string `json:"requestedBy,omitempty"`
 }
-
-// AuditEntry records one operation on the item.
-type AuditEntry struct {
-	Time        time.Time `json:"time"`
-	Operation   string    `json:"operation"`
-	RequestedBy string    `json:"requestedBy"`
-	Outcome     string    `json:"outcome"`
-	Detail      string    `json:"detail"`
-}
-
-// Audit outcomes.
-const (
-	OutcomeAccepted = "accepted"
-	OutcomeRejected = "rejected"
-	OutcomeFailed   = "failed"
-)
 
 // Status is the answer of the status query and of every update.
 type Status struct {
@@ -184,10 +137,10 @@ type Status struct {
 	SoftDeleteWindowInputs *WindowInputs `json:"softDeleteWindowInputs,omitempty"`
 	// SoftDeleteRetentionOverride says that the worker replaces every
 	// delete's window (dev mode's --soft-delete-retention).
-	SoftDeleteRetentionOverride string                     `json:"softDeleteRetentionOverride,omitempty"`
-	LastBackupTime              string                     `json:"lastBackupTime"`
-	RecoveryPoints              []activities.RecoveryPoint `json:"recoveryPoints"`
-	Audit                       []AuditEntry               `json:"audit"`
+	SoftDeleteRetentionOverride string          `json:"softDeleteRetentionOverride,omitempty"`
+	LastBackupTime              string          `json:"lastBackupTime"`
+	RecoveryPoints              []RecoveryPoint `json:"recoveryPoints"`
+	Audit                       []AuditEntry    `json:"audit"`
 	// PendingApproval is in the answer to a delete that waits for approval.
 	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
 }

@@ -1,7 +1,6 @@
-package workflows
+package workflows_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"recoveryvault/activities"
 	"recoveryvault/store"
+	. "recoveryvault/workflows"
 )
 
 // A step of the model-based test: what happens to the item, then how long
@@ -226,20 +226,16 @@ func (h *modelHarness) newEnv(start time.Time, continued bool) {
 	}
 	h.env.RegisterActivity(&activities.Activities{Store: h.store})
 	var a *activities.Activities
-	h.env.OnActivity(a.SignalWithStart, mock.Anything, mock.Anything).Return(nil).Maybe()
-	h.env.OnActivity(a.QueryRunning, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, _, _, _ string) (json.RawMessage, error) {
-			return json.Marshal(DeleteSettings{SoftDeleteSettings: DefaultSoftDeleteSettings()})
+	h.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(AnnounceResult{}, nil).Maybe()
+	h.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in AskVaultInput) (VaultAnswer, error) {
+			window, _ := in.Request.Window.Window(DefaultSoftDeleteSettings())
+			return VaultAnswer{Settings: DefaultSoftDeleteSettings(), Window: window}, nil
 		}).Maybe()
-	h.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
-		activities.RunInfo{WorkflowType: WorkflowType, ContinuedAsNew: true}, nil).Maybe()
-	h.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(nil).Maybe()
-	h.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, args converter.EncodedValues) {
-		if info.ActivityType.Name != "DeleteRecoveryPoints" {
-			return
-		}
-		var in activities.DeleteInput
-		if err := args.Get(&in); err == nil && in.All {
+	h.env.OnActivity(a.Purge, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in PurgeInput) error { return h.store.Purge(in.VaultID, in.ItemID, nil) }).Maybe()
+	h.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, _ converter.EncodedValues) {
+		if info.ActivityType.Name == ActivityPurge {
 			h.purges = append(h.purges, h.env.Now())
 		}
 	})
@@ -428,7 +424,7 @@ func (h *modelHarness) check(when string) {
 		}
 	}
 	// The audit is bounded: a full one may have dropped entries.
-	if len(st.Audit) < maxAuditEntries && !slices.Equal(mine, h.audit) {
+	if len(st.Audit) < MaxAuditEntries && !slices.Equal(mine, h.audit) {
 		h.t.Fatalf("%s: the audit has %v from the model's requests, the model %v", when, mine, h.audit)
 	}
 	h.mu.Lock()

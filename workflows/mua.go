@@ -12,14 +12,8 @@ const (
 	UpdateEnableMua = "enableMua"
 	UpdateApprove   = "approve"
 	UpdateReject    = "reject"
-	// UpdateRequestItemDelete is how an item registers a delete that needs
-	// approval; users send delete to the item instead.
-	UpdateRequestItemDelete = "requestItemDelete"
-	// QueryMuaRequests answers the vault's requests, for an item that
-	// checks an approval before acting on it.
-	QueryMuaRequests = "muaRequests"
 	// SignalDeleteApproved tells an item that its delete was approved. The
-	// item believes it only after finding the approval at its vault.
+	// item believes it only after its vault confirms the approval.
 	SignalDeleteApproved = "deleteApproved"
 )
 
@@ -193,9 +187,6 @@ const (
 	RequestFailed RequestState = "Failed"
 )
 
-// OutcomePending is the audit outcome of a critical operation that waits.
-const OutcomePending = "pending approval"
-
 // MuaRequest is a critical operation waiting for, or decided by, approval.
 type MuaRequest struct {
 	RequestID   string       `json:"requestId"`
@@ -209,6 +200,9 @@ type MuaRequest struct {
 	ExpiresAt   time.Time    `json:"expiresAt"`
 	DecidedBy   string       `json:"decidedBy,omitempty"`
 	DecidedAt   time.Time    `json:"decidedAt,omitzero"`
+	// CarriedOut is set once the item has carried out an approved delete:
+	// the same approval counts once.
+	CarriedOut bool `json:"carriedOut,omitempty"`
 	// Detail says, in words, what happened or what must happen next.
 	Detail string `json:"detail"`
 	// What is carried out on approval.
@@ -219,13 +213,6 @@ type MuaRequest struct {
 // DecisionRequest is the payload of approve and reject.
 type DecisionRequest struct {
 	RequestID   string `json:"requestId"`
-	RequestedBy string `json:"requestedBy,omitempty"`
-	Reason      string `json:"reason,omitempty"`
-}
-
-// ItemDeleteRequest is the payload of requestItemDelete.
-type ItemDeleteRequest struct {
-	ItemID      string `json:"itemId"`
 	RequestedBy string `json:"requestedBy,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 }

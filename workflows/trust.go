@@ -3,40 +3,39 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"recoveryvault/activities"
 )
 
 // Trust: the checks the workflows make against forged messages. Anyone who
-// can reach the namespace can start workflows and send
-// any signal or update; these checks are what stands between such a client
-// and an item's data. Each says the threat it counters:
+// can reach the namespace can start workflows and send any signal or
+// update; these checks are what stands between such a client and an item's
+// data. Each counters one threat:
 //
 //   - checkIdentity: a workflow started under another item's ID, or on a
 //     cron schedule, acting on an item's store (data is kept by ID).
-//   - errForgedState, ItemState.validate, checkCarriedState: a start input,
-//     a cron run, a retry or another workflow type continuing as new that
-//     claims the item is already soft-deleted, to have it purged at once.
+//   - checkCarriedState: a start input, a cron run or a retry that claims
+//     the item is already soft-deleted, to have it purged at once.
 //   - VaultFloor: a vault reset or weakened after an item saw its settings,
 //     to shorten the item's window or turn soft delete off under it.
 //   - realItem: forged itemChanged reports naming items that do not exist,
 //     which would grow what a vault carries without bound.
-//   - checkApproval: a forged deleteApproved signal, to skip multi-user
-//     authorization; serveApproval (itemapproval.go) adds that the item
-//     registered the request itself and has not used it before.
+//   - approvedDelete: a forged deleteApproved signal, to skip multi-user
+//     authorization. The item acts only on a delete it registered itself
+//     and has not carried out (Decide's approved, in decide.go), and only
+//     once its vault confirms the approval here.
 //
-// Limits: a run's type is compared by name, so a worker of the namespace
-// that registers its own "BackupItem" could forge carried state: the
-// namespace's workers are trusted.
+// Limits: the namespace's workers are trusted. A worker that registers a
+// workflow of its own and continues it as new into a BackupItem could hand
+// it any state; no check inside the workflow can tell that run from ours.
 //
-// Settings are never taken from a message: an item reads them from its
-// vault (readVaultSettings), so no one can signal it into "soft delete
-// disabled". Reports prove nothing: deleteVault counts items from their
-// own workflows (activities.ListVaultItems).
+// Settings are never taken from a message: an item's delete asks its vault
+// (askVault), so no one can signal it into "soft delete disabled". Reports
+// prove nothing: deleteVault counts items from their own workflows
+// (ListVaultItems).
 
 // errForgedState refuses a start input that carries state it may not.
 var errForgedState = errors.New(`"state" is carried only by the workflow's own continue-as-new: start it without "state"`)
@@ -56,24 +55,13 @@ func checkIdentity(ctx workflow.Context, wantID string) error {
 	return nil
 }
 
-// checkCarriedState accepts carried state only in a run continued from a
-// run of the same workflow type, and not from a retry: a cron run, a retry
-// or another workflow type continuing as new could otherwise forge it.
-func checkCarriedState(ctx workflow.Context, workflowType string) error {
+// checkCarriedState accepts carried state only in a run continued from
+// another (only the server sets that, never a client's start) and not in a
+// retry of a run; cron runs are refused by checkIdentity. An item's state
+// must also be one an item can be in (ItemState.validate).
+func checkCarriedState(ctx workflow.Context) error {
 	info := workflow.GetInfo(ctx)
 	if info.ContinuedExecutionRunID == "" || info.Attempt > 1 {
-		return errForgedState
-	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
-	})
-	var prev activities.RunInfo
-	err := workflow.ExecuteActivity(actx, acts.DescribeRun, info.WorkflowExecution.ID, info.ContinuedExecutionRunID).Get(ctx, &prev)
-	if err != nil {
-		return fmt.Errorf("the run this one continues could not be checked: %s", message(err))
-	}
-	if prev.WorkflowType != workflowType || !prev.ContinuedAsNew {
 		return errForgedState
 	}
 	return nil
@@ -97,7 +85,7 @@ func (st *ItemState) validate() error {
 	return nil
 }
 
-// VaultFloor is the strongest soft-delete setting seen.
+// VaultFloor is the strongest soft-delete setting an item has seen.
 type VaultFloor struct {
 	AlwaysOn      bool `json:"alwaysOn,omitempty"`
 	RetentionDays int  `json:"retentionDays,omitempty"`
@@ -126,35 +114,34 @@ func (v *vault) realItem(ctx workflow.Context, r ItemReport) bool {
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
 	})
-	var run activities.RunInfo
-	err := workflow.ExecuteActivity(actx, acts.DescribeRun, WorkflowID(v.id, r.ItemID), "").Get(ctx, &run)
+	var run RunInfo
+	err := workflow.ExecuteActivity(actx, ActivityDescribeRun, WorkflowID(v.id, r.ItemID), "").Get(ctx, &run)
 	return err == nil && run.WorkflowType == WorkflowType && run.FirstRunID == r.Incarnation
 }
 
-// checkApproval finds request id at the vault, approved, for a delete of
-// this item.
-func (w *item) checkApproval(ctx workflow.Context, id string) (MuaRequest, error) {
-	var requests []MuaRequest
-	if err := queryWorkflow(ctx, VaultWorkflowID(w.in.VaultID), VaultWorkflowType, QueryMuaRequests, &requests); err != nil {
-		return MuaRequest{}, fmt.Errorf("vault %s could not be asked about request %s, nothing changed: %s", w.in.VaultID, id, message(err))
+// approvedDelete confirms, for an item carrying out a delete that waited
+// for approval, that request id is an approved delete of that item, not
+// carried out yet and within its window; it is then marked carried out, so
+// the same approval counts once.
+func (v *vault) approvedDelete(ctx workflow.Context, itemID, id string) (MuaRequest, error) {
+	i := slices.IndexFunc(v.st.Requests, func(r MuaRequest) bool { return r.RequestID == id })
+	if i < 0 {
+		return MuaRequest{}, fmt.Errorf("vault %s holds no request %s, nothing changed", v.id, id)
 	}
-	for _, r := range requests {
-		if r.RequestID != id {
-			continue
-		}
-		if r.Operation != string(OpDelete) || r.ItemID != w.in.ItemID {
-			return MuaRequest{}, fmt.Errorf("request %s at vault %s is not a delete of item %s, nothing changed", id, w.in.VaultID, w.in.ItemID)
-		}
-		if r.State != RequestApproved {
-			return MuaRequest{}, fmt.Errorf("request %s at vault %s is %s, not Approved: nothing changed", id, w.in.VaultID, r.State)
-		}
+	r := &v.st.Requests[i]
+	switch now := workflow.Now(ctx); {
+	case r.Operation != string(OpDelete) || r.ItemID != itemID:
+		return MuaRequest{}, fmt.Errorf("request %s at vault %s is not a delete of item %s, nothing changed", id, v.id, itemID)
+	case r.State != RequestApproved:
+		return MuaRequest{}, fmt.Errorf("request %s at vault %s is %s, not Approved: nothing changed", id, v.id, r.State)
+	case r.CarriedOut:
+		return MuaRequest{}, fmt.Errorf("request %s at vault %s has been carried out already: nothing changed", id, v.id)
+	case !now.Before(r.ExpiresAt):
 		// An approval is for then: one not carried out within the request's
-		// window, say for a vault that could not be read, must be asked again.
-		if now := workflow.Now(ctx); !now.Before(r.ExpiresAt) {
-			return MuaRequest{}, fmt.Errorf("request %s was approved but its window ended at %s: nothing changed, ask again",
-				id, r.ExpiresAt.UTC().Format(time.RFC3339))
-		}
-		return r, nil
+		// window, say for an item that could not be told, must be asked again.
+		return MuaRequest{}, fmt.Errorf("request %s was approved but its window ended at %s: nothing changed, ask again",
+			id, rfc3339(r.ExpiresAt))
 	}
-	return MuaRequest{}, fmt.Errorf("vault %s holds no request %s, nothing changed", w.in.VaultID, id)
+	r.CarriedOut = true
+	return *r, nil
 }

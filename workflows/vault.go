@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"recoveryvault/activities"
 )
 
 // VaultInput starts a Vault. State is set only by continue-as-new.
@@ -25,7 +22,7 @@ type VaultState struct {
 	SoftDelete SoftDeleteSettings   `json:"softDelete"`
 	Items      map[string]VaultItem `json:"items"`
 	Audit      []AuditEntry         `json:"audit"`
-	Outbox     []activities.Alert   `json:"outbox,omitempty"`
+	Outbox     []Alert              `json:"outbox,omitempty"`
 	Mua        MuaSettings          `json:"mua"`
 	// Requests are the critical operations pending approval and the last
 	// ones decided; RequestSequence numbers them.
@@ -64,6 +61,47 @@ type DeleteSettings struct {
 	MultiUserAuthorization bool `json:"multiUserAuthorization,omitempty"`
 }
 
+// UpdateItemDelete is how an item's delete reaches its vault (users send
+// delete to the item): the vault answers with the window it gets, or
+// registers it for approval, or confirms an approval, and records it.
+const UpdateItemDelete = "itemDelete"
+
+// ItemDeleteRequest is the payload of itemDelete.
+type ItemDeleteRequest struct {
+	ItemID      string `json:"itemId"`
+	Incarnation string `json:"incarnation,omitempty"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// RequestID is an approved request the item carries out.
+	RequestID string `json:"requestId,omitempty"`
+	// At is the item's time of the delete; the deadline counts from it.
+	At time.Time `json:"at"`
+	// Window is the item's part in the window.
+	Window WindowInputs `json:"window"`
+	// Sequence is the item's report sequence for the change.
+	Sequence int `json:"sequence"`
+}
+
+// VaultAnswer is the vault's answer to an item's delete: the window it
+// gets, or the request it waits on, or why it cannot be made.
+type VaultAnswer struct {
+	// Refusal says why nothing can be deleted now; nothing changed.
+	Refusal string `json:"refusal,omitempty"`
+	// Settings are the vault's soft-delete settings now.
+	Settings SoftDeleteSettings `json:"settings"`
+	// Window is the delete's soft-delete window; Disabled says the vault
+	// purges at once.
+	Window   time.Duration `json:"window"`
+	Disabled bool          `json:"disabled,omitempty"`
+	// Pending is the request that must be approved first.
+	Pending *MuaRequest `json:"pending,omitempty"`
+	// RequestedBy and Reason are an approved request's, for the item's audit.
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// Alert is for the asking activity to deliver.
+	Alert *Alert `json:"alert,omitempty"`
+}
+
 // maxVaultHistoryLength bounds a vault's history, in events, whether or
 // not the server suggests continue-as-new.
 const maxVaultHistoryLength = 4000
@@ -97,10 +135,10 @@ type vault struct {
 
 func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStatus, error) {
 	if err := ValidateID("vaultId", in.VaultID); err != nil {
-		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
 	if err := checkIdentity(ctx, VaultWorkflowID(in.VaultID)); err != nil {
-		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
 	v := &vault{id: in.VaultID, settings: settings, reports: workflow.GetSignalChannel(ctx, SignalItemChanged)}
 	if in.State != nil {
@@ -119,8 +157,8 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 	}
 	if in.State != nil {
 		// Settings such as AlwaysOn must not be forgeable by a start input.
-		if err := checkCarriedState(ctx, VaultWorkflowType); err != nil {
-			return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+		if err := checkCarriedState(ctx); err != nil {
+			return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 		}
 		v.verified = true
 	}
@@ -152,6 +190,14 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 			return v.version != seen || v.reports.Len() > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
 		})
 	}
+}
+
+func ready(f workflow.Future) bool { return f != nil && f.IsReady() }
+
+// fired is true for a timer that ran to its end; one made ready by a
+// cancellation is not a time that passed.
+func fired(ctx workflow.Context, f workflow.Future) bool {
+	return ready(f) && f.Get(ctx, nil) == nil
 }
 
 // done is true once an accepted deleteVault has answered and its alerts
@@ -242,12 +288,6 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 	}
 	err = workflow.SetQueryHandler(ctx, QuerySoftDeleteSettings, func() (DeleteSettings, error) {
 		return DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}, nil
-	})
-	if err != nil {
-		return err
-	}
-	err = workflow.SetQueryHandler(ctx, QueryMuaRequests, func() ([]MuaRequest, error) {
-		return append([]MuaRequest{}, v.st.Requests...), nil
 	})
 	if err != nil {
 		return err
@@ -375,8 +415,8 @@ func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, er
 		HeartbeatTimeout:    30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
-	var listed []activities.ListedItem
-	if err := workflow.ExecuteActivity(actx, acts.ListVaultItems, v.id).Get(ctx, &listed); err != nil {
+	var listed []ListedItem
+	if err := workflow.ExecuteActivity(actx, ActivityListVaultItems, v.id).Get(ctx, &listed); err != nil {
 		return nil, fmt.Errorf("vault %s cannot be deleted now: its items could not be checked (%s); try again", v.id, message(err))
 	}
 	items := make(map[string]VaultItem, len(v.st.Items))
@@ -400,8 +440,8 @@ func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, er
 // refuse records a refused critical operation and raises an alert.
 func (v *vault) refuse(ctx workflow.Context, op, by string, err error) {
 	v.audit(ctx, op, by, OutcomeRejected, err.Error())
-	v.st.Outbox = append(v.st.Outbox, activities.Alert{
-		Kind: activities.AlertCriticalRejected, VaultID: v.id, RequestedBy: by,
+	v.st.Outbox = append(v.st.Outbox, Alert{
+		Kind: AlertCriticalRejected, VaultID: v.id, RequestedBy: by,
 		Time: workflow.Now(ctx).UTC(), Detail: op + " refused: " + err.Error(),
 	})
 	v.version++
@@ -436,10 +476,4 @@ func (v *vault) status() VaultStatus {
 		s.Items[it.ProtectionState] = append(s.Items[it.ProtectionState], e)
 	}
 	return s
-}
-
-// vaultStartInput is the start input an item sends with signal-with-start.
-func vaultStartInput(vaultID string) json.RawMessage {
-	b, _ := json.Marshal(VaultInput{VaultID: vaultID})
-	return b
 }

@@ -1,4 +1,4 @@
-package workflows
+package workflows_test
 
 import (
 	"encoding/json"
@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
+	. "recoveryvault/workflows"
 )
 
 func TestChangeSoftDeleteRules(t *testing.T) {
@@ -76,8 +77,8 @@ type VaultSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env     *testsuite.TestWorkflowEnvironment
-	running []activities.ListedItem
-	alerts  []activities.Alert
+	running []ListedItem
+	alerts  []Alert
 	updates int
 	// incarnations are the items' first run IDs, by workflow ID.
 	incarnations map[string]string
@@ -91,22 +92,22 @@ func (s *VaultSuite) SetupTest() {
 	s.running, s.alerts = nil, nil
 	var a *activities.Activities
 	s.env.OnActivity(a.ListVaultItems, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, _ string) ([]activities.ListedItem, error) { return s.running, nil }).Maybe()
+		func(_ ctxT, _ string) ([]ListedItem, error) { return s.running, nil }).Maybe()
 	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, al activities.Alert) error { s.alerts = append(s.alerts, al); return nil }).Maybe()
+		func(_ ctxT, al Alert) error { s.alerts = append(s.alerts, al); return nil }).Maybe()
 	// Items named "forged..." do not exist; the others run with no
 	// incarnation unless the test gives them one. The vault itself was
 	// continued as new, for tests that carry its state.
 	s.incarnations = map[string]string{}
 	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, id, _ string) (activities.RunInfo, error) {
+		func(_ ctxT, id, _ string) (RunInfo, error) {
 			switch {
 			case id == VaultWorkflowID("vault1"):
-				return activities.RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil
+				return RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil
 			case strings.HasPrefix(id, WorkflowID("vault1", "forged")):
-				return activities.RunInfo{}, nil
+				return RunInfo{}, nil
 			}
-			return activities.RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id]}, nil
+			return RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id]}, nil
 		}).Maybe()
 }
 
@@ -150,7 +151,7 @@ func (s *VaultSuite) TestDeleteVaultRefusedWithSoftDeletedItemsAndAllowedAfterTh
 	s.at(3*time.Minute, func() {
 		s.ErrorContains(refusedErr, "vm1 (purge scheduled for 2026-12-08T10:00:00Z)")
 		s.Require().Len(s.alerts, 1)
-		s.Equal(activities.AlertCriticalRejected, s.alerts[0].Kind)
+		s.Equal(AlertCriticalRejected, s.alerts[0].Kind)
 		s.Equal("mallory", s.alerts[0].RequestedBy)
 		s.report("vm1", SoftDeleted, deadline, 1) // a late, older report changes nothing
 	})
@@ -172,7 +173,7 @@ func (s *VaultSuite) TestDeleteVaultRefusedWithSoftDeletedItemsAndAllowedAfterTh
 // itemChanged signal saying an item was purged; visibility, which only the
 // item can write, still shows it running with data.
 func (s *VaultSuite) TestForgedReportsCannotDeleteAVaultWithRunningItems() {
-	s.running = []activities.ListedItem{{WorkflowID: WorkflowID("vault1", "vm1"), ProtectionState: "Protected", WorkflowStatus: "Running"}}
+	s.running = []ListedItem{{WorkflowID: WorkflowID("vault1", "vm1"), ProtectionState: "Protected", WorkflowStatus: "Running"}}
 	var err error
 	s.at(time.Minute, func() { s.report("vm1", Purged, time.Time{}, 99) })
 	s.at(2*time.Minute, func() { s.update(UpdateDeleteVault, nil, &err) })
@@ -270,7 +271,7 @@ func (s *VaultSuite) TestAnItemProtectedAgainUnderAPurgedOnesIDIsTracked() {
 // server on 127.0.0.1 that fails the first delivery.
 func TestWebhookAlertsAreRetriedUntilDelivered(t *testing.T) {
 	var mu sync.Mutex
-	var bodies []activities.Alert
+	var bodies []Alert
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -280,7 +281,7 @@ func TestWebhookAlertsAreRetriedUntilDelivered(t *testing.T) {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
-		var a activities.Alert
+		var a Alert
 		if err := json.NewDecoder(r.Body).Decode(&a); err != nil || r.Header.Get("Content-Type") != "application/json" {
 			http.Error(w, "bad", http.StatusBadRequest)
 			return
@@ -292,20 +293,20 @@ func TestWebhookAlertsAreRetriedUntilDelivered(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{Notifier: activities.WebhookNotifier{URL: srv.URL}})
-	queue := []activities.Alert{{Kind: activities.AlertSoftDeleted, VaultID: "vault1", ItemID: "vm1", RequestedBy: "mallory"}}
+	queue := []Alert{{Kind: AlertSoftDeleted, VaultID: "vault1", ItemID: "vm1", RequestedBy: "mallory"}}
 	env.ExecuteWorkflow(func(ctx workflow.Context) error {
-		s := startAlertSender(ctx, &queue)
-		return workflow.Await(ctx, s.drained)
+		s := StartAlertSender(ctx, &queue)
+		return workflow.Await(ctx, s.Drained)
 	})
 	require.NoError(t, env.GetWorkflowError())
 	mu.Lock()
 	assert.Equal(t, 2, calls, "the failed delivery was retried")
 	require.Len(t, bodies, 1)
 	assert.Equal(t, "mallory", bodies[0].RequestedBy)
-	assert.Equal(t, activities.AlertSoftDeleted, bodies[0].Kind)
+	assert.Equal(t, AlertSoftDeleted, bodies[0].Kind)
 	mu.Unlock()
 
-	err := activities.WebhookNotifier{URL: "http://127.0.0.1:1/none"}.Notify(t.Context(), activities.Alert{})
+	err := activities.WebhookNotifier{URL: "http://127.0.0.1:1/none"}.Notify(t.Context(), Alert{})
 	assert.Error(t, err, "an unreachable webhook is an error, to be retried")
 }
 

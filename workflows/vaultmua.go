@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"recoveryvault/activities"
 )
 
 // registerMuaHandlers sets up enableMua, approve, reject and the item's
@@ -55,13 +54,13 @@ func (v *vault) registerMuaHandlers(ctx workflow.Context) error {
 			return err
 		}
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRequestItemDelete,
-		func(ctx workflow.Context, raw converter.RawValue) (MuaRequest, error) {
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateItemDelete,
+		func(ctx workflow.Context, raw converter.RawValue) (VaultAnswer, error) {
 			req, err := decodeItemDelete(raw)
 			if err != nil {
-				return MuaRequest{}, refused(err)
+				return VaultAnswer{}, refused(err)
 			}
-			return v.requestItemDelete(ctx, req)
+			return v.itemDelete(ctx, req)
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			_, err := decodeItemDelete(raw)
@@ -85,7 +84,7 @@ func decodeDecision(name string, raw converter.RawValue) (DecisionRequest, error
 
 func decodeItemDelete(raw converter.RawValue) (ItemDeleteRequest, error) {
 	var req ItemDeleteRequest
-	if err := decodePayload(UpdateRequestItemDelete, raw, &req, `{"itemId": "vm1", "requestedBy": "alice"}`); err != nil {
+	if err := decodePayload(UpdateItemDelete, raw, &req, `{"itemId": "vm1", "requestedBy": "alice", "at": "2026-12-01T10:00:00Z"}`); err != nil {
 		return req, err
 	}
 	return req, ValidateID("itemId", req.ItemID)
@@ -138,30 +137,74 @@ func (v *vault) ready(ctx workflow.Context) error {
 	return nil
 }
 
-// requestItemDelete registers an item's delete for approval; an item asks
-// this when its vault's settings say deletes need approval.
-func (v *vault) requestItemDelete(ctx workflow.Context, req ItemDeleteRequest) (MuaRequest, error) {
+// itemDelete is an item's delete, asked by the item itself: the vault
+// refuses it, registers it for approval, or carries it out under its
+// settings now (or those of an approved request's time of carrying out),
+// records the item as soft-deleted with its deadline, and answers the
+// window with the alert that goes out for it.
+func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAnswer, error) {
 	if err := v.ready(ctx); err != nil {
-		return MuaRequest{}, err
+		return VaultAnswer{}, err
 	}
 	by := requester(req.RequestedBy)
-	if !v.st.Mua.Enabled {
-		return MuaRequest{}, refused(fmt.Errorf("multi-user authorization of vault %s has just been turned off: send the delete again", v.id))
+	// Reports that reached the vault first are applied first: the item's
+	// registration may be among them.
+	v.serveReports(ctx, true)
+	it, ok := v.st.Items[req.ItemID]
+	if !ok || it.Incarnation != req.Incarnation {
+		// The item's own report may not have reached the vault yet: its
+		// delete registers it, once its workflow confirms it exists.
+		if r := (ItemReport{ItemID: req.ItemID, Incarnation: req.Incarnation}); v.realItem(ctx, r) {
+			it, ok = VaultItem{ProtectionState: Protected, Incarnation: req.Incarnation}, true
+			v.audit(ctx, "registerItem", req.ItemID, OutcomeAccepted, "item "+req.ItemID+" registered")
+		}
 	}
-	// Requests for items the vault does not hold would only fill the queue.
-	if it, ok := v.st.Items[req.ItemID]; !ok || it.ProtectionState == Purged {
+	// Deletes of items the vault does not hold would only fill its queue.
+	if !ok || it.ProtectionState == Purged {
 		err := fmt.Errorf("vault %s holds no item %s with data to delete", v.id, req.ItemID)
 		v.refuse(ctx, string(OpDelete), by, err)
-		return MuaRequest{}, refused(err)
+		return VaultAnswer{}, refused(err)
 	}
-	st, err := v.openRequest(ctx, MuaRequest{
-		Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: by, Reason: req.Reason,
-		Summary: "delete the backup data of item " + req.ItemID,
-	})
-	if err != nil {
-		return MuaRequest{}, err
+	answer := VaultAnswer{Settings: v.st.SoftDelete}
+	switch {
+	case req.RequestID != "":
+		r, err := v.approvedDelete(ctx, req.ItemID, req.RequestID)
+		if err != nil {
+			return VaultAnswer{}, refused(err)
+		}
+		by = r.RequestedBy
+		answer.RequestedBy = r.RequestedBy
+		answer.Reason = fmt.Sprintf("approved by %s (request %s)", r.DecidedBy, r.RequestID)
+		if r.Reason != "" {
+			answer.Reason = r.Reason + "; " + answer.Reason
+		}
+		v.audit(ctx, string(OpDelete), r.RequestedBy, OutcomeAccepted,
+			fmt.Sprintf("request %s: carried out by item %s", r.RequestID, req.ItemID))
+	case v.st.Mua.Enabled:
+		st, err := v.openRequest(ctx, MuaRequest{
+			Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: by, Reason: req.Reason,
+			Summary: "delete the backup data of item " + req.ItemID,
+		})
+		if err != nil {
+			return VaultAnswer{}, err
+		}
+		answer.Pending = st.Request
+		return answer, nil
 	}
-	return *st.Request, nil
+	answer.Window, answer.Disabled = req.Window.Window(v.st.SoftDelete)
+	deadline := req.At.Add(answer.Window)
+	if answer.Disabled {
+		deadline = req.At
+	} else {
+		answer.Alert = &Alert{Kind: AlertSoftDeleted, VaultID: v.id, ItemID: req.ItemID, RequestedBy: by,
+			Time: req.At.UTC(), PurgeTime: deadline.UTC(), Detail: SoftDeletedDetail(deadline)}
+	}
+	if cur, known := v.st.Items[req.ItemID]; !known || cur.Incarnation != req.Incarnation || req.Sequence > cur.Sequence {
+		v.st.Items[req.ItemID] = VaultItem{ProtectionState: SoftDeleted, DeferredDeleteTime: deadline.UTC(),
+			Sequence: req.Sequence, Incarnation: req.Incarnation}
+	}
+	v.version++
+	return answer, nil
 }
 
 // openRequest records a critical operation as pending approval, changes
@@ -209,8 +252,8 @@ func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, er
 	r.Detail = pendingDetail(v.st.Mua, r.RequestedBy, r.ExpiresAt)
 	v.st.Requests = append(v.st.Requests, r)
 	v.audit(ctx, r.Operation, r.RequestedBy, OutcomePending, fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail))
-	v.st.Outbox = append(v.st.Outbox, activities.Alert{
-		Kind: activities.AlertApprovalRequested, VaultID: v.id, ItemID: r.ItemID, RequestedBy: r.RequestedBy, Time: now,
+	v.st.Outbox = append(v.st.Outbox, Alert{
+		Kind: AlertApprovalRequested, VaultID: v.id, ItemID: r.ItemID, RequestedBy: r.RequestedBy, Time: now,
 		Detail: fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail),
 	})
 	v.version++
@@ -311,12 +354,19 @@ func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string) er
 // tellItem sends an approved delete to its item, which checks the approval
 // here before acting: anyone could send it that signal.
 func (v *vault) tellItem(ctx workflow.Context, r MuaRequest) error {
-	actx := withWorkflowCall(ctx)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{ErrTypeNoVault},
+		},
+	})
 	payload, _ := json.Marshal(DeleteApproval{RequestID: r.RequestID})
-	in := activities.MessageInput{
+	in := MessageInput{
 		WorkflowID: WorkflowID(v.id, r.ItemID), WorkflowType: WorkflowType, Name: SignalDeleteApproved, Payload: payload,
 	}
-	if err := workflow.ExecuteActivity(actx, acts.Signal, in).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(actx, ActivitySignal, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("item %s could not be told: %s", r.ItemID, message(err))
 	}
 	v.audit(ctx, string(OpDelete), r.RequestedBy, OutcomeAccepted,

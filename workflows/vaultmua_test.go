@@ -1,4 +1,4 @@
-package workflows
+package workflows_test
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
+	. "recoveryvault/workflows"
 )
 
 // answer sends an update and keeps its result and error.
@@ -86,9 +87,9 @@ func (s *VaultSuite) TestDisablingSoftDeleteWaitsForAnotherApprover() {
 			kinds = append(kinds, a.Kind+"/"+a.RequestedBy)
 		}
 		s.Equal([]string{
-			activities.AlertApprovalRequested + "/alice",
-			activities.AlertCriticalRejected + "/alice",
-			activities.AlertCriticalRejected + "/mallory",
+			AlertApprovalRequested + "/alice",
+			AlertCriticalRejected + "/alice",
+			AlertCriticalRejected + "/mallory",
 		}, kinds)
 		s.env.CancelWorkflow()
 	})
@@ -111,7 +112,7 @@ func (s *VaultSuite) TestUnapprovedRequestExpiresAfterTheWindow() {
 	s.at(2*time.Hour+2*time.Minute, func() {
 		st := s.status()
 		s.Equal(RequestExpired, st.Requests[0].State)
-		s.Equal(system, st.Requests[0].DecidedBy)
+		s.Equal("system", st.Requests[0].DecidedBy)
 		s.Len(fired, 1, "a durable timer expired it")
 		last := st.Audit[len(st.Audit)-1]
 		s.Equal("expire/system/Expired", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
@@ -208,40 +209,84 @@ func (s *VaultSuite) TestDeleteVaultUnderMuaWaitsForApproval() {
 	s.True(final.Deleted, "the approval deleted the vault and its workflow completed")
 }
 
-// TestApprovedItemDeleteIsSentToTheItem: the item checks the approval with
-// the muaRequests query before it deletes anything.
-func (s *VaultSuite) TestApprovedItemDeleteIsSentToTheItem() {
-	var a *activities.Activities
-	var sent []activities.MessageInput
-	var requestsAtSend []MuaRequest
-	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(func(_ ctxT, in activities.MessageInput) error {
-		sent = append(sent, in)
-		v, err := s.env.QueryWorkflow(QueryMuaRequests)
+// itemDelete sends an item's delete to the vault as the item's activity
+// does, and keeps the answer.
+func (s *VaultSuite) itemDelete(id string, req ItemDeleteRequest, answer *VaultAnswer, failed *error) {
+	if req.At.IsZero() {
+		req.At = s.env.Now()
+	}
+	s.env.UpdateWorkflow(UpdateItemDelete, id, &testsuite.TestUpdateCallback{
+		OnAccept: func() {}, OnReject: func(err error) { *failed = err },
+		OnComplete: func(v any, err error) {
+			*failed = err
+			if a, ok := v.(VaultAnswer); ok && answer != nil {
+				*answer = a
+			}
+		},
+	}, req)
+}
+
+// TestAnItemDeleteGetsItsWindowAndIsRecorded: without multi-user
+// authorization the vault answers the window (the longer of its own and
+// the item's), records the item as soft-deleted with its deadline and
+// hands over the alert.
+func (s *VaultSuite) TestAnItemDeleteGetsItsWindowAndIsRecorded() {
+	var answer VaultAnswer
+	var err error
+	var at time.Time
+	s.at(30*time.Second, func() { s.report("vm1", Protected, time.Time{}, 1) })
+	s.at(time.Minute, func() {
+		at = s.env.Now()
+		s.itemDelete("d-1", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory", Sequence: 2, Window: WindowInputs{ItemDays: 20}}, &answer, &err)
+	})
+	s.at(2*time.Minute, func() {
 		s.Require().NoError(err)
-		s.Require().NoError(v.Get(&requestsAtSend))
+		s.Equal(20*day, answer.Window, "the item's own 20 days beat the vault's 14")
+		s.False(answer.Disabled)
+		s.Require().NotNil(answer.Alert)
+		s.Equal(AlertSoftDeleted, answer.Alert.Kind)
+		s.Equal("mallory", answer.Alert.RequestedBy)
+		s.True(at.Add(20 * day).Equal(answer.Alert.PurgeTime))
+		st := s.status()
+		s.Equal(map[State]int{SoftDeleted: 1}, st.Counts)
+		s.Equal(at.Add(20*day).UTC().Format(time.RFC3339), st.Items[SoftDeleted][0].DeferredDeleteTimeInUTC)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestApprovedItemDeleteIsSentToTheItemAndCountsOnce: the vault signals the
+// item on approval; the item's delete that names the request is confirmed
+// once, and the same approval again is refused.
+func (s *VaultSuite) TestApprovedItemDeleteIsSentToTheItemAndCountsOnce() {
+	var a *activities.Activities
+	var sent []MessageInput
+	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(func(_ ctxT, in MessageInput) error {
+		sent = append(sent, in)
 		return nil
 	})
-	var errRequest, errAgain, errApprove error
+	var pending, confirmed VaultAnswer
+	var errRequest, errAgain, errApprove, errEarly, errConfirm, errTwice error
 	s.at(30*time.Second, func() { s.report("vm1", Protected, time.Time{}, 1) })
 	s.at(time.Minute, func() {
 		s.enableMua("24h")
-		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete-1", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { errRequest = err },
-			OnComplete: func(_ any, err error) { errRequest = err },
-		}, ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory"})
-		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete-2", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { errAgain = err },
-			OnComplete: func(_ any, err error) { errAgain = err },
-		}, ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory"})
+		s.itemDelete("item-delete-1", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory"}, &pending, &errRequest)
+		s.itemDelete("item-delete-2", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory"}, nil, &errAgain)
 	})
 	s.at(2*time.Minute, func() {
 		s.Require().NoError(errRequest)
 		s.Require().NoError(errAgain)
+		s.Require().NotNil(pending.Pending)
+		s.Equal("r-1", pending.Pending.RequestID)
 		s.Len(s.status().Requests, 1, "the same delete asked twice is one request")
+		s.Equal(map[State]int{Protected: 1}, s.status().Counts, "nothing changes before approval")
 		s.Empty(sent, "nothing is sent before approval")
+		s.itemDelete("early", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory", RequestID: "r-1", Sequence: 2}, nil, &errEarly)
 		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, nil, &errApprove)
 	})
 	s.at(3*time.Minute, func() {
+		s.ErrorContains(errEarly, "request r-1 at vault vault1 is PendingApproval, not Approved")
 		s.Require().NoError(errApprove)
 		s.Require().Len(sent, 1)
 		s.Equal(WorkflowID("vault1", "vm1"), sent[0].WorkflowID)
@@ -249,8 +294,18 @@ func (s *VaultSuite) TestApprovedItemDeleteIsSentToTheItem() {
 		var approval DeleteApproval
 		s.Require().NoError(json.Unmarshal(sent[0].Payload, &approval))
 		s.Equal("r-1", approval.RequestID)
-		s.Require().Len(requestsAtSend, 1)
-		s.Equal(RequestApproved, requestsAtSend[0].State, "the item finds the approval when it checks")
+		s.itemDelete("confirm", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "anonymous", RequestID: "r-1", Sequence: 2}, &confirmed, &errConfirm)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errConfirm)
+		s.Equal("mallory", confirmed.RequestedBy, "the delete is the requester's")
+		s.Equal("approved by bob (request r-1)", confirmed.Reason)
+		s.Equal(14*day, confirmed.Window)
+		s.Equal(map[State]int{SoftDeleted: 1}, s.status().Counts)
+		s.itemDelete("twice", ItemDeleteRequest{ItemID: "vm1", RequestID: "r-1", Sequence: 3}, nil, &errTwice)
+	})
+	s.at(5*time.Minute, func() {
+		s.ErrorContains(errTwice, "request r-1 at vault vault1 has been carried out already")
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
@@ -317,13 +372,12 @@ func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 	s.at(30*time.Second, func() { s.report("vm1", Protected, time.Time{}, 1) })
 	s.at(time.Minute, func() {
 		s.enableMua("24h")
-		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {},
-		}, ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice"})
+		var err error
+		s.itemDelete("item-delete", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice"}, nil, &err)
 	})
 	s.at(2*time.Minute, func() {
 		var err error
-		for i := range maxClosedRequests + 5 {
+		for i := range MaxClosedRequests + 5 {
 			by := fmt.Sprintf("x%d", i)
 			s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: by}, nil, &err)
 			s.answer(UpdateReject, DecisionRequest{RequestID: fmt.Sprintf("r-%d", i+2), RequestedBy: by}, nil, &err)
@@ -337,7 +391,7 @@ func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 		s.Require().NotNil(got.Request)
 		s.Equal(RequestApproved, got.Request.State)
 		st := s.status()
-		s.Len(st.Requests, maxClosedRequests)
+		s.Len(st.Requests, MaxClosedRequests)
 		s.Equal(RequestApproved, requestByID(st, "r-1").State, "still there for the item to find")
 		s.env.CancelWorkflow()
 	})
@@ -346,7 +400,7 @@ func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 }
 
 func (s *VaultSuite) TestOneRequesterCannotFillTheQueue() {
-	var errs [maxPendingPerRequester + 1]error
+	var errs [MaxPendingPerRequester + 1]error
 	s.at(time.Minute, func() {
 		s.enableMua("24h")
 		for i := range errs {
@@ -354,10 +408,10 @@ func (s *VaultSuite) TestOneRequesterCannotFillTheQueue() {
 		}
 	})
 	s.at(2*time.Minute, func() {
-		for _, err := range errs[:maxPendingPerRequester] {
+		for _, err := range errs[:MaxPendingPerRequester] {
 			s.NoError(err)
 		}
-		s.ErrorContains(errs[maxPendingPerRequester], "mallory has 10 requests pending approval at vault vault1")
+		s.ErrorContains(errs[MaxPendingPerRequester], "mallory has 10 requests pending approval at vault vault1")
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
@@ -368,12 +422,10 @@ func (s *VaultSuite) TestDeleteRequestsForItemsTheVaultDoesNotHoldAreRefused() {
 	var err error
 	s.at(time.Minute, func() {
 		s.enableMua("24h")
-		s.env.UpdateWorkflow(UpdateRequestItemDelete, "item-delete", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(e error) { err = e }, OnComplete: func(_ any, e error) { err = e },
-		}, ItemDeleteRequest{ItemID: "vm9", RequestedBy: "mallory"})
+		s.itemDelete("item-delete", ItemDeleteRequest{ItemID: "forged9", RequestedBy: "mallory"}, nil, &err)
 	})
 	s.at(2*time.Minute, func() {
-		s.ErrorContains(err, "vault vault1 holds no item vm9 with data to delete")
+		s.ErrorContains(err, "vault vault1 holds no item forged9 with data to delete")
 		s.Empty(s.status().Requests)
 		s.env.CancelWorkflow()
 	})

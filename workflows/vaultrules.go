@@ -57,6 +57,37 @@ func (s SoftDeleteSettings) reminderLead() time.Duration {
 	return DefaultPurgeReminder
 }
 
+// Settings belong to the worker, not to an item: they come from its flags.
+type Settings struct {
+	// SoftDeleteRetention, when not zero, is the worker's soft-delete
+	// window: in dev mode it replaces every delete's window; otherwise it is
+	// a floor, so a worker can lengthen windows but never shorten one.
+	SoftDeleteRetention time.Duration
+	Dev                 bool
+}
+
+// window is the worker's window as a delete sends it to the vault.
+func (s Settings) window() windowSetting {
+	return windowSetting{Window: s.SoftDeleteRetention, Replace: s.Dev}
+}
+
+// overrideNote says, in a status, what the worker does to windows.
+func (s Settings) overrideNote() string {
+	switch {
+	case s.SoftDeleteRetention <= 0:
+		return ""
+	case s.Dev:
+		return s.SoftDeleteRetention.String() + " (dev mode: replaces the soft-delete window of every delete)"
+	}
+	return s.SoftDeleteRetention.String() + " (worker minimum: every delete gets at least this window)"
+}
+
+// windowSetting is the worker's window as a delete sends it.
+type windowSetting struct {
+	Window  time.Duration `json:"window"`
+	Replace bool          `json:"replace"`
+}
+
 // WindowInputs are an item's part in the soft-delete window a delete made
 // now would get; the vault's settings at that moment are the other part.
 // The item decides a delete with them, and the starter and the console,

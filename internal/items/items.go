@@ -1,5 +1,7 @@
-// Package items holds what the starter and the console both ask of an
-// item's workflow, so the two say the same thing about it.
+// Package items is the client side of items, shared by the starter, the
+// console and the activities: an item's status, listing items through
+// visibility, and sending updates; so every client says the same thing
+// about an item.
 package items
 
 import (
@@ -12,7 +14,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"recoveryvault/activities"
 	"recoveryvault/workflows"
 )
 
@@ -43,7 +44,7 @@ func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (work
 		// Only an item's first run, failing at its first backup, stored
 		// nothing. A later run that failed may leave points in the store,
 		// and its last status says which.
-		if errors.As(failure, &app) && app.Type() == activities.ErrTypeSourceMissing && info.GetFirstRunId() == info.GetExecution().GetRunId() {
+		if errors.As(failure, &app) && app.Type() == workflows.ErrTypeSourceMissing && info.GetFirstRunId() == info.GetExecution().GetRunId() {
 			return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: it was refused when it was protected, and nothing was stored (%s)",
 				itemID, vaultID, app.Message())}
 		}

@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"recoveryvault/activities"
 	"recoveryvault/workflows"
 )
 
@@ -37,7 +36,7 @@ func noop(context.Context) error { return nil }
 // with a timer of the window after the second delete.
 func Baseline(ctx workflow.Context, window time.Duration) (workflows.Status, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
-	points := []activities.RecoveryPoint{{ID: "rp-1"}}
+	points := []workflows.RecoveryPoint{{ID: "rp-1"}}
 	deletes := 0
 	var deadline time.Time
 	for _, name := range []string{workflows.UpdateStop, workflows.UpdateDelete, workflows.UpdateUndelete, workflows.UpdateResume} {

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"recoveryvault/internal/updates"
+	"recoveryvault/internal/items"
 	"recoveryvault/workflows"
 )
 
@@ -169,7 +169,7 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, d
 	}
 	send := func(name string) (workflows.Status, error) {
 		var st workflows.Status
-		err := updates.Execute(ctx, c, client.UpdateWorkflowOptions{
+		err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
 			WorkflowID: id, UpdateName: name, Args: []any{workflows.Request{RequestedBy: "load"}},
 		}, &st)
 		if err != nil {
@@ -272,43 +272,66 @@ func WorkflowIDs(o Options) []string {
 	return ids
 }
 
-// actionEvents are the history events Temporal Cloud bills as actions:
-// starts, signals, updates, activities, timers, search-attribute upserts,
-// child workflows, external signals and continue-as-new. Markers (GetVersion
-// and SideEffect) are left out.
-var actionEvents = map[enumspb.EventType]bool{
-	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:                   true,
-	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:                  true,
-	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:           true,
-	enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:                      true,
-	enumspb.EVENT_TYPE_TIMER_STARTED:                                true,
-	enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:            true,
-	enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:     true,
-	enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: true,
-	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:          true,
+// actionEvents are the history events Temporal Cloud bills as actions,
+// each with the kind a report gives it: starts, signals, updates,
+// activities, timers, search-attribute upserts, markers (side effects,
+// versions, local activities), child workflows, external signals and
+// continue-as-new.
+var actionEvents = map[enumspb.EventType]string{
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:                   "start",
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:                  "signal",
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:           "update",
+	enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:                      "activity",
+	enumspb.EVENT_TYPE_TIMER_STARTED:                                "timer",
+	enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:            "search attributes",
+	enumspb.EVENT_TYPE_MARKER_RECORDED:                              "marker",
+	enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:     "child workflow",
+	enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: "external signal",
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:          "continue-as-new",
 }
 
-// Actions reads every run of the given workflows (continue-as-new
+// Actions are the actions counted in some workflows' histories.
+type Actions struct {
+	Total int
+	// Lifecycle counts from each workflow's first update on: for an item of
+	// the load, its stop, delete, undelete, resume, delete and purge.
+	Lifecycle int
+	// ByKind counts them by kind; an activity's kind names it.
+	ByKind map[string]int
+}
+
+// CountActions reads every run of the given workflows (continue-as-new
 // included) and counts their action events.
-func Actions(ctx context.Context, c client.Client, ids []string) (int, error) {
-	total := 0
+func CountActions(ctx context.Context, c client.Client, ids []string) (Actions, error) {
+	a := Actions{ByKind: map[string]int{}}
 	for _, id := range ids {
 		runs, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id)})
 		if err != nil {
-			return 0, fmt.Errorf("runs of %s: %w", id, err)
+			return a, fmt.Errorf("runs of %s: %w", id, err)
 		}
+		updated := false
 		for _, run := range runs.GetExecutions() {
 			it := c.GetWorkflowHistory(ctx, id, run.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			for it.HasNext() {
 				e, err := it.Next()
 				if err != nil {
-					return 0, fmt.Errorf("history of %s: %w", id, err)
+					return a, fmt.Errorf("history of %s: %w", id, err)
 				}
-				if actionEvents[e.GetEventType()] {
-					total++
+				kind, ok := actionEvents[e.GetEventType()]
+				if !ok {
+					continue
+				}
+				if s := e.GetActivityTaskScheduledEventAttributes(); s != nil {
+					kind += " " + s.GetActivityType().GetName()
+				}
+				updated = updated || kind == "update"
+				a.Total++
+				a.ByKind[kind]++
+				if updated {
+					a.Lifecycle++
 				}
 			}
 		}
 	}
-	return total, nil
+	return a, nil
 }

@@ -1,9 +1,11 @@
-package workflows
+package workflows_test
 
 import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	. "recoveryvault/workflows"
 )
 
 func (s *ItemSuite) approvedAtVault(id, by string) {
@@ -32,7 +34,9 @@ func (s *ItemSuite) TestDeleteUnderMuaWaitsForApprovalAndChangesNothing() {
 		s.Equal("r-1", got.PendingApproval.RequestID)
 		s.Equal(RequestPending, got.PendingApproval.State)
 		s.Equal(Protected, got.ProtectionState)
-		s.Equal([]ItemDeleteRequest{{ItemID: "vm1", RequestedBy: "mallory", Reason: "decommissioned"}}, s.approvalRequests)
+		s.Require().Len(s.approvalRequests, 1)
+		r := s.approvalRequests[0]
+		s.Equal("vm1/mallory/decommissioned", r.ItemID+"/"+r.RequestedBy+"/"+r.Reason)
 		s.Equal("delete/mallory/pending approval", s.lastAudit())
 		// A signal goes the same way.
 		s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"})

@@ -1,7 +1,7 @@
-// Package updates runs a Temporal update to completion the way every client
-// of ours should: the same update ID on every try, retried while the server
-// says the workflow is not ready.
-package updates
+package items
+
+// Updates are sent the way every client of ours sends them: the same update
+// ID on every try, retried while the server says the workflow is not ready.
 
 import (
 	"context"

@@ -1,0 +1,65 @@
+package items
+
+import (
+	"context"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"recoveryvault/internal/searchattributes"
+	"recoveryvault/workflows"
+)
+
+// List runs a visibility query over items (workflows.ItemsQuery), every
+// page of it.
+func List(ctx context.Context, c client.Client, query string) ([]workflows.ListedItem, error) {
+	var rows []workflows.ListedItem
+	var token []byte
+	for {
+		page, next, err := ListPage(ctx, c, query, 0, token)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, page...)
+		if len(next) == 0 {
+			return rows, nil
+		}
+		token = next
+	}
+}
+
+// ListPage runs one page of a visibility query over items (pageSize 0 is
+// the server's), and gives the token of the next page, empty on the last.
+func ListPage(ctx context.Context, c client.Client, query string, pageSize int32, token []byte) ([]workflows.ListedItem, []byte, error) {
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: pageSize, NextPageToken: token})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list items (%s): %w", query, err)
+	}
+	rows := make([]workflows.ListedItem, 0, len(resp.GetExecutions()))
+	for _, e := range resp.GetExecutions() {
+		rows = append(rows, Listed(e))
+	}
+	return rows, resp.GetNextPageToken(), nil
+}
+
+// Listed reads an item's identity, status and search attributes.
+func Listed(e *workflowpb.WorkflowExecutionInfo) workflows.ListedItem {
+	dc := converter.GetDefaultDataConverter()
+	fields := e.GetSearchAttributes().GetIndexedFields()
+	r := workflows.ListedItem{
+		WorkflowID:     e.GetExecution().GetWorkflowId(),
+		RunID:          e.GetExecution().GetRunId(),
+		WorkflowStatus: e.GetStatus().String(),
+		Running:        e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+	}
+	_ = dc.FromPayload(fields[searchattributes.VaultID], &r.VaultID)
+	_ = dc.FromPayload(fields[searchattributes.State], &r.ProtectionState)
+	if p := fields[searchattributes.Deadline]; p != nil {
+		_ = dc.FromPayload(p, &r.DeferredDeleteTime)
+	}
+	return r
+}

@@ -1,0 +1,308 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const day = 24 * time.Hour
+
+var (
+	testNow  = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	testItem = ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: "/data/vm1", Policy: Policy{Frequency: "24h", RetentionDays: 30}}
+	// A vault's answer to a delete: the default 14 days.
+	testVault = &VaultAnswer{Settings: DefaultSoftDeleteSettings(), Window: 14 * 24 * time.Hour}
+)
+
+// testState is an item in state s, with one recovery point, whose deadline
+// (while soft-deleted or purging) is due now.
+func testState(s State) ItemState {
+	st := ItemState{ProtectionState: s, RecoveryPoints: []RecoveryPoint{{ID: "rp-1", ExpiresAt: testNow.Add(30 * 24 * time.Hour)}}}
+	switch s {
+	case Protected:
+		st.NextBackupAt = testNow
+	case SoftDeleted, Purging:
+		st.DeletedAt, st.Deadline = testNow.Add(-14*24*time.Hour), testNow
+	}
+	return st
+}
+
+func kinds(effects []Effect) []EffectKind {
+	var ks []EffectKind
+	for _, e := range effects {
+		ks = append(ks, e.Kind)
+	}
+	return ks
+}
+
+// TestDecideEveryStateAgainstEveryOperation covers the whole table of
+// docs/contract.md section 3, plus the internal state and the clock: for
+// each state and event, the next state, the effects, the audit outcome, or
+// the refusal.
+func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
+	type want struct {
+		next    State
+		effects []EffectKind
+		// outcome is the audit line's outcome; "" means no line.
+		outcome string
+		refusal string
+		// newDeadline: soft-deleted with a deadline 14 days from now.
+		newDeadline bool
+	}
+	accepted, none := OutcomeAccepted, ""
+	announce := []EffectKind{EffectAnnounce}
+	cases := map[State]map[Operation]want{
+		Protected: {
+			OpStop:      {next: ProtectionStopped, effects: announce, outcome: accepted},
+			OpDelete:    {next: SoftDeleted, outcome: accepted, newDeadline: true},
+			OpUndelete:  {refusal: "item vm1 is not soft-deleted"},
+			OpResume:    {next: Protected, outcome: accepted},
+			OpBackupNow: {next: Protected, effects: []EffectKind{EffectBackup}},
+			OpRestore:   {next: Protected, effects: []EffectKind{EffectRestore}},
+			OpWakeUp:    {next: Protected, effects: []EffectKind{EffectBackup}},
+		},
+		ProtectionStopped: {
+			OpStop:      {next: ProtectionStopped, outcome: accepted},
+			OpDelete:    {next: SoftDeleted, outcome: accepted, newDeadline: true},
+			OpUndelete:  {refusal: "item vm1 is not soft-deleted"},
+			OpResume:    {next: Protected, effects: announce, outcome: accepted},
+			OpBackupNow: {refusal: "resume protection before taking a backup"},
+			OpRestore:   {next: ProtectionStopped, effects: []EffectKind{EffectRestore}},
+			OpWakeUp:    {next: ProtectionStopped, outcome: none},
+		},
+		SoftDeleted: {
+			OpStop:      {refusal: "undelete it"},
+			OpDelete:    {next: SoftDeleted, outcome: accepted},
+			OpUndelete:  {next: ProtectionStopped, effects: announce, outcome: accepted},
+			OpResume:    {refusal: "undelete it before resuming"},
+			OpBackupNow: {refusal: "undelete it and resume protection"},
+			OpRestore:   {refusal: "item vm1 is soft-deleted: undelete it before restoring"},
+			OpWakeUp:    {next: Purging, effects: []EffectKind{EffectPurge}, outcome: accepted},
+		},
+		Purging: {
+			OpStop:      {refusal: "being purged"},
+			OpDelete:    {refusal: "being purged"},
+			OpUndelete:  {refusal: "can no longer be recovered"},
+			OpResume:    {refusal: "being purged"},
+			OpBackupNow: {refusal: "being purged"},
+			OpRestore:   {refusal: "being purged"},
+			OpWakeUp:    {next: Purging, outcome: none},
+		},
+		Purged: {
+			OpStop:      {refusal: "has been purged"},
+			OpDelete:    {refusal: "has been purged"},
+			OpUndelete:  {refusal: "has been purged"},
+			OpResume:    {refusal: "has been purged"},
+			OpBackupNow: {refusal: "has been purged"},
+			OpRestore:   {refusal: "has been purged"},
+			OpWakeUp:    {next: Purged, outcome: none},
+		},
+	}
+	ops := []Operation{OpStop, OpDelete, OpUndelete, OpResume, OpBackupNow, OpRestore, OpWakeUp}
+	for _, s := range []State{Protected, ProtectionStopped, SoftDeleted, Purging, Purged} {
+		for _, op := range ops {
+			w, ok := cases[s][op]
+			require.True(t, ok, "no expectation for %s/%s", s, op)
+			t.Run(string(s)+"/"+string(op), func(t *testing.T) {
+				st := testState(s)
+				ev := Event{Op: op, By: "alice", RecoveryPointID: "rp-1", TargetPath: "/restore"}
+				d, err := Decide(st, ev, Inputs{Item: testItem, Now: testNow, Vault: testVault})
+				if w.refusal != "" {
+					var r *Refusal
+					require.True(t, errors.As(err, &r), "want a refusal, got %v", err)
+					assert.Contains(t, r.Message, w.refusal)
+					return
+				}
+				require.NoError(t, err)
+				assert.Empty(t, d.Ask)
+				assert.Equal(t, w.next, d.State.ProtectionState)
+				assert.Equal(t, w.effects, kinds(d.Effects), "effects")
+				if w.outcome == "" {
+					assert.Nil(t, d.Audit, "no audit line")
+				} else {
+					require.NotNil(t, d.Audit, "an audit line")
+					assert.Equal(t, w.outcome, d.Audit.Outcome)
+				}
+				if w.newDeadline {
+					assert.Equal(t, testNow.Add(14*24*time.Hour), d.State.Deadline)
+					assert.Equal(t, testNow.Add(12*24*time.Hour), d.State.ReminderAt, "the reminder 48h before")
+				} else if s != SoftDeleted && s != Purging {
+					assert.True(t, d.State.Deadline.IsZero(), "no deadline, got %v", d.State.Deadline)
+				} else if d.State.ProtectionState != ProtectionStopped {
+					assert.Equal(t, st.Deadline, d.State.Deadline, "the deadline does not move")
+				}
+				assert.Equal(t, testState(s), st, "Decide never changes the state it is given")
+			})
+		}
+	}
+}
+
+func TestDeleteAsksTheVaultFirstAndTakesItsWindow(t *testing.T) {
+	st := testState(Protected)
+	d, err := Decide(st, Event{Op: OpDelete, By: "alice"}, Inputs{Item: testItem, Now: testNow})
+	require.NoError(t, err)
+	assert.Equal(t, AskVault, d.Ask, "no decision before the vault answers")
+
+	vault := &VaultAnswer{Settings: SoftDeleteSettings{State: SoftDeleteAlwaysOn, RetentionDays: 30, PurgeReminder: "24h"}, Window: 30 * 24 * time.Hour}
+	d, err = Decide(st, Event{Op: OpDelete, By: "alice", Reason: "ransom"}, Inputs{Item: testItem, Now: testNow, Vault: vault})
+	require.NoError(t, err)
+	assert.Equal(t, SoftDeleted, d.State.ProtectionState)
+	assert.Equal(t, testNow.Add(30*24*time.Hour), d.State.Deadline)
+	assert.Equal(t, testNow.Add(29*24*time.Hour), d.State.ReminderAt)
+	assert.Equal(t, VaultFloor{AlwaysOn: true, RetentionDays: 30}, d.State.VaultFloor, "the floor rises with what the vault said")
+	assert.Equal(t, st.ReportSequence+1, d.State.ReportSequence, "the vault recorded the delete under the next sequence")
+	assert.Empty(t, d.Effects, "the vault was told, and alerted, by its answer")
+	assert.Equal(t, "soft-deleted; purge scheduled for 2026-12-24T10:00:00Z unless undeleted; reason: ransom", d.Audit.Detail)
+
+	_, err = Decide(st, Event{Op: OpDelete, By: "alice"}, Inputs{Item: testItem, Now: testNow, Vault: &VaultAnswer{Refusal: "vault vault1 could not be asked"}})
+	assert.EqualError(t, err, "vault vault1 could not be asked", "a vault that cannot be asked refuses the delete")
+}
+
+func TestDeleteWithSoftDeleteDisabledPurgesAtOnce(t *testing.T) {
+	d, err := Decide(testState(ProtectionStopped), Event{Op: OpDelete, By: "alice"},
+		Inputs{Item: testItem, Now: testNow, Vault: &VaultAnswer{Settings: SoftDeleteSettings{State: SoftDeleteDisabled}, Disabled: true}})
+	require.NoError(t, err)
+	assert.Equal(t, Purging, d.State.ProtectionState)
+	assert.Equal(t, []EffectKind{EffectPurge}, kinds(d.Effects))
+	assert.Contains(t, d.Audit.Detail, "purged at once")
+}
+
+func TestDeleteUnderMuaWaitsAndOnlyItsOwnApprovalIsCarriedOut(t *testing.T) {
+	st := testState(Protected)
+	request := &MuaRequest{RequestID: "r-1", State: RequestPending, Detail: "pending approval by bob"}
+	d, err := Decide(st, Event{Op: OpDelete, By: "mallory"}, Inputs{Item: testItem, Now: testNow, Vault: &VaultAnswer{Pending: request}})
+	require.NoError(t, err)
+	assert.Equal(t, Protected, d.State.ProtectionState, "nothing changes")
+	assert.Equal(t, request, d.Pending)
+	assert.Equal(t, []string{"r-1"}, d.State.AwaitingApproval)
+	assert.Equal(t, OutcomePending, d.Audit.Outcome)
+	st = d.State
+
+	for _, c := range []struct{ id, refusal string }{
+		{"", "no requestId"},
+		{"r-9", `awaits no approval of request "r-9"`},
+	} {
+		_, err := Decide(st, Event{Op: OpApproved, RequestID: c.id}, Inputs{Item: testItem, Now: testNow})
+		assert.ErrorContains(t, err, c.refusal)
+	}
+	d, err = Decide(st, Event{Op: OpApproved, RequestID: "r-1"}, Inputs{Item: testItem, Now: testNow})
+	require.NoError(t, err)
+	assert.Equal(t, AskVault, d.Ask, "the vault confirms an approval before it counts")
+
+	confirmed := *testVault
+	confirmed.RequestedBy, confirmed.Reason = "mallory", "approved by bob (request r-1)"
+	d, err = Decide(st, Event{Op: OpApproved, RequestID: "r-1"}, Inputs{Item: testItem, Now: testNow, Vault: &confirmed})
+	require.NoError(t, err)
+	assert.Equal(t, SoftDeleted, d.State.ProtectionState)
+	assert.Equal(t, "mallory", d.Audit.RequestedBy, "the delete is the requester's")
+	assert.Contains(t, d.Audit.Detail, "approved by bob (request r-1)")
+	assert.Empty(t, d.State.AwaitingApproval)
+	assert.Equal(t, []string{"r-1"}, d.State.ApprovalsUsed)
+
+	undeleted := d.State
+	undeleted.ProtectionState = ProtectionStopped
+	_, err = Decide(undeleted, Event{Op: OpApproved, RequestID: "r-1"}, Inputs{Item: testItem, Now: testNow})
+	assert.ErrorContains(t, err, `awaits no approval of request "r-1"`, "an approval counts once")
+}
+
+func TestWakeUpBeforeTheDeadlineDoesNotPurge(t *testing.T) {
+	st := testState(SoftDeleted)
+	st.Deadline = testNow.Add(time.Millisecond)
+	d, err := Decide(st, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: testNow})
+	require.NoError(t, err)
+	assert.Equal(t, SoftDeleted, d.State.ProtectionState, "not purged a millisecond early")
+	assert.Empty(t, d.Effects)
+
+	st.ReminderAt = testNow
+	d, err = Decide(st, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: testNow})
+	require.NoError(t, err)
+	assert.Equal(t, SoftDeleted, d.State.ProtectionState)
+	require.Equal(t, []EffectKind{EffectAnnounce}, kinds(d.Effects))
+	assert.Equal(t, AlertPurgeReminder, d.Effects[0].Alerts[0].Kind)
+	assert.False(t, d.Effects[0].Report, "a reminder changes nothing the vault shows")
+	assert.True(t, d.State.ReminderAt.IsZero(), "the reminder goes out once")
+}
+
+func TestScheduledBackupsKeepTheirCadenceAfterAnOutage(t *testing.T) {
+	st := testState(Protected)
+	st.NextBackupAt = testNow.Add(-50 * time.Hour)
+	d, err := Decide(st, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: testNow})
+	require.NoError(t, err)
+	assert.Equal(t, []EffectKind{EffectBackup}, kinds(d.Effects), "one backup catches up, not three")
+	assert.Equal(t, testNow.Add(22*time.Hour), d.State.NextBackupAt)
+	assert.Equal(t, OpScheduledBackup, d.Effects[0].For)
+}
+
+func TestABackupDoneIsKeptWhateverTheStateAndCollectionSparesTheNewest(t *testing.T) {
+	expired := RecoveryPoint{ID: "rp-old", ExpiresAt: testNow.Add(-time.Hour)}
+	fresh := RecoveryPoint{ID: "rp-new", CreatedAt: testNow, ExpiresAt: testNow.Add(-time.Minute)}
+	for _, s := range []State{Protected, ProtectionStopped, SoftDeleted} {
+		st := testState(s)
+		st.RecoveryPoints = []RecoveryPoint{expired}
+		d, err := Decide(st, Event{Op: OpBackupDone, For: OpScheduledBackup, Point: &fresh}, Inputs{Item: testItem, Now: testNow})
+		require.NoError(t, err)
+		assert.Equal(t, []RecoveryPoint{expired, fresh}, d.State.RecoveryPoints, "state %s keeps the new point", s)
+		if s == Protected {
+			require.Equal(t, []EffectKind{EffectCollect}, kinds(d.Effects))
+			assert.Equal(t, []string{"rp-old"}, d.Effects[0].RecoveryPoints, "never the newest, expired or not")
+		} else {
+			assert.Empty(t, d.Effects, "no collection unless protected")
+		}
+	}
+}
+
+func TestStoreEffectsThatWaitedAreCheckedAgainstTheStateNow(t *testing.T) {
+	backup := Effect{Kind: EffectBackup}
+	restore := Effect{Kind: EffectRestore, Point: RecoveryPoint{ID: "rp-1"}}
+	assert.NoError(t, Runnable(testState(Protected), backup, testItem))
+	assert.ErrorContains(t, Runnable(testState(ProtectionStopped), backup, testItem), "resume protection before taking a backup")
+	assert.NoError(t, Runnable(testState(ProtectionStopped), restore, testItem))
+	assert.ErrorContains(t, Runnable(testState(SoftDeleted), restore, testItem), "undelete it before restoring")
+	gone := testState(Protected)
+	gone.RecoveryPoints = nil
+	assert.ErrorContains(t, Runnable(gone, restore, testItem), `has no recovery point "rp-1"`, "collected meanwhile")
+	assert.NoError(t, Runnable(testState(Purging), Effect{Kind: EffectPurge}, testItem))
+}
+
+func TestWakeAtFollowsTheState(t *testing.T) {
+	st := testState(SoftDeleted)
+	st.ReminderAt = st.Deadline.Add(-time.Hour)
+	assert.Equal(t, st.ReminderAt, st.WakeAt())
+	st.ReminderAt = time.Time{}
+	assert.Equal(t, st.Deadline, st.WakeAt())
+	assert.Equal(t, testNow, testState(Protected).WakeAt())
+	assert.True(t, testState(ProtectionStopped).WakeAt().IsZero())
+	assert.True(t, testState(Purging).WakeAt().IsZero())
+}
+
+func TestMalformedAndUnknownEventsAreRefused(t *testing.T) {
+	_, err := Decide(testState(SoftDeleted), Event{Op: OpUndelete, Malformed: "not a JSON object"}, Inputs{Item: testItem, Now: testNow})
+	assert.ErrorContains(t, err, "malformed signal, nothing changed: not a JSON object")
+	_, err = Decide(testState(Protected), Event{Op: "format"}, Inputs{Item: testItem, Now: testNow})
+	assert.ErrorContains(t, err, `operation "format" is not known`)
+}
+
+func TestVisibleStateHidesPurging(t *testing.T) {
+	assert.Equal(t, SoftDeleted, VisibleState(Purging))
+	assert.Equal(t, Purged, VisibleState(Purged))
+}
+
+// TestConsoleOffersOnlyWhatChangesTheItem: an action the state forbids, or
+// one that would do nothing, is not offered.
+func TestConsoleOffersOnlyWhatChangesTheItem(t *testing.T) {
+	for _, c := range []struct {
+		state State
+		want  []Operation
+	}{
+		{Protected, []Operation{OpBackupNow, OpStop, OpDelete, OpRestore}},
+		{ProtectionStopped, []Operation{OpDelete, OpResume, OpRestore}},
+		{SoftDeleted, []Operation{OpUndelete}},
+		{Purged, nil},
+	} {
+		assert.Equal(t, c.want, Offered(c.state), "state %s", c.state)
+	}
+}

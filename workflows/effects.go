@@ -1,0 +1,334 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The activities the workflows run, by name, with their inputs and
+// results. Package activities implements them as methods of
+// activities.Activities; the workflows name them here so that they depend
+// on nothing with side effects.
+const (
+	ActivityBackup   = "Backup"
+	ActivityRestore  = "Restore"
+	ActivityCollect  = "Collect"
+	ActivityPurge    = "Purge"
+	ActivityAnnounce = "Announce"
+	ActivityAskVault = "AskVault"
+	// The vault's.
+	ActivityNotify         = "Notify"
+	ActivitySignal         = "Signal"
+	ActivityDescribeRun    = "DescribeRun"
+	ActivityListVaultItems = "ListVaultItems"
+)
+
+// ActivityNames are every activity the workflows run.
+var ActivityNames = []string{
+	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityAnnounce, ActivityAskVault,
+	ActivityNotify, ActivitySignal, ActivityDescribeRun, ActivityListVaultItems,
+}
+
+// Error types of non-retryable activity failures; the workflows and the
+// clients tell failures apart by them.
+const (
+	ErrTypeSourceMissing        = "SourceMissing"
+	ErrTypeUnknownRecoveryPoint = "UnknownRecoveryPoint"
+	ErrTypeTargetNotEmpty       = "TargetNotEmpty"
+	ErrTypeCorrupted            = "RecoveryPointCorrupted"
+	ErrTypeInvalidInput         = "InvalidInput"
+	// ErrTypeNoVault is a vault (or another workflow of ours) that is not
+	// running: asking again does not help.
+	ErrTypeNoVault = "NoVault"
+)
+
+// NonRetryableErrorTypes are the failures that no retry can fix: bad input
+// and damaged data. Everything else (I/O faults, a worker lost) is retried.
+var NonRetryableErrorTypes = []string{
+	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput,
+}
+
+// BackupInput asks for a new recovery point of an item; the activity fills
+// in the point's sizes and hash.
+type BackupInput struct {
+	VaultID    string        `json:"vaultId"`
+	ItemID     string        `json:"itemId"`
+	Point      RecoveryPoint `json:"point"`
+	SourcePath string        `json:"sourcePath"`
+}
+
+// BackupResult is the recovery point written and what it skipped.
+type BackupResult struct {
+	Point   RecoveryPoint `json:"point"`
+	Files   int           `json:"files"`
+	Skipped []string      `json:"skipped,omitempty"`
+}
+
+// RestoreInput asks for a recovery point to be written under TargetPath,
+// checked against the point's hash as the workflow recorded it.
+type RestoreInput struct {
+	VaultID    string        `json:"vaultId"`
+	ItemID     string        `json:"itemId"`
+	Point      RecoveryPoint `json:"point"`
+	TargetPath string        `json:"targetPath"`
+}
+
+// RestoreResult tells what was written.
+type RestoreResult struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+}
+
+// CollectInput names expired recovery points to remove.
+type CollectInput struct {
+	VaultID          string   `json:"vaultId"`
+	ItemID           string   `json:"itemId"`
+	RecoveryPointIDs []string `json:"recoveryPointIds"`
+}
+
+// PurgeInput destroys everything of an item, then announces it.
+type PurgeInput struct {
+	VaultID  string        `json:"vaultId"`
+	ItemID   string        `json:"itemId"`
+	Announce AnnounceInput `json:"announce"`
+}
+
+// AnnounceInput tells a vault an item's state (registering the item, and
+// starting the vault with default settings if it does not exist yet) and
+// delivers alerts.
+type AnnounceInput struct {
+	VaultID string      `json:"vaultId"`
+	Report  *ItemReport `json:"report,omitempty"`
+	Alerts  []Alert     `json:"alerts,omitempty"`
+}
+
+// AnnounceResult is the vault's soft-delete settings, when it could be read.
+type AnnounceResult struct {
+	Settings *SoftDeleteSettings `json:"settings,omitempty"`
+}
+
+// AskVaultInput is an item's delete, asked of its vault (the itemDelete
+// update). The answer is a VaultAnswer; the activity delivers the alert it
+// carries.
+type AskVaultInput struct {
+	VaultID string            `json:"vaultId"`
+	Request ItemDeleteRequest `json:"request"`
+}
+
+// runStoreEffect runs a backup, collection, restore or purge, and returns
+// its result as the event that reports it. Options sit next to each call.
+func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
+	done := Event{Ref: e.Ref, By: e.By, For: e.For}
+	switch e.Kind {
+	case EffectBackup:
+		done.Op = OpBackupDone
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 2 * time.Hour,
+			HeartbeatTimeout:    time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        5 * time.Second,
+				MaximumInterval:        5 * time.Minute,
+				MaximumAttempts:        5,
+				NonRetryableErrorTypes: NonRetryableErrorTypes,
+			},
+		})
+		var res BackupResult
+		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath}
+		if err := workflow.ExecuteActivity(ctx, ActivityBackup, in).Get(ctx, &res); err != nil {
+			done.Failure = &Failure{Message: message(err), Refused: errorType(err) == ErrTypeSourceMissing}
+			return done
+		}
+		done.Point, done.Files = &res.Point, res.Files
+	case EffectCollect:
+		done.Op = OpCollectDone
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 10 * time.Minute,
+			HeartbeatTimeout:    20 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        5 * time.Second,
+				MaximumInterval:        5 * time.Minute,
+				MaximumAttempts:        10,
+				NonRetryableErrorTypes: NonRetryableErrorTypes,
+			},
+		})
+		in := CollectInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: e.RecoveryPoints}
+		if err := workflow.ExecuteActivity(ctx, ActivityCollect, in).Get(ctx, nil); err != nil {
+			done.Failure = &Failure{Message: message(err)}
+			return done
+		}
+		done.Removed = e.RecoveryPoints
+	case EffectRestore:
+		done.Op, done.RecoveryPointID, done.TargetPath = OpRestoreDone, e.Point.ID, e.TargetPath
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 2 * time.Hour,
+			HeartbeatTimeout:    time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        5 * time.Second,
+				MaximumInterval:        time.Minute,
+				MaximumAttempts:        3,
+				NonRetryableErrorTypes: NonRetryableErrorTypes,
+			},
+		})
+		var res RestoreResult
+		in := RestoreInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, TargetPath: e.TargetPath}
+		if err := workflow.ExecuteActivity(ctx, ActivityRestore, in).Get(ctx, &res); err != nil {
+			if t := errorType(err); t == ErrTypeTargetNotEmpty || t == ErrTypeInvalidInput {
+				// Refused before anything was written: the target is wrong.
+				done.Failure = &Failure{Message: message(err) + "; nothing was written", Refused: true}
+			} else {
+				done.Failure = &Failure{Message: fmt.Sprintf("restore of %s to %s failed: %s", e.Point.ID, e.TargetPath, message(err))}
+			}
+			return done
+		}
+		done.Restored = &res
+	case EffectPurge:
+		done.Op = OpPurgeDone
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Minute,
+			// A worker that dies mid-purge is noticed within this, and
+			// another finishes the purge.
+			HeartbeatTimeout: 20 * time.Second,
+			// Retried until it succeeds: the deadline has passed and
+			// nothing can stop it now.
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 10 * time.Minute},
+		})
+		in := PurgeInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Announce: w.announcement(e)}
+		// A purge is never given up: it fails only when the item is
+		// cancelled, which stops it with whatever data is left.
+		if err := workflow.ExecuteActivity(ctx, ActivityPurge, in).Get(ctx, nil); err != nil {
+			done.Failure = &Failure{Message: message(err)}
+		}
+	}
+	return done
+}
+
+// announce tells the vault the item's state and sends alerts. Its answer,
+// the vault's settings, comes back as an event that raises the item's
+// floor.
+func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second,
+			MaximumInterval: time.Minute,
+			MaximumAttempts: 10,
+		},
+	})
+	var res AnnounceResult
+	if err := workflow.ExecuteActivity(ctx, ActivityAnnounce, in).Get(ctx, &res); err != nil {
+		workflow.GetLogger(ctx).Error("Vault not told of the item's state, or alerts not delivered", "vault", w.in.VaultID, "error", err)
+	}
+	return Event{Op: OpAnnounced, Settings: res.Settings}
+}
+
+// announcement is what an effect tells the vault and the operators: the
+// item's state as users see it, and its alerts.
+func (w *item) announcement(e Effect) AnnounceInput {
+	in := AnnounceInput{VaultID: w.in.VaultID, Alerts: e.Alerts}
+	if e.Report {
+		state, deadline, _ := w.visible()
+		if e.Kind == EffectPurge {
+			state = Purged
+		}
+		in.Report = &ItemReport{ItemID: w.in.ItemID, Incarnation: w.incarnation, VaultItem: VaultItem{
+			ProtectionState: state, DeferredDeleteTime: deadline, Sequence: w.st.ReportSequence,
+		}}
+	}
+	return in
+}
+
+// askVault is the only step that blocks a decision: a delete asks its
+// vault for the window it gets (or to register it for approval, or to
+// confirm an approval). The vault records the delete and the activity
+// sends the alert the vault's answer calls for. A vault that cannot be
+// asked refuses the delete: the item never guesses how its deletes are
+// protected.
+func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{ErrTypeRefused},
+		},
+	})
+	in := AskVaultInput{VaultID: w.in.VaultID, Request: ItemDeleteRequest{
+		ItemID:      w.in.ItemID,
+		Incarnation: w.incarnation,
+		RequestedBy: ev.By,
+		Reason:      ev.Reason,
+		RequestID:   ev.RequestID,
+		At:          workflow.Now(ctx).UTC(),
+		Window:      w.windowInputs(w.settings.window()),
+		Sequence:    w.st.ReportSequence + 1,
+	}}
+	// The item's own reports go first, its registration among them, so the
+	// vault knows the item when it is asked.
+	_ = workflow.Await(ctx, func() bool { return !w.announcing })
+	var answer VaultAnswer
+	err := workflow.ExecuteActivity(ctx, ActivityAskVault, in).Get(ctx, &answer)
+	switch {
+	case errorType(err) == ErrTypeRefused:
+		return &VaultAnswer{Refusal: message(err)}
+	case err != nil:
+		return &VaultAnswer{Refusal: fmt.Sprintf(
+			"vault %s could not be asked how deletes of item %s are protected: %s; nothing changed, try again",
+			w.in.VaultID, w.in.ItemID, message(err))}
+	}
+	return &answer
+}
+
+// message is the sentence of an activity failure, without the SDK's wrapping.
+func message(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}
+
+// errorType is the type of an application error, or "".
+func errorType(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	return ""
+}
+
+// RunInfo is the type and status of one workflow run (DescribeRun).
+type RunInfo struct {
+	WorkflowType   string `json:"workflowType"`
+	Running        bool   `json:"running"`
+	ContinuedAsNew bool   `json:"continuedAsNew"`
+	// FirstRunID names the workflow's incarnation: it stays the same
+	// across continue-as-new.
+	FirstRunID string `json:"firstRunId,omitempty"`
+}
+
+// ListedItem is one item as visibility shows it (ListVaultItems).
+type ListedItem struct {
+	WorkflowID         string    `json:"workflowId"`
+	RunID              string    `json:"runId"`
+	VaultID            string    `json:"vaultId"`
+	ProtectionState    string    `json:"protectionState"`
+	DeferredDeleteTime time.Time `json:"deferredDeleteTime,omitzero"`
+	// WorkflowStatus is the run's status as Temporal names it: Running,
+	// Completed, Failed, Terminated...
+	WorkflowStatus string `json:"workflowStatus"`
+	Running        bool   `json:"running"`
+}
+
+// MessageInput names a running workflow of a given type, a signal or update
+// of it, and the JSON payload to send (Signal).
+type MessageInput struct {
+	WorkflowID   string          `json:"workflowId"`
+	WorkflowType string          `json:"workflowType"`
+	Name         string          `json:"name"`
+	Payload      json.RawMessage `json:"payload"`
+}

@@ -1,0 +1,89 @@
+package workflows
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// The records an item and a vault keep in their state and show in their
+// status: recovery points, alerts and the audit trail.
+
+// RecoveryPoint is one backup of an item.
+type RecoveryPoint struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// SizeBytes is the logical size of the tree backed up.
+	SizeBytes int64 `json:"sizeBytes"`
+	// NewBytes is what this point added to the store, after deduplication
+	// and compression.
+	NewBytes int64 `json:"newBytes"`
+	// SHA256 is the recovery point's content hash: every restore is checked
+	// against it before anything reaches the target.
+	SHA256 string `json:"sha256"`
+}
+
+// Alert kinds (docs/contract.md section 4).
+const (
+	AlertSoftDeleted      = "softDeleted"
+	AlertPurgeReminder    = "purgeReminder"
+	AlertPurged           = "purged"
+	AlertUndeleted        = "undeleted"
+	AlertCriticalRejected = "criticalOperationRejected"
+	// AlertApprovalRequested tells approvers that a critical operation waits.
+	AlertApprovalRequested = "approvalRequested"
+)
+
+// Alert is one notification about a vault or an item.
+type Alert struct {
+	Kind        string    `json:"kind"`
+	VaultID     string    `json:"vaultId"`
+	ItemID      string    `json:"itemId,omitempty"`
+	RequestedBy string    `json:"requestedBy,omitempty"`
+	Time        time.Time `json:"time"`
+	PurgeTime   time.Time `json:"purgeTime,omitzero"`
+	Detail      string    `json:"detail,omitempty"`
+}
+
+// AuditEntry records one operation on an item or a vault.
+type AuditEntry struct {
+	Time        time.Time `json:"time"`
+	Operation   string    `json:"operation"`
+	RequestedBy string    `json:"requestedBy"`
+	Outcome     string    `json:"outcome"`
+	Detail      string    `json:"detail"`
+}
+
+// Audit outcomes.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeRejected = "rejected"
+	OutcomeFailed   = "failed"
+	// OutcomePending is a critical operation that waits for approval.
+	OutcomePending = "pending approval"
+)
+
+// maxAuditEntries bounds the audit kept in state; the full record is the
+// event history.
+const maxAuditEntries = 100
+
+// noChange starts the detail of an accepted operation that changed nothing.
+const noChange = "no change: "
+
+// appendAudit adds an entry and keeps the list bounded. Over the bound,
+// rejected and no-op entries go first: a flood of malformed or repeated
+// requests must not push the record of a real operation out of the status.
+func appendAudit(list []AuditEntry, e AuditEntry) []AuditEntry {
+	list = append(list, e)
+	for len(list) > maxAuditEntries {
+		i := slices.IndexFunc(list, func(e AuditEntry) bool {
+			return e.Outcome == OutcomeRejected || strings.HasPrefix(e.Detail, noChange)
+		})
+		if i < 0 {
+			i = 0
+		}
+		list = slices.Delete(list, i, i+1)
+	}
+	return list
+}
