@@ -103,7 +103,7 @@ func TestModelOfAnItemsLife(t *testing.T) {
 
 // modelHarness is one item in a time-skipping environment, run after run.
 type modelHarness struct {
-	t      *rapid.T
+	t      fataler
 	suite  testsuite.WorkflowTestSuite
 	env    *testsuite.TestWorkflowEnvironment
 	store  *store.Store
@@ -120,7 +120,30 @@ type modelHarness struct {
 	answers map[string]error
 }
 
-func runModel(t *rapid.T, steps []step) {
+// fataler is a *rapid.T, or a *testing.T for a regression case.
+type fataler interface {
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// TestModelRegressions replays, step by step, failures the model test found.
+func TestModelRegressions(t *testing.T) {
+	for name, steps := range map[string][]step{
+		// A resume and a delete in one task: the garbage collection the
+		// resume started removed a point after the delete had been decided.
+		"resume and delete in one task": {
+			{kind: "signal", op: OpUndelete, wait: 15 * day},
+			{kind: "update", op: OpStop, wait: time.Hour},
+			{kind: "update", op: OpRestore, wait: 13*day + 23*time.Hour},
+			{kind: "malformed", op: OpResume, wait: 25 * time.Hour},
+			{kind: "burst", burst: []Operation{OpResume, OpDelete}, wait: 2 * time.Minute},
+		},
+	} {
+		t.Run(name, func(t *testing.T) { runModel(t, steps) })
+	}
+}
+
+func runModel(t fataler, steps []step) {
 	root, err := os.MkdirTemp("", "model-store-")
 	if err != nil {
 		t.Fatal(err)
