@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -17,58 +18,72 @@ import (
 )
 
 // Activities are the side effects of items and vaults, with what they
-// need: the store, the Temporal client for talking to other workflows, and
-// the notifier.
+// need: the store, the Temporal client for talking to other workflows, the
+// notifier, and the worker's settings.
 type Activities struct {
 	Store    *store.Store
 	Client   client.Client
 	Notifier Notifier
+	Settings workflows.Settings
 }
 
-// Backup copies the item's source tree into a new recovery point.
+// Backup takes a new recovery point of the item's source tree. On a store
+// with object lock, what it writes is kept for the item's window.
 func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
-	m, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, heartbeat(ctx))
+	lock := a.lock(in.Window)
+	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
 	if err != nil {
 		return workflows.BackupResult{}, classify(err)
 	}
-	files := 0
-	for _, e := range m.Entries {
-		if e.Type == store.EntryFile {
-			files++
-		}
-	}
 	rp := in.Point
-	rp.SizeBytes, rp.NewBytes, rp.SHA256 = m.ArchiveSize, m.ArchiveSize, m.ArchiveSHA256
-	return workflows.BackupResult{Point: rp, Files: files, Skipped: m.Skipped}, nil
+	rp.SizeBytes, rp.NewBytes, rp.SHA256 = p.SizeBytes, p.NewBytes, p.SHA256
+	return workflows.BackupResult{Point: rp, Files: p.Files, Skipped: p.Skipped, Lock: lock}, nil
 }
 
-// Restore writes a recovery point to TargetPath, every file verified.
+// lock is how long a store with object lock keeps what is written now;
+// zero on a store that does not lock.
+func (a *Activities) lock(window workflows.WindowInputs) workflows.LockResult {
+	if !a.Store.Locks() {
+		return workflows.LockResult{}
+	}
+	w := a.Settings.LockWindow(window)
+	return workflows.LockResult{Until: time.Now().Add(w), Window: w}
+}
+
+// Restore writes a recovery point to TargetPath, every file checked
+// against the content hash the workflow recorded.
 func (a *Activities) Restore(ctx context.Context, in workflows.RestoreInput) (workflows.RestoreResult, error) {
-	m, err := a.Store.Restore(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, in.TargetPath, heartbeat(ctx))
+	r, err := a.Store.Restore(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, in.TargetPath, heartbeat(ctx))
 	if err != nil {
 		return workflows.RestoreResult{}, classify(err)
 	}
-	var r workflows.RestoreResult
-	for _, e := range m.Entries {
-		if e.Type == store.EntryFile {
-			r.Files++
-			r.Bytes += e.Size
-		}
-	}
-	return r, nil
+	return workflows.RestoreResult{Files: r.Files, Bytes: r.Bytes}, nil
 }
 
-// Collect removes expired recovery points. It is idempotent, so the
-// workflow retries it.
+// Collect removes expired recovery points and the data only they held. It
+// is idempotent, so the workflow retries it.
 func (a *Activities) Collect(ctx context.Context, in workflows.CollectInput) error {
-	_, err := a.Store.Delete(in.VaultID, in.ItemID, in.RecoveryPointIDs, heartbeat(ctx))
+	_, err := a.Store.Delete(ctx, in.VaultID, in.ItemID, in.RecoveryPointIDs, a.lock(in.Window).Until, heartbeat(ctx))
 	return classify(err)
+}
+
+// Lock keeps every object of an item, on a store with object lock, until a
+// soft-deleted item's deadline, or for the item's window from now.
+func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflows.LockResult, error) {
+	lock := a.lock(in.Window)
+	if lock.Until.IsZero() {
+		return lock, nil
+	}
+	if !in.Until.IsZero() {
+		lock.Until = in.Until
+	}
+	return lock, classify(a.Store.Lock(ctx, in.VaultID, in.ItemID, lock.Until, heartbeat(ctx)))
 }
 
 // Purge destroys everything of an item, then tells its vault and sends the
 // alert. It is idempotent: the workflow retries it until it succeeds.
 func (a *Activities) Purge(ctx context.Context, in workflows.PurgeInput) error {
-	if err := a.Store.Purge(in.VaultID, in.ItemID, heartbeat(ctx)); err != nil {
+	if err := a.Store.Purge(ctx, in.VaultID, in.ItemID, heartbeat(ctx)); err != nil {
 		return classify(err)
 	}
 	_, err := a.Announce(ctx, in.Announce)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -16,15 +15,15 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
-	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
 
 func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
-	a := &Activities{Store: &store.Store{Root: t.TempDir()}}
+	a := &Activities{Store: storetest.New(t)}
 	env.RegisterActivity(a)
 	src := treediff.WriteSample(t)
 
@@ -62,8 +61,9 @@ func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 
 	_, err = env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}})
 	require.NoError(t, err)
-	_, err = os.Stat(filepath.Join(a.Store.Root, "vault1", "vm1"))
-	assert.True(t, os.IsNotExist(err))
+	ids, err := a.Store.List(t.Context(), "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Empty(t, ids)
 	_, err = env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}})
 	assert.NoError(t, err, "purging a purged item succeeds")
 }

@@ -25,6 +25,7 @@ import (
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/storetest"
 	"recoveryvault/workflows"
 )
 
@@ -44,7 +45,7 @@ func startCluster(t *testing.T, o Options) *cluster {
 	defer cancel()
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
 	store := t.TempDir()
-	w := backupworker.New(c, store, nil, workflows.Settings{SoftDeleteRetention: time.Hour, Dev: true})
+	w := backupworker.New(c, storetest.At(t, store), nil, workflows.Settings{SoftDeleteRetention: time.Hour, Dev: true})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	o.Client = c

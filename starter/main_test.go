@@ -26,17 +26,21 @@ import (
 
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
+	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
 
 // cluster is a real Temporal server in the test process with the real
 // worker and a temporary recovery-point store.
 type cluster struct {
-	t     *testing.T
-	ts    *temporaltest.TestServer
-	c     client.Client
-	store string
+	t  *testing.T
+	ts *temporaltest.TestServer
+	c  client.Client
+	// store is the worker's store, in storeDir.
+	store    *store.Store
+	storeDir string
 }
 
 func startCluster(t *testing.T) *cluster { return startClusterWith(t, workflows.Settings{}) }
@@ -50,11 +54,11 @@ func startClusterWith(t *testing.T, settings workflows.Settings) *cluster {
 	defer cancel()
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()), "registering twice is harmless")
-	store := t.TempDir()
-	w := backupworker.New(c, store, nil, settings)
+	dir := t.TempDir()
+	w := backupworker.New(c, storetest.At(t, dir), nil, settings)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	return &cluster{t: t, ts: ts, c: c, store: store}
+	return &cluster{t: t, ts: ts, c: c, store: storetest.At(t, dir), storeDir: dir}
 }
 
 // starter runs the starter's command line against the cluster.
@@ -256,7 +260,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 		return k.mustJSON(append([]string{"status"}, item...)...).ProtectionState == workflows.ProtectionStopped
 	}, 20*time.Second, 200*time.Millisecond)
 
-	ids, err := os.ReadDir(filepath.Join(k.store, "vault1", "vm1"))
+	ids, err := k.store.List(context.Background(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Len(t, ids, 2, "every recovery point is still in the store")
 
@@ -288,7 +292,7 @@ func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
 
 	_, err := k.starter("protect", "--vault", "v", "--item", "gone", "--source", "/does/not/exist")
 	assert.ErrorContains(t, err, "item gone was not protected: source path /does/not/exist is not a directory")
-	entries, _ := os.ReadDir(k.store)
+	entries, _ := os.ReadDir(k.storeDir)
 	assert.Empty(t, entries, "nothing stored")
 
 	resp, err := k.c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
@@ -536,7 +540,7 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 	assert.Regexp(t, `in the item .*\bupdate 5\.0`, out, "the five updates are in the breakdown")
 	assert.Contains(t, out, "Baseline: the same Temporal calls")
 	assert.Regexp(t, `Recovery Vault ran at \d+\.\d\d of the baseline's throughput`, out)
-	entries, err := os.ReadDir(filepath.Join(k.store, "load1"))
+	entries, err := os.ReadDir(filepath.Join(k.storeDir, "load1"))
 	if err == nil {
 		assert.Empty(t, entries, "no data of a purged item is left")
 	}

@@ -1,18 +1,32 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"recoveryvault/internal/treediff"
 )
+
+const testPassword = "correct horse battery staple"
+
+// newDirStore is a store in a directory of the test.
+func newDirStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{Location: t.TempDir(), Password: testPassword, WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	return s
+}
 
 func sameTree(t *testing.T, want, got string) {
 	t.Helper()
@@ -21,230 +35,249 @@ func sameTree(t *testing.T, want, got string) {
 	assert.Empty(t, diffs)
 }
 
+func backup(t *testing.T, s *Store, item, id, src string) Point {
+	t.Helper()
+	p, err := s.Backup(context.Background(), "vault1", item, id, src, time.Time{}, nil)
+	require.NoError(t, err)
+	return p
+}
+
 func TestBackupAndRestoreAreByteIdentical(t *testing.T) {
 	src := treediff.WriteSample(t)
-	s := &Store{Root: t.TempDir()}
-	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
-	require.NoError(t, err)
-	assert.Len(t, m.ArchiveSHA256, 64)
-	assert.Less(t, m.ArchiveSize, int64(3<<20), "compressed")
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", src)
+	assert.Len(t, p.SHA256, 64)
+	assert.Equal(t, 3, p.Files)
+	assert.Equal(t, int64(3<<20+len(`{"cpu": 2}`)+len("#!/bin/sh\necho hi\n")), p.SizeBytes, "the logical size of the files")
+	assert.Positive(t, p.NewBytes)
+	assert.Less(t, p.NewBytes, int64(3<<20), "compressed")
 
 	target := filepath.Join(t.TempDir(), "restore", "vm1")
-	got, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, target, nil)
+	got, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
 	require.NoError(t, err)
-	assert.Equal(t, m.ArchiveSHA256, got.ArchiveSHA256)
+	assert.Equal(t, Restored{Files: 3, Bytes: p.SizeBytes}, got)
 	sameTree(t, src, target)
 
 	// An existing empty directory is a valid target too.
 	empty := t.TempDir()
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", empty, nil)
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, empty, nil)
 	require.NoError(t, err)
 	sameTree(t, src, empty)
 }
 
-func TestRecoveryPointIsReadOnlyOnceWritten(t *testing.T) {
-	s := &Store{Root: t.TempDir()}
-	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", treediff.WriteSample(t), nil)
+// TestAnUnchangedTreeIsNotReadAgain: the previous point says which files
+// are unchanged, and only the changed ones are read; the content hash
+// follows the content.
+func TestAnUnchangedTreeIsNotReadAgain(t *testing.T) {
+	src := treediff.WriteSample(t)
+	s := newDirStore(t)
+	first := backup(t, s, "vm1", "rp-1", src)
+
+	var read int64
+	second, err := s.Backup(context.Background(), "vault1", "vm1", "rp-2", src, time.Time{}, func(n int64) { read = n })
 	require.NoError(t, err)
-	for _, name := range []string{archiveName, manifestName} {
-		info, err := os.Stat(filepath.Join(s.Root, "vault1", "vm1", "rp-1", name))
-		require.NoError(t, err)
-		assert.Equal(t, os.FileMode(0o444), info.Mode().Perm(), name)
-	}
+	assert.Zero(t, read, "no file read again")
+	assert.Equal(t, first.SHA256, second.SHA256, "the same tree, the same content hash")
+	assert.Less(t, second.NewBytes, int64(64<<10), "an unchanged tree adds next to nothing")
+
+	later := time.Now().Add(time.Minute)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "config.json"), []byte(`{"cpu": 4}`), 0o640))
+	require.NoError(t, os.Chtimes(filepath.Join(src, "config.json"), later, later))
+	third, err := s.Backup(context.Background(), "vault1", "vm1", "rp-3", src, time.Time{}, func(n int64) { read = n })
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(`{"cpu": 4}`)), read, "only the changed file is read")
+	assert.NotEqual(t, first.SHA256, third.SHA256)
+
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-3", third.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+	ids, err := s.List(context.Background(), "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"rp-1", "rp-2", "rp-3"}, ids)
 }
 
-func TestBackupRetriedWithTheSameIDKeepsTheFirstCopy(t *testing.T) {
+func TestBackupRetriedWithTheSameIDKeepsTheFirstPoint(t *testing.T) {
 	src := treediff.WriteSample(t)
-	s := &Store{Root: t.TempDir()}
-	first, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
-	require.NoError(t, err)
+	s := newDirStore(t)
+	first := backup(t, s, "vm1", "rp-1", src)
 	require.NoError(t, os.WriteFile(filepath.Join(src, "config.json"), []byte("changed"), 0o640))
-	again, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
-	require.NoError(t, err)
-	assert.Equal(t, first.ArchiveSHA256, again.ArchiveSHA256, "a recovery point is never modified")
-	ids, err := s.List("vault1", "vm1")
+	again := backup(t, s, "vm1", "rp-1", src)
+	assert.Equal(t, first, again, "the point already taken, not a second one")
+	ids, err := s.List(context.Background(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"rp-1"}, ids)
 }
 
-func TestInterruptedBackupLeavesNoPartialRecoveryPoint(t *testing.T) {
+func TestInterruptedBackupLeavesNoRecoveryPoint(t *testing.T) {
 	src := treediff.WriteSample(t)
-	s := &Store{Root: t.TempDir()}
+	s := newDirStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	files := 0
-	_, err := s.Backup(ctx, "vault1", "vm1", "rp-1", src, func(int64) {
-		files++
-		if files == 3 {
+	_, err := s.Backup(ctx, "vault1", "vm1", "rp-1", src, time.Time{}, func(n int64) {
+		if n > 1<<20 {
 			cancel()
 		}
 	})
-	require.ErrorIs(t, err, context.Canceled)
-	entries, err := os.ReadDir(filepath.Join(s.Root, "vault1", "vm1"))
+	require.Error(t, err)
+	ids, err := s.List(context.Background(), "vault1", "vm1")
 	require.NoError(t, err)
-	assert.Empty(t, entries, "neither a recovery point nor a temporary one is left")
+	assert.Empty(t, ids)
+	p := backup(t, s, "vm1", "rp-1", src)
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
 }
 
-func TestTamperedRecoveryPointIsReportedByName(t *testing.T) {
+// objectFiles are the files of an item's repository in a directory store.
+func objectFiles(t *testing.T, s *Store, item, prefix string) []string {
+	t.Helper()
+	var files []string
+	root := filepath.Join(s.backend.(*directory).root, "vault1", item)
+	require.NoError(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		// Objects are sharded into directories by the first characters
+		// of their names.
+		rel, _ := filepath.Rel(root, p)
+		if err == nil && !d.IsDir() && strings.HasPrefix(rel, prefix) {
+			files = append(files, p)
+		}
+		return err
+	}))
+	return files
+}
+
+func TestTamperedOrMissingObjectsAreReportedByName(t *testing.T) {
 	src := treediff.WriteSample(t)
-	cases := map[string]struct {
-		tamper func(t *testing.T, rp string)
-		want   string
-	}{
-		"archive bytes flipped": {func(t *testing.T, rp string) {
-			p := filepath.Join(rp, archiveName)
-			require.NoError(t, os.Chmod(p, 0o644))
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			data[len(data)/2] ^= 0xff
-			require.NoError(t, os.WriteFile(p, data, 0o444))
-		}, "archive checksum mismatch"},
-		"file checksum in manifest changed": {func(t *testing.T, rp string) {
-			p := filepath.Join(rp, manifestName)
-			require.NoError(t, os.Chmod(p, 0o644))
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			m := string(data)
-			i := strings.Index(m, `"sha256": "`) + len(`"sha256": "`)
-			m = m[:i] + strings.Repeat("0", 64) + m[i+64:]
-			require.NoError(t, os.WriteFile(p, []byte(m), 0o444))
-		}, "checksum mismatch"},
-		"manifest removed": {func(t *testing.T, rp string) {
-			require.NoError(t, os.Remove(filepath.Join(rp, manifestName)))
-		}, "no readable manifest"},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			s := &Store{Root: t.TempDir()}
-			m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-7", src, nil)
-			require.NoError(t, err)
-			c.tamper(t, filepath.Join(s.Root, "vault1", "vm1", "rp-7"))
-			target := filepath.Join(t.TempDir(), "out")
-			_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-7", m.ArchiveSHA256, target, nil)
-			require.ErrorIs(t, err, ErrCorrupted)
-			assert.Contains(t, err.Error(), "rp-7")
-			assert.Contains(t, err.Error(), c.want)
-			_, statErr := os.Stat(target)
-			assert.True(t, os.IsNotExist(statErr), "nothing of a tampered point lands in the target")
-			leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(target), ".restore-*"))
-			assert.Empty(t, leftovers)
-		})
-	}
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", src)
+	packs := objectFiles(t, s, "vm1", "p")
+	require.NotEmpty(t, packs, "data packs")
+	pack := packs[0]
+	rel, _ := filepath.Rel(filepath.Join(s.backend.(*directory).root, "vault1", "vm1"), pack)
+	name := strings.TrimSuffix(strings.ReplaceAll(rel, "/", ""), ".f")
+
+	data, err := os.ReadFile(pack)
+	require.NoError(t, err)
+	tampered := bytes.Clone(data)
+	tampered[len(tampered)/3] ^= 0x55
+	require.NoError(t, os.WriteFile(pack, tampered, 0o600))
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
+	require.ErrorIs(t, err, ErrCorrupted)
+	assert.Contains(t, err.Error(), name, "the damaged object is named")
+	_, statErr := os.Stat(target)
+	assert.True(t, os.IsNotExist(statErr), "nothing reached the target")
+
+	require.NoError(t, os.Remove(pack))
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
+	require.ErrorIs(t, err, ErrCorrupted)
+	assert.Contains(t, err.Error(), name, "the missing object is named")
+}
+
+func TestRestoreIsCheckedAgainstTheHashTheWorkflowRecorded(t *testing.T) {
+	s := newDirStore(t)
+	backup(t, s, "vm1", "rp-1", treediff.WriteSample(t))
+	target := filepath.Join(t.TempDir(), "out")
+	_, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", strings.Repeat("0", 64), target, nil)
+	require.ErrorIs(t, err, ErrCorrupted)
+	assert.Contains(t, err.Error(), "the workflow recorded 0000")
+	_, statErr := os.Stat(target)
+	assert.True(t, os.IsNotExist(statErr), "nothing reached the target")
 }
 
 func TestRestoreRefusesBadInput(t *testing.T) {
-	s := &Store{Root: t.TempDir()}
-	src := treediff.WriteSample(t)
-	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
-	require.NoError(t, err)
-
-	notEmpty := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(notEmpty, "keep.txt"), []byte("mine"), 0o644))
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", notEmpty, nil)
-	assert.ErrorIs(t, err, ErrTargetNotEmpty)
-	data, _ := os.ReadFile(filepath.Join(notEmpty, "keep.txt"))
-	assert.Equal(t, "mine", string(data), "nothing overwritten")
-
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-404", "", filepath.Join(t.TempDir(), "x"), nil)
-	assert.ErrorIs(t, err, ErrUnknownRecoveryPoint)
-
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "deadbeef", filepath.Join(t.TempDir(), "x"), nil)
-	assert.ErrorIs(t, err, ErrCorrupted, "the checksum the workflow recorded must match")
-
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "../../etc", "", filepath.Join(t.TempDir(), "x"), nil)
-	assert.ErrorIs(t, err, ErrInvalidInput)
-
-	_, err = s.Backup(context.Background(), "vault1", "vm1", "rp-2", "/does/not/exist", nil)
-	assert.ErrorIs(t, err, ErrSourceMissing)
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", treediff.WriteSample(t))
+	ctx := context.Background()
+	full := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(full, "x"), nil, 0o600))
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	for _, c := range []struct {
+		item, id, target string
+		want             error
+		text             string
+	}{
+		{"vm1", "rp-1", "relative/path", ErrInvalidInput, "is not absolute"},
+		{"vm1", "rp-1", full, ErrTargetNotEmpty, "is a directory that is not empty"},
+		{"vm1", "rp-1", file, ErrTargetNotEmpty, "is a file, not a directory"},
+		{"vm1", "rp-9", filepath.Join(t.TempDir(), "a"), ErrUnknownRecoveryPoint, "recovery point rp-9 of item vm1 is not in the store"},
+		{"vm2", "rp-1", filepath.Join(t.TempDir(), "b"), ErrUnknownRecoveryPoint, "is not in the store"},
+		{"vm1", "../rp-1", filepath.Join(t.TempDir(), "c"), ErrInvalidInput, "cannot name a part of the store"},
+	} {
+		_, err := s.Restore(ctx, "vault1", c.item, c.id, p.SHA256, c.target, nil)
+		assert.ErrorIs(t, err, c.want, c.target)
+		assert.ErrorContains(t, err, c.text)
+	}
+	entries, _ := os.ReadDir(full)
+	assert.Len(t, entries, 1, "a refused restore writes nothing")
 }
 
-func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
-	s := &Store{Root: t.TempDir()}
-	src := treediff.WriteSample(t)
-	for _, id := range []string{"rp-1", "rp-2", "rp-3"} {
-		_, err := s.Backup(context.Background(), "vault1", "vm1", id, src, nil)
-		require.NoError(t, err)
-	}
-	n, err := s.Delete("vault1", "vm1", []string{"rp-1", "rp-2"}, nil)
-	require.NoError(t, err)
-	assert.Equal(t, 2, n)
-	n, err = s.Delete("vault1", "vm1", []string{"rp-1", "rp-2"}, nil)
-	require.NoError(t, err)
-	assert.Zero(t, n, "deleting again is harmless")
-	ids, _ := s.List("vault1", "vm1")
-	assert.Equal(t, []string{"rp-3"}, ids)
-
-	// A partial backup left by a crashed worker is purged too.
-	require.NoError(t, os.MkdirAll(filepath.Join(s.Root, "vault1", "vm1", tmpPrefix+"rp-4-123"), 0o755))
-	var purged []int64
-	require.NoError(t, s.Purge("vault1", "vm1", func(n int64) { purged = append(purged, n) }))
-	assert.Equal(t, []int64{1, 2}, purged, "progress after each recovery point and leftover")
-	require.NoError(t, s.Purge("vault1", "vm1", nil))
-	_, err = os.Stat(filepath.Join(s.Root, "vault1", "vm1"))
-	assert.True(t, errors.Is(err, os.ErrNotExist), "no byte of the item is left")
+func TestRestoreIntoTheStoreIsRefused(t *testing.T) {
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", treediff.WriteSample(t))
+	root := s.backend.(*directory).root
+	_, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, filepath.Join(root, "vault1", "vm2"), nil)
+	assert.ErrorIs(t, err, ErrInvalidInput)
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(root, link))
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, filepath.Join(link, "vm2"), nil)
+	assert.ErrorIs(t, err, ErrInvalidInput, "a symlink into the store is still the store")
 }
 
 func TestSourceGivenThroughASymlinkIsBackedUpAsItsTree(t *testing.T) {
 	src := treediff.WriteSample(t)
-	link := filepath.Join(t.TempDir(), "vm1-link")
+	link := filepath.Join(t.TempDir(), "link")
 	require.NoError(t, os.Symlink(src, link))
-	s := &Store{Root: t.TempDir()}
-	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", link, nil)
-	require.NoError(t, err)
-	files := 0
-	for _, e := range m.Entries {
-		if e.Type == EntryFile {
-			files++
-		}
-	}
-	assert.Equal(t, 3, files, "the tree behind the link, not the link")
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", link)
+	assert.Equal(t, 3, p.Files)
 	target := filepath.Join(t.TempDir(), "out")
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, target, nil)
+	_, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
 	require.NoError(t, err)
 	sameTree(t, src, target)
+
+	_, err = s.Backup(context.Background(), "vault1", "vm1", "rp-2", "/does/not/exist", time.Time{}, nil)
+	assert.ErrorIs(t, err, ErrSourceMissing)
+	assert.ErrorContains(t, err, "source path /does/not/exist is not a directory the worker can read")
 }
 
 func TestNamesThatAreNotUTF8RoundTrip(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "vm1")
-	require.NoError(t, os.MkdirAll(filepath.Join(src, "d\xff"), 0o755))
+	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "caf\xe9.txt"), []byte("latin-1 name"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "d\xff", "x"), []byte("inside"), 0o644))
-	s := &Store{Root: t.TempDir()}
-	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, nil)
-	require.NoError(t, err)
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", src)
 	target := filepath.Join(t.TempDir(), "out")
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, target, nil)
+	_, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
 	require.NoError(t, err)
 	sameTree(t, src, target)
 }
 
-func TestRestoreIntoTheStoreIsRefused(t *testing.T) {
-	s := &Store{Root: t.TempDir()}
-	_, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", treediff.WriteSample(t), nil)
+func TestSpecialFilesAreSkippedAndSaidSo(t *testing.T) {
+	src := treediff.WriteSample(t)
+	require.NoError(t, syscall.Mkfifo(filepath.Join(src, "pipe"), 0o600))
+	s := newDirStore(t)
+	p := backup(t, s, "vm1", "rp-1", src)
+	assert.Equal(t, []string{"pipe"}, p.Skipped)
+	target := filepath.Join(t.TempDir(), "out")
+	_, err := s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
 	require.NoError(t, err)
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", filepath.Join(s.Root, "vault1", "elsewhere"), nil)
-	assert.ErrorIs(t, err, ErrInvalidInput)
-	assert.ErrorContains(t, err, "inside the recovery-point store")
-
-	link := filepath.Join(t.TempDir(), "link")
-	require.NoError(t, os.Symlink(filepath.Join(s.Root, "vault1"), link))
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", "", filepath.Join(link, "vm2"), nil)
-	assert.ErrorIs(t, err, ErrInvalidInput, "a symlink into the store is still the store")
-	ids, _ := s.List("vault1", "vm2")
-	assert.Empty(t, ids)
+	require.NoError(t, os.Remove(filepath.Join(src, "pipe")))
+	sameTree(t, src, target)
 }
 
 // TestLargeFilesReportProgressWhileTheyAreCopied: a heartbeat per file
 // would go quiet for the whole of a large disk image.
 func TestLargeFilesReportProgressWhileTheyAreCopied(t *testing.T) {
 	src := treediff.WriteSample(t) // holds a 3 MiB file
-	s := &Store{Root: t.TempDir()}
+	s := newDirStore(t)
 	var reports []int64
-	m, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, func(n int64) { reports = append(reports, n) })
+	p, err := s.Backup(context.Background(), "vault1", "vm1", "rp-1", src, time.Time{}, func(n int64) { reports = append(reports, n) })
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, countBetween(reports, 1, 3<<20), 2, "reports inside the large file: %v", reports)
 
 	reports = nil
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", m.ArchiveSHA256, filepath.Join(t.TempDir(), "out"), func(n int64) { reports = append(reports, n) })
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, filepath.Join(t.TempDir(), "out"), func(n int64) { reports = append(reports, n) })
 	require.NoError(t, err)
 	assert.NotEmpty(t, reports, "restore reports progress")
 }
@@ -257,4 +290,68 @@ func countBetween(values []int64, lo, hi int64) int {
 		}
 	}
 	return n
+}
+
+func TestAWrongPasswordIsRefusedInASentence(t *testing.T) {
+	s := newDirStore(t)
+	backup(t, s, "vm1", "rp-1", treediff.WriteSample(t))
+	other, err := Open(context.Background(), Options{Location: s.backend.(*directory).root, Password: "another", WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	_, err = other.List(context.Background(), "vault1", "vm1")
+	assert.EqualError(t, err, "the repository of item vm1 does not open with this worker's repository password: every worker must be given the same one")
+	_, err = Open(context.Background(), Options{Location: t.TempDir(), WorkDir: t.TempDir()})
+	assert.ErrorContains(t, err, "the store needs a repository password")
+}
+
+func TestDeleteAndPurgeAreIdempotent(t *testing.T) {
+	src := treediff.WriteSample(t)
+	s := newDirStore(t)
+	ctx := context.Background()
+	backup(t, s, "vm1", "rp-1", src)
+	backup(t, s, "vm1", "rp-2", src)
+	n, err := s.Delete(ctx, "vault1", "vm1", []string{"rp-1", "rp-9"}, time.Time{}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	n, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-1"}, time.Time{}, nil)
+	require.NoError(t, err)
+	assert.Zero(t, n, "already gone")
+	ids, err := s.List(ctx, "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"rp-2"}, ids)
+
+	require.NoError(t, s.Purge(ctx, "vault1", "vm1", nil))
+	require.NoError(t, s.Purge(ctx, "vault1", "vm1", nil), "purging a purged item succeeds")
+	ids, err = s.List(ctx, "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Empty(t, ids)
+	n, err = s.Delete(ctx, "vault1", "vm9", []string{"rp-1"}, time.Time{}, nil)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.True(t, errors.Is(checkNames("vault1", "..", "rp-1"), ErrInvalidInput))
+}
+
+// TestBackupsAndCollectionsTakeTurnsOnOneRepository: the daily rhythm of an
+// item, a backup then a collection, several times on one open store.
+func TestBackupsAndCollectionsTakeTurnsOnOneRepository(t *testing.T) {
+	src := treediff.WriteSample(t)
+	s := newDirStore(t)
+	ctx := context.Background()
+	var last Point
+	for i := 1; i <= 4; i++ {
+		id := fmt.Sprintf("rp-%d", i)
+		require.NoError(t, os.WriteFile(filepath.Join(src, "day.txt"), []byte(id), 0o644))
+		last = backup(t, s, "vm1", id, src)
+		if i > 1 {
+			n, err := s.Delete(ctx, "vault1", "vm1", []string{fmt.Sprintf("rp-%d", i-1)}, time.Time{}, nil)
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+		}
+		ids, err := s.List(ctx, "vault1", "vm1")
+		require.NoError(t, err)
+		require.Equal(t, []string{id}, ids)
+	}
+	target := filepath.Join(t.TempDir(), "out")
+	_, err := s.Restore(ctx, "vault1", "vm1", "rp-4", last.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
 }

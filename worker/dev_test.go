@@ -26,6 +26,7 @@ import (
 	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/testport"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/store"
@@ -332,13 +333,13 @@ func realServer(t *testing.T, dynamicConfig ...map[string]any) (*devserver.Serve
 
 // serverWithWorker is the embedded server with the real worker on a
 // temporary store, both stopped at the end of the test.
-func serverWithWorker(t *testing.T, dynamicConfig ...map[string]any) (client.Client, string) {
+func serverWithWorker(t *testing.T, dynamicConfig ...map[string]any) (client.Client, *store.Store) {
 	_, c := realServer(t, dynamicConfig...)
-	store := t.TempDir()
-	w := backupworker.New(c, store, nil, workflows.Settings{})
+	st := storetest.New(t)
+	w := backupworker.New(c, st, nil, workflows.Settings{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	return c, store
+	return c, st
 }
 
 // TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown: with the worker
@@ -347,9 +348,9 @@ func serverWithWorker(t *testing.T, dynamicConfig ...map[string]any) (client.Cli
 // timer's firing in one task and keeps the data.
 func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 	_, c := realServer(t)
-	store := t.TempDir()
+	stored := storetest.New(t)
 	settings := workflows.Settings{SoftDeleteRetention: 4 * time.Second, Dev: true}
-	w := backupworker.New(c, store, nil, settings)
+	w := backupworker.New(c, stored, nil, settings)
 	require.NoError(t, w.Start())
 	id := protect(t, c, "vm1", writeItemSource(t))
 	mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
@@ -363,7 +364,7 @@ func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 	require.True(t, time.Now().Before(deadline), "the signals must reach the server before the deadline for this test to mean anything")
 	time.Sleep(time.Until(deadline) + 2*time.Second) // the deadline passes with no worker
 
-	w = backupworker.New(c, store, nil, settings)
+	w = backupworker.New(c, stored, nil, settings)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	require.Eventually(t, func() bool {
@@ -379,9 +380,9 @@ func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 		fired = fired || e.GetTimerFiredEventAttributes() != nil
 	}
 	assert.True(t, fired, "the purge timer fired: the undelete met the deadline")
-	entries, err := os.ReadDir(filepath.Join(store, "vault1", "vm1"))
+	points, err := stored.List(ctx, "vault1", "vm1")
 	require.NoError(t, err)
-	assert.Len(t, entries, 2, "every recovery point intact")
+	assert.Len(t, points, 2, "every recovery point intact")
 	scheduled, _ := purgeActivity(t, c, id)
 	assert.Empty(t, scheduled, "no purge ran")
 }
@@ -393,7 +394,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	_, c := realServer(t)
 	root := t.TempDir()
 	settings := workflows.Settings{SoftDeleteRetention: 2 * time.Second, Dev: true}
-	acts := &activities.Activities{Store: &store.Store{Root: root}, Client: c}
+	acts := &activities.Activities{Store: storetest.At(t, root), Client: c, Settings: settings}
 
 	// The doomed worker's purge starts, then hangs as a killed process
 	// would: no heartbeat, no completion.
@@ -402,7 +403,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	doomed := worker.New(c, workflows.TaskQueue, worker.Options{})
 	doomed.RegisterWorkflowWithOptions(workflows.NewBackupItem(settings), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	doomed.RegisterWorkflowWithOptions(workflows.NewVault(settings), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
-	for _, f := range []any{acts.Backup, acts.Restore, acts.Collect, acts.Announce, acts.AskVault, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal} {
+	for _, f := range []any{acts.Backup, acts.Restore, acts.Collect, acts.Lock, acts.Announce, acts.AskVault, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal} {
 		doomed.RegisterActivity(f)
 	}
 	doomed.RegisterActivityWithOptions(func(ctx context.Context, in workflows.PurgeInput) error {
@@ -421,7 +422,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	}
 	doomed.Stop()
 
-	w := backupworker.New(c, root, nil, settings)
+	w := backupworker.New(c, storetest.At(t, root), nil, settings)
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	final := purged(t, c, id, 90*time.Second)
@@ -464,7 +465,7 @@ func TestDevModePurgesADeadlinePassedWhileStopped(t *testing.T) {
 // another ID, and one under the item's own ID, both carrying a made-up
 // soft-deleted state, must not touch the item's data.
 func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
-	c, store := serverWithWorker(t)
+	c, st := serverWithWorker(t)
 	src := writeItemSource(t)
 	id := protect(t, c, "vm1", src)
 
@@ -478,9 +479,9 @@ func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
 		defer func() { _ = c.TerminateWorkflow(ctx, run.GetID(), "", "test over") }()
 	}
 	time.Sleep(7 * time.Second) // several cron runs
-	entries, err := os.ReadDir(filepath.Join(store, "vault1", "vm1"))
+	points, err := st.List(ctx, "vault1", "vm1")
 	require.NoError(t, err)
-	assert.Len(t, entries, 1, "the item's recovery point is intact")
+	assert.Len(t, points, 1, "the item's recovery point is intact")
 	assert.Equal(t, workflows.Protected, query(t, c, id).ProtectionState)
 }
 

@@ -3,7 +3,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +31,7 @@ import (
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/searchattributes"
+	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
 
@@ -39,6 +44,8 @@ type config struct {
 	dataDir             string
 	port, uiPort        int
 	store               string
+	passwordFile        string
+	lockMode            string
 	softDeleteRetention time.Duration
 	webhookURL          string
 	// consolePort is dev mode's console port on 127.0.0.1 (0: no console);
@@ -71,11 +78,18 @@ Flags:
 	fs.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
 	fs.BoolVar(&c.loadTest, "load-test", false,
 		"on an existing cluster, take dev mode's settings: --soft-delete-retention may shorten every window (load tests on a throwaway cluster only)")
-	fs.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "dev mode: directory of Temporal's SQLite file, its log and the recovery-point store")
+	fs.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "directory of the worker's own files; in dev mode also Temporal's SQLite file, its log, the recovery-point store and its password")
 	fs.IntVar(&c.port, "port", 7233, "dev mode: Temporal frontend port on 127.0.0.1")
 	fs.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
 	fs.StringVar(&c.store, "store", os.Getenv("RECOVERYVAULT_STORE"),
-		"recovery-point store directory (env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
+		"where recovery points are kept: a directory, or s3://BUCKET/PREFIX configured by the AWS SDK's environment "+
+			"(env RECOVERYVAULT_STORE; default <data-dir>/store); workers that share items must share it")
+	fs.StringVar(&c.passwordFile, "repository-password-file", os.Getenv("RECOVERYVAULT_REPOSITORY_PASSWORD_FILE"),
+		"file holding the password that encrypts the store (env RECOVERYVAULT_REPOSITORY_PASSWORD_FILE, or the password itself in "+
+			"RECOVERYVAULT_REPOSITORY_PASSWORD); dev mode makes one under --data-dir")
+	fs.StringVar(&c.lockMode, "object-lock-mode", cmp.Or(os.Getenv("RECOVERYVAULT_OBJECT_LOCK_MODE"), "COMPLIANCE"),
+		"on a bucket with object lock, the retention mode every object gets: COMPLIANCE, which no one can shorten, or GOVERNANCE "+
+			"(env RECOVERYVAULT_OBJECT_LOCK_MODE)")
 	fs.StringVar(&c.webhookURL, "webhook-url", os.Getenv("RECOVERYVAULT_WEBHOOK_URL"),
 		"POST alerts as JSON to this URL (env RECOVERYVAULT_WEBHOOK_URL); without it alerts are log lines")
 	fs.IntVar(&c.consolePort, "console-port", 8234, "dev mode: web console port on 127.0.0.1 (0 turns it off)")
@@ -151,8 +165,19 @@ func run(c config, out io.Writer, stop <-chan any) error {
 			opts.Namespace = client.DefaultNamespace
 		}
 	}
-	if err := os.MkdirAll(c.store, 0o755); err != nil {
-		return fmt.Errorf("create the recovery-point store %s: %w", c.store, err)
+	password, created, err := repositoryPassword(c)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(context.Background(), store.Options{
+		Location: c.store, Password: password, WorkDir: filepath.Join(c.dataDir, "kopia"), LockMode: c.lockMode,
+	})
+	if err != nil {
+		return fmt.Errorf("recovery-point store: %w", err)
+	}
+	if created != "" {
+		fmt.Fprintf(out, "Created the repository password %s (mode 0600). Every backup is encrypted with it: keep a copy somewhere safe; "+
+			"without it no backup can be restored.\n", created)
 	}
 	cl, err := client.Dial(opts)
 	if err != nil {
@@ -193,13 +218,57 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		fmt.Fprintf(out, "Every delete gets a soft-delete window of at least %s (--soft-delete-retention)\n", c.softDeleteRetention)
 	}
 	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s\n",
-		opts.HostPort, opts.Namespace, workflows.TaskQueue, c.store)
+		opts.HostPort, opts.Namespace, workflows.TaskQueue, st)
 	var notifier activities.Notifier = activities.LogNotifier{Logger: slog.New(slog.NewJSONHandler(out, nil))}
 	if c.webhookURL != "" {
 		notifier = activities.WebhookNotifier{URL: c.webhookURL}
 		fmt.Fprintf(out, "Alerts are posted to %s\n", c.webhookURL)
 	}
-	return backupworker.New(cl, c.store, notifier, settings).Run(stop)
+	return backupworker.New(cl, st, notifier, settings).Run(stop)
+}
+
+// passwordName is the dev mode's repository password under --data-dir.
+const passwordName = "repository.password"
+
+// repositoryPassword is the secret that encrypts the store: from the file
+// named by the flag, or the environment; dev mode makes one under
+// --data-dir the first time and says so (created is then its path).
+func repositoryPassword(c config) (password, created string, err error) {
+	if c.passwordFile != "" {
+		data, err := os.ReadFile(c.passwordFile)
+		if err != nil {
+			return "", "", fmt.Errorf("read the repository password: %w", err)
+		}
+		if password = strings.TrimRight(string(data), "\r\n"); password == "" {
+			return "", "", fmt.Errorf("the repository password file %s is empty", c.passwordFile)
+		}
+		return password, "", nil
+	}
+	if password = os.Getenv("RECOVERYVAULT_REPOSITORY_PASSWORD"); password != "" {
+		return password, "", nil
+	}
+	if !c.dev {
+		return "", "", errors.New("the recovery-point store is encrypted with a repository password, and none was given: " +
+			"set RECOVERYVAULT_REPOSITORY_PASSWORD or --repository-password-file FILE, the same on every worker; losing it loses every backup")
+	}
+	path := filepath.Join(c.dataDir, passwordName)
+	if data, err := os.ReadFile(path); err == nil {
+		return strings.TrimRight(string(data), "\r\n"), "", nil
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", "", err
+	}
+	password = base64.RawURLEncoding.EncodeToString(secret)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", "", fmt.Errorf("create the repository password: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(password + "\n"); err != nil {
+		return "", "", fmt.Errorf("write the repository password %s: %w", path, err)
+	}
+	return password, path, f.Sync()
 }
 
 func (c config) validate() error {

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
+	"recoveryvault/internal/storetest"
 	"recoveryvault/workflows"
 )
 
@@ -28,11 +29,12 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	t.Setenv("TEMPORAL_ADDRESS", ts.GetFrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", ts.GetDefaultNamespace())
 	store := filepath.Join(t.TempDir(), "store")
+	t.Setenv("RECOVERYVAULT_REPOSITORY_PASSWORD", storetest.Password)
 	stop := make(chan any)
 	done := make(chan error, 1)
 	consoleAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	go func() {
-		done <- run(config{store: store, consoleAddr: consoleAddr, identityHeader: "X-Forwarded-Email"}, io.Discard, stop)
+		done <- run(config{dataDir: t.TempDir(), store: store, consoleAddr: consoleAddr, identityHeader: "X-Forwarded-Email"}, io.Discard, stop)
 	}()
 
 	src := t.TempDir()
@@ -53,9 +55,9 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 		var st workflows.Status
 		return v.Get(&st) == nil && len(st.RecoveryPoints) == 1
 	}, 30*time.Second, 100*time.Millisecond)
-	entries, err := os.ReadDir(filepath.Join(store, "v1", "i1"))
+	points, err := storetest.At(t, store).List(ctx, "v1", "i1")
 	require.NoError(t, err)
-	assert.Len(t, entries, 1, "the recovery point is in the worker's store")
+	assert.Len(t, points, 1, "the recovery point is in the worker's store")
 
 	// The console, on in production with --console-addr, knows operators
 	// only by the proxy's header.
@@ -154,4 +156,41 @@ func TestUsageNamesTheCommand(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{"--dev", "--port", "7300"}))
 	assert.True(t, c.dev)
 	assert.Equal(t, 7300, c.port)
+}
+
+// TestTheRepositoryPasswordComesFromAFileTheEnvironmentOrDevMode: the store
+// is encrypted with a password the worker is given; dev mode makes one,
+// readable by its owner only, and says where; elsewhere none is refused.
+func TestTheRepositoryPasswordComesFromAFileTheEnvironmentOrDevMode(t *testing.T) {
+	t.Setenv("RECOVERYVAULT_REPOSITORY_PASSWORD", "")
+	_, _, err := repositoryPassword(config{dataDir: t.TempDir()})
+	assert.EqualError(t, err, "the recovery-point store is encrypted with a repository password, and none was given: "+
+		"set RECOVERYVAULT_REPOSITORY_PASSWORD or --repository-password-file FILE, the same on every worker; losing it loses every backup")
+
+	dir := t.TempDir()
+	pw, created, err := repositoryPassword(config{dev: true, dataDir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "repository.password"), created)
+	assert.GreaterOrEqual(t, len(pw), 40, "a random secret")
+	info, err := os.Stat(created)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	again, created, err := repositoryPassword(config{dev: true, dataDir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, pw, again, "the same password on the next start")
+	assert.Empty(t, created)
+
+	file := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(file, []byte("from a file\n"), 0o600))
+	pw, _, err = repositoryPassword(config{passwordFile: file})
+	require.NoError(t, err)
+	assert.Equal(t, "from a file", pw)
+	require.NoError(t, os.WriteFile(file, []byte("\n"), 0o600))
+	_, _, err = repositoryPassword(config{passwordFile: file})
+	assert.ErrorContains(t, err, "is empty")
+
+	t.Setenv("RECOVERYVAULT_REPOSITORY_PASSWORD", "from the environment")
+	pw, _, err = repositoryPassword(config{dataDir: t.TempDir()})
+	require.NoError(t, err)
+	assert.Equal(t, "from the environment", pw)
 }

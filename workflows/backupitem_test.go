@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/activities"
+	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/store"
 	. "recoveryvault/workflows"
@@ -63,7 +64,7 @@ func (s *ItemSuite) SetupSubTest() { s.reset() }
 
 func (s *ItemSuite) reset() {
 	s.env = s.newItemEnv()
-	s.store = &store.Store{Root: s.T().TempDir()}
+	s.store = storetest.New(s.T())
 	s.source = writeSource(s.T())
 	s.env.RegisterActivity(&activities.Activities{Store: s.store})
 	s.mockVault(DefaultSoftDeleteSettings())
@@ -118,7 +119,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 		func(_ ctxT, in AnnounceInput) (AnnounceResult, error) { return announce(in) }).Maybe()
 	s.env.OnActivity(a.Purge, mock.Anything, mock.Anything).Return(
 		func(ctx ctxT, in PurgeInput) error {
-			if err := s.store.Purge(in.VaultID, in.ItemID, nil); err != nil {
+			if err := s.store.Purge(ctx, in.VaultID, in.ItemID, nil); err != nil {
 				return err
 			}
 			_, err := announce(in.Announce)
@@ -236,7 +237,7 @@ func (s *ItemSuite) mustUpdate(name string, arg any) {
 func (s *ItemSuite) end() { s.env.CancelWorkflow() }
 
 func (s *ItemSuite) storedPoints() []string {
-	ids, err := s.store.List("vault1", "vm1")
+	ids, err := s.store.List(context.Background(), "vault1", "vm1")
 	s.Require().NoError(err)
 	return ids
 }
@@ -420,8 +421,6 @@ func (s *ItemSuite) TestPurgeHappensExactlyAtTheDeadline() {
 	s.Equal(1, s.purges, "purged exactly once")
 	s.True(deadline.Equal(s.purgeTime), "purged at the deadline %v, not at %v", deadline, s.purgeTime)
 	s.Empty(s.storedPoints(), "no byte of the item is left in the store")
-	_, err := os.Stat(filepath.Join(s.store.Root, "vault1", "vm1"))
-	s.True(os.IsNotExist(err))
 	last := final.Audit[len(final.Audit)-1]
 	s.Equal("purgeDone", last.Operation)
 	s.Contains(last.Detail, "1 recovery point destroyed")
@@ -629,7 +628,6 @@ func (s *ItemSuite) TestContinueAsNewDuringTheWindowKeepsTheDeadline() {
 	s.reset()
 	s.env.SetStartTime(startNew)
 	s.env.SetContinuedExecutionRunID("previous-run")
-	s.Require().NoError(os.MkdirAll(filepath.Join(s.store.Root, "vault1", "vm1"), 0o755))
 	s.env.ExecuteWorkflow(BackupItem, next)
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Equal(1, s.purges)
@@ -736,7 +734,7 @@ func (s *ItemSuite) TestUndeleteAndDeleteInOneTaskPurgeAtTheNewDeadline() {
 }
 
 func (s *ItemSuite) TestStartInputCarryingStateIsRefused() {
-	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, nil)
+	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, time.Time{}, nil)
 	s.Require().NoError(err)
 	in := s.input()
 	in.State = &ItemState{ProtectionState: SoftDeleted}

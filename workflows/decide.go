@@ -57,6 +57,7 @@ const (
 	OpCollectDone Operation = "collectDone"
 	OpRestoreDone Operation = "restoreDone"
 	OpPurgeDone   Operation = "purgeDone"
+	OpLockDone    Operation = "lockDone"
 	// OpAnnounced is the vault's answer to a report: its settings.
 	OpAnnounced Operation = "announced"
 )
@@ -88,6 +89,13 @@ type ItemState struct {
 	BackupSequence int             `json:"backupSequence"`
 	RecoveryPoints []RecoveryPoint `json:"recoveryPoints"`
 	Audit          []AuditEntry    `json:"audit"`
+	// LockedUntil is, on a store with object lock, how long every object
+	// of the item is kept at least. While the item is protected or stopped
+	// the lock rolls forward to now plus the window, half a window before it
+	// runs out; a delete locks it to the deadline, never beyond.
+	LockedUntil time.Time `json:"lockedUntil,omitzero"`
+	// LockDueAt is when the rolling lock is next moved forward.
+	LockDueAt time.Time `json:"lockDueAt,omitzero"`
 	// ReportSequence numbers the item's reports to its vault, which ignores
 	// an older one that arrives late.
 	ReportSequence int `json:"reportSequence,omitempty"`
@@ -125,6 +133,10 @@ type Event struct {
 	Restored *RestoreResult
 	Settings *SoftDeleteSettings
 	Failure  *Failure
+	// LockedUntil is how long the store now keeps the item's objects, a
+	// window of LockWindow from when they were locked.
+	LockedUntil time.Time
+	LockWindow  time.Duration
 	// Ref ties an effect's result to the operation that started it, so
 	// the one who asked is answered when it is done; For is that operation.
 	Ref int
@@ -179,6 +191,9 @@ const (
 	EffectCollect EffectKind = "collect"
 	EffectRestore EffectKind = "restore"
 	EffectPurge   EffectKind = "purge"
+	// EffectLock keeps the item's objects until LockUntil, on a store
+	// with object lock.
+	EffectLock EffectKind = "lock"
 	// EffectAnnounce tells the vault the item's state and sends alerts.
 	EffectAnnounce EffectKind = "announce"
 )
@@ -195,8 +210,11 @@ type Effect struct {
 	RecoveryPoints []string
 	TargetPath     string
 	// For is the operation a backup is for: protect, backupNow or
-	// scheduledBackup.
+	// scheduledBackup; or for a lock, delete (to the deadline) or none.
 	For Operation
+	// LockUntil is the deadline a lock holds the objects until; zero is
+	// the rolling lock, now plus the window.
+	LockUntil time.Time
 	// Report asks for the vault to be told of the item's state; Alerts go
 	// out with it. A purge tells the vault and alerts once the data is gone.
 	Report bool
@@ -245,6 +263,8 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 		return d.restoreDone()
 	case OpPurgeDone:
 		return d.purgeDone(), nil
+	case OpLockDone:
+		return d.lockDone(), nil
 	case OpAnnounced:
 		if ev.Settings != nil {
 			d.st.VaultFloor.raise(*ev.Settings)
@@ -402,6 +422,11 @@ func (d *decider) delete() (Decision, error) {
 		d.st.ReminderAt = at
 	}
 	d.record(OpDelete, by, OutcomeAccepted, SoftDeletedDetail(d.st.Deadline))
+	if !d.st.LockedUntil.IsZero() {
+		// Held exactly until the deadline: the rolling lock never went
+		// past now plus the window, so this only ever extends it.
+		d.effects = append(d.effects, Effect{Kind: EffectLock, For: OpDelete, By: system, LockUntil: d.st.Deadline})
+	}
 	return d.decision(), nil
 }
 
@@ -502,8 +527,8 @@ func (d *decider) wakeUp() Decision {
 			d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Alerts: []Alert{d.alert(AlertPurgeReminder, system, left)}})
 			d.record("purgeReminder", system, OutcomeAccepted, "reminder sent: purge scheduled for "+rfc3339(d.st.Deadline))
 		}
-	case Protected:
-		if !d.st.NextBackupAt.IsZero() && !now.Before(d.st.NextBackupAt) {
+	case Protected, ProtectionStopped:
+		if d.st.ProtectionState == Protected && !d.st.NextBackupAt.IsZero() && !now.Before(d.st.NextBackupAt) {
 			d.backup(OpScheduledBackup, scheduler)
 			// Keep the cadence; after an outage, one backup catches up, not many.
 			next := d.st.NextBackupAt.Add(d.frequency())
@@ -512,7 +537,33 @@ func (d *decider) wakeUp() Decision {
 			}
 			d.st.NextBackupAt = next
 		}
+		if !d.st.LockDueAt.IsZero() && !now.Before(d.st.LockDueAt) {
+			d.effects = append(d.effects, Effect{Kind: EffectLock, By: system})
+			// Not again until this one is done.
+			d.st.LockDueAt = time.Time{}
+		}
 	}
+	return d.decision()
+}
+
+// locked records how long the store now keeps the item's objects, and
+// when the rolling lock is next due: half a window before it runs out.
+func (d *decider) locked() {
+	d.st.LockedUntil = d.ev.LockedUntil
+	d.st.LockDueAt = d.ev.LockedUntil.Add(-d.ev.LockWindow / 2)
+}
+
+// lockDone records a lock. One that failed is tried again in an hour: the
+// objects stay locked as before meanwhile.
+func (d *decider) lockDone() Decision {
+	if f := d.ev.Failure; f != nil {
+		d.record("lock", system, OutcomeFailed, "objects not locked: "+f.Message+"; tried again in an hour")
+		if d.st.ProtectionState == Protected || d.st.ProtectionState == ProtectionStopped {
+			d.st.LockDueAt = d.in.Now.Add(time.Hour)
+		}
+		return d.decision()
+	}
+	d.locked()
 	return d.decision()
 }
 
@@ -542,6 +593,10 @@ func (d *decider) backupDone() Decision {
 	rp := *d.ev.Point
 	d.st.RecoveryPoints = append(slices.Clone(d.st.RecoveryPoints), rp)
 	d.st.LastBackupTime = rp.CreatedAt
+	if d.st.LockedUntil.IsZero() && !d.ev.LockedUntil.IsZero() {
+		// The store locks: from the first backup on, the lock rolls.
+		d.locked()
+	}
 	if op != OpScheduledBackup {
 		d.record(op, d.ev.By, OutcomeAccepted, fmt.Sprintf("recovery point %s: %s, %s, %s new in the store",
 			rp.ID, Plural(d.ev.Files, "file"), Plural(int(rp.SizeBytes), "byte"), Plural(int(rp.NewBytes), "byte")))
@@ -617,9 +672,22 @@ func (st ItemState) WakeAt() time.Time {
 		}
 		return st.Deadline
 	case Protected:
-		return st.NextBackupAt
+		return earliest(st.NextBackupAt, st.LockDueAt)
+	case ProtectionStopped:
+		return st.LockDueAt
 	}
 	return time.Time{}
+}
+
+// earliest of some times, zero ones left out.
+func earliest(times ...time.Time) time.Time {
+	var first time.Time
+	for _, t := range times {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
 }
 
 // Runnable says whether an effect that waited its turn for the store may
@@ -639,6 +707,11 @@ func Runnable(st ItemState, e Effect, item ItemInput) error {
 	case EffectRestore:
 		_, err := Decide(st, Event{Op: OpRestore, RecoveryPointID: e.Point.ID}, Inputs{Item: item})
 		return err
+	case EffectLock:
+		// A rolling lock decided before a delete must not run after it.
+		if e.For != OpDelete && st.ProtectionState != Protected && st.ProtectionState != ProtectionStopped {
+			return &Refusal{Message: fmt.Sprintf("item %s is %s: its objects are locked until its deadline", item.ItemID, VisibleState(st.ProtectionState))}
+		}
 	}
 	return nil
 }

@@ -306,3 +306,51 @@ func TestConsoleOffersOnlyWhatChangesTheItem(t *testing.T) {
 		assert.Equal(t, c.want, Offered(c.state), "state %s", c.state)
 	}
 }
+
+// TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted: on a
+// store with object lock, the first backup's lock starts the rolling lock,
+// moved forward half a window before it runs out, while protected or
+// stopped; a delete locks to the deadline, and a rolling lock decided
+// before the delete does not run after it.
+func TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted(t *testing.T) {
+	in := Inputs{Item: testItem, Now: testNow}
+	st := ItemState{ProtectionState: Protected, NextBackupAt: testNow.Add(day)}
+	point := RecoveryPoint{ID: "rp-1", CreatedAt: testNow}
+	d, err := Decide(st, Event{Op: OpBackupDone, For: OpProtect, Point: &point, LockedUntil: testNow.Add(14 * day), LockWindow: 14 * day}, in)
+	require.NoError(t, err)
+	st = d.State
+	assert.Equal(t, testNow.Add(14*day), st.LockedUntil)
+	assert.Equal(t, testNow.Add(7*day), st.LockDueAt, "half a window before it runs out")
+	assert.Equal(t, testNow.Add(day), st.WakeAt(), "the next backup comes first")
+
+	st.ProtectionState, st.NextBackupAt = ProtectionStopped, time.Time{}
+	assert.Equal(t, testNow.Add(7*day), st.WakeAt(), "a stopped item wakes for its lock")
+	in.Now = testNow.Add(7 * day)
+	d, err = Decide(st, Event{Op: OpWakeUp}, in)
+	require.NoError(t, err)
+	require.Equal(t, []EffectKind{EffectLock}, kinds(d.Effects))
+	assert.True(t, d.Effects[0].LockUntil.IsZero(), "the rolling lock: now plus the window, as the worker knows it")
+	rolling := d.Effects[0]
+	st = d.State
+	assert.True(t, st.WakeAt().IsZero(), "not again until that one is done")
+	d, err = Decide(st, Event{Op: OpLockDone, LockedUntil: in.Now.Add(14 * day), LockWindow: 14 * day}, in)
+	require.NoError(t, err)
+	st = d.State
+	assert.Equal(t, in.Now.Add(14*day), st.LockedUntil)
+	assert.Equal(t, in.Now.Add(7*day), st.LockDueAt)
+
+	in.Vault = testVault
+	d, err = Decide(st, Event{Op: OpDelete, By: "mallory"}, in)
+	require.NoError(t, err)
+	require.Equal(t, []EffectKind{EffectLock}, kinds(d.Effects))
+	assert.Equal(t, OpDelete, d.Effects[0].For)
+	assert.Equal(t, d.State.Deadline, d.Effects[0].LockUntil, "held exactly until the deadline")
+	assert.Error(t, Runnable(d.State, rolling, testItem), "a rolling lock never runs once the item is soft-deleted")
+	assert.NoError(t, Runnable(d.State, d.Effects[0], testItem))
+	assert.Equal(t, d.State.ReminderAt, d.State.WakeAt(), "while soft-deleted the lock does not roll")
+
+	d, err = Decide(st, Event{Op: OpLockDone, Failure: &Failure{Message: "bucket unreachable"}}, in)
+	require.NoError(t, err)
+	assert.Equal(t, in.Now.Add(time.Hour), d.State.LockDueAt, "a failed lock is tried again in an hour")
+	assert.Equal(t, OutcomeFailed, d.Audit.Outcome)
+}

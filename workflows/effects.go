@@ -19,6 +19,7 @@ const (
 	ActivityRestore  = "Restore"
 	ActivityCollect  = "Collect"
 	ActivityPurge    = "Purge"
+	ActivityLock     = "Lock"
 	ActivityAnnounce = "Announce"
 	ActivityAskVault = "AskVault"
 	// The vault's.
@@ -30,7 +31,7 @@ const (
 
 // ActivityNames are every activity the workflows run.
 var ActivityNames = []string{
-	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityAnnounce, ActivityAskVault,
+	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityLock, ActivityAnnounce, ActivityAskVault,
 	ActivityNotify, ActivitySignal, ActivityDescribeRun, ActivityListVaultItems,
 }
 
@@ -60,6 +61,9 @@ type BackupInput struct {
 	ItemID     string        `json:"itemId"`
 	Point      RecoveryPoint `json:"point"`
 	SourcePath string        `json:"sourcePath"`
+	// Window is the item's part in its soft-delete window: a store with
+	// object lock keeps what the backup writes for that window.
+	Window WindowInputs `json:"window"`
 }
 
 // BackupResult is the recovery point written and what it skipped.
@@ -67,6 +71,15 @@ type BackupResult struct {
 	Point   RecoveryPoint `json:"point"`
 	Files   int           `json:"files"`
 	Skipped []string      `json:"skipped,omitempty"`
+	// Lock is how long a store with object lock keeps what it wrote.
+	Lock LockResult `json:"lock"`
+}
+
+// LockResult says how long objects are kept, from when, for what window;
+// zero on a store that does not lock.
+type LockResult struct {
+	Until  time.Time     `json:"until,omitzero"`
+	Window time.Duration `json:"window,omitempty"`
 }
 
 // RestoreInput asks for a recovery point to be written under TargetPath,
@@ -86,9 +99,20 @@ type RestoreResult struct {
 
 // CollectInput names expired recovery points to remove.
 type CollectInput struct {
-	VaultID          string   `json:"vaultId"`
-	ItemID           string   `json:"itemId"`
-	RecoveryPointIDs []string `json:"recoveryPointIds"`
+	VaultID          string       `json:"vaultId"`
+	ItemID           string       `json:"itemId"`
+	RecoveryPointIDs []string     `json:"recoveryPointIds"`
+	Window           WindowInputs `json:"window"`
+}
+
+// LockInput keeps every object of an item, on a store with object lock,
+// until a soft-deleted item's deadline (Until), or, with Until zero, for
+// the item's window from now: the rolling lock.
+type LockInput struct {
+	VaultID string       `json:"vaultId"`
+	ItemID  string       `json:"itemId"`
+	Until   time.Time    `json:"until,omitzero"`
+	Window  WindowInputs `json:"window"`
 }
 
 // PurgeInput destroys everything of an item, then announces it.
@@ -138,12 +162,13 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			},
 		})
 		var res BackupResult
-		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath}
+		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(windowSetting{})}
 		if err := workflow.ExecuteActivity(ctx, ActivityBackup, in).Get(ctx, &res); err != nil {
 			done.Failure = &Failure{Message: message(err), Refused: errorType(err) == ErrTypeSourceMissing}
 			return done
 		}
 		done.Point, done.Files = &res.Point, res.Files
+		done.LockedUntil, done.LockWindow = res.Lock.Until, res.Lock.Window
 	case EffectCollect:
 		done.Op = OpCollectDone
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -156,7 +181,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 				NonRetryableErrorTypes: NonRetryableErrorTypes,
 			},
 		})
-		in := CollectInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: e.RecoveryPoints}
+		in := CollectInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: e.RecoveryPoints, Window: w.windowInputs(windowSetting{})}
 		if err := workflow.ExecuteActivity(ctx, ActivityCollect, in).Get(ctx, nil); err != nil {
 			done.Failure = &Failure{Message: message(err)}
 			return done
@@ -186,6 +211,20 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			return done
 		}
 		done.Restored = &res
+	case EffectLock:
+		done.Op = OpLockDone
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Minute,
+			HeartbeatTimeout:    time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10},
+		})
+		in := LockInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Until: e.LockUntil, Window: w.windowInputs(windowSetting{})}
+		var res LockResult
+		if err := workflow.ExecuteActivity(ctx, ActivityLock, in).Get(ctx, &res); err != nil {
+			done.Failure = &Failure{Message: message(err)}
+			return done
+		}
+		done.LockedUntil, done.LockWindow = res.Until, res.Window
 	case EffectPurge:
 		done.Op = OpPurgeDone
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

@@ -19,7 +19,6 @@ import (
 	"pgregory.net/rapid"
 
 	"recoveryvault/activities"
-	"recoveryvault/store"
 	. "recoveryvault/workflows"
 )
 
@@ -103,10 +102,12 @@ func TestModelOfAnItemsLife(t *testing.T) {
 
 // modelHarness is one item in a time-skipping environment, run after run.
 type modelHarness struct {
-	t      fataler
-	suite  testsuite.WorkflowTestSuite
-	env    *testsuite.TestWorkflowEnvironment
-	store  *store.Store
+	t     fataler
+	suite testsuite.WorkflowTestSuite
+	env   *testsuite.TestWorkflowEnvironment
+	// stored are the points whose data is in the store.
+	stored map[string]bool
+	root   string
 	m      modelItem
 	purges []time.Time
 	seq    int
@@ -156,7 +157,7 @@ func runModel(t fataler, steps []step) {
 	if err := os.WriteFile(filepath.Join(src, "disk.img"), []byte("the data"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := &modelHarness{t: t, store: &store.Store{Root: filepath.Join(root, "store")}, m: modelItem{state: Protected},
+	h := &modelHarness{t: t, stored: map[string]bool{}, root: root, m: modelItem{state: Protected},
 		waiting: map[string]bool{}, answers: map[string]error{}}
 	in := ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: Policy{Frequency: "24h", RetentionDays: 30}}
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -247,8 +248,31 @@ func (h *modelHarness) newEnv(start time.Time, continued bool) {
 	if continued {
 		h.env.SetContinuedExecutionRunID("previous-run")
 	}
-	h.env.RegisterActivity(&activities.Activities{Store: h.store})
+	// The store is the model's own: which points hold data. The store
+	// itself is tested in package store, and with the workflows end to end
+	// on real servers.
 	var a *activities.Activities
+	h.env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in BackupInput) (BackupResult, error) {
+			h.stored[in.Point.ID] = true
+			rp := in.Point
+			rp.SizeBytes, rp.SHA256 = 8, "model"
+			return BackupResult{Point: rp, Files: 1}, nil
+		}).Maybe()
+	h.env.OnActivity(a.Restore, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in RestoreInput) (RestoreResult, error) {
+			if !h.stored[in.Point.ID] {
+				h.t.Fatalf("restore of %s, which holds no data", in.Point.ID)
+			}
+			return RestoreResult{Files: 1, Bytes: 8}, nil
+		}).Maybe()
+	h.env.OnActivity(a.Collect, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in CollectInput) error {
+			for _, id := range in.RecoveryPointIDs {
+				delete(h.stored, id)
+			}
+			return nil
+		}).Maybe()
 	h.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(AnnounceResult{}, nil).Maybe()
 	h.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, in AskVaultInput) (VaultAnswer, error) {
@@ -256,7 +280,10 @@ func (h *modelHarness) newEnv(start time.Time, continued bool) {
 			return VaultAnswer{Settings: DefaultSoftDeleteSettings(), Window: window}, nil
 		}).Maybe()
 	h.env.OnActivity(a.Purge, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, in PurgeInput) error { return h.store.Purge(in.VaultID, in.ItemID, nil) }).Maybe()
+		func(ctxT, PurgeInput) error {
+			clear(h.stored)
+			return nil
+		}).Maybe()
 	h.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, _ converter.EncodedValues) {
 		if info.ActivityType.Name == ActivityPurge {
 			h.purges = append(h.purges, h.env.Now())
@@ -318,7 +345,7 @@ func (h *modelHarness) apply(s step) {
 		}
 		// The newest point: garbage collection never takes it.
 		rp := before.RecoveryPoints[len(before.RecoveryPoints)-1].ID
-		arg = RestoreRequest{RecoveryPointID: rp, TargetPath: filepath.Join(filepath.Dir(h.store.Root), fmt.Sprintf("restore-%d", h.seq)), RequestedBy: "model"}
+		arg = RestoreRequest{RecoveryPointID: rp, TargetPath: filepath.Join(h.root, fmt.Sprintf("restore-%d", h.seq)), RequestedBy: "model"}
 	}
 	want := h.expect(s.op, false)
 	id := fmt.Sprintf("u-%d", h.seq)
@@ -437,6 +464,11 @@ func (h *modelHarness) check(when string) {
 			if !slices.Contains(ids, id) {
 				h.t.Fatalf("%s: recovery point %s vanished while %s", when, id, st.ProtectionState)
 			}
+		}
+	}
+	for _, id := range ids {
+		if !h.stored[id] {
+			h.t.Fatalf("%s: recovery point %s is shown, but its data is not in the store", when, id)
 		}
 	}
 	m.points, m.pointsState = ids, st.ProtectionState

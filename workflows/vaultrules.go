@@ -71,6 +71,17 @@ func (s Settings) window() windowSetting {
 	return windowSetting{Window: s.SoftDeleteRetention, Replace: s.Dev}
 }
 
+// LockWindow is how long a store with object lock keeps a living item's
+// objects ahead: the window a delete made now would get, as far as the
+// item knows its vault (in, with the floor it has seen), under this
+// worker's override. A delete gets at least that, so a lock never outlasts
+// a deadline.
+func (s Settings) LockWindow(in WindowInputs) time.Duration {
+	in.Override = s.window()
+	w, _ := in.Window(DefaultSoftDeleteSettings())
+	return w
+}
+
 // overrideNote says, in a status, what the worker does to windows.
 func (s Settings) overrideNote() string {
 	switch {

@@ -12,13 +12,12 @@ import (
 	"recoveryvault/workflows"
 )
 
-// New returns a worker for the backup task queue: recovery points under
-// storeRoot, alerts through notifier (log lines when nil), and the worker's
-// settings.
-func New(c client.Client, storeRoot string, notifier activities.Notifier, s workflows.Settings) worker.Worker {
+// New returns a worker for the backup task queue: recovery points in st,
+// alerts through notifier (log lines when nil), and the worker's settings.
+func New(c client.Client, st *store.Store, notifier activities.Notifier, s workflows.Settings) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.NewVault(s), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
-	w.RegisterActivity(&activities.Activities{Store: &store.Store{Root: storeRoot}, Client: c, Notifier: notifier})
+	w.RegisterActivity(&activities.Activities{Store: st, Client: c, Notifier: notifier, Settings: s})
 	return w
 }

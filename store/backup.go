@@ -1,0 +1,284 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	kopiafs "github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/fs/localfs"
+	"github.com/kopia/kopia/fs/virtualfs"
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/policy"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+	"github.com/kopia/kopia/snapshot/upload"
+)
+
+// Point is what a backup stored.
+type Point struct {
+	// SizeBytes is the logical size of the tree's files.
+	SizeBytes int64
+	// NewBytes is what this point added to the store, after deduplication
+	// and compression.
+	NewBytes int64
+	// SHA256 is the hash of the point's file list: its content hash.
+	SHA256 string
+	Files  int
+	// Skipped lists special files (sockets, devices, pipes) not backed up.
+	Skipped []string
+}
+
+// Labels of a recovery point's snapshot.
+const (
+	labelPoint  = "tag:recovery-point"
+	labelSHA256 = "tag:content-sha256"
+	labelSize   = "tag:size"
+	labelNew    = "tag:new-bytes"
+	labelFiles  = "tag:files"
+)
+
+// policyTree is how every point is taken: file data compressed with zstd
+// (as restic compresses), each file read once from start to end so it can
+// be hashed as it is read, every error fatal rather than a partial point.
+var policyTree = func() *policy.Tree {
+	p := *policy.DefaultPolicy
+	p.CompressionPolicy = policy.CompressionPolicy{CompressorName: "zstd"}
+	p.MetadataCompressionPolicy = policy.MetadataCompressionPolicy{CompressorName: "zstd-fastest"}
+	never := policy.OptionalInt64(-1)
+	p.UploadPolicy.ParallelUploadAboveSize = &never
+	p.FilesPolicy = policy.FilesPolicy{}
+	no := policy.OptionalBool(false)
+	p.ErrorHandlingPolicy = policy.ErrorHandlingPolicy{IgnoreFileErrors: &no, IgnoreDirectoryErrors: &no}
+	return policy.BuildTree(nil, &p)
+}()
+
+// Backup takes recovery point id of the tree under source into the item's
+// repository. Files unchanged since the item's last point (same size,
+// time, mode and owner) are not read again. Objects written are locked
+// until lockUntil where the store locks. Called again with the same id
+// after a success, it returns the point already taken, so a retried
+// activity makes no duplicate.
+func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, lockUntil time.Time, progress Progress) (Point, error) {
+	if err := checkNames(vaultID, itemID, id); err != nil {
+		return Point{}, err
+	}
+	// A source given through a symlink is backed up as the tree it points
+	// to; walking the link itself would record one symlink and no data.
+	root, err := filepath.EvalSymlinks(source)
+	info, statErr := os.Stat(root)
+	if err != nil || statErr != nil || !info.IsDir() {
+		return Point{}, fmt.Errorf("%w: source path %s is not a directory the worker can read: create it or protect the item with the right sourcePath", ErrSourceMissing, source)
+	}
+	defer s.lockItem(vaultID, itemID)()
+	r, err := s.open(ctx, vaultID, itemID, lockUntil, true)
+	if err != nil {
+		return Point{}, err
+	}
+
+	src := sourceOf(vaultID, itemID)
+	points, err := snapshot.ListSnapshots(ctx, r, src)
+	if err != nil {
+		return Point{}, fmt.Errorf("list the recovery points of item %s: %w", itemID, err)
+	}
+	if i := slices.IndexFunc(points, func(m *snapshot.Manifest) bool { return m.Tags[labelPoint] == id }); i >= 0 {
+		return pointOf(points[i]), nil
+	}
+	var previous []*snapshot.Manifest
+	var previousList map[string]fileEntry
+	if len(points) > 0 {
+		last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
+		previous = []*snapshot.Manifest{last}
+		// Without it every file is read again: slower, never wrong.
+		if data, err := readList(ctx, r, vaultID, itemID, last.Tags[labelPoint]); err == nil {
+			previousList, _ = decodeList(data)
+		}
+	}
+
+	local, err := localfs.Directory(root)
+	if err != nil {
+		return Point{}, fmt.Errorf("%w: source path %s cannot be read: %v", ErrSourceMissing, source, err)
+	}
+	var read atomic.Int64
+	tree := newSourceTree(func(n int64) {
+		if v := read.Add(n); progress != nil {
+			progress(v)
+		}
+	})
+	wrapped := tree.wrap(local, ".").(kopiafs.Directory)
+
+	var point Point
+	var uploaded atomic.Int64
+	err = repo.WriteSession(ctx, r, repo.WriteSessionOptions{
+		Purpose:  "recovery point " + id,
+		OnUpload: func(n int64) { uploaded.Add(n) },
+	}, func(ctx context.Context, w repo.RepositoryWriter) error {
+		u := upload.NewUploader(w)
+		u.FailFast = true
+		man, err := u.Upload(ctx, wrapped, policyTree, src, previous...)
+		if err != nil {
+			return fmt.Errorf("back up %s: %w", source, err)
+		}
+		if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
+			return fmt.Errorf("back up %s: %d files or directories could not be read (%s); nothing was kept", source, man.Stats.ErrorCount, man.IncompleteReason)
+		}
+		entries, err := tree.complete(ctx, root, previousList)
+		if err != nil {
+			return err
+		}
+		list, sum, err := encodeList(entries)
+		if err != nil {
+			return err
+		}
+		point = Point{SHA256: sum, Skipped: tree.skipped}
+		for _, e := range entries {
+			if e.Type == EntryFile {
+				point.Files++
+				point.SizeBytes += e.Size
+			}
+		}
+		point.NewBytes = uploaded.Load()
+		man.Description = "recovery point " + id
+		man.Tags = map[string]string{
+			labelPoint: id, labelSHA256: sum,
+			labelSize: strconv.FormatInt(point.SizeBytes, 10), labelNew: strconv.FormatInt(point.NewBytes, 10),
+			labelFiles: strconv.Itoa(point.Files),
+		}
+		if _, err := snapshot.SaveSnapshot(ctx, w, man); err != nil {
+			return err
+		}
+		return saveList(ctx, w, vaultID, itemID, id, list)
+	})
+	if err != nil {
+		return Point{}, err
+	}
+	return point, nil
+}
+
+// complete gives every entry its hash: the one computed as kopia read the
+// file, or, for a file kopia did not read, the previous point's if that
+// lists it unchanged, or else one computed now.
+func (t *sourceTree) complete(ctx context.Context, root string, previous map[string]fileEntry) ([]*fileEntry, error) {
+	entries := make([]*fileEntry, 0, len(t.entries))
+	for _, e := range t.entries {
+		entries = append(entries, e)
+		if e.Type != EntryFile || e.SHA256 != "" {
+			continue
+		}
+		if p, ok := previous[e.name()]; ok && p.Type == EntryFile && p.Size == e.Size && p.ModTime.Equal(e.ModTime) && p.Mode == e.Mode {
+			e.SHA256 = p.SHA256
+			continue
+		}
+		sum, size, err := hashFile(ctx, filepath.Join(root, filepath.FromSlash(e.name())))
+		if err != nil {
+			return nil, fmt.Errorf("hash %s: %w", e.name(), err)
+		}
+		e.SHA256, e.Size = sum, size
+	}
+	return entries, nil
+}
+
+func hashFile(ctx context.Context, p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx, f})
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// ctxReader stops a long read when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// The file list of a point is a snapshot of its own, of a directory
+// holding one file: the repository's garbage collection keeps what
+// snapshots refer to, and a point's two snapshots go together.
+const listName = "files.jsonl"
+
+func listSource(vaultID, itemID string) snapshot.SourceInfo {
+	src := sourceOf(vaultID, itemID)
+	src.Path += "/file-list"
+	return src
+}
+
+func saveList(ctx context.Context, w repo.RepositoryWriter, vaultID, itemID, id string, list []byte) error {
+	dir := virtualfs.NewStaticDirectory("file-list", []kopiafs.Entry{
+		virtualfs.StreamingFileFromReader(listName, io.NopCloser(bytes.NewReader(list))),
+	})
+	man, err := upload.NewUploader(w).Upload(ctx, dir, policyTree, listSource(vaultID, itemID))
+	if err != nil {
+		return fmt.Errorf("store the file list: %w", err)
+	}
+	man.Description = "file list of recovery point " + id
+	man.Tags = map[string]string{labelPoint: id}
+	_, err = snapshot.SaveSnapshot(ctx, w, man)
+	return err
+}
+
+// readList reads the file list of point id.
+func readList(ctx context.Context, r repo.Repository, vaultID, itemID, id string) ([]byte, error) {
+	src := listSource(vaultID, itemID)
+	ids, err := snapshot.ListSnapshotManifests(ctx, r, &src, map[string]string{labelPoint: id})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("recovery point %s has no file list", id)
+	}
+	man, err := snapshot.LoadSnapshot(ctx, r, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	root, err := snapshotfs.SnapshotRoot(r, man)
+	if err != nil {
+		return nil, err
+	}
+	dir, ok := root.(kopiafs.Directory)
+	if !ok {
+		return nil, fmt.Errorf("the file list of recovery point %s is not a directory's", id)
+	}
+	e, err := dir.Child(ctx, listName)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := e.(kopiafs.File)
+	if !ok {
+		return nil, fmt.Errorf("the file list of recovery point %s is not a file", id)
+	}
+	rd, err := f.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
+}
+
+// pointOf reads what a point's snapshot says of it.
+func pointOf(m *snapshot.Manifest) Point {
+	p := Point{SHA256: m.Tags[labelSHA256]}
+	p.SizeBytes, _ = strconv.ParseInt(m.Tags[labelSize], 10, 64)
+	p.NewBytes, _ = strconv.ParseInt(m.Tags[labelNew], 10, 64)
+	p.Files, _ = strconv.Atoi(m.Tags[labelFiles])
+	return p
+}

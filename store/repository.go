@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/format"
+	"github.com/kopia/kopia/snapshot"
+)
+
+// errNoRepository is an item that has stored nothing yet.
+var errNoRepository = errors.New("no repository")
+
+// Every repository is made the same way: kopia's authenticated encryption
+// and keyed hashing, and content-defined chunks of 1 MiB on average, as
+// restic's, so a small change costs little.
+var newRepository = repo.NewRepositoryOptions{
+	BlockFormat: format.ContentFormat{
+		Hash:              "BLAKE2B-256-128",
+		Encryption:        "AES256-GCM-HMAC-SHA256",
+		MutableParameters: format.MutableParameters{Version: format.FormatVersion3, MaxPackSize: 20 << 20},
+	},
+	ObjectFormat: format.ObjectFormat{Splitter: "DYNAMIC-1M-BUZHASH"},
+}
+
+// sourceOf names the snapshots of an item's repository.
+func sourceOf(vaultID, itemID string) snapshot.SourceInfo {
+	return snapshot.SourceInfo{Host: "recoveryvault", UserName: vaultID, Path: "/" + vaultID + "/" + itemID}
+}
+
+// Opening a repository derives its key from the password with scrypt:
+// about 0.2 s and 64 MiB. A store keeps the repositories it opened, the
+// most recently used first, up to maxOpen.
+const maxOpen = 64
+
+type openRepository struct {
+	repo.DirectRepository
+	key      string
+	lastUsed time.Time
+}
+
+// open returns an item's repository, opened, made first when create is
+// set: the objects it writes are kept until lockUntil where the store
+// locks. It refreshes what it knows of the repository, which another
+// worker may have written to. The store keeps it open; forget closes it.
+func (s *Store) open(ctx context.Context, vaultID, itemID string, lockUntil time.Time, create bool) (repo.DirectRepository, error) {
+	key := itemPrefix(vaultID, itemID)
+	lockUntilFor(s, key).Store(lockUntil.UnixNano())
+	s.mu.Lock()
+	r, ok := s.repos[key]
+	if ok {
+		r.lastUsed = time.Now()
+	}
+	s.mu.Unlock()
+	if ok {
+		// Another worker may have purged it since, and a new item of the
+		// same name made a new one.
+		if still, err := s.backend.initialized(ctx, key); err != nil || !still {
+			s.forget(ctx, key)
+			return s.open(ctx, vaultID, itemID, lockUntil, create)
+		}
+		if err := r.Refresh(ctx); err != nil {
+			s.forget(ctx, key)
+			return nil, fmt.Errorf("refresh the repository of item %s: %w", itemID, err)
+		}
+		return r, nil
+	}
+	dr, err := s.openRepository(ctx, vaultID, itemID, create)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repos[key] = &openRepository{DirectRepository: dr, key: key, lastUsed: time.Now()}
+	if len(s.repos) > maxOpen {
+		oldest := s.repos[key]
+		for _, o := range s.repos {
+			if o.lastUsed.Before(oldest.lastUsed) {
+				oldest = o
+			}
+		}
+		delete(s.repos, oldest.key)
+		_ = oldest.Close(ctx)
+	}
+	return dr, nil
+}
+
+// forget closes an item's repository, if it is open.
+func (s *Store) forget(ctx context.Context, key string) {
+	s.mu.Lock()
+	r, ok := s.repos[key]
+	delete(s.repos, key)
+	s.mu.Unlock()
+	if ok {
+		_ = r.Close(ctx)
+	}
+}
+
+func (s *Store) openRepository(ctx context.Context, vaultID, itemID string, create bool) (repo.DirectRepository, error) {
+	s.opening <- struct{}{}
+	defer func() { <-s.opening }()
+	prefix := itemPrefix(vaultID, itemID)
+	ci := s.backend.connection(prefix, lockKey(s, prefix))
+	ok, err := s.backend.initialized(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("look for the repository of item %s: %w", itemID, err)
+	}
+	if !ok && !create {
+		return nil, errNoRepository
+	}
+	if !ok {
+		st, err := blob.NewStorage(ctx, ci, true)
+		if err != nil {
+			return nil, fmt.Errorf("storage for item %s: %w", itemID, err)
+		}
+		opts := newRepository
+		err = repo.Initialize(ctx, st, &opts, s.opts.Password)
+		_ = st.Close(ctx)
+		// Another attempt of the same activity may have made it first.
+		if err != nil && !errors.Is(err, repo.ErrAlreadyInitialized) {
+			return nil, fmt.Errorf("create the repository of item %s: %w", itemID, err)
+		}
+	}
+	// Kopia opens a repository from a connection file: ours holds where the
+	// repository is and no secret; there is no cache, so nothing of the
+	// data is kept on the worker's disk.
+	cfg := filepath.Join(s.opts.WorkDir, vaultID, itemID+".kopia.config")
+	data, err := json.Marshal(repo.LocalConfig{
+		Storage:       &ci,
+		Caching:       &content.CachingOptions{},
+		ClientOptions: repo.ClientOptions{Hostname: "recoveryvault", Username: vaultID},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
+		return nil, fmt.Errorf("store work directory: %w", err)
+	}
+	if err := os.WriteFile(cfg, data, 0o600); err != nil {
+		return nil, fmt.Errorf("store work directory: %w", err)
+	}
+	r, err := repo.Open(ctx, cfg, s.opts.Password, &repo.Options{
+		DisableRepositoryLog: true,
+		// Kopia's default ends the process; a worker reports and goes on.
+		OnFatalError: func(error) {},
+	})
+	if errors.Is(err, repo.ErrInvalidPassword) {
+		return nil, fmt.Errorf("the repository of item %s does not open with this worker's repository password: every worker must be given the same one", itemID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the repository of item %s: %w", itemID, err)
+	}
+	return r.(repo.DirectRepository), nil
+}
+
+// lockTimes hold, for each item a store has open, until when its next
+// writes are locked: kopia makes the storage from a connection file, and
+// the lock changes from one operation to the next.
+var lockTimes sync.Map // lockKey -> *atomic.Int64, Unix nanoseconds
+
+func lockKey(s *Store, prefix string) string { return fmt.Sprintf("%p/%s", s, prefix) }
+
+func lockUntilFor(s *Store, prefix string) *atomic.Int64 {
+	v, _ := lockTimes.LoadOrStore(lockKey(s, prefix), new(atomic.Int64))
+	return v.(*atomic.Int64)
+}

@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	kopiafs "github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/restore"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
+)
+
+// Restored tells what a restore wrote.
+type Restored struct {
+	Files int
+	Bytes int64
+}
+
+// Restore writes recovery point id of an item under target, which must be
+// absent or an empty directory. The point's file list must hash to
+// wantSHA256, the content hash the workflow recorded; the tree is restored
+// into a staging directory beside target, every entry checked against the
+// list (each file's SHA-256 computed as it is written), and only then moved
+// into target, so a damaged point never lands. A damaged or missing object
+// is reported by name.
+func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, target string, progress Progress) (Restored, error) {
+	if err := checkNames(vaultID, itemID, id); err != nil {
+		return Restored{}, err
+	}
+	if !filepath.IsAbs(target) {
+		return Restored{}, fmt.Errorf("%w: target path %q is not absolute", ErrInvalidInput, target)
+	}
+	target = filepath.Clean(target)
+	if d, ok := s.backend.(*directory); ok && inside(d.root, target) {
+		return Restored{}, fmt.Errorf("%w: target %s is inside the recovery-point store %s: restore somewhere else", ErrInvalidInput, target, d.root)
+	}
+	defer s.lockItem(vaultID, itemID)()
+	unknown := fmt.Errorf("%w: recovery point %s of item %s is not in the store", ErrUnknownRecoveryPoint, id, itemID)
+	r, err := s.open(ctx, vaultID, itemID, time.Time{}, false)
+	if errors.Is(err, errNoRepository) {
+		return Restored{}, unknown
+	}
+	if err != nil {
+		return Restored{}, err
+	}
+	src := sourceOf(vaultID, itemID)
+	ids, err := snapshot.ListSnapshotManifests(ctx, r, &src, map[string]string{labelPoint: id})
+	if err != nil {
+		return Restored{}, fmt.Errorf("find recovery point %s: %w", id, err)
+	}
+	if len(ids) == 0 {
+		return Restored{}, unknown
+	}
+	man, err := snapshot.LoadSnapshot(ctx, r, ids[0])
+	if err != nil {
+		return Restored{}, corrupted(id, "its snapshot cannot be read: %v", err)
+	}
+	data, err := readList(ctx, r, vaultID, itemID, id)
+	if err != nil {
+		return Restored{}, corrupted(id, "its file list cannot be read: %v", err)
+	}
+	if sum := sha256.Sum256(data); wantSHA256 != "" && hex.EncodeToString(sum[:]) != wantSHA256 {
+		return Restored{}, corrupted(id, "its file list hashes to %s, the workflow recorded %s", hex.EncodeToString(sum[:]), wantSHA256)
+	}
+	list, err := decodeList(data)
+	if err != nil {
+		return Restored{}, corrupted(id, "%v", err)
+	}
+	if err := checkTargetEmpty(target); err != nil {
+		return Restored{}, err
+	}
+	parent := filepath.Dir(target)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return Restored{}, fmt.Errorf("create parent of target %s: %w", target, err)
+	}
+	staging, err := os.MkdirTemp(parent, ".restore-"+id+"-")
+	if err != nil {
+		return Restored{}, fmt.Errorf("create staging directory beside %s: %w", target, err)
+	}
+	defer os.RemoveAll(staging)
+
+	rootEntry, err := snapshotfs.SnapshotRoot(r, man)
+	if err != nil {
+		return Restored{}, corrupted(id, "its root cannot be read: %v", err)
+	}
+	out := &verifyingOutput{FilesystemOutput: restore.FilesystemOutput{
+		TargetPath: staging, OverwriteDirectories: true, SkipOwners: os.Geteuid() != 0,
+	}, written: map[string]written{}}
+	if err := out.Init(ctx); err != nil {
+		return Restored{}, err
+	}
+	_, err = restore.Entry(ctx, r, out, rootEntry, restore.Options{
+		Parallel: 4,
+		// The zero value would restore only the top directory.
+		RestoreDirEntryAtDepth: math.MaxInt32,
+		ProgressCallback: func(_ context.Context, st restore.Stats) {
+			if progress != nil {
+				progress(st.RestoredTotalFileSize)
+			}
+		},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return Restored{}, ctx.Err()
+		}
+		return Restored{}, corrupted(id, "%v", err)
+	}
+	if err := unescapeNames(staging, list); err != nil {
+		return Restored{}, corrupted(id, "%v", err)
+	}
+	res, err := verify(staging, list, out.written)
+	if err != nil {
+		return Restored{}, corrupted(id, "%v", err)
+	}
+	// Checked again: something may have written to target meanwhile.
+	if err := checkTargetEmpty(target); err != nil {
+		return Restored{}, err
+	}
+	// rename(2) replaces an empty directory atomically; os.Rename refuses to.
+	if err := syscall.Rename(staging, target); err != nil {
+		return Restored{}, fmt.Errorf("move restored tree into %s: %w", target, err)
+	}
+	return res, syncDir(parent)
+}
+
+// unescapeNames gives back their exact bytes to the names kopia could
+// only keep escaped, deepest first, so each rename finds its parent under
+// the name kopia gave it.
+func unescapeNames(staging string, list map[string]fileEntry) error {
+	var raw []string
+	for name, e := range list {
+		if len(e.RawPath) > 0 && storedName(path.Base(name)) != path.Base(name) {
+			raw = append(raw, name)
+		}
+	}
+	slices.SortFunc(raw, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, name := range raw {
+		dir := storedPath(path.Dir(name))
+		from := filepath.Join(staging, filepath.FromSlash(dir), storedName(path.Base(name)))
+		to := filepath.Join(staging, filepath.FromSlash(dir), path.Base(name))
+		if err := os.Rename(from, to); err != nil {
+			return fmt.Errorf("give %q its name back: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func corrupted(id, format string, args ...any) error {
+	return fmt.Errorf("%w: recovery point %s: %s", ErrCorrupted, id, fmt.Sprintf(format, args...))
+}
+
+// written is what a restore wrote of a file: its size and SHA-256.
+type written struct {
+	size   int64
+	sha256 string
+}
+
+// verifyingOutput restores like kopia's own, and hashes every file as it
+// writes it.
+type verifyingOutput struct {
+	restore.FilesystemOutput
+	mu      sync.Mutex
+	written map[string]written
+}
+
+func (o *verifyingOutput) WriteFile(ctx context.Context, rel string, f kopiafs.File, progress restore.FileWriteProgress) error {
+	return o.FilesystemOutput.WriteFile(ctx, rel, &writtenFile{File: f, o: o, rel: cleanRel(rel)}, progress)
+}
+
+type writtenFile struct {
+	kopiafs.File
+	o   *verifyingOutput
+	rel string
+}
+
+func (f *writtenFile) Open(ctx context.Context) (kopiafs.Reader, error) {
+	r, err := f.File.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &writtenReader{Reader: r, f: f, sha: sha256.New()}, nil
+}
+
+type writtenReader struct {
+	kopiafs.Reader
+	f    *writtenFile
+	sha  hash.Hash
+	size int64
+}
+
+func (r *writtenReader) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
+	r.sha.Write(p[:n])
+	r.size += int64(n)
+	return n, err
+}
+
+func (r *writtenReader) Close() error {
+	r.f.o.mu.Lock()
+	r.f.o.written[r.f.rel] = written{size: r.size, sha256: hex.EncodeToString(r.sha.Sum(nil))}
+	r.f.o.mu.Unlock()
+	return r.Reader.Close()
+}
+
+func cleanRel(rel string) string { return path.Clean("./" + rel) }
+
+// verify checks the restored tree under staging against the file list: the
+// same entries, types, permissions, symlink targets, sizes and hashes.
+func verify(staging string, list map[string]fileEntry, files map[string]written) (Restored, error) {
+	var res Restored
+	// The staging directory was made here; it gets the root's permissions.
+	if root, ok := list["."]; ok {
+		if err := os.Chmod(staging, root.Mode.Perm()); err != nil {
+			return res, err
+		}
+	}
+	seen := map[string]bool{}
+	err := filepath.WalkDir(staging, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(staging, p)
+		rel = filepath.ToSlash(rel)
+		want, ok := list[rel]
+		if !ok {
+			return fmt.Errorf("%s is not in its file list", rel)
+		}
+		seen[rel] = true
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch want.Type {
+		case entryDir:
+			if !info.IsDir() {
+				return fmt.Errorf("%s is not a directory", rel)
+			}
+		case entrySymlink:
+			target, err := os.Readlink(p)
+			if err != nil || target != want.Target {
+				return fmt.Errorf("symlink %s points to %q, its list says %q", rel, target, want.Target)
+			}
+			return nil
+		case EntryFile:
+			w, ok := files[storedPath(rel)]
+			switch {
+			case !info.Mode().IsRegular() || !ok:
+				return fmt.Errorf("file %s was not restored as a file", rel)
+			case w.size != want.Size || info.Size() != want.Size:
+				return fmt.Errorf("file %s: %d bytes, its list says %d", rel, w.size, want.Size)
+			case w.sha256 != want.SHA256:
+				return fmt.Errorf("file %s: checksum mismatch (list sha256 %s, data %s)", rel, want.SHA256, w.sha256)
+			}
+			res.Files++
+			res.Bytes += w.size
+		}
+		if info.Mode().Perm() != want.Mode.Perm() {
+			return fmt.Errorf("%s: permissions %v, its list says %v", rel, info.Mode().Perm(), want.Mode.Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	for name, e := range list {
+		if !seen[name] {
+			return res, fmt.Errorf("%s %q of its file list was not restored", e.Type, name)
+		}
+	}
+	return res, nil
+}

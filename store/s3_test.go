@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"recoveryvault/internal/s3test"
+	"recoveryvault/internal/treediff"
+)
+
+// newS3Store is a store on a bucket of a real S3 server, with object lock
+// when locked.
+func newS3Store(t *testing.T, locked bool, mode string) (*Store, *s3test.Server) {
+	t.Helper()
+	srv := s3test.Start(t)
+	srv.Bucket(t, "backups", locked)
+	srv.Setenv(t)
+	s, err := Open(context.Background(), Options{Location: "s3://backups/recovery", Password: testPassword, WorkDir: t.TempDir(), LockMode: mode})
+	require.NoError(t, err)
+	return s, srv
+}
+
+// versions lists every version of every object of an item, as the bucket
+// holds them.
+func versions(t *testing.T, srv *s3test.Server, item string) []minio.ObjectInfo {
+	t.Helper()
+	var all []minio.ObjectInfo
+	for obj := range srv.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{
+		Prefix: "recovery/vault1/" + item + "/", Recursive: true, WithVersions: true,
+	}) {
+		require.NoError(t, obj.Err)
+		all = append(all, obj)
+	}
+	return all
+}
+
+func TestS3StoreBacksUpRestoresCollectsAndPurges(t *testing.T) {
+	s, srv := newS3Store(t, false, "")
+	assert.Equal(t, "s3://backups/recovery/ (no object lock)", s.String())
+	src := treediff.WriteSample(t)
+	ctx := context.Background()
+	backup(t, s, "vm1", "rp-1", src)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "config.json"), []byte(`{"cpu": 8}`), 0o640))
+	later := time.Now().Add(time.Minute)
+	require.NoError(t, os.Chtimes(filepath.Join(src, "config.json"), later, later))
+	p2 := backup(t, s, "vm1", "rp-2", src)
+
+	target := filepath.Join(t.TempDir(), "out")
+	_, err := s.Restore(ctx, "vault1", "vm1", "rp-2", p2.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+
+	n, err := s.Delete(ctx, "vault1", "vm1", []string{"rp-1"}, time.Time{}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	ids, err := s.List(ctx, "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"rp-2"}, ids)
+
+	require.NoError(t, s.Purge(ctx, "vault1", "vm1", nil))
+	assert.Empty(t, versions(t, srv, "vm1"), "no object, no version, no delete marker of the item is left")
+}
+
+// TestObjectLockKeepsASoftDeletedItemUntilItsDeadline: with the worker's
+// own credentials, no version of any object of a soft-deleted item can be
+// deleted before its deadline, and an overwrite leaves the locked version
+// as it was; at the deadline the purge takes everything.
+func TestObjectLockKeepsASoftDeletedItemUntilItsDeadline(t *testing.T) {
+	s, srv := newS3Store(t, true, "")
+	assert.Equal(t, "s3://backups/recovery/ (object lock COMPLIANCE)", s.String())
+	ctx := context.Background()
+	src := treediff.WriteSample(t)
+	// The rolling retention: now plus the window, which tests make short.
+	_, err := s.Backup(ctx, "vault1", "vm1", "rp-1", src, time.Now().Add(2*time.Second), nil)
+	require.NoError(t, err)
+	// Soft-deleted: every object held exactly until the deadline.
+	deadline := time.Now().Add(5 * time.Second)
+	require.NoError(t, s.Lock(ctx, "vault1", "vm1", deadline, nil))
+
+	// The objects the item is made of: what kopia deleted itself (session
+	// markers, superseded indexes) is no part of it.
+	var all []minio.ObjectInfo
+	for _, v := range versions(t, srv, "vm1") {
+		if v.IsLatest && !v.IsDeleteMarker {
+			all = append(all, v)
+		}
+	}
+	require.NotEmpty(t, all)
+	for _, v := range all {
+		err := srv.Client.RemoveObject(ctx, "backups", v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID, GovernanceBypass: true})
+		assert.Equal(t, "AccessDenied", minio.ToErrorResponse(err).Code, "deleting %s before the deadline is refused", v.Key)
+	}
+	pack := all[indexOf(all, func(v minio.ObjectInfo) bool { return strings.Contains(v.Key, "/p") })]
+	original := get(t, srv, pack.Key, pack.VersionID)
+	_, err = srv.Client.PutObject(ctx, "backups", pack.Key, bytes.NewReader([]byte("ransom")), 6, minio.PutObjectOptions{})
+	require.NoError(t, err, "S3 versioning keeps an overwrite as a new version")
+	assert.Equal(t, original, get(t, srv, pack.Key, pack.VersionID), "the locked version is as it was")
+	err = srv.Client.RemoveObject(ctx, "backups", pack.Key, minio.RemoveObjectOptions{VersionID: pack.VersionID})
+	assert.Equal(t, "AccessDenied", minio.ToErrorResponse(err).Code)
+
+	assert.ErrorContains(t, s.Purge(ctx, "vault1", "vm1", nil), "object lock", "not before the deadline")
+	assert.NotEmpty(t, versions(t, srv, "vm1"))
+	time.Sleep(time.Until(deadline) + 500*time.Millisecond)
+	require.NoError(t, s.Purge(ctx, "vault1", "vm1", nil), "at the deadline the purge takes everything")
+	assert.Empty(t, versions(t, srv, "vm1"))
+}
+
+func get(t *testing.T, srv *s3test.Server, key, version string) []byte {
+	t.Helper()
+	r, err := srv.Client.GetObject(context.Background(), "backups", key, minio.GetObjectOptions{VersionID: version})
+	require.NoError(t, err)
+	defer r.Close()
+	var buf bytes.Buffer
+	_, err = buf.ReadFrom(r)
+	require.NoError(t, err)
+	return buf.Bytes()
+}
+
+func indexOf(all []minio.ObjectInfo, f func(minio.ObjectInfo) bool) int {
+	for i, v := range all {
+		if f(v) {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestCollectionOnALockedBucketSweepsOnceTheLocksPass: a collected point's
+// objects stay, locked, until their retention passes; the next collection
+// then removes them, and a marker only that point held is nowhere.
+func TestCollectionOnALockedBucketSweepsOnceTheLocksPass(t *testing.T) {
+	s, srv := newS3Store(t, true, "")
+	ctx := context.Background()
+	src := treediff.WriteSample(t)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "ledger.txt"), []byte("S3-EXPIRED-MARKER-5772"), 0o644))
+	lock := func() time.Time { return time.Now().Add(2 * time.Second) }
+	_, err := s.Backup(ctx, "vault1", "vm1", "rp-1", src, lock(), nil)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(filepath.Join(src, "ledger.txt")))
+	live, err := s.Backup(ctx, "vault1", "vm1", "rp-2", src, lock(), nil)
+	require.NoError(t, err)
+
+	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-1"}, lock(), nil)
+	require.NoError(t, err)
+	assert.Empty(t, scan(t, s, "vault1", "vm1", "S3-EXPIRED-MARKER-5772"), "no current object holds it")
+	assert.NotEmpty(t, deleted(t, srv), "what the collection deleted stays, under lock")
+	time.Sleep(2500 * time.Millisecond)
+	_, err = s.Delete(ctx, "vault1", "vm1", nil, lock(), nil)
+	require.NoError(t, err)
+	assert.Empty(t, deleted(t, srv), "and goes once its lock has passed")
+
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(ctx, "vault1", "vm1", "rp-2", live.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+}
+
+// deleted are the versions of objects kopia deleted that the bucket keeps.
+func deleted(t *testing.T, srv *s3test.Server) []string {
+	t.Helper()
+	all := versions(t, srv, "vm1")
+	gone := map[string]bool{}
+	for _, v := range all {
+		if v.IsLatest && v.IsDeleteMarker {
+			gone[v.Key] = true
+		}
+	}
+	var kept []string
+	for _, v := range all {
+		if gone[v.Key] && !v.IsDeleteMarker {
+			kept = append(kept, v.Key)
+		}
+	}
+	return kept
+}
+
+func TestS3LocationsAreCheckedAtOpen(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	_, err := Open(context.Background(), Options{Location: "s3://missing/x", Password: testPassword, WorkDir: t.TempDir()})
+	assert.ErrorContains(t, err, "bucket missing does not exist at "+srv.Endpoint)
+	_, err = Open(context.Background(), Options{Location: "s3:///x", Password: testPassword, WorkDir: t.TempDir()})
+	assert.ErrorContains(t, err, `is not s3://BUCKET/PREFIX`)
+	_, err = Open(context.Background(), Options{Location: t.TempDir(), Password: testPassword, WorkDir: t.TempDir(), LockMode: "forever"})
+	assert.ErrorContains(t, err, `object-lock mode "forever" is not known`)
+}
