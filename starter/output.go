@@ -42,9 +42,9 @@ func printStatus(out io.Writer, st workflows.Status) {
 	fmt.Fprintf(out, "\nRecovery points (%d)\n", len(st.RecoveryPoints))
 	if len(st.RecoveryPoints) > 0 {
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tSHA256")
+		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tNEW IN STORE\tCONTENT SHA256")
 		for _, rp := range st.RecoveryPoints {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, short(rp.SHA256))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, rp.NewBytes, short(rp.SHA256))
 		}
 		tw.Flush()
 	}
