@@ -35,7 +35,7 @@ func load(t *testing.T, path string) (*types.Project, error) {
 func problems(p *types.Project) []string {
 	var out []string
 	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	want := []string{"postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "worker"}
+	want := []string{"postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "s3", "s3-bucket", "worker"}
 	for _, name := range want {
 		if _, ok := p.Services[name]; !ok {
 			bad("service %s is missing", name)
@@ -80,15 +80,25 @@ func problems(p *types.Project) []string {
 	if !strings.HasPrefix(w.Restart, "on-failure") && w.Restart != "always" && w.Restart != "unless-stopped" {
 		bad("worker restart policy %q does not restart it on failure", w.Restart)
 	}
+	// Configured by the standard environments of Temporal and the AWS
+	// SDK, the store and its password: nothing else.
 	for k := range w.Environment {
-		if k != "TEMPORAL_ADDRESS" && k != "TEMPORAL_NAMESPACE" {
-			bad("worker is configured with %s: only TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE", k)
+		if !strings.HasPrefix(k, "TEMPORAL_") && !strings.HasPrefix(k, "AWS_") && k != "RECOVERYVAULT_STORE" && k != "RECOVERYVAULT_REPOSITORY_PASSWORD_FILE" {
+			bad("worker is configured with %s: only the Temporal and AWS environments, the store and its password file", k)
 		}
 	}
-	if !slices.ContainsFunc(w.Volumes, func(v types.ServiceVolumeConfig) bool {
-		return v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/recoveryvault/store" && p.Volumes[v.Source].Name != ""
-	}) {
-		bad("worker does not mount a named volume as its store at /var/lib/recoveryvault/store")
+	if store := w.Environment["RECOVERYVAULT_STORE"]; store == nil || !strings.HasPrefix(*store, "s3://") {
+		bad("worker keeps its recovery points elsewhere than in a bucket")
+	}
+	if len(w.Volumes) > 0 {
+		bad("worker mounts a volume: workers share the bucket, not a volume")
+	}
+	if !slices.ContainsFunc(w.Secrets, func(s types.ServiceSecretConfig) bool { return s.Source == "repository-password" }) {
+		bad("worker is not given the repository password as a secret")
+	}
+	completed("worker", "s3-bucket")
+	if b := p.Services["s3-bucket"]; len(b.Entrypoint) < 2 || b.Entrypoint[1] != "create" {
+		bad("no one-shot job makes the bucket")
 	}
 	slices.Sort(out)
 	return out
@@ -115,7 +125,10 @@ func TestComposeCheckCatchesABrokenFile(t *testing.T) {
 		"a port on every host": {`"127.0.0.1:8080:8080"`, `"8080:8080"`, "publishes port 8080"},
 		"no schema wait":       {"      temporal-schema:\n        condition: service_completed_successfully\n      temporal-namespace:", "      temporal-namespace:", "worker does not wait for temporal-schema"},
 		"no healthcheck":       {"      test: [\"CMD\", \"nc\", \"-z\", \"localhost\", \"7233\"]", "      disable: true", "service temporal has no healthcheck"},
-		"a private store":      {"      - recovery-points:/var/lib/recoveryvault/store", "      - /tmp/store:/var/lib/recoveryvault/store", "does not mount a named volume"},
+		"a shared volume":      {"    secrets:\n      - repository-password\n", "    volumes:\n      - /tmp/store:/var/lib/recoveryvault/store\n    secrets:\n      - repository-password\n", "workers share the bucket, not a volume"},
+		"no password":          {"    secrets:\n      - repository-password\n", "", "not given the repository password"},
+		"a store on disk":      {"RECOVERYVAULT_STORE: s3://backups/recovery-points", "RECOVERYVAULT_STORE: /var/lib/recoveryvault/store", "elsewhere than in a bucket"},
+		"no bucket job":        {"      s3-bucket:\n        condition: service_completed_successfully\n", "", "worker does not wait for s3-bucket"},
 		"a missing service":    {"  temporal-ui:\n", "  temporal-web:\n", "service temporal-ui is missing"},
 		"broken YAML":          {"services:\n", "services:\n  - [\n", "load:"},
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scale-out test, with no Docker: a throwaway PostgreSQL 15 cluster, the
 # Temporal schemas made by the server's own SQL tool, a real Temporal server
-# process on them, two worker processes sharing one recovery-point store,
+# process on them, an S3 server (versitygw) with a bucket with object lock,
+# two worker processes sharing that bucket as their recovery-point store,
 # and `starter load` driving ITEMS items through their lifecycle while one
 # worker is killed with SIGKILL. Everything listens on 127.0.0.1 and is
 # stopped and removed at the end, failed or not.
@@ -18,9 +19,12 @@ PG_PORT=${PG_PORT:-55432}
 PORT_BASE=${PORT_BASE:-17230}   # frontend PORT_BASE+3, the other services nearby
 FRONTEND=127.0.0.1:$((PORT_BASE + 3))
 TEMPORAL=${TEMPORAL:-$(command -v temporal || echo "$(go env GOPATH)/bin/temporal")}
+VERSITYGW=${VERSITYGW:-$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")}
+S3_PORT=${S3_PORT:-$((PORT_BASE + 30))}
 
 [ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL 15 is not installed at $PG_BIN (apt-get install postgresql-15)"; exit 1; }
 [ -x "$TEMPORAL" ] || { echo "the Temporal CLI is missing: go install github.com/temporalio/cli/cmd/temporal@v1.5.1"; exit 1; }
+[ -x "$VERSITYGW" ] || { echo "versitygw is missing: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"; exit 1; }
 
 work=$(mktemp -d /tmp/recoveryvault-scaleout.XXXXXX)
 chmod 755 "$work"
@@ -49,6 +53,7 @@ go build -o "$work/bin/temporal-server" go.temporal.io/server/cmd/server
 go build -o "$work/bin/temporal-sql-tool" go.temporal.io/server/cmd/tools/sql
 go build -o "$work/bin/worker" ./worker
 go build -o "$work/bin/starter" ./starter
+go build -o "$work/bin/bucket" ./deploy/bucket
 schema="$(go list -m -f '{{.Dir}}' go.temporal.io/server)/schema/postgresql/v12"
 
 echo "== PostgreSQL 15 on 127.0.0.1:$PG_PORT"
@@ -78,12 +83,24 @@ for _ in $(seq 120); do "$TEMPORAL" operator cluster health --address "$FRONTEND
 "$TEMPORAL" operator namespace create --address "$FRONTEND" --namespace default --retention 72h >/dev/null
 export TEMPORAL_ADDRESS=$FRONTEND TEMPORAL_NAMESPACE=default
 
-echo "== two workers sharing $work/store, soft-delete window $WINDOW"
+echo "== S3 (versitygw) on 127.0.0.1:$S3_PORT, bucket backups with object lock"
+mkdir -p "$work/s3/data" "$work/s3/versions"
+export AWS_ACCESS_KEY_ID=scaleout AWS_SECRET_ACCESS_KEY=scaleout-secret AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$S3_PORT
+"$VERSITYGW" --port "127.0.0.1:$S3_PORT" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --quiet \
+  posix --versioning-dir "$work/s3/versions" "$work/s3/data" >"$work/s3.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do "$work/bin/bucket" create backups >/dev/null 2>&1 && break; sleep 0.2; done
+[ "$("$work/bin/bucket" count backups "")" = 0 ]
+
+echo "== two workers sharing s3://backups/scaleout, soft-delete window $WINDOW"
+export RECOVERYVAULT_REPOSITORY_PASSWORD=scaleout-repository-password
 for n in 1 2; do
-  "$work/bin/worker" --load-test --soft-delete-retention "$WINDOW" --store "$work/store" >"$work/worker$n.log" 2>&1 &
+  "$work/bin/worker" --load-test --soft-delete-retention "$WINDOW" --store s3://backups/scaleout \
+    --data-dir "$work/worker$n" >"$work/worker$n.log" 2>&1 &
   pids+=($!)
+  [ "$n" = 1 ] && doomed=$!
 done
-doomed=${pids[1]}
 for _ in $(seq 60); do grep -q "Recovery Vault worker:" "$work/worker1.log" "$work/worker2.log" 2>/dev/null && break; sleep 1; done
 
 echo "== load: $ITEMS items; worker 1 is killed with SIGKILL once a quarter are purged"
@@ -108,9 +125,9 @@ cat "$work/load.out"
 [ "$load_status" -eq 0 ] || { echo "the load failed"; exit 1; }
 [ -n "$killed" ] || { echo "the load ended before worker 1 could be killed: raise ITEMS"; exit 1; }
 
-left=$( (find "$work/store/scaleout" -type f 2>/dev/null || true) | wc -l)
+left=$("$work/bin/bucket" count backups scaleout/)
 if [ "$left" -ne 0 ]; then
-  echo "the store still holds $left files of purged items"
+  echo "the bucket still holds $left objects, versions or delete markers of purged items"
   exit 1
 fi
 echo "== scale-out test passed: every item purged once, no undeleted point lost, no purged data left"

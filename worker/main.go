@@ -78,7 +78,7 @@ Flags:
 	fs.BoolVar(&c.dev, "dev", false, "run a real Temporal server and its Web UI in this process, persisted under --data-dir")
 	fs.BoolVar(&c.loadTest, "load-test", false,
 		"on an existing cluster, take dev mode's settings: --soft-delete-retention may shorten every window (load tests on a throwaway cluster only)")
-	fs.StringVar(&c.dataDir, "data-dir", ".recoveryvault", "directory of the worker's own files; in dev mode also Temporal's SQLite file, its log, the recovery-point store and its password")
+	fs.StringVar(&c.dataDir, "data-dir", cmp.Or(os.Getenv("RECOVERYVAULT_DATA_DIR"), ".recoveryvault"), "directory of the worker's own files (env RECOVERYVAULT_DATA_DIR); in dev mode also Temporal's SQLite file, its log, the recovery-point store and its password")
 	fs.IntVar(&c.port, "port", 7233, "dev mode: Temporal frontend port on 127.0.0.1")
 	fs.IntVar(&c.uiPort, "ui-port", 8233, "dev mode: Temporal Web UI port on 127.0.0.1")
 	fs.StringVar(&c.store, "store", os.Getenv("RECOVERYVAULT_STORE"),
