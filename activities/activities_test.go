@@ -71,11 +71,13 @@ func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {
 	var buf bytes.Buffer
 	n := LogNotifier{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
-	require.NoError(t, n.Notify(t.Context(), workflows.Alert{Kind: workflows.AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0)}))
+	require.NoError(t, n.Notify(t.Context(), workflows.Alert{Kind: workflows.AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0),
+		Signer: "mallory (SHA256:abc)"}))
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
 	assert.Equal(t, "softDeleted", line["kind"])
 	assert.Equal(t, "mallory", line["requestedBy"])
+	assert.Equal(t, "mallory (SHA256:abc)", line["signer"], "the key that signed the operation")
 	assert.Contains(t, line, "at")
 	assert.Contains(t, line, "purgeTime")
 	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte(`"time"`)), "one time key per line")

@@ -31,6 +31,9 @@ func (n LogNotifier) Notify(_ context.Context, a workflows.Alert) error {
 	if !a.PurgeTime.IsZero() {
 		attrs = append(attrs, "purgeTime", a.PurgeTime)
 	}
+	if a.Signer != "" {
+		attrs = append(attrs, "signer", a.Signer)
+	}
 	if a.Detail != "" {
 		attrs = append(attrs, "detail", a.Detail)
 	}

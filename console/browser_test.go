@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"recoveryvault/internal/signingtest"
 	"recoveryvault/workflows"
 )
 
@@ -251,4 +252,44 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 
 func jsString(s string) string {
 	return "'" + regexp.MustCompile(`['\\]`).ReplaceAllString(s, `\$0`) + "'"
+}
+
+// TestBrowserOnASignedVaultShowsCommandsInsteadOfCriticalActions: the
+// console holds no one's key, so on a vault that requires signatures it
+// offers no delete and no approval, and shows the commands that would sign
+// them, with the values filled in; the audit shows who signed.
+func TestBrowserOnASignedVaultShowsCommandsInsteadOfCriticalActions(t *testing.T) {
+	b := startBrowser(t)
+	k := startCluster(t, Options{})
+	k.protect("signed", "vm1")
+	alice, bob := signingtest.New(t, "alice@example.com"), signingtest.New(t, "bob@example.com")
+	k.signedVault("signed", alice, bob)
+	var st workflows.Status
+	require.NoError(t, executeUpdate(k, workflows.WorkflowID("signed", "vm1"), workflows.UpdateDelete,
+		k.sign(alice, workflows.UpdateDelete, workflows.WorkflowID("signed", "vm1"), workflows.Request{RequestedBy: "alice@example.com", Reason: "retired"}), &st))
+	require.NotNil(t, st.PendingApproval)
+
+	b.do(chromedp.Navigate(k.url + "/vaults/signed/items/vm1"))
+	b.until(`document.querySelector(".state-Protected") !== null`)
+	assert.Equal(t, "false", b.eval(`String(document.getElementById("confirmName") !== null)`), "no delete form")
+	b.do(chromedp.Click(chromedp.CSS("#delete summary")))
+	commands := b.text("#delete")
+	assert.Contains(t, commands, "requires signed critical operations")
+	assert.Contains(t, commands, "go run ./starter delete --vault signed --item vm1 --requested-by 'you@example.com' --reason 'Decommissioned' --key ~/.ssh/id_ed25519")
+	assert.Contains(t, commands, "sign delete backup-item/signed/vm1 ~/.ssh/id_ed25519 delete.json > delete.signed.json")
+	assert.Contains(t, commands, "temporal workflow update execute --workflow-id backup-item/signed/vm1 --name delete --input-file delete.signed.json")
+	assert.Contains(t, b.text("#audit"), "alice@example.com ("+alice.Fingerprint()+")", "the audit shows the key that signed")
+	b.shot("12-signed-item")
+
+	b.do(chromedp.Navigate(k.url + "/vaults/signed"))
+	b.until(`document.querySelector('tr[data-request="r-1"]') !== null`)
+	assert.Contains(t, b.text("main"), "Required: critical operations and approvals are signed")
+	assert.Contains(t, b.text("main"), bob.Fingerprint())
+	assert.Equal(t, "false", b.eval(`String(document.querySelector('form[action$="/approve"]') !== null)`), "no approve button")
+	b.do(chromedp.Click(chromedp.CSS(`tr[data-request="r-1"] details summary`)))
+	decide := b.text(`tr[data-request="r-1"] details`)
+	assert.Contains(t, decide, "go run ./starter vault approve --vault signed --request r-1 --requested-by 'you@example.com' --key ~/.ssh/id_ed25519")
+	assert.Contains(t, decide, `echo '{"requestId":"r-1","requestedBy":"you@example.com"}' > approve.json`)
+	assert.Contains(t, decide, "temporal workflow update execute --workflow-id vault/signed --name approve --input-file approve.signed.json")
+	b.shot("13-signed-vault")
 }

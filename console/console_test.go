@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,8 @@ import (
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
+	"recoveryvault/internal/signing"
+	"recoveryvault/internal/signingtest"
 	"recoveryvault/internal/storetest"
 	"recoveryvault/workflows"
 )
@@ -73,6 +77,15 @@ func (k *cluster) protect(vaultID, itemID string) string {
 	}, workflows.WorkflowType, in)
 	require.NoError(k.t, err)
 	require.Eventually(k.t, func() bool { return k.status(vaultID, itemID).LastBackupTime != "" }, 30*time.Second, 100*time.Millisecond)
+	// The item registers with its vault (and so makes it) just after its
+	// first backup: tests that go on to the vault wait for that too.
+	require.Eventually(k.t, func() bool {
+		v, err := k.c.QueryWorkflow(context.Background(), workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
+		var vs workflows.VaultStatus
+		return err == nil && v.Get(&vs) == nil && slices.ContainsFunc(workflows.VisibleStates, func(s workflows.State) bool {
+			return slices.ContainsFunc(vs.Items[s], func(i workflows.VaultItemStatus) bool { return i.ItemID == itemID })
+		})
+	}, 30*time.Second, 100*time.Millisecond, "item %s registered with vault %s", itemID, vaultID)
 	return src
 }
 
@@ -282,4 +295,28 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 
 func executeUpdate(k *cluster, workflowID, name string, arg, result any) error {
 	return items.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name, Args: []any{arg}}, result)
+}
+
+// sign is req as key k signs it now for operation op at workflowID.
+func (k *cluster) sign(key *signingtest.Key, op, workflowID string, req any) json.RawMessage {
+	k.t.Helper()
+	b, err := signing.Sign(key.Signer, op, workflowID, req, time.Now())
+	require.NoError(k.t, err)
+	return b
+}
+
+// signedVault makes vault vaultID require signatures by the keys given, with
+// multi-user authorization between their holders.
+func (k *cluster) signedVault(vaultID string, keys ...*signingtest.Key) {
+	k.t.Helper()
+	wf := workflows.VaultWorkflowID(vaultID)
+	var vs workflows.VaultStatus
+	require.NoError(k.t, executeUpdate(k, wf, workflows.UpdateSetAllowedSigners,
+		workflows.SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(keys...), RequestedBy: keys[0].Principal}, &vs))
+	var names []string
+	for _, key := range keys {
+		names = append(names, key.Principal)
+	}
+	require.NoError(k.t, executeUpdate(k, wf, workflows.UpdateEnableMua,
+		k.sign(keys[0], workflows.UpdateEnableMua, wf, workflows.EnableMuaRequest{Approvers: names, RequestedBy: keys[0].Principal}), &vs))
 }

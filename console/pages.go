@@ -290,6 +290,9 @@ type itemData struct {
 	SoftDeleteDisabled bool
 	// Pending are this item's deletes waiting for approval at the vault.
 	Pending []workflows.MuaRequest
+	// Signed says the vault requires signed critical operations: the
+	// console, which holds no one's key, shows the commands instead.
+	Signed bool
 	// Form holds what the operator typed into a form that was refused.
 	Form map[string]string
 }
@@ -318,6 +321,7 @@ func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) err
 	// not answer.
 	if vs, err := c.vaultStatus(r.Context(), vaultID); err == nil {
 		d.Status, d.SoftDeleteDisabled = items.VaultWindow(st, vs.SoftDelete)
+		d.Signed = vs.SignaturesRequired
 		for _, req := range vs.Requests {
 			if req.State == workflows.RequestPending && req.ItemID == itemID {
 				d.Pending = append(d.Pending, req)
@@ -360,6 +364,8 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 	if op == workflows.OpDelete {
 		// As in Azure: the operator types the item's name and says why.
 		switch {
+		case c.requiresSignatures(r, vaultID):
+			refusal = problem(http.StatusBadRequest, "Vault %s requires signed critical operations, and the console holds no one's key: delete with the starter or the Temporal CLI, as this page shows. Nothing was deleted.", vaultID)
 		case form["confirmName"] != itemID:
 			refusal = problem(http.StatusBadRequest, "Type the item's name, %s, to confirm that its backup data is to be deleted. Nothing was deleted.", itemID)
 		case form["reason"] == "":
@@ -421,7 +427,14 @@ func (c *Console) vaultAction(r *http.Request, v *view) error {
 		return err
 	}
 	var st workflows.VaultStatus
-	if err := c.update(r.Context(), workflows.VaultWorkflowID(vaultID), name, req, &st); err != nil {
+	err = nil
+	if c.requiresSignatures(r, vaultID) {
+		err = problem(http.StatusBadRequest, "Vault %s requires signed approvals, and the console holds no one's key: %s with the starter or the Temporal CLI, as this page shows. Nothing was changed.", vaultID, name)
+	}
+	if err == nil {
+		err = c.update(r.Context(), workflows.VaultWorkflowID(vaultID), name, req, &st)
+	}
+	if err != nil {
 		var p *problemError
 		if !errors.As(err, &p) || p.status == http.StatusBadGateway {
 			return err
@@ -434,6 +447,13 @@ func (c *Console) vaultAction(r *http.Request, v *view) error {
 	}
 	redirect(v.writer, r, vaultHref(vaultID)+"?"+url.Values{"done": {name}, "request": {req.RequestID}}.Encode())
 	return nil
+}
+
+// requiresSignatures says whether the vault requires signed critical
+// operations; one that cannot be read is left to refuse for itself.
+func (c *Console) requiresSignatures(r *http.Request, vaultID string) bool {
+	st, err := c.vaultStatus(r.Context(), vaultID)
+	return err == nil && st.SignaturesRequired
 }
 
 // maxFieldLength bounds what a form field may carry into a workflow: a
@@ -562,10 +582,21 @@ var templateFuncs = template.FuncMap{
 		return shellQuote(string(b))
 	},
 	"shellQuote": shellQuote,
-	"vaultHref":  vaultHref,
-	"remaining":  func(t time.Time) string { return remaining(time.Until(t)) },
-	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"when":       when,
+	// requestJSON is a request's payload, as a shell word: pairs of field
+	// names and values.
+	"requestJSON": func(pairs ...string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(pairs); i += 2 {
+			m[pairs[i]] = pairs[i+1]
+		}
+		b, _ := json.Marshal(m)
+		return shellQuote(string(b))
+	},
+	"vaultWorkflowID": workflows.VaultWorkflowID,
+	"vaultHref":       vaultHref,
+	"remaining":       func(t time.Time) string { return remaining(time.Until(t)) },
+	"iso":             func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"when":            when,
 	"whenText": func(s string) string {
 		if s == "" {
 			return "—"

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"recoveryvault/internal/signingtest"
 	"recoveryvault/workflows"
 )
 
@@ -225,4 +226,26 @@ func TestDeleteWithSoftDeleteDisabledWarnsAndPurges(t *testing.T) {
 	code, body = alice.get("/vaults/vault1")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "This vault has been deleted.")
+}
+
+// TestTheConsoleSendsNoUnsignedCriticalActionToASignedVault: a delete or a
+// decision posted anyway is refused by the console, and nothing reaches
+// the workflows.
+func TestTheConsoleSendsNoUnsignedCriticalActionToASignedVault(t *testing.T) {
+	k := startCluster(t, Options{})
+	k.protect("signed", "vm1")
+	alice, bob := signingtest.New(t, "alice@example.com"), signingtest.New(t, "bob@example.com")
+	k.signedVault("signed", alice, bob)
+	op := k.operator("bob@example.com")
+	code, body, _ := op.post("/vaults/signed/items/vm1/delete", url.Values{"confirmName": {"vm1"}, "reason": {"retired"}})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, "Vault signed requires signed critical operations, and the console holds no one&#39;s key")
+	code, body, _ = op.post("/vaults/signed/approve", url.Values{"requestId": {"r-1"}})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, body, "requires signed approvals")
+	st := k.status("signed", "vm1")
+	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	for _, e := range st.Audit {
+		assert.NotEqual(t, "delete", e.Operation, "nothing reached the item")
+	}
 }

@@ -33,7 +33,10 @@ type app struct {
 	reason      string
 	// yes confirms changes that cannot be undone, for scripts.
 	yes bool
-	out io.Writer
+	// keyFile is the operator's private key, for vaults that require
+	// signatures; without it, ssh-agent's keys are used.
+	keyFile string
+	out     io.Writer
 }
 
 func newRootCommand(dial dialFunc) *cobra.Command {
@@ -51,6 +54,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of tables")
+	root.PersistentFlags().StringVar(&a.keyFile, "key", "", "your SSH private key, to sign critical operations on a vault that requires signatures (default: the key in ssh-agent listed for --requested-by)")
 
 	itemFlags := func(cmd *cobra.Command) {
 		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
@@ -86,12 +90,17 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 			Args:  cobra.NoArgs,
 		}
 		cmd.RunE = a.run(func(ctx context.Context, cl client.Client) error {
+			var arg any = workflows.Request{RequestedBy: a.requestedBy, Reason: a.reason}
 			if c.update == workflows.UpdateDelete {
 				if err := a.confirmPurge(ctx, cmd, cl); err != nil {
 					return err
 				}
+				var err error
+				if arg, err = a.signed(ctx, cmd, cl, a.vaultID, c.update, a.workflowID(), arg); err != nil {
+					return err
+				}
 			}
-			return a.update(ctx, cl, c.update, workflows.Request{RequestedBy: a.requestedBy, Reason: a.reason})
+			return a.update(ctx, cl, c.update, arg)
 		})
 		itemFlags(cmd)
 		reasonFlag(cmd)
@@ -408,6 +417,22 @@ func (a *app) vaultCommand() *cobra.Command {
 	var req workflows.SetSoftDeleteRequest
 	var why string
 	var setCmd, delCmd *cobra.Command
+	// sendVault sends a vault update, signed when the vault requires it.
+	sendVault := func(ctx context.Context, cmd *cobra.Command, cl client.Client, name string, arg any) error {
+		arg, err := a.signed(ctx, cmd, cl, a.vaultID, name, workflows.VaultWorkflowID(a.vaultID), arg)
+		if err != nil {
+			return err
+		}
+		var st workflows.VaultStatus
+		if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), name, arg, &st); err != nil {
+			return err
+		}
+		if a.jsonOut {
+			return a.printJSON(st)
+		}
+		printVaultStatus(a.out, st)
+		return nil
+	}
 	withVault := func(cmd *cobra.Command, f func(context.Context, client.Client) error) *cobra.Command {
 		cmd.Args = cobra.NoArgs
 		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
@@ -446,11 +471,7 @@ func (a *app) vaultCommand() *cobra.Command {
 					return err
 				}
 			}
-			var st workflows.VaultStatus
-			if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateSetSoftDelete, req, &st); err != nil {
-				return err
-			}
-			return printVault(st)
+			return sendVault(ctx, setCmd, cl, workflows.UpdateSetSoftDelete, req)
 		})
 	setCmd = set
 	yesFlag(set, &a.yes)
@@ -462,19 +483,14 @@ func (a *app) vaultCommand() *cobra.Command {
 			if err := a.confirm(delCmd, fmt.Sprintf("Deleting vault %s", a.vaultID)); err != nil {
 				return err
 			}
-			var st workflows.VaultStatus
-			err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateDeleteVault,
-				workflows.Request{RequestedBy: a.requestedBy, Reason: why}, &st)
-			if err != nil {
-				return err
-			}
-			return printVault(st)
+			return sendVault(ctx, delCmd, cl, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: a.requestedBy, Reason: why})
 		})
 	delCmd = del
 	yesFlag(del, &a.yes)
 	var mua workflows.EnableMuaRequest
 	var off bool
-	enable := withVault(&cobra.Command{
+	var enable *cobra.Command
+	enable = withVault(&cobra.Command{
 		Use:   "enable-mua",
 		Short: "Require approval by a second person for critical operations (--off asks to turn it off)",
 		Long: "Multi-user authorization: while on, deleting backup data, disabling soft delete,\n" +
@@ -485,24 +501,17 @@ func (a *app) vaultCommand() *cobra.Command {
 		if off {
 			mua.Enabled = new(bool)
 		}
-		var st workflows.VaultStatus
-		if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), workflows.UpdateEnableMua, mua, &st); err != nil {
-			return err
-		}
-		return printVault(st)
+		return sendVault(ctx, enable, cl, workflows.UpdateEnableMua, mua)
 	})
 	enable.Flags().StringSliceVar(&mua.Approvers, "approvers", nil, "who may approve, comma-separated (alice,bob)")
 	enable.Flags().StringVar(&mua.ApprovalWindow, "approval-window", "", "how long a request waits before it expires (default 24h)")
 	enable.Flags().BoolVar(&off, "off", false, "ask to turn multi-user authorization off (needs approval)")
 	var decision workflows.DecisionRequest
 	decide := func(use, update, short string) *cobra.Command {
-		cmd := withVault(&cobra.Command{Use: use, Short: short}, func(ctx context.Context, cl client.Client) error {
+		var cmd *cobra.Command
+		cmd = withVault(&cobra.Command{Use: use, Short: short}, func(ctx context.Context, cl client.Client) error {
 			decision.RequestedBy, decision.Reason = a.requestedBy, why
-			var st workflows.VaultStatus
-			if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), update, decision, &st); err != nil {
-				return err
-			}
-			return printVault(st)
+			return sendVault(ctx, cmd, cl, update, decision)
 		})
 		cmd.Flags().StringVar(&decision.RequestID, "request", "", "the request's ID, as vault status lists it (required)")
 		_ = cmd.MarkFlagRequired("request")
@@ -510,10 +519,41 @@ func (a *app) vaultCommand() *cobra.Command {
 	}
 	approve := decide("approve", workflows.UpdateApprove, "Approve a pending request: it is carried out at once (not by its requester)")
 	reject := decide("reject", workflows.UpdateReject, "Reject a pending request (an approver, or its requester to withdraw it)")
-	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject} {
+	var signersFile string
+	var removeSigners bool
+	var signers *cobra.Command
+	signers = withVault(&cobra.Command{
+		Use:   "set-allowed-signers",
+		Short: "Require signed critical operations: the operators' SSH public keys, in OpenSSH's allowed_signers format",
+		Long: "Set, replace (--file) or remove (--remove) the vault's allowed signers: one line per key,\n" +
+			"\"alice@example.com ssh-ed25519 AAAA...\", as git and ssh-keygen -Y verify read them. While\n" +
+			"a vault holds them, every critical operation and every approval must be signed by a key\n" +
+			"listed for its --requested-by; the starter signs with --key or the key in ssh-agent.\n" +
+			"The first set follows the vault's rules for critical operations; replacing or removing\n" +
+			"them is critical, and signed.",
+	}, func(ctx context.Context, cl client.Client) error {
+		req := workflows.SetAllowedSignersRequest{RequestedBy: a.requestedBy, Reason: why}
+		switch {
+		case removeSigners == (signersFile != ""):
+			return errors.New("give --file FILE (an allowed_signers file) or --remove")
+		case signersFile != "":
+			text, err := os.ReadFile(signersFile)
+			if err != nil {
+				return fmt.Errorf("read the allowed signers: %w", err)
+			}
+			if _, err := workflows.ParseAllowedSigners(string(text)); err != nil {
+				return fmt.Errorf("%s: %w; nothing was sent", signersFile, err)
+			}
+			req.AllowedSigners = string(text)
+		}
+		return sendVault(ctx, signers, cl, workflows.UpdateSetAllowedSigners, req)
+	})
+	signers.Flags().StringVar(&signersFile, "file", "", "the allowed_signers file")
+	signers.Flags().BoolVar(&removeSigners, "remove", false, "remove the allowed signers: critical operations are no longer signed")
+	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject, signers} {
 		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
 		cmd.Flags().StringVar(&why, "reason", "", "why, for the audit trail")
 	}
-	vault.AddCommand(status, set, del, enable, approve, reject)
+	vault.AddCommand(status, set, del, enable, approve, reject, signers)
 	return vault
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -97,6 +98,14 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
 		fmt.Fprintf(tw, "WARNING\tsoft-delete window %s\n", st.SoftDeleteRetentionOverride)
 	}
 	fmt.Fprintf(tw, "Approval\t%s\n", st.MultiUserAuthorization)
+	if st.SignaturesRequired {
+		fmt.Fprintf(tw, "Signatures\trequired on critical operations and approvals, by %s:\n", workflows.Plural(len(st.AllowedSigners), "key"))
+		for _, k := range st.AllowedSigners {
+			fmt.Fprintf(tw, "\t  %s  %s %s\n", strings.Join(k.Principals, ","), k.KeyType, k.Fingerprint)
+		}
+	} else {
+		fmt.Fprintf(tw, "Signatures\tnot required (no allowed signers)\n")
+	}
 	tw.Flush()
 	if len(st.Requests) > 0 {
 		fmt.Fprintln(out, "\nRequests")
@@ -127,9 +136,9 @@ func printAudit(out io.Writer, all []workflows.AuditEntry) {
 	}
 	fmt.Fprintf(out, "\nAudit (last %d of %d)\n", len(audit), len(all))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tOUTCOME\tDETAIL")
+	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tSIGNED BY\tOUTCOME\tDETAIL")
 	for _, e := range audit {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, e.Outcome, e.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, dash(e.Signer), e.Outcome, e.Detail)
 	}
 	tw.Flush()
 }

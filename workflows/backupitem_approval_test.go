@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"recoveryvault/internal/signing"
+	"recoveryvault/internal/signingtest"
 	. "recoveryvault/workflows"
 )
 
@@ -186,4 +188,72 @@ func (s *ItemSuite) TestAnApprovalWhoseWindowEndedIsNotCarriedOut() {
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
+}
+
+// TestASignedApprovalIsCheckedByTheItemAndCountsOnce: on a vault that
+// requires signatures, the item checks the approver's signature itself
+// against the keys its vault handed it with the pending delete, and asks
+// the vault nothing more: forged approvals with full access to the
+// namespace change nothing, bob's own soft-deletes the item once.
+func (s *ItemSuite) TestASignedApprovalIsCheckedByTheItemAndCountsOnce() {
+	bob, mallory := signingtest.New(s.T(), "bob"), signingtest.New(s.T(), "mallory")
+	s.vaultMua, s.approverKeys = true, bob.Line()
+	approval := func(k *signingtest.Key, by, id string) DeleteApproval {
+		b, err := signing.Sign(k.Signer, UpdateApprove, VaultWorkflowID("vault1"), DecisionRequest{RequestID: id, RequestedBy: by}, s.env.Now())
+		s.Require().NoError(err)
+		return DeleteApproval{RequestID: "r-1", Approval: b}
+	}
+	var deleted time.Time
+	var bobs DeleteApproval
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory", Reason: "decommissioned"}) })
+	s.at(2*time.Hour, func() {
+		for _, forged := range []DeleteApproval{
+			{RequestID: "r-1"},                  // no signature: what anyone can send
+			approval(mallory, "bob", "r-1"),     // mallory's key claiming to be bob
+			approval(mallory, "mallory", "r-1"), // the requester approving
+			approval(bob, "bob", "r-2"),         // bob's approval of another request
+		} {
+			s.env.SignalWorkflow(SignalDeleteApproved, forged)
+		}
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(Protected, st.ProtectionState, "no forged approval counts")
+		rejected := 0
+		for _, e := range st.Audit {
+			if e.Operation == SignalDeleteApproved && e.Outcome == OutcomeRejected {
+				rejected++
+			}
+		}
+		s.Equal(4, rejected, "every forged approval is audited")
+		s.Zero(s.confirmations, "the item does not ask the vault about approvals it checks itself")
+		deleted, bobs = s.env.Now(), approval(bob, "bob", "r-1")
+		s.env.SignalWorkflow(SignalDeleteApproved, bobs)
+	})
+	s.at(4*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState)
+		s.Equal(deleted.Add(14*day).UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC)
+		last := st.Audit[len(st.Audit)-1]
+		s.Equal("delete/mallory/accepted/mallory (SHA256:test)", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome+"/"+last.Signer)
+		s.Contains(last.Detail, "reason: decommissioned; approved by bob ("+bob.Fingerprint()+") (request r-1)")
+		s.Zero(s.confirmations)
+		s.Require().NotEmpty(s.reports)
+		report := s.reports[len(s.reports)-1]
+		s.Equal(SoftDeleted, report.ProtectionState, "the item tells its vault")
+		s.True(deleted.Add(14 * day).Equal(report.DeferredDeleteTime))
+		s.Require().NotEmpty(s.alerts)
+		alert := s.alerts[len(s.alerts)-1]
+		s.Equal(AlertSoftDeleted+"/mallory/mallory (SHA256:test)", alert.Kind+"/"+alert.RequestedBy+"/"+alert.Signer)
+		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+		s.env.SignalWorkflow(SignalDeleteApproved, bobs)
+	})
+	s.at(5*time.Hour, func() {
+		s.Equal(ProtectionStopped, s.status().ProtectionState, "the same approval counts once")
+		s.Equal("deleteApproved/anonymous/rejected", s.lastAudit())
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
+	s.Zero(s.purges)
 }

@@ -54,6 +54,10 @@ type ItemSuite struct {
 	vaultMua         bool
 	vaultRequests    []MuaRequest
 	approvalRequests []ItemDeleteRequest
+	// approverKeys, when set, are the keys of a vault that requires
+	// signatures, handed to the item with a pending delete.
+	approverKeys  string
+	confirmations int
 }
 
 func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
@@ -97,6 +101,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	var a *activities.Activities
 	s.reports, s.alerts = nil, nil
 	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
+	s.approverKeys, s.confirmations = "", 0
 	deliver := func(alerts ...Alert) {
 		for _, al := range alerts {
 			al.Time = s.env.Now().UTC() // delivery time
@@ -135,6 +140,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 			answer := VaultAnswer{Settings: s.vaultSettings}
 			switch {
 			case req.RequestID != "":
+				s.confirmations++
 				r, err := s.confirmApproval(req)
 				if err != nil {
 					return VaultAnswer{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
@@ -147,7 +153,11 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 				s.approvalRequests = append(s.approvalRequests, req)
 				answer.Pending = &MuaRequest{
 					RequestID: fmt.Sprintf("r-%d", len(s.approvalRequests)), Operation: string(OpDelete), ItemID: req.ItemID,
-					RequestedBy: req.RequestedBy, State: RequestPending, Detail: "pending approval by bob",
+					RequestedBy: req.RequestedBy, Reason: req.Reason, State: RequestPending, Detail: "pending approval by bob",
+					ExpiresAt: s.env.Now().Add(day),
+				}
+				if s.approverKeys != "" {
+					answer.Approvers, answer.ApproverKeys, answer.Signer = []string{"bob"}, s.approverKeys, req.RequestedBy+" (SHA256:test)"
 				}
 				return answer, nil
 			}

@@ -105,7 +105,7 @@ type ItemState struct {
 	VaultFloor VaultFloor `json:"vaultFloor"`
 	// AwaitingApproval are the delete requests this item registered at its
 	// vault and has not carried out: the only approvals it acts on, once.
-	AwaitingApproval []string `json:"awaitingApproval,omitempty"`
+	AwaitingApproval []AwaitedApproval `json:"awaitingApproval,omitempty"`
 	// ApprovalsUsed are the last approvals carried out: never awaited again.
 	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
 }
@@ -122,8 +122,13 @@ type Event struct {
 	// RecoveryPointID and TargetPath are a restore's.
 	RecoveryPointID string
 	TargetPath      string
-	// RequestID is the approval of OpApproved.
+	// RequestID is the approval of OpApproved, and Approval the approve
+	// update its approver signed, when the vault requires signatures.
 	RequestID string
+	Approval  []byte
+	// Input is a delete's payload as sent, signature included, for the
+	// vault to check.
+	Input []byte
 	// Results of effects: the point a backup made, the points a collection
 	// removed, what a restore wrote, the vault's settings, or why an
 	// effect failed.
@@ -156,6 +161,9 @@ type Failure struct {
 type Inputs struct {
 	Item ItemInput
 	Now  time.Time
+	// Override is the worker's window setting, for a window the item
+	// works out itself (an approval it checked).
+	Override windowSetting
 	// Vault is the vault's answer to this delete; nil until gathered.
 	Vault *VaultAnswer
 }
@@ -391,17 +399,22 @@ func (d *decider) delete() (Decision, error) {
 		r := *v.Pending
 		// A request carried out while this answer was on its way is not
 		// awaited again.
-		if !slices.Contains(d.st.AwaitingApproval, r.RequestID) && !slices.Contains(d.st.ApprovalsUsed, r.RequestID) {
-			d.st.AwaitingApproval = keepLast(append(slices.Clone(d.st.AwaitingApproval), r.RequestID), maxAwaitingApproval)
+		if d.awaiting(r.RequestID) < 0 && !slices.Contains(d.st.ApprovalsUsed, r.RequestID) {
+			a := AwaitedApproval{RequestID: r.RequestID, RequestedBy: r.RequestedBy, Reason: r.Reason, Signer: v.Signer,
+				ExpiresAt: r.ExpiresAt, Approvers: v.Approvers, ApproverKeys: v.ApproverKeys, Settings: v.Settings}
+			d.st.AwaitingApproval = keepLast(append(slices.Clone(d.st.AwaitingApproval), a), maxAwaitingApproval)
 		}
 		d.record(OpDelete, by, OutcomePending, fmt.Sprintf("request %s at vault %s: %s", r.RequestID, d.in.Item.VaultID, r.Detail))
+		d.audit.Signer = v.Signer
 		d.pending = &r
 		return d.decision(), nil
 	}
 	if d.ev.Op == OpApproved {
 		// Every delete this item waited for is done by this one, asked by
 		// its requester and approved by another.
-		d.st.ApprovalsUsed = keepLast(append(slices.Clone(d.st.ApprovalsUsed), d.st.AwaitingApproval...), maxAwaitingApproval)
+		for _, a := range d.st.AwaitingApproval {
+			d.st.ApprovalsUsed = keepLast(append(slices.Clone(d.st.ApprovalsUsed), a.RequestID), maxAwaitingApproval)
+		}
 		d.st.AwaitingApproval = nil
 		by, d.ev.Reason = v.RequestedBy, v.Reason
 	}
@@ -413,6 +426,7 @@ func (d *decider) delete() (Decision, error) {
 	if v.Disabled {
 		d.st.ProtectionState, d.st.Deadline = Purging, now
 		d.record(OpDelete, by, OutcomeAccepted, "soft delete is disabled for the vault: the backup data is purged at once")
+		d.audit.Signer = v.Signer
 		d.purge()
 		return d.decision(), nil
 	}
@@ -422,6 +436,14 @@ func (d *decider) delete() (Decision, error) {
 		d.st.ReminderAt = at
 	}
 	d.record(OpDelete, by, OutcomeAccepted, SoftDeletedDetail(d.st.Deadline))
+	d.audit.Signer = v.Signer
+	if v.Alert == nil && d.ev.Op == OpApproved {
+		// An approval the item checked itself: the vault has not recorded
+		// this delete, so the item tells it and alerts.
+		alert := d.alert(AlertSoftDeleted, by, SoftDeletedDetail(d.st.Deadline))
+		alert.Signer = v.Signer
+		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Report: true, Alerts: []Alert{alert}})
+	}
 	if !d.st.LockedUntil.IsZero() {
 		// Held exactly until the deadline: the rolling lock never went
 		// past now plus the window, so this only ever extends it.
@@ -437,21 +459,46 @@ func SoftDeletedDetail(deadline time.Time) string {
 
 // approved is a delete approved at the vault. The signal alone proves
 // nothing, anyone can send it: the item acts only on a delete it registered
-// itself, once, and only once the vault confirms the approval. Whatever can
-// be refused without asking the vault is, so a flood of forged approvals
+// itself, once. On a vault that required signatures when the delete was
+// requested, the item checks the approver's signature itself
+// (checkApproval, in trust.go) and needs nothing more from the vault;
+// otherwise it acts once the vault confirms the approval. Whatever can be
+// refused without asking the vault is, so a flood of forged approvals
 // costs nothing.
 func (d *decider) approved() (Decision, error) {
 	id := d.ev.RequestID
+	i := d.awaiting(id)
 	switch {
 	case id == "":
 		return d.refuse(`no requestId, nothing changed: send {"requestId": "r-1"}`)
-	case !slices.Contains(d.st.AwaitingApproval, id):
+	case i < 0:
 		return d.refuse("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once",
 			d.item, clip([]byte(id)))
 	case d.st.ProtectionState != Protected && d.st.ProtectionState != ProtectionStopped:
 		return d.refuse("item %s is %s: request %s has nothing to delete", d.item, VisibleState(d.st.ProtectionState), id)
 	}
+	a := d.st.AwaitingApproval[i]
+	if a.ApproverKeys == "" {
+		return d.delete()
+	}
+	approver, err := checkApproval(a, d.in.Item.VaultID, d.ev.Approval, d.in.Now)
+	if err != nil {
+		return d.refuse("item %s: %v; nothing changed", d.item, err)
+	}
+	window := WindowInputs{ItemDays: d.in.Item.SoftDeleteRetentionDays, Floor: d.st.VaultFloor, Override: d.in.Override}
+	answer := &VaultAnswer{Settings: a.Settings, RequestedBy: a.RequestedBy, Signer: a.Signer,
+		Reason: fmt.Sprintf("approved by %s (request %s)", approver, a.RequestID)}
+	if a.Reason != "" {
+		answer.Reason = a.Reason + "; " + answer.Reason
+	}
+	answer.Window, answer.Disabled = window.Window(a.Settings)
+	d.in.Vault = answer
 	return d.delete()
+}
+
+// awaiting is the index of request id among the approvals awaited, or -1.
+func (d *decider) awaiting(id string) int {
+	return slices.IndexFunc(d.st.AwaitingApproval, func(a AwaitedApproval) bool { return a.RequestID == id })
 }
 
 // protect takes a new item's first backup, which proves that its source
@@ -753,7 +800,7 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // maxAwaitingApproval bounds the delete requests an item remembers.
 const maxAwaitingApproval = 20
 
-func keepLast(ids []string, n int) []string {
+func keepLast[T any](ids []T, n int) []T {
 	if len(ids) > n {
 		return ids[len(ids)-n:]
 	}

@@ -178,7 +178,9 @@ func TestDeleteUnderMuaWaitsAndOnlyItsOwnApprovalIsCarriedOut(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Protected, d.State.ProtectionState, "nothing changes")
 	assert.Equal(t, request, d.Pending)
-	assert.Equal(t, []string{"r-1"}, d.State.AwaitingApproval)
+	require.Len(t, d.State.AwaitingApproval, 1)
+	assert.Equal(t, "r-1", d.State.AwaitingApproval[0].RequestID)
+	assert.Empty(t, d.State.AwaitingApproval[0].ApproverKeys, "an unsigned vault confirms its approvals")
 	assert.Equal(t, OutcomePending, d.Audit.Outcome)
 	st = d.State
 

@@ -302,6 +302,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 		RequestedBy: ev.By,
 		Reason:      ev.Reason,
 		RequestID:   ev.RequestID,
+		Input:       ev.Input,
 		At:          workflow.Now(ctx).UTC(),
 		Window:      w.windowInputs(w.settings.window()),
 		Sequence:    w.st.ReportSequence + 1,

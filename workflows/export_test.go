@@ -1,5 +1,7 @@
 package workflows
 
+import "time"
+
 // What the black-box tests of package workflows_test need to see.
 
 const (
@@ -15,3 +17,15 @@ const (
 	MaxClosedRequests      = maxClosedRequests
 	MaxPendingPerRequester = maxPendingPerRequester
 )
+
+// VerifySigned checks input as the vault does, against allowed signers text.
+func VerifySigned(allowedSigners, op, workflowID string, input []byte, by string, now time.Time, seen []SeenNonce) (Signer, error) {
+	signers, err := parseAllowedSigners(allowedSigners)
+	if err != nil {
+		return Signer{}, err
+	}
+	s, _, err := verifySignature(signers, op, workflowID, input, by, now, seen)
+	return s, err
+}
+
+var CheckApproval = checkApproval

@@ -127,7 +127,7 @@ func updateEvent(op Operation, raw converter.RawValue) (Event, error) {
 		return Event{Op: op, By: requester(req.RequestedBy), RecoveryPointID: req.RecoveryPointID, TargetPath: req.TargetPath}, err
 	}
 	req, err := DecodeRequest(string(op), raw)
-	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason}, err
+	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason, Input: payloadData(raw)}, err
 }
 
 // signalEvent reads a signal's payload into its event; one that cannot be
@@ -138,13 +138,13 @@ func signalEvent(op Operation, raw converter.RawValue) Event {
 		if err := decodePayload(SignalDeleteApproved, raw, &a, `{"requestId": "r-1"}`); err != nil {
 			return Event{Op: op, By: anonymous, Malformed: err.Error()}
 		}
-		return Event{Op: op, By: anonymous, RequestID: a.RequestID}
+		return Event{Op: op, By: anonymous, RequestID: a.RequestID, Approval: a.Approval}
 	}
 	req, err := DecodeRequest(string(op), raw)
 	if err != nil {
 		return Event{Op: op, By: anonymous, Malformed: err.Error()}
 	}
-	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason}
+	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason, Input: payloadData(raw)}
 }
 
 func requester(by string) string {

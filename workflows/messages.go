@@ -106,6 +106,9 @@ type ItemInput struct {
 type Request struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// Signature is required on a delete, and on deleteVault, by a vault
+	// that holds allowed signers.
+	Signature
 }
 
 // RestoreRequest is the payload of the restore update.
@@ -280,12 +283,27 @@ func decodePayload(name string, raw converter.RawValue, into any, example string
 	if len(data) == 0 || data[0] != '{' {
 		return fmt.Errorf("%s payload %s is not a JSON object: send one like %s, or nothing", name, clip(data), example)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
+	if err := decodeJSON(data, into); err != nil {
 		return fmt.Errorf("%s payload %s does not fit: %v; send one like %s", name, clip(data), err, example)
 	}
 	return nil
+}
+
+// decodeJSON reads a JSON object of known fields only.
+func decodeJSON(data []byte, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(into)
+}
+
+// payloadData is a payload's JSON text, nil for none: what a signature
+// covers, field for field.
+func payloadData(raw converter.RawValue) []byte {
+	p := raw.Payload()
+	if p == nil || string(p.GetMetadata()[converter.MetadataEncoding]) != converter.MetadataEncodingJSON {
+		return nil
+	}
+	return bytes.TrimSpace(p.GetData())
 }
 
 func clip(b []byte) string {

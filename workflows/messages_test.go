@@ -28,7 +28,7 @@ func TestDecodeRequestAcceptsWhatTheCLISends(t *testing.T) {
 		"binary/null":  {converter.NewRawValue(nilPayload), Request{}},
 		"json null":    {jsonPayload("null"), Request{}},
 		"empty object": {jsonPayload("{}"), Request{}},
-		"full":         {jsonPayload(`{"requestedBy":"alice","reason":"decommissioned"}`), Request{"alice", "decommissioned"}},
+		"full":         {jsonPayload(`{"requestedBy":"alice","reason":"decommissioned"}`), Request{RequestedBy: "alice", Reason: "decommissioned"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,6 +64,7 @@ type EnableMuaRequest struct {
 	ApprovalWindow string   `json:"approvalWindow,omitempty"`
 	RequestedBy    string   `json:"requestedBy,omitempty"`
 	Reason         string   `json:"reason,omitempty"`
+	Signature
 }
 
 // ChangeMua applies an enableMua request to the current settings, or
@@ -189,37 +191,47 @@ const (
 
 // MuaRequest is a critical operation waiting for, or decided by, approval.
 type MuaRequest struct {
-	RequestID   string       `json:"requestId"`
-	Operation   string       `json:"operation"`
-	ItemID      string       `json:"itemId,omitempty"`
-	Summary     string       `json:"summary"`
-	RequestedBy string       `json:"requestedBy"`
-	Reason      string       `json:"reason,omitempty"`
-	State       RequestState `json:"state"`
-	CreatedAt   time.Time    `json:"createdAt"`
-	ExpiresAt   time.Time    `json:"expiresAt"`
-	DecidedBy   string       `json:"decidedBy,omitempty"`
-	DecidedAt   time.Time    `json:"decidedAt,omitzero"`
+	RequestID   string `json:"requestId"`
+	Operation   string `json:"operation"`
+	ItemID      string `json:"itemId,omitempty"`
+	Summary     string `json:"summary"`
+	RequestedBy string `json:"requestedBy"`
+	// Signer is the key that signed the request, or "unsigned".
+	Signer    string       `json:"signer,omitempty"`
+	Reason    string       `json:"reason,omitempty"`
+	State     RequestState `json:"state"`
+	CreatedAt time.Time    `json:"createdAt"`
+	ExpiresAt time.Time    `json:"expiresAt"`
+	DecidedBy string       `json:"decidedBy,omitempty"`
+	DecidedAt time.Time    `json:"decidedAt,omitzero"`
 	// CarriedOut is set once the item has carried out an approved delete:
 	// the same approval counts once.
 	CarriedOut bool `json:"carriedOut,omitempty"`
 	// Detail says, in words, what happened or what must happen next.
 	Detail string `json:"detail"`
 	// What is carried out on approval.
-	SoftDelete *SetSoftDeleteRequest `json:"softDelete,omitempty"`
-	Mua        *EnableMuaRequest     `json:"mua,omitempty"`
+	SoftDelete     *SetSoftDeleteRequest     `json:"softDelete,omitempty"`
+	Mua            *EnableMuaRequest         `json:"mua,omitempty"`
+	AllowedSigners *SetAllowedSignersRequest `json:"allowedSigners,omitempty"`
 }
+
+// actor is who asked for the request.
+func (r MuaRequest) actor() actor { return actor{by: r.RequestedBy, signer: r.Signer} }
 
 // DecisionRequest is the payload of approve and reject.
 type DecisionRequest struct {
 	RequestID   string `json:"requestId"`
 	RequestedBy string `json:"requestedBy,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	Signature
 }
 
 // DeleteApproval is the deleteApproved signal.
 type DeleteApproval struct {
 	RequestID string `json:"requestId"`
+	// Approval is the approve update as its approver sent it to the
+	// vault, signature included.
+	Approval json.RawMessage `json:"approval,omitempty"`
 }
 
 // pendingDetail tells the requester who may approve and until when.

@@ -44,6 +44,10 @@ type Alert struct {
 	Time        time.Time `json:"time"`
 	PurgeTime   time.Time `json:"purgeTime,omitzero"`
 	Detail      string    `json:"detail,omitempty"`
+	// Signer is the key that signed the operation ("alice@example.com
+	// (SHA256:...)"), or "unsigned" on a vault that does not require
+	// signatures.
+	Signer string `json:"signer,omitempty"`
 }
 
 // AuditEntry records one operation on an item or a vault.
@@ -53,6 +57,8 @@ type AuditEntry struct {
 	RequestedBy string    `json:"requestedBy"`
 	Outcome     string    `json:"outcome"`
 	Detail      string    `json:"detail"`
+	// Signer is the verified key of a signed operation, or "unsigned".
+	Signer string `json:"signer,omitempty"`
 }
 
 // Audit outcomes.

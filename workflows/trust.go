@@ -1,10 +1,18 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/hiddeco/sshsig"
+	"golang.org/x/crypto/ssh"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -144,4 +152,425 @@ func (v *vault) approvedDelete(ctx workflow.Context, itemID, id string) (MuaRequ
 	}
 	r.CarriedOut = true
 	return *r, nil
+}
+
+// Signed operations. A vault that holds allowed signers accepts a critical
+// operation only with an SSH signature, by a key listed for the person the
+// request names, over the request itself. What is signed is the canonical
+// message (CanonicalMessage): the operation, the workflow it is sent to
+// and every field of its input but the signature, the nonce and the time
+// among them. Threats countered:
+//
+//   - anyone who can reach the namespace sending a critical operation, or an
+//     approval, in another person's name (verifySignature: the key must be
+//     listed for requestedBy);
+//   - a signature captured from one request used for another (the message
+//     binds the operation, the workflow and every field);
+//   - the same signed request sent again (its nonce is remembered while its
+//     time is within SignatureMaxSkew, and refused outside it);
+//   - a signature made for another purpose with the same key (the SSHSIG
+//     namespace must be recoveryvault);
+//   - an approval forged on its way to the item (checkApproval: the item
+//     checks the approver's signature itself, against the keys its vault
+//     held when the delete was requested).
+
+// SignatureNamespace is the SSHSIG namespace of every signed request.
+const SignatureNamespace = "recoveryvault"
+
+// SignatureMaxSkew is how far a request's signedAt may be from the
+// workflow's clock.
+const SignatureMaxSkew = 10 * time.Minute
+
+// Bounds of what a vault accepts as allowed signers and remembers of them.
+const (
+	maxAllowedSignersBytes = 16 << 10
+	maxAllowedSigners      = 100
+	// maxNonces bounds the signed requests a vault accepts within twice
+	// the skew: only holders of listed keys can add to them.
+	maxNonces = 1000
+)
+
+// Unsigned is the signer of an operation sent without a signature to a
+// vault that does not require one, in the audit and the alerts.
+const Unsigned = "unsigned"
+
+// Signature are the fields a signed request adds to its input.
+type Signature struct {
+	// Signature is the armored SSHSIG ("-----BEGIN SSH SIGNATURE-----").
+	Signature string `json:"signature,omitempty"`
+	// Nonce is any string the signer has not used before, 8 to 128 characters.
+	Nonce string `json:"nonce,omitempty"`
+	// SignedAt is when it was signed, in RFC 3339.
+	SignedAt string `json:"signedAt,omitempty"`
+}
+
+// SeenNonce is a signed request's nonce, remembered while its time is within
+// the skew, so that the same request counts once.
+type SeenNonce struct {
+	Nonce    string    `json:"nonce"`
+	SignedAt time.Time `json:"signedAt"`
+}
+
+// Signer is who signed a request, as the audit shows it.
+type Signer struct {
+	Principal   string `json:"principal"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+func (s Signer) String() string { return s.Principal + " (" + s.Fingerprint + ")" }
+
+// SignerKey is one line of a vault's allowed signers, as its status shows it.
+type SignerKey struct {
+	Principals  []string `json:"principals"`
+	KeyType     string   `json:"keyType"`
+	Fingerprint string   `json:"fingerprint"`
+	// Namespaces, when set, are the only namespaces the key may sign in.
+	Namespaces []string `json:"namespaces,omitempty"`
+}
+
+// allowedSigner is one parsed line of an allowed_signers file.
+type allowedSigner struct {
+	SignerKey
+	key  ssh.PublicKey
+	line string
+}
+
+// ParseAllowedSigners reads OpenSSH's allowed_signers format, one key per
+// line: "principals [options] keytype base64 [comment]", as git and
+// ssh-keygen -Y verify use it. Of the options, namespaces= is honoured;
+// certificate authorities, validity times and principal patterns are
+// refused in a sentence rather than half understood.
+func ParseAllowedSigners(text string) ([]SignerKey, error) {
+	signers, err := parseAllowedSigners(text)
+	keys := make([]SignerKey, len(signers))
+	for i, s := range signers {
+		keys[i] = s.SignerKey
+	}
+	return keys, err
+}
+
+func parseAllowedSigners(text string) ([]allowedSigner, error) {
+	if len(text) > maxAllowedSignersBytes {
+		return nil, fmt.Errorf("allowed signers of %d bytes are too many: at most %d", len(text), maxAllowedSignersBytes)
+	}
+	var out []allowedSigner
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := parseSignerLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("allowed signers line %d: %w", n+1, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) > maxAllowedSigners {
+		return nil, fmt.Errorf("%d allowed signers are too many: list at most %d keys", len(out), maxAllowedSigners)
+	}
+	return out, nil
+}
+
+func parseSignerLine(line string) (allowedSigner, error) {
+	var principals, rest string
+	if strings.HasPrefix(line, `"`) {
+		end := strings.Index(line[1:], `"`)
+		if end < 0 {
+			return allowedSigner{}, errors.New("the quoted principals have no closing quote")
+		}
+		principals, rest = line[1:end+1], line[end+2:]
+	} else {
+		principals, rest, _ = strings.Cut(line, " ")
+	}
+	key, _, options, _, err := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(rest)))
+	if err != nil {
+		return allowedSigner{}, fmt.Errorf("no public key after the principals (%v): write \"alice@example.com ssh-ed25519 AAAA...\"", err)
+	}
+	s := allowedSigner{key: key, line: line, SignerKey: SignerKey{KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key)}}
+	if _, isCert := key.(*ssh.Certificate); isCert {
+		return allowedSigner{}, errors.New("certificates are not supported: list each operator's public key")
+	}
+	for _, p := range strings.Split(principals, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case strings.ContainsAny(p, "*?!"):
+			return allowedSigner{}, fmt.Errorf("principal pattern %q is not supported: list each principal by name", p)
+		case reservedName(p):
+			return allowedSigner{}, fmt.Errorf("principal %q is not a person's name", p)
+		}
+		s.Principals = append(s.Principals, p)
+	}
+	for _, o := range options {
+		name, value, _ := strings.Cut(o, "=")
+		switch strings.ToLower(name) {
+		case "namespaces":
+			for _, ns := range strings.Split(strings.Trim(value, `"`), ",") {
+				s.Namespaces = append(s.Namespaces, strings.TrimSpace(ns))
+			}
+		default:
+			return allowedSigner{}, fmt.Errorf("option %q is not supported: only namespaces= is", name)
+		}
+	}
+	return s, nil
+}
+
+// listedFor is true when the key is listed for principal by and may sign
+// in SignatureNamespace.
+func (s allowedSigner) listedFor(by string) bool {
+	if len(s.Namespaces) > 0 && !slices.Contains(s.Namespaces, SignatureNamespace) {
+		return false
+	}
+	return slices.ContainsFunc(s.Principals, func(p string) bool { return sameIdentity(p, by) })
+}
+
+// signersFor keeps the lines of the allowed signers that are listed for
+// any of names: what an item needs to check an approval.
+func signersFor(signers []allowedSigner, names []string) string {
+	var lines []string
+	for _, s := range signers {
+		if slices.ContainsFunc(names, s.listedFor) {
+			lines = append(lines, s.line)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// unlistedApprovers are the approvers with no key among signers: under
+// signatures they could never approve.
+func unlistedApprovers(signers []allowedSigner, approvers []string) []string {
+	var out []string
+	for _, a := range approvers {
+		if !slices.ContainsFunc(signers, func(s allowedSigner) bool { return s.listedFor(a) }) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// CanonicalMessage is what a signature signs for operation op sent to
+// workflowID with JSON object input (nil for none): compact JSON, keys
+// sorted, {"input": <input without "signature">, "operation": op,
+// "workflowId": workflowID}. It is what jq -cSj prints for that object, so
+// a person can sign by hand with jq and ssh-keygen -Y sign. To keep the
+// two byte for byte equal, numbers must be whole and strings may hold no
+// control characters but tab, newline and carriage return.
+func CanonicalMessage(op, workflowID string, input []byte) ([]byte, error) {
+	fields := map[string]any{}
+	if trimmed := bytes.TrimSpace(input); len(trimmed) > 0 && !bytes.Equal(trimmed, []byte("null")) {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.UseNumber()
+		if err := dec.Decode(&fields); err != nil {
+			return nil, fmt.Errorf("the input is not a JSON object: %v", err)
+		}
+	}
+	delete(fields, "signature")
+	canon, err := canonicalValue(fields)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any{"operation": op, "workflowId": workflowID, "input": canon}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// canonicalValue checks a decoded JSON value for what would print
+// differently in Go and jq, and writes whole numbers plainly.
+func canonicalValue(v any) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		// In key order, so the first problem found is always the same.
+		for _, k := range workflow.DeterministicKeys(v) {
+			if err := canonicalString(k); err != nil {
+				return nil, err
+			}
+			c, err := canonicalValue(v[k])
+			if err != nil {
+				return nil, err
+			}
+			out[k] = c
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			c, err := canonicalValue(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = c
+		}
+		return out, nil
+	case json.Number:
+		n, err := strconv.ParseInt(v.String(), 10, 64)
+		if err != nil {
+			f, ferr := strconv.ParseFloat(v.String(), 64)
+			if ferr != nil || f != float64(int64(f)) || f > 1<<53 || f < -(1<<53) {
+				return nil, fmt.Errorf("number %s in a signed request is not a whole number: write whole numbers plainly", v)
+			}
+			n = int64(f)
+		}
+		return json.Number(strconv.FormatInt(n, 10)), nil
+	case string:
+		return v, canonicalString(v)
+	}
+	return v, nil
+}
+
+func canonicalString(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("a signed request's text must be UTF-8")
+	}
+	for _, r := range s {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("a signed request's text may not hold the control character %U", r)
+		}
+	}
+	return nil
+}
+
+// verifySignature checks that input, sent as operation op to workflowID,
+// is signed by a key listed for by, in SignatureNamespace, within the skew
+// of now, with a nonce not in seen. It returns the signer and the nonce to
+// remember. Every refusal says what to do.
+func verifySignature(signers []allowedSigner, op, workflowID string, input []byte, by string, now time.Time, seen []SeenNonce) (Signer, SeenNonce, error) {
+	var sig Signature
+	// Only the signature's fields: the rest is the operation's to read.
+	_ = json.Unmarshal(input, &sig)
+	switch {
+	case sig.Signature == "":
+		return Signer{}, SeenNonce{}, errors.New(`it is not signed, and this vault requires signatures: sign it with the starter (--key, or a key in ssh-agent), or by hand with ssh-keygen -Y sign -n recoveryvault (see the README)`)
+	case len(sig.Nonce) < 8 || len(sig.Nonce) > 128:
+		return Signer{}, SeenNonce{}, errors.New(`its "nonce" must be 8 to 128 characters never used before: sign it again with a fresh nonce`)
+	case reservedName(by):
+		return Signer{}, SeenNonce{}, errors.New("a signed request must name its signer in requestedBy")
+	}
+	at, err := time.Parse(time.RFC3339, sig.SignedAt)
+	if err != nil {
+		return Signer{}, SeenNonce{}, fmt.Errorf(`its "signedAt" %q is not an RFC 3339 time such as "2026-12-01T10:00:00Z"`, sig.SignedAt)
+	}
+	if d := now.Sub(at); d > SignatureMaxSkew || d < -SignatureMaxSkew {
+		return Signer{}, SeenNonce{}, fmt.Errorf("it was signed at %s, more than %s from the workflow's clock (%s): sign it again now",
+			rfc3339(at), SignatureMaxSkew, rfc3339(now))
+	}
+	if slices.ContainsFunc(seen, func(n SeenNonce) bool { return n.Nonce == sig.Nonce }) {
+		return Signer{}, SeenNonce{}, errors.New("its nonce has been used already: a signed request counts once; sign it again with a fresh nonce")
+	}
+	if len(seen) >= maxNonces {
+		return Signer{}, SeenNonce{}, fmt.Errorf("%d signed requests in the last %s are all this vault takes: try again later", maxNonces, 2*SignatureMaxSkew)
+	}
+	parsed, err := sshsig.Unarmor([]byte(sig.Signature))
+	if err != nil {
+		return Signer{}, SeenNonce{}, fmt.Errorf(`its "signature" is not an armored SSH signature (%v): give the text ssh-keygen -Y sign writes`, err)
+	}
+	if parsed.Namespace != SignatureNamespace {
+		return Signer{}, SeenNonce{}, fmt.Errorf("it is signed in namespace %q, not %q: sign with ssh-keygen -Y sign -n %s", parsed.Namespace, SignatureNamespace, SignatureNamespace)
+	}
+	fingerprint := ssh.FingerprintSHA256(parsed.PublicKey)
+	i := slices.IndexFunc(signers, func(s allowedSigner) bool { return s.Fingerprint == fingerprint && s.listedFor(by) })
+	if i < 0 {
+		owners := ""
+		for _, s := range signers {
+			if s.Fingerprint == fingerprint {
+				owners = "; that key is listed for " + strings.Join(s.Principals, ", ")
+			}
+		}
+		return Signer{}, SeenNonce{}, fmt.Errorf("it is signed with key %s, which the allowed signers do not list for %s%s", fingerprint, by, owners)
+	}
+	msg, err := CanonicalMessage(op, workflowID, input)
+	if err != nil {
+		return Signer{}, SeenNonce{}, err
+	}
+	if err := parsed.HashAlgorithm.Supported(); err != nil {
+		return Signer{}, SeenNonce{}, fmt.Errorf("its hash algorithm: %v", err)
+	}
+	if err := sshsig.Verify(bytes.NewReader(msg), parsed, signers[i].key, parsed.HashAlgorithm, SignatureNamespace); err != nil {
+		return Signer{}, SeenNonce{}, fmt.Errorf("its signature does not match this request (%v): the operation, the workflow ID and every field are signed; sign exactly what is sent", err)
+	}
+	return Signer{Principal: by, Fingerprint: fingerprint}, SeenNonce{Nonce: sig.Nonce, SignedAt: at}, nil
+}
+
+// freshNonces are the nonces still within the skew of now.
+func freshNonces(seen []SeenNonce, now time.Time) []SeenNonce {
+	return slices.DeleteFunc(slices.Clone(seen), func(n SeenNonce) bool { return now.Sub(n.SignedAt) > SignatureMaxSkew })
+}
+
+// authenticate checks a person's request to the vault against its allowed
+// signers, and returns the signer for the audit. A vault without signers
+// takes every request unsigned; one with them requires a signature on the
+// critical ones (required) and checks any signature given.
+func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input []byte, by string, required bool) (string, error) {
+	if v.st.AllowedSigners == "" {
+		return Unsigned, nil
+	}
+	var sig Signature
+	_ = json.Unmarshal(input, &sig)
+	if !required && sig.Signature == "" {
+		return Unsigned, nil
+	}
+	signers, err := parseAllowedSigners(v.st.AllowedSigners)
+	if err != nil {
+		return "", err
+	}
+	now := workflow.Now(ctx)
+	v.st.Nonces = freshNonces(v.st.Nonces, now)
+	s, n, err := verifySignature(signers, op, workflowID, input, by, now, v.st.Nonces)
+	if err != nil {
+		return "", fmt.Errorf("%s as %s refused: %w; nothing changed", op, by, err)
+	}
+	v.st.Nonces = append(v.st.Nonces, n)
+	return s.String(), nil
+}
+
+// AwaitedApproval is a delete an item registered at its vault for
+// approval, with what it needs to act on the approval: when the vault
+// required signatures, who may approve and their keys, so the item checks
+// the approval itself and asks the vault nothing more.
+type AwaitedApproval struct {
+	RequestID   string    `json:"requestId"`
+	RequestedBy string    `json:"requestedBy"`
+	Reason      string    `json:"reason,omitempty"`
+	Signer      string    `json:"signer,omitempty"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+	// Approvers and ApproverKeys (allowed_signers lines) are the vault's
+	// when the delete was requested; no keys means an unsigned vault, whose
+	// approvals the item confirms with the vault.
+	Approvers    []string           `json:"approvers,omitempty"`
+	ApproverKeys string             `json:"approverKeys,omitempty"`
+	Settings     SoftDeleteSettings `json:"settings"`
+}
+
+// checkApproval checks, at the item, a signed approval of delete request
+// a: the approve update as its approver sent it to the vault, signed by a
+// key the vault listed for an approver other than the requester when the
+// delete was requested, within the request's window. The same approval
+// counts once because the item awaits each request once.
+func checkApproval(a AwaitedApproval, vaultID string, approval []byte, now time.Time) (Signer, error) {
+	var req DecisionRequest
+	if err := decodeJSON(approval, &req); err != nil {
+		return Signer{}, fmt.Errorf("the approval of request %s cannot be read: %v", a.RequestID, err)
+	}
+	signers, err := parseAllowedSigners(a.ApproverKeys)
+	if err != nil {
+		return Signer{}, err
+	}
+	switch {
+	case req.RequestID != a.RequestID:
+		return Signer{}, fmt.Errorf("the approval is of request %q, not %s", req.RequestID, a.RequestID)
+	case !now.Before(a.ExpiresAt):
+		return Signer{}, fmt.Errorf("request %s expired at %s: ask again", a.RequestID, rfc3339(a.ExpiresAt))
+	case sameIdentity(req.RequestedBy, a.RequestedBy):
+		return Signer{}, fmt.Errorf("%s requested %s and cannot approve it", req.RequestedBy, a.RequestID)
+	case !slices.ContainsFunc(a.Approvers, func(n string) bool { return sameIdentity(n, req.RequestedBy) }):
+		return Signer{}, fmt.Errorf("%s is not an approver of vault %s", req.RequestedBy, vaultID)
+	}
+	s, _, err := verifySignature(signers, UpdateApprove, VaultWorkflowID(vaultID), approval, req.RequestedBy, now, nil)
+	if err != nil {
+		return Signer{}, fmt.Errorf("the approval of request %s by %s: %w", a.RequestID, req.RequestedBy, err)
+	}
+	return s, nil
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +32,11 @@ type VaultState struct {
 	// Unchecked are reports from items not known yet, received just before
 	// continue-as-new: the next run checks them before anything else.
 	Unchecked []ItemReport `json:"unchecked,omitempty"`
+	// AllowedSigners are the operators' public keys, in OpenSSH's
+	// allowed_signers format: while set, critical operations must be
+	// signed. Nonces are the signed requests seen within the skew.
+	AllowedSigners string      `json:"allowedSigners,omitempty"`
+	Nonces         []SeenNonce `json:"nonces,omitempty"`
 }
 
 // VaultItemStatus is one item in the vault's status.
@@ -48,6 +54,10 @@ type VaultStatus struct {
 	Items                       map[State][]VaultItemStatus `json:"items"`
 	MultiUserAuthorization      MuaSettings                 `json:"multiUserAuthorization"`
 	Requests                    []MuaRequest                `json:"requests"`
+	// SignaturesRequired is true while the vault holds allowed signers,
+	// listed in AllowedSigners.
+	SignaturesRequired bool        `json:"signaturesRequired"`
+	AllowedSigners     []SignerKey `json:"allowedSigners"`
 	// Request is the request an update opened or decided, in its answer.
 	Request *MuaRequest  `json:"request,omitempty"`
 	Deleted bool         `json:"deleted"`
@@ -74,6 +84,9 @@ type ItemDeleteRequest struct {
 	Reason      string `json:"reason,omitempty"`
 	// RequestID is an approved request the item carries out.
 	RequestID string `json:"requestId,omitempty"`
+	// Input is the delete's payload as the person sent it, signature
+	// included: a vault that requires signatures checks it.
+	Input json.RawMessage `json:"input,omitempty"`
 	// At is the item's time of the delete; the deadline counts from it.
 	At time.Time `json:"at"`
 	// Window is the item's part in the window.
@@ -98,6 +111,13 @@ type VaultAnswer struct {
 	// RequestedBy and Reason are an approved request's, for the item's audit.
 	RequestedBy string `json:"requestedBy,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// Signer is who signed the delete, or Unsigned.
+	Signer string `json:"signer,omitempty"`
+	// Approvers and ApproverKeys come with Pending: who may approve, and,
+	// on a vault that requires signatures, their keys (allowed_signers
+	// lines), with which the item checks the approval itself.
+	Approvers    []string `json:"approvers,omitempty"`
+	ApproverKeys string   `json:"approverKeys,omitempty"`
 	// Alert is for the asking activity to deliver.
 	Alert *Alert `json:"alert,omitempty"`
 }
@@ -239,7 +259,7 @@ func (v *vault) serveReports(ctx workflow.Context, check bool) {
 			err = fmt.Errorf("protectionState %q is not a state", r.ProtectionState)
 		}
 		if err != nil {
-			v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, "malformed item report, nothing changed: "+err.Error())
+			v.audit(ctx, SignalItemChanged, actor{by: anonymous}, OutcomeRejected, "malformed item report, nothing changed: "+err.Error())
 			continue
 		}
 		v.applyReport(ctx, r, check)
@@ -254,7 +274,7 @@ func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
 	if !known || r.Incarnation != old.Incarnation {
 		if !check {
 			if len(v.st.Unchecked) >= maxUnchecked {
-				v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, fmt.Sprintf(
+				v.audit(ctx, SignalItemChanged, actor{by: anonymous}, OutcomeRejected, fmt.Sprintf(
 					"report for item %s dropped unchecked: %d reports already wait to be checked; the item reports again at its next change", r.ItemID, maxUnchecked))
 				return
 			}
@@ -262,7 +282,7 @@ func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
 			return
 		}
 		if !v.realItem(ctx, r) {
-			v.audit(ctx, SignalItemChanged, anonymous, OutcomeRejected, fmt.Sprintf(
+			v.audit(ctx, SignalItemChanged, actor{by: anonymous}, OutcomeRejected, fmt.Sprintf(
 				"report for item %s not from a BackupItem workflow %s of this vault, nothing changed", r.ItemID, WorkflowID(v.id, r.ItemID)))
 			return
 		}
@@ -270,7 +290,7 @@ func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
 		old, known = v.st.Items[r.ItemID]
 	}
 	if !known {
-		v.audit(ctx, "registerItem", r.ItemID, OutcomeAccepted, "item "+r.ItemID+" registered")
+		v.audit(ctx, "registerItem", actor{by: r.ItemID}, OutcomeAccepted, "item "+r.ItemID+" registered")
 	}
 	if !known || r.Incarnation != old.Incarnation || r.Sequence > old.Sequence {
 		r.VaultItem.Incarnation = r.Incarnation
@@ -295,13 +315,16 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 	if err := v.registerMuaHandlers(ctx); err != nil {
 		return err
 	}
+	if err := v.registerSignerHandlers(ctx); err != nil {
+		return err
+	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSoftDelete,
 		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
 			var req SetSoftDeleteRequest
 			if err := decodePayload(UpdateSetSoftDelete, raw, &req, `{"state": "AlwaysOn", "retentionDays": 30}`); err != nil {
 				return VaultStatus{}, refused(err)
 			}
-			return v.setSoftDelete(ctx, req)
+			return v.setSoftDelete(ctx, req, payloadData(raw))
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			var req SetSoftDeleteRequest
@@ -317,7 +340,7 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 			if err != nil {
 				return VaultStatus{}, refused(err)
 			}
-			return v.deleteVault(ctx, req)
+			return v.deleteVault(ctx, req, payloadData(raw))
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			_, err := DecodeRequest(UpdateDeleteVault, raw)
@@ -328,27 +351,43 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 
 // Critical operations are judged in the handler, not the validator: a
 // refusal must leave a trace in the history, the audit and an alert.
-func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest) (VaultStatus, error) {
+func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest, input []byte) (VaultStatus, error) {
 	if err := v.ready(ctx); err != nil {
 		return VaultStatus{}, err
 	}
-	by := requester(req.RequestedBy)
+	who := actor{by: requester(req.RequestedBy)}
 	next, err := ChangeSoftDelete(v.id, v.st.SoftDelete, req)
 	if err != nil {
-		v.refuse(ctx, UpdateSetSoftDelete, by, err)
+		v.refuse(ctx, UpdateSetSoftDelete, who, err)
 		return VaultStatus{}, refused(err)
 	}
-	if v.st.Mua.Enabled && CriticalSoftDeleteChange(v.st.SoftDelete, next) {
+	critical := CriticalSoftDeleteChange(v.st.SoftDelete, next)
+	if who, err = v.signedBy(ctx, UpdateSetSoftDelete, input, who, critical); err != nil {
+		return VaultStatus{}, err
+	}
+	if v.st.Mua.Enabled && critical {
+		req.Signature = Signature{}
 		return v.openRequest(ctx, MuaRequest{
-			Operation: UpdateSetSoftDelete, RequestedBy: by, Reason: req.Reason, SoftDelete: &req,
+			Operation: UpdateSetSoftDelete, RequestedBy: who.by, Signer: who.signer, Reason: req.Reason, SoftDelete: &req,
 			Summary: fmt.Sprintf("set soft delete to %s, %d days", next.State, next.RetentionDays),
 		})
 	}
-	v.changeSoftDelete(ctx, by, next, req.Reason)
+	v.changeSoftDelete(ctx, who, next, req.Reason)
 	return v.status(), nil
 }
 
-func (v *vault) changeSoftDelete(ctx workflow.Context, by string, next SoftDeleteSettings, reason string) {
+// signedBy authenticates a request to the vault itself (authenticate, in
+// trust.go); a refusal is audited and alerted, and changes nothing else.
+func (v *vault) signedBy(ctx workflow.Context, op string, input []byte, who actor, required bool) (actor, error) {
+	signer, err := v.authenticate(ctx, op, VaultWorkflowID(v.id), input, who.by, required)
+	if err != nil {
+		v.refuse(ctx, op, actor{by: who.by, signer: notVerified}, err)
+		return who, refused(err)
+	}
+	return actor{by: who.by, signer: signer}, nil
+}
+
+func (v *vault) changeSoftDelete(ctx workflow.Context, who actor, next SoftDeleteSettings, reason string) {
 	cur := v.st.SoftDelete
 	detail := fmt.Sprintf("soft delete %s, %d days, reminder %s before purge (was %s, %d days, %s); applies to deletes from now on",
 		next.State, next.RetentionDays, next.PurgeReminder, cur.State, cur.RetentionDays, cur.PurgeReminder)
@@ -356,31 +395,34 @@ func (v *vault) changeSoftDelete(ctx workflow.Context, by string, next SoftDelet
 		detail += "; reason: " + reason
 	}
 	v.st.SoftDelete = next
-	v.audit(ctx, UpdateSetSoftDelete, by, OutcomeAccepted, detail)
+	v.audit(ctx, UpdateSetSoftDelete, who, OutcomeAccepted, detail)
 	v.version++
 }
 
-func (v *vault) deleteVault(ctx workflow.Context, req Request) (VaultStatus, error) {
+func (v *vault) deleteVault(ctx workflow.Context, req Request, input []byte) (VaultStatus, error) {
 	if err := workflow.Await(ctx, func() bool { return v.verified }); err != nil {
 		return VaultStatus{}, err
 	}
-	by := requester(req.RequestedBy)
 	if v.deleted {
 		return v.status(), nil
+	}
+	who, err := v.signedBy(ctx, UpdateDeleteVault, input, actor{by: requester(req.RequestedBy)}, true)
+	if err != nil {
+		return VaultStatus{}, err
 	}
 	// Checked before asking for approval too: approvers should not be
 	// asked to approve what cannot be done.
 	if err := v.deletable(ctx); err != nil {
-		v.refuse(ctx, UpdateDeleteVault, by, err)
+		v.refuse(ctx, UpdateDeleteVault, who, err)
 		return VaultStatus{}, refused(err)
 	}
 	if v.deleted {
 		return v.status(), nil
 	}
 	if v.st.Mua.Enabled {
-		return v.openRequest(ctx, MuaRequest{Operation: UpdateDeleteVault, RequestedBy: by, Reason: req.Reason, Summary: "delete vault " + v.id})
+		return v.openRequest(ctx, MuaRequest{Operation: UpdateDeleteVault, RequestedBy: who.by, Signer: who.signer, Reason: req.Reason, Summary: "delete vault " + v.id})
 	}
-	v.markDeleted(ctx, by, req.Reason)
+	v.markDeleted(ctx, who, req.Reason)
 	return v.status(), nil
 }
 
@@ -393,12 +435,12 @@ func (v *vault) deletable(ctx workflow.Context) error {
 	return DeleteVaultRefusal(v.id, items)
 }
 
-func (v *vault) markDeleted(ctx workflow.Context, by, reason string) {
+func (v *vault) markDeleted(ctx workflow.Context, who actor, reason string) {
 	detail := "vault deleted"
 	if reason != "" {
 		detail += "; reason: " + reason
 	}
-	v.audit(ctx, UpdateDeleteVault, by, OutcomeAccepted, detail)
+	v.audit(ctx, UpdateDeleteVault, who, OutcomeAccepted, detail)
 	v.deleted = true
 	v.version++
 }
@@ -437,19 +479,27 @@ func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, er
 	return items, nil
 }
 
+// actor is who asked for an operation: the name they gave and, for a
+// person's operation, the key that signed it, Unsigned, or notVerified for
+// a signature that was refused.
+type actor struct{ by, signer string }
+
+// notVerified is the signer of a request whose signature was refused.
+const notVerified = "signature not verified"
+
 // refuse records a refused critical operation and raises an alert.
-func (v *vault) refuse(ctx workflow.Context, op, by string, err error) {
-	v.audit(ctx, op, by, OutcomeRejected, err.Error())
+func (v *vault) refuse(ctx workflow.Context, op string, who actor, err error) {
+	v.audit(ctx, op, who, OutcomeRejected, err.Error())
 	v.st.Outbox = append(v.st.Outbox, Alert{
-		Kind: AlertCriticalRejected, VaultID: v.id, RequestedBy: by,
+		Kind: AlertCriticalRejected, VaultID: v.id, RequestedBy: who.by, Signer: who.signer,
 		Time: workflow.Now(ctx).UTC(), Detail: op + " refused: " + err.Error(),
 	})
 	v.version++
 }
 
-func (v *vault) audit(ctx workflow.Context, op, by, outcome, detail string) {
+func (v *vault) audit(ctx workflow.Context, op string, who actor, outcome, detail string) {
 	v.st.Audit = appendAudit(v.st.Audit, AuditEntry{
-		Time: workflow.Now(ctx).UTC(), Operation: op, RequestedBy: by, Outcome: outcome, Detail: detail,
+		Time: workflow.Now(ctx).UTC(), Operation: op, RequestedBy: who.by, Signer: who.signer, Outcome: outcome, Detail: detail,
 	})
 }
 
@@ -464,7 +514,10 @@ func (v *vault) status() VaultStatus {
 
 		MultiUserAuthorization: v.st.Mua,
 		Requests:               append([]MuaRequest{}, v.st.Requests...),
+		SignaturesRequired:     v.st.AllowedSigners != "",
 	}
+	// The text was checked when it was set.
+	s.AllowedSigners, _ = ParseAllowedSigners(v.st.AllowedSigners)
 	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
 	for _, id := range workflow.DeterministicKeys(v.st.Items) {
 		it := v.st.Items[id]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/converter"
@@ -22,7 +23,7 @@ func (v *vault) registerMuaHandlers(ctx workflow.Context) error {
 			if err := decodePayload(UpdateEnableMua, raw, &req, enableMuaExample); err != nil {
 				return VaultStatus{}, refused(err)
 			}
-			return v.enableMua(ctx, req)
+			return v.enableMua(ctx, req, payloadData(raw))
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			var req EnableMuaRequest
@@ -43,7 +44,7 @@ func (v *vault) registerMuaHandlers(ctx workflow.Context) error {
 				if err != nil {
 					return VaultStatus{}, refused(err)
 				}
-				return v.decide(ctx, req, approve)
+				return v.decide(ctx, req, approve, payloadData(raw))
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 				_, err := decodeDecision(name, raw)
@@ -90,34 +91,60 @@ func decodeItemDelete(raw converter.RawValue) (ItemDeleteRequest, error) {
 	return req, ValidateID("itemId", req.ItemID)
 }
 
-func (v *vault) enableMua(ctx workflow.Context, req EnableMuaRequest) (VaultStatus, error) {
+func (v *vault) enableMua(ctx workflow.Context, req EnableMuaRequest, input []byte) (VaultStatus, error) {
 	if err := v.ready(ctx); err != nil {
 		return VaultStatus{}, err
 	}
-	by := requester(req.RequestedBy)
+	who := actor{by: requester(req.RequestedBy)}
 	next, err := ChangeMua(v.id, v.st.Mua, req)
+	if err == nil && next.Enabled {
+		err = v.keysOfApprovers(v.st.AllowedSigners, next.Approvers)
+	}
 	if err != nil {
-		v.refuse(ctx, UpdateEnableMua, by, err)
+		v.refuse(ctx, UpdateEnableMua, who, err)
 		return VaultStatus{}, refused(err)
+	}
+	// Every change of multi-user authorization is signed on a vault that
+	// requires signatures, turning it on included.
+	if who, err = v.signedBy(ctx, UpdateEnableMua, input, who, true); err != nil {
+		return VaultStatus{}, err
 	}
 	if CriticalMuaChange(v.st.Mua, next) {
 		summary := "turn multi-user authorization off"
 		if next.Enabled {
 			summary = next.String()
 		}
-		return v.openRequest(ctx, MuaRequest{Operation: UpdateEnableMua, RequestedBy: by, Reason: req.Reason, Mua: &req, Summary: summary})
+		req.Signature = Signature{}
+		return v.openRequest(ctx, MuaRequest{Operation: UpdateEnableMua, RequestedBy: who.by, Signer: who.signer, Reason: req.Reason, Mua: &req, Summary: summary})
 	}
-	v.changeMua(ctx, by, next, req.Reason)
+	v.changeMua(ctx, who, next, req.Reason)
 	return v.status(), nil
 }
 
-func (v *vault) changeMua(ctx workflow.Context, by string, next MuaSettings, reason string) {
+// keysOfApprovers refuses approvers who have no key among allowed signers
+// text (when set): under signatures they could never approve.
+func (v *vault) keysOfApprovers(text string, approvers []string) error {
+	if text == "" {
+		return nil
+	}
+	signers, err := parseAllowedSigners(text)
+	if err != nil {
+		return err
+	}
+	if missing := unlistedApprovers(signers, approvers); len(missing) > 0 {
+		return &Refusal{Message: fmt.Sprintf("vault %s requires signatures, and approver %s has no key in its allowed signers, so could never approve: list their keys first (setAllowedSigners), or name other approvers",
+			v.id, strings.Join(missing, ", "))}
+	}
+	return nil
+}
+
+func (v *vault) changeMua(ctx workflow.Context, who actor, next MuaSettings, reason string) {
 	detail := next.String() + " (was " + v.st.Mua.String() + ")"
 	if reason != "" {
 		detail += "; reason: " + reason
 	}
 	v.st.Mua = next
-	v.audit(ctx, UpdateEnableMua, by, OutcomeAccepted, detail)
+	v.audit(ctx, UpdateEnableMua, who, OutcomeAccepted, detail)
 	if !next.Enabled {
 		// Nobody is left to approve what waits.
 		v.closePending(ctx, func(MuaRequest) bool { return true }, RequestRejected,
@@ -146,7 +173,7 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	if err := v.ready(ctx); err != nil {
 		return VaultAnswer{}, err
 	}
-	by := requester(req.RequestedBy)
+	who := actor{by: requester(req.RequestedBy)}
 	// Reports that reached the vault first are applied first: the item's
 	// registration may be among them.
 	v.serveReports(ctx, true)
@@ -156,47 +183,62 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		// delete registers it, once its workflow confirms it exists.
 		if r := (ItemReport{ItemID: req.ItemID, Incarnation: req.Incarnation}); v.realItem(ctx, r) {
 			it, ok = VaultItem{ProtectionState: Protected, Incarnation: req.Incarnation}, true
-			v.audit(ctx, "registerItem", req.ItemID, OutcomeAccepted, "item "+req.ItemID+" registered")
+			v.audit(ctx, "registerItem", actor{by: req.ItemID}, OutcomeAccepted, "item "+req.ItemID+" registered")
 		}
 	}
 	// Deletes of items the vault does not hold would only fill its queue.
 	if !ok || it.ProtectionState == Purged {
 		err := fmt.Errorf("vault %s holds no item %s with data to delete", v.id, req.ItemID)
-		v.refuse(ctx, string(OpDelete), by, err)
+		v.refuse(ctx, string(OpDelete), who, err)
 		return VaultAnswer{}, refused(err)
 	}
 	answer := VaultAnswer{Settings: v.st.SoftDelete}
+	if req.RequestID == "" {
+		signer, err := v.authenticate(ctx, string(OpDelete), WorkflowID(v.id, req.ItemID), req.Input, who.by, true)
+		if err != nil {
+			v.refuse(ctx, string(OpDelete), actor{by: who.by, signer: notVerified}, fmt.Errorf("item %s: %w", req.ItemID, err))
+			return VaultAnswer{}, refused(err)
+		}
+		who.signer = signer
+	}
 	switch {
 	case req.RequestID != "":
 		r, err := v.approvedDelete(ctx, req.ItemID, req.RequestID)
 		if err != nil {
 			return VaultAnswer{}, refused(err)
 		}
-		by = r.RequestedBy
+		who = actor{by: r.RequestedBy, signer: r.Signer}
 		answer.RequestedBy = r.RequestedBy
 		answer.Reason = fmt.Sprintf("approved by %s (request %s)", r.DecidedBy, r.RequestID)
 		if r.Reason != "" {
 			answer.Reason = r.Reason + "; " + answer.Reason
 		}
-		v.audit(ctx, string(OpDelete), r.RequestedBy, OutcomeAccepted,
+		v.audit(ctx, string(OpDelete), who, OutcomeAccepted,
 			fmt.Sprintf("request %s: carried out by item %s", r.RequestID, req.ItemID))
 	case v.st.Mua.Enabled:
 		st, err := v.openRequest(ctx, MuaRequest{
-			Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: by, Reason: req.Reason,
+			Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: who.by, Signer: who.signer, Reason: req.Reason,
 			Summary: "delete the backup data of item " + req.ItemID,
 		})
 		if err != nil {
 			return VaultAnswer{}, err
 		}
-		answer.Pending = st.Request
+		answer.Pending, answer.Signer = st.Request, who.signer
+		answer.Approvers = v.st.Mua.otherApprovers(who.by)
+		if v.st.AllowedSigners != "" {
+			// The item checks the approval itself, with these keys.
+			signers, _ := parseAllowedSigners(v.st.AllowedSigners)
+			answer.ApproverKeys = signersFor(signers, answer.Approvers)
+		}
 		return answer, nil
 	}
+	answer.Signer = who.signer
 	answer.Window, answer.Disabled = req.Window.Window(v.st.SoftDelete)
 	deadline := req.At.Add(answer.Window)
 	if answer.Disabled {
 		deadline = req.At
 	} else {
-		answer.Alert = &Alert{Kind: AlertSoftDeleted, VaultID: v.id, ItemID: req.ItemID, RequestedBy: by,
+		answer.Alert = &Alert{Kind: AlertSoftDeleted, VaultID: v.id, ItemID: req.ItemID, RequestedBy: who.by, Signer: who.signer,
 			Time: req.At.UTC(), PurgeTime: deadline.UTC(), Detail: SoftDeletedDetail(deadline)}
 	}
 	if cur, known := v.st.Items[req.ItemID]; !known || cur.Incarnation != req.Incarnation || req.Sequence > cur.Sequence {
@@ -212,7 +254,7 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 // the same person while pending gets the same request.
 func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, error) {
 	if err := CheckRequester(v.id, v.st.Mua, r.RequestedBy); err != nil {
-		v.refuse(ctx, r.Operation, r.RequestedBy, err)
+		v.refuse(ctx, r.Operation, r.actor(), err)
 		return VaultStatus{}, refused(err)
 	}
 	pending, theirs := 0, 0
@@ -240,7 +282,7 @@ func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, er
 		err = fmt.Errorf("%s has %s pending approval at vault %s: withdraw some with reject, or wait for their approval", r.RequestedBy, Plural(theirs, "request"), v.id)
 	}
 	if err != nil {
-		v.refuse(ctx, r.Operation, r.RequestedBy, err)
+		v.refuse(ctx, r.Operation, r.actor(), err)
 		return VaultStatus{}, refused(err)
 	}
 	now := workflow.Now(ctx).UTC()
@@ -251,9 +293,9 @@ func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, er
 	r.ExpiresAt = now.Add(v.st.Mua.window())
 	r.Detail = pendingDetail(v.st.Mua, r.RequestedBy, r.ExpiresAt)
 	v.st.Requests = append(v.st.Requests, r)
-	v.audit(ctx, r.Operation, r.RequestedBy, OutcomePending, fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail))
+	v.audit(ctx, r.Operation, r.actor(), OutcomePending, fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail))
 	v.st.Outbox = append(v.st.Outbox, Alert{
-		Kind: AlertApprovalRequested, VaultID: v.id, ItemID: r.ItemID, RequestedBy: r.RequestedBy, Time: now,
+		Kind: AlertApprovalRequested, VaultID: v.id, ItemID: r.ItemID, RequestedBy: r.RequestedBy, Signer: r.Signer, Time: now,
 		Detail: fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail),
 	})
 	v.version++
@@ -273,24 +315,30 @@ func (v *vault) findRequest(id string) int {
 
 // decide approves or rejects a request. An approval carries the operation
 // out at once, under the rules as they are now.
-func (v *vault) decide(ctx workflow.Context, req DecisionRequest, approve bool) (VaultStatus, error) {
+func (v *vault) decide(ctx workflow.Context, req DecisionRequest, approve bool, input []byte) (VaultStatus, error) {
 	if err := v.ready(ctx); err != nil {
 		return VaultStatus{}, err
 	}
-	by := requester(req.RequestedBy)
 	op := UpdateReject
 	if approve {
 		op = UpdateApprove
 	}
+	// Decisions are always signed on a vault that requires signatures: an
+	// approval in another's name is the forgery signatures exist to stop.
+	who, err := v.signedBy(ctx, op, input, actor{by: requester(req.RequestedBy)}, true)
+	if err != nil {
+		return VaultStatus{}, err
+	}
+	by := who.by
 	i := v.findRequest(req.RequestID)
 	if i < 0 {
 		err := fmt.Errorf("vault %s has no request %q: its status lists the requests it holds", v.id, req.RequestID)
-		v.refuse(ctx, op, by, err)
+		v.refuse(ctx, op, who, err)
 		return VaultStatus{}, refused(err)
 	}
 	r := v.st.Requests[i]
 	if err := CheckDecision(v.id, v.st.Mua, r, by, approve, workflow.Now(ctx)); err != nil {
-		v.refuse(ctx, op, by, err)
+		v.refuse(ctx, op, who, err)
 		return VaultStatus{}, refused(err)
 	}
 	if !approve {
@@ -298,26 +346,27 @@ func (v *vault) decide(ctx workflow.Context, req DecisionRequest, approve bool) 
 		if req.Reason != "" {
 			detail += "; reason: " + req.Reason
 		}
-		v.close(ctx, i, RequestRejected, by, detail)
+		v.close(ctx, i, RequestRejected, who, detail)
 		return v.statusWith(r.RequestID), nil
 	}
-	v.close(ctx, i, RequestApproved, by, "approved by "+by)
-	if err := v.carryOut(ctx, r, by); err != nil {
+	v.close(ctx, i, RequestApproved, who, "approved by "+by)
+	if err := v.carryOut(ctx, r, by, input); err != nil {
 		// Requests may have moved while this ran: find it again.
 		if i := v.findRequest(r.RequestID); i >= 0 {
 			v.st.Requests[i].State = RequestFailed
 			v.st.Requests[i].Detail = "approved by " + by + " but not carried out: " + err.Error()
 		}
-		v.refuse(ctx, r.Operation, r.RequestedBy, fmt.Errorf("request %s, approved by %s: %w", r.RequestID, by, err))
+		v.refuse(ctx, r.Operation, r.actor(), fmt.Errorf("request %s, approved by %s: %w", r.RequestID, by, err))
 		return VaultStatus{}, refused(fmt.Errorf("request %s was approved but not carried out: %w", r.RequestID, err))
 	}
 	return v.statusWith(r.RequestID), nil
 }
 
 // carryOut does what an approved request asked, checked again against the
-// vault as it is now: a setting may have changed while it waited.
-func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string) error {
-	by := r.RequestedBy
+// vault as it is now: a setting may have changed while it waited. approval
+// is the approve update's payload, which an item checks itself.
+func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string, approval []byte) error {
+	who := r.actor()
 	reason := fmt.Sprintf("approved by %s (request %s)", approver, r.RequestID)
 	if r.Reason != "" {
 		reason = r.Reason + "; " + reason
@@ -328,13 +377,21 @@ func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string) er
 		if err != nil {
 			return err
 		}
-		v.changeSoftDelete(ctx, by, next, reason)
+		v.changeSoftDelete(ctx, who, next, reason)
 	case UpdateEnableMua:
 		next, err := ChangeMua(v.id, v.st.Mua, *r.Mua)
+		if err == nil && next.Enabled {
+			err = v.keysOfApprovers(v.st.AllowedSigners, next.Approvers)
+		}
 		if err != nil {
 			return err
 		}
-		v.changeMua(ctx, by, next, reason)
+		v.changeMua(ctx, who, next, reason)
+	case UpdateSetAllowedSigners:
+		if err := v.keysOfApprovers(r.AllowedSigners.AllowedSigners, v.st.Mua.Approvers); err != nil {
+			return err
+		}
+		v.changeSigners(ctx, who, r.AllowedSigners.AllowedSigners, reason)
 	case UpdateDeleteVault:
 		if err := v.deletable(ctx); err != nil {
 			return err
@@ -342,18 +399,19 @@ func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string) er
 		if v.deleted {
 			return nil
 		}
-		v.markDeleted(ctx, by, reason)
+		v.markDeleted(ctx, who, reason)
 	case string(OpDelete):
-		return v.tellItem(ctx, r)
+		return v.tellItem(ctx, r, approval)
 	default:
 		return fmt.Errorf("operation %q cannot be carried out", r.Operation)
 	}
 	return nil
 }
 
-// tellItem sends an approved delete to its item, which checks the approval
-// here before acting: anyone could send it that signal.
-func (v *vault) tellItem(ctx workflow.Context, r MuaRequest) error {
+// tellItem sends an approved delete to its item, with the approval as its
+// approver signed it: anyone could send that signal, so the item checks the
+// signature itself, or on a vault without signers asks here (approvedDelete).
+func (v *vault) tellItem(ctx workflow.Context, r MuaRequest, approval []byte) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -362,31 +420,31 @@ func (v *vault) tellItem(ctx workflow.Context, r MuaRequest) error {
 			NonRetryableErrorTypes: []string{ErrTypeNoVault},
 		},
 	})
-	payload, _ := json.Marshal(DeleteApproval{RequestID: r.RequestID})
+	payload, _ := json.Marshal(DeleteApproval{RequestID: r.RequestID, Approval: approval})
 	in := MessageInput{
 		WorkflowID: WorkflowID(v.id, r.ItemID), WorkflowType: WorkflowType, Name: SignalDeleteApproved, Payload: payload,
 	}
 	if err := workflow.ExecuteActivity(actx, ActivitySignal, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("item %s could not be told: %s", r.ItemID, message(err))
 	}
-	v.audit(ctx, string(OpDelete), r.RequestedBy, OutcomeAccepted,
+	v.audit(ctx, string(OpDelete), r.actor(), OutcomeAccepted,
 		fmt.Sprintf("request %s: item %s told to delete its backup data", r.RequestID, r.ItemID))
 	return nil
 }
 
 // close decides request i and records it. Decided requests are kept in the
 // order of their decision, so the one just decided is the last to go.
-func (v *vault) close(ctx workflow.Context, i int, state RequestState, by, detail string) {
+func (v *vault) close(ctx workflow.Context, i int, state RequestState, who actor, detail string) {
 	closed := v.st.Requests[i]
 	v.st.Requests = append(slices.Delete(v.st.Requests, i, i+1), closed)
 	r := &v.st.Requests[len(v.st.Requests)-1]
-	r.State, r.DecidedBy, r.DecidedAt, r.Detail = state, by, workflow.Now(ctx).UTC(), detail
+	r.State, r.DecidedBy, r.DecidedAt, r.Detail = state, who.by, workflow.Now(ctx).UTC(), detail
 	op := map[RequestState]string{RequestApproved: UpdateApprove, RequestRejected: UpdateReject, RequestExpired: "expire"}[state]
 	outcome := OutcomeAccepted
 	if state == RequestExpired {
 		outcome = string(RequestExpired)
 	}
-	v.audit(ctx, op, by, outcome, fmt.Sprintf("request %s (%s, asked by %s): %s", r.RequestID, r.Summary, r.RequestedBy, detail))
+	v.audit(ctx, op, who, outcome, fmt.Sprintf("request %s (%s, asked by %s): %s", r.RequestID, r.Summary, r.RequestedBy, detail))
 	v.trimRequests()
 	v.version++
 }
@@ -457,7 +515,7 @@ func (v *vault) closePending(ctx workflow.Context, match func(MuaRequest) bool, 
 	}
 	for _, id := range ids {
 		if i := v.findRequest(id); i >= 0 {
-			v.close(ctx, i, state, system, detail(v.st.Requests[i]))
+			v.close(ctx, i, state, actor{by: system}, detail(v.st.Requests[i]))
 		}
 	}
 }

@@ -169,6 +169,7 @@ type SetSoftDeleteRequest struct {
 	PurgeReminder string          `json:"purgeReminder,omitempty"`
 	RequestedBy   string          `json:"requestedBy,omitempty"`
 	Reason        string          `json:"reason,omitempty"`
+	Signature
 }
 
 // ChangeSoftDelete applies a setSoftDelete request to the current settings,

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+
+	"recoveryvault/internal/signing"
+	"recoveryvault/workflows"
+)
+
+// signed returns arg, the payload of operation op sent to workflowID, signed
+// by the operator when vault vaultID requires signatures, and arg as it is
+// otherwise. The key is --key's, or the one in ssh-agent that the vault
+// lists for --requested-by.
+func (a *app) signed(ctx context.Context, cmd *cobra.Command, cl client.Client, vaultID, op, workflowID string, arg any) (any, error) {
+	v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
+	if err != nil {
+		// A vault that does not answer holds no signers: the workflow
+		// that receives the request decides.
+		return arg, nil
+	}
+	var st workflows.VaultStatus
+	if err := v.Get(&st); err != nil || !st.SignaturesRequired {
+		return arg, nil
+	}
+	signer, done, err := a.signer(cmd, st)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return signing.Sign(signer, op, workflowID, arg, time.Now())
+}
+
+// signer is the operator's key for vault st: --key, or ssh-agent's.
+func (a *app) signer(cmd *cobra.Command, st workflows.VaultStatus) (ssh.Signer, func(), error) {
+	if a.keyFile != "" {
+		key, err := signing.LoadKey(a.keyFile, a.passphrase(cmd))
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := signing.Choose([]ssh.Signer{key}, st.AllowedSigners, a.requestedBy, st.VaultID)
+		return s, func() {}, err
+	}
+	keys, done, err := signing.Agent()
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault %s requires signed operations: give your key with --key FILE, or load it into ssh-agent (%v)", st.VaultID, err)
+	}
+	s, err := signing.Choose(keys, st.AllowedSigners, a.requestedBy, st.VaultID)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return s, done, nil
+}
+
+// passphrase asks for a key's passphrase on the terminal, or reads a line
+// of the command's input when it is not a terminal but a person's typing
+// (tests); with neither, a passphrase-protected key must be in ssh-agent.
+func (a *app) passphrase(cmd *cobra.Command) signing.PassphraseFunc {
+	in := cmd.InOrStdin()
+	f, isFile := in.(*os.File)
+	if isFile && !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(path string) ([]byte, error) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Passphrase for %s: ", path)
+		if isFile {
+			pass, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(cmd.ErrOrStderr())
+			return pass, err
+		}
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && line == "" {
+			return nil, fmt.Errorf("read the passphrase of %s: %w", path, err)
+		}
+		return []byte(strings.TrimRight(line, "\r\n")), nil
+	}
+}

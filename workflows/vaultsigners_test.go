@@ -1,0 +1,250 @@
+package workflows_test
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/activities"
+	"recoveryvault/internal/signing"
+	"recoveryvault/internal/signingtest"
+	. "recoveryvault/workflows"
+)
+
+// signed is req as key k signs it now for operation op at workflowID.
+func (s *VaultSuite) signed(k *signingtest.Key, op, workflowID string, req any) json.RawMessage {
+	b, err := signing.Sign(k.Signer, op, workflowID, req, s.env.Now())
+	s.Require().NoError(err)
+	return b
+}
+
+// auditSigners are the audit's operation/requestedBy/outcome/signer lines.
+func (s *VaultSuite) auditSigners() []string {
+	var lines []string
+	for _, e := range s.status().Audit {
+		lines = append(lines, e.Operation+"/"+e.RequestedBy+"/"+e.Outcome+"/"+e.Signer)
+	}
+	return lines
+}
+
+// TestApprovalsInAnothersNameAreRefusedOnASignedVault is the attacker's
+// test: with full access to the namespace but not bob's private key, no
+// approval in bob's name counts, and bob's own counts once.
+func (s *VaultSuite) TestApprovalsInAnothersNameAreRefusedOnASignedVault() {
+	alice, bob, mallory := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "bob"), signingtest.New(s.T(), "mallory")
+	vaultWF := VaultWorkflowID("vault1")
+	var errSigners, errMua, errUnsigned, errPending error
+	s.at(time.Minute, func() {
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob), RequestedBy: "alice"}, nil, &errSigners)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errSigners, "the first signers need no signature on a vault without multi-user authorization")
+		s.True(s.status().SignaturesRequired)
+		s.Len(s.status().AllowedSigners, 2)
+		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, vaultWF, EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}), nil, &errMua)
+		s.answer(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "alice"}, nil, &errUnsigned)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errMua)
+		s.ErrorContains(errUnsigned, "it is not signed, and this vault requires signatures")
+		s.answer(UpdateSetSoftDelete, s.signed(alice, UpdateSetSoftDelete, vaultWF, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "alice"}), nil, &errPending)
+	})
+	bobsApproval := json.RawMessage(nil)
+	forged := map[string]*error{}
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errPending)
+		s.Equal(RequestPending, requestByID(s.status(), "r-1").State)
+		bobsReject := s.signed(bob, UpdateReject, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"})
+		var rejectAsApprove map[string]any
+		s.Require().NoError(json.Unmarshal(bobsReject, &rejectAsApprove))
+		relabelled, _ := json.Marshal(rejectAsApprove)
+		for name, payload := range map[string]any{
+			"unsigned":                        DecisionRequest{RequestID: "r-1", RequestedBy: "bob"},
+			"alice's key as bob":              s.signed(alice, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+			"mallory's key as bob":            s.signed(mallory, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+			"bob's reject sent as an approve": json.RawMessage(relabelled),
+			"bob's approval at another vault": s.signed(bob, UpdateApprove, VaultWorkflowID("vault2"), DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+		} {
+			forged[name] = new(error)
+			s.answer(UpdateApprove, payload, nil, forged[name])
+		}
+	})
+	var errApproved, errAgain error
+	s.at(5*time.Minute, func() {
+		for name, err := range forged {
+			s.Require().Error(*err, name)
+			s.Contains((*err).Error(), "approve as bob refused", name)
+		}
+		st := s.status()
+		s.Equal(RequestPending, requestByID(st, "r-1").State, "no forged approval counts")
+		s.Equal(SoftDeleteEnabled, st.SoftDelete.State)
+		bobsApproval = s.signed(bob, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"})
+		s.answer(UpdateApprove, bobsApproval, nil, &errApproved)
+	})
+	s.at(6*time.Minute, func() {
+		s.Require().NoError(errApproved)
+		s.Equal(SoftDeleteDisabled, s.status().SoftDelete.State)
+		s.answer(UpdateApprove, bobsApproval, nil, &errAgain)
+	})
+	s.at(7*time.Minute, func() {
+		s.ErrorContains(errAgain, "nonce has been used already", "the same approval counts once")
+		lines := s.auditSigners()
+		aliceKey, bobKey := "alice ("+alice.Fingerprint()+")", "bob ("+bob.Fingerprint()+")"
+		s.Equal("setAllowedSigners/alice/accepted/unsigned", lines[0])
+		s.Equal("enableMua/alice/accepted/"+aliceKey, lines[1])
+		s.Equal("setSoftDelete/alice/rejected/signature not verified", lines[2])
+		s.Equal("setSoftDelete/alice/pending approval/"+aliceKey, lines[3])
+		s.Equal("approve/bob/accepted/"+bobKey, lines[len(lines)-3])
+		s.Equal("setSoftDelete/alice/accepted/"+aliceKey, lines[len(lines)-2], "carried out as the requester's signed operation")
+		s.Equal("approve/bob/rejected/signature not verified", lines[len(lines)-1])
+		rejected := 0
+		for _, a := range s.alerts {
+			if a.Kind == AlertCriticalRejected {
+				rejected++
+				s.Equal("signature not verified", a.Signer)
+			}
+		}
+		s.Equal(len(forged)+2, rejected, "every refused signature is alerted")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestReplacingOrRemovingSignersMustBeSigned: once set, the signers are
+// changed only by a listed key; removed, the vault takes unsigned requests.
+func (s *VaultSuite) TestReplacingOrRemovingSignersMustBeSigned() {
+	alice, bob := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "bob")
+	vaultWF := VaultWorkflowID("vault1")
+	var errFirst, errUnsigned, errBobNotListed, errReplace, errRemove, errBad, errAfter error
+	s.at(time.Minute, func() {
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: alice.Line(), RequestedBy: "alice"}, nil, &errFirst)
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: "alice ssh-ed25519 AAAAnotakey", RequestedBy: "alice"}, nil, &errBad)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errFirst)
+		s.ErrorContains(errBad, "allowed signers line 1: no public key")
+		both := signingtest.AllowedSigners(alice, bob)
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: both, RequestedBy: "alice"}, nil, &errUnsigned)
+		s.answer(UpdateSetAllowedSigners, s.signed(bob, UpdateSetAllowedSigners, vaultWF, SetAllowedSignersRequest{AllowedSigners: both, RequestedBy: "bob"}), nil, &errBobNotListed)
+		s.answer(UpdateSetAllowedSigners, s.signed(alice, UpdateSetAllowedSigners, vaultWF, SetAllowedSignersRequest{AllowedSigners: both, RequestedBy: "alice"}), nil, &errReplace)
+	})
+	s.at(3*time.Minute, func() {
+		s.ErrorContains(errUnsigned, "it is not signed")
+		s.ErrorContains(errBobNotListed, "do not list for bob")
+		s.Require().NoError(errReplace)
+		s.Len(s.status().AllowedSigners, 2)
+		s.answer(UpdateSetAllowedSigners, s.signed(bob, UpdateSetAllowedSigners, vaultWF, SetAllowedSignersRequest{RequestedBy: "bob", Reason: "moving to another scheme"}), nil, &errRemove)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errRemove)
+		st := s.status()
+		s.False(st.SignaturesRequired)
+		s.Empty(st.AllowedSigners)
+		s.answer(UpdateDeleteVault, Request{RequestedBy: "alice"}, nil, &errAfter)
+	})
+	s.at(5*time.Minute, func() {
+		s.Require().NoError(errAfter, "without signers the vault takes unsigned requests again")
+		lines := s.auditSigners()
+		s.Equal("deleteVault/alice/accepted/unsigned", lines[len(lines)-1])
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.NoError(s.env.GetWorkflowError())
+}
+
+// TestItemDeletesOnASignedVault: an item's delete carries the person's
+// signed payload; the vault checks it for that item's workflow, and under
+// multi-user authorization hands the item the approvers' keys, then the
+// approval as its approver signed it.
+func (s *VaultSuite) TestItemDeletesOnASignedVault() {
+	alice, bob := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "bob")
+	var a *activities.Activities
+	var sent []MessageInput
+	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(func(_ ctxT, in MessageInput) error {
+		sent = append(sent, in)
+		return nil
+	})
+	vm1, vm2 := WorkflowID("vault1", "vm1"), WorkflowID("vault1", "vm2")
+	var signed, unsigned, otherItem, pending VaultAnswer
+	var errSigners, errSigned, errUnsigned, errOtherItem, errMuaNoKey, errMua, errPending, errApprove error
+	s.at(30*time.Second, func() {
+		s.report("vm1", Protected, time.Time{}, 1)
+		s.report("vm2", Protected, time.Time{}, 1)
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob), RequestedBy: "alice"}, nil, &errSigners)
+	})
+	s.at(time.Minute, func() {
+		s.Require().NoError(errSigners)
+		s.itemDelete("unsigned", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+			Input: json.RawMessage(`{"requestedBy":"alice"}`)}, &unsigned, &errUnsigned)
+		s.itemDelete("other item", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+			Input: s.signed(alice, string(OpDelete), vm2, Request{RequestedBy: "alice"})}, &otherItem, &errOtherItem)
+		s.itemDelete("signed", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+			Input: s.signed(alice, string(OpDelete), vm1, Request{RequestedBy: "alice"})}, &signed, &errSigned)
+	})
+	s.at(2*time.Minute, func() {
+		s.ErrorContains(errUnsigned, "it is not signed")
+		s.ErrorContains(errOtherItem, "does not match this request")
+		s.Require().NoError(errSigned)
+		aliceKey := "alice (" + alice.Fingerprint() + ")"
+		s.Equal(aliceKey, signed.Signer)
+		s.Require().NotNil(signed.Alert)
+		s.Equal(aliceKey, signed.Alert.Signer, "the soft-delete alert names the key")
+		s.Equal(map[State]int{Protected: 1, SoftDeleted: 1}, s.status().Counts)
+		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, VaultWorkflowID("vault1"), EnableMuaRequest{Approvers: []string{"alice", "bob", "carol"}, RequestedBy: "alice"}), nil, &errMuaNoKey)
+		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, VaultWorkflowID("vault1"), EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}), nil, &errMua)
+	})
+	s.at(3*time.Minute, func() {
+		s.ErrorContains(errMuaNoKey, "approver carol has no key")
+		s.Require().NoError(errMua)
+		s.itemDelete("pending", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Sequence: 2,
+			Input: s.signed(alice, string(OpDelete), vm2, Request{RequestedBy: "alice"})}, &pending, &errPending)
+	})
+	var approval json.RawMessage
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errPending)
+		s.Require().NotNil(pending.Pending)
+		s.Equal([]string{"bob"}, pending.Approvers)
+		s.Equal(bob.Line(), pending.ApproverKeys, "the item gets the keys of those who may approve, and no others")
+		approval = s.signed(bob, UpdateApprove, VaultWorkflowID("vault1"), DecisionRequest{RequestID: pending.Pending.RequestID, RequestedBy: "bob"})
+		s.answer(UpdateApprove, approval, nil, &errApprove)
+	})
+	s.at(5*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		s.Require().Len(sent, 1)
+		var told DeleteApproval
+		s.Require().NoError(json.Unmarshal(sent[0].Payload, &told))
+		s.JSONEq(string(approval), string(told.Approval), "the item gets the approval exactly as bob signed it")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestFirstSignersUnderMuaWaitForApproval: setting the first signers is
+// critical under multi-user authorization.
+func (s *VaultSuite) TestFirstSignersUnderMuaWaitForApproval() {
+	alice, bob := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "bob")
+	var pending VaultStatus
+	var errPending, errOnlyAlice, errApprove error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: alice.Line(), RequestedBy: "alice"}, nil, &errOnlyAlice)
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob), RequestedBy: "alice"}, &pending, &errPending)
+	})
+	s.at(2*time.Minute, func() {
+		s.ErrorContains(errOnlyAlice, "approver bob has no key", "approvers without keys could never approve")
+		s.Require().NoError(errPending)
+		s.Require().NotNil(pending.Request)
+		s.False(s.status().SignaturesRequired, "nothing changes before approval")
+		s.answer(UpdateApprove, DecisionRequest{RequestID: pending.Request.RequestID, RequestedBy: "bob"}, nil, &errApprove)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errApprove, "the vault did not require signatures when bob approved")
+		s.True(s.status().SignaturesRequired)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
