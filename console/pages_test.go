@@ -248,4 +248,11 @@ func TestTheConsoleSendsNoUnsignedCriticalActionToASignedVault(t *testing.T) {
 	for _, e := range st.Audit {
 		assert.NotEqual(t, "delete", e.Operation, "nothing reached the item")
 	}
+	var vs workflows.VaultStatus
+	v, err := k.c.QueryWorkflow(t.Context(), workflows.VaultWorkflowID("signed"), "", workflows.QueryVaultStatus)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&vs))
+	for _, e := range vs.Audit {
+		assert.NotContains(t, []string{workflows.UpdateApprove, workflows.UpdateReject}, e.Operation, "nothing reached the vault")
+	}
 }

@@ -22,15 +22,22 @@ import (
 // otherwise. The key is --key's, or the one in ssh-agent that the vault
 // lists for --requested-by.
 func (a *app) signed(ctx context.Context, cmd *cobra.Command, cl client.Client, vaultID, op, workflowID string, arg any) (any, error) {
+	st := workflows.VaultStatus{VaultID: vaultID}
 	v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
-	if err != nil {
-		// A vault that does not answer holds no signers: the workflow
-		// that receives the request decides.
-		return arg, nil
+	if err == nil {
+		err = v.Get(&st)
 	}
-	var st workflows.VaultStatus
-	if err := v.Get(&st); err != nil || !st.SignaturesRequired {
+	switch {
+	case err == nil && !st.SignaturesRequired:
 		return arg, nil
+	case err != nil && a.keyFile == "":
+		// The vault did not answer: the workflow that receives the request
+		// decides, and says so if it needed a signature.
+		return arg, nil
+	case err != nil:
+		// --key says the operator means to sign: sign, without knowing
+		// which keys the vault lists.
+		st.AllowedSigners = nil
 	}
 	signer, done, err := a.signer(cmd, st)
 	if err != nil {
@@ -44,8 +51,8 @@ func (a *app) signed(ctx context.Context, cmd *cobra.Command, cl client.Client, 
 func (a *app) signer(cmd *cobra.Command, st workflows.VaultStatus) (ssh.Signer, func(), error) {
 	if a.keyFile != "" {
 		key, err := signing.LoadKey(a.keyFile, a.passphrase(cmd))
-		if err != nil {
-			return nil, nil, err
+		if err != nil || st.AllowedSigners == nil {
+			return key, func() {}, err
 		}
 		s, err := signing.Choose([]ssh.Signer{key}, st.AllowedSigners, a.requestedBy, st.VaultID)
 		return s, func() {}, err

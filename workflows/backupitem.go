@@ -247,7 +247,7 @@ func (w *item) handle(ctx workflow.Context, ev Event) {
 }
 
 func (w *item) inputs(ctx workflow.Context) Inputs {
-	return Inputs{Item: w.in, Now: workflow.Now(ctx), Override: w.settings.window()}
+	return Inputs{Item: w.in, Now: workflow.Now(ctx)}
 }
 
 // commit makes a decision true without blocking: the state and the audit,

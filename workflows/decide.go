@@ -161,9 +161,6 @@ type Failure struct {
 type Inputs struct {
 	Item ItemInput
 	Now  time.Time
-	// Override is the worker's window setting, for a window the item
-	// works out itself (an approval it checked).
-	Override windowSetting
 	// Vault is the vault's answer to this delete; nil until gathered.
 	Vault *VaultAnswer
 }
@@ -400,8 +397,8 @@ func (d *decider) delete() (Decision, error) {
 		// A request carried out while this answer was on its way is not
 		// awaited again.
 		if d.awaiting(r.RequestID) < 0 && !slices.Contains(d.st.ApprovalsUsed, r.RequestID) {
-			a := AwaitedApproval{RequestID: r.RequestID, RequestedBy: r.RequestedBy, Reason: r.Reason, Signer: v.Signer,
-				ExpiresAt: r.ExpiresAt, Approvers: v.Approvers, ApproverKeys: v.ApproverKeys, Settings: v.Settings}
+			a := AwaitedApproval{RequestID: r.RequestID, RequestedBy: r.RequestedBy, Signer: v.Signer,
+				ExpiresAt: r.ExpiresAt, Approvers: v.Approvers, ApproverKeys: v.ApproverKeys}
 			d.st.AwaitingApproval = keepLast(append(slices.Clone(d.st.AwaitingApproval), a), maxAwaitingApproval)
 		}
 		d.record(OpDelete, by, OutcomePending, fmt.Sprintf("request %s at vault %s: %s", r.RequestID, d.in.Item.VaultID, r.Detail))
@@ -437,13 +434,6 @@ func (d *decider) delete() (Decision, error) {
 	}
 	d.record(OpDelete, by, OutcomeAccepted, SoftDeletedDetail(d.st.Deadline))
 	d.audit.Signer = v.Signer
-	if v.Alert == nil && d.ev.Op == OpApproved {
-		// An approval the item checked itself: the vault has not recorded
-		// this delete, so the item tells it and alerts.
-		alert := d.alert(AlertSoftDeleted, by, SoftDeletedDetail(d.st.Deadline))
-		alert.Signer = v.Signer
-		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Report: true, Alerts: []Alert{alert}})
-	}
 	if !d.st.LockedUntil.IsZero() {
 		// Held exactly until the deadline: the rolling lock never went
 		// past now plus the window, so this only ever extends it.
@@ -460,11 +450,11 @@ func SoftDeletedDetail(deadline time.Time) string {
 // approved is a delete approved at the vault. The signal alone proves
 // nothing, anyone can send it: the item acts only on a delete it registered
 // itself, once. On a vault that required signatures when the delete was
-// requested, the item checks the approver's signature itself
-// (checkApproval, in trust.go) and needs nothing more from the vault;
-// otherwise it acts once the vault confirms the approval. Whatever can be
-// refused without asking the vault is, so a flood of forged approvals
-// costs nothing.
+// requested, the item first checks the approver's signature itself
+// (checkApproval, in trust.go); then the vault confirms the approval,
+// since only it knows of a rejection, a withdrawal or a key revoked since,
+// and counts it once. Whatever can be refused without asking the vault is,
+// so a flood of forged approvals costs nothing.
 func (d *decider) approved() (Decision, error) {
 	id := d.ev.RequestID
 	i := d.awaiting(id)
@@ -477,22 +467,11 @@ func (d *decider) approved() (Decision, error) {
 	case d.st.ProtectionState != Protected && d.st.ProtectionState != ProtectionStopped:
 		return d.refuse("item %s is %s: request %s has nothing to delete", d.item, VisibleState(d.st.ProtectionState), id)
 	}
-	a := d.st.AwaitingApproval[i]
-	if a.ApproverKeys == "" {
-		return d.delete()
+	if a := d.st.AwaitingApproval[i]; a.ApproverKeys != "" {
+		if _, err := checkApproval(a, d.in.Item.VaultID, d.ev.Approval); err != nil {
+			return d.refuse("item %s: %v; nothing changed", d.item, err)
+		}
 	}
-	approver, err := checkApproval(a, d.in.Item.VaultID, d.ev.Approval, d.in.Now)
-	if err != nil {
-		return d.refuse("item %s: %v; nothing changed", d.item, err)
-	}
-	window := WindowInputs{ItemDays: d.in.Item.SoftDeleteRetentionDays, Floor: d.st.VaultFloor, Override: d.in.Override}
-	answer := &VaultAnswer{Settings: a.Settings, RequestedBy: a.RequestedBy, Signer: a.Signer,
-		Reason: fmt.Sprintf("approved by %s (request %s)", approver, a.RequestID)}
-	if a.Reason != "" {
-		answer.Reason = a.Reason + "; " + answer.Reason
-	}
-	answer.Window, answer.Disabled = window.Window(a.Settings)
-	d.in.Vault = answer
 	return d.delete()
 }
 

@@ -24,7 +24,7 @@ func VerifySigned(allowedSigners, op, workflowID string, input []byte, by string
 	if err != nil {
 		return Signer{}, err
 	}
-	s, _, err := verifySignature(signers, op, workflowID, input, by, now, seen)
+	s, _, err := verifySignature(signers, op, workflowID, input, by, withinSkew(now), seen)
 	return s, err
 }
 

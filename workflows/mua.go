@@ -203,7 +203,9 @@ type MuaRequest struct {
 	CreatedAt time.Time    `json:"createdAt"`
 	ExpiresAt time.Time    `json:"expiresAt"`
 	DecidedBy string       `json:"decidedBy,omitempty"`
-	DecidedAt time.Time    `json:"decidedAt,omitzero"`
+	// DecisionSigner is the key that signed the decision, or "unsigned".
+	DecisionSigner string    `json:"decisionSigner,omitempty"`
+	DecidedAt      time.Time `json:"decidedAt,omitzero"`
 	// CarriedOut is set once the item has carried out an approved delete:
 	// the same approval counts once.
 	CarriedOut bool `json:"carriedOut,omitempty"`

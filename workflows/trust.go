@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,7 +173,10 @@ func (v *vault) approvedDelete(ctx workflow.Context, itemID, id string) (MuaRequ
 //     namespace must be recoveryvault);
 //   - an approval forged on its way to the item (checkApproval: the item
 //     checks the approver's signature itself, against the keys its vault
-//     held when the delete was requested).
+//     held when the delete was requested, before it asks the vault anything);
+//   - one person holding the keys of two approvers' names (the same key
+//     may not sign a request and its approval, nor be listed for two
+//     approvers).
 
 // SignatureNamespace is the SSHSIG namespace of every signed request.
 const SignatureNamespace = "recoveryvault"
@@ -384,9 +388,17 @@ func canonicalValue(v any) (any, error) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		// In key order, so the first problem found is always the same.
-		for _, k := range workflow.DeterministicKeys(v) {
+		keys := workflow.DeterministicKeys(v)
+		for i, k := range keys {
 			if err := canonicalString(k); err != nil {
 				return nil, err
+			}
+			// Go reads field names regardless of case: two that differ only
+			// in case would sign one thing and mean another.
+			for _, other := range keys[:i] {
+				if strings.EqualFold(k, other) {
+					return nil, fmt.Errorf("fields %q and %q of a signed request differ only in case: name each field once", other, k)
+				}
 			}
 			c, err := canonicalValue(v[k])
 			if err != nil {
@@ -406,15 +418,15 @@ func canonicalValue(v any) (any, error) {
 		}
 		return out, nil
 	case json.Number:
-		n, err := strconv.ParseInt(v.String(), 10, 64)
-		if err != nil {
-			f, ferr := strconv.ParseFloat(v.String(), 64)
-			if ferr != nil || f != float64(int64(f)) || f > 1<<53 || f < -(1<<53) {
-				return nil, fmt.Errorf("number %s in a signed request is not a whole number: write whole numbers plainly", v)
-			}
-			n = int64(f)
+		// jq holds numbers as doubles: whole ones up to 2^53 print alike.
+		f, err := strconv.ParseFloat(v.String(), 64)
+		if n, ierr := strconv.ParseInt(v.String(), 10, 64); ierr == nil && (n > 1<<53 || n < -(1<<53)) {
+			f = math.Inf(1)
 		}
-		return json.Number(strconv.FormatInt(n, 10)), nil
+		if err != nil || math.IsInf(f, 0) || f != float64(int64(f)) || f > 1<<53 || f < -(1<<53) || (f == 0 && strings.HasPrefix(v.String(), "-")) {
+			return nil, fmt.Errorf("number %s in a signed request is not a plain whole number: write whole numbers up to 2^53 plainly", v)
+		}
+		return json.Number(strconv.FormatInt(int64(f), 10)), nil
 	case string:
 		return v, canonicalString(v)
 	}
@@ -434,10 +446,10 @@ func canonicalString(s string) error {
 }
 
 // verifySignature checks that input, sent as operation op to workflowID,
-// is signed by a key listed for by, in SignatureNamespace, within the skew
-// of now, with a nonce not in seen. It returns the signer and the nonce to
+// is signed by a key listed for by, in SignatureNamespace, at a time fresh
+// accepts, with a nonce not in seen. It returns the signer and the nonce to
 // remember. Every refusal says what to do.
-func verifySignature(signers []allowedSigner, op, workflowID string, input []byte, by string, now time.Time, seen []SeenNonce) (Signer, SeenNonce, error) {
+func verifySignature(signers []allowedSigner, op, workflowID string, input []byte, by string, fresh func(time.Time) error, seen []SeenNonce) (Signer, SeenNonce, error) {
 	var sig Signature
 	// Only the signature's fields: the rest is the operation's to read.
 	_ = json.Unmarshal(input, &sig)
@@ -453,9 +465,8 @@ func verifySignature(signers []allowedSigner, op, workflowID string, input []byt
 	if err != nil {
 		return Signer{}, SeenNonce{}, fmt.Errorf(`its "signedAt" %q is not an RFC 3339 time such as "2026-12-01T10:00:00Z"`, sig.SignedAt)
 	}
-	if d := now.Sub(at); d > SignatureMaxSkew || d < -SignatureMaxSkew {
-		return Signer{}, SeenNonce{}, fmt.Errorf("it was signed at %s, more than %s from the workflow's clock (%s): sign it again now",
-			rfc3339(at), SignatureMaxSkew, rfc3339(now))
+	if err := fresh(at); err != nil {
+		return Signer{}, SeenNonce{}, err
 	}
 	if slices.ContainsFunc(seen, func(n SeenNonce) bool { return n.Nonce == sig.Nonce }) {
 		return Signer{}, SeenNonce{}, errors.New("its nonce has been used already: a signed request counts once; sign it again with a fresh nonce")
@@ -494,6 +505,17 @@ func verifySignature(signers []allowedSigner, op, workflowID string, input []byt
 	return Signer{Principal: by, Fingerprint: fingerprint}, SeenNonce{Nonce: sig.Nonce, SignedAt: at}, nil
 }
 
+// withinSkew accepts a signature made within SignatureMaxSkew of now.
+func withinSkew(now time.Time) func(time.Time) error {
+	return func(at time.Time) error {
+		if d := now.Sub(at); d > SignatureMaxSkew || d < -SignatureMaxSkew {
+			return fmt.Errorf("it was signed at %s, more than %s from the workflow's clock (%s): sign it again now",
+				rfc3339(at), SignatureMaxSkew, rfc3339(now))
+		}
+		return nil
+	}
+}
+
 // freshNonces are the nonces still within the skew of now.
 func freshNonces(seen []SeenNonce, now time.Time) []SeenNonce {
 	return slices.DeleteFunc(slices.Clone(seen), func(n SeenNonce) bool { return now.Sub(n.SignedAt) > SignatureMaxSkew })
@@ -518,7 +540,7 @@ func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input 
 	}
 	now := workflow.Now(ctx)
 	v.st.Nonces = freshNonces(v.st.Nonces, now)
-	s, n, err := verifySignature(signers, op, workflowID, input, by, now, v.st.Nonces)
+	s, n, err := verifySignature(signers, op, workflowID, input, by, withinSkew(now), v.st.Nonces)
 	if err != nil {
 		return "", fmt.Errorf("%s as %s refused: %w; nothing changed", op, by, err)
 	}
@@ -527,29 +549,29 @@ func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input 
 }
 
 // AwaitedApproval is a delete an item registered at its vault for
-// approval, with what it needs to act on the approval: when the vault
-// required signatures, who may approve and their keys, so the item checks
-// the approval itself and asks the vault nothing more.
+// approval. On a vault that required signatures when the delete was
+// requested, it holds who may approve and their keys, so the item checks
+// an approval's signature itself before it asks the vault anything.
 type AwaitedApproval struct {
 	RequestID   string    `json:"requestId"`
 	RequestedBy string    `json:"requestedBy"`
-	Reason      string    `json:"reason,omitempty"`
-	Signer      string    `json:"signer,omitempty"`
 	ExpiresAt   time.Time `json:"expiresAt"`
+	// Signer is the key that signed the delete, or Unsigned.
+	Signer string `json:"signer,omitempty"`
 	// Approvers and ApproverKeys (allowed_signers lines) are the vault's
-	// when the delete was requested; no keys means an unsigned vault, whose
-	// approvals the item confirms with the vault.
-	Approvers    []string           `json:"approvers,omitempty"`
-	ApproverKeys string             `json:"approverKeys,omitempty"`
-	Settings     SoftDeleteSettings `json:"settings"`
+	// when the delete was requested; no keys means an unsigned vault.
+	Approvers    []string `json:"approvers,omitempty"`
+	ApproverKeys string   `json:"approverKeys,omitempty"`
 }
 
 // checkApproval checks, at the item, a signed approval of delete request
 // a: the approve update as its approver sent it to the vault, signed by a
 // key the vault listed for an approver other than the requester when the
-// delete was requested, within the request's window. The same approval
-// counts once because the item awaits each request once.
-func checkApproval(a AwaitedApproval, vaultID string, approval []byte, now time.Time) (Signer, error) {
+// delete was requested, before the request expired, with another key than
+// the request's. The vault then confirms it (approvedDelete): only the
+// vault knows of a rejection, a withdrawal or a revoked key since, and it
+// counts the approval once.
+func checkApproval(a AwaitedApproval, vaultID string, approval []byte) (Signer, error) {
 	var req DecisionRequest
 	if err := decodeJSON(approval, &req); err != nil {
 		return Signer{}, fmt.Errorf("the approval of request %s cannot be read: %v", a.RequestID, err)
@@ -561,16 +583,54 @@ func checkApproval(a AwaitedApproval, vaultID string, approval []byte, now time.
 	switch {
 	case req.RequestID != a.RequestID:
 		return Signer{}, fmt.Errorf("the approval is of request %q, not %s", req.RequestID, a.RequestID)
-	case !now.Before(a.ExpiresAt):
-		return Signer{}, fmt.Errorf("request %s expired at %s: ask again", a.RequestID, rfc3339(a.ExpiresAt))
 	case sameIdentity(req.RequestedBy, a.RequestedBy):
 		return Signer{}, fmt.Errorf("%s requested %s and cannot approve it", req.RequestedBy, a.RequestID)
 	case !slices.ContainsFunc(a.Approvers, func(n string) bool { return sameIdentity(n, req.RequestedBy) }):
 		return Signer{}, fmt.Errorf("%s is not an approver of vault %s", req.RequestedBy, vaultID)
 	}
-	s, _, err := verifySignature(signers, UpdateApprove, VaultWorkflowID(vaultID), approval, req.RequestedBy, now, nil)
+	// An approval is for the request's window; the vault checked its
+	// freshness when it took it, and confirms it once.
+	beforeExpiry := func(at time.Time) error {
+		if !at.Before(a.ExpiresAt) {
+			return fmt.Errorf("it was signed at %s, after request %s expired at %s: ask again", rfc3339(at), a.RequestID, rfc3339(a.ExpiresAt))
+		}
+		return nil
+	}
+	s, _, err := verifySignature(signers, UpdateApprove, VaultWorkflowID(vaultID), approval, req.RequestedBy, beforeExpiry, nil)
 	if err != nil {
 		return Signer{}, fmt.Errorf("the approval of request %s by %s: %w", a.RequestID, req.RequestedBy, err)
 	}
+	if s.Fingerprint == fingerprintOf(a.Signer) {
+		return Signer{}, fmt.Errorf("the approval of request %s is signed with the key that signed the request (%s): a second person must approve", a.RequestID, s.Fingerprint)
+	}
 	return s, nil
+}
+
+// fingerprintOf is the key fingerprint in a signer's text
+// ("alice (SHA256:...)"), or "" for an unsigned one.
+func fingerprintOf(signer string) string {
+	i := strings.LastIndex(signer, "(SHA256:")
+	if i < 0 || !strings.HasSuffix(signer, ")") {
+		return ""
+	}
+	return signer[i+1 : len(signer)-1]
+}
+
+// sharedApproverKeys names a key listed for more than one approver: its
+// holder could request as one and approve as another.
+func sharedApproverKeys(signers []allowedSigner, approvers []string) error {
+	for _, s := range signers {
+		var names []string
+		for _, a := range approvers {
+			// The same key may be on several lines.
+			if slices.ContainsFunc(signers, func(o allowedSigner) bool { return o.Fingerprint == s.Fingerprint && o.listedFor(a) }) {
+				names = append(names, a)
+			}
+		}
+		if len(names) > 1 {
+			return &Refusal{Message: fmt.Sprintf("key %s is listed for approvers %s: each approver needs a key of their own, or one person could request and approve",
+				s.Fingerprint, strings.Join(names, " and "))}
+		}
+	}
+	return nil
 }

@@ -165,9 +165,13 @@ func TestCanonicalMessageIsWhatJqPrints(t *testing.T) {
 		assert.Equal(t, string(want), string(got), input)
 	}
 	for input, refusal := range map[string]string{
-		`{"retentionDays":30.5}`:   "not a whole number",
-		`{"reason":"a\u0007bell"}`: "control character",
-		`[1]`:                      "not a JSON object",
+		`{"retentionDays":30.5}`:                      "not a plain whole number",
+		`{"retentionDays":-0}`:                        "not a plain whole number",
+		`{"retentionDays":9007199254740993}`:          "not a plain whole number",
+		`{"requestedBy":"alice","RequestedBy":"bob"}`: "differ only in case",
+		`{"a":{"nonce":"x","Nonce":"y"}}`:             "differ only in case",
+		`{"reason":"a\u0007bell"}`:                    "control character",
+		`[1]`:                                         "not a JSON object",
 	} {
 		_, err := CanonicalMessage("setSoftDelete", "vault/v1", []byte(input))
 		assert.ErrorContains(t, err, refusal, input)
@@ -211,4 +215,64 @@ func TestOpenSSHAndTheWorkflowsAgreeOnSignatures(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "ssh-keygen -Y verify: %s", out)
 	assert.Contains(t, string(out), `Good "recoveryvault" signature for bob@example.com`)
+}
+
+// TestTheItemChecksASignedApprovalItself: on a vault that required
+// signatures when the delete was requested, Decide refuses an approval
+// whose signature does not hold without asking the vault, and asks the
+// vault to confirm one that does.
+func TestTheItemChecksASignedApprovalItself(t *testing.T) {
+	alice, bob := signingtest.New(t, "alice"), signingtest.New(t, "bob")
+	item := ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: "/data/vm1", Policy: Policy{Frequency: "24h", RetentionDays: 30}}
+	st := ItemState{ProtectionState: Protected}
+	expires := signNow.Add(day)
+	pending := &VaultAnswer{Settings: DefaultSoftDeleteSettings(), Signer: "mallory (SHA256:m)", Approvers: []string{"alice", "bob"},
+		ApproverKeys: signingtest.AllowedSigners(alice, bob),
+		Pending:      &MuaRequest{RequestID: "r-1", RequestedBy: "mallory", State: RequestPending, ExpiresAt: expires}}
+	d, err := Decide(st, Event{Op: OpDelete, By: "mallory"}, Inputs{Item: item, Now: signNow, Vault: pending})
+	require.NoError(t, err)
+	st = d.State
+	require.Len(t, st.AwaitingApproval, 1)
+	assert.Equal(t, signingtest.AllowedSigners(alice, bob), st.AwaitingApproval[0].ApproverKeys)
+
+	approval := func(k *signingtest.Key, by, id string, at time.Time) []byte {
+		return signedAs(t, k, UpdateApprove, VaultWorkflowID("vault1"), DecisionRequest{RequestID: id, RequestedBy: by}, at)
+	}
+	now := signNow.Add(time.Minute)
+	for _, c := range []struct {
+		name     string
+		approval []byte
+		refusal  string
+	}{
+		{"no approval at all", nil, "cannot be read"},
+		{"alice's key as bob", approval(alice, "bob", "r-1", signNow), "do not list for bob"},
+		{"bob's approval of another request", approval(bob, "bob", "r-2", signNow), `the approval is of request "r-2"`},
+		{"bob's approval of r-2 relabelled r-1", withField(t, approval(bob, "bob", "r-2", signNow), "requestId", "r-1"), "does not match this request"},
+		{"the requester approving", approval(alice, "mallory", "r-1", signNow), "mallory requested r-1 and cannot approve it"},
+		{"signed after the request expired", approval(bob, "bob", "r-1", expires), "after request r-1 expired"},
+	} {
+		_, err := Decide(st, Event{Op: OpApproved, RequestID: "r-1", Approval: c.approval}, Inputs{Item: item, Now: now})
+		assert.ErrorContains(t, err, c.refusal, c.name)
+	}
+
+	good := approval(bob, "bob", "r-1", signNow)
+	d, err = Decide(st, Event{Op: OpApproved, RequestID: "r-1", Approval: good}, Inputs{Item: item, Now: now})
+	require.NoError(t, err)
+	assert.Equal(t, AskVault, d.Ask, "the vault confirms: only it knows of a rejection or a revoked key since")
+	confirmed := &VaultAnswer{Settings: DefaultSoftDeleteSettings(), Window: 14 * day, RequestedBy: "mallory", Signer: "mallory (SHA256:m)",
+		Reason: "approved by bob (" + bob.Fingerprint() + ") (request r-1)"}
+	d, err = Decide(st, Event{Op: OpApproved, RequestID: "r-1", Approval: good}, Inputs{Item: item, Now: now, Vault: confirmed})
+	require.NoError(t, err)
+	assert.Equal(t, SoftDeleted, d.State.ProtectionState)
+	assert.Equal(t, "mallory (SHA256:m)", d.Audit.Signer)
+	assert.Contains(t, d.Audit.Detail, "approved by bob ("+bob.Fingerprint()+") (request r-1)")
+
+	_, err = Decide(d.State, Event{Op: OpApproved, RequestID: "r-1", Approval: good}, Inputs{Item: item, Now: now})
+	assert.ErrorContains(t, err, `awaits no approval of request "r-1"`, "the same approval counts once")
+
+	// One key behind two names: the request's own key cannot approve it.
+	sameKey := st.AwaitingApproval[0]
+	sameKey.Signer = "mallory (" + bob.Fingerprint() + ")"
+	_, err = CheckApproval(sameKey, "vault1", good)
+	assert.ErrorContains(t, err, "signed with the key that signed the request")
 }

@@ -135,7 +135,7 @@ func (v *vault) keysOfApprovers(text string, approvers []string) error {
 		return &Refusal{Message: fmt.Sprintf("vault %s requires signatures, and approver %s has no key in its allowed signers, so could never approve: list their keys first (setAllowedSigners), or name other approvers",
 			v.id, strings.Join(missing, ", "))}
 	}
-	return nil
+	return sharedApproverKeys(signers, approvers)
 }
 
 func (v *vault) changeMua(ctx workflow.Context, who actor, next MuaSettings, reason string) {
@@ -209,7 +209,11 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		}
 		who = actor{by: r.RequestedBy, signer: r.Signer}
 		answer.RequestedBy = r.RequestedBy
-		answer.Reason = fmt.Sprintf("approved by %s (request %s)", r.DecidedBy, r.RequestID)
+		approver := r.DecidedBy
+		if fingerprintOf(r.DecisionSigner) != "" {
+			approver = r.DecisionSigner
+		}
+		answer.Reason = fmt.Sprintf("approved by %s (request %s)", approver, r.RequestID)
 		if r.Reason != "" {
 			answer.Reason = r.Reason + "; " + answer.Reason
 		}
@@ -337,7 +341,11 @@ func (v *vault) decide(ctx workflow.Context, req DecisionRequest, approve bool, 
 		return VaultStatus{}, refused(err)
 	}
 	r := v.st.Requests[i]
-	if err := CheckDecision(v.id, v.st.Mua, r, by, approve, workflow.Now(ctx)); err != nil {
+	err = CheckDecision(v.id, v.st.Mua, r, by, approve, workflow.Now(ctx))
+	if key := fingerprintOf(who.signer); err == nil && approve && key != "" && key == fingerprintOf(r.Signer) {
+		err = &Refusal{Message: fmt.Sprintf("request %s was signed with key %s, which may not approve it too: a second person must approve", r.RequestID, key)}
+	}
+	if err != nil {
 		v.refuse(ctx, op, who, err)
 		return VaultStatus{}, refused(err)
 	}
@@ -438,7 +446,7 @@ func (v *vault) close(ctx workflow.Context, i int, state RequestState, who actor
 	closed := v.st.Requests[i]
 	v.st.Requests = append(slices.Delete(v.st.Requests, i, i+1), closed)
 	r := &v.st.Requests[len(v.st.Requests)-1]
-	r.State, r.DecidedBy, r.DecidedAt, r.Detail = state, who.by, workflow.Now(ctx).UTC(), detail
+	r.State, r.DecidedBy, r.DecisionSigner, r.DecidedAt, r.Detail = state, who.by, who.signer, workflow.Now(ctx).UTC(), detail
 	op := map[RequestState]string{RequestApproved: UpdateApprove, RequestRejected: UpdateReject, RequestExpired: "expire"}[state]
 	outcome := OutcomeAccepted
 	if state == RequestExpired {

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -56,16 +57,12 @@ func (s *VaultSuite) TestApprovalsInAnothersNameAreRefusedOnASignedVault() {
 	s.at(4*time.Minute, func() {
 		s.Require().NoError(errPending)
 		s.Equal(RequestPending, requestByID(s.status(), "r-1").State)
-		bobsReject := s.signed(bob, UpdateReject, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"})
-		var rejectAsApprove map[string]any
-		s.Require().NoError(json.Unmarshal(bobsReject, &rejectAsApprove))
-		relabelled, _ := json.Marshal(rejectAsApprove)
 		for name, payload := range map[string]any{
-			"unsigned":                        DecisionRequest{RequestID: "r-1", RequestedBy: "bob"},
-			"alice's key as bob":              s.signed(alice, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
-			"mallory's key as bob":            s.signed(mallory, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
-			"bob's reject sent as an approve": json.RawMessage(relabelled),
-			"bob's approval at another vault": s.signed(bob, UpdateApprove, VaultWorkflowID("vault2"), DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+			"unsigned":                               DecisionRequest{RequestID: "r-1", RequestedBy: "bob"},
+			"alice's key as bob":                     s.signed(alice, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+			"mallory's key as bob":                   s.signed(mallory, UpdateApprove, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+			"bob's signed reject sent as an approve": s.signed(bob, UpdateReject, vaultWF, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
+			"bob's approval at another vault":        s.signed(bob, UpdateApprove, VaultWorkflowID("vault2"), DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}),
 		} {
 			forged[name] = new(error)
 			s.answer(UpdateApprove, payload, nil, forged[name])
@@ -243,6 +240,28 @@ func (s *VaultSuite) TestFirstSignersUnderMuaWaitForApproval() {
 	s.at(3*time.Minute, func() {
 		s.Require().NoError(errApprove, "the vault did not require signatures when bob approved")
 		s.True(s.status().SignaturesRequired)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestOneKeyCannotStandForTwoApprovers: a key listed for two approvers
+// would let its holder request as one and approve as the other.
+func (s *VaultSuite) TestOneKeyCannotStandForTwoApprovers() {
+	alice := signingtest.New(s.T(), "alice")
+	shared := alice.Line() + "\nbob " + strings.TrimPrefix(alice.Line(), "alice ")
+	var errSigners, errMua error
+	s.at(time.Minute, func() {
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: shared, RequestedBy: "alice"}, nil, &errSigners)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errSigners)
+		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, VaultWorkflowID("vault1"), EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}), nil, &errMua)
+	})
+	s.at(3*time.Minute, func() {
+		s.ErrorContains(errMua, "is listed for approvers alice and bob: each approver needs a key of their own")
+		s.False(s.status().MultiUserAuthorization.Enabled)
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
