@@ -293,3 +293,34 @@ func TestBrowserOnASignedVaultShowsCommandsInsteadOfCriticalActions(t *testing.T
 	assert.Contains(t, decide, "temporal workflow update execute --workflow-id vault/signed --name approve --input-file approve.signed.json")
 	b.shot("13-signed-vault")
 }
+
+// TestBrowserShowsADeleteWaitingForItsVault: with the vault gone, a delete
+// is kept, not lost: the page says it waits and offers to cancel it.
+func TestBrowserShowsADeleteWaitingForItsVault(t *testing.T) {
+	b := startBrowser(t)
+	k := startCluster(t, Options{})
+	k.protect("gone", "vm1")
+	require.NoError(t, k.c.TerminateWorkflow(t.Context(), workflows.VaultWorkflowID("gone"), "", "the test takes the vault away"))
+	item := "/vaults/gone/items/vm1"
+	b.do(chromedp.Navigate(k.url+item), chromedp.Click(chromedp.CSS("#delete summary")), chromedp.WaitVisible(chromedp.ID("confirmName")),
+		chromedp.SendKeys(chromedp.ID("confirmName"), "vm1"), chromedp.SendKeys(chromedp.ID("reason"), "burst"),
+		chromedp.Click(chromedp.CSS(`#delete button[type="submit"]`)))
+	b.until(`document.getElementById("name") !== null`)
+	b.do(chromedp.SendKeys(chromedp.ID("name"), "alice@example.com"), chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	b.until(`document.querySelector("#delete") !== null`)
+	b.do(chromedp.Click(chromedp.CSS("#delete summary")), chromedp.WaitVisible(chromedp.ID("confirmName")),
+		chromedp.SendKeys(chromedp.ID("confirmName"), "vm1"), chromedp.SendKeys(chromedp.ID("reason"), "burst"),
+		chromedp.Click(chromedp.CSS(`#delete button[type="submit"]`)))
+	b.until(`document.querySelector(".flash") !== null && document.querySelector(".flash").textContent.includes("waits for the vault")`)
+	assert.Contains(t, b.text("#status"), "Delete waiting for the vault")
+	assert.Contains(t, b.text("#status"), "vault/gone is not a running Vault workflow")
+	assert.Equal(t, workflows.Protected, k.status("gone", "vm1").ProtectionState)
+	b.shot("14-delete-waiting")
+
+	b.do(chromedp.Click(chromedp.CSS(`form[action$="/undelete"] button`)))
+	b.until(`document.querySelector(".flash") !== null && document.querySelector(".flash").textContent.includes("waited for the vault is cancelled")`)
+	assert.NotContains(t, b.text("#status"), "Delete waiting for the vault")
+	st := k.status("gone", "vm1")
+	assert.Nil(t, st.PendingDelete)
+	assert.Equal(t, workflows.Protected, st.ProtectionState)
+}

@@ -373,6 +373,13 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		}
 	}
 	var st workflows.Status
+	cancelsWaiting := false
+	if op == workflows.OpUndelete {
+		// An undelete of an item that is not soft-deleted cancels a delete
+		// waiting for its vault: the flash says which it did.
+		cur, err := c.itemStatus(r.Context(), vaultID, itemID)
+		cancelsWaiting = err == nil && cur.PendingDelete != nil && cur.ProtectionState != workflows.SoftDeleted
+	}
 	if refusal == nil {
 		refusal = c.update(r.Context(), workflows.WorkflowID(vaultID, itemID), name, arg, &st)
 	}
@@ -395,6 +402,10 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		done.Set("request", st.PendingApproval.RequestID)
 	case op == workflows.OpDelete && purgedAtOnce(st):
 		done.Set("done", deletedAndPurged)
+	case op == workflows.OpDelete && st.PendingDelete != nil:
+		done.Set("done", deleteWaiting)
+	case cancelsWaiting:
+		done.Set("done", deleteCancelled)
 	}
 	redirect(v.writer, r, itemHref(vaultID, itemID)+"?"+done.Encode())
 	return nil
@@ -477,8 +488,13 @@ func operationList() string {
 	return fmt.Sprint(s)
 }
 
-// deletedAndPurged is the flash word of a delete that purged at once.
-const deletedAndPurged = "deletedAndPurged"
+// deletedAndPurged is the flash word of a delete that purged at once;
+// deleteWaiting of one that waits for its vault to answer.
+const (
+	deletedAndPurged = "deletedAndPurged"
+	deleteWaiting    = "deleteWaiting"
+	deleteCancelled  = "deleteCancelled"
+)
 
 var requestIDPattern = regexp.MustCompile(`^r-[0-9]{1,9}$`)
 
@@ -503,6 +519,10 @@ func flash(r *http.Request, current string) string {
 		return "Backup data soft-deleted. It is kept, and can be undeleted, until the purge time shown."
 	case deletedAndPurged:
 		return "Backup data deleted and purged at once: soft delete is disabled for this vault."
+	case deleteCancelled:
+		return "The delete that waited for the vault is cancelled: nothing was deleted."
+	case deleteWaiting:
+		return "The delete waits for the vault, which could not answer: nothing is deleted yet. It is applied as soon as the vault answers; Cancel the waiting delete stops it."
 	case workflows.UpdateUndelete:
 		return "Undeleted: the purge is cancelled and every recovery point is kept. Protection stays stopped until you resume it."
 	case workflows.UpdateResume:

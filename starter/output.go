@@ -17,6 +17,10 @@ func printStatus(out io.Writer, st workflows.Status) {
 		fmt.Fprintf(out, "Pending approval: request %s at vault %s; %s.\nAn approver runs: starter vault approve --vault %s --request %s --requested-by NAME\n\n",
 			r.RequestID, st.VaultID, r.Detail, st.VaultID, r.RequestID)
 	}
+	if p := st.PendingDelete; p != nil {
+		fmt.Fprintf(out, "Delete waiting for the vault: asked by %s at %s, %s so far; %s. It is applied once the vault answers; undelete cancels it.\n\n",
+			p.RequestedBy, p.Since.UTC().Format(time.RFC3339), workflows.Plural(p.Attempts, "attempt"), p.Why)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Item\t%s/%s\n", st.VaultID, st.ItemID)
 	fmt.Fprintf(tw, "State\t%s\n", st.ProtectionState)

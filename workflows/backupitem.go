@@ -259,6 +259,7 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 	if d.Audit != nil {
 		w.st.Audit = appendAudit(w.st.Audit, *d.Audit)
 	}
+	w.events = append(w.events, d.Next...)
 	w.publish(ctx)
 	w.arm(ctx)
 	waits := false

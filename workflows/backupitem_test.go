@@ -1046,17 +1046,70 @@ func (s *ItemSuite) TestAResetVaultCannotWeakenWhatAnItemHasSeen() {
 	s.Zero(s.purges)
 }
 
-// TestAVaultThatCannotBeReadRefusesTheDelete: failing closed. Whether the
-// delete needs approval, or how long a window it gets, is unknown.
-func (s *ItemSuite) TestAVaultThatCannotBeReadRefusesTheDelete() {
+// TestADeleteWaitsForAVaultThatCannotBeRead: failing closed without
+// losing the delete. Whether it needs approval, or how long a window it
+// gets, is unknown until the vault answers: the item keeps the delete,
+// says so in its status, asks again, and applies it once the vault
+// answers, with the window counted from then.
+func (s *ItemSuite) TestADeleteWaitsForAVaultThatCannotBeRead() {
 	s.vaultSettings = SoftDeleteSettings{} // no vault answers
 	var got Status
 	var err error
-	s.at(time.Hour, func() { s.update(UpdateDelete, Request{RequestedBy: "mallory"}, &got, &err) })
+	var answered time.Time
+	s.at(time.Hour, func() { s.update(UpdateDelete, Request{RequestedBy: "mallory", Reason: "burst"}, &got, &err) })
+	s.at(time.Hour+time.Minute, func() {
+		s.Require().NoError(err, "the delete is taken, to be applied when the vault answers")
+		s.Require().NotNil(got.PendingDelete)
+		s.Equal("mallory", got.PendingDelete.RequestedBy)
+		s.Contains(got.PendingDelete.Why, "vault vault1 could not be asked how deletes of item vm1 are protected: vault/vault1 is not a running Vault workflow")
+		s.Equal(Protected, got.ProtectionState, "nothing deleted yet")
+		s.Equal("delete/mallory/"+OutcomeWaiting, s.lastAudit())
+	})
 	s.at(2*time.Hour, func() {
-		s.ErrorContains(err, "vault vault1 could not be asked how deletes of item vm1 are protected: vault/vault1 is not a running Vault workflow; nothing changed, try again")
-		s.Equal(Protected, s.status().ProtectionState)
-		s.Equal("delete/mallory/rejected", s.lastAudit())
+		st := s.status()
+		s.Require().NotNil(st.PendingDelete, "still waiting, asked again")
+		s.Greater(st.PendingDelete.Attempts, 3)
+		s.Equal(Protected, st.ProtectionState)
+		waiting := 0
+		for _, e := range st.Audit {
+			if e.Outcome == OutcomeWaiting {
+				waiting++
+			}
+		}
+		s.Equal(1, waiting, "the audit says it once")
+		s.vaultSettings = DefaultSoftDeleteSettings() // the vault answers again
+		answered = s.env.Now()
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState, "applied once the vault answered")
+		s.Nil(st.PendingDelete)
+		deadline, _ := time.Parse(time.RFC3339, st.DeferredDeleteTimeInUTC)
+		s.WithinDuration(answered.Add(14*day), deadline, MaxDeleteRetry, "the window counts from the answer")
+		s.Equal("delete/mallory/accepted", s.lastAudit())
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
+}
+
+// TestUndeleteCancelsADeleteWaitingForTheVault: a delete sent as a signal
+// (whose sender hears nothing) waits the same way, and undelete cancels it.
+func (s *ItemSuite) TestUndeleteCancelsADeleteWaitingForTheVault() {
+	s.vaultSettings = SoftDeleteSettings{}
+	s.at(time.Hour, func() { s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) })
+	s.at(2*time.Hour, func() {
+		s.Require().NotNil(s.status().PendingDelete)
+		s.mustUpdate(UpdateUndelete, Request{RequestedBy: "alice"})
+		s.vaultSettings = DefaultSoftDeleteSettings()
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Nil(st.PendingDelete)
+		s.Equal(Protected, st.ProtectionState, "the cancelled delete is not asked again")
+		s.Equal("undelete/alice/accepted", s.lastAudit())
+		s.Contains(st.Audit[len(st.Audit)-1].Detail, "still waiting for the vault, is cancelled")
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -108,7 +109,31 @@ type ItemState struct {
 	AwaitingApproval []AwaitedApproval `json:"awaitingApproval,omitempty"`
 	// ApprovalsUsed are the last approvals carried out: never awaited again.
 	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
+	// PendingDelete is a delete its vault could not answer yet (busy,
+	// restarting, not created yet): it is asked again at its RetryAt until
+	// the vault answers. A delete is refused only by a rule, never lost to
+	// a cause that passes.
+	PendingDelete *PendingDelete `json:"pendingDelete,omitempty"`
 }
+
+// PendingDelete is a delete waiting for its vault's answer.
+type PendingDelete struct {
+	RequestedBy string `json:"requestedBy"`
+	Reason      string `json:"reason,omitempty"`
+	// Input is the delete's payload as sent, its signature included.
+	Input    json.RawMessage `json:"input,omitempty"`
+	Since    time.Time       `json:"since"`
+	Attempts int             `json:"attempts"`
+	RetryAt  time.Time       `json:"retryAt"`
+	// Why is what kept the vault from answering, the last time.
+	Why string `json:"why"`
+}
+
+// Retries of a delete waiting for its vault back off to once a minute.
+const (
+	firstDeleteRetry = 5 * time.Second
+	maxDeleteRetry   = time.Minute
+)
 
 // Event is one thing that happened to an item.
 type Event struct {
@@ -129,6 +154,8 @@ type Event struct {
 	// Input is a delete's payload as sent, signature included, for the
 	// vault to check.
 	Input []byte
+	// Retry marks a delete asked again after its vault could not answer.
+	Retry bool
 	// Results of effects: the point a backup made, the points a collection
 	// removed, what a restore wrote, the vault's settings, or why an
 	// effect failed.
@@ -184,6 +211,8 @@ type Decision struct {
 	Audit *AuditEntry
 	// Pending is a delete that waits for approval at the vault.
 	Pending *MuaRequest
+	// Next are events to decide after this one: a delete asked again.
+	Next []Event
 }
 
 // EffectKind names an activity an item runs.
@@ -287,10 +316,11 @@ type decider struct {
 	effects []Effect
 	audit   *AuditEntry
 	pending *MuaRequest
+	next    []Event
 }
 
 func (d *decider) decision() Decision {
-	return Decision{State: d.st, Effects: d.effects, Audit: d.audit, Pending: d.pending}
+	return Decision{State: d.st, Effects: d.effects, Audit: d.audit, Pending: d.pending, Next: d.next}
 }
 
 func (d *decider) refuse(format string, args ...any) (Decision, error) {
@@ -324,7 +354,7 @@ func (d *decider) operation() (Decision, error) {
 		case OpRestore:
 			return d.restore()
 		case OpUndelete:
-			return d.refuse("item %s is not soft-deleted (it is Protected): there is nothing to undelete", d.item)
+			return d.undeleteWaiting()
 		}
 	case ProtectionStopped:
 		switch op {
@@ -342,7 +372,7 @@ func (d *decider) operation() (Decision, error) {
 		case OpBackupNow:
 			return d.refuse("item %s has protection stopped: resume protection before taking a backup", d.item)
 		case OpUndelete:
-			return d.refuse("item %s is not soft-deleted (protection is stopped with its data retained): there is nothing to undelete", d.item)
+			return d.undeleteWaiting()
 		}
 	case SoftDeleted:
 		switch op {
@@ -388,8 +418,21 @@ func (d *decider) delete() (Decision, error) {
 		return Decision{Ask: AskVault}, nil
 	}
 	by := d.ev.By
-	if v.Refusal != "" {
-		return d.refuse("%s", v.Refusal)
+	if v.Unavailable != "" && d.ev.Op == OpDelete {
+		return d.waitForVault(v.Unavailable), nil
+	}
+	if d.ev.Op == OpDelete {
+		// The vault answered: no delete waits any longer.
+		d.st.PendingDelete = nil
+	}
+	if v.Refusal != "" || v.Unavailable != "" {
+		if d.ev.Retry {
+			// A delete asked again is refused in the audit: no one waits
+			// for its answer.
+			d.record(OpDelete, by, OutcomeRejected, v.Refusal)
+			return d.decision(), nil
+		}
+		return d.refuse("%s", v.Refusal+v.Unavailable)
 	}
 	d.st.VaultFloor.raise(v.Settings)
 	if v.Pending != nil {
@@ -439,6 +482,39 @@ func (d *decider) delete() (Decision, error) {
 		// past now plus the window, so this only ever extends it.
 		d.effects = append(d.effects, Effect{Kind: EffectLock, For: OpDelete, By: system, LockUntil: d.st.Deadline})
 	}
+	return d.decision(), nil
+}
+
+// waitForVault keeps a delete its vault could not answer, to ask again:
+// the item never guesses how its deletes are protected, and never drops
+// one for a cause that passes. The audit says so once per delete.
+func (d *decider) waitForVault(why string) Decision {
+	now := d.in.Now
+	p := PendingDelete{RequestedBy: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, Since: now, Attempts: 1, Why: why}
+	if old := d.st.PendingDelete; old != nil {
+		p.Since, p.Attempts = old.Since, old.Attempts+1
+	}
+	p.RetryAt = now.Add(min(firstDeleteRetry<<min(p.Attempts-1, 10), maxDeleteRetry))
+	d.st.PendingDelete = &p
+	if p.Attempts == 1 {
+		d.record(OpDelete, d.ev.By, OutcomeWaiting, fmt.Sprintf("%s; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)", why))
+	}
+	return d.decision()
+}
+
+// undeleteWaiting cancels a delete that waits for its vault; with none,
+// there is nothing to undelete.
+func (d *decider) undeleteWaiting() (Decision, error) {
+	if d.st.PendingDelete == nil {
+		what := "it is Protected"
+		if d.st.ProtectionState == ProtectionStopped {
+			what = "protection is stopped with its data retained"
+		}
+		return d.refuse("item %s is not soft-deleted (%s): there is nothing to undelete", d.item, what)
+	}
+	p := d.st.PendingDelete
+	d.st.PendingDelete = nil
+	d.record(OpUndelete, d.ev.By, OutcomeAccepted, fmt.Sprintf("the delete asked by %s at %s, still waiting for the vault, is cancelled", p.RequestedBy, rfc3339(p.Since)))
 	return d.decision(), nil
 }
 
@@ -554,6 +630,13 @@ func (d *decider) wakeUp() Decision {
 			d.record("purgeReminder", system, OutcomeAccepted, "reminder sent: purge scheduled for "+rfc3339(d.st.Deadline))
 		}
 	case Protected, ProtectionStopped:
+		if p := d.st.PendingDelete; p != nil && !now.Before(p.RetryAt) {
+			d.next = append(d.next, Event{Op: OpDelete, By: p.RequestedBy, Reason: p.Reason, Input: p.Input, Retry: true})
+			// Not again until this one is answered.
+			waiting := *p
+			waiting.RetryAt = time.Time{}
+			d.st.PendingDelete = &waiting
+		}
 		if d.st.ProtectionState == Protected && !d.st.NextBackupAt.IsZero() && !now.Before(d.st.NextBackupAt) {
 			d.backup(OpScheduledBackup, scheduler)
 			// Keep the cadence; after an outage, one backup catches up, not many.
@@ -698,11 +781,19 @@ func (st ItemState) WakeAt() time.Time {
 		}
 		return st.Deadline
 	case Protected:
-		return earliest(st.NextBackupAt, st.LockDueAt)
+		return earliest(st.NextBackupAt, st.LockDueAt, st.PendingDelete.retryAt())
 	case ProtectionStopped:
-		return st.LockDueAt
+		return earliest(st.LockDueAt, st.PendingDelete.retryAt())
 	}
 	return time.Time{}
+}
+
+// retryAt is when a waiting delete is asked again; zero for none.
+func (p *PendingDelete) retryAt() time.Time {
+	if p == nil {
+		return time.Time{}
+	}
+	return p.RetryAt
 }
 
 // earliest of some times, zero ones left out.

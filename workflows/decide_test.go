@@ -356,3 +356,39 @@ func TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted(t *testing.
 	assert.Equal(t, in.Now.Add(time.Hour), d.State.LockDueAt, "a failed lock is tried again in an hour")
 	assert.Equal(t, OutcomeFailed, d.Audit.Outcome)
 }
+
+func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
+	st := testState(ProtectionStopped)
+	busy := &VaultAnswer{Unavailable: "vault vault1 could not be asked: deadline exceeded"}
+	d, err := Decide(st, Event{Op: OpDelete, By: "alice", Input: []byte(`{"requestedBy":"alice"}`)}, Inputs{Item: testItem, Now: testNow, Vault: busy})
+	require.NoError(t, err, "waiting is not a refusal")
+	require.NotNil(t, d.State.PendingDelete)
+	assert.Equal(t, ProtectionStopped, d.State.ProtectionState)
+	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(), "asked again soon")
+	assert.Equal(t, OutcomeWaiting, d.Audit.Outcome)
+
+	later := testNow.Add(5 * time.Second)
+	d, err = Decide(d.State, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: later})
+	require.NoError(t, err)
+	require.Len(t, d.Next, 1)
+	assert.Equal(t, Event{Op: OpDelete, By: "alice", Input: []byte(`{"requestedBy":"alice"}`), Retry: true}, d.Next[0])
+	assert.True(t, d.State.WakeAt().IsZero(), "not asked twice at once")
+
+	again, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: busy})
+	require.NoError(t, err)
+	assert.Equal(t, 2, again.State.PendingDelete.Attempts)
+	assert.Equal(t, later.Add(10*time.Second), again.State.PendingDelete.RetryAt, "backing off")
+	assert.Nil(t, again.Audit, "the audit said it once")
+
+	refused, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: &VaultAnswer{Refusal: "a rule says no"}})
+	require.NoError(t, err, "no one waits for a retry's answer: the refusal is audited")
+	assert.Nil(t, refused.State.PendingDelete)
+	assert.Equal(t, OutcomeRejected, refused.Audit.Outcome)
+	assert.Equal(t, ProtectionStopped, refused.State.ProtectionState)
+
+	done, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: testVault})
+	require.NoError(t, err)
+	assert.Nil(t, done.State.PendingDelete)
+	assert.Equal(t, SoftDeleted, done.State.ProtectionState)
+	assert.Equal(t, later.Add(14*day), done.State.Deadline, "the window counts from the vault's answer")
+}

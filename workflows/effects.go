@@ -316,8 +316,8 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 	case errorType(err) == ErrTypeRefused:
 		return &VaultAnswer{Refusal: message(err)}
 	case err != nil:
-		return &VaultAnswer{Refusal: fmt.Sprintf(
-			"vault %s could not be asked how deletes of item %s are protected: %s; nothing changed, try again",
+		return &VaultAnswer{Unavailable: fmt.Sprintf(
+			"vault %s could not be asked how deletes of item %s are protected: %s",
 			w.in.VaultID, w.in.ItemID, message(err))}
 	}
 	return &answer

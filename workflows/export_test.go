@@ -29,3 +29,5 @@ func VerifySigned(allowedSigners, op, workflowID string, input []byte, by string
 }
 
 var CheckApproval = checkApproval
+
+const MaxDeleteRetry = maxDeleteRetry

@@ -178,6 +178,10 @@ func (w *item) status(now time.Time) Status {
 		RecoveryPoints:  append([]RecoveryPoint{}, w.st.RecoveryPoints...),
 		Audit:           append([]AuditEntry{}, w.st.Audit...),
 	}
+	if p := w.st.PendingDelete; p != nil {
+		waiting := *p
+		s.PendingDelete = &waiting
+	}
 	if s.ProtectionState == SoftDeleted {
 		s.IsScheduledForDeferredDelete = true
 		s.DeferredDeleteTimeInUTC = w.st.Deadline.UTC().Format(time.RFC3339)

@@ -146,6 +146,8 @@ type Status struct {
 	Audit                       []AuditEntry    `json:"audit"`
 	// PendingApproval is in the answer to a delete that waits for approval.
 	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
+	// PendingDelete is a delete waiting for its vault to answer.
+	PendingDelete *PendingDelete `json:"pendingDelete,omitempty"`
 }
 
 // FormatRemaining renders a duration as the contract's "13d 23h 59m".

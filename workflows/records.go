@@ -68,6 +68,8 @@ const (
 	OutcomeFailed   = "failed"
 	// OutcomePending is a critical operation that waits for approval.
 	OutcomePending = "pending approval"
+	// OutcomeWaiting is a delete that waits for its vault to answer.
+	OutcomeWaiting = "waiting for the vault"
 )
 
 // maxAuditEntries bounds the audit kept in state; the full record is the

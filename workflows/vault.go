@@ -100,6 +100,9 @@ type ItemDeleteRequest struct {
 type VaultAnswer struct {
 	// Refusal says why nothing can be deleted now; nothing changed.
 	Refusal string `json:"refusal,omitempty"`
+	// Unavailable says why the vault could not answer (busy, restarting,
+	// not created yet): the delete waits and is asked again.
+	Unavailable string `json:"unavailable,omitempty"`
 	// Settings are the vault's soft-delete settings now.
 	Settings SoftDeleteSettings `json:"settings"`
 	// Window is the delete's soft-delete window; Disabled says the vault
