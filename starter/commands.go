@@ -550,10 +550,44 @@ func (a *app) vaultCommand() *cobra.Command {
 	})
 	signers.Flags().StringVar(&signersFile, "file", "", "the allowed_signers file")
 	signers.Flags().BoolVar(&removeSigners, "remove", false, "remove the allowed signers: critical operations are no longer signed")
-	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject, signers} {
+	var guard workflows.SetMassDeleteGuardRequest
+	var guardOff, guardOn bool
+	var guardCmd, clearCmd *cobra.Command
+	guardCmd = withVault(&cobra.Command{
+		Use:   "set-mass-delete-guard",
+		Short: "Change the mass-delete guard: how many deletes a window lets through before the vault holds the rest",
+		Long: "The mass-delete guard is on by default: more deletes than its threshold (the larger of 10\n" +
+			"and 5% of the vault's items) within its window (10 minutes) raise a massDelete alert, and\n" +
+			"every further delete of the vault waits until the hold is cleared (clear-mass-delete-hold).\n" +
+			"Turning it off or loosening it is critical: under multi-user authorization it waits for\n" +
+			"approval, and on a vault that requires signatures it is signed.",
+	}, func(ctx context.Context, cl client.Client) error {
+		guard.RequestedBy, guard.Reason = a.requestedBy, why
+		switch {
+		case guardOff && guardOn:
+			return errors.New("give --on or --off, not both")
+		case guardOff:
+			guard.Enabled = new(bool)
+		case guardOn:
+			on := true
+			guard.Enabled = &on
+		}
+		return sendVault(ctx, guardCmd, cl, workflows.UpdateSetMassDeleteGuard, guard)
+	})
+	guardCmd.Flags().BoolVar(&guardOff, "off", false, "turn the guard off (critical)")
+	guardCmd.Flags().BoolVar(&guardOn, "on", false, "turn the guard on")
+	guardCmd.Flags().IntVar(&guard.Threshold, "threshold", 0, "deletes a window lets through (default: the larger of 10 and 5% of the items)")
+	guardCmd.Flags().StringVar(&guard.Window, "window", "", "the window, e.g. 10m")
+	clearCmd = withVault(&cobra.Command{
+		Use:   "clear-mass-delete-hold",
+		Short: "Let the deletes the mass-delete guard holds through (critical)",
+	}, func(ctx context.Context, cl client.Client) error {
+		return sendVault(ctx, clearCmd, cl, workflows.UpdateClearMassDeleteHold, workflows.Request{RequestedBy: a.requestedBy, Reason: why})
+	})
+	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject, signers, guardCmd, clearCmd} {
 		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
 		cmd.Flags().StringVar(&why, "reason", "", "why, for the audit trail")
 	}
-	vault.AddCommand(status, set, del, enable, approve, reject, signers)
+	vault.AddCommand(status, set, del, enable, approve, reject, signers, guardCmd, clearCmd)
 	return vault
 }

@@ -102,6 +102,12 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
 		fmt.Fprintf(tw, "WARNING\tsoft-delete window %s\n", st.SoftDeleteRetentionOverride)
 	}
 	fmt.Fprintf(tw, "Approval\t%s\n", st.MultiUserAuthorization)
+	g := st.MassDeleteGuard
+	fmt.Fprintf(tw, "Mass delete\t%s\n", g.Summary)
+	if !g.HeldSince.IsZero() {
+		fmt.Fprintf(tw, "HOLDING DELETES\tsince %s: %s within %s reached the guard; clear-mass-delete-hold lets the held ones through\n",
+			g.HeldSince.UTC().Format(time.RFC3339), workflows.Plural(g.Threshold, "delete"), g.Window)
+	}
 	if st.SignaturesRequired {
 		fmt.Fprintf(tw, "Signatures\trequired on critical operations and approvals, by %s:\n", workflows.Plural(len(st.AllowedSigners), "key"))
 		for _, k := range st.AllowedSigners {

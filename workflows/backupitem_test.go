@@ -58,6 +58,8 @@ type ItemSuite struct {
 	// signatures, handed to the item with a pending delete.
 	approverKeys  string
 	confirmations int
+	// vaultHeld, when set, is why the vault holds deletes (its guard).
+	vaultHeld string
 }
 
 func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
@@ -101,7 +103,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	var a *activities.Activities
 	s.reports, s.alerts = nil, nil
 	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
-	s.approverKeys, s.confirmations = "", 0
+	s.approverKeys, s.confirmations, s.vaultHeld = "", 0, ""
 	deliver := func(alerts ...Alert) {
 		for _, al := range alerts {
 			al.Time = s.env.Now().UTC() // delivery time
@@ -159,6 +161,10 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 				if s.approverKeys != "" {
 					answer.Approvers, answer.ApproverKeys, answer.Signer = []string{"bob"}, s.approverKeys, req.RequestedBy+" (SHA256:test)"
 				}
+				return answer, nil
+			}
+			if s.vaultHeld != "" {
+				answer.Held = s.vaultHeld
 				return answer, nil
 			}
 			answer.Window, answer.Disabled = req.Window.Window(s.vaultSettings)
@@ -1110,6 +1116,29 @@ func (s *ItemSuite) TestUndeleteCancelsADeleteWaitingForTheVault() {
 		s.Equal(Protected, st.ProtectionState, "the cancelled delete is not asked again")
 		s.Equal("undelete/alice/accepted", s.lastAudit())
 		s.Contains(st.Audit[len(st.Audit)-1].Detail, "still waiting for the vault, is cancelled")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
+	s.Zero(s.purges)
+}
+
+// TestADeleteTheVaultHoldsWaitsForTheHoldToClear: under a mass-delete
+// hold the delete waits, visibly, and goes through once the hold clears.
+func (s *ItemSuite) TestADeleteTheVaultHoldsWaitsForTheHoldToClear() {
+	s.vaultHeld = "vault vault1 holds deletes since 2026-12-01T10:00:00Z: 10 deletes within 10m0s reached its mass-delete guard"
+	s.at(time.Hour, func() { s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory"}) })
+	s.at(2*time.Hour, func() {
+		st := s.status()
+		s.Equal(Protected, st.ProtectionState)
+		s.Require().NotNil(st.PendingDelete)
+		s.Contains(st.PendingDelete.Why, "reached its mass-delete guard")
+		s.vaultHeld = ""
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState, "through once the hold cleared")
+		s.Nil(st.PendingDelete)
 		s.end()
 	})
 	s.env.ExecuteWorkflow(BackupItem, s.input())

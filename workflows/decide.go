@@ -418,8 +418,8 @@ func (d *decider) delete() (Decision, error) {
 		return Decision{Ask: AskVault}, nil
 	}
 	by := d.ev.By
-	if v.Unavailable != "" && d.ev.Op == OpDelete {
-		return d.waitForVault(v.Unavailable), nil
+	if (v.Unavailable != "" || v.Held != "") && d.ev.Op == OpDelete {
+		return d.waitForVault(v.Unavailable + v.Held), nil
 	}
 	if d.ev.Op == OpDelete {
 		// The vault answered: no delete waits any longer.

@@ -212,9 +212,10 @@ type MuaRequest struct {
 	// Detail says, in words, what happened or what must happen next.
 	Detail string `json:"detail"`
 	// What is carried out on approval.
-	SoftDelete     *SetSoftDeleteRequest     `json:"softDelete,omitempty"`
-	Mua            *EnableMuaRequest         `json:"mua,omitempty"`
-	AllowedSigners *SetAllowedSignersRequest `json:"allowedSigners,omitempty"`
+	SoftDelete     *SetSoftDeleteRequest      `json:"softDelete,omitempty"`
+	Mua            *EnableMuaRequest          `json:"mua,omitempty"`
+	AllowedSigners *SetAllowedSignersRequest  `json:"allowedSigners,omitempty"`
+	Guard          *SetMassDeleteGuardRequest `json:"massDeleteGuard,omitempty"`
 }
 
 // actor is who asked for the request.

@@ -37,6 +37,9 @@ type VaultState struct {
 	// signed. Nonces are the signed requests seen within the skew.
 	AllowedSigners string      `json:"allowedSigners,omitempty"`
 	Nonces         []SeenNonce `json:"nonces,omitempty"`
+	// Guard is the mass-delete guard's setting, MassDelete what it saw.
+	Guard      MassDeleteGuard `json:"massDeleteGuard"`
+	MassDelete MassDeleteState `json:"massDelete"`
 }
 
 // VaultItemStatus is one item in the vault's status.
@@ -58,6 +61,9 @@ type VaultStatus struct {
 	// listed in AllowedSigners.
 	SignaturesRequired bool        `json:"signaturesRequired"`
 	AllowedSigners     []SignerKey `json:"allowedSigners"`
+	// MassDeleteGuard is the guard's setting and what it is now: its
+	// threshold for the vault's items, and since when it holds deletes.
+	MassDeleteGuard MassDeleteGuardStatus `json:"massDeleteGuard"`
 	// Request is the request an update opened or decided, in its answer.
 	Request *MuaRequest  `json:"request,omitempty"`
 	Deleted bool         `json:"deleted"`
@@ -103,6 +109,9 @@ type VaultAnswer struct {
 	// Unavailable says why the vault could not answer (busy, restarting,
 	// not created yet): the delete waits and is asked again.
 	Unavailable string `json:"unavailable,omitempty"`
+	// Held says why the vault holds the delete (its mass-delete guard):
+	// the delete waits and is asked again.
+	Held string `json:"held,omitempty"`
 	// Settings are the vault's soft-delete settings now.
 	Settings SoftDeleteSettings `json:"settings"`
 	// Window is the delete's soft-delete window; Disabled says the vault
@@ -321,6 +330,9 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 	if err := v.registerSignerHandlers(ctx); err != nil {
 		return err
 	}
+	if err := v.registerGuardHandlers(ctx); err != nil {
+		return err
+	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSoftDelete,
 		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
 			var req SetSoftDeleteRequest
@@ -521,6 +533,9 @@ func (v *vault) status() VaultStatus {
 	}
 	// The text was checked when it was set.
 	s.AllowedSigners, _ = ParseAllowedSigners(v.st.AllowedSigners)
+	g := v.st.Guard
+	s.MassDeleteGuard = MassDeleteGuardStatus{Enabled: !g.Off, Threshold: g.threshold(v.itemCount()), Window: g.window().String(),
+		Summary: g.String(), HeldSince: v.st.MassDelete.HeldSince}
 	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
 	for _, id := range workflow.DeterministicKeys(v.st.Items) {
 		it := v.st.Items[id]

@@ -220,6 +220,9 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		v.audit(ctx, string(OpDelete), who, OutcomeAccepted,
 			fmt.Sprintf("request %s: carried out by item %s", r.RequestID, req.ItemID))
 	case v.st.Mua.Enabled:
+		// Each delete waits for an approver anyway: the guard only counts
+		// it, and alerts when they come in a burst.
+		v.guardDelete(ctx, req.ItemID, who)
 		st, err := v.openRequest(ctx, MuaRequest{
 			Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: who.by, Signer: who.signer, Reason: req.Reason,
 			Summary: "delete the backup data of item " + req.ItemID,
@@ -237,6 +240,12 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		return answer, nil
 	}
 	answer.Signer = who.signer
+	if req.RequestID == "" {
+		if why := v.guardDelete(ctx, req.ItemID, who); why != "" {
+			answer.Held = why
+			return answer, nil
+		}
+	}
 	answer.Window, answer.Disabled = req.Window.Window(v.st.SoftDelete)
 	deadline := req.At.Add(answer.Window)
 	if answer.Disabled {
@@ -400,6 +409,17 @@ func (v *vault) carryOut(ctx workflow.Context, r MuaRequest, approver string, ap
 			return err
 		}
 		v.changeSigners(ctx, who, r.AllowedSigners.AllowedSigners, reason)
+	case UpdateSetMassDeleteGuard:
+		next, err := ChangeMassDeleteGuard(v.st.Guard, *r.Guard)
+		if err != nil {
+			return err
+		}
+		v.changeGuard(ctx, who, next, reason)
+	case UpdateClearMassDeleteHold:
+		if v.st.MassDelete.HeldSince.IsZero() {
+			return fmt.Errorf("vault %s holds no deletes any more", v.id)
+		}
+		v.clearHold(ctx, who, reason)
 	case UpdateDeleteVault:
 		if err := v.deletable(ctx); err != nil {
 			return err

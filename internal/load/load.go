@@ -101,6 +101,11 @@ func Run(ctx context.Context, c client.Client, o Options) (Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	if !o.Baseline {
+		if err := guardOff(ctx, c, o.VaultID); err != nil {
+			return Report{}, err
+		}
+	}
 	results := make([]Result, o.Items)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -140,6 +145,32 @@ func Run(ctx context.Context, c client.Client, o Options) (Report, error) {
 		rep.OpsPerSecond = float64(OpsPerItem*(rep.Items-rep.Failed)) / rep.DriveTime.Seconds()
 	}
 	return rep, ctx.Err()
+}
+
+// guardOff turns the mass-delete guard of the load's vault off, making
+// the vault first if it does not exist yet: a load test deletes every item,
+// which is exactly the burst the guard holds.
+func guardOff(ctx context.Context, c client.Client, vaultID string) error {
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.VaultWorkflowID(vaultID), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.VaultWorkflowType, workflows.VaultInput{VaultID: vaultID})
+	if err != nil {
+		return fmt.Errorf("start vault %s: %w", vaultID, err)
+	}
+	var st workflows.VaultStatus
+	off := false
+	err = items.Execute(ctx, c, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.VaultWorkflowID(vaultID), UpdateName: workflows.UpdateSetMassDeleteGuard,
+		Args: []any{workflows.SetMassDeleteGuardRequest{Enabled: &off, RequestedBy: "starter load", Reason: "a load test deletes every item"}},
+	}, &st)
+	switch {
+	case err != nil:
+		return fmt.Errorf("turn the mass-delete guard of vault %s off for the load: %w; use a vault of its own", vaultID, err)
+	case st.MassDeleteGuard.Enabled:
+		return fmt.Errorf("the mass-delete guard of vault %s could not be turned off at once (it waits for approval): run the load on a vault of its own", vaultID)
+	}
+	return nil
 }
 
 // lifecycle drives one item and checks, on the way, that an undelete gives

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"recoveryvault/workflows"
+)
+
+// TestTheMassDeleteGuardHoldsABurstUntilCleared, on a real server: with a
+// threshold of one, the second delete of a burst waits, visibly, and goes
+// through once the hold is cleared.
+func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
+	k := startCluster(t)
+	for _, id := range []string{"vm1", "vm2", "vm3"} {
+		k.mustJSON("protect", "--vault", "burst", "--item", id, "--source", writeSource(t))
+	}
+	require.Eventually(t, func() bool { return k.vaultStatus("burst").Counts[workflows.Protected] == 3 }, 20*time.Second, 100*time.Millisecond)
+	out, err := k.starter("vault", "set-mass-delete-guard", "--vault", "burst", "--threshold", "1", "--window", "1h", "--requested-by", "alice")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Mass delete  mass-delete guard on: after 1 delete within 1h0m0s, further deletes are held")
+
+	st := k.mustJSON("delete", "--vault", "burst", "--item", "vm1", "--requested-by", "mallory")
+	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState, "the first delete is within the threshold")
+	out, err = k.starter("delete", "--vault", "burst", "--item", "vm2", "--requested-by", "mallory")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Delete waiting for the vault: asked by mallory")
+	assert.Contains(t, out, "reached its mass-delete guard")
+	assert.Equal(t, workflows.Protected, k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState)
+	out, err = k.starter("vault", "status", "--vault", "burst")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "HOLDING DELETES")
+
+	out, err = k.starter("vault", "clear-mass-delete-hold", "--vault", "burst", "--requested-by", "alice", "--reason", "planned")
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, "HOLDING DELETES")
+	require.Eventually(t, func() bool {
+		return k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState == workflows.SoftDeleted
+	}, 30*time.Second, 200*time.Millisecond, "the held delete went through at its next try")
+}

@@ -1,0 +1,282 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The mass-delete guard: a vault that sees more deletes than a threshold
+// within a window, as ransomware with stolen credentials would send them,
+// alerts and holds every further delete until its hold is cleared, or, with
+// multi-user authorization on, until an approver releases each one.
+const (
+	UpdateSetMassDeleteGuard  = "setMassDeleteGuard"
+	UpdateClearMassDeleteHold = "clearMassDeleteHold"
+	// AlertMassDelete says a vault holds deletes.
+	AlertMassDelete = "massDelete"
+)
+
+// Defaults of the mass-delete guard.
+const (
+	DefaultMassDeleteThreshold = 10
+	// massDeleteShare is the share of a vault's items the default threshold
+	// grows to, in percent.
+	massDeleteShare           = 5
+	DefaultMassDeleteWindow   = 10 * time.Minute
+	MinMassDeleteWindow       = time.Minute
+	MaxMassDeleteWindow       = 7 * 24 * time.Hour
+	maxMassDeleteThreshold    = 1_000_000
+	massDeleteExample         = `{"enabled": true, "threshold": 10, "window": "10m", "requestedBy": "alice"}`
+	clearMassDeleteHoldSample = `{"requestedBy": "alice", "reason": "the burst was a planned decommissioning"}`
+)
+
+// MassDeleteGuard is a vault's guard setting. The zero value is the
+// default: on, threshold the larger of 10 and 5% of the vault's items,
+// window 10 minutes.
+type MassDeleteGuard struct {
+	Off bool `json:"off,omitempty"`
+	// Threshold is how many deletes a window lets through; 0 is the default.
+	Threshold int `json:"threshold,omitempty"`
+	// Window is a duration ("10m"); empty is the default.
+	Window string `json:"window,omitempty"`
+}
+
+func (g MassDeleteGuard) window() time.Duration {
+	if d, err := time.ParseDuration(g.Window); err == nil && d > 0 {
+		return d
+	}
+	return DefaultMassDeleteWindow
+}
+
+// threshold is the deletes a window lets through, for a vault of items.
+func (g MassDeleteGuard) threshold(items int) int {
+	if g.Threshold > 0 {
+		return g.Threshold
+	}
+	return max(DefaultMassDeleteThreshold, items*massDeleteShare/100)
+}
+
+func (g MassDeleteGuard) String() string {
+	if g.Off {
+		return "mass-delete guard off"
+	}
+	threshold := fmt.Sprintf("the larger of %d deletes and %d%% of the items", DefaultMassDeleteThreshold, massDeleteShare)
+	if g.Threshold > 0 {
+		threshold = Plural(g.Threshold, "delete")
+	}
+	return fmt.Sprintf("mass-delete guard on: after %s within %s, further deletes are held", threshold, g.window())
+}
+
+// MassDeleteState is what the guard has seen: the deletes within its
+// window, and the hold once they passed the threshold.
+type MassDeleteState struct {
+	// Recent are the times of the deletes let through within the window;
+	// at most the threshold of them are kept.
+	Recent []time.Time `json:"recent,omitempty"`
+	// HeldSince is when the vault started holding deletes; zero while not.
+	HeldSince time.Time `json:"heldSince,omitzero"`
+}
+
+// MassDeleteGuardStatus is the guard in a vault's status.
+type MassDeleteGuardStatus struct {
+	Enabled bool `json:"enabled"`
+	// Threshold and Window are the ones that apply now.
+	Threshold int    `json:"threshold"`
+	Window    string `json:"window"`
+	Summary   string `json:"summary"`
+	// HeldSince is set while the vault holds deletes.
+	HeldSince time.Time `json:"heldSince,omitzero"`
+}
+
+// SetMassDeleteGuardRequest is the payload of setMassDeleteGuard; zero
+// fields keep the current value.
+type SetMassDeleteGuardRequest struct {
+	Enabled     *bool  `json:"enabled,omitempty"`
+	Threshold   int    `json:"threshold,omitempty"`
+	Window      string `json:"window,omitempty"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Signature
+}
+
+// ChangeMassDeleteGuard applies a request to the current guard, or refuses
+// it in a sentence.
+func ChangeMassDeleteGuard(cur MassDeleteGuard, req SetMassDeleteGuardRequest) (MassDeleteGuard, error) {
+	next := cur
+	if req.Enabled != nil {
+		next.Off = !*req.Enabled
+	}
+	if req.Threshold != 0 {
+		if req.Threshold < 1 || req.Threshold > maxMassDeleteThreshold {
+			return cur, &Refusal{Message: fmt.Sprintf("threshold %d is not a number of deletes from 1 to %d", req.Threshold, maxMassDeleteThreshold)}
+		}
+		next.Threshold = req.Threshold
+	}
+	if req.Window != "" {
+		d, err := time.ParseDuration(req.Window)
+		if err != nil || d < MinMassDeleteWindow || d > MaxMassDeleteWindow {
+			return cur, &Refusal{Message: fmt.Sprintf("window %q is not a duration from %s to %s, such as \"10m\"", req.Window, MinMassDeleteWindow, FormatRemaining(MaxMassDeleteWindow))}
+		}
+		next.Window = d.String()
+	}
+	return next, nil
+}
+
+// LooserMassDeleteGuard is true for a change that lets more deletes
+// through: turning the guard off, a higher threshold or a shorter window.
+// It is critical, as weakening soft delete is.
+func LooserMassDeleteGuard(cur, next MassDeleteGuard, items int) bool {
+	return (next.Off && !cur.Off) || next.threshold(items) > cur.threshold(items) || next.window() < cur.window()
+}
+
+func (v *vault) registerGuardHandlers(ctx workflow.Context) error {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetMassDeleteGuard,
+		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
+			var req SetMassDeleteGuardRequest
+			if err := decodePayload(UpdateSetMassDeleteGuard, raw, &req, massDeleteExample); err != nil {
+				return VaultStatus{}, refused(err)
+			}
+			return v.setMassDeleteGuard(ctx, req, payloadData(raw))
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			var req SetMassDeleteGuardRequest
+			return refused(decodePayload(UpdateSetMassDeleteGuard, raw, &req, massDeleteExample))
+		}},
+	)
+	if err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateClearMassDeleteHold,
+		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
+			req, err := DecodeRequest(UpdateClearMassDeleteHold, raw)
+			if err != nil {
+				return VaultStatus{}, refused(err)
+			}
+			return v.clearMassDeleteHold(ctx, req, payloadData(raw))
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
+			_, err := DecodeRequest(UpdateClearMassDeleteHold, raw)
+			return refused(err)
+		}},
+	)
+}
+
+func (v *vault) setMassDeleteGuard(ctx workflow.Context, req SetMassDeleteGuardRequest, input []byte) (VaultStatus, error) {
+	if err := v.ready(ctx); err != nil {
+		return VaultStatus{}, err
+	}
+	who := actor{by: requester(req.RequestedBy)}
+	next, err := ChangeMassDeleteGuard(v.st.Guard, req)
+	if err != nil {
+		v.refuse(ctx, UpdateSetMassDeleteGuard, who, err)
+		return VaultStatus{}, refused(err)
+	}
+	critical := LooserMassDeleteGuard(v.st.Guard, next, v.itemCount())
+	if who, err = v.signedBy(ctx, UpdateSetMassDeleteGuard, input, who, critical); err != nil {
+		return VaultStatus{}, err
+	}
+	if v.st.Mua.Enabled && critical {
+		req.Signature = Signature{}
+		return v.openRequest(ctx, MuaRequest{Operation: UpdateSetMassDeleteGuard, RequestedBy: who.by, Signer: who.signer,
+			Reason: req.Reason, Guard: &req, Summary: "set the " + next.String()})
+	}
+	v.changeGuard(ctx, who, next, req.Reason)
+	return v.status(), nil
+}
+
+func (v *vault) changeGuard(ctx workflow.Context, who actor, next MassDeleteGuard, reason string) {
+	detail := next.String() + " (was " + v.st.Guard.String() + ")"
+	if reason != "" {
+		detail += "; reason: " + reason
+	}
+	v.st.Guard = next
+	if next.Off {
+		// Nothing holds deletes any more.
+		v.st.MassDelete.HeldSince = time.Time{}
+	}
+	v.audit(ctx, UpdateSetMassDeleteGuard, who, OutcomeAccepted, detail)
+	v.version++
+}
+
+// clearMassDeleteHold releases the vault's held deletes: each is let
+// through at its item's next try. It is critical: signed, and under
+// multi-user authorization approved by a second person.
+func (v *vault) clearMassDeleteHold(ctx workflow.Context, req Request, input []byte) (VaultStatus, error) {
+	if err := v.ready(ctx); err != nil {
+		return VaultStatus{}, err
+	}
+	who, err := v.signedBy(ctx, UpdateClearMassDeleteHold, input, actor{by: requester(req.RequestedBy)}, true)
+	if err != nil {
+		return VaultStatus{}, err
+	}
+	if v.st.MassDelete.HeldSince.IsZero() {
+		err := &Refusal{Message: fmt.Sprintf("vault %s holds no deletes: there is nothing to clear", v.id)}
+		v.refuse(ctx, UpdateClearMassDeleteHold, who, err)
+		return VaultStatus{}, refused(err)
+	}
+	if v.st.Mua.Enabled {
+		return v.openRequest(ctx, MuaRequest{Operation: UpdateClearMassDeleteHold, RequestedBy: who.by, Signer: who.signer,
+			Reason: req.Reason, Summary: "clear the mass-delete hold: let the held deletes through"})
+	}
+	v.clearHold(ctx, who, req.Reason)
+	return v.status(), nil
+}
+
+func (v *vault) clearHold(ctx workflow.Context, who actor, reason string) {
+	detail := fmt.Sprintf("mass-delete hold cleared: the deletes held since %s are let through at their items' next try; the guard counts afresh",
+		rfc3339(v.st.MassDelete.HeldSince))
+	if reason != "" {
+		detail += "; reason: " + reason
+	}
+	v.st.MassDelete = MassDeleteState{}
+	v.audit(ctx, UpdateClearMassDeleteHold, who, OutcomeAccepted, detail)
+	v.version++
+}
+
+// guardDelete counts a delete about to be let through, and holds it when
+// the window has let the threshold through already. The first delete held
+// raises the massDelete alert. It returns why a held delete waits.
+func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor) string {
+	g, m := v.st.Guard, &v.st.MassDelete
+	if g.Off {
+		return ""
+	}
+	now := workflow.Now(ctx)
+	threshold := g.threshold(v.itemCount())
+	if m.HeldSince.IsZero() {
+		fresh := m.Recent[:0]
+		for _, t := range m.Recent {
+			if now.Sub(t) < g.window() {
+				fresh = append(fresh, t)
+			}
+		}
+		m.Recent = fresh
+		if len(m.Recent) < threshold {
+			m.Recent = append(m.Recent, now)
+			v.version++
+			return ""
+		}
+		m.HeldSince = now
+		detail := fmt.Sprintf("%s within %s reached the mass-delete guard's threshold: every further delete of vault %s is held until the hold is cleared (clearMassDeleteHold)",
+			Plural(len(m.Recent), "delete"), g.window(), v.id)
+		v.audit(ctx, "massDeleteHold", actor{by: system}, OutcomeAccepted, detail)
+		v.st.Outbox = append(v.st.Outbox, Alert{Kind: AlertMassDelete, VaultID: v.id, ItemID: itemID, RequestedBy: who.by, Signer: who.signer,
+			Time: now.UTC(), Detail: detail})
+	}
+	return fmt.Sprintf("vault %s holds deletes since %s: %d deletes within %s reached its mass-delete guard; the delete waits until the hold is cleared (clearMassDeleteHold)",
+		v.id, rfc3339(m.HeldSince), threshold, g.window())
+}
+
+// itemCount is the vault's items that hold data.
+func (v *vault) itemCount() int {
+	n := 0
+	for _, id := range workflow.DeterministicKeys(v.st.Items) {
+		if v.st.Items[id].ProtectionState != Purged {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,96 @@
+package workflows_test
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	. "recoveryvault/workflows"
+)
+
+// TestABurstOfDeletesIsHeldAfterTheThreshold: ransomware's burst. The
+// guard lets its threshold of deletes through within the window, alerts,
+// and holds every further one until the hold is cleared; then the held
+// ones go through at their next try.
+func (s *VaultSuite) TestABurstOfDeletesIsHeldAfterTheThreshold() {
+	answers := make([]VaultAnswer, 12)
+	errs := make([]error, 12)
+	var cleared error
+	var again VaultAnswer
+	var errAgain error
+	s.at(30*time.Second, func() {
+		for i := range 12 {
+			s.report(fmt.Sprintf("vm%d", i), Protected, time.Time{}, 1)
+		}
+	})
+	s.at(time.Minute, func() {
+		s.Equal(10, s.status().MassDeleteGuard.Threshold, "the larger of 10 and 5% of 12 items")
+		for i := range 12 {
+			s.itemDelete(fmt.Sprintf("d-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", i), RequestedBy: "mallory", Sequence: 2}, &answers[i], &errs[i])
+		}
+	})
+	s.at(2*time.Minute, func() {
+		for i := range 12 {
+			s.Require().NoError(errs[i], i)
+			if i < 10 {
+				s.Empty(answers[i].Held, "delete %d is within the threshold", i)
+				s.Equal(14*day, answers[i].Window)
+			} else {
+				s.Contains(answers[i].Held, "vault vault1 holds deletes since", "delete %d is held", i)
+				s.Zero(answers[i].Window)
+			}
+		}
+		st := s.status()
+		s.Equal(map[State]int{SoftDeleted: 10, Protected: 2}, st.Counts, "no more than the threshold got through")
+		s.False(st.MassDeleteGuard.HeldSince.IsZero())
+		massAlerts := 0
+		for _, a := range s.alerts {
+			if a.Kind == AlertMassDelete {
+				massAlerts++
+			}
+		}
+		s.Equal(1, massAlerts, "one alert for the burst")
+		s.answer(UpdateClearMassDeleteHold, Request{RequestedBy: "alice", Reason: "planned decommissioning"}, nil, &cleared)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(cleared)
+		s.True(s.status().MassDeleteGuard.HeldSince.IsZero())
+		s.itemDelete("again", ItemDeleteRequest{ItemID: "vm10", RequestedBy: "mallory", Sequence: 2}, &again, &errAgain)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errAgain)
+		s.Empty(again.Held, "a held delete goes through once the hold is cleared")
+		s.Equal(14*day, again.Window)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestLooseningTheGuardIsCritical: turning it off or raising its threshold
+// waits for approval under multi-user authorization; tightening does not.
+func (s *VaultSuite) TestLooseningTheGuardIsCritical() {
+	var tighter, off VaultStatus
+	var errTighter, errOff, errClear error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.answer(UpdateSetMassDeleteGuard, SetMassDeleteGuardRequest{Threshold: 5, RequestedBy: "alice"}, &tighter, &errTighter)
+		s.answer(UpdateSetMassDeleteGuard, SetMassDeleteGuardRequest{Enabled: new(bool), RequestedBy: "alice"}, &off, &errOff)
+		s.answer(UpdateClearMassDeleteHold, Request{RequestedBy: "alice"}, nil, &errClear)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errTighter)
+		s.Nil(tighter.Request, "tightening needs no approval")
+		s.Require().NoError(errOff)
+		s.Require().NotNil(off.Request)
+		s.Equal(RequestPending, off.Request.State)
+		st := s.status()
+		s.True(st.MassDeleteGuard.Enabled, "nothing changes before approval")
+		s.Equal(5, st.MassDeleteGuard.Threshold)
+		s.ErrorContains(errClear, "vault vault1 holds no deletes")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
