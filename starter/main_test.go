@@ -526,8 +526,10 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 	// Read from the real histories of protect, stop, delete, undelete,
 	// resume, delete and the purge. Each action is billed on Temporal Cloud
 	// and is load on a cluster: this fails if the lifecycle grows past its
-	// cost (at most 20 from the stop to the purge, 25 with the protect and
-	// 8 at the vault; before the item became one pipeline it was 34 in the
+	// cost (at most 20 from the stop to the purge, 25 with the protect, and
+	// at the vault 5 reports, 2 deletes and 1 registration check per item
+	// when no report is coalesced, plus the vault's start shared by the 6
+	// items; before the item became one pipeline it was 34 in the
 	// item and 5.7 at the vault, markers not counted).
 	perItem, _ := strconv.ParseFloat(actions[1], 64)
 	lifecycle, _ := strconv.ParseFloat(actions[2], 64)
@@ -536,7 +538,7 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 		regexp.MustCompile(`(?m)^    (in the item|at the vault).*$`).FindAllString(out, -1))
 	assert.LessOrEqual(t, lifecycle, 20.0, "actions from the first update to the purge")
 	assert.LessOrEqual(t, perItem, 25.0, "actions in each item's history")
-	assert.LessOrEqual(t, atVault, 8.0, "actions at the vault per item")
+	assert.LessOrEqual(t, atVault, 8.0+1.0/6+0.05, "actions at the vault per item")
 	assert.Regexp(t, `in the item .*\bupdate 5\.0`, out, "the five updates are in the breakdown")
 	assert.Contains(t, out, "Baseline: the same Temporal calls")
 	assert.Regexp(t, `Recovery Vault ran at \d+\.\d\d of the baseline's throughput`, out)
