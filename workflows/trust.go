@@ -548,6 +548,17 @@ func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input 
 	return s.String(), nil
 }
 
+// forgetNonce forgets the nonce of a signed request that took no effect
+// (a delete the mass-delete guard holds), so that it may be sent again
+// while it is fresh.
+func (v *vault) forgetNonce(input []byte) {
+	var sig Signature
+	if json.Unmarshal(input, &sig) != nil || sig.Nonce == "" {
+		return
+	}
+	v.st.Nonces = slices.DeleteFunc(v.st.Nonces, func(n SeenNonce) bool { return n.Nonce == sig.Nonce })
+}
+
 // AwaitedApproval is a delete an item registered at its vault for
 // approval. On a vault that required signatures when the delete was
 // requested, it holds who may approve and their keys, so the item checks

@@ -242,6 +242,9 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	answer.Signer = who.signer
 	if req.RequestID == "" {
 		if why := v.guardDelete(ctx, req.ItemID, who); why != "" {
+			// A held delete took no effect: its item sends the same signed
+			// request again, which must not count as a replay.
+			v.forgetNonce(req.Input)
 			answer.Held = why
 			return answer, nil
 		}

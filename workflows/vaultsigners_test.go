@@ -267,3 +267,46 @@ func (s *VaultSuite) TestOneKeyCannotStandForTwoApprovers() {
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
+
+// TestAHeldSignedDeleteGoesThroughWhenSentAgain: a delete the guard holds
+// took no effect, so its item may send the same signed request again once
+// the hold is cleared; its nonce does not make it a replay.
+func (s *VaultSuite) TestAHeldSignedDeleteGoesThroughWhenSentAgain() {
+	alice := signingtest.New(s.T(), "alice")
+	var errSigners, errGuard, errHeld, errClear, errAgain error
+	var held, again VaultAnswer
+	var input json.RawMessage
+	s.at(30*time.Second, func() {
+		s.report("vm1", Protected, time.Time{}, 1)
+		s.report("vm2", Protected, time.Time{}, 1)
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: alice.Line(), RequestedBy: "alice"}, nil, &errSigners)
+		s.answer(UpdateSetMassDeleteGuard, SetMassDeleteGuardRequest{Threshold: 1, RequestedBy: "alice"}, nil, &errGuard)
+	})
+	s.at(time.Minute, func() {
+		s.Require().NoError(errSigners)
+		s.Require().NoError(errGuard)
+		var first VaultAnswer
+		var errFirst error
+		s.itemDelete("first", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+			Input: s.signed(alice, string(OpDelete), WorkflowID("vault1", "vm1"), Request{RequestedBy: "alice"})}, &first, &errFirst)
+		input = s.signed(alice, string(OpDelete), WorkflowID("vault1", "vm2"), Request{RequestedBy: "alice"})
+		s.itemDelete("held", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Sequence: 2, Input: input}, &held, &errHeld)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errHeld)
+		s.Contains(held.Held, "holds deletes")
+		s.answer(UpdateClearMassDeleteHold, s.signed(alice, UpdateClearMassDeleteHold, VaultWorkflowID("vault1"), Request{RequestedBy: "alice"}), nil, &errClear)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errClear)
+		s.itemDelete("again", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Sequence: 2, Input: input}, &again, &errAgain)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errAgain, "the same signed delete, sent again by its item")
+		s.Empty(again.Held)
+		s.Equal(14*day, again.Window)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
