@@ -226,32 +226,45 @@ func (f *sourceFile) Open(ctx context.Context) (kopiafs.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &hashingReader{Reader: r, f: f, sha: sha256.New()}, nil
+	return newHashingReader(r, f.entry.name(), f.t.read, func(size int64, sum string) {
+		f.t.mu.Lock()
+		f.entry.SHA256, f.entry.Size = sum, size
+		f.t.mu.Unlock()
+	}), nil
 }
 
-// hashingReader hashes what kopia reads of a file. Kopia reads each file
-// once, from start to end (the policy turns off its parallel reads of large
-// files), so the hash and size are those of the bytes stored.
+// hashingReader hashes and counts what kopia reads of a file, as a backup
+// reads it from the source and as a restore reads it to write, and hands
+// both to done when the file is closed. Kopia reads each file once, from
+// start to end (the policy turns off its parallel reads of large files), so
+// the hash and size are those of the bytes stored or written.
 type hashingReader struct {
 	kopiafs.Reader
-	f    *sourceFile
+	name string
 	sha  hash.Hash
 	size int64
+	// read is told of every read, for progress; it may be nil.
+	read func(n int64)
+	done func(size int64, sha256 string)
+}
+
+func newHashingReader(r kopiafs.Reader, name string, read func(int64), done func(int64, string)) *hashingReader {
+	return &hashingReader{Reader: r, name: name, sha: sha256.New(), read: read, done: done}
 }
 
 func (r *hashingReader) Read(p []byte) (int, error) {
 	n, err := r.Reader.Read(p)
 	r.sha.Write(p[:n])
 	r.size += int64(n)
-	if r.f.t.read != nil {
-		r.f.t.read(int64(n))
+	if r.read != nil {
+		r.read(int64(n))
 	}
 	return n, err
 }
 
 func (r *hashingReader) Seek(offset int64, whence int) (int64, error) {
 	if offset != 0 || whence != io.SeekStart {
-		return 0, fmt.Errorf("file %s: reading it out of order would not hash it", r.f.entry.name())
+		return 0, fmt.Errorf("file %s: reading it out of order would not hash it", r.name)
 	}
 	r.sha.Reset()
 	r.size = 0
@@ -259,8 +272,6 @@ func (r *hashingReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (r *hashingReader) Close() error {
-	r.f.t.mu.Lock()
-	r.f.entry.SHA256, r.f.entry.Size = hex.EncodeToString(r.sha.Sum(nil)), r.size
-	r.f.t.mu.Unlock()
+	r.done(r.size, hex.EncodeToString(r.sha.Sum(nil)))
 	return r.Reader.Close()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io/fs"
 	"math"
 	"os"
@@ -192,28 +191,11 @@ func (f *writtenFile) Open(ctx context.Context) (kopiafs.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &writtenReader{Reader: r, f: f, sha: sha256.New()}, nil
-}
-
-type writtenReader struct {
-	kopiafs.Reader
-	f    *writtenFile
-	sha  hash.Hash
-	size int64
-}
-
-func (r *writtenReader) Read(p []byte) (int, error) {
-	n, err := r.Reader.Read(p)
-	r.sha.Write(p[:n])
-	r.size += int64(n)
-	return n, err
-}
-
-func (r *writtenReader) Close() error {
-	r.f.o.mu.Lock()
-	r.f.o.written[r.f.rel] = written{size: r.size, sha256: hex.EncodeToString(r.sha.Sum(nil))}
-	r.f.o.mu.Unlock()
-	return r.Reader.Close()
+	return newHashingReader(r, f.rel, nil, func(size int64, sum string) {
+		f.o.mu.Lock()
+		f.o.written[f.rel] = written{size: size, sha256: sum}
+		f.o.mu.Unlock()
+	}), nil
 }
 
 func cleanRel(rel string) string { return path.Clean("./" + rel) }
