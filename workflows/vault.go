@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -324,44 +325,60 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := v.registerMuaHandlers(ctx); err != nil {
-		return err
+	decide := func(approve bool) func(workflow.Context, DecisionRequest, []byte) (VaultStatus, error) {
+		return func(ctx workflow.Context, req DecisionRequest, input []byte) (VaultStatus, error) {
+			return v.decide(ctx, req, approve, input)
+		}
 	}
-	if err := v.registerSignerHandlers(ctx); err != nil {
-		return err
-	}
-	if err := v.registerGuardHandlers(ctx); err != nil {
-		return err
-	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSoftDelete,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-			var req SetSoftDeleteRequest
-			if err := decodePayload(UpdateSetSoftDelete, raw, &req, `{"state": "AlwaysOn", "retentionDays": 30}`); err != nil {
-				return VaultStatus{}, refused(err)
-			}
-			return v.setSoftDelete(ctx, req, payloadData(raw))
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			var req SetSoftDeleteRequest
-			return refused(decodePayload(UpdateSetSoftDelete, raw, &req, `{"state": "AlwaysOn", "retentionDays": 30}`))
-		}},
+	return errors.Join(
+		setVaultUpdate(ctx, UpdateSetSoftDelete, payload[SetSoftDeleteRequest](UpdateSetSoftDelete, `{"state": "AlwaysOn", "retentionDays": 30}`), v.setSoftDelete),
+		setVaultUpdate(ctx, UpdateDeleteVault, requestPayload(UpdateDeleteVault), v.deleteVault),
+		setVaultUpdate(ctx, UpdateEnableMua, payload[EnableMuaRequest](UpdateEnableMua, enableMuaExample), v.enableMua),
+		setVaultUpdate(ctx, UpdateApprove, decisionPayload(UpdateApprove), decide(true)),
+		setVaultUpdate(ctx, UpdateReject, decisionPayload(UpdateReject), decide(false)),
+		setVaultUpdate(ctx, UpdateItemDelete, decodeItemDelete, func(ctx workflow.Context, req ItemDeleteRequest, _ []byte) (VaultAnswer, error) {
+			return v.itemDelete(ctx, req)
+		}),
+		setVaultUpdate(ctx, UpdateSetAllowedSigners, payload[SetAllowedSignersRequest](UpdateSetAllowedSigners, setAllowedSignersExample), v.setAllowedSigners),
+		setVaultUpdate(ctx, UpdateSetMassDeleteGuard, payload[SetMassDeleteGuardRequest](UpdateSetMassDeleteGuard, massDeleteExample), v.setMassDeleteGuard),
+		setVaultUpdate(ctx, UpdateClearMassDeleteHold, requestPayload(UpdateClearMassDeleteHold), v.clearMassDeleteHold),
 	)
-	if err != nil {
-		return err
-	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateDeleteVault,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-			req, err := DecodeRequest(UpdateDeleteVault, raw)
+}
+
+// setVaultUpdate registers one of the vault's updates. Its validator only
+// decodes the payload, so one that cannot be read leaves no trace; the
+// handler gets it with its JSON text, which a signature covers, and applies
+// the rules, so that every refusal by a rule is in the history, the audit
+// and an alert.
+func setVaultUpdate[Req, Res any](ctx workflow.Context, name string, decode func(converter.RawValue) (Req, error),
+	handle func(workflow.Context, Req, []byte) (Res, error)) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, name,
+		func(ctx workflow.Context, raw converter.RawValue) (Res, error) {
+			req, err := decode(raw)
 			if err != nil {
-				return VaultStatus{}, refused(err)
+				var none Res
+				return none, refused(err)
 			}
-			return v.deleteVault(ctx, req, payloadData(raw))
+			return handle(ctx, req, payloadData(raw))
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			_, err := DecodeRequest(UpdateDeleteVault, raw)
+			_, err := decode(raw)
 			return refused(err)
 		}},
 	)
+}
+
+// payload reads update name's payload, a JSON object like example, into a T.
+func payload[T any](name, example string) func(converter.RawValue) (T, error) {
+	return func(raw converter.RawValue) (T, error) {
+		var req T
+		return req, decodePayload(name, raw, &req, example)
+	}
+}
+
+// requestPayload reads update name's payload as a Request.
+func requestPayload(name string) func(converter.RawValue) (Request, error) {
+	return func(raw converter.RawValue) (Request, error) { return DecodeRequest(name, raw) }
 }
 
 // Critical operations are judged in the handler, not the validator: a

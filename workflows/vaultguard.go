@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -24,13 +23,12 @@ const (
 	DefaultMassDeleteThreshold = 10
 	// massDeleteShare is the share of a vault's items the default threshold
 	// grows to, in percent.
-	massDeleteShare           = 5
-	DefaultMassDeleteWindow   = 10 * time.Minute
-	MinMassDeleteWindow       = time.Minute
-	MaxMassDeleteWindow       = 7 * 24 * time.Hour
-	maxMassDeleteThreshold    = 1_000_000
-	massDeleteExample         = `{"enabled": true, "threshold": 10, "window": "10m", "requestedBy": "alice"}`
-	clearMassDeleteHoldSample = `{"requestedBy": "alice", "reason": "the burst was a planned decommissioning"}`
+	massDeleteShare         = 5
+	DefaultMassDeleteWindow = 10 * time.Minute
+	MinMassDeleteWindow     = time.Minute
+	MaxMassDeleteWindow     = 7 * 24 * time.Hour
+	maxMassDeleteThreshold  = 1_000_000
+	massDeleteExample       = `{"enabled": true, "threshold": 10, "window": "10m", "requestedBy": "alice"}`
 )
 
 // MassDeleteGuard is a vault's guard setting. The zero value is the
@@ -130,38 +128,6 @@ func ChangeMassDeleteGuard(cur MassDeleteGuard, req SetMassDeleteGuardRequest) (
 // It is critical, as weakening soft delete is.
 func LooserMassDeleteGuard(cur, next MassDeleteGuard, items int) bool {
 	return (next.Off && !cur.Off) || next.threshold(items) > cur.threshold(items) || next.window() < cur.window()
-}
-
-func (v *vault) registerGuardHandlers(ctx workflow.Context) error {
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetMassDeleteGuard,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-			var req SetMassDeleteGuardRequest
-			if err := decodePayload(UpdateSetMassDeleteGuard, raw, &req, massDeleteExample); err != nil {
-				return VaultStatus{}, refused(err)
-			}
-			return v.setMassDeleteGuard(ctx, req, payloadData(raw))
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			var req SetMassDeleteGuardRequest
-			return refused(decodePayload(UpdateSetMassDeleteGuard, raw, &req, massDeleteExample))
-		}},
-	)
-	if err != nil {
-		return err
-	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateClearMassDeleteHold,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-			req, err := DecodeRequest(UpdateClearMassDeleteHold, raw)
-			if err != nil {
-				return VaultStatus{}, refused(err)
-			}
-			return v.clearMassDeleteHold(ctx, req, payloadData(raw))
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			_, err := DecodeRequest(UpdateClearMassDeleteHold, raw)
-			return refused(err)
-		}},
-	)
 }
 
 func (v *vault) setMassDeleteGuard(ctx workflow.Context, req SetMassDeleteGuardRequest, input []byte) (VaultStatus, error) {

@@ -13,74 +13,21 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// registerMuaHandlers sets up enableMua, approve, reject and the item's
-// requestItemDelete. Validators only decode; the rules are applied in the
-// handlers so that every refusal is in the history, the audit and an alert.
-func (v *vault) registerMuaHandlers(ctx workflow.Context) error {
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEnableMua,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-			var req EnableMuaRequest
-			if err := decodePayload(UpdateEnableMua, raw, &req, enableMuaExample); err != nil {
-				return VaultStatus{}, refused(err)
-			}
-			return v.enableMua(ctx, req, payloadData(raw))
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			var req EnableMuaRequest
-			return refused(decodePayload(UpdateEnableMua, raw, &req, enableMuaExample))
-		}},
-	)
-	if err != nil {
-		return err
-	}
-	for _, approve := range []bool{true, false} {
-		name := UpdateApprove
-		if !approve {
-			name = UpdateReject
-		}
-		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
-			func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-				req, err := decodeDecision(name, raw)
-				if err != nil {
-					return VaultStatus{}, refused(err)
-				}
-				return v.decide(ctx, req, approve, payloadData(raw))
-			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-				_, err := decodeDecision(name, raw)
-				return refused(err)
-			}},
-		)
-		if err != nil {
-			return err
-		}
-	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateItemDelete,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultAnswer, error) {
-			req, err := decodeItemDelete(raw)
-			if err != nil {
-				return VaultAnswer{}, refused(err)
-			}
-			return v.itemDelete(ctx, req)
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			_, err := decodeItemDelete(raw)
-			return refused(err)
-		}},
-	)
-}
-
 const enableMuaExample = `{"approvers": ["alice", "bob"], "approvalWindow": "24h"}`
 
-func decodeDecision(name string, raw converter.RawValue) (DecisionRequest, error) {
-	var req DecisionRequest
-	if err := decodePayload(name, raw, &req, `{"requestId": "r-1", "requestedBy": "bob"}`); err != nil {
-		return req, err
+// decisionPayload reads approve's or reject's payload, which must name the
+// request.
+func decisionPayload(name string) func(converter.RawValue) (DecisionRequest, error) {
+	return func(raw converter.RawValue) (DecisionRequest, error) {
+		var req DecisionRequest
+		if err := decodePayload(name, raw, &req, `{"requestId": "r-1", "requestedBy": "bob"}`); err != nil {
+			return req, err
+		}
+		if req.RequestID == "" {
+			return req, fmt.Errorf(`%s needs the request's ID: {"requestId": "r-1", "requestedBy": "bob"}`, name)
+		}
+		return req, nil
 	}
-	if req.RequestID == "" {
-		return req, fmt.Errorf(`%s needs the request's ID: {"requestId": "r-1", "requestedBy": "bob"}`, name)
-	}
-	return req, nil
 }
 
 func decodeItemDelete(raw converter.RawValue) (ItemDeleteRequest, error) {

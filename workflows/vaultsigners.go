@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -22,22 +21,6 @@ type SetAllowedSignersRequest struct {
 }
 
 const setAllowedSignersExample = `{"allowedSigners": "alice@example.com ssh-ed25519 AAAA...\nbob@example.com ssh-ed25519 AAAA...", "requestedBy": "alice@example.com"}`
-
-func (v *vault) registerSignerHandlers(ctx workflow.Context) error {
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetAllowedSigners,
-		func(ctx workflow.Context, raw converter.RawValue) (VaultStatus, error) {
-			var req SetAllowedSignersRequest
-			if err := decodePayload(UpdateSetAllowedSigners, raw, &req, setAllowedSignersExample); err != nil {
-				return VaultStatus{}, refused(err)
-			}
-			return v.setAllowedSigners(ctx, req, payloadData(raw))
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
-			var req SetAllowedSignersRequest
-			return refused(decodePayload(UpdateSetAllowedSigners, raw, &req, setAllowedSignersExample))
-		}},
-	)
-}
 
 // setAllowedSigners makes a vault require signatures, or changes whose. The
 // first signers follow the vault's rules for critical operations (under
