@@ -543,7 +543,9 @@ func (d *decider) approved() (Decision, error) {
 	case d.st.ProtectionState != Protected && d.st.ProtectionState != ProtectionStopped:
 		return d.refuse("item %s is %s: request %s has nothing to delete", d.item, VisibleState(d.st.ProtectionState), id)
 	}
-	if a := d.st.AwaitingApproval[i]; a.ApproverKeys != "" {
+	// Checked once, before the vault is asked; deciding again with its
+	// answer is for the same state and event.
+	if a := d.st.AwaitingApproval[i]; a.ApproverKeys != "" && d.in.Vault == nil {
 		if _, err := checkApproval(a, d.in.Item.VaultID, d.ev.Approval); err != nil {
 			return d.refuse("item %s: %v; nothing changed", d.item, err)
 		}

@@ -550,9 +550,6 @@ func (v *vault) status() VaultStatus {
 	}
 	// The text was checked when it was set.
 	s.AllowedSigners, _ = ParseAllowedSigners(v.st.AllowedSigners)
-	g := v.st.Guard
-	s.MassDeleteGuard = MassDeleteGuardStatus{Enabled: !g.Off, Threshold: g.threshold(v.itemCount()), Window: g.window().String(),
-		Summary: g.String(), HeldSince: v.st.MassDelete.HeldSince}
 	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
 	for _, id := range workflow.DeterministicKeys(v.st.Items) {
 		it := v.st.Items[id]
@@ -563,5 +560,8 @@ func (v *vault) status() VaultStatus {
 		}
 		s.Items[it.ProtectionState] = append(s.Items[it.ProtectionState], e)
 	}
+	g := v.st.Guard
+	s.MassDeleteGuard = MassDeleteGuardStatus{Enabled: !g.Off, Threshold: g.threshold(len(v.st.Items) - s.Counts[Purged]),
+		Window: g.window().String(), Summary: g.String(), HeldSince: v.st.MassDelete.HeldSince}
 	return s
 }

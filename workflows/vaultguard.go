@@ -239,8 +239,11 @@ func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor) stri
 // itemCount is the vault's items that hold data.
 func (v *vault) itemCount() int {
 	n := 0
-	for _, id := range workflow.DeterministicKeys(v.st.Items) {
-		if v.st.Items[id].ProtectionState != Purged {
+	// A count does not depend on the order of the map: no need to sort its
+	// keys on every delete of a burst.
+	//workflowcheck:ignore
+	for _, it := range v.st.Items {
+		if it.ProtectionState != Purged {
 			n++
 		}
 	}
