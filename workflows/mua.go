@@ -127,6 +127,10 @@ func sameIdentity(a, b string) bool {
 	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
+// SameIdentity compares identities as the workflows do, for clients that
+// must agree with them (the starter choosing a signing key).
+func SameIdentity(a, b string) bool { return sameIdentity(a, b) }
+
 // ReservedName says whether n is a name no person signs with: the
 // workflow's own (system, scheduler) or anonymous.
 func ReservedName(n string) bool { return reservedName(n) }

@@ -125,7 +125,7 @@ func Choose(signers []ssh.Signer, listed []workflows.SignerKey, by, vaultID stri
 	var theirs []string
 	for _, k := range listed {
 		for _, p := range k.Principals {
-			if strings.EqualFold(strings.TrimSpace(p), strings.TrimSpace(by)) {
+			if workflows.SameIdentity(p, by) {
 				theirs = append(theirs, k.Fingerprint)
 			}
 		}
