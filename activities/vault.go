@@ -17,29 +17,28 @@ import (
 	"recoveryvault/workflows"
 )
 
-// Announce tells an item's vault the item's state, starting the vault with
-// default settings if it does not exist yet (so an item registers with its
-// first report), and delivers the item's alerts. It answers the vault's
-// soft-delete settings, when they can be read, for the item's floor.
+// Announce registers an item with its vault, starting the vault with
+// default settings if it does not run (a vault that runs is left as it is,
+// without a task of it), reads the vault's settings from its memo for the
+// item's floor, and delivers the item's alerts.
 func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (workflows.AnnounceResult, error) {
 	var res workflows.AnnounceResult
-	if in.Report != nil {
-		signal, err := json.Marshal(in.Report)
-		if err != nil {
-			return res, err
-		}
+	if in.Register {
 		start, err := json.Marshal(workflows.VaultInput{VaultID: in.VaultID})
 		if err != nil {
 			return res, err
 		}
 		id := workflows.VaultWorkflowID(in.VaultID)
-		_, err = a.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalItemChanged, json.RawMessage(signal),
-			client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.VaultWorkflowType, json.RawMessage(start))
+		_, err = a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: id, TaskQueue: workflows.TaskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		}, workflows.VaultWorkflowType, json.RawMessage(start))
 		if err != nil {
-			return res, fmt.Errorf("report item %s to vault %s: %w", in.Report.ItemID, in.VaultID, err)
+			return res, fmt.Errorf("start vault %s: %w", in.VaultID, err)
 		}
-		var vs workflows.DeleteSettings
-		if err := a.queryRunning(ctx, id, workflows.VaultWorkflowType, workflows.QuerySoftDeleteSettings, &vs); err == nil && vs.State != "" {
+		// A vault just started publishes its settings at its first task:
+		// until then the item keeps its floor, and raises it next time.
+		if vs, err := items.VaultSettings(ctx, a.Client, in.VaultID); err == nil {
 			res.Settings = &vs.SoftDeleteSettings
 		}
 	}
@@ -49,6 +48,12 @@ func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (
 		}
 	}
 	return res, nil
+}
+
+// CountVaultItems counts a vault's items that hold data, through
+// visibility, for its mass-delete guard.
+func (a *Activities) CountVaultItems(ctx context.Context, vaultID string) (int, error) {
+	return items.HoldingData(ctx, a.Client, vaultID)
 }
 
 // AskVault sends an item's delete to its vault (the itemDelete update) and
@@ -174,20 +179,6 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 		ContinuedAsNew: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
 		FirstRunID:     info.GetFirstRunId(),
 	}, nil
-}
-
-// queryRunning answers a query of a workflow that must be running and of
-// the given type: anything else under that ID, whatever it answers, is not
-// to be believed.
-func (a *Activities) queryRunning(ctx context.Context, workflowID, workflowType, query string, into any) error {
-	if err := a.requireRunning(ctx, workflowID, workflowType); err != nil {
-		return err
-	}
-	v, err := a.Client.QueryWorkflow(ctx, workflowID, "", query)
-	if err != nil {
-		return fmt.Errorf("query %s of %s: %w", query, workflowID, err)
-	}
-	return v.Get(into)
 }
 
 // requireRunning refuses, for good, a workflow that is not a running one

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,13 +77,11 @@ func (k *cluster) protect(vaultID, itemID string) string {
 	require.NoError(k.t, err)
 	require.Eventually(k.t, func() bool { return k.status(vaultID, itemID).LastBackupTime != "" }, 30*time.Second, 100*time.Millisecond)
 	// The item registers with its vault (and so makes it) just after its
-	// first backup: tests that go on to the vault wait for that too.
+	// first backup: tests that go on to the vault wait for the vault to run
+	// and publish its settings.
 	require.Eventually(k.t, func() bool {
-		v, err := k.c.QueryWorkflow(context.Background(), workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
-		var vs workflows.VaultStatus
-		return err == nil && v.Get(&vs) == nil && slices.ContainsFunc(workflows.VisibleStates, func(s workflows.State) bool {
-			return slices.ContainsFunc(vs.Items[s], func(i workflows.VaultItemStatus) bool { return i.ItemID == itemID })
-		})
+		_, err := items.VaultSettings(context.Background(), k.c, vaultID)
+		return err == nil
 	}, 30*time.Second, 100*time.Millisecond, "item %s registered with vault %s", itemID, vaultID)
 	return src
 }

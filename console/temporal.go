@@ -109,22 +109,11 @@ type itemPage struct {
 // countItems counts a vault's items by state, through visibility: the
 // same queries that list them, so a filter's count and its list agree.
 func (c *Console) countItems(ctx context.Context, vaultID string) (map[workflows.State]int, error) {
-	counts := make([]int64, len(workflows.VisibleStates))
-	errs := make([]error, len(workflows.VisibleStates))
-	eachConcurrently(len(workflows.VisibleStates), func(i int) {
-		resp, err := c.opts.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-			Query: workflows.ItemsQuery(vaultID, workflows.VisibleStates[i]),
-		})
-		counts[i], errs[i] = resp.GetCount(), err
-	})
-	if err := errors.Join(errs...); err != nil {
+	counts, err := items.Count(ctx, c.opts.Client, vaultID)
+	if err != nil {
 		return nil, unavailable(err)
 	}
-	m := map[workflows.State]int{}
-	for i, s := range workflows.VisibleStates {
-		m[s] = int(counts[i])
-	}
-	return m, nil
+	return counts, nil
 }
 
 // listItems reads one page of a vault's items from visibility and queries

@@ -109,7 +109,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		}
 		root.AddCommand(cmd)
 	}
-	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand(), a.loadCommand())
+	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand(), a.loadCommand(), a.scaleCommand())
 	return root
 }
 
@@ -430,7 +430,7 @@ func (a *app) vaultCommand() *cobra.Command {
 		if a.jsonOut {
 			return a.printJSON(st)
 		}
-		printVaultStatus(a.out, st)
+		printVaultStatus(a.out, st, a.countItems(ctx, cl))
 		return nil
 	}
 	withVault := func(cmd *cobra.Command, f func(context.Context, client.Client) error) *cobra.Command {
@@ -444,11 +444,11 @@ func (a *app) vaultCommand() *cobra.Command {
 		})
 		return cmd
 	}
-	printVault := func(st workflows.VaultStatus) error {
+	printVault := func(ctx context.Context, cl client.Client, st workflows.VaultStatus) error {
 		if a.jsonOut {
 			return a.printJSON(st)
 		}
-		printVaultStatus(a.out, st)
+		printVaultStatus(a.out, st, a.countItems(ctx, cl))
 		return nil
 	}
 	status := withVault(&cobra.Command{Use: "status", Short: "Show a vault's settings and its items by state"},
@@ -461,7 +461,7 @@ func (a *app) vaultCommand() *cobra.Command {
 			if err := v.Get(&st); err != nil {
 				return err
 			}
-			return printVault(st)
+			return printVault(ctx, cl, st)
 		})
 	set := withVault(&cobra.Command{Use: "set-soft-delete", Short: "Change soft delete: Enabled, Disabled or AlwaysOn (irreversible), retention 14 to 180 days"},
 		func(ctx context.Context, cl client.Client) error {
@@ -590,4 +590,14 @@ func (a *app) vaultCommand() *cobra.Command {
 	}
 	vault.AddCommand(status, set, del, enable, approve, reject, signers, guardCmd, clearCmd)
 	return vault
+}
+
+// countItems counts the vault's items by state for a person to read, or
+// nil (said where they would be) when visibility does not answer.
+func (a *app) countItems(ctx context.Context, cl client.Client) map[workflows.State]int {
+	counts, err := items.Count(ctx, cl, a.vaultID)
+	if err != nil {
+		return nil
+	}
+	return counts
 }

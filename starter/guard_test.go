@@ -18,7 +18,7 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	for _, id := range []string{"vm1", "vm2", "vm3"} {
 		k.mustJSON("protect", "--vault", "burst", "--item", id, "--source", writeSource(t))
 	}
-	require.Eventually(t, func() bool { return k.vaultStatus("burst").Counts[workflows.Protected] == 3 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return k.counts("burst")[workflows.Protected] == 3 }, 20*time.Second, 100*time.Millisecond)
 	out, err := k.starter("vault", "set-mass-delete-guard", "--vault", "burst", "--threshold", "1", "--window", "1h", "--requested-by", "alice")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Mass delete  mass-delete guard on: after 1 delete within 1h0m0s, further deletes are held")

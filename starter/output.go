@@ -84,7 +84,9 @@ func short(sum string) string {
 	return sum
 }
 
-func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
+// printVaultStatus shows a vault's status and its items' counts by state
+// (nil when they could not be counted).
+func printVaultStatus(out io.Writer, st workflows.VaultStatus, counts map[workflows.State]int) {
 	if r := st.Request; r != nil {
 		fmt.Fprintf(out, "Request %s (%s): %s; %s.\n", r.RequestID, r.Summary, r.State, r.Detail)
 		if r.State == workflows.RequestPending {
@@ -126,12 +128,14 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintln(out, "\nItems")
+	fmt.Fprintln(out, "\nItems (from visibility; starter list --vault "+st.VaultID+" lists them)")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tITEM\tPURGE AT")
+	if counts == nil {
+		fmt.Fprintln(tw, "\tnot counted: visibility did not answer")
+	}
 	for _, state := range workflows.VisibleStates {
-		for _, it := range st.Items[state] {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", state, it.ItemID, dash(it.DeferredDeleteTimeInUTC))
+		if counts != nil {
+			fmt.Fprintf(tw, "%s\t%d\n", state, counts[state])
 		}
 	}
 	tw.Flush()

@@ -56,7 +56,7 @@ func TestStarterSignsTheWholeMuaFlow(t *testing.T) {
 	require.NoError(t, os.WriteFile(signersFile, []byte(signingtest.AllowedSigners(alice, bob)), 0o644))
 
 	k.mustJSON("protect", "--vault", "vault8", "--item", "vm1", "--source", writeSource(t))
-	require.Eventually(t, func() bool { return k.vaultStatus("vault8").Counts[workflows.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return k.counts("vault8")[workflows.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
 
 	out, err := k.starter("vault", "set-allowed-signers", "--vault", "vault8", "--file", signersFile, "--requested-by", "alice@example.com")
 	require.NoError(t, err, out)
@@ -98,7 +98,7 @@ func TestStarterSignsTheWholeMuaFlow(t *testing.T) {
 	last := st.Audit[len(st.Audit)-1]
 	assert.Equal(t, "delete/alice@example.com/accepted/alice@example.com ("+alice.Fingerprint()+")", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome+"/"+last.Signer)
 	assert.Contains(t, last.Detail, "reason: cleanup; approved by bob@example.com ("+bob.Fingerprint()+") (request r-1)")
-	require.Eventually(t, func() bool { return k.vaultStatus("vault8").Counts[workflows.SoftDeleted] == 1 }, 20*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return k.counts("vault8")[workflows.SoftDeleted] == 1 }, 20*time.Second, 100*time.Millisecond,
 		"the item told its vault")
 
 	// With the key in ssh-agent, no --key is needed.

@@ -94,12 +94,12 @@ type item struct {
 
 	// The store takes one effect at a time; the vault and the operators
 	// are told one announcement at a time, which carries all that is due.
-	storeQueue []Effect
-	storeBusy  bool
-	collecting bool
-	outbox     []Alert
-	reportDue  bool
-	announcing bool
+	storeQueue  []Effect
+	storeBusy   bool
+	collecting  bool
+	outbox      []Alert
+	registerDue bool
+	announcing  bool
 }
 
 type signalChannel struct {
@@ -267,7 +267,7 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 		switch e.Kind {
 		case EffectAnnounce:
 			w.outbox = append(w.outbox, e.Alerts...)
-			w.reportDue = w.reportDue || e.Report
+			w.registerDue = w.registerDue || e.Register
 		default:
 			w.storeQueue = append(w.storeQueue, e)
 			waits = waits || (e.Ref != 0 && e.Ref == ev.Ref)
@@ -324,9 +324,9 @@ func (w *item) dispatch(ctx workflow.Context) {
 			w.events = append(w.events, done)
 		})
 	}
-	if !w.announcing && (w.reportDue || len(w.outbox) > 0) {
-		in := w.announcement(Effect{Report: w.reportDue, Alerts: w.outbox})
-		w.outbox, w.reportDue, w.announcing = nil, false, true
+	if !w.announcing && (w.registerDue || len(w.outbox) > 0) {
+		in := w.announcement(Effect{Register: w.registerDue, Alerts: w.outbox})
+		w.outbox, w.registerDue, w.announcing = nil, false, true
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			done := w.announce(ctx, in)
 			w.announcing = false
@@ -338,7 +338,7 @@ func (w *item) dispatch(ctx workflow.Context) {
 // idle is true when nothing is queued, running or waiting to be told.
 func (w *item) idle(ctx workflow.Context) bool {
 	return len(w.events) == 0 && !w.signalsPending() && !w.storeBusy && len(w.storeQueue) == 0 &&
-		!w.announcing && !w.reportDue && len(w.outbox) == 0 && workflow.AllHandlersFinished(ctx)
+		!w.announcing && !w.registerDue && len(w.outbox) == 0 && workflow.AllHandlersFinished(ctx)
 }
 
 // finished is true once a purged item has answered everyone.

@@ -47,7 +47,6 @@ type ItemSuite struct {
 	purges                int
 	purgeTime             time.Time
 	updates               int
-	reports               []ItemReport
 	alerts                []Alert
 	vaultSettings         SoftDeleteSettings
 	// The vault's multi-user authorization, as the item sees it.
@@ -101,7 +100,7 @@ func (s *ItemSuite) newItemEnv() *testsuite.TestWorkflowEnvironment {
 // delivered. The store's activities are the real ones.
 func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	var a *activities.Activities
-	s.reports, s.alerts = nil, nil
+	s.alerts = nil
 	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
 	s.approverKeys, s.confirmations, s.vaultHeld = "", 0, ""
 	deliver := func(alerts ...Alert) {
@@ -112,9 +111,6 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	}
 	announce := func(in AnnounceInput) (AnnounceResult, error) {
 		s.Equal("vault1", in.VaultID)
-		if in.Report != nil {
-			s.reports = append(s.reports, *in.Report)
-		}
 		deliver(in.Alerts...)
 		if s.vaultSettings.State == "" {
 			return AnnounceResult{}, nil
@@ -168,10 +164,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 				return answer, nil
 			}
 			answer.Window, answer.Disabled = req.Window.Window(s.vaultSettings)
-			// The vault records the delete as the item's report.
 			deadline := req.At.Add(answer.Window)
-			s.reports = append(s.reports, ItemReport{ItemID: req.ItemID, VaultItem: VaultItem{
-				ProtectionState: SoftDeleted, DeferredDeleteTime: deadline, Sequence: req.Sequence}})
 			if !answer.Disabled {
 				deliver(Alert{Kind: AlertSoftDeleted, VaultID: "vault1", ItemID: req.ItemID, RequestedBy: req.RequestedBy,
 					PurgeTime: deadline, Detail: SoftDeletedDetail(deadline)})
@@ -960,7 +953,6 @@ func (s *ItemSuite) TestSoftDeleteDisabledPurgesAtOnce() {
 	s.Equal(1, s.purges)
 	s.Equal(time.Hour, s.purgeTime.Sub(final.Audit[0].Time).Round(time.Minute), "purged at the delete, with no window")
 	s.Empty(s.storedPoints())
-	s.Equal(Purged, s.reports[len(s.reports)-1].ProtectionState, "the vault is told")
 	s.Equal(AlertPurged, s.alerts[len(s.alerts)-1].Kind)
 }
 
@@ -997,12 +989,6 @@ func (s *ItemSuite) TestReminderTwoDaysBeforeThePurgeAndAlertsAlongTheWay() {
 	s.Equal(deleted.Add(14*day).UTC(), s.alerts[0].PurgeTime, "the soft-delete alert carries the purge time")
 	s.Equal(deleted.Add(12*day).UTC(), s.alerts[1].Time, "the reminder goes out two days before the purge")
 	s.Equal(deleted.Add(14*day).UTC(), s.alerts[2].Time)
-
-	var states []State
-	for _, r := range s.reports {
-		states = append(states, r.ProtectionState)
-	}
-	s.Equal([]State{Protected, SoftDeleted, Purged}, states, "the vault hears of each change, registration first")
 }
 
 func (s *ItemSuite) TestNoReminderAfterAnUndelete() {

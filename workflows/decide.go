@@ -97,9 +97,6 @@ type ItemState struct {
 	LockedUntil time.Time `json:"lockedUntil,omitzero"`
 	// LockDueAt is when the rolling lock is next moved forward.
 	LockDueAt time.Time `json:"lockDueAt,omitzero"`
-	// ReportSequence numbers the item's reports to its vault, which ignores
-	// an older one that arrives late.
-	ReportSequence int `json:"reportSequence,omitempty"`
 	// VaultFloor is the strongest soft-delete setting the item has seen
 	// from its vault: a vault reset or weakened later can never shorten the
 	// window or turn soft delete off below it.
@@ -249,10 +246,11 @@ type Effect struct {
 	// LockUntil is the deadline a lock holds the objects until; zero is
 	// the rolling lock, now plus the window.
 	LockUntil time.Time
-	// Report asks for the vault to be told of the item's state; Alerts go
-	// out with it. A purge tells the vault and alerts once the data is gone.
-	Report bool
-	Alerts []Alert
+	// Register asks for the item's vault to be started if it does not run
+	// and its settings read, at a change of the item's state; Alerts go out
+	// with it. A purge alerts once the data is gone.
+	Register bool
+	Alerts   []Alert
 }
 
 // Refusal is an operation the current state does not allow. Its message is
@@ -404,8 +402,7 @@ func (d *decider) operation() (Decision, error) {
 // changed commits a change of what users see: the vault is told, with the
 // alerts that go with it, and the audit records it.
 func (d *decider) changed(op Operation, by, detail string, alerts ...Alert) {
-	d.st.ReportSequence++
-	d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Report: true, Alerts: alerts})
+	d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Register: true, Alerts: alerts})
 	d.record(op, by, OutcomeAccepted, detail)
 }
 
@@ -461,7 +458,6 @@ func (d *decider) delete() (Decision, error) {
 	now := d.in.Now
 	// The vault has recorded the delete and sent its alert with the answer:
 	// nothing is announced from here.
-	d.st.ReportSequence++
 	d.st.DeletedAt = now
 	if v.Disabled {
 		d.st.ProtectionState, d.st.Deadline = Purging, now
@@ -681,8 +677,7 @@ func (d *decider) lockDone() Decision {
 // purge destroys every recovery point; the vault is told and the alert
 // sent once the data is gone.
 func (d *decider) purge() {
-	d.st.ReportSequence++
-	d.effects = append(d.effects, Effect{Kind: EffectPurge, By: system, Report: true,
+	d.effects = append(d.effects, Effect{Kind: EffectPurge, By: system, Register: true,
 		Alerts: []Alert{d.alert(AlertPurged, system, "every recovery point destroyed")}})
 }
 
@@ -694,8 +689,7 @@ func (d *decider) backupDone() Decision {
 	if op == OpProtect {
 		// The item exists from its first backup on: it registers with its
 		// vault, which comes up with default settings on first use.
-		d.st.ReportSequence++
-		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Report: true})
+		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Register: true})
 	}
 	if f := d.ev.Failure; f != nil {
 		d.record(op, d.ev.By, OutcomeFailed, "backup failed: "+f.Message)

@@ -154,7 +154,6 @@ func TestDeleteAsksTheVaultFirstAndTakesItsWindow(t *testing.T) {
 	assert.Equal(t, testNow.Add(30*24*time.Hour), d.State.Deadline)
 	assert.Equal(t, testNow.Add(29*24*time.Hour), d.State.ReminderAt)
 	assert.Equal(t, VaultFloor{AlwaysOn: true, RetentionDays: 30}, d.State.VaultFloor, "the floor rises with what the vault said")
-	assert.Equal(t, st.ReportSequence+1, d.State.ReportSequence, "the vault recorded the delete under the next sequence")
 	assert.Empty(t, d.Effects, "the vault was told, and alerted, by its answer")
 	assert.Equal(t, "soft-deleted; purge scheduled for 2026-12-24T10:00:00Z unless undeleted; reason: ransom", d.Audit.Detail)
 
@@ -225,7 +224,7 @@ func TestWakeUpBeforeTheDeadlineDoesNotPurge(t *testing.T) {
 	assert.Equal(t, SoftDeleted, d.State.ProtectionState)
 	require.Equal(t, []EffectKind{EffectAnnounce}, kinds(d.Effects))
 	assert.Equal(t, AlertPurgeReminder, d.Effects[0].Alerts[0].Kind)
-	assert.False(t, d.Effects[0].Report, "a reminder changes nothing the vault shows")
+	assert.False(t, d.Effects[0].Register, "a reminder changes nothing the vault shows")
 	assert.True(t, d.State.ReminderAt.IsZero(), "the reminder goes out once")
 }
 

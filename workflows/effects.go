@@ -27,12 +27,14 @@ const (
 	ActivitySignal         = "Signal"
 	ActivityDescribeRun    = "DescribeRun"
 	ActivityListVaultItems = "ListVaultItems"
+	// ActivityCountVaultItems counts a vault's items that hold data.
+	ActivityCountVaultItems = "CountVaultItems"
 )
 
 // ActivityNames are every activity the workflows run.
 var ActivityNames = []string{
 	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityLock, ActivityAnnounce, ActivityAskVault,
-	ActivityNotify, ActivitySignal, ActivityDescribeRun, ActivityListVaultItems,
+	ActivityNotify, ActivitySignal, ActivityDescribeRun, ActivityListVaultItems, ActivityCountVaultItems,
 }
 
 // Error types of non-retryable activity failures; the workflows and the
@@ -122,16 +124,19 @@ type PurgeInput struct {
 	Announce AnnounceInput `json:"announce"`
 }
 
-// AnnounceInput tells a vault an item's state (registering the item, and
-// starting the vault with default settings if it does not exist yet) and
-// delivers alerts.
+// AnnounceInput delivers an item's alerts and reads its vault's settings.
+// With Register, it first starts the vault with default settings if it does
+// not run (an item registers with its vault by its first announce). The
+// vault itself is never told: an item's state is in its own search
+// attributes, and the vault is asked only for deletes.
 type AnnounceInput struct {
-	VaultID string      `json:"vaultId"`
-	Report  *ItemReport `json:"report,omitempty"`
-	Alerts  []Alert     `json:"alerts,omitempty"`
+	VaultID  string  `json:"vaultId"`
+	Register bool    `json:"register,omitempty"`
+	Alerts   []Alert `json:"alerts,omitempty"`
 }
 
-// AnnounceResult is the vault's soft-delete settings, when it could be read.
+// AnnounceResult is the vault's soft-delete settings, when they could be
+// read from its memo.
 type AnnounceResult struct {
 	Settings *SoftDeleteSettings `json:"settings,omitempty"`
 }
@@ -246,9 +251,9 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 	return done
 }
 
-// announce tells the vault the item's state and sends alerts. Its answer,
-// the vault's settings, comes back as an event that raises the item's
-// floor.
+// announce registers the item with its vault (starting the vault if need
+// be) and sends alerts. Its answer, the vault's settings, comes back as an
+// event that raises the item's floor.
 func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
@@ -265,20 +270,9 @@ func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
 	return Event{Op: OpAnnounced, Settings: res.Settings}
 }
 
-// announcement is what an effect tells the vault and the operators: the
-// item's state as users see it, and its alerts.
+// announcement is what an effect tells the vault and the operators.
 func (w *item) announcement(e Effect) AnnounceInput {
-	in := AnnounceInput{VaultID: w.in.VaultID, Alerts: e.Alerts}
-	if e.Report {
-		state, deadline, _ := w.visible()
-		if e.Kind == EffectPurge {
-			state = Purged
-		}
-		in.Report = &ItemReport{ItemID: w.in.ItemID, Incarnation: w.incarnation, VaultItem: VaultItem{
-			ProtectionState: state, DeferredDeleteTime: deadline, Sequence: w.st.ReportSequence,
-		}}
-	}
-	return in
+	return AnnounceInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts}
 }
 
 // askVault is the only step that blocks a decision: a delete asks its
@@ -304,11 +298,13 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 		RequestID:   ev.RequestID,
 		Input:       ev.Input,
 		At:          workflow.Now(ctx).UTC(),
+		ReceivedAt:  workflow.Now(ctx).UTC(),
 		Window:      w.windowInputs(w.settings.window()),
-		Sequence:    w.st.ReportSequence + 1,
 	}}
-	// The item's own reports go first, its registration among them, so the
-	// vault knows the item when it is asked.
+	if p := w.st.PendingDelete; ev.Retry && p != nil {
+		in.Request.ReceivedAt = p.Since
+	}
+	// The item's registration goes first: it starts the vault if need be.
 	_ = workflow.Await(ctx, func() bool { return !w.announcing })
 	var answer VaultAnswer
 	err := workflow.ExecuteActivity(ctx, ActivityAskVault, in).Get(ctx, &answer)

@@ -30,8 +30,11 @@ import (
 //     the item is already soft-deleted, to have it purged at once.
 //   - VaultFloor: a vault reset or weakened after an item saw its settings,
 //     to shorten the item's window or turn soft delete off under it.
-//   - realItem: forged itemChanged reports naming items that do not exist,
-//     which would grow what a vault carries without bound.
+//   - realItem: forged itemDelete updates naming items that do not exist,
+//     to fill the vault's bounded queue of requests for approval. A forged
+//     delete without multi-user authorization is answered to its sender
+//     only; it can count towards the mass-delete guard, which errs towards
+//     holding deletes, never towards letting one through.
 //   - approvedDelete: a forged deleteApproved signal, to skip multi-user
 //     authorization. The item acts only on a delete it registered itself
 //     and has not carried out (Decide's approved, in decide.go), and only
@@ -42,9 +45,10 @@ import (
 // it any state; no check inside the workflow can tell that run from ours.
 //
 // Settings are never taken from a message: an item's delete asks its vault
-// (askVault), so no one can signal it into "soft delete disabled". Reports
-// prove nothing: deleteVault counts items from their own workflows
-// (ListVaultItems).
+// (askVault), so no one can signal it into "soft delete disabled". The
+// vault's memo, which a client could set when it starts the vault, only
+// ever raises an item's floor, and each run of the vault writes its own.
+// deleteVault counts items from their own workflows (ListVaultItems).
 
 // errForgedState refuses a start input that carries state it may not.
 var errForgedState = errors.New(`"state" is carried only by the workflow's own continue-as-new: start it without "state"`)
@@ -115,17 +119,18 @@ func (f VaultFloor) apply(s SoftDeleteSettings) SoftDeleteSettings {
 	return s
 }
 
-// realItem checks that a report naming an item the vault does not know, or
-// a new incarnation of one, comes from such an item: any client can send
-// itemChanged, and the vault must not carry an item for every forged one.
-func (v *vault) realItem(ctx workflow.Context, r ItemReport) bool {
+// realItem checks that a delete asking for approval comes from the item it
+// names, in the incarnation it claims: any client can send itemDelete, and
+// the vault must not open a request, which fills its bounded queue, for
+// every forged one.
+func (v *vault) realItem(ctx workflow.Context, itemID, incarnation string) bool {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
 	})
 	var run RunInfo
-	err := workflow.ExecuteActivity(actx, ActivityDescribeRun, WorkflowID(v.id, r.ItemID), "").Get(ctx, &run)
-	return err == nil && run.WorkflowType == WorkflowType && run.FirstRunID == r.Incarnation
+	err := workflow.ExecuteActivity(actx, ActivityDescribeRun, WorkflowID(v.id, itemID), "").Get(ctx, &run)
+	return err == nil && run.Running && run.WorkflowType == WorkflowType && run.FirstRunID == incarnation
 }
 
 // approvedDelete confirms, for an item carrying out a delete that waited
@@ -472,7 +477,7 @@ func verifySignature(signers []allowedSigner, op, workflowID string, input []byt
 		return Signer{}, SeenNonce{}, errors.New("its nonce has been used already: a signed request counts once; sign it again with a fresh nonce")
 	}
 	if len(seen) >= maxNonces {
-		return Signer{}, SeenNonce{}, fmt.Errorf("%d signed requests in the last %s are all this vault takes: try again later", maxNonces, 2*SignatureMaxSkew)
+		return Signer{}, SeenNonce{}, &busyError{fmt.Sprintf("%d signed requests in the last %s are all this vault takes: try again later", maxNonces, 2*SignatureMaxSkew)}
 	}
 	parsed, err := sshsig.Unarmor([]byte(sig.Signature))
 	if err != nil {
@@ -516,6 +521,13 @@ func withinSkew(now time.Time) func(time.Time) error {
 	}
 }
 
+// busyError is a refusal for a cause that passes (the vault has taken all
+// the signed requests it remembers for now): an item's delete waits and
+// asks again instead of being refused.
+type busyError struct{ msg string }
+
+func (e *busyError) Error() string { return e.msg }
+
 // freshNonces are the nonces still within the skew of now.
 func freshNonces(seen []SeenNonce, now time.Time) []SeenNonce {
 	return slices.DeleteFunc(slices.Clone(seen), func(n SeenNonce) bool { return now.Sub(n.SignedAt) > SignatureMaxSkew })
@@ -524,8 +536,12 @@ func freshNonces(seen []SeenNonce, now time.Time) []SeenNonce {
 // authenticate checks a person's request to the vault against its allowed
 // signers, and returns the signer for the audit. A vault without signers
 // takes every request unsigned; one with them requires a signature on the
-// critical ones (required) and checks any signature given.
-func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input []byte, by string, required bool) (string, error) {
+// critical ones (required) and checks any signature given. The signature
+// must be fresh at receivedAt, when the request reached its workflow (zero:
+// now): an item's delete that waited for its vault is judged by when the
+// item received it, while a replay reaches the item, and so is received,
+// anew.
+func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input []byte, by string, required bool, receivedAt time.Time) (string, error) {
 	if v.st.AllowedSigners == "" {
 		return Unsigned, nil
 	}
@@ -540,7 +556,11 @@ func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input 
 	}
 	now := workflow.Now(ctx)
 	v.st.Nonces = freshNonces(v.st.Nonces, now)
-	s, n, err := verifySignature(signers, op, workflowID, input, by, withinSkew(now), v.st.Nonces)
+	at := now
+	if !receivedAt.IsZero() && receivedAt.Before(now) {
+		at = receivedAt
+	}
+	s, n, err := verifySignature(signers, op, workflowID, input, by, withinSkew(at), v.st.Nonces)
 	if err != nil {
 		return "", fmt.Errorf("%s as %s refused: %w; nothing changed", op, by, err)
 	}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/converter"
@@ -21,18 +19,18 @@ type VaultInput struct {
 
 // VaultState is everything a vault carries across continue-as-new.
 type VaultState struct {
-	SoftDelete SoftDeleteSettings   `json:"softDelete"`
-	Items      map[string]VaultItem `json:"items"`
-	Audit      []AuditEntry         `json:"audit"`
-	Outbox     []Alert              `json:"outbox,omitempty"`
-	Mua        MuaSettings          `json:"mua"`
+	SoftDelete SoftDeleteSettings `json:"softDelete"`
+	// Items is the vault's last count of its items that hold data, from
+	// visibility: the vault carries no list of them, so what it carries
+	// stays the same size however many items it holds.
+	Items  ItemCount    `json:"items"`
+	Audit  []AuditEntry `json:"audit"`
+	Outbox []Alert      `json:"outbox,omitempty"`
+	Mua    MuaSettings  `json:"mua"`
 	// Requests are the critical operations pending approval and the last
 	// ones decided; RequestSequence numbers them.
 	Requests        []MuaRequest `json:"requests,omitempty"`
 	RequestSequence int          `json:"requestSequence,omitempty"`
-	// Unchecked are reports from items not known yet, received just before
-	// continue-as-new: the next run checks them before anything else.
-	Unchecked []ItemReport `json:"unchecked,omitempty"`
 	// AllowedSigners are the operators' public keys, in OpenSSH's
 	// allowed_signers format: while set, critical operations must be
 	// signed. Nonces are the signed requests seen within the skew.
@@ -43,21 +41,24 @@ type VaultState struct {
 	MassDelete MassDeleteState `json:"massDelete"`
 }
 
-// VaultItemStatus is one item in the vault's status.
-type VaultItemStatus struct {
-	ItemID                  string `json:"itemId"`
-	DeferredDeleteTimeInUTC string `json:"deferredDeleteTimeInUTC,omitempty"`
+// ItemCount is how many of a vault's items hold data (every state but
+// Purged), as visibility counted them at At; zero At is never counted.
+type ItemCount struct {
+	HoldingData int       `json:"holdingData"`
+	At          time.Time `json:"at,omitzero"`
 }
 
 // VaultStatus answers the vault's status query and its updates.
 type VaultStatus struct {
-	VaultID                     string                      `json:"vaultId"`
-	SoftDelete                  SoftDeleteSettings          `json:"softDelete"`
-	SoftDeleteRetentionOverride string                      `json:"softDeleteRetentionOverride,omitempty"`
-	Counts                      map[State]int               `json:"counts"`
-	Items                       map[State][]VaultItemStatus `json:"items"`
-	MultiUserAuthorization      MuaSettings                 `json:"multiUserAuthorization"`
-	Requests                    []MuaRequest                `json:"requests"`
+	VaultID                     string             `json:"vaultId"`
+	SoftDelete                  SoftDeleteSettings `json:"softDelete"`
+	SoftDeleteRetentionOverride string             `json:"softDeleteRetentionOverride,omitempty"`
+	// Items is the vault's last count of its items holding data, for its
+	// mass-delete guard; lists and counts by state come from visibility
+	// (ItemsQuery), where each item publishes its own state.
+	Items                  ItemCount    `json:"items"`
+	MultiUserAuthorization MuaSettings  `json:"multiUserAuthorization"`
+	Requests               []MuaRequest `json:"requests"`
 	// SignaturesRequired is true while the vault holds allowed signers,
 	// listed in AllowedSigners.
 	SignaturesRequired bool        `json:"signaturesRequired"`
@@ -96,10 +97,11 @@ type ItemDeleteRequest struct {
 	Input json.RawMessage `json:"input,omitempty"`
 	// At is the item's time of the delete; the deadline counts from it.
 	At time.Time `json:"at"`
+	// ReceivedAt is when the item received the delete: a signature is
+	// judged fresh by it, so a delete that waited is not refused as stale.
+	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	// Window is the item's part in the window.
 	Window WindowInputs `json:"window"`
-	// Sequence is the item's report sequence for the change.
-	Sequence int `json:"sequence"`
 }
 
 // VaultAnswer is the vault's answer to an item's delete: the window it
@@ -145,8 +147,11 @@ func NewVault(s Settings) func(workflow.Context, VaultInput) (VaultStatus, error
 	return func(ctx workflow.Context, in VaultInput) (VaultStatus, error) { return runVault(ctx, in, s) }
 }
 
-// Vault holds a vault's soft-delete settings and tracks its items: every
-// item registers with it and reports each change of state.
+// Vault holds a vault's soft-delete settings, multi-user authorization,
+// allowed signers and mass-delete guard, and answers its items' deletes.
+// It publishes the settings an item needs in its memo, which the server
+// serves without a task of the vault; the items publish their own states
+// in visibility, so the vault never hears of an item's other changes.
 func Vault(ctx workflow.Context, in VaultInput) (VaultStatus, error) {
 	return runVault(ctx, in, Settings{})
 }
@@ -157,9 +162,17 @@ type vault struct {
 	settings Settings
 	deleted  bool
 	version  int
-	reports  workflow.ReceiveChannel
 	sender   *alertSender
 	verified bool
+	// published is what the memo says, as of this run.
+	published *DeleteSettings
+	// counting is true while the vault counts its items; countTried is
+	// when the last count started.
+	counting   bool
+	countTried time.Time
+	// turns and served keep the deletes that wait for a count in the
+	// order they came.
+	turns, served int
 
 	expiryTimer  workflow.Future
 	cancelExpiry workflow.CancelFunc
@@ -173,14 +186,11 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 	if err := checkIdentity(ctx, VaultWorkflowID(in.VaultID)); err != nil {
 		return VaultStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
-	v := &vault{id: in.VaultID, settings: settings, reports: workflow.GetSignalChannel(ctx, SignalItemChanged)}
+	v := &vault{id: in.VaultID, settings: settings}
 	if in.State != nil {
 		v.st = *in.State
 	} else {
 		v.st = VaultState{SoftDelete: DefaultSoftDeleteSettings()}
-	}
-	if v.st.Items == nil {
-		v.st.Items = map[string]VaultItem{}
 	}
 	// Handlers first, for an update in the run's first task; they wait
 	// until carried state has been verified.
@@ -201,7 +211,9 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 		if ctx.Err() != nil {
 			return v.status(), ctx.Err()
 		}
-		v.serveReports(ctx, true)
+		if err := v.publish(ctx); err != nil {
+			return VaultStatus{}, err
+		}
 		if v.done(ctx) {
 			return v.status(), nil
 		}
@@ -212,17 +224,35 @@ func runVault(ctx workflow.Context, in VaultInput, settings Settings) (VaultStat
 			continue
 		}
 		if v.readyToContinueAsNew(ctx) {
-			// Nothing blocks from here to the command: reports from items
-			// not known yet are carried, unchecked, to the next run.
-			v.serveReports(ctx, false)
 			st := v.st
 			return VaultStatus{}, workflow.NewContinueAsNewError(ctx, VaultWorkflowType, VaultInput{VaultID: v.id, State: &st})
 		}
 		seen := v.version
 		_ = workflow.Await(ctx, func() bool {
-			return v.version != seen || v.reports.Len() > 0 || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
+			return v.version != seen || ready(v.expiryTimer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
 		})
 	}
+}
+
+// MemoDeleteSettings is the vault's memo field that holds its
+// DeleteSettings, for items and people to read without a task of the
+// vault (DescribeWorkflowExecution).
+const MemoDeleteSettings = "deleteSettings"
+
+// publish puts the vault's delete settings in its memo when they differ
+// from what the memo says: at the start of every run, since a memo given at
+// the start is not the vault's own, and after each change. What the memo
+// says only ever raises an item's floor; a delete asks the vault itself.
+func (v *vault) publish(ctx workflow.Context) error {
+	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}
+	if v.published != nil && *v.published == now {
+		return nil
+	}
+	if err := workflow.UpsertMemo(ctx, map[string]any{MemoDeleteSettings: now}); err != nil {
+		return err
+	}
+	v.published = &now
+	return nil
 }
 
 func ready(f workflow.Future) bool { return f != nil && f.IsReady() }
@@ -247,81 +277,8 @@ func (v *vault) readyToContinueAsNew(ctx workflow.Context) bool {
 		workflow.AllHandlersFinished(ctx)
 }
 
-// serveReports applies the items' reports, received raw: a malformed one is
-// audited and dropped, never left to block the channel. Reports from items
-// the vault does not know are checked first; with check false (just before
-// continue-as-new, which must not wait) they are carried to the next run
-// and checked there.
-func (v *vault) serveReports(ctx workflow.Context, check bool) {
-	if check {
-		pending := v.st.Unchecked
-		v.st.Unchecked = nil
-		for _, r := range pending {
-			v.applyReport(ctx, r, true)
-		}
-	}
-	var raw converter.RawValue
-	for v.reports.ReceiveAsync(&raw) {
-		var r ItemReport
-		err := decodePayload(SignalItemChanged, raw, &r, `{"itemId": "vm1", "protectionState": "Protected", "sequence": 1}`)
-		raw = converter.RawValue{}
-		if err == nil {
-			err = ValidateID("itemId", r.ItemID)
-		}
-		if err == nil && !knownState(r.ProtectionState) {
-			err = fmt.Errorf("protectionState %q is not a state", r.ProtectionState)
-		}
-		if err != nil {
-			v.audit(ctx, SignalItemChanged, actor{by: anonymous}, OutcomeRejected, "malformed item report, nothing changed: "+err.Error())
-			continue
-		}
-		v.applyReport(ctx, r, check)
-	}
-}
-
-// maxUnchecked bounds the reports carried unchecked across continue-as-new.
-const maxUnchecked = 500
-
-func (v *vault) applyReport(ctx workflow.Context, r ItemReport, check bool) {
-	old, known := v.st.Items[r.ItemID]
-	if !known || r.Incarnation != old.Incarnation {
-		if !check {
-			if len(v.st.Unchecked) >= maxUnchecked {
-				v.audit(ctx, SignalItemChanged, actor{by: anonymous}, OutcomeRejected, fmt.Sprintf(
-					"report for item %s dropped unchecked: %d reports already wait to be checked; the item reports again at its next change", r.ItemID, maxUnchecked))
-				return
-			}
-			v.st.Unchecked = append(v.st.Unchecked, r)
-			return
-		}
-		if !v.realItem(ctx, r) {
-			v.audit(ctx, SignalItemChanged, actor{by: anonymous}, OutcomeRejected, fmt.Sprintf(
-				"report for item %s not from a BackupItem workflow %s of this vault, nothing changed", r.ItemID, WorkflowID(v.id, r.ItemID)))
-			return
-		}
-		// The item may have become known while this was checked.
-		old, known = v.st.Items[r.ItemID]
-	}
-	if !known {
-		v.audit(ctx, "registerItem", actor{by: r.ItemID}, OutcomeAccepted, "item "+r.ItemID+" registered")
-	}
-	if !known || r.Incarnation != old.Incarnation || r.Sequence > old.Sequence {
-		r.VaultItem.Incarnation = r.Incarnation
-		v.st.Items[r.ItemID] = r.VaultItem
-		v.version++
-	}
-}
-
-func knownState(s State) bool { return slices.Contains(VisibleStates, s) }
-
 func (v *vault) registerHandlers(ctx workflow.Context) error {
 	err := workflow.SetQueryHandler(ctx, QueryVaultStatus, func() (VaultStatus, error) { return v.status(), nil })
-	if err != nil {
-		return err
-	}
-	err = workflow.SetQueryHandler(ctx, QuerySoftDeleteSettings, func() (DeleteSettings, error) {
-		return DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}, nil
-	})
 	if err != nil {
 		return err
 	}
@@ -411,7 +368,7 @@ func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest, in
 // signedBy authenticates a request to the vault itself (authenticate, in
 // trust.go); a refusal is audited and alerted, and changes nothing else.
 func (v *vault) signedBy(ctx workflow.Context, op string, input []byte, who actor, required bool) (actor, error) {
-	signer, err := v.authenticate(ctx, op, VaultWorkflowID(v.id), input, who.by, required)
+	signer, err := v.authenticate(ctx, op, VaultWorkflowID(v.id), input, who.by, required, time.Time{})
 	if err != nil {
 		v.refuse(ctx, op, actor{by: who.by, signer: notVerified}, err)
 		return who, refused(err)
@@ -477,13 +434,12 @@ func (v *vault) markDeleted(ctx workflow.Context, who actor, reason string) {
 	v.version++
 }
 
-// itemsForDeletion is the vault's view of its items joined with what
-// visibility shows: reports can be forged by any client, search attributes
-// only by the items themselves, so an item running with data counts even
-// when a report said it was purged.
-func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, error) {
-	// Every listed item is confirmed with its workflow: a large vault takes
-	// a while, and the heartbeat shows it is getting on.
+// itemsForDeletion are the vault's items with data, each confirmed with its
+// own workflow: the vault keeps no list of them, and visibility lags (an
+// item purged a moment ago may still be listed as running). Search
+// attributes are set only by the items themselves.
+func (v *vault) itemsForDeletion(ctx workflow.Context) ([]ListedItem, error) {
+	// A large vault takes a while: the heartbeat shows it is getting on.
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		HeartbeatTimeout:    30 * time.Second,
@@ -493,22 +449,7 @@ func (v *vault) itemsForDeletion(ctx workflow.Context) (map[string]VaultItem, er
 	if err := workflow.ExecuteActivity(actx, ActivityListVaultItems, v.id).Get(ctx, &listed); err != nil {
 		return nil, fmt.Errorf("vault %s cannot be deleted now: its items could not be checked (%s); try again", v.id, message(err))
 	}
-	items := make(map[string]VaultItem, len(v.st.Items))
-	for _, id := range workflow.DeterministicKeys(v.st.Items) {
-		items[id] = v.st.Items[id]
-	}
-	prefix := WorkflowID(v.id, "")
-	for _, l := range listed {
-		id := strings.TrimPrefix(l.WorkflowID, prefix)
-		if it, ok := items[id]; !ok || it.ProtectionState == Purged {
-			state := State(l.ProtectionState)
-			if state == "" || state == Purged {
-				state = Protected // running, so it still holds data
-			}
-			items[id] = VaultItem{ProtectionState: state, DeferredDeleteTime: l.DeferredDeleteTime}
-		}
-	}
-	return items, nil
+	return listed, nil
 }
 
 // actor is who asked for an operation: the name they gave and, for a
@@ -539,8 +480,7 @@ func (v *vault) status() VaultStatus {
 	s := VaultStatus{
 		VaultID:    v.id,
 		SoftDelete: v.st.SoftDelete,
-		Counts:     map[State]int{},
-		Items:      map[State][]VaultItemStatus{},
+		Items:      v.st.Items,
 		Deleted:    v.deleted,
 		Audit:      append([]AuditEntry{}, v.st.Audit...),
 
@@ -551,17 +491,8 @@ func (v *vault) status() VaultStatus {
 	// The text was checked when it was set.
 	s.AllowedSigners, _ = ParseAllowedSigners(v.st.AllowedSigners)
 	s.SoftDeleteRetentionOverride = v.settings.overrideNote()
-	for _, id := range workflow.DeterministicKeys(v.st.Items) {
-		it := v.st.Items[id]
-		s.Counts[it.ProtectionState]++
-		e := VaultItemStatus{ItemID: id}
-		if it.ProtectionState == SoftDeleted {
-			e.DeferredDeleteTimeInUTC = it.DeferredDeleteTime.UTC().Format(time.RFC3339)
-		}
-		s.Items[it.ProtectionState] = append(s.Items[it.ProtectionState], e)
-	}
 	g := v.st.Guard
-	s.MassDeleteGuard = MassDeleteGuardStatus{Enabled: !g.Off, Threshold: g.threshold(len(v.st.Items) - s.Counts[Purged]),
+	s.MassDeleteGuard = MassDeleteGuardStatus{Enabled: !g.Off, Threshold: g.threshold(v.st.Items.HoldingData),
 		Window: g.window().String(), Summary: g.String(), HeldSince: v.st.MassDelete.HeldSince}
 	return s
 }

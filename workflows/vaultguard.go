@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -71,12 +73,27 @@ func (g MassDeleteGuard) String() string {
 // MassDeleteState is what the guard has seen: the deletes within its
 // window, and the hold once they passed the threshold.
 type MassDeleteState struct {
-	// Recent are the times of the deletes let through within the window;
-	// at most the threshold of them are kept.
-	Recent []time.Time `json:"recent,omitempty"`
+	// Recent counts the deletes let through within the window, in at most
+	// guardSlots slots of a slot's length each: however many deletes come,
+	// what the vault carries stays the same size. A delete is forgotten
+	// once its whole slot has left the window, so up to a slot later than
+	// its own time: the guard errs towards holding.
+	Recent []DeleteSlot `json:"recent,omitempty"`
 	// HeldSince is when the vault started holding deletes; zero while not.
 	HeldSince time.Time `json:"heldSince,omitzero"`
 }
+
+// DeleteSlot counts the deletes let through from Start, for one slot.
+type DeleteSlot struct {
+	Start time.Time `json:"start"`
+	Count int       `json:"count"`
+}
+
+// guardSlots is how many slots a window is cut into.
+const guardSlots = 60
+
+// slot is the length of one slot of the window.
+func (g MassDeleteGuard) slot() time.Duration { return g.window() / guardSlots }
 
 // MassDeleteGuardStatus is the guard in a vault's status.
 type MassDeleteGuardStatus struct {
@@ -140,7 +157,7 @@ func (v *vault) setMassDeleteGuard(ctx workflow.Context, req SetMassDeleteGuardR
 		v.refuse(ctx, UpdateSetMassDeleteGuard, who, err)
 		return VaultStatus{}, refused(err)
 	}
-	critical := LooserMassDeleteGuard(v.st.Guard, next, v.itemCount())
+	critical := LooserMassDeleteGuard(v.st.Guard, next, v.itemCount(ctx))
 	if who, err = v.signedBy(ctx, UpdateSetMassDeleteGuard, input, who, critical); err != nil {
 		return VaultStatus{}, err
 	}
@@ -210,24 +227,18 @@ func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor) stri
 	if g.Off {
 		return ""
 	}
+	threshold := g.threshold(v.itemCount(ctx))
 	now := workflow.Now(ctx)
-	threshold := g.threshold(v.itemCount())
 	if m.HeldSince.IsZero() {
-		fresh := m.Recent[:0]
-		for _, t := range m.Recent {
-			if now.Sub(t) < g.window() {
-				fresh = append(fresh, t)
-			}
-		}
-		m.Recent = fresh
-		if len(m.Recent) < threshold {
-			m.Recent = append(m.Recent, now)
+		n := m.forget(now, g)
+		if n < threshold {
+			m.count(now, g)
 			v.version++
 			return ""
 		}
 		m.HeldSince = now
 		detail := fmt.Sprintf("%s within %s reached the mass-delete guard's threshold: every further delete of vault %s is held until the hold is cleared (clearMassDeleteHold)",
-			Plural(len(m.Recent), "delete"), g.window(), v.id)
+			Plural(m.forget(now, g), "delete"), g.window(), v.id)
 		v.audit(ctx, "massDeleteHold", actor{by: system}, OutcomeAccepted, detail)
 		v.st.Outbox = append(v.st.Outbox, Alert{Kind: AlertMassDelete, VaultID: v.id, ItemID: itemID, RequestedBy: who.by, Signer: who.signer,
 			Time: now.UTC(), Detail: detail})
@@ -236,16 +247,60 @@ func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor) stri
 		v.id, rfc3339(m.HeldSince), threshold, g.window())
 }
 
-// itemCount is the vault's items that hold data.
-func (v *vault) itemCount() int {
+// forget drops the slots that have left the window and counts the rest.
+func (m *MassDeleteState) forget(now time.Time, g MassDeleteGuard) int {
+	m.Recent = slices.DeleteFunc(m.Recent, func(s DeleteSlot) bool { return !now.Before(s.Start.Add(g.slot() + g.window())) })
 	n := 0
-	// A count does not depend on the order of the map: no need to sort its
-	// keys on every delete of a burst.
-	//workflowcheck:ignore
-	for _, it := range v.st.Items {
-		if it.ProtectionState != Purged {
-			n++
-		}
+	for _, s := range m.Recent {
+		n += s.Count
 	}
 	return n
+}
+
+// count records a delete let through at now.
+func (m *MassDeleteState) count(now time.Time, g MassDeleteGuard) {
+	start := now.Truncate(g.slot())
+	if last := len(m.Recent) - 1; last >= 0 && m.Recent[last].Start.Equal(start) {
+		m.Recent[last].Count++
+		return
+	}
+	m.Recent = append(m.Recent, DeleteSlot{Start: start, Count: 1})
+}
+
+// countMaxAge is how old a count of the vault's items may be when the
+// guard needs it; countActivity is the activity that counts them.
+const countMaxAge = time.Minute
+
+// itemCount is the vault's items that hold data, as visibility counted
+// them; a count older than countMaxAge is made again first, once for all
+// the deletes that wait for it, which then go on in the order they came. A
+// count that fails keeps the last one (none at first, so the guard's
+// threshold is its smallest, and it errs towards holding).
+func (v *vault) itemCount(ctx workflow.Context) int {
+	turn := v.turns
+	v.turns++
+	defer func() { v.served++ }()
+	now := workflow.Now(ctx)
+	if !v.counting && now.Sub(v.countTried) >= countMaxAge && now.Sub(v.st.Items.At) >= countMaxAge {
+		v.countTried = now
+		v.counting = true
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 10 * time.Second,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+			})
+			var n int
+			err := workflow.ExecuteActivity(actx, ActivityCountVaultItems, v.id).Get(ctx, &n)
+			if err != nil {
+				workflow.GetLogger(ctx).Warn("Vault's items not counted; the last count stands", "vault", v.id, "error", err)
+			} else {
+				v.st.Items = ItemCount{HoldingData: n, At: workflow.Now(ctx).UTC()}
+				v.version++
+			}
+			v.counting = false
+		})
+	}
+	// Cancelled only with the run, which then answers nothing.
+	_ = workflow.Await(ctx, func() bool { return !v.counting && v.served == turn })
+	return v.st.Items.HoldingData
 }

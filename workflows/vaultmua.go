@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -121,27 +122,14 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		return VaultAnswer{}, err
 	}
 	who := actor{by: requester(req.RequestedBy)}
-	// Reports that reached the vault first are applied first: the item's
-	// registration may be among them.
-	v.serveReports(ctx, true)
-	it, ok := v.st.Items[req.ItemID]
-	if !ok || it.Incarnation != req.Incarnation {
-		// The item's own report may not have reached the vault yet: its
-		// delete registers it, once its workflow confirms it exists.
-		if r := (ItemReport{ItemID: req.ItemID, Incarnation: req.Incarnation}); v.realItem(ctx, r) {
-			it, ok = VaultItem{ProtectionState: Protected, Incarnation: req.Incarnation}, true
-			v.audit(ctx, "registerItem", actor{by: req.ItemID}, OutcomeAccepted, "item "+req.ItemID+" registered")
-		}
-	}
-	// Deletes of items the vault does not hold would only fill its queue.
-	if !ok || it.ProtectionState == Purged {
-		err := fmt.Errorf("vault %s holds no item %s with data to delete", v.id, req.ItemID)
-		v.refuse(ctx, string(OpDelete), who, err)
-		return VaultAnswer{}, refused(err)
-	}
 	answer := VaultAnswer{Settings: v.st.SoftDelete}
 	if req.RequestID == "" {
-		signer, err := v.authenticate(ctx, string(OpDelete), WorkflowID(v.id, req.ItemID), req.Input, who.by, true)
+		signer, err := v.authenticate(ctx, string(OpDelete), WorkflowID(v.id, req.ItemID), req.Input, who.by, true, req.ReceivedAt)
+		var busy *busyError
+		if errors.As(err, &busy) {
+			answer.Unavailable = fmt.Sprintf("vault %s is busy: %s", v.id, busy.msg)
+			return answer, nil
+		}
 		if err != nil {
 			v.refuse(ctx, string(OpDelete), actor{by: who.by, signer: notVerified}, fmt.Errorf("item %s: %w", req.ItemID, err))
 			return VaultAnswer{}, refused(err)
@@ -167,6 +155,13 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		v.audit(ctx, string(OpDelete), who, OutcomeAccepted,
 			fmt.Sprintf("request %s: carried out by item %s", r.RequestID, req.ItemID))
 	case v.st.Mua.Enabled:
+		// Deletes of items the vault does not hold would only fill its
+		// queue of requests.
+		if !v.realItem(ctx, req.ItemID, req.Incarnation) {
+			err := fmt.Errorf("vault %s holds no item %s with data to delete", v.id, req.ItemID)
+			v.refuse(ctx, string(OpDelete), who, err)
+			return VaultAnswer{}, refused(err)
+		}
 		// Each delete waits for an approver anyway: the guard only counts
 		// it, and alerts when they come in a burst.
 		v.guardDelete(ctx, req.ItemID, who)
@@ -203,10 +198,6 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	} else {
 		answer.Alert = &Alert{Kind: AlertSoftDeleted, VaultID: v.id, ItemID: req.ItemID, RequestedBy: who.by, Signer: who.signer,
 			Time: req.At.UTC(), PurgeTime: deadline.UTC(), Detail: SoftDeletedDetail(deadline)}
-	}
-	if cur, known := v.st.Items[req.ItemID]; !known || cur.Incarnation != req.Incarnation || req.Sequence > cur.Sequence {
-		v.st.Items[req.ItemID] = VaultItem{ProtectionState: SoftDeleted, DeferredDeleteTime: deadline.UTC(),
-			Sequence: req.Sequence, Incarnation: req.Incarnation}
 	}
 	v.version++
 	return answer, nil

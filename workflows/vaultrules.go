@@ -2,21 +2,17 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
-
-	"go.temporal.io/sdk/workflow"
 )
 
 // Vault names a user types (docs/contract.md section 2).
 const (
 	VaultWorkflowType   = "Vault"
-	SignalItemChanged   = "itemChanged"
 	UpdateSetSoftDelete = "setSoftDelete"
 	UpdateDeleteVault   = "deleteVault"
 	QueryVaultStatus    = "status"
-	// QuerySoftDeleteSettings answers just the settings an item needs.
-	QuerySoftDeleteSettings = "softDeleteSettings"
 )
 
 // VaultWorkflowID is the ID of a vault's workflow.
@@ -204,36 +200,30 @@ func ChangeSoftDelete(vaultID string, cur SoftDeleteSettings, req SetSoftDeleteR
 	return next, nil
 }
 
-// VaultItem is what a vault knows of one of its items.
-type VaultItem struct {
-	ProtectionState    State     `json:"protectionState"`
-	DeferredDeleteTime time.Time `json:"deferredDeleteTime,omitzero"`
-	// Sequence orders an item's reports; an older one never overwrites a newer.
-	Sequence    int    `json:"sequence"`
-	Incarnation string `json:"incarnation,omitempty"`
-}
+// maxNamedInRefusal bounds the items a refusal names, of each kind: a
+// vault may hold many thousands.
+const maxNamedInRefusal = 20
 
-// ItemReport is the itemChanged signal an item sends its vault.
-type ItemReport struct {
-	ItemID string `json:"itemId"`
-	VaultItem
-	// Incarnation is the item workflow's first run ID: an item protected
-	// again under a purged one's ID starts its sequence afresh.
-	Incarnation string `json:"incarnation,omitempty"`
-}
-
-// DeleteVaultRefusal says why a vault cannot be deleted yet, naming the
-// soft-deleted items and when each is purged, or is nil when it can.
-func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
+// DeleteVaultRefusal says why a vault cannot be deleted yet, naming its
+// soft-deleted items and when each is purged, and its other items with
+// data (the first maxNamedInRefusal of each, by ID), or is nil when it
+// holds none. Items are as ListVaultItems confirms them: running, so
+// holding data, whatever state they last published.
+func DeleteVaultRefusal(vaultID string, items []ListedItem) error {
+	rows := slices.Clone(items)
+	slices.SortFunc(rows, func(a, b ListedItem) int { return strings.Compare(a.WorkflowID, b.WorkflowID) })
+	prefix := WorkflowID(vaultID, "")
 	var soft, other []string
-	for _, id := range workflow.DeterministicKeys(items) {
-		it := items[id]
-		switch it.ProtectionState {
-		case Purged:
+	for _, it := range rows {
+		id := strings.TrimPrefix(it.WorkflowID, prefix)
+		switch state := State(it.ProtectionState); state {
 		case SoftDeleted:
 			soft = append(soft, fmt.Sprintf("%s (purge scheduled for %s)", id, it.DeferredDeleteTime.UTC().Format(time.RFC3339)))
+		case "", Purged:
+			// A first backup under way, or a purge not finished: data still.
+			other = append(other, fmt.Sprintf("%s (%s)", id, Protected))
 		default:
-			other = append(other, fmt.Sprintf("%s (%s)", id, it.ProtectionState))
+			other = append(other, fmt.Sprintf("%s (%s)", id, state))
 		}
 	}
 	if len(soft) == 0 && len(other) == 0 {
@@ -241,11 +231,19 @@ func DeleteVaultRefusal(vaultID string, items map[string]VaultItem) error {
 	}
 	var parts []string
 	if len(soft) > 0 {
-		parts = append(parts, fmt.Sprintf("it holds %s: %s", Plural(len(soft), "soft-deleted item"), strings.Join(soft, ", ")))
+		parts = append(parts, fmt.Sprintf("it holds %s: %s", Plural(len(soft), "soft-deleted item"), namedFirst(soft)))
 	}
 	if len(other) > 0 {
-		parts = append(parts, fmt.Sprintf("it holds %s with backup data: %s", Plural(len(other), "item"), strings.Join(other, ", ")))
+		parts = append(parts, fmt.Sprintf("it holds %s with backup data: %s", Plural(len(other), "item"), namedFirst(other)))
 	}
 	return &Refusal{Message: fmt.Sprintf("vault %s cannot be deleted: %s; a vault can be deleted once all its items are purged",
 		vaultID, strings.Join(parts, "; "))}
+}
+
+// namedFirst joins the first maxNamedInRefusal names and says how many more.
+func namedFirst(names []string) string {
+	if len(names) <= maxNamedInRefusal {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more (starter list --vault shows them all)", strings.Join(names[:maxNamedInRefusal], ", "), len(names)-maxNamedInRefusal)
 }

@@ -167,17 +167,15 @@ func (s *VaultSuite) TestItemDeletesOnASignedVault() {
 	var signed, unsigned, otherItem, pending VaultAnswer
 	var errSigners, errSigned, errUnsigned, errOtherItem, errMuaNoKey, errMua, errPending, errApprove error
 	s.at(30*time.Second, func() {
-		s.report("vm1", Protected, time.Time{}, 1)
-		s.report("vm2", Protected, time.Time{}, 1)
 		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob), RequestedBy: "alice"}, nil, &errSigners)
 	})
 	s.at(time.Minute, func() {
 		s.Require().NoError(errSigners)
-		s.itemDelete("unsigned", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+		s.itemDelete("unsigned", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice",
 			Input: json.RawMessage(`{"requestedBy":"alice"}`)}, &unsigned, &errUnsigned)
-		s.itemDelete("other item", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+		s.itemDelete("other item", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice",
 			Input: s.signed(alice, string(OpDelete), vm2, Request{RequestedBy: "alice"})}, &otherItem, &errOtherItem)
-		s.itemDelete("signed", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+		s.itemDelete("signed", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice",
 			Input: s.signed(alice, string(OpDelete), vm1, Request{RequestedBy: "alice"})}, &signed, &errSigned)
 	})
 	s.at(2*time.Minute, func() {
@@ -188,14 +186,13 @@ func (s *VaultSuite) TestItemDeletesOnASignedVault() {
 		s.Equal(aliceKey, signed.Signer)
 		s.Require().NotNil(signed.Alert)
 		s.Equal(aliceKey, signed.Alert.Signer, "the soft-delete alert names the key")
-		s.Equal(map[State]int{Protected: 1, SoftDeleted: 1}, s.status().Counts)
 		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, VaultWorkflowID("vault1"), EnableMuaRequest{Approvers: []string{"alice", "bob", "carol"}, RequestedBy: "alice"}), nil, &errMuaNoKey)
 		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, VaultWorkflowID("vault1"), EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}), nil, &errMua)
 	})
 	s.at(3*time.Minute, func() {
 		s.ErrorContains(errMuaNoKey, "approver carol has no key")
 		s.Require().NoError(errMua)
-		s.itemDelete("pending", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Sequence: 2,
+		s.itemDelete("pending", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice",
 			Input: s.signed(alice, string(OpDelete), vm2, Request{RequestedBy: "alice"})}, &pending, &errPending)
 	})
 	var approval json.RawMessage
@@ -277,8 +274,6 @@ func (s *VaultSuite) TestAHeldSignedDeleteGoesThroughWhenSentAgain() {
 	var held, again VaultAnswer
 	var input json.RawMessage
 	s.at(30*time.Second, func() {
-		s.report("vm1", Protected, time.Time{}, 1)
-		s.report("vm2", Protected, time.Time{}, 1)
 		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: alice.Line(), RequestedBy: "alice"}, nil, &errSigners)
 		s.answer(UpdateSetMassDeleteGuard, SetMassDeleteGuardRequest{Threshold: 1, RequestedBy: "alice"}, nil, &errGuard)
 	})
@@ -287,10 +282,10 @@ func (s *VaultSuite) TestAHeldSignedDeleteGoesThroughWhenSentAgain() {
 		s.Require().NoError(errGuard)
 		var first VaultAnswer
 		var errFirst error
-		s.itemDelete("first", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Sequence: 2,
+		s.itemDelete("first", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice",
 			Input: s.signed(alice, string(OpDelete), WorkflowID("vault1", "vm1"), Request{RequestedBy: "alice"})}, &first, &errFirst)
 		input = s.signed(alice, string(OpDelete), WorkflowID("vault1", "vm2"), Request{RequestedBy: "alice"})
-		s.itemDelete("held", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Sequence: 2, Input: input}, &held, &errHeld)
+		s.itemDelete("held", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Input: input}, &held, &errHeld)
 	})
 	s.at(2*time.Minute, func() {
 		s.Require().NoError(errHeld)
@@ -299,7 +294,7 @@ func (s *VaultSuite) TestAHeldSignedDeleteGoesThroughWhenSentAgain() {
 	})
 	s.at(3*time.Minute, func() {
 		s.Require().NoError(errClear)
-		s.itemDelete("again", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Sequence: 2, Input: input}, &again, &errAgain)
+		s.itemDelete("again", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", Input: input}, &again, &errAgain)
 	})
 	s.at(4*time.Minute, func() {
 		s.Require().NoError(errAgain, "the same signed delete, sent again by its item")

@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/workflows"
@@ -58,16 +59,40 @@ func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (work
 
 // WithVaultWindow fills in the soft-delete window that a delete made now
 // would get, from the vault's current settings: the item itself knows them
-// only as of its last contact with its vault. A vault that does not answer
+// only as of its last contact with its vault. A vault that cannot be read
 // leaves the item's own view. It also says whether such a delete would
 // purge at once (soft delete Disabled).
 func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status) (workflows.Status, bool) {
-	v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(st.VaultID), "", workflows.QuerySoftDeleteSettings)
-	var vs workflows.DeleteSettings
-	if err != nil || v.Get(&vs) != nil || vs.State == "" {
+	vs, err := VaultSettings(ctx, cl, st.VaultID)
+	if err != nil {
 		return st, false
 	}
 	return VaultWindow(st, vs.SoftDeleteSettings)
+}
+
+// VaultSettings reads the delete settings a vault publishes in its memo.
+// The server answers from the vault's record, without a task of the vault,
+// so a vault busy with a burst of deletes is still read at once. A workflow
+// under the vault's ID that is not a running Vault is not believed.
+func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workflows.DeleteSettings, error) {
+	var vs workflows.DeleteSettings
+	id := workflows.VaultWorkflowID(vaultID)
+	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return vs, fmt.Errorf("read the settings of vault %s: %w", vaultID, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetType().GetName() != workflows.VaultWorkflowType {
+		return vs, fmt.Errorf("%s is not a running %s workflow", id, workflows.VaultWorkflowType)
+	}
+	p := info.GetMemo().GetFields()[workflows.MemoDeleteSettings]
+	if p == nil {
+		return vs, fmt.Errorf("vault %s has not published its settings yet: try again in a moment", vaultID)
+	}
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &vs); err != nil || vs.State == "" {
+		return vs, fmt.Errorf("vault %s's published settings cannot be read (%v)", vaultID, err)
+	}
+	return vs, nil
 }
 
 // VaultWindow is WithVaultWindow for a caller that has read the vault's

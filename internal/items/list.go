@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"golang.org/x/sync/errgroup"
 
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/workflows"
@@ -62,4 +63,40 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) workflows.ListedItem {
 		_ = dc.FromPayload(p, &r.DeferredDeleteTime)
 	}
 	return r
+}
+
+// Count counts a vault's items by state through visibility, with the
+// queries that list them (workflows.ItemsQuery), so a count and its list
+// agree. It asks the server once per state, all at once.
+func Count(ctx context.Context, c client.Client, vaultID string) (map[workflows.State]int, error) {
+	counts := make([]int64, len(workflows.VisibleStates))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, state := range workflows.VisibleStates {
+		g.Go(func() error {
+			resp, err := c.CountWorkflow(gctx, &workflowservice.CountWorkflowExecutionsRequest{Query: workflows.ItemsQuery(vaultID, state)})
+			if err != nil {
+				return fmt.Errorf("count the %s items of vault %s: %w", state, vaultID, err)
+			}
+			counts[i] = resp.GetCount()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	m := make(map[workflows.State]int, len(counts))
+	for i, s := range workflows.VisibleStates {
+		m[s] = int(counts[i])
+	}
+	return m, nil
+}
+
+// HoldingData counts a vault's items that hold data: running and not
+// purged, as ItemsQuery with no state lists them.
+func HoldingData(ctx context.Context, c client.Client, vaultID string) (int, error) {
+	resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: workflows.ItemsQuery(vaultID, "")})
+	if err != nil {
+		return 0, fmt.Errorf("count the items of vault %s: %w", vaultID, err)
+	}
+	return int(resp.GetCount()), nil
 }

@@ -20,12 +20,17 @@ import (
 const (
 	BaselineWorkflowType = "LoadBaseline"
 	BaselineTaskQueue    = "recoveryvault-baseline"
+	// ScaleBaselineWorkflowType is the scale run's baseline: a start and
+	// one no-op activity, what protecting an item costs the server at
+	// least.
+	ScaleBaselineWorkflowType = "ScaleBaseline"
 )
 
 // NewBaselineWorker serves the baseline workflow; start it beside a run.
 func NewBaselineWorker(c client.Client) worker.Worker {
 	w := worker.New(c, BaselineTaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(Baseline, workflow.RegisterOptions{Name: BaselineWorkflowType})
+	w.RegisterWorkflowWithOptions(ScaleBaseline, workflow.RegisterOptions{Name: ScaleBaselineWorkflowType})
 	w.RegisterActivityWithOptions(noop, activity.RegisterOptions{Name: "BaselineNoop"})
 	return w
 }
@@ -77,4 +82,10 @@ func Baseline(ctx workflow.Context, window time.Duration) (workflows.Status, err
 	return workflows.Status{ProtectionState: workflows.Purged, Audit: []workflows.AuditEntry{
 		{Time: workflow.Now(ctx).UTC(), Operation: "purgeDone"},
 	}}, nil
+}
+
+// ScaleBaseline runs one no-op activity and completes.
+func ScaleBaseline(ctx workflow.Context) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	return workflow.ExecuteActivity(actx, "BaselineNoop").Get(ctx, nil)
 }
