@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/blob/filesystem"
 	"github.com/kopia/kopia/repo/content"
 	"github.com/kopia/kopia/repo/format"
 	"github.com/kopia/kopia/snapshot"
@@ -31,6 +34,9 @@ var newRepository = repo.NewRepositoryOptions{
 		MutableParameters: format.MutableParameters{Version: format.FormatVersion3, MaxPackSize: 20 << 20},
 	},
 	ObjectFormat: format.ObjectFormat{Splitter: "DYNAMIC-1M-BUZHASH"},
+	// PBKDF2-SHA256 with 600,000 iterations (NIST's recommendation): half
+	// of scrypt's time per open, 0.15 s against 0.27 s on a test machine.
+	FormatBlockKeyDerivationAlgorithm: "pbkdf2-sha256-600000",
 }
 
 // sourceOf names the snapshots of an item's repository.
@@ -38,9 +44,10 @@ func sourceOf(vaultID, itemID string) snapshot.SourceInfo {
 	return snapshot.SourceInfo{Host: "recoveryvault", UserName: vaultID, Path: "/" + vaultID + "/" + itemID}
 }
 
-// Opening a repository derives its key from the password with scrypt:
-// about 0.2 s and 64 MiB. A store keeps the repositories it opened, the
-// most recently used first, up to maxOpen.
+// Opening a repository derives its key from the password (PBKDF2, about
+// 0.15 s of CPU; older repositories scrypt, 0.27 s and 64 MiB). A store
+// keeps the repositories it opened, the most recently used first, up to
+// maxOpen.
 const maxOpen = 64
 
 type openRepository struct {
@@ -119,15 +126,7 @@ func (s *Store) openRepository(ctx context.Context, vaultID, itemID string, crea
 		return nil, errNoRepository
 	}
 	if !ok {
-		st, err := blob.NewStorage(ctx, ci, true)
-		if err != nil {
-			return nil, fmt.Errorf("storage for item %s: %w", itemID, err)
-		}
-		opts := newRepository
-		err = repo.Initialize(ctx, st, &opts, s.opts.Password)
-		_ = st.Close(ctx)
-		// Another attempt of the same activity may have made it first.
-		if err != nil && !errors.Is(err, repo.ErrAlreadyInitialized) {
+		if err := s.create(ctx, ci); err != nil {
 			return nil, fmt.Errorf("create the repository of item %s: %w", itemID, err)
 		}
 	}
@@ -162,6 +161,91 @@ func (s *Store) openRepository(ctx context.Context, vaultID, itemID string, crea
 	}
 	return r.(repo.DirectRepository), nil
 }
+
+// formatBlobs are the blobs that make a repository, written in this order:
+// kopia.repository last, since its presence says the repository exists.
+var formatBlobs = []blob.ID{format.KopiaBlobCfgBlobID, format.KopiaRepositoryBlobID}
+
+// create makes a new item's repository by writing the store's template's
+// format blobs to it. Making a repository derives a key from the password,
+// as opening one does: the template is made once per store, so a new item
+// costs one derivation (its open), not two. Repositories made from one
+// template share their keys; all of them open with the store's one
+// password anyway, and each is still its own set of objects, purged alone.
+func (s *Store) create(ctx context.Context, ci blob.ConnectionInfo) error {
+	template, err := s.template(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := blob.NewStorage(ctx, ci, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close(ctx)
+	for _, id := range formatBlobs {
+		if err := st.PutBlob(ctx, id, blobBytes(template[id]), blob.PutOptions{}); err != nil {
+			return fmt.Errorf("write %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// template makes, once, a repository in a directory of the work directory
+// and keeps its format blobs.
+func (s *Store) template(ctx context.Context) (map[blob.ID][]byte, error) {
+	s.templateOnce.Do(func() {
+		s.templateBlobs, s.templateErr = makeTemplate(ctx, s.opts.WorkDir, s.opts.Password)
+	})
+	return s.templateBlobs, s.templateErr
+}
+
+func makeTemplate(ctx context.Context, workDir, password string) (map[blob.ID][]byte, error) {
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store work directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(workDir, "template-")
+	if err != nil {
+		return nil, fmt.Errorf("store work directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	st, err := filesystem.New(ctx, &filesystem.Options{Path: dir}, true)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close(ctx)
+	opts := newRepository
+	if err := repo.Initialize(ctx, st, &opts, password); err != nil {
+		return nil, fmt.Errorf("make the repository template: %w", err)
+	}
+	blobs := map[blob.ID][]byte{}
+	for _, id := range formatBlobs {
+		var b blobBuffer
+		if err := st.GetBlob(ctx, id, 0, -1, &b); err != nil {
+			return nil, fmt.Errorf("read the repository template's %s: %w", id, err)
+		}
+		blobs[id] = b.Bytes()
+	}
+	return blobs, nil
+}
+
+// blobBytes is a blob's content to write, in memory.
+type blobBytes []byte
+
+func (b blobBytes) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(b)
+	return int64(n), err
+}
+func (b blobBytes) Length() int               { return len(b) }
+func (b blobBytes) Reader() io.ReadSeekCloser { return nopCloser{bytes.NewReader(b)} }
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
+// blobBuffer receives a blob's content read.
+type blobBuffer struct{ bytes.Buffer }
+
+func (b *blobBuffer) Length() int { return b.Len() }
 
 // lockTimes hold, for each item a store has open, until when its next
 // writes are locked: kopia makes the storage from a connection file, and

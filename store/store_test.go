@@ -355,3 +355,39 @@ func TestBackupsAndCollectionsTakeTurnsOnOneRepository(t *testing.T) {
 	require.NoError(t, err)
 	sameTree(t, src, target)
 }
+
+// TestNewItemsAreMadeFromOneTemplateAndStayApart: a store derives a key
+// from its password once to make its template, and each new item's
+// repository is the template's format, PBKDF2-keyed; each is still its own
+// set of objects: purging one leaves the other whole.
+func TestNewItemsAreMadeFromOneTemplateAndStayApart(t *testing.T) {
+	src := treediff.WriteSample(t)
+	s := newDirStore(t)
+	p1 := backup(t, s, "vm1", "rp-1", src)
+	backup(t, s, "vm2", "rp-1", src)
+	root := s.backend.(*directory).root
+	format := func(item string) []byte {
+		data, err := os.ReadFile(filepath.Join(root, "vault1", item, "kopia.repository.f"))
+		require.NoError(t, err)
+		return data
+	}
+	assert.Equal(t, format("vm1"), format("vm2"), "both made from the template")
+	assert.Contains(t, string(format("vm1")), `"keyAlgo": "pbkdf2-sha256-600000"`)
+
+	require.NoError(t, s.Purge(context.Background(), "vault1", "vm2", nil))
+	_, err := os.Stat(filepath.Join(root, "vault1", "vm2"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "nothing of vm2 is left")
+	target := t.TempDir()
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p1.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+
+	// A store with another password makes its own template, which this
+	// one's password does not open.
+	other, err := Open(context.Background(), Options{Location: root, Password: "another", WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	backup(t, other, "vm3", "rp-1", src)
+	assert.NotEqual(t, format("vm1"), format("vm3"))
+	_, err = s.List(context.Background(), "vault1", "vm3")
+	assert.ErrorContains(t, err, "does not open with this worker's repository password")
+}

@@ -212,10 +212,19 @@ func (s *Server) start(o Options) error {
 	return nil
 }
 
+// MaxInFlightUpdates is how many updates may be in flight at one workflow
+// (the server's default is 10): a vault's deletes in a burst.
+const MaxInFlightUpdates = 5000
+
 func dynamicConfig(overrides map[string]any) dynamicconfig.StaticClient {
 	dc := dynamicconfig.StaticClient{
 		// Search attributes registered at start are usable at once.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		// Every delete asks its vault by update, and a burst of them is in
+		// flight at once: past this limit the server refuses an update and,
+		// in refusing it, aborts every other one in flight at the vault,
+		// which their senders then resend, again and again.
+		dynamicconfig.WorkflowExecutionMaxInFlightUpdates.Key(): MaxInFlightUpdates,
 	}
 	for k, v := range overrides {
 		dc[dynamicconfig.MakeKey(k)] = v
