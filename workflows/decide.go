@@ -126,10 +126,14 @@ type PendingDelete struct {
 	Why string `json:"why"`
 }
 
-// Retries of a delete waiting for its vault back off to once a minute.
+// Retries of a delete waiting for its vault back off to once a minute; of
+// one its vault holds (mass-delete guard), which waits for a person to
+// clear the hold, to MaxHeldDeleteRetry: two thousand held deletes ask
+// about 17 times a second, not 33.
 const (
-	firstDeleteRetry = 5 * time.Second
-	maxDeleteRetry   = time.Minute
+	firstDeleteRetry   = 5 * time.Second
+	maxDeleteRetry     = time.Minute
+	MaxHeldDeleteRetry = 2 * time.Minute
 )
 
 // Event is one thing that happened to an item.
@@ -415,8 +419,11 @@ func (d *decider) delete() (Decision, error) {
 		return Decision{Ask: AskVault}, nil
 	}
 	by := d.ev.By
-	if (v.Unavailable != "" || v.Held != "") && d.ev.Op == OpDelete {
-		return d.waitForVault(v.Unavailable + v.Held), nil
+	if v.Unavailable != "" && d.ev.Op == OpDelete {
+		return d.waitForVault(v.Unavailable, maxDeleteRetry), nil
+	}
+	if v.Held != "" && d.ev.Op == OpDelete {
+		return d.waitForVault(v.Held, MaxHeldDeleteRetry), nil
 	}
 	if d.ev.Op == OpDelete {
 		// The vault answered: no delete waits any longer.
@@ -484,13 +491,13 @@ func (d *decider) delete() (Decision, error) {
 // waitForVault keeps a delete its vault could not answer, to ask again:
 // the item never guesses how its deletes are protected, and never drops
 // one for a cause that passes. The audit says so once per delete.
-func (d *decider) waitForVault(why string) Decision {
+func (d *decider) waitForVault(why string, maxRetry time.Duration) Decision {
 	now := d.in.Now
 	p := PendingDelete{RequestedBy: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, Since: now, Attempts: 1, Why: why}
 	if old := d.st.PendingDelete; old != nil {
 		p.Since, p.Attempts = old.Since, old.Attempts+1
 	}
-	p.RetryAt = now.Add(min(firstDeleteRetry<<min(p.Attempts-1, 10), maxDeleteRetry))
+	p.RetryAt = now.Add(min(firstDeleteRetry<<min(p.Attempts-1, 10), maxRetry))
 	d.st.PendingDelete = &p
 	if p.Attempts == 1 {
 		d.record(OpDelete, d.ev.By, OutcomeWaiting, fmt.Sprintf("%s; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)", why))

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -390,4 +391,34 @@ func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 	assert.Nil(t, done.State.PendingDelete)
 	assert.Equal(t, SoftDeleted, done.State.ProtectionState)
 	assert.Equal(t, later.Add(14*day), done.State.Deadline, "the window counts from the vault's answer")
+}
+
+// TestRetriesBackOffToAMinuteWhenBusyAndTwoWhenHeld: a vault that cannot
+// answer is asked again at most a minute later; a delete its guard holds
+// waits for a person, and asks at most every two minutes meanwhile.
+func TestRetriesBackOffToAMinuteWhenBusyAndTwoWhenHeld(t *testing.T) {
+	cases := map[string]struct {
+		answer VaultAnswer
+		most   time.Duration
+	}{
+		"busy": {VaultAnswer{Unavailable: "vault vault1 could not be asked"}, time.Minute},
+		"held": {VaultAnswer{Held: "vault vault1 holds deletes since 2026-12-01T10:00:00Z"}, 2 * time.Minute},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			st, now := testState(Protected), testNow
+			var gaps []time.Duration
+			for range 8 {
+				d, err := Decide(st, Event{Op: OpDelete, By: "alice", Retry: st.PendingDelete != nil}, Inputs{Item: testItem, Now: now, Vault: &c.answer})
+				require.NoError(t, err)
+				require.NotNil(t, d.State.PendingDelete)
+				assert.Equal(t, c.answer.Unavailable+c.answer.Held, d.State.PendingDelete.Why)
+				gaps = append(gaps, d.State.PendingDelete.RetryAt.Sub(now))
+				st, now = d.State, d.State.PendingDelete.RetryAt
+			}
+			assert.Equal(t, 5*time.Second, gaps[0])
+			assert.Equal(t, c.most, gaps[len(gaps)-1], "%v", gaps)
+			assert.True(t, slices.IsSorted(gaps), "%v", gaps)
+		})
+	}
 }

@@ -81,6 +81,10 @@ type MassDeleteState struct {
 	Recent []DeleteSlot `json:"recent,omitempty"`
 	// HeldSince is when the vault started holding deletes; zero while not.
 	HeldSince time.Time `json:"heldSince,omitzero"`
+	// ReleasedUntil is when the hold was last cleared: a delete its item
+	// received before then was let through by the clear, and is not
+	// counted or held again when its item asks once more.
+	ReleasedUntil time.Time `json:"releasedUntil,omitzero"`
 }
 
 // DeleteSlot counts the deletes let through from Start, for one slot.
@@ -209,22 +213,26 @@ func (v *vault) clearMassDeleteHold(ctx workflow.Context, req Request, input []b
 }
 
 func (v *vault) clearHold(ctx workflow.Context, who actor, reason string) {
-	detail := fmt.Sprintf("mass-delete hold cleared: the deletes held since %s are let through at their items' next try; the guard counts afresh",
-		rfc3339(v.st.MassDelete.HeldSince))
+	detail := fmt.Sprintf("mass-delete hold cleared: the deletes held since %s are let through at their items' next try (within %s), uncounted; the guard counts later ones afresh",
+		rfc3339(v.st.MassDelete.HeldSince), MaxHeldDeleteRetry)
 	if reason != "" {
 		detail += "; reason: " + reason
 	}
-	v.st.MassDelete = MassDeleteState{}
+	v.st.MassDelete = MassDeleteState{ReleasedUntil: workflow.Now(ctx).UTC()}
 	v.audit(ctx, UpdateClearMassDeleteHold, who, OutcomeAccepted, detail)
 	v.version++
 }
 
 // guardDelete counts a delete about to be let through, and holds it when
 // the window has let the threshold through already. The first delete held
-// raises the massDelete alert. It returns why a held delete waits.
-func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor) string {
+// raises the massDelete alert. It returns why a held delete waits. A
+// delete its item received before the hold was last cleared (receivedAt)
+// was released by the clear: it goes through uncounted. Only an item's
+// own delete reaches the item's data; a client that forges receivedAt in
+// an itemDelete of its own gets an answer and nothing else.
+func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor, receivedAt time.Time) string {
 	g, m := v.st.Guard, &v.st.MassDelete
-	if g.Off {
+	if g.Off || (!receivedAt.IsZero() && !receivedAt.After(m.ReleasedUntil)) {
 		return ""
 	}
 	threshold := g.threshold(v.itemCount(ctx))

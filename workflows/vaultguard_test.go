@@ -49,15 +49,43 @@ func (s *VaultSuite) TestABurstOfDeletesIsHeldAfterTheThreshold() {
 		s.Equal(1, massAlerts, "one alert for the burst")
 		s.answer(UpdateClearMassDeleteHold, Request{RequestedBy: "alice", Reason: "planned decommissioning"}, nil, &cleared)
 	})
+	released := make([]VaultAnswer, 12)
+	errsReleased := make([]error, 12)
+	fresh := make([]VaultAnswer, 11)
+	errsFresh := make([]error, 11)
+	var receivedBefore time.Time
+	s.at(90*time.Second, func() { receivedBefore = s.env.Now() })
 	s.at(3*time.Minute, func() {
 		s.Require().NoError(cleared)
 		s.True(s.status().MassDeleteGuard.HeldSince.IsZero())
+		// Every delete received before the clear is let through, however
+		// many: the clear released them. Deletes received since count.
+		for i := range 12 {
+			s.itemDelete(fmt.Sprintf("released-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", i), RequestedBy: "mallory", ReceivedAt: receivedBefore},
+				&released[i], &errsReleased[i])
+		}
+		for i := range 11 {
+			s.itemDelete(fmt.Sprintf("fresh-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", 20+i), RequestedBy: "mallory", ReceivedAt: s.env.Now()},
+				&fresh[i], &errsFresh[i])
+		}
 		s.itemDelete("again", ItemDeleteRequest{ItemID: "vm10", RequestedBy: "mallory"}, &again, &errAgain)
 	})
 	s.at(4*time.Minute, func() {
+		for i := range 12 {
+			s.Require().NoError(errsReleased[i])
+			s.Empty(released[i].Held, "held delete %d goes through once the hold is cleared", i)
+			s.Equal(14*day, released[i].Window)
+		}
+		for i := range 11 {
+			s.Require().NoError(errsFresh[i])
+			if i < 10 {
+				s.Empty(fresh[i].Held, "new delete %d is within the threshold, counted afresh", i)
+			} else {
+				s.Contains(fresh[i].Held, "holds deletes", "the guard holds a new burst again")
+			}
+		}
 		s.Require().NoError(errAgain)
-		s.Empty(again.Held, "a held delete goes through once the hold is cleared")
-		s.Equal(14*day, again.Window)
+		s.Contains(again.Held, "holds deletes")
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})

@@ -164,7 +164,7 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		}
 		// Each delete waits for an approver anyway: the guard only counts
 		// it, and alerts when they come in a burst.
-		v.guardDelete(ctx, req.ItemID, who)
+		v.guardDelete(ctx, req.ItemID, who, req.ReceivedAt)
 		st, err := v.openRequest(ctx, MuaRequest{
 			Operation: string(OpDelete), ItemID: req.ItemID, RequestedBy: who.by, Signer: who.signer, Reason: req.Reason,
 			Summary: "delete the backup data of item " + req.ItemID,
@@ -183,7 +183,7 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	}
 	answer.Signer = who.signer
 	if req.RequestID == "" {
-		if why := v.guardDelete(ctx, req.ItemID, who); why != "" {
+		if why := v.guardDelete(ctx, req.ItemID, who, req.ReceivedAt); why != "" {
 			// A held delete took no effect: its item sends the same signed
 			// request again, which must not count as a replay.
 			v.forgetNonce(req.Input)

@@ -150,60 +150,39 @@ func (o ScaleOptions) guarded(ctx context.Context, c client.Client, rep *ScaleRe
 		return err
 	}
 	soft := o.counter(c, workflows.SoftDeleted)
-	// Done once the threshold has gone through, or what went through has
-	// stopped growing for 5 s: the rest are held.
-	start := time.Now()
-	last, stable := -1, time.Now()
+	// Settled once every delete has either gone through or waits at its
+	// item, held: none may be anything else.
+	var lost []string
 	_, _, err := o.run(ctx, "guarded", o.Guarded, o.deleter(c, o.Burst), func(ctx context.Context) (int, error) {
-		n, err := soft(ctx)
-		if err != nil {
-			return 0, err
-		}
-		through := n - o.Burst
-		if through != last {
-			last, stable = through, time.Now()
-		}
-		if through >= o.GuardThreshold || (through >= 0 && time.Since(stable) > 5*time.Second && time.Since(start) > 10*time.Second) {
-			return o.Guarded, nil
-		}
-		return 0, nil
+		var through, held atomic.Int64
+		var mu sync.Mutex
+		lost = nil
+		quiet := o
+		quiet.Progress = nil
+		err := quiet.each(ctx, "guarded (asked)", o.Guarded, func(ctx context.Context, i int) error {
+			st, err := items.Status(ctx, c, o.VaultID, ItemID(o.Burst+i))
+			switch {
+			case err != nil:
+				return err
+			case st.ProtectionState == workflows.SoftDeleted:
+				through.Add(1)
+			case st.PendingDelete != nil && strings.Contains(st.PendingDelete.Why, "holds deletes"):
+				held.Add(1)
+			default:
+				mu.Lock()
+				lost = append(lost, ItemID(o.Burst+i)+" ("+string(st.ProtectionState)+")")
+				mu.Unlock()
+			}
+			return nil
+		})
+		rep.Through, rep.Held = int(through.Load()), int(held.Load())
+		return rep.Through + rep.Held, err
 	})
 	if err != nil {
-		return fmt.Errorf("deletes with the guard on: %w", err)
+		return fmt.Errorf("deletes with the guard on: %d through, %d held, the others neither: %s: %w", rep.Through, rep.Held, strings.Join(lost, ", "), err)
 	}
-	// A delete held a moment before the count settles may still be on its
-	// way: look again once the held ones have been asked at least once.
-	time.Sleep(5 * time.Second)
-	n, err := soft(ctx)
-	if err != nil {
-		return err
-	}
-	rep.Through = n - o.Burst
 	if rep.Through > o.GuardThreshold {
 		return fmt.Errorf("the guard let %d deletes through, more than its threshold of %d", rep.Through, o.GuardThreshold)
-	}
-	var held atomic.Int64
-	var lost []string
-	var mu sync.Mutex
-	_ = o.each(ctx, "held", o.Guarded, func(ctx context.Context, i int) error {
-		st, err := items.Status(ctx, c, o.VaultID, ItemID(o.Burst+i))
-		switch {
-		case err != nil:
-			return err
-		case st.ProtectionState == workflows.SoftDeleted:
-		case st.PendingDelete != nil && strings.Contains(st.PendingDelete.Why, "holds deletes"):
-			held.Add(1)
-		default:
-			mu.Lock()
-			lost = append(lost, ItemID(o.Burst+i)+" ("+string(st.ProtectionState)+")")
-			mu.Unlock()
-		}
-		return nil
-	})
-	rep.Held = int(held.Load())
-	if len(lost) > 0 || rep.Through+rep.Held != o.Guarded {
-		return fmt.Errorf("of %d deletes with the guard on, %d went through and %d are held: the others are lost: %s",
-			o.Guarded, rep.Through, rep.Held, strings.Join(lost, ", "))
 	}
 	var st workflows.VaultStatus
 	if err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
@@ -212,7 +191,7 @@ func (o ScaleOptions) guarded(ctx context.Context, c client.Client, rep *ScaleRe
 	}, &st); err != nil {
 		return fmt.Errorf("clear the hold: %w", err)
 	}
-	start = time.Now()
+	start := time.Now()
 	want := o.Burst + o.Guarded
 	done, err := waitFor(ctx, o.Settle, func() (bool, error) {
 		n, err := soft(ctx)
