@@ -425,6 +425,16 @@ func (d *decider) delete() (Decision, error) {
 	if v.Held != "" && d.ev.Op == OpDelete {
 		return d.waitForVault(v.Held, MaxHeldDeleteRetry), nil
 	}
+	if v.Unavailable != "" && d.ev.Op == OpApproved {
+		return d.waitForConfirmation(v.Unavailable), nil
+	}
+	if d.ev.Op == OpApproved {
+		if i := d.awaiting(d.ev.RequestID); i >= 0 {
+			// The vault answered: the approval waits no longer.
+			d.st.AwaitingApproval = slices.Clone(d.st.AwaitingApproval)
+			d.st.AwaitingApproval[i].Confirming = nil
+		}
+	}
 	if d.ev.Op == OpDelete {
 		// The vault answered: no delete waits any longer.
 		d.st.PendingDelete = nil
@@ -486,6 +496,26 @@ func (d *decider) delete() (Decision, error) {
 		d.effects = append(d.effects, Effect{Kind: EffectLock, For: OpDelete, By: system, LockUntil: d.st.Deadline})
 	}
 	return d.decision(), nil
+}
+
+// waitForConfirmation keeps an approval its vault could not confirm, to
+// ask again, backing off as a delete does: a cause that passes never costs
+// an approver a second approval. The audit says so once per approval.
+func (d *decider) waitForConfirmation(why string) Decision {
+	i := d.awaiting(d.ev.RequestID)
+	now := d.in.Now
+	c := Confirming{By: d.ev.By, Approval: d.ev.Approval, Attempts: 1, Why: why}
+	awaited := slices.Clone(d.st.AwaitingApproval)
+	if old := awaited[i].Confirming; old != nil {
+		c.Attempts = old.Attempts + 1
+	}
+	c.RetryAt = now.Add(min(firstDeleteRetry<<min(c.Attempts-1, 10), maxDeleteRetry))
+	awaited[i].Confirming = &c
+	d.st.AwaitingApproval = awaited
+	if c.Attempts == 1 {
+		d.record(OpApproved, d.ev.By, OutcomeWaiting, fmt.Sprintf("request %s approved, %s; nothing deleted yet: the vault is asked again until it confirms the approval", d.ev.RequestID, why))
+	}
+	return d.decision()
 }
 
 // waitForVault keeps a delete its vault could not answer, to ask again:
@@ -635,6 +665,16 @@ func (d *decider) wakeUp() Decision {
 			d.record("purgeReminder", system, OutcomeAccepted, "reminder sent: purge scheduled for "+rfc3339(d.st.Deadline))
 		}
 	case Protected, ProtectionStopped:
+		for i, a := range d.st.AwaitingApproval {
+			if c := a.Confirming; c != nil && !c.RetryAt.IsZero() && !now.Before(c.RetryAt) {
+				d.next = append(d.next, Event{Op: OpApproved, RequestID: a.RequestID, By: c.By, Approval: c.Approval, Retry: true})
+				// Not again until this one is answered.
+				waiting := *c
+				waiting.RetryAt = time.Time{}
+				d.st.AwaitingApproval = slices.Clone(d.st.AwaitingApproval)
+				d.st.AwaitingApproval[i].Confirming = &waiting
+			}
+		}
 		if p := d.st.PendingDelete; p != nil && !now.Before(p.RetryAt) {
 			d.next = append(d.next, Event{Op: OpDelete, By: p.RequestedBy, Reason: p.Reason, Input: p.Input, Retry: true})
 			// Not again until this one is answered.
@@ -784,11 +824,23 @@ func (st ItemState) WakeAt() time.Time {
 		}
 		return st.Deadline
 	case Protected:
-		return earliest(st.NextBackupAt, st.LockDueAt, st.PendingDelete.retryAt())
+		return earliest(st.NextBackupAt, st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
 	case ProtectionStopped:
-		return earliest(st.LockDueAt, st.PendingDelete.retryAt())
+		return earliest(st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
 	}
 	return time.Time{}
+}
+
+// confirmAt is when the first approval waiting for its vault's
+// confirmation is asked again; zero for none.
+func (st ItemState) confirmAt() time.Time {
+	var at []time.Time
+	for _, a := range st.AwaitingApproval {
+		if a.Confirming != nil {
+			at = append(at, a.Confirming.RetryAt)
+		}
+	}
+	return earliest(at...)
 }
 
 // retryAt is when a waiting delete is asked again; zero for none.

@@ -422,3 +422,49 @@ func TestRetriesBackOffToAMinuteWhenBusyAndTwoWhenHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain: an approval
+// is refused only by a rule; one whose vault is busy waits at the item,
+// visibly, and is confirmed at a later try.
+func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
+	st := testState(ProtectionStopped)
+	request := &MuaRequest{RequestID: "r-1", State: RequestPending, Detail: "pending approval by bob"}
+	d, err := Decide(st, Event{Op: OpDelete, By: "mallory"}, Inputs{Item: testItem, Now: testNow, Vault: &VaultAnswer{Pending: request}})
+	require.NoError(t, err)
+	busy := &VaultAnswer{Unavailable: "vault vault1 could not be asked: deadline exceeded"}
+	approval := []byte(`{"requestId":"r-1","requestedBy":"bob"}`)
+	d, err = Decide(d.State, Event{Op: OpApproved, RequestID: "r-1", By: "bob", Approval: approval}, Inputs{Item: testItem, Now: testNow, Vault: busy})
+	require.NoError(t, err, "waiting is not a refusal")
+	assert.Equal(t, ProtectionStopped, d.State.ProtectionState)
+	require.Len(t, d.State.AwaitingApproval, 1)
+	c := d.State.AwaitingApproval[0].Confirming
+	require.NotNil(t, c)
+	assert.Equal(t, busy.Unavailable, c.Why)
+	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(), "asked again soon")
+	assert.Equal(t, OutcomeWaiting, d.Audit.Outcome)
+
+	later := testNow.Add(5 * time.Second)
+	d, err = Decide(d.State, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: later})
+	require.NoError(t, err)
+	require.Len(t, d.Next, 1)
+	assert.Equal(t, Event{Op: OpApproved, RequestID: "r-1", By: "bob", Approval: approval, Retry: true}, d.Next[0])
+	assert.True(t, d.State.WakeAt().IsZero(), "not asked twice at once")
+
+	again, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: busy})
+	require.NoError(t, err)
+	assert.Equal(t, 2, again.State.AwaitingApproval[0].Confirming.Attempts)
+	assert.Nil(t, again.Audit, "the audit said it once")
+
+	confirmed := *testVault
+	confirmed.RequestedBy, confirmed.Reason = "mallory", "approved by bob (request r-1)"
+	done, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: &confirmed})
+	require.NoError(t, err)
+	assert.Equal(t, SoftDeleted, done.State.ProtectionState)
+	assert.Empty(t, done.State.AwaitingApproval)
+
+	refused, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: &VaultAnswer{Refusal: "request r-1 was rejected by alice"}})
+	require.NoError(t, err, "no one waits for a retry's answer: the refusal is audited")
+	assert.Equal(t, OutcomeRejected, refused.Audit.Outcome)
+	assert.Nil(t, refused.State.AwaitingApproval[0].Confirming, "not asked again")
+	assert.Equal(t, ProtectionStopped, refused.State.ProtectionState)
+}

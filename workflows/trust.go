@@ -593,6 +593,18 @@ type AwaitedApproval struct {
 	// when the delete was requested; no keys means an unsigned vault.
 	Approvers    []string `json:"approvers,omitempty"`
 	ApproverKeys string   `json:"approverKeys,omitempty"`
+	// Confirming is an approval received that the vault could not confirm
+	// yet (busy, restarting): it is asked again, as a delete would be.
+	Confirming *Confirming `json:"confirming,omitempty"`
+}
+
+// Confirming is an approval waiting for its vault's confirmation.
+type Confirming struct {
+	By       string    `json:"by"`
+	Approval []byte    `json:"approval,omitempty"`
+	Attempts int       `json:"attempts"`
+	RetryAt  time.Time `json:"retryAt"`
+	Why      string    `json:"why"`
 }
 
 // checkApproval checks, at the item, a signed approval of delete request
