@@ -9,10 +9,20 @@
 #
 #   deploy/scaleout.sh                 # 200 items, 20 s window
 #   ITEMS=1000 WINDOW=1m deploy/scaleout.sh
+#
+# MODE=scale runs `starter scale` instead, on the same cluster with the
+# default 14-day window and no worker killed: ITEMS (default 10000) items
+# protected in one vault, a burst of BURST (2000) deletes with the guard off,
+# GUARDED (200) with it on; it reports the workers' memory and the size of
+# both databases.
+#   MODE=scale deploy/scaleout.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ITEMS=${ITEMS:-200}
+MODE=${MODE:-load}
+if [ "$MODE" = scale ]; then ITEMS=${ITEMS:-10000}; else ITEMS=${ITEMS:-200}; fi
+BURST=${BURST:-2000}
+GUARDED=${GUARDED:-200}
 WINDOW=${WINDOW:-20s}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_PORT=${PG_PORT:-55432}
@@ -93,15 +103,33 @@ pids+=($!)
 for _ in $(seq 50); do "$work/bin/bucket" create backups >/dev/null 2>&1 && break; sleep 0.2; done
 [ "$("$work/bin/bucket" count backups "")" = 0 ]
 
-echo "== two workers sharing s3://backups/scaleout, soft-delete window $WINDOW"
 export RECOVERYVAULT_REPOSITORY_PASSWORD=scaleout-repository-password
+window=(--load-test --soft-delete-retention "$WINDOW")
+[ "$MODE" = scale ] && window=()
+echo "== two workers sharing s3://backups/scaleout, soft-delete window ${window[2]:-of 14 days}"
+workers=()
 for n in 1 2; do
-  "$work/bin/worker" --load-test --soft-delete-retention "$WINDOW" --store s3://backups/scaleout \
+  "$work/bin/worker" "${window[@]}" --store s3://backups/scaleout \
     --data-dir "$work/worker$n" >"$work/worker$n.log" 2>&1 &
   pids+=($!)
+  workers+=($!)
   [ "$n" = 1 ] && doomed=$!
 done
 for _ in $(seq 60); do grep -q "Recovery Vault worker:" "$work/worker1.log" "$work/worker2.log" 2>/dev/null && break; sleep 1; done
+
+if [ "$MODE" = scale ]; then
+  echo "== scale: $ITEMS items in one vault, $BURST deletes with the guard off, $GUARDED with it on"
+  "$work/bin/starter" scale --items "$ITEMS" --burst "$BURST" --guarded "$GUARDED" --vault scaleout \
+    --settle 60m --worker-pid "${workers[0]}" 2>"$work/scale-progress.log" | tee "$work/scale.out"
+  for pid in "${workers[@]}"; do
+    echo "  worker $pid          $(awk '/VmRSS/ {r=$2} /VmHWM/ {h=$2} END {printf "%d MiB resident now, %d MiB at most", r/1024, h/1024}' "/proc/$pid/status")"
+  done
+  size=$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -Atc \
+    "SELECT pg_database_size('temporal') / 1048576 || ' MiB (temporal), ' || pg_database_size('temporal_visibility') / 1048576 || ' MiB (temporal_visibility)'")
+  echo "  PostgreSQL           $size"
+  echo "  bucket               $("$work/bin/bucket" count backups scaleout/) objects, versions and markers"
+  exit 0
+fi
 
 echo "== load: $ITEMS items; worker 1 is killed with SIGKILL once a quarter are purged"
 "$work/bin/starter" load --items "$ITEMS" --vault scaleout --concurrency 20 --timeout 15m \

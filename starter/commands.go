@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -329,30 +330,71 @@ type listed struct {
 }
 
 func (a *app) listCommand() *cobra.Command {
-	var state string
+	var state, page string
+	pageSize := 1000
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List items through visibility, by vault and state",
-		Args:  cobra.NoArgs,
+		Short: "List items through visibility, by vault and state, a page at a time",
+		Long: "Lists items through visibility, --page-size at a time: when more follow, it\n" +
+			"says the command that lists the next page (--page TOKEN).",
+		Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, cl client.Client) error {
 			q, err := listQuery(a.vaultID, state)
 			if err != nil {
 				return err
 			}
-			rows, err := listItems(ctx, cl, q)
+			if pageSize < 1 || pageSize > maxPageSize {
+				return fmt.Errorf("--page-size %d: list 1 to %d items a page", pageSize, maxPageSize)
+			}
+			token, err := base64.RawURLEncoding.DecodeString(page)
+			if err != nil {
+				return fmt.Errorf("--page %q is not a page token that list printed: list from the first page, without --page", page)
+			}
+			rows, next, err := listItems(ctx, cl, q, pageSize, token)
+			var invalid *serviceerror.InvalidArgument
+			if errors.As(err, &invalid) && len(token) > 0 {
+				return fmt.Errorf("--page is not a page of this listing (%s): list from the first page, without --page", invalid.Message)
+			}
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(rows)
+				err = a.printJSON(rows)
+			} else {
+				printList(a.out, rows)
 			}
-			printList(a.out, rows)
-			return nil
+			if len(next) > 0 {
+				// JSON stays one array: the next page is said on stderr.
+				var more io.Writer = os.Stderr
+				if !a.jsonOut {
+					more = a.out
+				}
+				fmt.Fprintf(more, "More items follow: go run ./starter list%s --page-size %d --page %s\n",
+					listFlags(a.vaultID, state), pageSize, base64.RawURLEncoding.EncodeToString(next))
+			}
+			return err
 		}),
 	}
 	cmd.Flags().StringVar(&a.vaultID, "vault", "", "only this vault")
 	cmd.Flags().StringVar(&state, "state", "", "only this state: Protected, ProtectionStopped, SoftDeleted or Purged")
+	cmd.Flags().IntVar(&pageSize, "page-size", pageSize, fmt.Sprintf("items a page, 1 to %d", maxPageSize))
+	cmd.Flags().StringVar(&page, "page", "", "the page to list, as the previous page said")
 	return cmd
+}
+
+// maxPageSize bounds a page of list: the visibility store's own limit.
+const maxPageSize = 10000
+
+// listFlags repeats list's filters, for the command of the next page.
+func listFlags(vaultID, state string) string {
+	var f string
+	if vaultID != "" {
+		f += " --vault " + vaultID
+	}
+	if state != "" {
+		f += " --state " + state
+	}
+	return f
 }
 
 func listQuery(vaultID, state string) (string, error) {
@@ -375,10 +417,12 @@ func stateList() string {
 	return strings.Join(names, ", ")
 }
 
-func listItems(ctx context.Context, cl client.Client, query string) ([]listed, error) {
-	items, err := items.List(ctx, cl, query)
+// listItems reads one page of a listing and the token of the next one,
+// empty on the last.
+func listItems(ctx context.Context, cl client.Client, query string, pageSize int, token []byte) ([]listed, []byte, error) {
+	items, next, err := items.ListPage(ctx, cl, query, int32(pageSize), token)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rows := make([]listed, 0, len(items))
 	for _, it := range items {
@@ -394,7 +438,7 @@ func listItems(ctx context.Context, cl client.Client, query string) ([]listed, e
 		}
 		rows = append(rows, r)
 	}
-	return rows, nil
+	return rows, next, nil
 }
 
 func (a *app) print(st workflows.Status) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -579,4 +580,38 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 	assert.ErrorContains(t, err, "--items 0: drive 1 to 100000 items")
 	_, err = k.starter("load", "--baseline")
 	assert.ErrorContains(t, err, "--baseline needs --window")
+}
+
+// TestListPagesThroughAVault: list shows a page at a time and says the
+// command of the next page, until every item has been shown once.
+func TestListPagesThroughAVault(t *testing.T) {
+	k := startCluster(t)
+	src := writeSource(t)
+	for i := range 5 {
+		k.mustJSON("protect", "--vault", "paged", "--item", fmt.Sprintf("vm%d", i), "--source", src)
+	}
+	require.Eventually(t, func() bool { return k.counts("paged")[workflows.Protected] == 5 }, 20*time.Second, 100*time.Millisecond)
+	next := regexp.MustCompile(`More items follow: go run \./starter (list --vault paged --page-size 2 --page (\S+))\n`)
+	seen := map[string]int{}
+	args := []string{"list", "--vault", "paged", "--page-size", "2"}
+	for pages := 1; ; pages++ {
+		require.LessOrEqual(t, pages, 3, "5 items in pages of 2")
+		out, err := k.starter(args...)
+		require.NoError(t, err, out)
+		for _, m := range regexp.MustCompile(`(?m)^paged +(vm\d) +Protected`).FindAllStringSubmatch(out, -1) {
+			seen[m[1]]++
+		}
+		m := next.FindStringSubmatch(out)
+		if m == nil {
+			assert.Equal(t, 3, pages, "the last page says nothing follows: %s", out)
+			break
+		}
+		args = strings.Fields(m[1])
+	}
+	assert.Equal(t, map[string]int{"vm0": 1, "vm1": 1, "vm2": 1, "vm3": 1, "vm4": 1}, seen, "every item once")
+
+	_, err := k.starter("list", "--vault", "paged", "--page", "not a token!")
+	assert.ErrorContains(t, err, "is not a page token that list printed")
+	_, err = k.starter("list", "--page-size", "0")
+	assert.ErrorContains(t, err, "--page-size 0: list 1 to 10000 items a page")
 }

@@ -21,6 +21,10 @@ func printStatus(out io.Writer, st workflows.Status) {
 		fmt.Fprintf(out, "Delete waiting for the vault: asked by %s at %s, %s so far; %s. It is applied once the vault answers; undelete cancels it.\n\n",
 			p.RequestedBy, p.Since.UTC().Format(time.RFC3339), workflows.Plural(p.Attempts, "attempt"), p.Why)
 	}
+	if c := st.ConfirmingApproval; c != nil {
+		fmt.Fprintf(out, "Approval waiting for the vault: request %s, approved by %s, %s so far; %s. The delete is carried out once the vault confirms it.\n\n",
+			c.RequestID, c.ApprovedBy, workflows.Plural(c.Attempts, "attempt"), c.Why)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Item\t%s/%s\n", st.VaultID, st.ItemID)
 	fmt.Fprintf(tw, "State\t%s\n", st.ProtectionState)

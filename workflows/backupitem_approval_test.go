@@ -285,3 +285,36 @@ func (s *ItemSuite) TestASignedApprovalTheVaultRefusedChangesNothing() {
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
 	s.Zero(s.purges)
 }
+
+// TestAnApprovalTheVaultCannotConfirmWaitsAndIsCarriedOutLater: the vault
+// is down when the approval arrives; the item keeps it, shows it, and
+// carries out the delete when the vault is back, without a new approval.
+func (s *ItemSuite) TestAnApprovalTheVaultCannotConfirmWaitsAndIsCarriedOutLater() {
+	s.vaultMua = true
+	settings := s.vaultSettings
+	s.at(time.Hour, func() { s.mustUpdate(UpdateDelete, Request{RequestedBy: "mallory", Reason: "decommissioned"}) })
+	s.at(2*time.Hour, func() {
+		s.approvedAtVault("r-1", "mallory")
+		s.vaultSettings.State = "" // the vault does not answer
+		s.env.SignalWorkflow(SignalDeleteApproved, DeleteApproval{RequestID: "r-1"})
+	})
+	s.at(2*time.Hour+30*time.Minute, func() {
+		st := s.status()
+		s.Equal(Protected, st.ProtectionState, "nothing deleted while the vault cannot confirm")
+		s.Require().NotNil(st.ConfirmingApproval, "the waiting approval is shown")
+		s.Equal("r-1", st.ConfirmingApproval.RequestID)
+		s.Greater(st.ConfirmingApproval.Attempts, 1, "asked again")
+		s.Contains(st.ConfirmingApproval.Why, "could not be asked")
+		s.Equal("deleteApproved/anonymous/waiting for the vault", s.lastAudit())
+		s.vaultSettings = settings // the vault is back
+	})
+	s.at(3*time.Hour, func() {
+		st := s.status()
+		s.Equal(SoftDeleted, st.ProtectionState, "carried out once the vault confirmed, without a second approval")
+		s.Nil(st.ConfirmingApproval)
+		s.Equal(1, s.confirmations, "confirmed once at the vault, when it was back")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the item ran to the last check")
+}

@@ -182,6 +182,11 @@ func (w *item) status(now time.Time) Status {
 		waiting := *p
 		s.PendingDelete = &waiting
 	}
+	for _, a := range w.st.AwaitingApproval {
+		if c := a.Confirming; c != nil {
+			s.ConfirmingApproval = &ConfirmingApproval{RequestID: a.RequestID, ApprovedBy: c.By, Attempts: c.Attempts, Why: c.Why}
+		}
+	}
 	if s.ProtectionState == SoftDeleted {
 		s.IsScheduledForDeferredDelete = true
 		s.DeferredDeleteTimeInUTC = w.st.Deadline.UTC().Format(time.RFC3339)

@@ -148,6 +148,17 @@ type Status struct {
 	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
 	// PendingDelete is a delete waiting for its vault to answer.
 	PendingDelete *PendingDelete `json:"pendingDelete,omitempty"`
+	// ConfirmingApproval is an approval received whose vault could not
+	// confirm it yet, asked again until it does.
+	ConfirmingApproval *ConfirmingApproval `json:"confirmingApproval,omitempty"`
+}
+
+// ConfirmingApproval is an approval waiting for its vault's confirmation.
+type ConfirmingApproval struct {
+	RequestID  string `json:"requestId"`
+	ApprovedBy string `json:"approvedBy"`
+	Attempts   int    `json:"attempts"`
+	Why        string `json:"why"`
 }
 
 // FormatRemaining renders a duration as the contract's "13d 23h 59m".

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 
+	"recoveryvault/activities"
 	. "recoveryvault/workflows"
 )
 
@@ -113,6 +115,63 @@ func (s *VaultSuite) TestLooseningTheGuardIsCritical() {
 		s.True(st.MassDeleteGuard.Enabled, "nothing changes before approval")
 		s.Equal(5, st.MassDeleteGuard.Threshold)
 		s.ErrorContains(errClear, "vault vault1 holds no deletes")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestUnderMuaABurstOpensRequestsAndAlertsOnce: with multi-user
+// authorization on, each delete of a burst waits for an approver (up to
+// the requester's bound of pending requests, then a rule refuses); the
+// guard alerts once; an approval is confirmed once, whatever the burst.
+func (s *VaultSuite) TestUnderMuaABurstOpensRequestsAndAlertsOnce() {
+	var a *activities.Activities
+	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(nil)
+	s.holding = 40
+	answers := make([]VaultAnswer, 14)
+	errs := make([]error, 14)
+	var errApprove, errConfirm, errTwice error
+	var confirmed VaultAnswer
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		for i := range 14 {
+			s.itemDelete(fmt.Sprintf("d-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", i), RequestedBy: "mallory"}, &answers[i], &errs[i])
+		}
+	})
+	pending := -1
+	s.at(2*time.Minute, func() {
+		waiting := 0
+		for i := range 14 {
+			if errs[i] != nil {
+				s.ErrorContains(errs[i], "mallory has 10 requests pending approval", "a rule, not the load, refuses delete %d", i)
+				continue
+			}
+			s.Require().NotNil(answers[i].Pending, "delete %d waits for approval", i)
+			waiting++
+			pending = i
+		}
+		s.Equal(10, waiting)
+		massAlerts := 0
+		for _, al := range s.alerts {
+			if al.Kind == AlertMassDelete {
+				massAlerts++
+			}
+		}
+		s.Equal(1, massAlerts, "the guard alerts once for the burst")
+		s.answer(UpdateApprove, DecisionRequest{RequestID: answers[pending].Pending.RequestID, RequestedBy: "bob"}, nil, &errApprove)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		id, item := answers[pending].Pending.RequestID, fmt.Sprintf("vm%d", pending)
+		s.itemDelete("confirm", ItemDeleteRequest{ItemID: item, RequestID: id}, &confirmed, &errConfirm)
+		s.itemDelete("twice", ItemDeleteRequest{ItemID: item, RequestID: id}, nil, &errTwice)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errConfirm)
+		s.Equal("mallory", confirmed.RequestedBy)
+		s.Empty(confirmed.Held, "an approved delete is not held: its approver released it")
+		s.ErrorContains(errTwice, "has been carried out already")
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -300,6 +301,73 @@ func (s *VaultSuite) TestAHeldSignedDeleteGoesThroughWhenSentAgain() {
 		s.Require().NoError(errAgain, "the same signed delete, sent again by its item")
 		s.Empty(again.Held)
 		s.Equal(14*day, again.Window)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestSignaturesHoldThroughABurstAndItsRelease: on a vault that requires
+// signatures, a burst of signed deletes meets the guard; a forged and a
+// replayed delete in the burst are refused, and the held ones, signed long
+// before the hold is cleared, go through when their items ask again.
+func (s *VaultSuite) TestSignaturesHoldThroughABurstAndItsRelease() {
+	alice, mallory := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "mallory")
+	s.holding = 100
+	const burst = 30
+	inputs := make([]json.RawMessage, burst)
+	answers := make([]VaultAnswer, burst)
+	errs := make([]error, burst)
+	var received time.Time
+	var errSigners, errReplay, errForged, errClear error
+	s.at(time.Minute, func() {
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice), RequestedBy: "alice"}, nil, &errSigners)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errSigners)
+		received = s.env.Now()
+		for i := range burst {
+			item := WorkflowID("vault1", fmt.Sprintf("vm%d", i))
+			inputs[i] = s.signed(alice, string(OpDelete), item, Request{RequestedBy: "alice"})
+			s.itemDelete(fmt.Sprintf("d-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", i), RequestedBy: "alice", Input: inputs[i], ReceivedAt: received},
+				&answers[i], &errs[i])
+		}
+		s.itemDelete("replay", ItemDeleteRequest{ItemID: "vm0", RequestedBy: "alice", Input: inputs[0], ReceivedAt: received}, nil, &errReplay)
+		s.itemDelete("forged", ItemDeleteRequest{ItemID: "vm99", RequestedBy: "alice",
+			Input: s.signed(mallory, string(OpDelete), WorkflowID("vault1", "vm99"), Request{RequestedBy: "alice"}), ReceivedAt: received}, nil, &errForged)
+	})
+	held := 0
+	s.at(3*time.Minute, func() {
+		for i := range burst {
+			s.Require().NoError(errs[i], i)
+			if answers[i].Held != "" {
+				held++
+			}
+		}
+		s.Equal(burst-10, held, "10 through (the larger of 10 and 5% of 100 items), the rest held")
+		s.ErrorContains(errReplay, "its nonce has been used already")
+		s.ErrorContains(errForged, "which the allowed signers do not list for alice")
+	})
+	// Half an hour later, well past the signatures' 10 minutes, the hold is
+	// cleared and each held item asks again with the request it received.
+	s.at(33*time.Minute, func() {
+		s.answer(UpdateClearMassDeleteHold, s.signed(alice, UpdateClearMassDeleteHold, VaultWorkflowID("vault1"), Request{RequestedBy: "alice"}), nil, &errClear)
+	})
+	s.at(34*time.Minute, func() {
+		s.Require().NoError(errClear)
+		for i := range burst {
+			if answers[i].Held != "" {
+				s.itemDelete(fmt.Sprintf("again-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", i), RequestedBy: "alice", Input: inputs[i], ReceivedAt: received},
+					&answers[i], &errs[i])
+			}
+		}
+	})
+	s.at(35*time.Minute, func() {
+		for i := range burst {
+			s.Require().NoError(errs[i], i)
+			s.Empty(answers[i].Held, "delete %d is through", i)
+			s.Equal("alice ("+alice.Fingerprint()+")", answers[i].Signer)
+		}
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
