@@ -63,8 +63,8 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 	var answer workflows.VaultAnswer
 	id := workflows.VaultWorkflowID(in.VaultID)
 	if err := a.requireRunning(ctx, id, workflows.VaultWorkflowType); err != nil {
-		// A new item's first report starts its vault: a delete right after
-		// the protect may come first. Retried a few times, then refused.
+		// A new item's first announcement starts its vault: a delete right
+		// after the protect may come first. The item asks again later.
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
 			return answer, errors.New(app.Message())

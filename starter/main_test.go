@@ -399,7 +399,7 @@ func TestStarterVaultCommands(t *testing.T) {
 	require.Eventually(t, func() bool {
 		out, err := k.starter("vault", "status", "--vault", "vault9", "--json")
 		return err == nil && json.Unmarshal([]byte(out), &vst) == nil && k.counts("vault9")[workflows.Protected] == 1
-	}, 20*time.Second, 100*time.Millisecond, "the protected item registered with its vault")
+	}, 20*time.Second, 100*time.Millisecond, "the vault runs and visibility shows the protected item")
 	assert.Equal(t, workflows.SoftDeleteEnabled, vst.SoftDelete.State)
 	assert.Equal(t, 14, vst.SoftDelete.RetentionDays)
 

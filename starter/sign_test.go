@@ -99,7 +99,7 @@ func TestStarterSignsTheWholeMuaFlow(t *testing.T) {
 	assert.Equal(t, "delete/alice@example.com/accepted/alice@example.com ("+alice.Fingerprint()+")", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome+"/"+last.Signer)
 	assert.Contains(t, last.Detail, "reason: cleanup; approved by bob@example.com ("+bob.Fingerprint()+") (request r-1)")
 	require.Eventually(t, func() bool { return k.counts("vault8")[workflows.SoftDeleted] == 1 }, 20*time.Second, 100*time.Millisecond,
-		"the item told its vault")
+		"visibility shows the item soft-deleted")
 
 	// With the key in ssh-agent, no --key is needed.
 	serveAgent(t, alice)

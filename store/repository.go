@@ -182,6 +182,14 @@ func (s *Store) create(ctx context.Context, ci blob.ConnectionInfo) error {
 		return err
 	}
 	defer st.Close(ctx)
+	// Another attempt of the same activity, maybe on another worker with
+	// another template, may have made it first, and written data with its
+	// keys: never replace a format.
+	if _, err := st.GetMetadata(ctx, format.KopiaRepositoryBlobID); err == nil {
+		return nil
+	} else if !errors.Is(err, blob.ErrBlobNotFound) {
+		return fmt.Errorf("look for %s: %w", format.KopiaRepositoryBlobID, err)
+	}
 	for _, id := range formatBlobs {
 		if err := st.PutBlob(ctx, id, blobBytes(template[id]), blob.PutOptions{}); err != nil {
 			return fmt.Errorf("write %s: %w", id, err)
@@ -190,13 +198,20 @@ func (s *Store) create(ctx context.Context, ci blob.ConnectionInfo) error {
 	return nil
 }
 
-// template makes, once, a repository in a directory of the work directory
-// and keeps its format blobs.
+// template makes a repository in a directory of the work directory, once
+// it succeeds, and keeps its format blobs; a failure (a cancelled activity,
+// a full disk) is tried again by the next new item.
 func (s *Store) template(ctx context.Context) (map[blob.ID][]byte, error) {
-	s.templateOnce.Do(func() {
-		s.templateBlobs, s.templateErr = makeTemplate(ctx, s.opts.WorkDir, s.opts.Password)
-	})
-	return s.templateBlobs, s.templateErr
+	s.templateMu.Lock()
+	defer s.templateMu.Unlock()
+	if s.templateBlobs == nil {
+		blobs, err := makeTemplate(ctx, s.opts.WorkDir, s.opts.Password)
+		if err != nil {
+			return nil, err
+		}
+		s.templateBlobs = blobs
+	}
+	return s.templateBlobs, nil
 }
 
 func makeTemplate(ctx context.Context, workDir, password string) (map[blob.ID][]byte, error) {

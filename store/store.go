@@ -61,9 +61,8 @@ type Store struct {
 	// key from the password, ~0.15 s of CPU.
 	opening chan struct{}
 	// The template new repositories are made from (create).
-	templateOnce  sync.Once
+	templateMu    sync.Mutex
 	templateBlobs map[blob.ID][]byte
-	templateErr   error
 	// items serialises the operations on one item's repository within
 	// this process; the workflow runs one at a time across workers.
 	mu    sync.Mutex

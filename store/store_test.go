@@ -390,4 +390,13 @@ func TestNewItemsAreMadeFromOneTemplateAndStayApart(t *testing.T) {
 	assert.NotEqual(t, format("vm1"), format("vm3"))
 	_, err = s.List(context.Background(), "vault1", "vm3")
 	assert.ErrorContains(t, err, "does not open with this worker's repository password")
+
+	// Making a repository where one exists changes nothing: its data was
+	// written with its own keys.
+	before := format("vm1")
+	prefix := itemPrefix("vault1", "vm1")
+	require.NoError(t, other.create(context.Background(), other.backend.connection(prefix, lockKey(other, prefix))))
+	assert.Equal(t, before, format("vm1"))
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p1.SHA256, t.TempDir(), nil)
+	assert.NoError(t, err)
 }

@@ -539,6 +539,10 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	var vst workflows.VaultStatus
 	require.NoError(t, v.Get(&vst))
 	assert.Equal(t, workflows.SoftDeleteAlwaysOn, vst.SoftDelete.State, "AlwaysOn crossed the vault's continue-as-new")
+	assert.Equal(t, 43, vst.MassDeleteGuard.Threshold, "the guard's last setting crossed it too")
+	vs, err := items.VaultSettings(context.Background(), c, "vault1")
+	require.NoError(t, err, "the new run publishes its settings again")
+	assert.Equal(t, workflows.SoftDeleteAlwaysOn, vs.State)
 	d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus())

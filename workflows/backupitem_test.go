@@ -94,7 +94,7 @@ func (s *ItemSuite) newItemEnv() *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
-// mockVault stands in for the vault an item talks to: reports are kept,
+// mockVault stands in for the vault an item talks to:
 // a delete gets the window of settings vs (or waits for approval, or is
 // confirmed against the approved requests), and alerts are recorded as
 // delivered. The store's activities are the real ones.

@@ -59,7 +59,8 @@ const (
 	OpRestoreDone Operation = "restoreDone"
 	OpPurgeDone   Operation = "purgeDone"
 	OpLockDone    Operation = "lockDone"
-	// OpAnnounced is the vault's answer to a report: its settings.
+	// OpAnnounced is the answer to an announcement: the vault's settings,
+	// from its memo.
 	OpAnnounced Operation = "announced"
 )
 
@@ -229,7 +230,8 @@ const (
 	// EffectLock keeps the item's objects until LockUntil, on a store
 	// with object lock.
 	EffectLock EffectKind = "lock"
-	// EffectAnnounce tells the vault the item's state and sends alerts.
+	// EffectAnnounce sends alerts, starts the item's vault if it does not
+	// run, and reads the vault's settings.
 	EffectAnnounce EffectKind = "announce"
 )
 
@@ -403,8 +405,8 @@ func (d *decider) operation() (Decision, error) {
 	return d.decision(), nil
 }
 
-// changed commits a change of what users see: the vault is told, with the
-// alerts that go with it, and the audit records it.
+// changed commits a change of what users see: its alerts go out, with the
+// vault's settings read again, and the audit records it.
 func (d *decider) changed(op Operation, by, detail string, alerts ...Alert) {
 	d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Register: true, Alerts: alerts})
 	d.record(op, by, OutcomeAccepted, detail)
@@ -524,7 +526,8 @@ func (d *decider) waitForConfirmation(why string) Decision {
 func (d *decider) waitForVault(why string, maxRetry time.Duration) Decision {
 	now := d.in.Now
 	p := PendingDelete{RequestedBy: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, Since: now, Attempts: 1, Why: why}
-	if old := d.st.PendingDelete; old != nil {
+	if old := d.st.PendingDelete; old != nil && d.ev.Retry {
+		// The same delete asked again; a new one replaces it, from now.
 		p.Since, p.Attempts = old.Since, old.Attempts+1
 	}
 	p.RetryAt = now.Add(min(firstDeleteRetry<<min(p.Attempts-1, 10), maxRetry))
@@ -567,6 +570,17 @@ func SoftDeletedDetail(deadline time.Time) string {
 func (d *decider) approved() (Decision, error) {
 	id := d.ev.RequestID
 	i := d.awaiting(id)
+	refuse := func(format string, args ...any) (Decision, error) {
+		if d.ev.Retry && i >= 0 {
+			// No one waits for a retry's answer: the refusal is audited,
+			// and the approval is not asked again.
+			d.st.AwaitingApproval = slices.Clone(d.st.AwaitingApproval)
+			d.st.AwaitingApproval[i].Confirming = nil
+			d.record(OpApproved, d.ev.By, OutcomeRejected, fmt.Sprintf(format, args...))
+			return d.decision(), nil
+		}
+		return d.refuse(format, args...)
+	}
 	switch {
 	case id == "":
 		return d.refuse(`no requestId, nothing changed: send {"requestId": "r-1"}`)
@@ -574,13 +588,13 @@ func (d *decider) approved() (Decision, error) {
 		return d.refuse("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once",
 			d.item, clip([]byte(id)))
 	case d.st.ProtectionState != Protected && d.st.ProtectionState != ProtectionStopped:
-		return d.refuse("item %s is %s: request %s has nothing to delete", d.item, VisibleState(d.st.ProtectionState), id)
+		return refuse("item %s is %s: request %s has nothing to delete", d.item, VisibleState(d.st.ProtectionState), id)
 	}
 	// Checked once, before the vault is asked; deciding again with its
 	// answer is for the same state and event.
 	if a := d.st.AwaitingApproval[i]; a.ApproverKeys != "" && d.in.Vault == nil {
 		if _, err := checkApproval(a, d.in.Item.VaultID, d.ev.Approval); err != nil {
-			return d.refuse("item %s: %v; nothing changed", d.item, err)
+			return refuse("item %s: %v; nothing changed", d.item, err)
 		}
 	}
 	return d.delete()
@@ -721,8 +735,8 @@ func (d *decider) lockDone() Decision {
 	return d.decision()
 }
 
-// purge destroys every recovery point; the vault is told and the alert
-// sent once the data is gone.
+// purge destroys every recovery point; the alert is sent once the data
+// is gone.
 func (d *decider) purge() {
 	d.effects = append(d.effects, Effect{Kind: EffectPurge, By: system, Register: true,
 		Alerts: []Alert{d.alert(AlertPurged, system, "every recovery point destroyed")}})

@@ -380,6 +380,12 @@ func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 	assert.Equal(t, later.Add(10*time.Second), again.State.PendingDelete.RetryAt, "backing off")
 	assert.Nil(t, again.Audit, "the audit said it once")
 
+	// A new delete sent meanwhile replaces the waiting one, from now: its
+	// item received it now.
+	replaced, err := Decide(again.State, Event{Op: OpDelete, By: "bob"}, Inputs{Item: testItem, Now: later, Vault: busy})
+	require.NoError(t, err)
+	assert.Equal(t, PendingDelete{RequestedBy: "bob", Since: later, Attempts: 1, RetryAt: later.Add(5 * time.Second), Why: busy.Unavailable}, *replaced.State.PendingDelete)
+
 	refused, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: &VaultAnswer{Refusal: "a rule says no"}})
 	require.NoError(t, err, "no one waits for a retry's answer: the refusal is audited")
 	assert.Nil(t, refused.State.PendingDelete)
@@ -467,4 +473,14 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	assert.Equal(t, OutcomeRejected, refused.Audit.Outcome)
 	assert.Nil(t, refused.State.AwaitingApproval[0].Confirming, "not asked again")
 	assert.Equal(t, ProtectionStopped, refused.State.ProtectionState)
+
+	// Refused by the item itself (deleted another way meanwhile): audited,
+	// and not shown as waiting any more.
+	moved := d.State
+	moved.ProtectionState, moved.Deadline = SoftDeleted, later.Add(14*day)
+	gone, err := Decide(moved, d.Next[0], Inputs{Item: testItem, Now: later})
+	require.NoError(t, err)
+	assert.Equal(t, OutcomeRejected, gone.Audit.Outcome)
+	assert.Contains(t, gone.Audit.Detail, "request r-1 has nothing to delete")
+	assert.Nil(t, gone.State.AwaitingApproval[0].Confirming)
 }

@@ -270,7 +270,8 @@ func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
 	return Event{Op: OpAnnounced, Settings: res.Settings}
 }
 
-// announcement is what an effect tells the vault and the operators.
+// announcement is what an effect announces: the alerts, and whether the
+// vault must be started if it does not run.
 func (w *item) announcement(e Effect) AnnounceInput {
 	return AnnounceInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts}
 }

@@ -536,12 +536,11 @@ func freshNonces(seen []SeenNonce, now time.Time) []SeenNonce {
 // authenticate checks a person's request to the vault against its allowed
 // signers, and returns the signer for the audit. A vault without signers
 // takes every request unsigned; one with them requires a signature on the
-// critical ones (required) and checks any signature given. The signature
-// must be fresh at receivedAt, when the request reached its workflow (zero:
-// now): an item's delete that waited for its vault is judged by when the
-// item received it, while a replay reaches the item, and so is received,
-// anew.
-func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input []byte, by string, required bool, receivedAt time.Time) (string, error) {
+// critical ones (required) and checks any signature given. A signature is
+// judged fresh by the vault's clock alone: a time an item's message claims
+// could be forged by any client, and would let a captured signature be
+// replayed once its nonce is forgotten.
+func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input []byte, by string, required bool) (string, error) {
 	if v.st.AllowedSigners == "" {
 		return Unsigned, nil
 	}
@@ -556,11 +555,7 @@ func (v *vault) authenticate(ctx workflow.Context, op, workflowID string, input 
 	}
 	now := workflow.Now(ctx)
 	v.st.Nonces = freshNonces(v.st.Nonces, now)
-	at := now
-	if !receivedAt.IsZero() && receivedAt.Before(now) {
-		at = receivedAt
-	}
-	s, n, err := verifySignature(signers, op, workflowID, input, by, withinSkew(at), v.st.Nonces)
+	s, n, err := verifySignature(signers, op, workflowID, input, by, withinSkew(now), v.st.Nonces)
 	if err != nil {
 		return "", fmt.Errorf("%s as %s refused: %w; nothing changed", op, by, err)
 	}

@@ -97,8 +97,9 @@ type ItemDeleteRequest struct {
 	Input json.RawMessage `json:"input,omitempty"`
 	// At is the item's time of the delete; the deadline counts from it.
 	At time.Time `json:"at"`
-	// ReceivedAt is when the item received the delete: a signature is
-	// judged fresh by it, so a delete that waited is not refused as stale.
+	// ReceivedAt is when the item received the delete: one received before
+	// the vault's mass-delete hold was last cleared was released by the
+	// clear, and passes the guard uncounted.
 	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	// Window is the item's part in the window.
 	Window WindowInputs `json:"window"`
@@ -368,7 +369,7 @@ func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest, in
 // signedBy authenticates a request to the vault itself (authenticate, in
 // trust.go); a refusal is audited and alerted, and changes nothing else.
 func (v *vault) signedBy(ctx workflow.Context, op string, input []byte, who actor, required bool) (actor, error) {
-	signer, err := v.authenticate(ctx, op, VaultWorkflowID(v.id), input, who.by, required, time.Time{})
+	signer, err := v.authenticate(ctx, op, VaultWorkflowID(v.id), input, who.by, required)
 	if err != nil {
 		v.refuse(ctx, op, actor{by: who.by, signer: notVerified}, err)
 		return who, refused(err)

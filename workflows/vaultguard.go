@@ -74,7 +74,8 @@ func (g MassDeleteGuard) String() string {
 // window, and the hold once they passed the threshold.
 type MassDeleteState struct {
 	// Recent counts the deletes let through within the window, in at most
-	// guardSlots slots of a slot's length each: however many deletes come,
+	// guardSlots+1 slots of a slot's length each (the window's, and the one
+	// now under way): however many deletes come,
 	// what the vault carries stays the same size. A delete is forgotten
 	// once its whole slot has left the window, so up to a slot later than
 	// its own time: the guard errs towards holding.

@@ -124,7 +124,7 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	who := actor{by: requester(req.RequestedBy)}
 	answer := VaultAnswer{Settings: v.st.SoftDelete}
 	if req.RequestID == "" {
-		signer, err := v.authenticate(ctx, string(OpDelete), WorkflowID(v.id, req.ItemID), req.Input, who.by, true, req.ReceivedAt)
+		signer, err := v.authenticate(ctx, string(OpDelete), WorkflowID(v.id, req.ItemID), req.Input, who.by, true)
 		var busy *busyError
 		if errors.As(err, &busy) {
 			answer.Unavailable = fmt.Sprintf("vault %s is busy: %s", v.id, busy.msg)

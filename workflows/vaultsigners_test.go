@@ -309,8 +309,9 @@ func (s *VaultSuite) TestAHeldSignedDeleteGoesThroughWhenSentAgain() {
 
 // TestSignaturesHoldThroughABurstAndItsRelease: on a vault that requires
 // signatures, a burst of signed deletes meets the guard; a forged and a
-// replayed delete in the burst are refused, and the held ones, signed long
-// before the hold is cleared, go through when their items ask again.
+// replayed delete in the burst are refused; the held ones go through when
+// their items ask again after the clear, within 10 minutes of signing, and
+// one asked later is refused as stale, whatever time its message claims.
 func (s *VaultSuite) TestSignaturesHoldThroughABurstAndItsRelease() {
 	alice, mallory := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "mallory")
 	s.holding = 100
@@ -348,26 +349,38 @@ func (s *VaultSuite) TestSignaturesHoldThroughABurstAndItsRelease() {
 		s.ErrorContains(errReplay, "its nonce has been used already")
 		s.ErrorContains(errForged, "which the allowed signers do not list for alice")
 	})
-	// Half an hour later, well past the signatures' 10 minutes, the hold is
-	// cleared and each held item asks again with the request it received.
-	s.at(33*time.Minute, func() {
+	// Four minutes after the burst the hold is cleared and each held item
+	// but the last asks again with the request it received.
+	var late VaultAnswer
+	var errLate, errStaleReplay error
+	s.at(6*time.Minute, func() {
 		s.answer(UpdateClearMassDeleteHold, s.signed(alice, UpdateClearMassDeleteHold, VaultWorkflowID("vault1"), Request{RequestedBy: "alice"}), nil, &errClear)
 	})
-	s.at(34*time.Minute, func() {
+	last := burst - 1
+	s.at(7*time.Minute, func() {
 		s.Require().NoError(errClear)
-		for i := range burst {
+		s.Require().NotEmpty(answers[last].Held, "the last delete of the burst was held")
+		for i := range last {
 			if answers[i].Held != "" {
 				s.itemDelete(fmt.Sprintf("again-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", i), RequestedBy: "alice", Input: inputs[i], ReceivedAt: received},
 					&answers[i], &errs[i])
 			}
 		}
 	})
-	s.at(35*time.Minute, func() {
-		for i := range burst {
+	// The last one asks again 13 minutes after its signing; a replay of the
+	// first claims to have been received at the burst.
+	s.at(15*time.Minute, func() {
+		for i := range last {
 			s.Require().NoError(errs[i], i)
 			s.Empty(answers[i].Held, "delete %d is through", i)
 			s.Equal("alice ("+alice.Fingerprint()+")", answers[i].Signer)
 		}
+		s.itemDelete("late", ItemDeleteRequest{ItemID: fmt.Sprintf("vm%d", last), RequestedBy: "alice", Input: inputs[last], ReceivedAt: received}, &late, &errLate)
+		s.itemDelete("stale replay", ItemDeleteRequest{ItemID: "vm0", RequestedBy: "alice", Input: inputs[0], ReceivedAt: received}, nil, &errStaleReplay)
+	})
+	s.at(16*time.Minute, func() {
+		s.ErrorContains(errLate, "more than 10m0s from the workflow's clock", "signed too long ago: signed again, it goes through")
+		s.ErrorContains(errStaleReplay, "more than 10m0s from the workflow's clock", "a claimed time does not make a captured signature fresh")
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})

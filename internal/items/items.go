@@ -85,6 +85,11 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetType().GetName() != workflows.VaultWorkflowType {
 		return vs, fmt.Errorf("%s is not a running %s workflow", id, workflows.VaultWorkflowType)
 	}
+	// A memo given at the start is whoever started it; the vault writes its
+	// own at its first task, which only our workers' task queue gets to.
+	if info.GetTaskQueue() != workflows.TaskQueue {
+		return vs, fmt.Errorf("%s runs on task queue %q, not %q: its memo is not the vault's", id, info.GetTaskQueue(), workflows.TaskQueue)
+	}
 	p := info.GetMemo().GetFields()[workflows.MemoDeleteSettings]
 	if p == nil {
 		return vs, fmt.Errorf("vault %s has not published its settings yet: try again in a moment", vaultID)
