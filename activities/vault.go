@@ -18,27 +18,23 @@ import (
 )
 
 // Announce registers an item with its vault, starting the vault with
-// default settings if it does not run (a vault that runs is left as it is,
-// without a task of it), reads the vault's settings from its memo for the
-// item's floor, and delivers the item's alerts.
+// default settings if it does not run (a vault that runs is only read, from
+// the server's record, without a task of it), reads the vault's settings
+// from its memo for the item's floor, and delivers the item's alerts.
 func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (workflows.AnnounceResult, error) {
 	var res workflows.AnnounceResult
 	if in.Register {
-		start, err := json.Marshal(workflows.VaultInput{VaultID: in.VaultID})
-		if err != nil {
-			return res, err
+		vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
+		var running *items.NotRunningError
+		if errors.As(err, &running) {
+			if err := a.startVault(ctx, in.VaultID); err != nil {
+				return res, err
+			}
+			// A vault just started publishes its settings at its first
+			// task: until then the item keeps its floor.
+			vs, err = items.VaultSettings(ctx, a.Client, in.VaultID)
 		}
-		id := workflows.VaultWorkflowID(in.VaultID)
-		_, err = a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: id, TaskQueue: workflows.TaskQueue,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		}, workflows.VaultWorkflowType, json.RawMessage(start))
-		if err != nil {
-			return res, fmt.Errorf("start vault %s: %w", in.VaultID, err)
-		}
-		// A vault just started publishes its settings at its first task:
-		// until then the item keeps its floor, and raises it next time.
-		if vs, err := items.VaultSettings(ctx, a.Client, in.VaultID); err == nil {
+		if err == nil {
 			res.Settings = &vs.SoftDeleteSettings
 		}
 	}
@@ -48,6 +44,23 @@ func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (
 		}
 	}
 	return res, nil
+}
+
+// startVault starts a vault with default settings, unless it runs.
+func (a *Activities) startVault(ctx context.Context, vaultID string) error {
+	start, err := json.Marshal(workflows.VaultInput{VaultID: vaultID})
+	if err != nil {
+		return err
+	}
+	id := workflows.VaultWorkflowID(vaultID)
+	_, err = a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.VaultWorkflowType, json.RawMessage(start))
+	if err != nil {
+		return fmt.Errorf("start vault %s: %w", vaultID, err)
+	}
+	return nil
 }
 
 // CountVaultItems counts a vault's items that hold data, through

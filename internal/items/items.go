@@ -70,6 +70,11 @@ func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status)
 	return VaultWindow(st, vs.SoftDeleteSettings)
 }
 
+// NotRunningError is a vault that does not run: never made, or deleted.
+type NotRunningError struct{ Message string }
+
+func (e *NotRunningError) Error() string { return e.Message }
+
 // VaultSettings reads the delete settings a vault publishes in its memo.
 // The server answers from the vault's record, without a task of the vault,
 // so a vault busy with a burst of deletes is still read at once. A workflow
@@ -78,12 +83,19 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 	var vs workflows.DeleteSettings
 	id := workflows.VaultWorkflowID(vaultID)
 	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return vs, &NotRunningError{fmt.Sprintf("vault %s does not exist", vaultID)}
+	}
 	if err != nil {
 		return vs, fmt.Errorf("read the settings of vault %s: %w", vaultID, err)
 	}
 	info := d.GetWorkflowExecutionInfo()
-	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetType().GetName() != workflows.VaultWorkflowType {
-		return vs, fmt.Errorf("%s is not a running %s workflow", id, workflows.VaultWorkflowType)
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return vs, &NotRunningError{fmt.Sprintf("vault %s is not running (%s)", vaultID, info.GetStatus())}
+	}
+	if info.GetType().GetName() != workflows.VaultWorkflowType {
+		return vs, fmt.Errorf("%s is not a %s workflow", id, workflows.VaultWorkflowType)
 	}
 	// A memo given at the start is whoever started it; the vault writes its
 	// own at its first task, which only our workers' task queue gets to.
