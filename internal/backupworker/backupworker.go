@@ -3,6 +3,8 @@
 package backupworker
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -12,10 +14,29 @@ import (
 	"recoveryvault/workflows"
 )
 
+// StickyCacheSize is how many workflows a worker process keeps in memory
+// between their tasks (the SDK's default is 10,000). An item evicted from
+// it is replayed from its whole history at its next task: a vault of 10,000
+// items at the default evicts the items of a burst of deletes, and each
+// delete then costs a replay. An idle item takes some tens of kilobytes.
+const StickyCacheSize = 30_000
+
+// Options are the worker's. A burst of deletes queues thousands of
+// workflow tasks at once: more pollers take them sooner, and a task left
+// waiting on this worker for 5 seconds (the SDK's default) would go back to
+// the shared queue, to be replayed from its history wherever it lands.
+var Options = worker.Options{
+	MaxConcurrentWorkflowTaskPollers: 8,
+	MaxConcurrentActivityTaskPollers: 8,
+	StickyScheduleToStartTimeout:     20 * time.Second,
+}
+
+func init() { worker.SetStickyWorkflowCacheSize(StickyCacheSize) }
+
 // New returns a worker for the backup task queue: recovery points in st,
 // alerts through notifier (log lines when nil), and the worker's settings.
 func New(c client.Client, st *store.Store, notifier activities.Notifier, s workflows.Settings) worker.Worker {
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	w := worker.New(c, workflows.TaskQueue, Options)
 	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.NewVault(s), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
 	w.RegisterActivity(&activities.Activities{Store: st, Client: c, Notifier: notifier, Settings: s})
