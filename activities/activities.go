@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -94,8 +95,31 @@ func heartbeat(ctx context.Context) store.Progress {
 	if !activity.IsActivity(ctx) {
 		return nil
 	}
-	return func(bytes int64) { activity.RecordHeartbeat(ctx, bytes) }
+	var last atomic.Int64
+	// Also while the store waits, with nothing to report: for its turn to
+	// open a repository (a key derivation each, two at a time) behind a
+	// thousand first backups, or for a slow bucket. The SDK sends at most
+	// one heartbeat per interval; this one ends with the activity's context.
+	go func() {
+		t := time.NewTicker(keepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, last.Load())
+			}
+		}
+	}()
+	return func(bytes int64) {
+		last.Store(bytes)
+		activity.RecordHeartbeat(ctx, bytes)
+	}
 }
+
+// keepAlive is how often a store activity heartbeats while it waits.
+const keepAlive = 15 * time.Second
 
 // classify turns store errors that no retry can fix into non-retryable
 // application errors, keeping the store's sentence as the message.

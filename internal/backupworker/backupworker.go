@@ -25,9 +25,11 @@ const StickyCacheSize = 30_000
 // workflow tasks at once: more pollers take them sooner, and a task left
 // waiting on this worker for 5 seconds (the SDK's default) would go back to
 // the shared queue, to be replayed from its history wherever it lands.
+// Activity pollers stay at the SDK's 2: more took thousands of first backups
+// at once, which then waited for their turn to open a repository past
+// their heartbeat timeout.
 var Options = worker.Options{
 	MaxConcurrentWorkflowTaskPollers: 8,
-	MaxConcurrentActivityTaskPollers: 8,
 	StickyScheduleToStartTimeout:     20 * time.Second,
 }
 
