@@ -25,12 +25,13 @@ const StickyCacheSize = 30_000
 // workflow tasks at once: more pollers take them sooner, and a task left
 // waiting on this worker for 5 seconds (the SDK's default) would go back to
 // the shared queue, to be replayed from its history wherever it lands.
-// Activity pollers stay at the SDK's 2: more took thousands of first backups
-// at once, which then waited for their turn to open a repository past
-// their heartbeat timeout.
+// At most 256 activities run at once (the SDK's default is 1,000): a
+// thousand first backups at once only wait, with their memory, for their
+// turn to open a repository.
 var Options = worker.Options{
-	MaxConcurrentWorkflowTaskPollers: 8,
-	StickyScheduleToStartTimeout:     20 * time.Second,
+	MaxConcurrentWorkflowTaskPollers:   8,
+	MaxConcurrentActivityExecutionSize: 256,
+	StickyScheduleToStartTimeout:       20 * time.Second,
 }
 
 func init() { worker.SetStickyWorkflowCacheSize(StickyCacheSize) }
