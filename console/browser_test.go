@@ -13,7 +13,9 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
+	"recoveryvault/internal/items"
 	"recoveryvault/internal/signingtest"
 	"recoveryvault/workflows"
 )
@@ -323,4 +325,28 @@ func TestBrowserShowsADeleteWaitingForItsVault(t *testing.T) {
 	st := k.status("gone", "vm1")
 	assert.Nil(t, st.PendingDelete)
 	assert.Equal(t, workflows.Protected, st.ProtectionState)
+}
+
+// TestBrowserShowsAnApprovalWaitingForItsVault: an approval that arrives
+// while the vault is away is kept, not refused, and the page says so.
+func TestBrowserShowsAnApprovalWaitingForItsVault(t *testing.T) {
+	b := startBrowser(t)
+	k := startCluster(t, Options{})
+	k.protect("away", "vm1")
+	var vs workflows.VaultStatus
+	require.NoError(t, items.Execute(t.Context(), k.c, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.VaultWorkflowID("away"), UpdateName: workflows.UpdateEnableMua,
+		Args: []any{workflows.EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}},
+	}, &vs))
+	k.update("away", "vm1", workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	require.NoError(t, k.c.TerminateWorkflow(t.Context(), workflows.VaultWorkflowID("away"), "", "the test takes the vault away"))
+	require.NoError(t, k.c.SignalWorkflow(t.Context(), workflows.WorkflowID("away", "vm1"), "", workflows.SignalDeleteApproved, workflows.DeleteApproval{RequestID: "r-1"}))
+	require.Eventually(t, func() bool { return k.status("away", "vm1").ConfirmingApproval != nil }, 30*time.Second, 200*time.Millisecond)
+
+	b.do(chromedp.Navigate(k.url + "/vaults/away/items/vm1"))
+	b.until(`document.querySelector("#status") !== null`)
+	assert.Contains(t, b.text("#status"), "Approval waiting for the vault")
+	assert.Contains(t, b.text("#status"), "request r-1")
+	assert.Contains(t, b.text("#status"), "vault/away is not a running Vault workflow")
+	assert.Equal(t, workflows.Protected, k.status("away", "vm1").ProtectionState, "nothing deleted without the vault's confirmation")
 }
