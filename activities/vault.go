@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -27,7 +26,7 @@ func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (
 		vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
 		var running *items.NotRunningError
 		if errors.As(err, &running) {
-			if err := a.startVault(ctx, in.VaultID); err != nil {
+			if err := items.StartVault(ctx, a.Client, in.VaultID); err != nil {
 				return res, err
 			}
 			// A vault just started publishes its settings at its first
@@ -44,23 +43,6 @@ func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (
 		}
 	}
 	return res, nil
-}
-
-// startVault starts a vault with default settings, unless it runs.
-func (a *Activities) startVault(ctx context.Context, vaultID string) error {
-	start, err := json.Marshal(workflows.VaultInput{VaultID: vaultID})
-	if err != nil {
-		return err
-	}
-	id := workflows.VaultWorkflowID(vaultID)
-	_, err = a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.VaultWorkflowType, json.RawMessage(start))
-	if err != nil {
-		return fmt.Errorf("start vault %s: %w", vaultID, err)
-	}
-	return nil
 }
 
 // CountVaultItems counts a vault's items that hold data, through

@@ -42,11 +42,12 @@ func (a *app) loadCommand() *cobra.Command {
 				return errors.New("--baseline needs --window: the workers' --soft-delete-retention")
 			}
 			if o.Source == "" {
-				src, err := loadSource()
+				// Three files, 96 KiB.
+				src, remove, err := tempSource("recoveryvault-load-", 64<<10, 16<<10, 16<<10)
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(src)
+				defer remove()
 				o.Source = src
 			}
 			if err := o.Validate(); err != nil {
@@ -148,17 +149,26 @@ func printLoad(out io.Writer, r load.Report) {
 	fmt.Fprintf(out, "  deadline to purge  median %s, worst %s\n", r.Median().Round(time.Millisecond), r.Worst().Round(time.Millisecond))
 }
 
-// loadSource makes a small tree to back up: three files, 96 KiB.
-func loadSource() (string, error) {
-	dir, err := os.MkdirTemp("", "recoveryvault-load-")
+// tempSource makes a tree to back up, one file of each size, for a
+// measurement given no --source; remove removes it.
+func tempSource(prefix string, sizes ...int) (dir string, remove func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	for i, size := range []int{64 << 10, 16 << 10, 16 << 10} {
+	remove = func() { os.RemoveAll(dir) }
+	for i, size := range sizes {
 		name := filepath.Join(dir, fmt.Sprintf("disk%d.img", i))
-		if err := os.WriteFile(name, []byte(strings.Repeat(string(rune('a'+i)), size)), 0o644); err != nil {
-			return "", err
+		if err = os.WriteFile(name, []byte(strings.Repeat(string(rune('a'+i)), size)), 0o644); err != nil {
+			break
 		}
 	}
-	return dir, os.Chmod(dir, 0o755)
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		remove()
+		return "", nil, err
+	}
+	return dir, remove, nil
 }

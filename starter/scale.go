@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,11 +36,11 @@ func (a *app) scaleCommand() *cobra.Command {
 				o.VaultID = "scale-" + time.Now().UTC().Format("20060102-150405")
 			}
 			if o.Source == "" {
-				src, err := scaleSource()
+				src, remove, err := tempSource("recoveryvault-scale-", 4<<10)
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(src)
+				defer remove()
 				o.Source = src
 			}
 			if err := o.Validate(); err != nil {
@@ -122,15 +120,3 @@ func printScale(out io.Writer, o load.ScaleOptions, r load.ScaleReport) {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
-
-// scaleSource makes a tree of one 4 KiB file to back up.
-func scaleSource() (string, error) {
-	dir, err := os.MkdirTemp("", "recoveryvault-scale-")
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "data.bin"), []byte(strings.Repeat("x", 4<<10)), 0o644); err != nil {
-		return "", err
-	}
-	return dir, os.Chmod(dir, 0o755)
-}

@@ -500,6 +500,12 @@ func (d *decider) delete() (Decision, error) {
 	return d.decision(), nil
 }
 
+// retryAfter is how long the attempt-th try waits for its vault: 5 s,
+// doubling, at most most.
+func retryAfter(attempt int, most time.Duration) time.Duration {
+	return min(firstDeleteRetry<<min(attempt-1, 10), most)
+}
+
 // waitForConfirmation keeps an approval its vault could not confirm, to
 // ask again, backing off as a delete does: a cause that passes never costs
 // an approver a second approval. The audit says so once per approval.
@@ -511,7 +517,7 @@ func (d *decider) waitForConfirmation(why string) Decision {
 	if old := awaited[i].Confirming; old != nil {
 		c.Attempts = old.Attempts + 1
 	}
-	c.RetryAt = now.Add(min(firstDeleteRetry<<min(c.Attempts-1, 10), maxDeleteRetry))
+	c.RetryAt = now.Add(retryAfter(c.Attempts, maxDeleteRetry))
 	awaited[i].Confirming = &c
 	d.st.AwaitingApproval = awaited
 	if c.Attempts == 1 {
@@ -530,7 +536,7 @@ func (d *decider) waitForVault(why string, maxRetry time.Duration) Decision {
 		// The same delete asked again; a new one replaces it, from now.
 		p.Since, p.Attempts = old.Since, old.Attempts+1
 	}
-	p.RetryAt = now.Add(min(firstDeleteRetry<<min(p.Attempts-1, 10), maxRetry))
+	p.RetryAt = now.Add(retryAfter(p.Attempts, maxRetry))
 	d.st.PendingDelete = &p
 	if p.Attempts == 1 {
 		d.record(OpDelete, d.ev.By, OutcomeWaiting, fmt.Sprintf("%s; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)", why))

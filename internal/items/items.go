@@ -70,6 +70,20 @@ func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status)
 	return VaultWindow(st, vs.SoftDeleteSettings)
 }
 
+// StartVault starts a vault with default settings, unless it runs; a
+// vault that runs is left as it is.
+func StartVault(ctx context.Context, cl client.Client, vaultID string) error {
+	id := workflows.VaultWorkflowID(vaultID)
+	_, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.VaultWorkflowType, workflows.VaultInput{VaultID: vaultID})
+	if err != nil {
+		return fmt.Errorf("start vault %s: %w", vaultID, err)
+	}
+	return nil
+}
+
 // NotRunningError is a vault that does not run: never made, or deleted.
 type NotRunningError struct{ Message string }
 

@@ -73,12 +73,9 @@ func Count(ctx context.Context, c client.Client, vaultID string) (map[workflows.
 	g, gctx := errgroup.WithContext(ctx)
 	for i, state := range workflows.VisibleStates {
 		g.Go(func() error {
-			resp, err := c.CountWorkflow(gctx, &workflowservice.CountWorkflowExecutionsRequest{Query: workflows.ItemsQuery(vaultID, state)})
-			if err != nil {
-				return fmt.Errorf("count the %s items of vault %s: %w", state, vaultID, err)
-			}
-			counts[i] = resp.GetCount()
-			return nil
+			n, err := CountQuery(gctx, c, workflows.ItemsQuery(vaultID, state))
+			counts[i] = int64(n)
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -94,9 +91,14 @@ func Count(ctx context.Context, c client.Client, vaultID string) (map[workflows.
 // HoldingData counts a vault's items that hold data: running and not
 // purged, as ItemsQuery with no state lists them.
 func HoldingData(ctx context.Context, c client.Client, vaultID string) (int, error) {
-	resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: workflows.ItemsQuery(vaultID, "")})
+	return CountQuery(ctx, c, workflows.ItemsQuery(vaultID, ""))
+}
+
+// CountQuery counts the workflows a visibility query lists.
+func CountQuery(ctx context.Context, c client.Client, query string) (int, error) {
+	resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
 	if err != nil {
-		return 0, fmt.Errorf("count the items of vault %s: %w", vaultID, err)
+		return 0, fmt.Errorf("count (%s): %w", query, err)
 	}
 	return int(resp.GetCount()), nil
 }

@@ -151,24 +151,26 @@ func Run(ctx context.Context, c client.Client, o Options) (Report, error) {
 // the vault first if it does not exist yet: a load test deletes every item,
 // which is exactly the burst the guard holds.
 func guardOff(ctx context.Context, c client.Client, vaultID string) error {
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.VaultWorkflowID(vaultID), TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.VaultWorkflowType, workflows.VaultInput{VaultID: vaultID})
-	if err != nil {
-		return fmt.Errorf("start vault %s: %w", vaultID, err)
+	if err := items.StartVault(ctx, c, vaultID); err != nil {
+		return err
 	}
-	var st workflows.VaultStatus
 	off := false
-	err = items.Execute(ctx, c, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.VaultWorkflowID(vaultID), UpdateName: workflows.UpdateSetMassDeleteGuard,
-		Args: []any{workflows.SetMassDeleteGuardRequest{Enabled: &off, RequestedBy: "starter load", Reason: "a load test deletes every item"}},
+	return setGuard(ctx, c, vaultID, workflows.SetMassDeleteGuardRequest{Enabled: &off, RequestedBy: "starter load", Reason: "a load test deletes every item"})
+}
+
+// setGuard changes the mass-delete guard of a measurement's vault, which
+// must take the change at once: one waiting for approval is not for a
+// measurement.
+func setGuard(ctx context.Context, c client.Client, vaultID string, req workflows.SetMassDeleteGuardRequest) error {
+	var st workflows.VaultStatus
+	err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.VaultWorkflowID(vaultID), UpdateName: workflows.UpdateSetMassDeleteGuard, Args: []any{req},
 	}, &st)
 	switch {
 	case err != nil:
-		return fmt.Errorf("turn the mass-delete guard of vault %s off for the load: %w; use a vault of its own", vaultID, err)
-	case st.MassDeleteGuard.Enabled:
-		return fmt.Errorf("the mass-delete guard of vault %s could not be turned off at once (it waits for approval): run the load on a vault of its own", vaultID)
+		return fmt.Errorf("set the mass-delete guard of vault %s: %w; measure on a vault of its own", vaultID, err)
+	case req.Enabled != nil && st.MassDeleteGuard.Enabled != *req.Enabled:
+		return fmt.Errorf("the mass-delete guard of vault %s could not be changed at once (it waits for approval): measure on a vault of its own", vaultID)
 	}
 	return nil
 }

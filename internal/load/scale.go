@@ -13,7 +13,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"recoveryvault/internal/items"
@@ -106,7 +105,7 @@ func Scale(ctx context.Context, c client.Client, o ScaleOptions, rep *ScaleRepor
 			}, ScaleBaselineWorkflowType)
 			return err
 		}, func(ctx context.Context) (int, error) {
-			return count(ctx, c, fmt.Sprintf("WorkflowType = '%s' AND WorkflowId STARTS_WITH 'scale-baseline/%s/' AND ExecutionStatus = 'Completed'",
+			return items.CountQuery(ctx, c, fmt.Sprintf("WorkflowType = '%s' AND WorkflowId STARTS_WITH 'scale-baseline/%s/' AND ExecutionStatus = 'Completed'",
 				ScaleBaselineWorkflowType, o.VaultID))
 		})
 		rep.Baseline = Phase{N: n, Elapsed: done}
@@ -277,15 +276,9 @@ func waitFor(ctx context.Context, limit time.Duration, check func() (bool, error
 
 // counter counts the vault's items in state through visibility.
 func (o ScaleOptions) counter(c client.Client, state workflows.State) func(context.Context) (int, error) {
-	return func(ctx context.Context) (int, error) { return count(ctx, c, workflows.ItemsQuery(o.VaultID, state)) }
-}
-
-func count(ctx context.Context, c client.Client, query string) (int, error) {
-	resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
-	if err != nil {
-		return 0, fmt.Errorf("count (%s): %w", query, err)
+	return func(ctx context.Context) (int, error) {
+		return items.CountQuery(ctx, c, workflows.ItemsQuery(o.VaultID, state))
 	}
-	return int(resp.GetCount()), nil
 }
 
 // deleter sends the delete signal, as a person or a script with the
@@ -299,18 +292,7 @@ func (o ScaleOptions) deleter(c client.Client, from int) func(context.Context, i
 
 // setGuard turns the vault's mass-delete guard on, at threshold, or off.
 func (o ScaleOptions) setGuard(ctx context.Context, c client.Client, on bool, threshold int) error {
-	var st workflows.VaultStatus
-	err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.VaultWorkflowID(o.VaultID), UpdateName: workflows.UpdateSetMassDeleteGuard,
-		Args: []any{workflows.SetMassDeleteGuardRequest{Enabled: &on, Threshold: threshold, Window: "10m", RequestedBy: "starter scale"}},
-	}, &st)
-	switch {
-	case err != nil:
-		return fmt.Errorf("set the mass-delete guard of vault %s: %w; use a vault of its own", o.VaultID, err)
-	case st.MassDeleteGuard.Enabled != on:
-		return fmt.Errorf("the mass-delete guard of vault %s could not be changed at once (it waits for approval): use a vault of its own", o.VaultID)
-	}
-	return nil
+	return setGuard(ctx, c, o.VaultID, workflows.SetMassDeleteGuardRequest{Enabled: &on, Threshold: threshold, Window: "10m", RequestedBy: "starter scale"})
 }
 
 func baselineID(vaultID string, i int) string {
