@@ -66,17 +66,11 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 		}
 		return answer, err
 	}
-	// One update per ask, whatever its attempts: the vault counts a
-	// delete once. Local activities are numbered apart from activities.
 	info := activity.GetInfo(ctx)
-	updateID := info.WorkflowExecution.RunID + "/" + info.ActivityID
-	if info.IsLocalActivity {
-		updateID = info.WorkflowExecution.RunID + "/local/" + info.ActivityID
-	}
 	err := items.Execute(ctx, a.Client, client.UpdateWorkflowOptions{
 		WorkflowID: id,
 		UpdateName: workflows.UpdateItemDelete,
-		UpdateID:   updateID,
+		UpdateID:   info.WorkflowExecution.RunID + "/" + info.ActivityID,
 		Args:       []any{in.Request},
 	}, &answer)
 	var app *temporal.ApplicationError

@@ -554,22 +554,19 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 	// Read from the real histories of protect, stop, delete, undelete,
 	// resume, delete and the purge. Each action is billed on Temporal Cloud
 	// and is load on a cluster: this fails if the lifecycle grows past its
-	// cost (at most 22 from the stop to the purge, 27 with the protect, and
+	// cost (at most 20 from the stop to the purge, 25 with the protect, and
 	// at the vault the 2 deletes asked of it per item, plus the vault's
 	// start and one count of its items shared by the 6 items; before the
 	// item became one pipeline it was 34 in the item and 5.7 at the vault,
 	// markers not counted, and 7.5 at the vault while items reported every
-	// change to it). A delete's ask is a local activity's marker where it
-	// was an activity, the same one action; the version marker that tells
-	// the two apart, and the search attribute the SDK sets with it, are two
-	// more, once per run that deletes.
+	// change to it).
 	perItem, _ := strconv.ParseFloat(actions[1], 64)
 	lifecycle, _ := strconv.ParseFloat(actions[2], 64)
 	atVault, _ := strconv.ParseFloat(actions[3], 64)
 	t.Logf("Temporal actions per item: %.1f in its history, %.1f of them for stop to purge, %.1f at its vault\n%s", perItem, lifecycle, atVault,
 		regexp.MustCompile(`(?m)^    (in the item|at the vault).*$`).FindAllString(out, -1))
-	assert.LessOrEqual(t, lifecycle, 22.0, "actions from the first update to the purge")
-	assert.LessOrEqual(t, perItem, 27.0, "actions in each item's history")
+	assert.LessOrEqual(t, lifecycle, 20.0, "actions from the first update to the purge")
+	assert.LessOrEqual(t, perItem, 25.0, "actions in each item's history")
 	assert.LessOrEqual(t, atVault, 2.0+2.0/6+0.05, "actions at the vault per item")
 	assert.Regexp(t, `in the item .*\bupdate 5\.0`, out, "the five updates are in the breakdown")
 	assert.Contains(t, out, "Baseline: the same Temporal calls")

@@ -280,9 +280,17 @@ func (w *item) announcement(e Effect) AnnounceInput {
 // vault for the window it gets (or to register it for approval, or to
 // confirm an approval). The vault records the delete and the activity
 // sends the alert the vault's answer calls for. A vault that cannot be
-// asked leaves the delete pending, to be asked again: the item never
-// guesses how its deletes are protected.
+// asked refuses the delete: the item never guesses how its deletes are
+// protected.
 func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{ErrTypeRefused},
+		},
+	})
 	in := AskVaultInput{VaultID: w.in.VaultID, Request: ItemDeleteRequest{
 		ItemID:      w.in.ItemID,
 		Incarnation: w.incarnation,
@@ -299,31 +307,8 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 	}
 	// The item's registration goes first: it starts the vault if need be.
 	_ = workflow.Await(ctx, func() bool { return !w.announcing })
-	retry := &temporal.RetryPolicy{
-		InitialInterval:        time.Second,
-		MaximumAttempts:        5,
-		NonRetryableErrorTypes: []string{ErrTypeRefused},
-	}
 	var answer VaultAnswer
-	var err error
-	if workflow.GetVersion(ctx, askVaultInTaskChange, workflow.DefaultVersion, askVaultInTask) == askVaultInTask {
-		// Asked within the workflow task that received the delete: no
-		// activity task to schedule and no second workflow task to decide
-		// the answer, half the server's work per delete in a burst. The
-		// item decides nothing else meanwhile, as before.
-		ctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
-			RetryPolicy:         retry,
-		})
-		err = workflow.ExecuteLocalActivity(ctx, ActivityAskVault, in).Get(ctx, &answer)
-	} else {
-		// Items whose history asked by activity replay as they ran.
-		ctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
-			RetryPolicy:         retry,
-		})
-		err = workflow.ExecuteActivity(ctx, ActivityAskVault, in).Get(ctx, &answer)
-	}
+	err := workflow.ExecuteActivity(ctx, ActivityAskVault, in).Get(ctx, &answer)
 	switch {
 	case errorType(err) == ErrTypeRefused:
 		return &VaultAnswer{Refusal: message(err)}
@@ -334,13 +319,6 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 	}
 	return &answer
 }
-
-// askVaultInTaskChange marks where items began to ask their vault within
-// the workflow task (a local activity), not by an activity of their own.
-const (
-	askVaultInTaskChange = "ask-vault-in-task"
-	askVaultInTask       = 1
-)
 
 // message is the sentence of an activity failure, without the SDK's wrapping.
 func message(err error) string {
