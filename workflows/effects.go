@@ -280,8 +280,9 @@ func (w *item) announcement(e Effect) AnnounceInput {
 // vault for the window it gets (or to register it for approval, or to
 // confirm an approval). The vault records the delete and the activity
 // sends the alert the vault's answer calls for. A vault that cannot be
-// asked refuses the delete: the item never guesses how its deletes are
-// protected.
+// asked leaves the delete waiting at the item, asked again later: the item
+// never guesses how its deletes are protected, and a transient failure
+// refuses nothing.
 func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,

@@ -122,15 +122,18 @@ func (f VaultFloor) apply(s SoftDeleteSettings) SoftDeleteSettings {
 // realItem checks that a delete asking for approval comes from the item it
 // names, in the incarnation it claims: any client can send itemDelete, and
 // the vault must not open a request, which fills its bounded queue, for
-// every forged one.
-func (v *vault) realItem(ctx workflow.Context, itemID, incarnation string) bool {
+// every forged one. An error is a check that could not be made (the server
+// did not answer): the delete then waits at its item, it is not refused.
+func (v *vault) realItem(ctx workflow.Context, itemID, incarnation string) (bool, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
 	var run RunInfo
-	err := workflow.ExecuteActivity(actx, ActivityDescribeRun, WorkflowID(v.id, itemID), "").Get(ctx, &run)
-	return err == nil && run.Running && run.WorkflowType == WorkflowType && run.FirstRunID == incarnation
+	if err := workflow.ExecuteActivity(actx, ActivityDescribeRun, WorkflowID(v.id, itemID), "").Get(ctx, &run); err != nil {
+		return false, err
+	}
+	return run.Running && run.WorkflowType == WorkflowType && run.FirstRunID == incarnation, nil
 }
 
 // approvedDelete confirms, for an item carrying out a delete that waited

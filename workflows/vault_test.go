@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -114,7 +115,8 @@ func (s *VaultSuite) SetupTest() {
 		func(_ ctxT, _ string) ([]ListedItem, error) { return s.running, nil }).Maybe()
 	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, al Alert) error { s.alerts = append(s.alerts, al); return nil }).Maybe()
-	// Items named "forged..." do not exist; the others run with no
+	// Items named "forged..." do not exist, those named "unreachable..."
+	// cannot be described (the server does not answer); the others run with no
 	// incarnation unless the test gives them one. The vault itself was
 	// continued as new, for tests that carry its state.
 	s.incarnations = map[string]string{}
@@ -125,6 +127,8 @@ func (s *VaultSuite) SetupTest() {
 				return RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil
 			case strings.HasPrefix(id, WorkflowID("vault1", "forged")):
 				return RunInfo{}, nil
+			case strings.HasPrefix(id, WorkflowID("vault1", "unreachable")):
+				return RunInfo{}, errors.New("frontend did not answer")
 			}
 			return RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id]}, nil
 		}).Maybe()

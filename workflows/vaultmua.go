@@ -157,7 +157,15 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	case v.st.Mua.Enabled:
 		// Deletes of items the vault does not hold would only fill its
 		// queue of requests.
-		if !v.realItem(ctx, req.ItemID, req.Incarnation) {
+		isItem, err := v.realItem(ctx, req.ItemID, req.Incarnation)
+		if err != nil {
+			// Nothing took effect: its item sends the same signed request
+			// again, which must not count as a replay.
+			v.forgetNonce(req.Input)
+			answer.Unavailable = fmt.Sprintf("vault %s could not check that item %s runs: %s", v.id, req.ItemID, message(err))
+			return answer, nil
+		}
+		if !isItem {
 			err := fmt.Errorf("vault %s holds no item %s with data to delete", v.id, req.ItemID)
 			v.refuse(ctx, string(OpDelete), who, err)
 			return VaultAnswer{}, refused(err)

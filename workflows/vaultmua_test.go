@@ -424,3 +424,29 @@ func (s *VaultSuite) TestDeleteRequestsForItemsTheVaultDoesNotHoldAreRefused() {
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
+
+// A vault that cannot check the item a delete names (the server does not
+// answer) does not refuse the delete: it answers that it cannot, changes
+// nothing, and the item waits and asks again.
+func (s *VaultSuite) TestADeleteWhoseItemCannotBeCheckedWaitsInsteadOfBeingRefused() {
+	var answer VaultAnswer
+	var err error
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.itemDelete("item-delete", ItemDeleteRequest{ItemID: "unreachable1", RequestedBy: "mallory"}, &answer, &err)
+	})
+	s.at(10*time.Minute, func() {
+		s.Require().NoError(err, "a check that could not be made is no refusal")
+		s.Contains(answer.Unavailable, "vault vault1 could not check that item unreachable1 runs: frontend did not answer")
+		s.Empty(answer.Pending)
+		st := s.status()
+		s.Empty(st.Requests, "nothing was opened for approval")
+		s.Equal([]string{"enableMua/alice/accepted"}, s.auditLines(), "nothing refused in the audit")
+		for _, al := range s.alerts {
+			s.NotEqual(AlertCriticalRejected, al.Kind)
+		}
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
