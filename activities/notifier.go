@@ -37,6 +37,9 @@ func (n LogNotifier) Notify(_ context.Context, a workflows.Alert) error {
 	if a.Detail != "" {
 		attrs = append(attrs, "detail", a.Detail)
 	}
+	if a.More > 0 {
+		attrs = append(attrs, "more", a.More)
+	}
 	logger.Warn("Recovery Vault alert", attrs...)
 	return nil
 }

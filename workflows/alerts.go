@@ -43,5 +43,28 @@ func startAlertSender(ctx workflow.Context, queue *[]Alert) *alertSender {
 	return s
 }
 
+// maxQueuedAlerts bounds the alerts waiting for delivery, which cross
+// continue-as-new: a burst of refused requests, or a webhook that is down,
+// must not grow the vault's state with every alert.
+const maxQueuedAlerts = 100
+
+// queueAlert queues an alert for delivery. Once maxQueuedAlerts wait, it is
+// folded into the last waiting alert of its kind (counted in its More; the
+// audit keeps each operation), and queued only if none of its kind waits:
+// the queue never holds more than maxQueuedAlerts plus one of each kind.
+// The first alert is never changed: it may be on its way.
+func queueAlert(queue *[]Alert, a Alert) {
+	q := *queue
+	if len(q) >= maxQueuedAlerts {
+		for i := len(q) - 1; i >= 1; i-- {
+			if q[i].Kind == a.Kind {
+				q[i].More += 1 + a.More
+				return
+			}
+		}
+	}
+	*queue = append(q, a)
+}
+
 // drained is true when everything queued has been delivered or given up.
 func (s *alertSender) drained() bool { return !s.busy && len(*s.queue) == 0 }

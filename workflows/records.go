@@ -48,6 +48,9 @@ type Alert struct {
 	// (SHA256:...)"), or "unsigned" on a vault that does not require
 	// signatures.
 	Signer string `json:"signer,omitempty"`
+	// More counts the alerts of the same kind folded into this one while
+	// too many waited for delivery; the vault's audit names each.
+	More int `json:"more,omitempty"`
 }
 
 // AuditEntry records one operation on an item or a vault.

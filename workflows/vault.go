@@ -464,7 +464,7 @@ const notVerified = "signature not verified"
 // refuse records a refused critical operation and raises an alert.
 func (v *vault) refuse(ctx workflow.Context, op string, who actor, err error) {
 	v.audit(ctx, op, who, OutcomeRejected, err.Error())
-	v.st.Outbox = append(v.st.Outbox, Alert{
+	queueAlert(&v.st.Outbox, Alert{
 		Kind: AlertCriticalRejected, VaultID: v.id, RequestedBy: who.by, Signer: who.signer,
 		Time: workflow.Now(ctx).UTC(), Detail: op + " refused: " + err.Error(),
 	})

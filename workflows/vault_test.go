@@ -98,6 +98,8 @@ type VaultSuite struct {
 	// holding is what visibility counts of the vault's items with data;
 	// counted, how many times the vault asked.
 	holding, counted int
+	// notifierDownUntil fails every alert's delivery until then.
+	notifierDownUntil time.Time
 	// incarnations are the items' first run IDs, by workflow ID.
 	incarnations map[string]string
 }
@@ -107,14 +109,20 @@ func TestVaultSuite(t *testing.T) { suite.Run(t, new(VaultSuite)) }
 func (s *VaultSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: VaultWorkflowID("vault1")})
-	s.running, s.alerts, s.holding, s.counted = nil, nil, 0, 0
+	s.running, s.alerts, s.holding, s.counted, s.notifierDownUntil = nil, nil, 0, 0, time.Time{}
 	var a *activities.Activities
 	s.env.OnActivity(a.CountVaultItems, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, _ string) (int, error) { s.counted++; return s.holding, nil }).Maybe()
 	s.env.OnActivity(a.ListVaultItems, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, _ string) ([]ListedItem, error) { return s.running, nil }).Maybe()
 	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, al Alert) error { s.alerts = append(s.alerts, al); return nil }).Maybe()
+		func(_ ctxT, al Alert) error {
+			if s.env.Now().Before(s.notifierDownUntil) {
+				return errors.New("webhook answered 503")
+			}
+			s.alerts = append(s.alerts, al)
+			return nil
+		}).Maybe()
 	// Items named "forged..." do not exist, those named "unreachable..."
 	// cannot be described (the server does not answer); the others run with no
 	// incarnation unless the test gives them one. The vault itself was

@@ -249,7 +249,7 @@ func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor, rece
 		detail := fmt.Sprintf("%s within %s reached the mass-delete guard's threshold: every further delete of vault %s is held until the hold is cleared (clearMassDeleteHold)",
 			Plural(m.forget(now, g), "delete"), g.window(), v.id)
 		v.audit(ctx, "massDeleteHold", actor{by: system}, OutcomeAccepted, detail)
-		v.st.Outbox = append(v.st.Outbox, Alert{Kind: AlertMassDelete, VaultID: v.id, ItemID: itemID, RequestedBy: who.by, Signer: who.signer,
+		queueAlert(&v.st.Outbox, Alert{Kind: AlertMassDelete, VaultID: v.id, ItemID: itemID, RequestedBy: who.by, Signer: who.signer,
 			Time: now.UTC(), Detail: detail})
 	}
 	return fmt.Sprintf("vault %s holds deletes since %s: %d deletes within %s reached its mass-delete guard; the delete waits until the hold is cleared (clearMassDeleteHold)",

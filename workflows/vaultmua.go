@@ -256,7 +256,7 @@ func (v *vault) openRequest(ctx workflow.Context, r MuaRequest) (VaultStatus, er
 	r.Detail = pendingDetail(v.st.Mua, r.RequestedBy, r.ExpiresAt)
 	v.st.Requests = append(v.st.Requests, r)
 	v.audit(ctx, r.Operation, r.actor(), OutcomePending, fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail))
-	v.st.Outbox = append(v.st.Outbox, Alert{
+	queueAlert(&v.st.Outbox, Alert{
 		Kind: AlertApprovalRequested, VaultID: v.id, ItemID: r.ItemID, RequestedBy: r.RequestedBy, Signer: r.Signer, Time: now,
 		Detail: fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail),
 	})

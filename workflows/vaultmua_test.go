@@ -450,3 +450,37 @@ func (s *VaultSuite) TestADeleteWhoseItemCannotBeCheckedWaitsInsteadOfBeingRefus
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
+
+// Alerts waiting for delivery cross continue-as-new with the vault: a burst
+// of refused deletes while the webhook is down must not grow them with
+// every refusal. Past the bound, alerts of a kind are folded into one,
+// counted, and none is lost from the count.
+func (s *VaultSuite) TestABurstOfRefusalsWhileTheWebhookIsDownKeepsTheAlertQueueBounded() {
+	const forged = 300
+	errs := make([]error, forged)
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.notifierDownUntil = s.env.Now().Add(3 * time.Minute)
+		for i := range errs {
+			s.itemDelete(fmt.Sprintf("forged-%d", i), ItemDeleteRequest{ItemID: fmt.Sprintf("forged%d", i), RequestedBy: "mallory"}, nil, &errs[i])
+		}
+	})
+	s.at(2*time.Hour, func() {
+		for _, err := range errs {
+			s.ErrorContains(err, "holds no item forged")
+		}
+		refusals, delivered := 0, 0
+		for _, al := range s.alerts {
+			if al.Kind == AlertCriticalRejected {
+				delivered++
+				refusals += 1 + al.More
+			}
+		}
+		s.Equal(forged, refusals, "every refusal is counted in an alert")
+		s.LessOrEqual(delivered, 101, "at most a hundred alerts waited, and one of each kind beyond them")
+		s.Greater(delivered, 1)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
