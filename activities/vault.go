@@ -54,20 +54,30 @@ func (a *Activities) CountVaultItems(ctx context.Context, vaultID string) (int, 
 // AskVault sends an item's delete to its vault (the itemDelete update) and
 // delivers the alert the vault's answer calls for. A retry sends the same
 // update ID, so the vault decides once. A refusal by the vault is final.
+// A delete the vault held when last asked, and that the hold it publishes
+// still holds, is answered so from the vault's record: a burst of held
+// deletes asking again does not queue at the vault.
 func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (workflows.VaultAnswer, error) {
 	var answer workflows.VaultAnswer
 	id := workflows.VaultWorkflowID(in.VaultID)
-	if err := a.requireRunning(ctx, id, workflows.VaultWorkflowType); err != nil {
-		// A new item's first announcement starts its vault: a delete right
-		// after the protect may come first. The item asks again later.
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) {
-			return answer, errors.New(app.Message())
-		}
+	vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
+	var unpublished *items.NotPublishedError
+	switch {
+	case errors.As(err, &unpublished):
+		// It runs, and answers at its first task.
+	case err != nil:
+		// Not started yet (a new item's first announcement starts it, and
+		// a delete right after the protect may come first), or not a vault
+		// of ours: the item asks again later.
 		return answer, err
+	case in.HeldBefore:
+		if why := vs.StillHeld(in.VaultID, in.Request); why != "" {
+			answer.Held, answer.Settings = why, vs.SoftDeleteSettings
+			return answer, nil
+		}
 	}
 	info := activity.GetInfo(ctx)
-	err := items.Execute(ctx, a.Client, client.UpdateWorkflowOptions{
+	err = items.Execute(ctx, a.Client, client.UpdateWorkflowOptions{
 		WorkflowID: id,
 		UpdateName: workflows.UpdateItemDelete,
 		UpdateID:   info.WorkflowExecution.RunID + "/" + info.ActivityID,

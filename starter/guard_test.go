@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"recoveryvault/workflows"
 )
@@ -30,6 +32,18 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	assert.Contains(t, out, "Delete waiting for the vault: asked by mallory")
 	assert.Contains(t, out, "reached its mass-delete guard")
 	assert.Equal(t, workflows.Protected, k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState)
+	// vm2 asks again while the hold lasts: the hold its vault publishes
+	// answers it, and the vault itself is not asked.
+	var waiting *workflows.PendingDelete
+	require.Eventually(t, func() bool {
+		waiting = k.mustJSON("status", "--vault", "burst", "--item", "vm2").PendingDelete
+		return waiting != nil && waiting.Attempts >= 2
+	}, 30*time.Second, 200*time.Millisecond, "the held delete asked again")
+	assert.True(t, waiting.Held)
+	assert.Contains(t, waiting.Why, "vault burst holds deletes since")
+	assert.Contains(t, waiting.Why, "the delete waits until the hold is cleared (clearMassDeleteHold)")
+	assert.Equal(t, 2, k.updatesAt(workflows.VaultWorkflowID("burst"), workflows.UpdateItemDelete),
+		"vm1's delete and vm2's first ask reached the vault, vm2's second did not")
 	out, err = k.starter("vault", "status", "--vault", "burst")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "HOLDING DELETES")
@@ -40,4 +54,18 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState == workflows.SoftDeleted
 	}, 30*time.Second, 200*time.Millisecond, "the held delete went through at its next try")
+}
+
+// updatesAt counts the updates of a name a workflow accepted.
+func (k *cluster) updatesAt(workflowID, name string) int {
+	n := 0
+	it := k.c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		require.NoError(k.t, err)
+		if a := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && a.GetAcceptedRequest().GetInput().GetName() == name {
+			n++
+		}
+	}
+	return n
 }

@@ -59,6 +59,9 @@ type ItemSuite struct {
 	confirmations int
 	// vaultHeld, when set, is why the vault holds deletes (its guard).
 	vaultHeld string
+	// heldBefore is, for each ask of the vault, whether the item said the
+	// vault held the delete when last asked.
+	heldBefore []bool
 }
 
 func TestItemSuite(t *testing.T) { suite.Run(t, new(ItemSuite)) }
@@ -102,7 +105,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	var a *activities.Activities
 	s.alerts = nil
 	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
-	s.approverKeys, s.confirmations, s.vaultHeld = "", 0, ""
+	s.approverKeys, s.confirmations, s.vaultHeld, s.heldBefore = "", 0, "", nil
 	deliver := func(alerts ...Alert) {
 		for _, al := range alerts {
 			al.Time = s.env.Now().UTC() // delivery time
@@ -131,6 +134,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	s.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, in AskVaultInput) (VaultAnswer, error) {
 			s.Equal("vault1", in.VaultID)
+			s.heldBefore = append(s.heldBefore, in.HeldBefore)
 			req := in.Request
 			if s.vaultSettings.State == "" {
 				return VaultAnswer{}, temporal.NewNonRetryableApplicationError("vault/vault1 is not a running Vault workflow", ErrTypeNoVault, nil)
@@ -1069,6 +1073,8 @@ func (s *ItemSuite) TestADeleteWaitsForAVaultThatCannotBeRead() {
 			}
 		}
 		s.Equal(1, waiting, "the audit says it once")
+		s.False(st.PendingDelete.Held)
+		s.NotContains(s.heldBefore, true, "a vault that could not be asked held nothing")
 		s.vaultSettings = DefaultSoftDeleteSettings() // the vault answers again
 		answered = s.env.Now()
 	})
@@ -1119,6 +1125,12 @@ func (s *ItemSuite) TestADeleteTheVaultHoldsWaitsForTheHoldToClear() {
 		s.Equal(Protected, st.ProtectionState)
 		s.Require().NotNil(st.PendingDelete)
 		s.Contains(st.PendingDelete.Why, "reached its mass-delete guard")
+		s.True(st.PendingDelete.Held)
+		s.Require().Greater(len(s.heldBefore), 2)
+		s.False(s.heldBefore[0], "the first ask")
+		for _, held := range s.heldBefore[1:] {
+			s.True(held, "every later ask says the vault held it, so that its published hold answers")
+		}
 		s.vaultHeld = ""
 	})
 	s.at(3*time.Hour, func() {

@@ -125,6 +125,9 @@ type PendingDelete struct {
 	RetryAt  time.Time       `json:"retryAt"`
 	// Why is what kept the vault from answering, the last time.
 	Why string `json:"why"`
+	// Held is true when that was the vault's mass-delete hold: the next ask
+	// reads the vault's published hold first.
+	Held bool `json:"held,omitempty"`
 }
 
 // Retries of a delete waiting for its vault back off to once a minute; of
@@ -422,10 +425,10 @@ func (d *decider) delete() (Decision, error) {
 	}
 	by := d.ev.By
 	if v.Unavailable != "" && d.ev.Op == OpDelete {
-		return d.waitForVault(v.Unavailable, maxDeleteRetry), nil
+		return d.waitForVault(v.Unavailable, false), nil
 	}
 	if v.Held != "" && d.ev.Op == OpDelete {
-		return d.waitForVault(v.Held, MaxHeldDeleteRetry), nil
+		return d.waitForVault(v.Held, true), nil
 	}
 	if v.Unavailable != "" && d.ev.Op == OpApproved {
 		return d.waitForConfirmation(v.Unavailable), nil
@@ -529,9 +532,13 @@ func (d *decider) waitForConfirmation(why string) Decision {
 // waitForVault keeps a delete its vault could not answer, to ask again:
 // the item never guesses how its deletes are protected, and never drops
 // one for a cause that passes. The audit says so once per delete.
-func (d *decider) waitForVault(why string, maxRetry time.Duration) Decision {
+func (d *decider) waitForVault(why string, held bool) Decision {
 	now := d.in.Now
-	p := PendingDelete{RequestedBy: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, Since: now, Attempts: 1, Why: why}
+	p := PendingDelete{RequestedBy: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, Since: now, Attempts: 1, Why: why, Held: held}
+	maxRetry := maxDeleteRetry
+	if held {
+		maxRetry = MaxHeldDeleteRetry
+	}
 	if old := d.st.PendingDelete; old != nil && d.ev.Retry {
 		// The same delete asked again; a new one replaces it, from now.
 		p.Since, p.Attempts = old.Since, old.Attempts+1

@@ -147,6 +147,10 @@ type AnnounceResult struct {
 type AskVaultInput struct {
 	VaultID string            `json:"vaultId"`
 	Request ItemDeleteRequest `json:"request"`
+	// HeldBefore is a delete the vault held when last asked: while the
+	// vault's published hold still holds it, the activity answers so
+	// without asking the vault.
+	HeldBefore bool `json:"heldBefore,omitempty"`
 }
 
 // runStoreEffect runs a backup, collection, restore or purge, and returns
@@ -305,6 +309,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 	}}
 	if p := w.st.PendingDelete; ev.Retry && p != nil {
 		in.Request.ReceivedAt = p.Since
+		in.HeldBefore = p.Held
 	}
 	// The item's registration goes first: it starts the vault if need be.
 	_ = workflow.Await(ctx, func() bool { return !w.announcing })

@@ -77,6 +77,27 @@ type DeleteSettings struct {
 	SoftDeleteSettings
 	// MultiUserAuthorization, when true, makes the delete wait for approval.
 	MultiUserAuthorization bool `json:"multiUserAuthorization,omitempty"`
+	// MassDeleteHeldSince is when the vault's mass-delete guard started
+	// holding deletes, zero while it does not; MassDeleteReleasedUntil is
+	// when the hold was last cleared.
+	MassDeleteHeldSince     time.Time `json:"massDeleteHeldSince,omitzero"`
+	MassDeleteReleasedUntil time.Time `json:"massDeleteReleasedUntil,omitzero"`
+}
+
+// StillHeld says why a delete the vault held when last asked is held
+// still, as the vault's published hold shows, or "" when the vault must be
+// asked again: the hold was cleared after the delete was received, or the
+// vault holds nothing. Held deletes ask again every few minutes; read from
+// the vault's record, a thousand of them cost the vault nothing while the
+// hold lasts. It is never a reason to let a delete through: only the vault
+// does that.
+func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest) string {
+	if s.MassDeleteHeldSince.IsZero() || s.MultiUserAuthorization || req.RequestID != "" ||
+		(!req.ReceivedAt.IsZero() && !req.ReceivedAt.After(s.MassDeleteReleasedUntil)) {
+		return ""
+	}
+	return fmt.Sprintf("vault %s holds deletes since %s: its mass-delete guard let its threshold through; the delete waits until the hold is cleared (clearMassDeleteHold)",
+		vaultID, rfc3339(s.MassDeleteHeldSince))
 }
 
 // UpdateItemDelete is how an item's delete reaches its vault (users send
@@ -242,10 +263,12 @@ const MemoDeleteSettings = "deleteSettings"
 
 // publish puts the vault's delete settings in its memo when they differ
 // from what the memo says: at the start of every run, since a memo given at
-// the start is not the vault's own, and after each change. What the memo
-// says only ever raises an item's floor; a delete asks the vault itself.
+// the start is not the vault's own, and after each change, in the same task
+// as the change. What the memo says only ever raises an item's floor, or
+// keeps a held delete waiting; a delete asks the vault itself.
 func (v *vault) publish(ctx workflow.Context) error {
-	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}
+	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled,
+		MassDeleteHeldSince: v.st.MassDelete.HeldSince.UTC(), MassDeleteReleasedUntil: v.st.MassDelete.ReleasedUntil.UTC()}
 	if v.published != nil && *v.published == now {
 		return nil
 	}

@@ -246,6 +246,7 @@ func (v *vault) guardDelete(ctx workflow.Context, itemID string, who actor, rece
 			return ""
 		}
 		m.HeldSince = now
+		v.version++
 		detail := fmt.Sprintf("%s within %s reached the mass-delete guard's threshold: every further delete of vault %s is held until the hold is cleared (clearMassDeleteHold)",
 			Plural(m.forget(now, g), "delete"), g.window(), v.id)
 		v.audit(ctx, "massDeleteHold", actor{by: system}, OutcomeAccepted, detail)

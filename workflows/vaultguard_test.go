@@ -2,8 +2,10 @@ package workflows_test
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 
@@ -176,4 +178,36 @@ func (s *VaultSuite) TestUnderMuaABurstOpensRequestsAndAlertsOnce() {
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestAHeldDeleteIsAnsweredFromThePublishedHoldOnlyWhileItStillHoldsIt:
+// the hold a vault publishes may keep a held delete waiting without asking
+// the vault, never let one through.
+func TestAHeldDeleteIsAnsweredFromThePublishedHoldOnlyWhileItStillHoldsIt(t *testing.T) {
+	heldSince := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	cleared := heldSince.Add(-time.Hour)
+	holding := DeleteSettings{MassDeleteHeldSince: heldSince, MassDeleteReleasedUntil: cleared}
+	received := heldSince.Add(time.Minute)
+	cases := map[string]struct {
+		vault DeleteSettings
+		req   ItemDeleteRequest
+		held  bool
+	}{
+		"held, received after the last clear":      {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, true},
+		"the vault holds nothing":                  {DeleteSettings{MassDeleteReleasedUntil: cleared}, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
+		"received before the last clear":           {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: cleared.Add(-time.Second)}, false},
+		"received at the last clear":               {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: cleared}, false},
+		"an approved delete is the vault's to say": {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received, RequestID: "r-1"}, false},
+		"under multi-user authorization":           {DeleteSettings{MultiUserAuthorization: true, MassDeleteHeldSince: heldSince}, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			why := c.vault.StillHeld("vault1", c.req)
+			if !c.held {
+				assert.Empty(t, why)
+				return
+			}
+			assert.Equal(t, "vault vault1 holds deletes since 2026-12-03T10:00:00Z: its mass-delete guard let its threshold through; the delete waits until the hold is cleared (clearMassDeleteHold)", why)
+		})
+	}
 }

@@ -89,6 +89,12 @@ type NotRunningError struct{ Message string }
 
 func (e *NotRunningError) Error() string { return e.Message }
 
+// NotPublishedError is a vault that runs and has not yet written its
+// settings in its memo (it does at its first task).
+type NotPublishedError struct{ Message string }
+
+func (e *NotPublishedError) Error() string { return e.Message }
+
 // VaultSettings reads the delete settings a vault publishes in its memo.
 // The server answers from the vault's record, without a task of the vault,
 // so a vault busy with a burst of deletes is still read at once. A workflow
@@ -118,7 +124,7 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 	}
 	p := info.GetMemo().GetFields()[workflows.MemoDeleteSettings]
 	if p == nil {
-		return vs, fmt.Errorf("vault %s has not published its settings yet: try again in a moment", vaultID)
+		return vs, &NotPublishedError{fmt.Sprintf("vault %s has not published its settings yet: try again in a moment", vaultID)}
 	}
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &vs); err != nil || vs.State == "" {
 		return vs, fmt.Errorf("vault %s's published settings cannot be read (%v)", vaultID, err)
