@@ -129,11 +129,18 @@ func TestDecidedRequestsAreBoundedAndPendingOnesKept(t *testing.T) {
 		}
 		v.st.Requests = append(v.st.Requests, MuaRequest{RequestID: "r-" + string(rune('A'+i)), State: state})
 	}
-	v.trimRequests()
-	require.Len(t, v.st.Requests, maxClosedRequests+2)
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	// Approved deletes: one its item has not carried out yet, within its
+	// window; one carried out; one whose window has ended.
+	v.st.Requests[1] = MuaRequest{RequestID: "r-awaited", State: RequestApproved, Operation: string(OpDelete), ExpiresAt: now.Add(time.Hour)}
+	v.st.Requests[2] = MuaRequest{RequestID: "r-done", State: RequestApproved, Operation: string(OpDelete), ExpiresAt: now.Add(time.Hour), CarriedOut: true}
+	v.st.Requests[3] = MuaRequest{RequestID: "r-late", State: RequestApproved, Operation: string(OpDelete), ExpiresAt: now}
+	v.trimRequests(now)
+	require.Len(t, v.st.Requests, maxClosedRequests+3)
 	assert.Equal(t, "r-A", v.st.Requests[0].RequestID, "a pending request is never dropped")
 	assert.Equal(t, RequestPending, v.st.Requests[0].State)
-	assert.Equal(t, "r-"+string(rune('A'+9)), v.st.Requests[1].RequestID, "the oldest decided ones go first")
+	assert.Equal(t, "r-awaited", v.st.Requests[1].RequestID, "an approved delete its item has yet to carry out is kept")
+	assert.Equal(t, "r-"+string(rune('A'+9)), v.st.Requests[2].RequestID, "the oldest decided ones go first, carried out or past their window")
 }
 
 func TestCheckRequester(t *testing.T) {

@@ -422,27 +422,34 @@ func (v *vault) close(ctx workflow.Context, i int, state RequestState, who actor
 		outcome = string(RequestExpired)
 	}
 	v.audit(ctx, op, who, outcome, fmt.Sprintf("request %s (%s, asked by %s): %s", r.RequestID, r.Summary, r.RequestedBy, detail))
-	v.trimRequests()
+	v.trimRequests(workflow.Now(ctx))
 	v.version++
 }
 
-// trimRequests keeps every pending request and the last decided ones.
-func (v *vault) trimRequests() {
+// trimRequests keeps every pending request, every approved delete its item
+// has not carried out yet within its window (an approver deciding a burst
+// of requests must not drop one whose item is about to confirm it), and
+// the last decided ones.
+func (v *vault) trimRequests(now time.Time) {
+	kept := func(r MuaRequest) bool {
+		return r.State == RequestPending ||
+			(r.State == RequestApproved && r.Operation == string(OpDelete) && !r.CarriedOut && now.Before(r.ExpiresAt))
+	}
 	closed := 0
 	for _, r := range v.st.Requests {
-		if r.State != RequestPending {
+		if !kept(r) {
 			closed++
 		}
 	}
-	kept := v.st.Requests[:0]
+	keep := v.st.Requests[:0]
 	for _, r := range v.st.Requests {
-		if r.State != RequestPending && closed > maxClosedRequests {
+		if !kept(r) && closed > maxClosedRequests {
 			closed--
 			continue
 		}
-		kept = append(kept, r)
+		keep = append(keep, r)
 	}
-	v.st.Requests = kept
+	v.st.Requests = keep
 }
 
 func (v *vault) statusWith(requestID string) VaultStatus {

@@ -355,8 +355,9 @@ func requestByID(st VaultStatus, id string) MuaRequest {
 	return MuaRequest{}
 }
 
-// TestTheApprovedRequestOutlivesAFloodOfDecidedOnes: decided requests are
-// trimmed oldest decision first, so the one an item will look up stays.
+// TestTheApprovedRequestOutlivesAFloodOfDecidedOnes: an approver deciding
+// a burst of requests must not trim away an approved delete whose item has
+// yet to confirm it; decided requests go oldest decision first.
 func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 	var a *activities.Activities
 	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(nil)
@@ -368,6 +369,12 @@ func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 		s.itemDelete("item-delete", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice"}, nil, &err)
 	})
 	s.at(2*time.Minute, func() {
+		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, &got, &errApprove)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		s.Require().NotNil(got.Request)
+		s.Equal(RequestApproved, got.Request.State)
 		var err error
 		for i := range MaxClosedRequests + 5 {
 			by := fmt.Sprintf("x%d", i)
@@ -375,17 +382,17 @@ func (s *VaultSuite) TestTheApprovedRequestOutlivesAFloodOfDecidedOnes() {
 			s.answer(UpdateReject, DecisionRequest{RequestID: fmt.Sprintf("r-%d", i+2), RequestedBy: by}, nil, &err)
 		}
 	})
-	s.at(3*time.Minute, func() {
-		s.answer(UpdateApprove, DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, &got, &errApprove)
-	})
 	s.at(4*time.Minute, func() {
-		s.Require().NoError(errApprove)
-		s.Require().NotNil(got.Request)
-		s.Equal(RequestApproved, got.Request.State)
 		st := s.status()
-		s.Len(st.Requests, MaxClosedRequests)
+		s.Len(st.Requests, MaxClosedRequests+1, "the last decided ones, and the approval its item has yet to carry out")
 		s.Equal(RequestApproved, requestByID(st, "r-1").State, "still there for the item to find")
-		s.env.CancelWorkflow()
+		var answer VaultAnswer
+		var err error
+		s.itemDelete("item-confirms", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", RequestID: "r-1"}, &answer, &err)
+		s.at(time.Minute, func() {
+			s.Require().NoError(err, "the item carries out the approval it was told of")
+			s.env.CancelWorkflow()
+		})
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
