@@ -315,7 +315,7 @@ func TestBrowserShowsADeleteWaitingForItsVault(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#delete button[type="submit"]`)))
 	b.until(`document.querySelector(".flash") !== null && document.querySelector(".flash").textContent.includes("waits for the vault")`)
 	assert.Contains(t, b.text("#status"), "Delete waiting for the vault")
-	assert.Contains(t, b.text("#status"), "vault/gone is not a running Vault workflow")
+	assert.Contains(t, b.text("#status"), "vault gone could not be asked how deletes of item vm1 are protected: vault gone is not running (Terminated)")
 	assert.Equal(t, workflows.Protected, k.status("gone", "vm1").ProtectionState)
 	b.shot("14-delete-waiting")
 
@@ -347,6 +347,6 @@ func TestBrowserShowsAnApprovalWaitingForItsVault(t *testing.T) {
 	b.until(`document.querySelector("#status") !== null`)
 	assert.Contains(t, b.text("#status"), "Approval waiting for the vault")
 	assert.Contains(t, b.text("#status"), "request r-1")
-	assert.Contains(t, b.text("#status"), "vault/away is not a running Vault workflow")
+	assert.Contains(t, b.text("#status"), "vault away could not be asked how deletes of item vm1 are protected: vault away is not running (Terminated)")
 	assert.Equal(t, workflows.Protected, k.status("away", "vm1").ProtectionState, "nothing deleted without the vault's confirmation")
 }

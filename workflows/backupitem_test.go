@@ -137,7 +137,7 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 			s.heldBefore = append(s.heldBefore, in.HeldBefore)
 			req := in.Request
 			if s.vaultSettings.State == "" {
-				return VaultAnswer{}, temporal.NewNonRetryableApplicationError("vault/vault1 is not a running Vault workflow", ErrTypeNoVault, nil)
+				return VaultAnswer{}, temporal.NewNonRetryableApplicationError("vault vault1 is not running (Terminated)", ErrTypeNoVault, nil)
 			}
 			answer := VaultAnswer{Settings: s.vaultSettings}
 			switch {
@@ -1057,7 +1057,7 @@ func (s *ItemSuite) TestADeleteWaitsForAVaultThatCannotBeRead() {
 		s.Require().NoError(err, "the delete is taken, to be applied when the vault answers")
 		s.Require().NotNil(got.PendingDelete)
 		s.Equal("mallory", got.PendingDelete.RequestedBy)
-		s.Contains(got.PendingDelete.Why, "vault vault1 could not be asked how deletes of item vm1 are protected: vault/vault1 is not a running Vault workflow")
+		s.Contains(got.PendingDelete.Why, "vault vault1 could not be asked how deletes of item vm1 are protected: vault vault1 is not running (Terminated)")
 		s.Equal(Protected, got.ProtectionState, "nothing deleted yet")
 		s.Equal("delete/mallory/"+OutcomeWaiting, s.lastAudit())
 	})
