@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -71,7 +73,7 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 		// of ours: the item asks again later.
 		return answer, err
 	case in.HeldBefore:
-		if why := vs.StillHeld(in.VaultID, in.Request); why != "" {
+		if why := vs.StillHeld(in.VaultID, in.Request, time.Now()); why != "" {
 			answer.Held, answer.Settings = why, vs.SoftDeleteSettings
 			return answer, nil
 		}
@@ -175,7 +177,7 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 		return workflows.RunInfo{}, nil
 	}
 	if err != nil {
-		return workflows.RunInfo{}, fmt.Errorf("describe run %s of %s: %w", runID, workflowID, err)
+		return workflows.RunInfo{}, fmt.Errorf("describe %s: %w", strings.TrimSuffix(workflowID+" run "+runID, " run "), err)
 	}
 	info := d.GetWorkflowExecutionInfo()
 	return workflows.RunInfo{

@@ -54,6 +54,7 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState == workflows.SoftDeleted
 	}, 30*time.Second, 200*time.Millisecond, "the held delete went through at its next try")
+	k.replayAndSave(workflows.VaultWorkflowID("burst"), "guard-vault.json")
 }
 
 // updatesAt counts the updates of a name a workflow accepted.

@@ -287,7 +287,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, ids, 2, "every recovery point is still in the store")
 
-	k.replayAndSave(id)
+	k.replayAndSave(id, "lifecycle-vault.json")
 }
 
 func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
@@ -368,10 +368,10 @@ func TestRefusedProtectLeavesNoItemBehind(t *testing.T) {
 	assert.Equal(t, map[workflows.State]int{workflows.Protected: 1}, nonZero(k.counts("r1")), "visibility counts one item, protected")
 }
 
-// replayAndSave replays the item's real history with the current code, and
-// saves it as workflows/testdata when RECOVERYVAULT_SAVE_HISTORY is set, so
-// the replay test in workflows/ keeps future changes deterministic.
-func (k *cluster) replayAndSave(id string) {
+// replayAndSave replays a workflow's real history with the current code,
+// and saves it as workflows/testdata/name when RECOVERYVAULT_SAVE_HISTORY is
+// set, so the replay test in workflows/ keeps future changes deterministic.
+func (k *cluster) replayAndSave(id, name string) {
 	t := k.t
 	it := k.c.GetWorkflowHistory(context.Background(), id, "", false, 0)
 	hist := &historypb.History{}
@@ -384,7 +384,7 @@ func (k *cluster) replayAndSave(id string) {
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "history.json")
 	if os.Getenv("RECOVERYVAULT_SAVE_HISTORY") != "" {
-		path = filepath.Join("..", "workflows", "testdata", "lifecycle-vault.json")
+		path = filepath.Join("..", "workflows", "testdata", name)
 	}
 	require.NoError(t, os.WriteFile(path, data, 0o644))
 	require.NoError(t, workflows.ReplayHistoryFile(path, id))

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -141,6 +142,18 @@ func TestDecidedRequestsAreBoundedAndPendingOnesKept(t *testing.T) {
 	assert.Equal(t, RequestPending, v.st.Requests[0].State)
 	assert.Equal(t, "r-awaited", v.st.Requests[1].RequestID, "an approved delete its item has yet to carry out is kept")
 	assert.Equal(t, "r-"+string(rune('A'+9)), v.st.Requests[2].RequestID, "the oldest decided ones go first, carried out or past their window")
+}
+
+func TestApprovalsAwaitingTheirItemsAreBoundedToo(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	v := &vault{}
+	for i := range maxPendingRequests + 5 {
+		v.st.Requests = append(v.st.Requests, MuaRequest{RequestID: fmt.Sprintf("r-%d", i), State: RequestApproved,
+			Operation: string(OpDelete), ExpiresAt: now.Add(time.Hour)})
+	}
+	v.trimRequests(now)
+	require.Len(t, v.st.Requests, maxPendingRequests)
+	assert.Equal(t, "r-5", v.st.Requests[0].RequestID, "the oldest approvals its items never carried out go first")
 }
 
 func TestCheckRequester(t *testing.T) {

@@ -49,7 +49,8 @@ type Alert struct {
 	// signatures.
 	Signer string `json:"signer,omitempty"`
 	// More counts the alerts of the same kind folded into this one while
-	// too many waited for delivery; the vault's audit names each.
+	// too many waited for delivery; each refused request stays in the
+	// vault's event history.
 	More int `json:"more,omitempty"`
 }
 

@@ -87,13 +87,21 @@ type DeleteSettings struct {
 // StillHeld says why a delete the vault held when last asked is held
 // still, as the vault's published hold shows, or "" when the vault must be
 // asked again: the hold was cleared after the delete was received, or the
-// vault holds nothing. Held deletes ask again every few minutes; read from
+// vault holds nothing, or the delete's signature is stale by now. Held
+// deletes ask again every few minutes; read from
 // the vault's record, a thousand of them cost the vault nothing while the
 // hold lasts. It is never a reason to let a delete through: only the vault
 // does that.
-func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest) string {
+func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now time.Time) string {
 	if s.MassDeleteHeldSince.IsZero() || s.MultiUserAuthorization || req.RequestID != "" ||
 		(!req.ReceivedAt.IsZero() && !req.ReceivedAt.After(s.MassDeleteReleasedUntil)) {
+		return ""
+	}
+	// A signed delete whose signature has gone stale is the vault's to
+	// refuse, now, rather than shown waiting for a clear it cannot pass.
+	var sig Signature
+	_ = json.Unmarshal(req.Input, &sig)
+	if at, err := time.Parse(time.RFC3339, sig.SignedAt); sig.Signature != "" && (err != nil || now.Sub(at) > SignatureMaxSkew) {
 		return ""
 	}
 	return fmt.Sprintf("vault %s holds deletes since %s: its mass-delete guard let its threshold through; the delete waits until the hold is cleared (clearMassDeleteHold)",
@@ -267,8 +275,12 @@ const MemoDeleteSettings = "deleteSettings"
 // as the change. What the memo says only ever raises an item's floor, or
 // keeps a held delete waiting; a delete asks the vault itself.
 func (v *vault) publish(ctx workflow.Context) error {
-	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled,
-		MassDeleteHeldSince: v.st.MassDelete.HeldSince.UTC(), MassDeleteReleasedUntil: v.st.MassDelete.ReleasedUntil.UTC()}
+	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}
+	// A run that began before vaults published their hold replays as it
+	// ran; every later run publishes it (one marker a run).
+	if workflow.GetVersion(ctx, "publish-mass-delete-hold", workflow.DefaultVersion, 1) >= 1 {
+		now.MassDeleteHeldSince, now.MassDeleteReleasedUntil = v.st.MassDelete.HeldSince.UTC(), v.st.MassDelete.ReleasedUntil.UTC()
+	}
 	if v.published != nil && *v.published == now {
 		return nil
 	}

@@ -98,8 +98,9 @@ type VaultSuite struct {
 	// holding is what visibility counts of the vault's items with data;
 	// counted, how many times the vault asked.
 	holding, counted int
-	// notifierDownUntil fails every alert's delivery until then.
-	notifierDownUntil time.Time
+	// notifierDownUntil fails every alert's delivery until then;
+	// flakyUntil, the description of items named "flaky...".
+	notifierDownUntil, flakyUntil time.Time
 	// incarnations are the items' first run IDs, by workflow ID.
 	incarnations map[string]string
 }
@@ -109,7 +110,7 @@ func TestVaultSuite(t *testing.T) { suite.Run(t, new(VaultSuite)) }
 func (s *VaultSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: VaultWorkflowID("vault1")})
-	s.running, s.alerts, s.holding, s.counted, s.notifierDownUntil = nil, nil, 0, 0, time.Time{}
+	s.running, s.alerts, s.holding, s.counted, s.notifierDownUntil, s.flakyUntil = nil, nil, 0, 0, time.Time{}, time.Time{}
 	var a *activities.Activities
 	s.env.OnActivity(a.CountVaultItems, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, _ string) (int, error) { s.counted++; return s.holding, nil }).Maybe()
@@ -124,7 +125,8 @@ func (s *VaultSuite) SetupTest() {
 			return nil
 		}).Maybe()
 	// Items named "forged..." do not exist, those named "unreachable..."
-	// cannot be described (the server does not answer); the others run with no
+	// cannot be described (the server does not answer), nor those named
+	// "flaky..." until flakyUntil; the others run with no
 	// incarnation unless the test gives them one. The vault itself was
 	// continued as new, for tests that carry its state.
 	s.incarnations = map[string]string{}
@@ -135,7 +137,8 @@ func (s *VaultSuite) SetupTest() {
 				return RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil
 			case strings.HasPrefix(id, WorkflowID("vault1", "forged")):
 				return RunInfo{}, nil
-			case strings.HasPrefix(id, WorkflowID("vault1", "unreachable")):
+			case strings.HasPrefix(id, WorkflowID("vault1", "unreachable")),
+				strings.HasPrefix(id, WorkflowID("vault1", "flaky")) && s.env.Now().Before(s.flakyUntil):
 				return RunInfo{}, errors.New("frontend did not answer")
 			}
 			return RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id]}, nil

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -198,11 +199,17 @@ func TestAHeldDeleteIsAnsweredFromThePublishedHoldOnlyWhileItStillHoldsIt(t *tes
 		"received before the last clear":           {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: cleared.Add(-time.Second)}, false},
 		"received at the last clear":               {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: cleared}, false},
 		"an approved delete is the vault's to say": {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received, RequestID: "r-1"}, false},
-		"under multi-user authorization":           {DeleteSettings{MultiUserAuthorization: true, MassDeleteHeldSince: heldSince}, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
+		"signed, fresh": {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received,
+			Input: json.RawMessage(`{"signature":"-----BEGIN SSH SIGNATURE-----","signedAt":"2026-12-03T10:00:30Z"}`)}, true},
+		"signed, stale by now: the vault refuses it": {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received,
+			Input: json.RawMessage(`{"signature":"-----BEGIN SSH SIGNATURE-----","signedAt":"2026-12-03T09:50:59Z"}`)}, false},
+		"signed at no time the vault can read": {holding, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received,
+			Input: json.RawMessage(`{"signature":"-----BEGIN SSH SIGNATURE-----","signedAt":"yesterday"}`)}, false},
+		"under multi-user authorization": {DeleteSettings{MultiUserAuthorization: true, MassDeleteHeldSince: heldSince}, ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			why := c.vault.StillHeld("vault1", c.req)
+			why := c.vault.StillHeld("vault1", c.req, received.Add(time.Minute))
 			if !c.held {
 				assert.Empty(t, why)
 				return

@@ -158,11 +158,12 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		// Deletes of items the vault does not hold would only fill its
 		// queue of requests.
 		isItem, err := v.realItem(ctx, req.ItemID, req.Incarnation)
-		if err != nil {
+		// Runs that refused such a delete as forged replay as they ran.
+		if err != nil && workflow.GetVersion(ctx, "wait-on-unchecked-item", workflow.DefaultVersion, 1) >= 1 {
 			// Nothing took effect: its item sends the same signed request
 			// again, which must not count as a replay.
 			v.forgetNonce(req.Input)
-			answer.Unavailable = fmt.Sprintf("vault %s could not check that item %s runs: %s", v.id, req.ItemID, message(err))
+			answer.Unavailable = fmt.Sprintf("vault %s could not check that item %s runs (%s): the item asks again", v.id, req.ItemID, message(err))
 			return answer, nil
 		}
 		if !isItem {
@@ -426,24 +427,33 @@ func (v *vault) close(ctx workflow.Context, i int, state RequestState, who actor
 	v.version++
 }
 
-// trimRequests keeps every pending request, every approved delete its item
-// has not carried out yet within its window (an approver deciding a burst
-// of requests must not drop one whose item is about to confirm it), and
-// the last decided ones.
+// trimRequests keeps every pending request, the approved deletes their
+// items have not carried out yet within their windows (an approver deciding
+// a burst of requests must not drop one whose item is about to confirm it;
+// the newest maxPendingRequests of them), and the last decided ones.
 func (v *vault) trimRequests(now time.Time) {
-	kept := func(r MuaRequest) bool {
-		return r.State == RequestPending ||
-			(r.State == RequestApproved && r.Operation == string(OpDelete) && !r.CarriedOut && now.Before(r.ExpiresAt))
+	awaited := func(r MuaRequest) bool {
+		return r.State == RequestApproved && r.Operation == string(OpDelete) && !r.CarriedOut && now.Before(r.ExpiresAt)
 	}
-	closed := 0
+	awaiting, closed := 0, 0
 	for _, r := range v.st.Requests {
-		if !kept(r) {
+		switch {
+		case r.State == RequestPending:
+		case awaited(r):
+			awaiting++
+		default:
 			closed++
 		}
 	}
 	keep := v.st.Requests[:0]
 	for _, r := range v.st.Requests {
-		if !kept(r) && closed > maxClosedRequests {
+		switch {
+		case r.State == RequestPending:
+		case awaited(r) && awaiting > maxPendingRequests:
+			awaiting--
+			continue
+		case awaited(r):
+		case closed > maxClosedRequests:
 			closed--
 			continue
 		}

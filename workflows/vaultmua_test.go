@@ -444,7 +444,7 @@ func (s *VaultSuite) TestADeleteWhoseItemCannotBeCheckedWaitsInsteadOfBeingRefus
 	})
 	s.at(10*time.Minute, func() {
 		s.Require().NoError(err, "a check that could not be made is no refusal")
-		s.Contains(answer.Unavailable, "vault vault1 could not check that item unreachable1 runs: frontend did not answer")
+		s.Contains(answer.Unavailable, "vault vault1 could not check that item unreachable1 runs (frontend did not answer): the item asks again")
 		s.Empty(answer.Pending)
 		st := s.status()
 		s.Empty(st.Requests, "nothing was opened for approval")

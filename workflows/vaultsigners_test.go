@@ -386,3 +386,43 @@ func (s *VaultSuite) TestSignaturesHoldThroughABurstAndItsRelease() {
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
+
+// TestASignedDeleteWhoseItemCannotBeCheckedIsNoReplayWhenAskedAgain: under
+// multi-user authorization a vault that could not check the item answered
+// that it could not, and took nothing of the request: the item's same
+// signed delete, asked again, opens its request.
+func (s *VaultSuite) TestASignedDeleteWhoseItemCannotBeCheckedIsNoReplayWhenAskedAgain() {
+	alice, bob := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "bob")
+	var pending VaultStatus
+	var errSigners, errApprove, errFirst, errAgain error
+	var first, again VaultAnswer
+	var input json.RawMessage
+	s.at(time.Minute, func() {
+		s.enableMua("24h")
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob), RequestedBy: "alice"}, &pending, &errSigners)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errSigners)
+		s.answer(UpdateApprove, DecisionRequest{RequestID: pending.Request.RequestID, RequestedBy: "bob"}, nil, &errApprove)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		s.Require().True(s.status().SignaturesRequired)
+		s.flakyUntil = s.env.Now().Add(2 * time.Minute)
+		input = s.signed(alice, string(OpDelete), WorkflowID("vault1", "flaky1"), Request{RequestedBy: "alice"})
+		s.itemDelete("first", ItemDeleteRequest{ItemID: "flaky1", RequestedBy: "alice", Input: input}, &first, &errFirst)
+	})
+	s.at(6*time.Minute, func() {
+		s.Require().NoError(errFirst)
+		s.Contains(first.Unavailable, "could not check that item flaky1 runs")
+		s.itemDelete("again", ItemDeleteRequest{ItemID: "flaky1", RequestedBy: "alice", Input: input}, &again, &errAgain)
+	})
+	s.at(7*time.Minute, func() {
+		s.Require().NoError(errAgain, "the same signed delete, asked again by its item, is no replay")
+		s.Require().NotNil(again.Pending)
+		s.Equal(RequestPending, again.Pending.State)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
