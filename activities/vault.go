@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -177,7 +176,11 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 		return workflows.RunInfo{}, nil
 	}
 	if err != nil {
-		return workflows.RunInfo{}, fmt.Errorf("describe %s: %w", strings.TrimSuffix(workflowID+" run "+runID, " run "), err)
+		what := workflowID
+		if runID != "" {
+			what += " run " + runID
+		}
+		return workflows.RunInfo{}, fmt.Errorf("describe %s: %w", what, err)
 	}
 	info := d.GetWorkflowExecutionInfo()
 	return workflows.RunInfo{

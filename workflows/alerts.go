@@ -49,8 +49,9 @@ func startAlertSender(ctx workflow.Context, queue *[]Alert) *alertSender {
 const maxQueuedAlerts = 100
 
 // queueAlert queues an alert for delivery. Once maxQueuedAlerts wait, it is
-// folded into the last waiting alert of its kind (counted in its More; the
-// audit keeps each operation), and queued only if none of its kind waits:
+// folded into the last waiting alert of its kind (counted in its More; each
+// refused request stays in the vault's event history), and queued only if
+// none of its kind waits:
 // the queue never holds more than maxQueuedAlerts plus one of each kind.
 // The first alert is never changed: it may be on its way.
 func queueAlert(queue *[]Alert, a Alert) {

@@ -101,7 +101,7 @@ func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now tim
 	// refuse, now, rather than shown waiting for a clear it cannot pass.
 	var sig Signature
 	_ = json.Unmarshal(req.Input, &sig)
-	if at, err := time.Parse(time.RFC3339, sig.SignedAt); sig.Signature != "" && (err != nil || now.Sub(at) > SignatureMaxSkew) {
+	if at, err := time.Parse(time.RFC3339, sig.SignedAt); sig.Signature != "" && (err != nil || withinSkew(now)(at) != nil) {
 		return ""
 	}
 	return fmt.Sprintf("vault %s holds deletes since %s: its mass-delete guard let its threshold through; the delete waits until the hold is cleared (clearMassDeleteHold)",
