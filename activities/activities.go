@@ -26,11 +26,21 @@ type Activities struct {
 	Client   client.Client
 	Notifier Notifier
 	Settings workflows.Settings
+
+	// runs are the calling runs confirmed to be ours (admit).
+	runs runCache
 }
 
 // Backup takes a new recovery point of the item's source tree. On a store
 // with object lock, what it writes is kept for the item's window.
 func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
+		return workflows.BackupResult{}, err
+	}
+	return a.backup(ctx, in)
+}
+
+func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
 	lock := a.lock(in.Window)
 	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
 	if err != nil {
@@ -54,6 +64,13 @@ func (a *Activities) lock(window workflows.WindowInputs) workflows.LockResult {
 // Restore writes a recovery point to TargetPath, every file checked
 // against the content hash the workflow recorded.
 func (a *Activities) Restore(ctx context.Context, in workflows.RestoreInput) (workflows.RestoreResult, error) {
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
+		return workflows.RestoreResult{}, err
+	}
+	return a.restore(ctx, in)
+}
+
+func (a *Activities) restore(ctx context.Context, in workflows.RestoreInput) (workflows.RestoreResult, error) {
 	r, err := a.Store.Restore(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, in.TargetPath, heartbeat(ctx))
 	if err != nil {
 		return workflows.RestoreResult{}, classify(err)
@@ -64,6 +81,9 @@ func (a *Activities) Restore(ctx context.Context, in workflows.RestoreInput) (wo
 // Collect removes expired recovery points and the data only they held. It
 // is idempotent, so the workflow retries it.
 func (a *Activities) Collect(ctx context.Context, in workflows.CollectInput) error {
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
+		return err
+	}
 	_, err := a.Store.Delete(ctx, in.VaultID, in.ItemID, in.RecoveryPointIDs, a.lock(in.Window).Until, heartbeat(ctx))
 	return classify(err)
 }
@@ -71,6 +91,9 @@ func (a *Activities) Collect(ctx context.Context, in workflows.CollectInput) err
 // Lock keeps every object of an item, on a store with object lock, until a
 // soft-deleted item's deadline, or for the item's window from now.
 func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflows.LockResult, error) {
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
+		return workflows.LockResult{}, err
+	}
 	lock := a.lock(in.Window)
 	if lock.Until.IsZero() {
 		return lock, nil
@@ -82,12 +105,23 @@ func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflow
 }
 
 // Purge destroys everything of an item, then tells its vault and sends the
-// alert. It is idempotent: the workflow retries it until it succeeds.
+// alert. It is idempotent: the workflow retries it until it succeeds. Only
+// the item itself, soft-deleted past its deadline, may have it run.
 func (a *Activities) Purge(ctx context.Context, in workflows.PurgeInput) error {
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
+		return err
+	}
+	if err := a.dueForPurge(ctx, in.VaultID); err != nil {
+		return err
+	}
+	return a.purge(ctx, in)
+}
+
+func (a *Activities) purge(ctx context.Context, in workflows.PurgeInput) error {
 	if err := a.Store.Purge(ctx, in.VaultID, in.ItemID, heartbeat(ctx)); err != nil {
 		return classify(err)
 	}
-	_, err := a.Announce(ctx, in.Announce)
+	_, err := a.announce(ctx, in.Announce)
 	return err
 }
 

@@ -13,33 +13,28 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
 	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/workflows"
 )
 
-func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	env := ts.NewTestActivityEnvironment()
+// TestStoreActivitiesRoundTripAndClassifyBadInput runs the store's side of
+// the activities, past the check of their caller (caller_test.go).
+func TestStoreActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	a := &Activities{Store: storetest.New(t)}
-	env.RegisterActivity(a)
+	ctx := t.Context()
 	src := treediff.WriteSample(t)
 
-	v, err := env.ExecuteActivity(a.Backup, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
+	b, err := a.backup(ctx, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
 	require.NoError(t, err)
-	var b workflows.BackupResult
-	require.NoError(t, v.Get(&b))
 	assert.Equal(t, 3, b.Files, "three regular files; the symlink and directories are not counted")
 	assert.Equal(t, "rp-1", b.Point.ID)
 	assert.Len(t, b.Point.SHA256, 64)
 
 	target := filepath.Join(t.TempDir(), "out")
-	v, err = env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
+	r, err := a.restore(ctx, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
 	require.NoError(t, err)
-	var r workflows.RestoreResult
-	require.NoError(t, v.Get(&r))
 	assert.Equal(t, 3, r.Files)
 	diffs, err := treediff.Diff(src, target)
 	require.NoError(t, err)
@@ -52,20 +47,19 @@ func TestActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 		assert.Equal(t, typ, app.Type())
 		assert.True(t, app.NonRetryable())
 	}
-	_, err = env.ExecuteActivity(a.Backup, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-2"}, SourcePath: "/does/not/exist"})
+	_, err = a.backup(ctx, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-2"}, SourcePath: "/does/not/exist"})
 	nonRetryable(err, workflows.ErrTypeSourceMissing)
-	_, err = env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-9"}, TargetPath: filepath.Join(t.TempDir(), "x")})
+	_, err = a.restore(ctx, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-9"}, TargetPath: filepath.Join(t.TempDir(), "x")})
 	nonRetryable(err, workflows.ErrTypeUnknownRecoveryPoint)
-	_, err = env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
+	_, err = a.restore(ctx, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
 	nonRetryable(err, workflows.ErrTypeTargetNotEmpty)
 
-	_, err = env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}})
-	require.NoError(t, err)
+	require.NoError(t, a.purge(ctx, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}}))
 	ids, err := a.Store.List(t.Context(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Empty(t, ids)
-	_, err = env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}})
-	assert.NoError(t, err, "purging a purged item succeeds")
+	assert.NoError(t, a.purge(ctx, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}}),
+		"purging a purged item succeeds")
 }
 
 func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {

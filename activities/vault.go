@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -22,6 +23,13 @@ import (
 // the server's record, without a task of it), reads the vault's settings
 // from its memo for the item's floor, and delivers the item's alerts.
 func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (workflows.AnnounceResult, error) {
+	if err := a.admit(ctx, in.VaultID, anyItemOf(in.VaultID)); err != nil {
+		return workflows.AnnounceResult{}, err
+	}
+	return a.announce(ctx, in)
+}
+
+func (a *Activities) announce(ctx context.Context, in workflows.AnnounceInput) (workflows.AnnounceResult, error) {
 	var res workflows.AnnounceResult
 	if in.Register {
 		vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
@@ -39,7 +47,8 @@ func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (
 		}
 	}
 	for _, alert := range in.Alerts {
-		if err := a.Notify(ctx, alert); err != nil {
+		alert.VaultID = in.VaultID
+		if err := a.notify(ctx, alert); err != nil {
 			return res, err
 		}
 	}
@@ -49,6 +58,9 @@ func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (
 // CountVaultItems counts a vault's items that hold data, through
 // visibility, for its mass-delete guard.
 func (a *Activities) CountVaultItems(ctx context.Context, vaultID string) (int, error) {
+	if err := a.admit(ctx, vaultID, vaultCaller(vaultID)); err != nil {
+		return 0, err
+	}
 	return items.HoldingData(ctx, a.Client, vaultID)
 }
 
@@ -60,6 +72,9 @@ func (a *Activities) CountVaultItems(ctx context.Context, vaultID string) (int, 
 // deletes asking again does not queue at the vault.
 func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (workflows.VaultAnswer, error) {
 	var answer workflows.VaultAnswer
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.Request.ItemID)); err != nil {
+		return answer, err
+	}
 	id := workflows.VaultWorkflowID(in.VaultID)
 	vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
 	var unpublished *items.NotPublishedError
@@ -92,7 +107,7 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 		return answer, fmt.Errorf("update %s of %s: %w", workflows.UpdateItemDelete, id, err)
 	}
 	if answer.Alert != nil {
-		if err := a.Notify(ctx, *answer.Alert); err != nil {
+		if err := a.notify(ctx, *answer.Alert); err != nil {
 			return answer, err
 		}
 	}
@@ -106,6 +121,13 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 // so it must not refuse over an item that is gone, nor miss one that holds
 // data. It heartbeats once per item checked.
 func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]workflows.ListedItem, error) {
+	if err := a.admit(ctx, vaultID, vaultCaller(vaultID)); err != nil {
+		return nil, err
+	}
+	return a.listVaultItems(ctx, vaultID)
+}
+
+func (a *Activities) listVaultItems(ctx context.Context, vaultID string) ([]workflows.ListedItem, error) {
 	// By workflow ID, which an item's workflow must match: an item still
 	// taking its first backup has published no attributes yet, and holds
 	// data all the same.
@@ -158,8 +180,15 @@ func (a *Activities) confirmRunning(ctx context.Context, l workflows.ListedItem)
 	return &r, nil
 }
 
-// Notify delivers an alert through the worker's notifier.
+// Notify delivers a vault's alert through the worker's notifier.
 func (a *Activities) Notify(ctx context.Context, alert workflows.Alert) error {
+	if err := a.admit(ctx, alert.VaultID, vaultCaller(alert.VaultID)); err != nil {
+		return err
+	}
+	return a.notify(ctx, alert)
+}
+
+func (a *Activities) notify(ctx context.Context, alert workflows.Alert) error {
 	if a.Notifier == nil {
 		return LogNotifier{}.Notify(ctx, alert)
 	}
@@ -167,9 +196,22 @@ func (a *Activities) Notify(ctx context.Context, alert workflows.Alert) error {
 }
 
 // DescribeRun tells what a run of a workflow is or was: a run that carries
-// state checks that its predecessor was its own kind of workflow. An empty
-// runID is the current run.
+// state checks that its predecessor was its own kind of workflow, and a
+// vault checks the item a delete names. An empty runID is the current run.
 func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) (workflows.RunInfo, error) {
+	vaultID := vaultOf(workflowID)
+	if v, ok := strings.CutPrefix(workflowID, workflows.VaultWorkflowID("")); ok {
+		vaultID = v
+	}
+	// Items and vaults describe their own runs; a vault, its items'.
+	self := []caller{{typ: workflows.WorkflowType, id: workflowID}, {typ: workflows.VaultWorkflowType, id: workflowID}}
+	if err := a.admit(ctx, vaultID, append(self, vaultCaller(vaultID))...); err != nil {
+		return workflows.RunInfo{}, err
+	}
+	return a.describeRun(ctx, workflowID, runID)
+}
+
+func (a *Activities) describeRun(ctx context.Context, workflowID, runID string) (workflows.RunInfo, error) {
 	d, err := a.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -185,6 +227,7 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 	info := d.GetWorkflowExecutionInfo()
 	return workflows.RunInfo{
 		WorkflowType:   info.GetType().GetName(),
+		TaskQueue:      d.GetExecutionConfig().GetTaskQueue().GetName(),
 		Running:        info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
 		ContinuedAsNew: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
 		FirstRunID:     info.GetFirstRunId(),
@@ -194,7 +237,7 @@ func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) 
 // requireRunning refuses, for good, a workflow that is not a running one
 // of the expected type.
 func (a *Activities) requireRunning(ctx context.Context, workflowID, workflowType string) error {
-	info, err := a.DescribeRun(ctx, workflowID, "")
+	info, err := a.describeRun(ctx, workflowID, "")
 	if err != nil {
 		return err
 	}
@@ -207,6 +250,14 @@ func (a *Activities) requireRunning(ctx context.Context, workflowID, workflowTyp
 
 // Signal sends a signal to a running workflow of the given type.
 func (a *Activities) Signal(ctx context.Context, in workflows.MessageInput) error {
+	// A vault signals its own items, and nothing else.
+	vaultID := vaultOf(in.WorkflowID)
+	if in.WorkflowType != workflows.WorkflowType {
+		vaultID = ""
+	}
+	if err := a.admit(ctx, vaultID, vaultCaller(vaultID)); err != nil {
+		return err
+	}
 	if err := a.requireRunning(ctx, in.WorkflowID, in.WorkflowType); err != nil {
 		return err
 	}
@@ -214,4 +265,14 @@ func (a *Activities) Signal(ctx context.Context, in workflows.MessageInput) erro
 		return fmt.Errorf("signal %s to %s: %w", in.Name, in.WorkflowID, err)
 	}
 	return nil
+}
+
+// vaultOf is the vault of an item's workflow ID, "" for any other ID.
+func vaultOf(workflowID string) string {
+	rest, ok := strings.CutPrefix(workflowID, "backup-item/")
+	if !ok {
+		return ""
+	}
+	vaultID, _, _ := strings.Cut(rest, "/")
+	return vaultID
 }

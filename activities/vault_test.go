@@ -48,7 +48,7 @@ func TestListedItemsAreConfirmedWithTheirWorkflows(t *testing.T) {
 	// Listed by workflow ID: these items, like one taking its first
 	// backup, have published no search attributes.
 	require.Eventually(t, func() bool {
-		listed, err := a.ListVaultItems(ctx, "v")
+		listed, err := a.listVaultItems(ctx, "v")
 		return err == nil && len(listed) == 1 && listed[0].WorkflowID == running.GetID()
 	}, 20*time.Second, 100*time.Millisecond, "the running item, and only it, is what the vault counts")
 	for id, want := range map[string]bool{

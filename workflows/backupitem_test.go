@@ -74,7 +74,7 @@ func (s *ItemSuite) reset() {
 	s.env = s.newItemEnv()
 	s.store = storetest.New(s.T())
 	s.source = writeSource(s.T())
-	s.env.RegisterActivity(&activities.Activities{Store: s.store})
+	s.env.RegisterActivity(&activities.Activities{Store: s.store, Client: ourRuns{}})
 	s.mockVault(DefaultSoftDeleteSettings())
 	s.canceled, s.canceledAt, s.firedTimers, s.purges, s.purgeTime = nil, nil, nil, 0, time.Time{}
 	s.env.SetOnTimerCanceledListener(func(id string) {
@@ -123,6 +123,9 @@ func (s *ItemSuite) mockVault(vs SoftDeleteSettings) {
 	}
 	s.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, in AnnounceInput) (AnnounceResult, error) { return announce(in) }).Maybe()
+	// The run an item continues from is its own.
+	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
+		RunInfo{WorkflowType: WorkflowType, TaskQueue: TaskQueue, ContinuedAsNew: true}, nil).Maybe()
 	s.env.OnActivity(a.Purge, mock.Anything, mock.Anything).Return(
 		func(ctx ctxT, in PurgeInput) error {
 			if err := s.store.Purge(ctx, in.VaultID, in.ItemID, nil); err != nil {
@@ -755,6 +758,33 @@ func (s *ItemSuite) TestStartInputCarryingStateIsRefused() {
 	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)
 	s.Zero(s.purges)
 	s.Equal([]string{"rp-old"}, s.storedPoints(), "data left by an earlier run is untouched")
+}
+
+// TestStateCarriedFromARunNotOursIsRefusedBeforeAnyEffect: after a
+// terminate, a workflow of someone else's continues as new into the item
+// with a soft-deleted state long past its deadline.
+func (s *ItemSuite) TestStateCarriedFromARunNotOursIsRefusedBeforeAnyEffect() {
+	_, err := s.store.Backup(context.Background(), "vault1", "vm1", "rp-old", s.source, time.Time{}, nil)
+	s.Require().NoError(err)
+	s.env = s.newItemEnv()
+	s.env.RegisterActivity(&activities.Activities{Store: s.store, Client: ourRuns{}})
+	var a *activities.Activities
+	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, "previous-run").Return(
+		RunInfo{WorkflowType: "Forger", TaskQueue: "attacker", ContinuedAsNew: true}, nil).Once()
+	var effects []string
+	s.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, _ converter.EncodedValues) {
+		if info.ActivityType.Name != ActivityDescribeRun {
+			effects = append(effects, info.ActivityType.Name)
+		}
+	})
+	s.env.SetContinuedExecutionRunID("previous-run")
+	in := s.input()
+	now := s.env.Now()
+	in.State = &ItemState{ProtectionState: SoftDeleted, DeletedAt: now.Add(-15 * day), Deadline: now.Add(-day)}
+	s.env.ExecuteWorkflow(BackupItem, in)
+	s.ErrorContains(s.env.GetWorkflowError(), `carried state refused: the run it continues (previous-run) is a "Forger" on task queue "attacker"`)
+	s.Empty(effects, "nothing ran")
+	s.Equal([]string{"rp-old"}, s.storedPoints(), "the item's data is untouched")
 }
 
 func (s *ItemSuite) TestAWorkflowIDThatIsNotTheItemsIsRefused() {

@@ -48,12 +48,15 @@ const (
 	// ErrTypeNoVault is a vault (or another workflow of ours) that is not
 	// running: asking again does not help.
 	ErrTypeNoVault = "NoVault"
+	// ErrTypeForbidden is an activity scheduled by a workflow it does not
+	// serve: refused, nothing changed.
+	ErrTypeForbidden = "Forbidden"
 )
 
 // NonRetryableErrorTypes are the failures that no retry can fix: bad input
 // and damaged data. Everything else (I/O faults, a worker lost) is retried.
 var NonRetryableErrorTypes = []string{
-	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput,
+	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput, ErrTypeForbidden,
 }
 
 // BackupInput asks for a new recovery point of an item; the activity fills
@@ -347,6 +350,7 @@ func errorType(err error) string {
 // RunInfo is the type and status of one workflow run (DescribeRun).
 type RunInfo struct {
 	WorkflowType   string `json:"workflowType"`
+	TaskQueue      string `json:"taskQueue,omitempty"`
 	Running        bool   `json:"running"`
 	ContinuedAsNew bool   `json:"continuedAsNew"`
 	// FirstRunID names the workflow's incarnation: it stays the same

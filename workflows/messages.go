@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -44,7 +45,33 @@ const (
 	MaxSoftDeleteRetentionDays     = 180
 	MinFrequency                   = time.Minute
 	MinRetentionDays               = 1
+	MaxRetentionDays               = 3650
 )
+
+// Bounds of what a message may bring into a workflow, checked before
+// anything of it is kept: one oversized field copied into an audit entry,
+// an alert or an activity's input would fail the workflow's task for good.
+const (
+	MaxPayloadBytes = 64 << 10
+	MaxReasonBytes  = 1 << 10
+	MaxNameBytes    = 256
+	MaxPathBytes    = 4 << 10
+	// MaxDetailBytes bounds an audit entry's or an alert's detail.
+	MaxDetailBytes = 1 << 10
+)
+
+// Clip cuts s to at most n bytes on a character boundary, marking the cut.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "..."
+	cut := max(n-len(mark), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
 
 // Search attributes, registered on every server the worker talks to.
 var (

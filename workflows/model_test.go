@@ -284,6 +284,9 @@ func (h *modelHarness) newEnv(start time.Time, continued bool) {
 			clear(h.stored)
 			return nil
 		}).Maybe()
+	// The run continued from is the item's own.
+	h.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
+		RunInfo{WorkflowType: WorkflowType, TaskQueue: TaskQueue, ContinuedAsNew: true}, nil).Maybe()
 	h.env.SetOnActivityStartedListener(func(info *activityInfo, _ ctxT, _ converter.EncodedValues) {
 		if info.ActivityType.Name == ActivityPurge {
 			h.purges = append(h.purges, h.env.Now())

@@ -33,6 +33,10 @@ const (
 	AlertCriticalRejected = "criticalOperationRejected"
 	// AlertApprovalRequested tells approvers that a critical operation waits.
 	AlertApprovalRequested = "approvalRequested"
+	// AlertForbiddenCaller is an activity scheduled by a workflow that is
+	// not the one it serves: someone with access to the namespace tried
+	// to reach an item's data around its workflow.
+	AlertForbiddenCaller = "forbiddenCaller"
 )
 
 // Alert is one notification about a vault or an item.

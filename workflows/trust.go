@@ -69,13 +69,30 @@ func checkIdentity(ctx workflow.Context, wantID string) error {
 }
 
 // checkCarriedState accepts carried state only in a run continued from
-// another (only the server sets that, never a client's start) and not in a
-// retry of a run; cron runs are refused by checkIdentity. An item's state
-// must also be one an item can be in (ItemState.validate).
+// another (only the server sets that, never a client's start), not in a
+// retry of a run (cron runs are refused by checkIdentity), and only from a
+// run of ours: anyone may terminate an item and continue a workflow of
+// their own into it with any state, so the run continued must have been of
+// this workflow's type on our task queue, its code this worker's. Checking
+// the run just before, not the chain's first, holds after the first has
+// passed the namespace's retention.
 func checkCarriedState(ctx workflow.Context) error {
 	info := workflow.GetInfo(ctx)
 	if info.ContinuedExecutionRunID == "" || info.Attempt > 1 {
 		return errForgedState
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		// Until the server answers: the state is neither used nor lost.
+		RetryPolicy: &temporal.RetryPolicy{MaximumInterval: time.Minute, NonRetryableErrorTypes: []string{ErrTypeForbidden}},
+	})
+	var prev RunInfo
+	if err := workflow.ExecuteActivity(actx, ActivityDescribeRun, info.WorkflowExecution.ID, info.ContinuedExecutionRunID).Get(ctx, &prev); err != nil {
+		return fmt.Errorf("the run this one continues could not be checked: %s", message(err))
+	}
+	if !prev.ContinuedAsNew || prev.WorkflowType != info.WorkflowType.Name || prev.TaskQueue != TaskQueue {
+		return fmt.Errorf("carried state refused: the run it continues (%s) is a %q on task queue %q, not a %s of ours on %q; nothing was done with it",
+			info.ContinuedExecutionRunID, prev.WorkflowType, prev.TaskQueue, info.WorkflowType.Name, TaskQueue)
 	}
 	return nil
 }

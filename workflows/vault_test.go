@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -134,7 +136,7 @@ func (s *VaultSuite) SetupTest() {
 		func(_ ctxT, id, _ string) (RunInfo, error) {
 			switch {
 			case id == VaultWorkflowID("vault1"):
-				return RunInfo{WorkflowType: VaultWorkflowType, ContinuedAsNew: true}, nil
+				return RunInfo{WorkflowType: VaultWorkflowType, TaskQueue: TaskQueue, ContinuedAsNew: true}, nil
 			case strings.HasPrefix(id, WorkflowID("vault1", "forged")):
 				return RunInfo{}, nil
 			case strings.HasPrefix(id, WorkflowID("vault1", "unreachable")),
@@ -256,7 +258,9 @@ func TestWebhookAlertsAreRetriedUntilDelivered(t *testing.T) {
 
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	env.RegisterActivity(&activities.Activities{Notifier: activities.WebhookNotifier{URL: srv.URL}})
+	env.RegisterActivityWithOptions(func(ctx context.Context, a Alert) error {
+		return activities.WebhookNotifier{URL: srv.URL}.Notify(ctx, a)
+	}, activity.RegisterOptions{Name: ActivityNotify})
 	queue := []Alert{{Kind: AlertSoftDeleted, VaultID: "vault1", ItemID: "vm1", RequestedBy: "mallory"}}
 	env.ExecuteWorkflow(func(ctx workflow.Context) error {
 		s := StartAlertSender(ctx, &queue)

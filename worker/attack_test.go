@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/storetest"
+	"recoveryvault/store"
+	"recoveryvault/workflows"
+)
+
+// The attacks of docs/security.md, run as an attacker with the namespace's
+// credentials would: workflows of the test's own, on a task queue of its
+// own, against the real worker on a real server.
+
+// alerts records what the worker's notifier is given.
+type alerts struct {
+	mu   sync.Mutex
+	list []workflows.Alert
+}
+
+func (a *alerts) Notify(_ context.Context, al workflows.Alert) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.list = append(a.list, al)
+	return nil
+}
+
+func (a *alerts) of(kind string) []workflows.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []workflows.Alert
+	for _, al := range a.list {
+		if al.Kind == kind {
+			out = append(out, al)
+		}
+	}
+	return out
+}
+
+// attackedWorker is the real worker on a real server, its alerts recorded.
+func attackedWorker(t *testing.T) (client.Client, *store.Store, *alerts) {
+	_, c := realServer(t)
+	st := storetest.New(t)
+	rec := &alerts{}
+	w := backupworker.New(c, st, rec, workflows.Settings{})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return c, st, rec
+}
+
+// attacker runs workflows of its own on queue "attacker".
+func attacker(t *testing.T, c client.Client, name string, wf any) {
+	w := worker.New(c, "attacker", worker.Options{})
+	w.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+}
+
+func TestAWorkflowOfItsOwnCannotRunTheWorkersActivities(t *testing.T) {
+	c, st, rec := attackedWorker(t)
+	src := writeItemSource(t)
+	id := protect(t, c, "vm1", src)
+	point := query(t, c, id).RecoveryPoints[0]
+	target := filepath.Join(t.TempDir(), "stolen")
+
+	// Each activity that touches the item's data, scheduled on the
+	// worker's queue with the item's names.
+	calls := map[string]any{
+		workflows.ActivityPurge:   workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}},
+		workflows.ActivityCollect: workflows.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{point.ID}},
+		workflows.ActivityLock:    workflows.LockInput{VaultID: "vault1", ItemID: "vm1", Until: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)},
+		workflows.ActivityRestore: workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point, TargetPath: target},
+		workflows.ActivityBackup:  workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-forged"}, SourcePath: "/etc"},
+	}
+	attacker(t, c, "Attack", func(ctx workflow.Context, name string) error {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue: workflows.TaskQueue, StartToCloseTimeout: time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		return workflow.ExecuteActivity(ctx, name, calls[name]).Get(ctx, nil)
+	})
+	for name := range calls {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "attack-" + name, TaskQueue: "attacker"}, "Attack", name)
+			require.NoError(t, err)
+			err = run.Get(ctx, nil)
+			var app *temporal.ApplicationError
+			require.True(t, errors.As(err, &app), "the activity must be refused, got %v", err)
+			assert.Equal(t, workflows.ErrTypeForbidden, app.Type())
+		})
+	}
+	points, err := st.List(context.Background(), "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{point.ID}, points, "the item's data is as it was")
+	assert.NoFileExists(t, filepath.Join(target, "vm.json"), "nothing was restored for the attacker")
+	refused := rec.of(workflows.AlertForbiddenCaller)
+	require.Len(t, refused, len(calls), "each refusal is alerted")
+	assert.Contains(t, refused[0].Detail, "attack-", "the alert names the caller")
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: point.ID, TargetPath: restored})
+	sameTree(t, src, restored)
+}
+
+func TestAForgedContinueAsNewAfterATerminatePurgesNothing(t *testing.T) {
+	c, st, _ := attackedWorker(t)
+	src := writeItemSource(t)
+	id := protect(t, c, "vm1", src)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, c.TerminateWorkflow(ctx, id, "", "attack"))
+
+	// A run of the attacker's own under the item's ID continues as new
+	// into BackupItem on the worker's queue, soft-deleted, due in 3 s, with
+	// the search attributes an item soft-deleted past its deadline shows.
+	now := time.Now().UTC()
+	forged := workflows.ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30},
+		State: &workflows.ItemState{ProtectionState: workflows.SoftDeleted, DeletedAt: now.Add(-time.Hour), Deadline: now.Add(3 * time.Second)}}
+	attacker(t, c, "Forger", func(ctx workflow.Context) error {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.VaultIDAttribute.ValueSet("vault1"),
+			workflows.StateAttribute.ValueSet(string(workflows.SoftDeleted)), workflows.DeadlineAttribute.ValueSet(forged.State.Deadline)); err != nil {
+			return err
+		}
+		ctx = workflow.WithWorkflowTaskQueue(ctx, workflows.TaskQueue)
+		return workflow.NewContinueAsNewError(ctx, workflows.WorkflowType, forged)
+	})
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "attacker"}, "Forger")
+	require.NoError(t, err)
+	err = run.Get(ctx, nil)
+	require.Error(t, err, "the forged run is refused")
+	assert.Contains(t, err.Error(), "carried")
+
+	time.Sleep(5 * time.Second)
+	points, err := st.List(context.Background(), "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Len(t, points, 1, "the item's data is untouched")
+}
