@@ -37,8 +37,14 @@ func TestActivitiesScheduledByAnotherWorkflowAreRefusedAndChangeNothing(t *testi
 
 	item := workflows.AnnounceInput{VaultID: "vault1"}
 	for name, call := range map[string]func() error{
-		"Purge":   func() error { _, err := env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item}); return err },
-		"Collect": func() error { _, err := env.ExecuteActivity(a.Collect, workflows.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{"rp-1"}}); return err },
+		"Purge": func() error {
+			_, err := env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item})
+			return err
+		},
+		"Collect": func() error {
+			_, err := env.ExecuteActivity(a.Collect, workflows.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{"rp-1"}})
+			return err
+		},
 		"Restore": func() error {
 			_, err := env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point.Point, TargetPath: t.TempDir() + "/out"})
 			return err
@@ -47,8 +53,14 @@ func TestActivitiesScheduledByAnotherWorkflowAreRefusedAndChangeNothing(t *testi
 			_, err := env.ExecuteActivity(a.Backup, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-2"}, SourcePath: src})
 			return err
 		},
-		"Lock":   func() error { _, err := env.ExecuteActivity(a.Lock, workflows.LockInput{VaultID: "vault1", ItemID: "vm1"}); return err },
-		"Notify": func() error { _, err := env.ExecuteActivity(a.Notify, workflows.Alert{Kind: workflows.AlertPurged, VaultID: "vault1"}); return err },
+		"Lock": func() error {
+			_, err := env.ExecuteActivity(a.Lock, workflows.LockInput{VaultID: "vault1", ItemID: "vm1"})
+			return err
+		},
+		"Notify": func() error {
+			_, err := env.ExecuteActivity(a.Notify, workflows.Alert{Kind: workflows.AlertPurged, VaultID: "vault1"})
+			return err
+		},
 		"Signal": func() error {
 			_, err := env.ExecuteActivity(a.Signal, workflows.MessageInput{WorkflowID: "backup-item/vault1/vm1", WorkflowType: workflows.WorkflowType, Name: "deleteApproved"})
 			return err
