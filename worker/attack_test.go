@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,4 +151,39 @@ func TestAForgedContinueAsNewAfterATerminatePurgesNothing(t *testing.T) {
 	points, err := st.List(context.Background(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Len(t, points, 1, "the item's data is untouched")
+}
+
+// TestMegabyteMessagesFreezeNoItemAndNoVault: messages just under the
+// server's own bound are refused by the workflows' bounds and change
+// nothing; a larger one is refused by the server. Both entities still
+// answer and act.
+func TestMegabyteMessagesFreezeNoItemAndNoVault(t *testing.T) {
+	c, _, _ := attackedWorker(t)
+	id := protect(t, c, "vm1", writeItemSource(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := strings.Repeat("x", 900<<10)
+
+	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{RequestedBy: "mallory", Reason: big}))
+	assert.Error(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{Reason: big + big}), "the server refuses a payload over its bound")
+	_, err := update(t, c, id, workflows.UpdateDelete, workflows.Request{Reason: big})
+	assert.ErrorContains(t, err, "over its bound of 64 KiB")
+	st := mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
+	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Len(t, st.RecoveryPoints, 2, "the item still backs up")
+	assert.True(t, slices.ContainsFunc(st.Audit, func(e workflows.AuditEntry) bool {
+		return e.Operation == "delete" && e.Outcome == workflows.OutcomeRejected && strings.Contains(e.Detail, "over its bound")
+	}), "the oversized signal is audited as malformed")
+
+	vault := workflows.VaultWorkflowID("vault1")
+	require.Eventually(t, func() bool {
+		_, err := c.DescribeWorkflowExecution(ctx, vault, "")
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the item started its vault")
+	for range 2 {
+		_, err := update(t, c, vault, workflows.UpdateSetSoftDelete, map[string]any{"state": "Disabled", "retentionDays": 14, "reason": big})
+		assert.ErrorContains(t, err, "over its bound of 64 KiB")
+	}
+	_, err = update(t, c, vault, workflows.UpdateSetSoftDelete, workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteEnabled, RetentionDays: 20, RequestedBy: "alice"})
+	require.NoError(t, err, "the vault still answers and acts")
 }

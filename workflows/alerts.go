@@ -55,6 +55,7 @@ const maxQueuedAlerts = 100
 // the queue never holds more than maxQueuedAlerts plus one of each kind.
 // The first alert is never changed: it may be on its way.
 func queueAlert(queue *[]Alert, a Alert) {
+	a = a.bounded()
 	q := *queue
 	if len(q) >= maxQueuedAlerts {
 		for i := len(q) - 1; i >= 1; i-- {

@@ -266,7 +266,9 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 	for _, e := range d.Effects {
 		switch e.Kind {
 		case EffectAnnounce:
-			w.outbox = append(w.outbox, e.Alerts...)
+			for _, a := range e.Alerts {
+				w.outbox = append(w.outbox, a.bounded())
+			}
 			w.registerDue = w.registerDue || e.Register
 		default:
 			w.storeQueue = append(w.storeQueue, e)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -785,6 +786,37 @@ func (s *ItemSuite) TestStateCarriedFromARunNotOursIsRefusedBeforeAnyEffect() {
 	s.ErrorContains(s.env.GetWorkflowError(), `carried state refused: the run it continues (previous-run) is a "Forger" on task queue "attacker"`)
 	s.Empty(effects, "nothing ran")
 	s.Equal([]string{"rp-old"}, s.storedPoints(), "the item's data is untouched")
+}
+
+// TestAMegabyteMessageFreezesNoItem: a delete signal whose reason is a
+// megabyte is audited as malformed, cut, and changes nothing; an update
+// over its bounds is refused; the item answers and backs up as before.
+func (s *ItemSuite) TestAMegabyteMessageFreezesNoItem() {
+	huge := strings.Repeat("x", 1100<<10)
+	s.at(time.Hour, func() {
+		s.env.SignalWorkflow(SignalDelete, Request{RequestedBy: "mallory", Reason: huge})
+	})
+	var refusal error
+	s.at(2*time.Hour, func() {
+		var st Status
+		s.update(UpdateDelete, Request{RequestedBy: "mallory", Reason: huge[:2<<10]}, &st, &refusal)
+		s.mustUpdate(UpdateBackupNow, nil)
+	})
+	s.at(3*time.Hour, func() {
+		s.ErrorContains(refusal, `"reason" of 2048 bytes is over its bound of 1024 bytes`)
+		st := s.status()
+		s.Equal(Protected, st.ProtectionState)
+		s.Len(st.RecoveryPoints, 2, "it still backs up")
+		for _, e := range st.Audit {
+			s.LessOrEqual(len(e.Detail), MaxDetailBytes, "audit details are bounded")
+		}
+		malformed := st.Audit[slices.IndexFunc(st.Audit, func(e AuditEntry) bool { return e.Operation == "delete" })]
+		s.Equal(OutcomeRejected, malformed.Outcome)
+		s.Contains(malformed.Detail, "over its bound of 64 KiB")
+		s.end()
+	})
+	s.env.ExecuteWorkflow(BackupItem, s.input())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()))
 }
 
 func (s *ItemSuite) TestAWorkflowIDThatIsNotTheItemsIsRefused() {

@@ -127,7 +127,7 @@ func updateEvent(op Operation, raw converter.RawValue) (Event, error) {
 		return Event{Op: op, By: requester(req.RequestedBy), RecoveryPointID: req.RecoveryPointID, TargetPath: req.TargetPath}, err
 	}
 	req, err := DecodeRequest(string(op), raw)
-	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason, Input: payloadData(raw)}, err
+	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason, Input: signedInput(raw)}, err
 }
 
 // signalEvent reads a signal's payload into its event; one that cannot be
@@ -144,7 +144,7 @@ func signalEvent(op Operation, raw converter.RawValue) Event {
 	if err != nil {
 		return Event{Op: op, By: anonymous, Malformed: err.Error()}
 	}
-	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason, Input: payloadData(raw)}
+	return Event{Op: op, By: requester(req.RequestedBy), Reason: req.Reason, Input: signedInput(raw)}
 }
 
 func requester(by string) string {

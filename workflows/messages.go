@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -56,9 +57,73 @@ const (
 	MaxReasonBytes  = 1 << 10
 	MaxNameBytes    = 256
 	MaxPathBytes    = 4 << 10
-	// MaxDetailBytes bounds an audit entry's or an alert's detail.
-	MaxDetailBytes = 1 << 10
+	// MaxDetailBytes bounds an audit entry's or an alert's detail: a
+	// sentence and a reason.
+	MaxDetailBytes = 2 << 10
 )
+
+// fieldBounds are the bounds of a message's fields by name, wherever they
+// are in it; any other field is bounded by the payload's.
+var fieldBounds = map[string]int{
+	"requestedBy": MaxNameBytes, "approvedBy": MaxNameBytes, "vaultId": MaxNameBytes, "itemId": MaxNameBytes,
+	"recoveryPointId": MaxNameBytes, "requestId": MaxNameBytes, "incarnation": MaxNameBytes,
+	"reason":     MaxReasonBytes,
+	"targetPath": MaxPathBytes, "sourcePath": MaxPathBytes,
+}
+
+// payloadBound is the bound of a message's whole payload: an item's delete
+// asking its vault carries the delete's own payload inside its own.
+func payloadBound(name string) int {
+	if name == UpdateItemDelete {
+		return 2 * MaxPayloadBytes
+	}
+	return MaxPayloadBytes
+}
+
+// checkBounds refuses a JSON message over its bounds, in a sentence that
+// quotes none of it.
+func checkBounds(name string, data []byte) error {
+	if n, bound := len(data), payloadBound(name); n > bound {
+		return fmt.Errorf("%s payload of %d bytes is over its bound of %d KiB: nothing of it was kept; send less", name, n, bound>>10)
+	}
+	var fields any
+	if json.Unmarshal(data, &fields) != nil {
+		return nil // the decoder says what is wrong
+	}
+	return fieldsWithin(name, fields)
+}
+
+func fieldsWithin(name string, v any) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(v) {
+			if s, ok := v[k].(string); ok {
+				if bound, ok := fieldBounds[k]; ok && len(s) > bound {
+					return fmt.Errorf("%s: %q of %d bytes is over its bound of %d bytes: send a shorter one", name, k, len(s), bound)
+				}
+			}
+			if err := fieldsWithin(name, v[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := fieldsWithin(name, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
 
 // Clip cuts s to at most n bytes on a character boundary, marking the cut.
 func Clip(s string, n int) string {
@@ -323,6 +388,9 @@ func decodePayload(name string, raw converter.RawValue, into any, example string
 	if len(data) == 0 || data[0] != '{' {
 		return fmt.Errorf("%s payload %s is not a JSON object: send one like %s, or nothing", name, clip(data), example)
 	}
+	if err := checkBounds(name, data); err != nil {
+		return err
+	}
 	if err := decodeJSON(data, into); err != nil {
 		return fmt.Errorf("%s payload %s does not fit: %v; send one like %s", name, clip(data), err, example)
 	}
@@ -344,6 +412,17 @@ func payloadData(raw converter.RawValue) []byte {
 		return nil
 	}
 	return bytes.TrimSpace(p.GetData())
+}
+
+// signedInput is a person's request as sent, kept for its signature's
+// check only when it is signed: the rest of it is already in the event.
+func signedInput(raw converter.RawValue) []byte {
+	data := payloadData(raw)
+	var sig Signature
+	if json.Unmarshal(data, &sig) != nil || sig.Signature == "" {
+		return nil
+	}
+	return data
 }
 
 func clip(b []byte) string {

@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,6 +59,42 @@ func TestDecodeRequestRejectsMalformedPayloads(t *testing.T) {
 			assert.ErrorContains(t, err, c.want)
 		})
 	}
+}
+
+func TestMessagesOverTheirBoundsAreRefusedWithoutQuotingThem(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	for name, c := range map[string]struct {
+		op, data string
+		want     string
+	}{
+		"payload over 64 KiB": {"delete", `{"requestedBy": "mallory", "reason": "` + long(70<<10) + `"}`, "delete payload of 71720 bytes is over its bound of 64 KiB"},
+		"reason over 1 KiB":   {"delete", `{"reason": "` + long(1025) + `"}`, `"reason" of 1025 bytes is over its bound of 1024 bytes`},
+		"name over 256 bytes": {"stop", `{"requestedBy": "` + long(257) + `"}`, `"requestedBy" of 257 bytes is over its bound of 256 bytes`},
+		"path over 4 KiB":     {"restore", `{"recoveryPointId": "rp-1", "targetPath": "/` + long(4<<10) + `"}`, `"targetPath" of 4097 bytes`},
+		"unknown field":       {"delete", `{"signature": "` + long(65<<10) + `"}`, "over its bound of 64 KiB"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			if c.op == "restore" {
+				_, err = DecodeRestoreRequest(jsonPayload(c.data))
+			} else {
+				_, err = DecodeRequest(c.op, jsonPayload(c.data))
+			}
+			require.ErrorContains(t, err, c.want)
+			assert.Less(t, len(err.Error()), 300, "the refusal does not quote the message")
+		})
+	}
+	at, err := DecodeRequest("delete", jsonPayload(`{"requestedBy": "`+long(256)+`", "reason": "`+long(1024)+`"}`))
+	require.NoError(t, err, "the bounds themselves are allowed")
+	assert.Len(t, at.Reason, 1024)
+}
+
+func TestClipCutsOnACharacterBoundary(t *testing.T) {
+	assert.Equal(t, "short", Clip("short", 10))
+	assert.Equal(t, "abcdefg...", Clip("abcdefghijklmnop", 10))
+	got := Clip(strings.Repeat("é", 10), 9)
+	assert.True(t, utf8.ValidString(got), got)
+	assert.LessOrEqual(t, len(got), 9)
 }
 
 func TestDecodeRestoreRequestNeedsPointAndAbsoluteTarget(t *testing.T) {

@@ -91,6 +91,7 @@ const noChange = "no change: "
 // rejected and no-op entries go first: a flood of malformed or repeated
 // requests must not push the record of a real operation out of the status.
 func appendAudit(list []AuditEntry, e AuditEntry) []AuditEntry {
+	e.RequestedBy, e.Detail = Clip(e.RequestedBy, MaxNameBytes), Clip(e.Detail, MaxDetailBytes)
 	list = append(list, e)
 	for len(list) > maxAuditEntries {
 		i := slices.IndexFunc(list, func(e AuditEntry) bool {
@@ -102,4 +103,11 @@ func appendAudit(list []AuditEntry, e AuditEntry) []AuditEntry {
 		list = slices.Delete(list, i, i+1)
 	}
 	return list
+}
+
+// bounded is the alert with its free text cut to its bounds: what it says
+// comes from messages, and it is carried in workflow state.
+func (a Alert) bounded() Alert {
+	a.RequestedBy, a.Signer, a.Detail = Clip(a.RequestedBy, MaxNameBytes), Clip(a.Signer, MaxNameBytes), Clip(a.Detail, MaxDetailBytes)
+	return a
 }

@@ -216,6 +216,10 @@ func (s *Server) start(o Options) error {
 // (the server's default is 10): a vault's deletes in a burst.
 const MaxInFlightUpdates = 5000
 
+// MaxBlobBytes is the largest payload the server takes in one event (its
+// default is 2 MiB).
+const MaxBlobBytes = 1 << 20
+
 func dynamicConfig(overrides map[string]any) dynamicconfig.StaticClient {
 	dc := dynamicconfig.StaticClient{
 		// Search attributes registered at start are usable at once.
@@ -225,6 +229,10 @@ func dynamicConfig(overrides map[string]any) dynamicconfig.StaticClient {
 		// in refusing it, aborts every other one in flight at the vault,
 		// which their senders then resend, again and again.
 		dynamicconfig.WorkflowExecutionMaxInFlightUpdates.Key(): MaxInFlightUpdates,
+		// No message of ours comes near it; a client's larger one is
+		// refused at the door.
+		dynamicconfig.BlobSizeLimitError.Key(): MaxBlobBytes,
+		dynamicconfig.BlobSizeLimitWarn.Key():  MaxBlobBytes / 4,
 	}
 	for k, v := range overrides {
 		dc[dynamicconfig.MakeKey(k)] = v
