@@ -48,7 +48,10 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	}
 	rp := in.Point
 	rp.SizeBytes, rp.NewBytes, rp.SHA256 = p.SizeBytes, p.NewBytes, p.SHA256
-	return workflows.BackupResult{Point: rp, Files: p.Files, Skipped: p.Skipped, Lock: lock}, nil
+	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Warn("Special files not backed up", "vault", in.VaultID, "item", in.ItemID, "files", p.Skipped)
+	}
+	return workflows.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}, nil
 }
 
 // lock is how long a store with object lock keeps what is written now;

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +61,20 @@ func TestStoreActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	assert.Empty(t, ids)
 	assert.NoError(t, a.purge(ctx, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}}),
 		"purging a purged item succeeds")
+}
+
+// TestSkippedFileNamesNeverReachAHistory: an activity's result is written
+// to the item's history; the names of what a backup skipped are not.
+func TestSkippedFileNamesNeverReachAHistory(t *testing.T) {
+	a := &Activities{Store: storetest.New(t)}
+	src := treediff.WriteSample(t)
+	require.NoError(t, syscall.Mkfifo(filepath.Join(src, "secret-plan-pipe"), 0o600))
+	b, err := a.backup(t.Context(), workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
+	require.NoError(t, err)
+	assert.Equal(t, 1, b.Skipped)
+	data, err := json.Marshal(b)
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), "secret-plan")
 }
 
 func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {

@@ -73,9 +73,11 @@ type BackupInput struct {
 
 // BackupResult is the recovery point written and what it skipped.
 type BackupResult struct {
-	Point   RecoveryPoint `json:"point"`
-	Files   int           `json:"files"`
-	Skipped []string      `json:"skipped,omitempty"`
+	Point RecoveryPoint `json:"point"`
+	Files int           `json:"files"`
+	// Skipped counts special files not backed up; their names go to the
+	// worker's log, never to a history.
+	Skipped int `json:"skipped,omitempty"`
 	// Lock is how long a store with object lock keeps what it wrote.
 	Lock LockResult `json:"lock"`
 }

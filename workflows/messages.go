@@ -335,6 +335,12 @@ func (in *ItemInput) Validate() error {
 	if in.Policy.RetentionDays < MinRetentionDays {
 		return fmt.Errorf("policy.retentionDays %d is too short: keep recovery points for at least %d day", in.Policy.RetentionDays, MinRetentionDays)
 	}
+	if in.Policy.RetentionDays > MaxRetentionDays {
+		return fmt.Errorf("policy.retentionDays %d is too long: keep recovery points for at most %d days (ten years)", in.Policy.RetentionDays, MaxRetentionDays)
+	}
+	if len(in.SourcePath) > MaxPathBytes {
+		return fmt.Errorf("sourcePath of %d bytes is over its bound of %d bytes", len(in.SourcePath), MaxPathBytes)
+	}
 	if in.SoftDeleteRetentionDays == 0 {
 		in.SoftDeleteRetentionDays = DefaultSoftDeleteRetentionDays
 	}

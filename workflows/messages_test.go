@@ -131,6 +131,8 @@ func TestItemInputValidation(t *testing.T) {
 		"frequency garbage":     {func(i *ItemInput) { i.Policy.Frequency = "often" }, "is not a duration"},
 		"frequency too short":   {func(i *ItemInput) { i.Policy.Frequency = "30s" }, "too short"},
 		"retention too short":   {func(i *ItemInput) { i.Policy.RetentionDays = 0 }, "at least 1 day"},
+		"retention overflowing": {func(i *ItemInput) { i.Policy.RetentionDays = 200000 }, "at most 3650 days"},
+		"source path too long":  {func(i *ItemInput) { i.SourcePath = "/" + strings.Repeat("d", 4<<10) }, "sourcePath of 4097 bytes is over its bound"},
 		"soft delete too short": {func(i *ItemInput) { i.SoftDeleteRetentionDays = 7 }, "14 to 180 days"},
 		"soft delete too long":  {func(i *ItemInput) { i.SoftDeleteRetentionDays = 181 }, "14 to 180 days"},
 	}

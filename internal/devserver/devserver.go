@@ -76,8 +76,13 @@ func Start(o Options) (*Server, error) {
 	if err := CheckPort(o.UIPort, "--ui-port"); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+	// Private to the worker's user: it holds every item's history and,
+	// with the default store, the data and its password.
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", o.DataDir, err)
+	}
+	if err := os.Chmod(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("make data directory %s private: %w", o.DataDir, err)
 	}
 	lock, err := lockDataDir(o.DataDir)
 	if err != nil {
@@ -178,6 +183,9 @@ func (s *Server) start(o Options) error {
 		return fmt.Errorf("start the Temporal server (its log is %s): %w", filepath.Join(o.DataDir, LogFile), err)
 	}
 	s.temporal = srv
+	if err := privateFiles(o.DataDir); err != nil {
+		return err
+	}
 
 	if o.UIPort != 0 {
 		s.uiAddr = net.JoinHostPort(host, strconv.Itoa(o.UIPort))
@@ -267,7 +275,7 @@ func (s *Server) Stop() {
 // lockDataDir takes an exclusive lock that the kernel releases when the
 // process dies, so a crash never leaves the directory locked.
 func lockDataDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock of data directory %s: %w", dir, err)
 	}
@@ -303,4 +311,22 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// privateFiles makes the files the server created in dir, its database
+// (SQLite gives its journal files the database's mode) and its log,
+// readable by the worker's user alone.
+func privateFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil {
+				return fmt.Errorf("make %s private: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
 }

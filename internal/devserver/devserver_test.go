@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -69,6 +71,22 @@ func TestDevServerKeepsWorkflowsAcrossARestartAndServesTheUI(t *testing.T) {
 	desc, err := c.DescribeWorkflowExecution(ctx, "persisted", run.GetRunID())
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus(), "the workflow survived the restart")
+
+	// Histories hold what every item is and does: the worker's user alone
+	// reads them.
+	info, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm(), "the data directory is private")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		info, err := e.Info()
+		require.NoError(t, err)
+		if e.Type().IsRegular() {
+			assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "%s is private", e.Name())
+		}
+	}
+	assert.FileExists(t, filepath.Join(dir, DatabaseFile))
 }
 
 func TestDevServerRefusesAPortInUseWithOneSentence(t *testing.T) {
