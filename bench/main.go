@@ -128,7 +128,8 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 func ours(work, src string) *tool {
 	repo := filepath.Join(work, "recoveryvault")
 	t := &tool{name: "Recovery Vault", repo: repo}
-	s, err := store.Open(context.Background(), store.Options{Location: repo, Password: password, WorkDir: filepath.Join(work, "recoveryvault-work")})
+	s, err := store.Open(context.Background(), store.Options{Location: repo, Password: password, WorkDir: filepath.Join(work, "recoveryvault-work"),
+		SourceRoots: []string{filepath.Dir(src)}, RestoreRoots: []string{work}})
 	if err != nil {
 		t.skipped = err.Error()
 		return t

@@ -72,12 +72,22 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	if err := checkNames(vaultID, itemID, id); err != nil {
 		return Point{}, err
 	}
-	// A source given through a symlink is backed up as the tree it points
-	// to; walking the link itself would record one symlink and no data.
-	root, err := filepath.EvalSymlinks(source)
+	// A source given through a symlink that stays inside its root is
+	// backed up as the tree it points to; walking the link itself would
+	// record one symlink and no data. Symlinks inside the tree are kept as
+	// symlinks, never followed.
+	c, err := confine(s.opts.SourceRoots, source, "source", SourceRootFlag)
+	if err != nil {
+		return Point{}, fmt.Errorf("%w: %v", ErrSourceMissing, err)
+	}
+	c.root.Close()
+	root := c.real
 	info, statErr := os.Stat(root)
-	if err != nil || statErr != nil || !info.IsDir() {
+	if statErr != nil || !info.IsDir() {
 		return Point{}, fmt.Errorf("%w: source path %s is not a directory the worker can read: create it or protect the item with the right sourcePath", ErrSourceMissing, source)
+	}
+	if err := s.checkPrivate(root, "source"); err != nil {
+		return Point{}, fmt.Errorf("%w: %v", ErrSourceMissing, err)
 	}
 	defer s.lockItem(vaultID, itemID)()
 	r, err := s.open(ctx, vaultID, itemID, lockUntil, true)

@@ -43,10 +43,15 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if !filepath.IsAbs(target) {
 		return Restored{}, fmt.Errorf("%w: target path %q is not absolute", ErrInvalidInput, target)
 	}
-	target = filepath.Clean(target)
-	if d, ok := s.backend.(*directory); ok && inside(d.root, target) {
-		return Restored{}, fmt.Errorf("%w: target %s is inside the recovery-point store %s: restore somewhere else", ErrInvalidInput, target, d.root)
+	c, err := confine(s.opts.RestoreRoots, target, "restore", RestoreRootFlag)
+	if err != nil {
+		return Restored{}, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
+	defer c.root.Close()
+	if err := s.checkPrivate(c.real, "restore target"); err != nil {
+		return Restored{}, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	target = c.real
 	defer s.lockItem(vaultID, itemID)()
 	unknown := fmt.Errorf("%w: recovery point %s of item %s is not in the store", ErrUnknownRecoveryPoint, id, itemID)
 	r, err := s.open(ctx, vaultID, itemID, time.Time{}, false)
@@ -82,8 +87,9 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if err := checkTargetEmpty(target); err != nil {
 		return Restored{}, err
 	}
+	// Parents are made inside the root, private to the worker's user.
 	parent := filepath.Dir(target)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := c.root.MkdirAll(filepath.Dir(c.rel), 0o700); err != nil {
 		return Restored{}, fmt.Errorf("create parent of target %s: %w", target, err)
 	}
 	staging, err := os.MkdirTemp(parent, ".restore-"+id+"-")
@@ -97,7 +103,7 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 		return Restored{}, corrupted(id, "its root cannot be read: %v", err)
 	}
 	out := &verifyingOutput{FilesystemOutput: restore.FilesystemOutput{
-		TargetPath: staging, OverwriteDirectories: true, SkipOwners: os.Geteuid() != 0,
+		TargetPath: staging, OverwriteDirectories: true, SkipOwners: !s.opts.RestoreOwners,
 	}, written: map[string]written{}}
 	if err := out.Init(ctx); err != nil {
 		return Restored{}, err
@@ -132,6 +138,10 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	// rename(2) replaces an empty directory atomically; os.Rename refuses to.
 	if err := syscall.Rename(staging, target); err != nil {
 		return Restored{}, fmt.Errorf("move restored tree into %s: %w", target, err)
+	}
+	// What is restored is the worker user's until someone hands it on.
+	if err := os.Chmod(target, 0o700); err != nil {
+		return Restored{}, fmt.Errorf("make %s private: %w", target, err)
 	}
 	return res, syncDir(parent)
 }

@@ -24,7 +24,8 @@ func newS3Store(t *testing.T, locked bool, mode string) (*Store, *s3test.Server)
 	srv := s3test.Start(t)
 	srv.Bucket(t, "backups", locked)
 	srv.Setenv(t)
-	s, err := Open(context.Background(), Options{Location: "s3://backups/recovery", Password: testPassword, WorkDir: t.TempDir(), LockMode: mode})
+	s, err := Open(context.Background(), Options{Location: "s3://backups/recovery", Password: testPassword, WorkDir: t.TempDir(), LockMode: mode,
+		SourceRoots: []string{os.TempDir()}, RestoreRoots: []string{os.TempDir()}})
 	require.NoError(t, err)
 	return s, srv
 }

@@ -51,6 +51,16 @@ type Options struct {
 	// LockMode is the object-lock mode on a bucket with object lock:
 	// COMPLIANCE (the default) or GOVERNANCE.
 	LockMode string
+	// SourceRoots and RestoreRoots are the host directories that sources
+	// and restore targets must lie inside; with none, every backup or
+	// restore is refused.
+	SourceRoots, RestoreRoots []string
+	// Private are the worker's own directories (its data directory), which
+	// no source may hold and no restore may write into.
+	Private []string
+	// RestoreOwners restores files' owners; otherwise what is restored
+	// belongs to the worker's user.
+	RestoreOwners bool
 }
 
 // Store is the recovery-point store of a worker.
@@ -181,21 +191,8 @@ func (s *Store) Purge(ctx context.Context, vaultID, itemID string, progress Prog
 // itemPrefix is where an item's repository lives in the store.
 func itemPrefix(vaultID, itemID string) string { return vaultID + "/" + itemID + "/" }
 
-// inside is true when p, once its symlinks are resolved, is root or under
-// it; a path that does not exist yet is resolved through its deepest
-// existing ancestor.
-func inside(root, p string) bool {
-	r, err := resolveExisting(root)
-	if err != nil {
-		return false
-	}
-	q, err := resolveExisting(p)
-	if err != nil {
-		return true // unresolvable: refuse rather than risk the store
-	}
-	return q == r || strings.HasPrefix(q, r+string(filepath.Separator))
-}
-
+// resolveExisting resolves p's symlinks; a path that does not exist yet is
+// resolved through its deepest existing ancestor.
 func resolveExisting(p string) (string, error) {
 	p, err := filepath.Abs(p)
 	if err != nil {

@@ -23,7 +23,8 @@ const testPassword = "correct horse battery staple"
 // newDirStore is a store in a directory of the test.
 func newDirStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Location: t.TempDir(), Password: testPassword, WorkDir: t.TempDir()})
+	s, err := Open(context.Background(), Options{Location: t.TempDir(), Password: testPassword, WorkDir: t.TempDir(),
+		SourceRoots: []string{os.TempDir()}, RestoreRoots: []string{os.TempDir()}})
 	require.NoError(t, err)
 	return s
 }
@@ -237,9 +238,10 @@ func TestSourceGivenThroughASymlinkIsBackedUpAsItsTree(t *testing.T) {
 	require.NoError(t, err)
 	sameTree(t, src, target)
 
-	_, err = s.Backup(context.Background(), "vault1", "vm1", "rp-2", "/does/not/exist", time.Time{}, nil)
+	missing := filepath.Join(t.TempDir(), "does-not-exist")
+	_, err = s.Backup(context.Background(), "vault1", "vm1", "rp-2", missing, time.Time{}, nil)
 	assert.ErrorIs(t, err, ErrSourceMissing)
-	assert.ErrorContains(t, err, "source path /does/not/exist is not a directory the worker can read")
+	assert.ErrorContains(t, err, "source path "+missing+" is not a directory the worker can read")
 }
 
 func TestNamesThatAreNotUTF8RoundTrip(t *testing.T) {
@@ -384,7 +386,7 @@ func TestNewItemsAreMadeFromOneTemplateAndStayApart(t *testing.T) {
 
 	// A store with another password makes its own template, which this
 	// one's password does not open.
-	other, err := Open(context.Background(), Options{Location: root, Password: "another", WorkDir: t.TempDir()})
+	other, err := Open(context.Background(), Options{Location: root, Password: "another", WorkDir: t.TempDir(), SourceRoots: []string{os.TempDir()}})
 	require.NoError(t, err)
 	backup(t, other, "vm3", "rp-1", src)
 	assert.NotEqual(t, format("vm1"), format("vm3"))

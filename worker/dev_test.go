@@ -199,6 +199,7 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 	assert.Contains(t, out, fmt.Sprintf("Temporal frontend       127.0.0.1:%d", cfg.port))
 	assert.Contains(t, out, fmt.Sprintf("Temporal Web UI         http://127.0.0.1:%d", cfg.uiPort))
 	assert.Contains(t, out, fmt.Sprintf("Recovery Vault console  http://127.0.0.1:%d", cfg.consolePort))
+	assert.Contains(t, out, "Sources may lie in: "+os.TempDir(), "dev mode's roots are printed")
 	console, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", cfg.consolePort))
 	require.NoError(t, err)
 	console.Body.Close()

@@ -53,6 +53,75 @@ type config struct {
 	consolePort    int
 	consoleAddr    string
 	identityHeader string
+	// sourceRoots and restoreRoots confine the host paths items name.
+	sourceRoots, restoreRoots roots
+	restoreOwners             bool
+}
+
+// roots is a repeatable directory flag; with none given, its environment
+// variable's colon-separated list.
+type roots []string
+
+func (r *roots) String() string { return strings.Join(*r, ":") }
+
+func (r *roots) Set(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	*r = append(*r, abs)
+	return nil
+}
+
+// orEnv is r, or the directories the environment variable lists.
+func (r roots) orEnv(name string) (roots, error) {
+	if len(r) > 0 || os.Getenv(name) == "" {
+		return r, nil
+	}
+	var out roots
+	for _, dir := range filepath.SplitList(os.Getenv(name)) {
+		if dir == "" {
+			continue
+		}
+		if err := out.Set(dir); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// resolveRoots fills in the roots from the environment, and in dev mode
+// with none given, the system's temporary directory and the user's home.
+func (c *config) resolveRoots() error {
+	var err error
+	if c.sourceRoots, err = c.sourceRoots.orEnv("RECOVERYVAULT_SOURCE_ROOTS"); err != nil {
+		return err
+	}
+	if c.restoreRoots, err = c.restoreRoots.orEnv("RECOVERYVAULT_RESTORE_ROOTS"); err != nil {
+		return err
+	}
+	if !c.dev {
+		return nil
+	}
+	defaults := roots{os.TempDir()}
+	if home, err := os.UserHomeDir(); err == nil {
+		defaults = append(defaults, home)
+	}
+	if len(c.sourceRoots) == 0 {
+		c.sourceRoots = defaults
+	}
+	if len(c.restoreRoots) == 0 {
+		c.restoreRoots = defaults
+	}
+	return nil
+}
+
+// describeRoots says where the worker reads and writes on its host.
+func describeRoots(r roots, flag string) string {
+	if len(r) == 0 {
+		return "none: every one is refused until the worker is started with " + flag + " DIR"
+	}
+	return strings.Join(r, ", ")
 }
 
 // newFlags defines the worker's flags into c. Its usage names the command
@@ -97,6 +166,11 @@ Flags:
 		"serve the web console on this host:port (env RECOVERYVAULT_CONSOLE_ADDR); outside dev mode it needs --identity-header")
 	fs.StringVar(&c.identityHeader, "identity-header", os.Getenv("RECOVERYVAULT_IDENTITY_HEADER"),
 		"take the console operator's identity from this header, set by an authenticating proxy, e.g. X-Forwarded-Email (env RECOVERYVAULT_IDENTITY_HEADER)")
+	fs.Var(&c.sourceRoots, "source-root", "a directory items may be protected from, repeatable (env RECOVERYVAULT_SOURCE_ROOTS, colon-separated); "+
+		"without one every protect is refused, but in dev mode, where the default is the system's temporary directory and your home")
+	fs.Var(&c.restoreRoots, "restore-root", "a directory restores may write into, repeatable (env RECOVERYVAULT_RESTORE_ROOTS, colon-separated); "+
+		"without one every restore is refused, but in dev mode, where the default is the system's temporary directory and your home")
+	fs.BoolVar(&c.restoreOwners, "restore-owners", false, "restore files' owners (the worker must run as root); otherwise what is restored belongs to the worker's user")
 	fs.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
 		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
 			"otherwise a minimum window of 336h to 4320h (14 to 180 days) that can only lengthen an item's")
@@ -126,6 +200,9 @@ func main() {
 // the worker, and in dev mode the UI and the server, cleanly.
 func run(c config, out io.Writer, stop <-chan any) error {
 	if err := c.validate(); err != nil {
+		return err
+	}
+	if err := c.resolveRoots(); err != nil {
 		return err
 	}
 	if c.store == "" {
@@ -171,6 +248,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	}
 	st, err := store.Open(context.Background(), store.Options{
 		Location: c.store, Password: password, WorkDir: filepath.Join(c.dataDir, "kopia"), LockMode: c.lockMode,
+		SourceRoots: c.sourceRoots, RestoreRoots: c.restoreRoots, Private: []string{c.dataDir}, RestoreOwners: c.restoreOwners,
 	})
 	if err != nil {
 		return fmt.Errorf("recovery-point store: %w", err)
@@ -217,6 +295,8 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	case c.softDeleteRetention != 0:
 		fmt.Fprintf(out, "Every delete gets a soft-delete window of at least %s (--soft-delete-retention)\n", c.softDeleteRetention)
 	}
+	fmt.Fprintf(out, "Sources may lie in: %s\nRestores may write into: %s\n",
+		describeRoots(c.sourceRoots, "--source-root"), describeRoots(c.restoreRoots, "--restore-root"))
 	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s\n",
 		opts.HostPort, opts.Namespace, workflows.TaskQueue, st)
 	var notifier activities.Notifier = activities.LogNotifier{Logger: slog.New(slog.NewJSONHandler(out, nil))}

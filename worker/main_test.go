@@ -30,6 +30,7 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	t.Setenv("TEMPORAL_NAMESPACE", ts.GetDefaultNamespace())
 	store := filepath.Join(t.TempDir(), "store")
 	t.Setenv("RECOVERYVAULT_REPOSITORY_PASSWORD", storetest.Password)
+	t.Setenv("RECOVERYVAULT_SOURCE_ROOTS", "/nonexistent:"+os.TempDir())
 	stop := make(chan any)
 	done := make(chan error, 1)
 	consoleAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -58,6 +59,15 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	points, err := storetest.At(t, store).List(ctx, "v1", "i1")
 	require.NoError(t, err)
 	assert.Len(t, points, 1, "the recovery point is in the worker's store")
+
+	// No restore root was given: outside dev mode every restore is refused.
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.WorkflowID("v1", "i1"), UpdateName: workflows.UpdateRestore,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args:         []any{workflows.RestoreRequest{RecoveryPointID: points[0], TargetPath: filepath.Join(t.TempDir(), "out")}}})
+	require.NoError(t, err)
+	err = h.Get(ctx, nil)
+	assert.ErrorContains(t, err, "no restore root", "refused")
+	assert.ErrorContains(t, err, "--restore-root DIR", "the refusal names the flag")
 
 	// The console, on in production with --console-addr, knows operators
 	// only by the proxy's header.

@@ -3,6 +3,7 @@ package storetest
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"recoveryvault/store"
@@ -21,7 +22,9 @@ func New(t testing.TB) *store.Store {
 // AWS environment set).
 func At(t testing.TB, location string) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), store.Options{Location: location, Password: Password, WorkDir: t.TempDir()})
+	// Tests' sources and targets are their temporary directories.
+	s, err := store.Open(context.Background(), store.Options{Location: location, Password: Password, WorkDir: t.TempDir(),
+		SourceRoots: []string{os.TempDir()}, RestoreRoots: []string{os.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
