@@ -81,10 +81,16 @@ func problems(p *types.Project) []string {
 		bad("worker restart policy %q does not restart it on failure", w.Restart)
 	}
 	// Configured by the standard environments of Temporal and the AWS
-	// SDK, the store and its password: nothing else.
+	// SDK, the store and its password, and its host roots: nothing else.
+	own := []string{"RECOVERYVAULT_STORE", "RECOVERYVAULT_REPOSITORY_PASSWORD_FILE", "RECOVERYVAULT_SOURCE_ROOTS", "RECOVERYVAULT_RESTORE_ROOTS"}
 	for k := range w.Environment {
-		if !strings.HasPrefix(k, "TEMPORAL_") && !strings.HasPrefix(k, "AWS_") && k != "RECOVERYVAULT_STORE" && k != "RECOVERYVAULT_REPOSITORY_PASSWORD_FILE" {
-			bad("worker is configured with %s: only the Temporal and AWS environments, the store and its password file", k)
+		if !strings.HasPrefix(k, "TEMPORAL_") && !strings.HasPrefix(k, "AWS_") && !slices.Contains(own, k) {
+			bad("worker is configured with %s: only the Temporal and AWS environments, the store and its password file, and its roots", k)
+		}
+	}
+	for _, k := range own[2:] {
+		if w.Environment[k] == nil {
+			bad("worker has no %s: it would refuse every protect or restore", k)
 		}
 	}
 	if store := w.Environment["RECOVERYVAULT_STORE"]; store == nil || !strings.HasPrefix(*store, "s3://") {

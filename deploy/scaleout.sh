@@ -104,6 +104,8 @@ for _ in $(seq 50); do "$work/bin/bucket" create backups >/dev/null 2>&1 && brea
 [ "$("$work/bin/bucket" count backups "")" = 0 ]
 
 export RECOVERYVAULT_REPOSITORY_PASSWORD=scaleout-repository-password
+# The starter's load makes its sources in the temporary directory.
+export RECOVERYVAULT_SOURCE_ROOTS="${TMPDIR:-/tmp}" RECOVERYVAULT_RESTORE_ROOTS="$work/restores"
 window=(--load-test --soft-delete-retention "$WINDOW")
 [ "$MODE" = scale ] && window=()
 echo "== two workers sharing s3://backups/scaleout, soft-delete window ${window[2]:-of 14 days}"
