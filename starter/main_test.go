@@ -313,8 +313,9 @@ func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
 		})
 	}
 
-	_, err := k.starter("protect", "--vault", "v", "--item", "gone", "--source", "/does/not/exist")
-	assert.ErrorContains(t, err, "item gone was not protected: source path /does/not/exist is not a directory")
+	missing := filepath.Join(t.TempDir(), "does-not-exist")
+	_, err := k.starter("protect", "--vault", "v", "--item", "gone", "--source", missing)
+	assert.ErrorContains(t, err, "item gone was not protected: source path "+missing+" is not a directory")
 	entries, _ := os.ReadDir(k.storeDir)
 	assert.Empty(t, entries, "nothing stored")
 
@@ -330,12 +331,13 @@ func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
 func TestRefusedProtectLeavesNoItemBehind(t *testing.T) {
 	k := startCluster(t)
 	item := []string{"--vault", "r1", "--item", "vm1"}
-	_, err := k.starter(append([]string{"protect", "--source", "/does/not/exist"}, item...)...)
-	assert.ErrorContains(t, err, "item vm1 was not protected: source path /does/not/exist is not a directory the worker can read")
+	missing := filepath.Join(t.TempDir(), "does-not-exist")
+	_, err := k.starter(append([]string{"protect", "--source", missing}, item...)...)
+	assert.ErrorContains(t, err, "item vm1 was not protected: source path "+missing+" is not a directory the worker can read")
 
 	_, err = k.starter(append([]string{"status"}, item...)...)
 	assert.EqualError(t, err, "there is no item vm1 in vault r1: it was refused when it was protected, and nothing was stored "+
-		"(source path /does/not/exist is not a directory the worker can read: create it or protect the item with the right sourcePath)")
+		"(source path "+missing+" is not a directory the worker can read: create it or protect the item with the right sourcePath)")
 	_, err = k.starter("vault", "status", "--vault", "r1")
 	assert.ErrorContains(t, err, "vault r1 does not answer", "the refused item created no vault")
 

@@ -275,11 +275,11 @@ func (s *ItemSuite) TestProtectTakesAFirstBackupAndThenOneEveryPeriod() {
 
 func (s *ItemSuite) TestProtectWithMissingSourceIsRefusedAndStoresNothing() {
 	in := s.input()
-	in.SourcePath = "/does/not/exist"
+	in.SourcePath = filepath.Join(s.T().TempDir(), "does-not-exist")
 	s.env.ExecuteWorkflow(BackupItem, in)
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
-	s.Contains(err.Error(), "/does/not/exist is not a directory the worker can read")
+	s.Contains(err.Error(), "does-not-exist is not a directory the worker can read")
 	s.Empty(s.storedPoints())
 }
 
@@ -288,14 +288,14 @@ func (s *ItemSuite) TestProtectWithMissingSourceIsRefusedAndStoresNothing() {
 // update sent meanwhile is not carried out.
 func (s *ItemSuite) TestARefusedProtectPublishesNothing() {
 	in := s.input()
-	in.SourcePath = "/does/not/exist"
+	in.SourcePath = filepath.Join(s.T().TempDir(), "does-not-exist")
 	upserts := 0
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(mock.Arguments) { upserts++ }).Return(nil).Maybe()
 	var st Status
 	var failed error
 	s.env.RegisterDelayedCallback(func() { s.update(UpdateStop, Request{RequestedBy: "alice"}, &st, &failed) }, 0)
 	s.env.ExecuteWorkflow(BackupItem, in)
-	s.ErrorContains(s.env.GetWorkflowError(), "/does/not/exist is not a directory the worker can read")
+	s.ErrorContains(s.env.GetWorkflowError(), "does-not-exist is not a directory the worker can read")
 	s.Zero(upserts, "no search attribute was set")
 	s.Empty(st.ProtectionState, "the stop was not carried out")
 }
