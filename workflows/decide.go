@@ -388,6 +388,11 @@ func (d *decider) operation() (Decision, error) {
 		case OpUndelete:
 			d.st.ProtectionState = ProtectionStopped
 			d.st.DeletedAt, d.st.Deadline, d.st.ReminderAt = time.Time{}, time.Time{}, time.Time{}
+			if !d.st.LockedUntil.IsZero() {
+				// The lock rolls again, from now: now plus the window is
+				// never before the deadline the objects were held to.
+				d.st.LockDueAt = d.in.Now
+			}
 			detail := "undeleted: purge cancelled, every recovery point kept; resume to protect again"
 			d.changed(op, by, detail, d.alert(AlertUndeleted, by, detail))
 		case OpStop:
@@ -497,7 +502,9 @@ func (d *decider) delete() (Decision, error) {
 	d.audit.Signer = v.Signer
 	if !d.st.LockedUntil.IsZero() {
 		// Held exactly until the deadline: the rolling lock never went
-		// past now plus the window, so this only ever extends it.
+		// past now plus the window, so this only ever extends it. It rolls
+		// no more until an undelete.
+		d.st.LockDueAt = time.Time{}
 		d.effects = append(d.effects, Effect{Kind: EffectLock, For: OpDelete, By: system, LockUntil: d.st.Deadline})
 	}
 	return d.decision(), nil
@@ -685,6 +692,10 @@ func (d *decider) wakeUp() Decision {
 			d.st.ProtectionState, d.st.ReminderAt = Purging, time.Time{}
 			d.record("windowEnds", system, OutcomeAccepted, "soft-delete window ended")
 			d.purge()
+		} else if !d.st.LockDueAt.IsZero() && !now.Before(d.st.LockDueAt) {
+			// The lock to the deadline failed before: again, until it holds.
+			d.st.LockDueAt = time.Time{}
+			d.effects = append(d.effects, Effect{Kind: EffectLock, For: OpDelete, By: system, LockUntil: d.st.Deadline})
 		} else if !d.st.ReminderAt.IsZero() && !now.Before(d.st.ReminderAt) {
 			d.st.ReminderAt = time.Time{}
 			left := "purged in " + FormatRemaining(d.st.Deadline.Sub(now)) + " unless undeleted"
@@ -734,14 +745,22 @@ func (d *decider) locked() {
 	d.st.LockDueAt = d.ev.LockedUntil.Add(-d.ev.LockWindow / 2)
 }
 
-// lockDone records a lock. One that failed is tried again in an hour: the
-// objects stay locked as before meanwhile.
+// lockDone records a lock. One that failed is alerted and tried again in
+// an hour, the lock to a soft-deleted item's deadline included, until it
+// holds: the objects stay locked as before meanwhile.
 func (d *decider) lockDone() Decision {
 	if f := d.ev.Failure; f != nil {
-		d.record("lock", system, OutcomeFailed, "objects not locked: "+f.Message+"; tried again in an hour")
-		if d.st.ProtectionState == Protected || d.st.ProtectionState == ProtectionStopped {
+		detail := "objects not locked: " + f.Message + "; tried again in an hour"
+		d.record("lock", system, OutcomeFailed, detail)
+		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Alerts: []Alert{d.alert(AlertLockFailed, system, detail)}})
+		if d.st.ProtectionState == Protected || d.st.ProtectionState == ProtectionStopped || d.st.ProtectionState == SoftDeleted {
 			d.st.LockDueAt = d.in.Now.Add(time.Hour)
 		}
+		return d.decision()
+	}
+	if d.st.ProtectionState == SoftDeleted {
+		// Held until the deadline: nothing rolls until an undelete.
+		d.st.LockedUntil, d.st.LockDueAt = d.ev.LockedUntil, time.Time{}
 		return d.decision()
 	}
 	d.locked()
@@ -846,10 +865,13 @@ func (d *decider) frequency() time.Duration {
 func (st ItemState) WakeAt() time.Time {
 	switch st.ProtectionState {
 	case SoftDeleted:
-		if !st.ReminderAt.IsZero() && st.ReminderAt.Before(st.Deadline) {
-			return st.ReminderAt
+		at := st.Deadline
+		for _, t := range []time.Time{st.ReminderAt, st.LockDueAt} {
+			if !t.IsZero() && t.Before(at) {
+				at = t
+			}
 		}
-		return st.Deadline
+		return at
 	case Protected:
 		return earliest(st.NextBackupAt, st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
 	case ProtectionStopped:

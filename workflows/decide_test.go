@@ -357,6 +357,45 @@ func TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted(t *testing.
 	assert.Equal(t, OutcomeFailed, d.Audit.Outcome)
 }
 
+func TestTheLockToTheDeadlineIsTriedAgainUntilItHoldsAndAlerted(t *testing.T) {
+	in := Inputs{Item: testItem, Now: testNow, Vault: testVault}
+	st := ItemState{ProtectionState: Protected, NextBackupAt: testNow.Add(day), LockedUntil: testNow.Add(14 * day), LockDueAt: testNow.Add(7 * day)}
+	d, err := Decide(st, Event{Op: OpDelete, By: "mallory"}, in)
+	require.NoError(t, err)
+	st = d.State
+	deadline := st.Deadline
+	for try := 1; try <= 3; try++ {
+		d, err = Decide(st, Event{Op: OpLockDone, Failure: &Failure{Message: "bucket unreachable"}}, in)
+		require.NoError(t, err)
+		st = d.State
+		require.Equal(t, []EffectKind{EffectAnnounce}, kinds(d.Effects))
+		assert.Equal(t, AlertLockFailed, d.Effects[0].Alerts[0].Kind, "try %d is alerted", try)
+		assert.Equal(t, in.Now.Add(time.Hour), st.WakeAt(), "woken in an hour to try again")
+		in.Now = st.WakeAt()
+		d, err = Decide(st, Event{Op: OpWakeUp}, in)
+		require.NoError(t, err)
+		st = d.State
+		require.Equal(t, []EffectKind{EffectLock}, kinds(d.Effects))
+		assert.Equal(t, deadline, d.Effects[0].LockUntil, "the lock to the deadline, again")
+		assert.NoError(t, Runnable(st, d.Effects[0], testItem))
+	}
+	d, err = Decide(st, Event{Op: OpLockDone, LockedUntil: deadline}, in)
+	require.NoError(t, err)
+	assert.Equal(t, deadline, d.State.LockedUntil)
+	assert.True(t, d.State.LockDueAt.IsZero(), "it holds: not tried again")
+	assert.Equal(t, d.State.ReminderAt, d.State.WakeAt(), "the reminder, then the deadline, come next")
+	assert.Empty(t, d.Effects)
+
+	d, err = Decide(d.State, Event{Op: OpUndelete, By: "alice"}, in)
+	require.NoError(t, err)
+	assert.Equal(t, in.Now, d.State.WakeAt(), "undeleted, the lock rolls again at once")
+	d, err = Decide(d.State, Event{Op: OpWakeUp}, in)
+	require.NoError(t, err)
+	require.Equal(t, []EffectKind{EffectLock}, kinds(d.Effects))
+	assert.True(t, d.Effects[0].LockUntil.IsZero(), "the rolling lock")
+	assert.NoError(t, Runnable(d.State, d.Effects[0], testItem))
+}
+
 func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 	st := testState(ProtectionStopped)
 	busy := &VaultAnswer{Unavailable: "vault vault1 could not be asked: deadline exceeded"}

@@ -37,6 +37,9 @@ const (
 	// not the one it serves: someone with access to the namespace tried
 	// to reach an item's data around its workflow.
 	AlertForbiddenCaller = "forbiddenCaller"
+	// AlertLockFailed is an item whose objects the store could not lock
+	// as they must be; it is tried again every hour until it holds.
+	AlertLockFailed = "lockFailed"
 )
 
 // Alert is one notification about a vault or an item.
