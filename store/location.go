@@ -136,11 +136,13 @@ type bucket struct {
 	opts     s3.Options
 	lockMode minio.RetentionMode
 	locked   bool
+	// unlocked says why a bucket with object lock is used without it.
+	unlocked string
 }
 
 // openS3 reads s3://BUCKET/PREFIX and the environment, and looks at the
 // bucket: it must exist; with object lock enabled, every object is locked.
-func openS3(ctx context.Context, location, mode string) (*bucket, error) {
+func openS3(ctx context.Context, location, mode string, noLock bool) (*bucket, error) {
 	u, err := url.Parse(location)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("store %q is not s3://BUCKET/PREFIX", location)
@@ -178,15 +180,35 @@ func openS3(ctx context.Context, location, mode string) (*bucket, error) {
 	case !ok:
 		return nil, fmt.Errorf("bucket %s does not exist at %s: create it, with object lock to protect backups from deletion", b.name, endpoint)
 	}
+	// The storage is the last line: a worker that cannot tell whether it
+	// holds never runs as if it did not.
 	enabled, _, _, _, err := b.cli.GetObjectLockConfig(ctx, b.name)
-	b.locked = err == nil && enabled == "Enabled"
+	switch code := minio.ToErrorResponse(err).Code; {
+	case err == nil:
+		b.locked = enabled == "Enabled"
+	case code == "ObjectLockConfigurationNotFoundError":
+	case noLock:
+		b.unlocked = "its object-lock status could not be read, and the worker runs with " + NoObjectLockFlag
+	default:
+		return nil, fmt.Errorf("the object-lock status of bucket %s cannot be read (%v): allow the workers s3:GetBucketObjectLockConfiguration, "+
+			"or start them with %s to run without the storage's protection", b.name, err, NoObjectLockFlag)
+	}
+	if b.locked && noLock {
+		b.locked, b.unlocked = false, "the worker runs with "+NoObjectLockFlag
+	}
 	return b, nil
 }
 
+// NoObjectLockFlag runs a worker without the bucket's object lock.
+const NoObjectLockFlag = "--no-object-lock"
+
 func (b *bucket) String() string {
 	s := "s3://" + b.name + "/" + b.prefix
-	if b.locked {
+	switch {
+	case b.locked:
 		return s + " (object lock " + string(b.lockMode) + ")"
+	case b.unlocked != "":
+		return s + " (object lock not used: " + b.unlocked + ")"
 	}
 	return s + " (no object lock)"
 }

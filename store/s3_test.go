@@ -3,6 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,4 +198,52 @@ func TestS3LocationsAreCheckedAtOpen(t *testing.T) {
 	assert.ErrorContains(t, err, `is not s3://BUCKET/PREFIX`)
 	_, err = Open(context.Background(), Options{Location: t.TempDir(), Password: testPassword, WorkDir: t.TempDir(), LockMode: "forever"})
 	assert.ErrorContains(t, err, `object-lock mode "forever" is not known`)
+}
+
+// TestTheBucketsLockStatusIsKnownOrTheStoreRefusesToOpen: a worker that
+// cannot read whether its bucket locks never runs as if it did not, unless
+// it is told to; a bucket without lock is known to have none.
+func TestTheBucketsLockStatusIsKnownOrTheStoreRefusesToOpen(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Bucket(t, "locked", true)
+	srv.Bucket(t, "plain", false)
+	srv.Setenv(t)
+	open := func(location string, noLock bool) (*Store, error) {
+		return Open(context.Background(), Options{Location: location, Password: testPassword, WorkDir: t.TempDir(), NoObjectLock: noLock})
+	}
+	s, err := open("s3://locked/x", false)
+	require.NoError(t, err)
+	assert.True(t, s.Locks())
+	s, err = open("s3://plain/x", false)
+	require.NoError(t, err, "a bucket without object lock is known to have none")
+	assert.False(t, s.Locks())
+	assert.Contains(t, s.String(), "(no object lock)")
+	s, err = open("s3://locked/x", true)
+	require.NoError(t, err)
+	assert.False(t, s.Locks())
+	assert.Contains(t, s.String(), "object lock not used: the worker runs with --no-object-lock")
+
+	// The same server behind a proxy that refuses to say whether the
+	// bucket locks, as a policy without s3:GetBucketObjectLockConfiguration
+	// would.
+	target, err := url.Parse(srv.Endpoint)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	hidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("object-lock") {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer hidden.Close()
+	t.Setenv("AWS_ENDPOINT_URL_S3", hidden.URL)
+	_, err = open("s3://locked/x", false)
+	assert.ErrorContains(t, err, "the object-lock status of bucket locked cannot be read")
+	assert.ErrorContains(t, err, "--no-object-lock")
+	s, err = open("s3://locked/x", true)
+	require.NoError(t, err, "told to, it runs without lock")
+	assert.False(t, s.Locks())
+	assert.Contains(t, s.String(), "its object-lock status could not be read")
 }

@@ -61,6 +61,9 @@ type Options struct {
 	// RestoreOwners restores files' owners; otherwise what is restored
 	// belongs to the worker's user.
 	RestoreOwners bool
+	// NoObjectLock runs on a bucket without using its object lock, or
+	// without knowing whether it has one.
+	NoObjectLock bool
 }
 
 // Store is the recovery-point store of a worker.
@@ -104,7 +107,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{opts: o, opening: make(chan struct{}, 2), items: map[string]*sync.Mutex{}, repos: map[string]*openRepository{}}
 	var err error
 	if strings.HasPrefix(o.Location, "s3://") {
-		s.backend, err = openS3(ctx, o.Location, o.LockMode)
+		s.backend, err = openS3(ctx, o.Location, o.LockMode, o.NoObjectLock)
 	} else {
 		s.backend, err = openDirectory(o.Location)
 	}

@@ -56,6 +56,7 @@ type config struct {
 	// sourceRoots and restoreRoots confine the host paths items name.
 	sourceRoots, restoreRoots roots
 	restoreOwners             bool
+	noObjectLock              bool
 }
 
 // roots is a repeatable directory flag; with none given, its environment
@@ -170,6 +171,9 @@ Flags:
 		"without one every protect is refused, but in dev mode, where the default is the system's temporary directory and your home")
 	fs.Var(&c.restoreRoots, "restore-root", "a directory restores may write into, repeatable (env RECOVERYVAULT_RESTORE_ROOTS, colon-separated); "+
 		"without one every restore is refused, but in dev mode, where the default is the system's temporary directory and your home")
+	fs.BoolVar(&c.noObjectLock, "no-object-lock", os.Getenv("RECOVERYVAULT_NO_OBJECT_LOCK") != "",
+		"run without the bucket's object lock, or without knowing whether it has one: the storage then no longer keeps data against deletion "+
+			"(env RECOVERYVAULT_NO_OBJECT_LOCK); without it a worker that cannot read its bucket's lock status refuses to start")
 	fs.BoolVar(&c.restoreOwners, "restore-owners", false, "restore files' owners (the worker must run as root); otherwise what is restored belongs to the worker's user")
 	fs.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
 		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
@@ -249,6 +253,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	st, err := store.Open(context.Background(), store.Options{
 		Location: c.store, Password: password, WorkDir: filepath.Join(c.dataDir, "kopia"), LockMode: c.lockMode,
 		SourceRoots: c.sourceRoots, RestoreRoots: c.restoreRoots, Private: []string{c.dataDir}, RestoreOwners: c.restoreOwners,
+		NoObjectLock: c.noObjectLock,
 	})
 	if err != nil {
 		return fmt.Errorf("recovery-point store: %w", err)
@@ -288,7 +293,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		printDevBanner(out, c, dev, consoleAddr)
 	}
 
-	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest}
+	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest, StoreLocks: st.Locks()}
 	switch {
 	case c.softDeleteRetention != 0 && settings.Dev:
 		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the vault's 14 to 180 days (--soft-delete-retention, dev mode only)\n", c.softDeleteRetention)

@@ -92,6 +92,9 @@ func TestObjectLockFollowsTheItemOnABucket(t *testing.T) {
 		return len(objs) > 0 && refusedDeletes(t, srv, objs) == len(objs)
 	}, 20*time.Second, 200*time.Millisecond, "no object of the soft-deleted item can be deleted before its deadline")
 	require.True(t, time.Now().Before(deadline), "checked before the deadline")
+	require.Eventually(t, func() bool {
+		return query(t, c, doomed).ObjectsLockedUntil == deadline.UTC().Format(time.RFC3339)
+	}, 10*time.Second, 100*time.Millisecond, "the status says until when the objects are locked")
 
 	kept := protect(t, c, "vm2", src)
 	st = mustUpdate(t, c, kept, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})

@@ -195,6 +195,9 @@ func (w *item) status(now time.Time) Status {
 	if !w.st.LastBackupTime.IsZero() {
 		s.LastBackupTime = w.st.LastBackupTime.UTC().Format(time.RFC3339)
 	}
+	if !w.st.LockedUntil.IsZero() {
+		s.ObjectsLockedUntil = w.st.LockedUntil.UTC().Format(time.RFC3339)
+	}
 	s.SoftDeleteRetentionOverride = w.settings.overrideNote()
 	// The window that applies: the one the delete got, or before a delete
 	// the one it would get as far as the item knows its vault.

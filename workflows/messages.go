@@ -236,6 +236,9 @@ type Status struct {
 	LastBackupTime              string          `json:"lastBackupTime"`
 	RecoveryPoints              []RecoveryPoint `json:"recoveryPoints"`
 	Audit                       []AuditEntry    `json:"audit"`
+	// ObjectsLockedUntil is, on a store with object lock, until when the
+	// storage keeps every object of the item against deletion.
+	ObjectsLockedUntil string `json:"objectsLockedUntil,omitempty"`
 	// PendingApproval is in the answer to a delete that waits for approval.
 	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
 	// PendingDelete is a delete waiting for its vault to answer.

@@ -382,6 +382,10 @@ func (v *vault) setSoftDelete(ctx workflow.Context, req SetSoftDeleteRequest, in
 	}
 	who := actor{by: requester(req.RequestedBy)}
 	next, err := ChangeSoftDelete(v.id, v.st.SoftDelete, req)
+	if err == nil && v.settings.StoreLocks && next.State == SoftDeleteDisabled {
+		err = &Refusal{Message: fmt.Sprintf("vault %s keeps its data on a store with object lock, which holds every object until its soft-delete window ends: "+
+			"soft delete cannot be Disabled there; keep it Enabled or AlwaysOn", v.id)}
+	}
 	if err != nil {
 		v.refuse(ctx, UpdateSetSoftDelete, who, err)
 		return VaultStatus{}, refused(err)

@@ -226,6 +226,29 @@ func (s *VaultSuite) TestAlwaysOnIsIrreversibleAndEveryRefusalIsAuditedAndAlerte
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
 
+// TestAVaultOnALockedStoreCannotDisableSoftDelete: the storage would keep
+// the data anyway, so Disabled would only promise a purge that fails.
+func (s *VaultSuite) TestAVaultOnALockedStoreCannotDisableSoftDelete() {
+	var errOff, errLonger error
+	s.at(time.Minute, func() {
+		s.update(UpdateSetSoftDelete, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "mallory"}, &errOff)
+		s.update(UpdateSetSoftDelete, SetSoftDeleteRequest{RetentionDays: 30, RequestedBy: "alice"}, &errLonger)
+	})
+	s.at(2*time.Minute, func() {
+		s.ErrorContains(errOff, "vault vault1 keeps its data on a store with object lock")
+		s.ErrorContains(errOff, "soft delete cannot be Disabled there")
+		s.NoError(errLonger)
+		st := s.status()
+		s.Equal(SoftDeleteEnabled, st.SoftDelete.State)
+		s.Equal(30, st.SoftDelete.RetentionDays)
+		s.Len(s.alerts, 1, "the refusal is alerted")
+		s.env.CancelWorkflow()
+	})
+	s.env.RegisterWorkflowWithOptions(NewVault(Settings{StoreLocks: true}), workflow.RegisterOptions{Name: "LockedVault"})
+	s.env.ExecuteWorkflow("LockedVault", VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
 func (s *VaultSuite) TestVaultStartInputCarryingStateIsRefused() {
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1", State: &VaultState{SoftDelete: SoftDeleteSettings{State: SoftDeleteDisabled}}})
 	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)

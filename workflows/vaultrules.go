@@ -60,6 +60,9 @@ type Settings struct {
 	// a floor, so a worker can lengthen windows but never shorten one.
 	SoftDeleteRetention time.Duration
 	Dev                 bool
+	// StoreLocks says the store keeps objects under object lock: there a
+	// vault's soft delete cannot be Disabled.
+	StoreLocks bool
 }
 
 // window is the worker's window as a delete sends it to the vault.
