@@ -176,6 +176,15 @@ func (v *vault) approvedDelete(ctx workflow.Context, itemID, id string) (MuaRequ
 		return MuaRequest{}, fmt.Errorf("request %s was approved but its window ended at %s: nothing changed, ask again",
 			id, rfc3339(r.ExpiresAt))
 	}
+	// Judged by the keys listed now: a key removed since the approval no
+	// longer approves.
+	if fp := fingerprintOf(r.DecisionSigner); fp != "" {
+		signers, _ := parseAllowedSigners(v.st.AllowedSigners)
+		if !listedKey(signers, fp, r.DecidedBy) {
+			return MuaRequest{}, fmt.Errorf("request %s was approved with key %s, which vault %s no longer lists for %s: nothing changed, ask again",
+				id, fp, v.id, r.DecidedBy)
+		}
+	}
 	r.CarriedOut = true
 	return *r, nil
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
@@ -73,7 +74,36 @@ func (v *vault) changeSigners(ctx workflow.Context, who actor, text, reason stri
 	}
 	v.st.AllowedSigners = strings.TrimSpace(text)
 	v.audit(ctx, UpdateSetAllowedSigners, who, OutcomeAccepted, detail)
+	// A request its keys no longer stand behind waits for nothing.
+	signers, _ := parseAllowedSigners(v.st.AllowedSigners)
+	v.closePending(ctx, func(r MuaRequest) bool { return unbacked(r, signers, v.st.Mua.Approvers) != "" }, RequestRejected,
+		func(r MuaRequest) string {
+			return unbacked(r, signers, v.st.Mua.Approvers) + ": send the operation again"
+		})
 	v.version++
+}
+
+// unbacked says why the keys listed now no longer stand behind pending
+// request r: the key that signed it is gone, or no approver but its
+// requester holds a listed key; "" when they still do.
+func unbacked(r MuaRequest, signers []allowedSigner, approvers []string) string {
+	if fp := fingerprintOf(r.Signer); fp != "" && !listedKey(signers, fp, r.RequestedBy) {
+		return fmt.Sprintf("the key %s that signed request %s is no longer listed for %s", fp, r.RequestID, r.RequestedBy)
+	}
+	if len(signers) == 0 {
+		return ""
+	}
+	for _, a := range approvers {
+		if !sameIdentity(a, r.RequestedBy) && slices.ContainsFunc(signers, func(s allowedSigner) bool { return s.listedFor(a) }) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("no approver but %s holds a listed key: request %s could no longer be approved", r.RequestedBy, r.RequestID)
+}
+
+// listedKey is true when the key of fingerprint fp is listed for by.
+func listedKey(signers []allowedSigner, fp, by string) bool {
+	return slices.ContainsFunc(signers, func(s allowedSigner) bool { return s.Fingerprint == fp && s.listedFor(by) })
 }
 
 // signerSummary names every key: "alice@example.com (SHA256:...), ...".

@@ -426,3 +426,64 @@ func (s *VaultSuite) TestASignedDeleteWhoseItemCannotBeCheckedIsNoReplayWhenAske
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
+
+// TestARemovedKeyNoLongerStandsBehindARequestOrAnApproval: once bob's key
+// is replaced, the request it signed is closed, and the delete it approved
+// is no longer confirmed to its item.
+func (s *VaultSuite) TestARemovedKeyNoLongerStandsBehindARequestOrAnApproval() {
+	alice, bob, bob2 := signingtest.New(s.T(), "alice"), signingtest.New(s.T(), "bob"), signingtest.New(s.T(), "bob")
+	var a *activities.Activities
+	s.env.OnActivity(a.Signal, mock.Anything, mock.Anything).Return(nil)
+	vaultWF, vm2 := VaultWorkflowID("vault1"), WorkflowID("vault1", "vm2")
+	var errSigners, errMua, errDelete, errBobs, errApprove, errReplace, errApproveReplace, errConfirm error
+	var pending, confirmed VaultAnswer
+	var replace VaultStatus
+	s.at(30*time.Second, func() {
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob), RequestedBy: "alice"}, nil, &errSigners)
+	})
+	s.at(time.Minute, func() {
+		s.Require().NoError(errSigners)
+		s.answer(UpdateEnableMua, s.signed(alice, UpdateEnableMua, vaultWF, EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}), nil, &errMua)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(errMua)
+		s.itemDelete("delete", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice",
+			Input: s.signed(alice, string(OpDelete), vm2, Request{RequestedBy: "alice"})}, &pending, &errDelete)
+		s.answer(UpdateSetSoftDelete, s.signed(bob, UpdateSetSoftDelete, vaultWF, SetSoftDeleteRequest{State: SoftDeleteDisabled, RequestedBy: "bob"}), nil, &errBobs)
+	})
+	s.at(3*time.Minute, func() {
+		s.Require().NoError(errDelete)
+		s.Require().NoError(errBobs)
+		s.answer(UpdateApprove, s.signed(bob, UpdateApprove, vaultWF, DecisionRequest{RequestID: pending.Pending.RequestID, RequestedBy: "bob"}), nil, &errApprove)
+	})
+	s.at(4*time.Minute, func() {
+		s.Require().NoError(errApprove)
+		s.answer(UpdateSetAllowedSigners, s.signed(alice, UpdateSetAllowedSigners, vaultWF,
+			SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice, bob2), RequestedBy: "alice"}), &replace, &errReplace)
+	})
+	s.at(5*time.Minute, func() {
+		s.Require().NoError(errReplace)
+		id := replace.Requests[len(replace.Requests)-1].RequestID
+		s.answer(UpdateApprove, s.signed(bob, UpdateApprove, vaultWF, DecisionRequest{RequestID: id, RequestedBy: "bob"}), nil, &errApproveReplace)
+	})
+	s.at(6*time.Minute, func() {
+		s.Require().NoError(errApproveReplace)
+		st := s.status()
+		s.Contains(st.AllowedSigners[1].Fingerprint, bob2.Fingerprint()[:12], "bob's key is replaced")
+		var bobs MuaRequest
+		for _, r := range st.Requests {
+			if r.RequestedBy == "bob" {
+				bobs = r
+			}
+		}
+		s.Equal(RequestRejected, bobs.State, "the request bob's old key signed is closed")
+		s.Contains(bobs.Detail, "that signed request "+bobs.RequestID+" is no longer listed for bob")
+		s.itemDelete("confirm", ItemDeleteRequest{ItemID: "vm2", RequestedBy: "alice", RequestID: pending.Pending.RequestID}, &confirmed, &errConfirm)
+	})
+	s.at(7*time.Minute, func() {
+		s.ErrorContains(errConfirm, "which vault vault1 no longer lists for bob", "the approval by the removed key no longer counts")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
