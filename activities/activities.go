@@ -104,7 +104,16 @@ func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflow
 	if !in.Until.IsZero() {
 		lock.Until = in.Until
 	}
-	return lock, classify(a.Store.Lock(ctx, in.VaultID, in.ItemID, lock.Until, heartbeat(ctx)))
+	tamper, err := a.Store.Lock(ctx, in.VaultID, in.ItemID, lock.Until, heartbeat(ctx))
+	if what := tamper.String(); what != "" {
+		// Found while locking, whether or not the lock then held.
+		alert := workflows.Alert{Kind: workflows.AlertTamper, VaultID: in.VaultID, ItemID: in.ItemID, Time: time.Now().UTC(),
+			Detail: workflows.Clip("someone changed the item's objects in the store: "+what, workflows.MaxDetailBytes)}
+		if nerr := a.notify(ctx, alert); nerr != nil && err == nil {
+			err = nerr
+		}
+	}
+	return lock, classify(err)
 }
 
 // Purge destroys everything of an item, then tells its vault and sends the

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,13 +36,14 @@ type backend interface {
 	connection(prefix, lockKey string) blob.ConnectionInfo
 	// initialized is true when a repository exists under prefix.
 	initialized(ctx context.Context, prefix string) (bool, error)
-	// lock extends the retention of every current object under prefix to
-	// until.
-	lock(ctx context.Context, prefix string, until time.Time, progress Progress) error
+	// lock extends the retention of every version of every object under
+	// prefix that kopia has not deleted to until, and says what someone
+	// else did to them.
+	lock(ctx context.Context, prefix string, until time.Time, progress Progress) (Tamper, error)
 	// purge deletes everything under prefix: every object, every version.
 	purge(ctx context.Context, prefix string, progress Progress) error
-	// sweep deletes what kopia deleted but the backend kept: object
-	// versions no longer current, once their retention has passed.
+	// sweep deletes what kopia deleted but the backend kept, once its
+	// retention has passed.
 	sweep(ctx context.Context, prefix string) error
 	// objects gives every stored object under prefix, every version, with
 	// its bytes: what an audit (or a test) reads to see what is left.
@@ -84,8 +86,10 @@ func (d *directory) initialized(_ context.Context, prefix string) (bool, error) 
 	return err == nil, err
 }
 
-func (d *directory) lock(context.Context, string, time.Time, Progress) error { return nil }
-func (d *directory) sweep(context.Context, string) error                     { return nil }
+func (d *directory) lock(context.Context, string, time.Time, Progress) (Tamper, error) {
+	return Tamper{}, nil
+}
+func (d *directory) sweep(context.Context, string) error { return nil }
 
 func (d *directory) purge(_ context.Context, prefix string, progress Progress) error {
 	dir := d.path(prefix)
@@ -136,6 +140,8 @@ type bucket struct {
 	opts     s3.Options
 	lockMode minio.RetentionMode
 	locked   bool
+	// mac signs the tombstones of what kopia deletes.
+	mac []byte
 	// unlocked says why a bucket with object lock is used without it.
 	unlocked string
 }
@@ -242,6 +248,9 @@ func init() {
 type lockedStorage struct {
 	blob.Storage
 	opts lockedS3Options
+	// hidden are the blobs buried, as of the last listing and since.
+	mu     sync.Mutex
+	hidden map[blob.ID]time.Time
 }
 
 func (s *lockedStorage) PutBlob(ctx context.Context, id blob.ID, data blob.Bytes, o blob.PutOptions) error {
@@ -275,25 +284,6 @@ func (b *bucket) initialized(ctx context.Context, prefix string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
-}
-
-func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progress Progress) error {
-	until = until.UTC()
-	n := int64(0)
-	for obj := range b.cli.ListObjects(ctx, b.name, minio.ListObjectsOptions{Prefix: b.prefix + prefix, Recursive: true}) {
-		if obj.Err != nil {
-			return obj.Err
-		}
-		err := b.cli.PutObjectRetention(ctx, b.name, obj.Key, minio.PutObjectRetentionOptions{Mode: &b.lockMode, RetainUntilDate: &until})
-		if err != nil {
-			return fmt.Errorf("lock %s until %s: %w", obj.Key, until.Format(time.RFC3339), err)
-		}
-		n++
-		if progress != nil {
-			progress(n)
-		}
-	}
-	return nil
 }
 
 // versions lists every version and delete marker under prefix.
@@ -335,44 +325,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func (b *bucket) sweep(ctx context.Context, prefix string) error {
-	all, err := b.versions(ctx, prefix)
-	if err != nil {
-		return err
-	}
-	byKey := map[string][]minio.ObjectInfo{}
-	for _, obj := range all {
-		byKey[obj.Key] = append(byKey[obj.Key], obj)
-	}
-	for key, vs := range byKey {
-		// Only what kopia deleted: a key whose latest version is a delete
-		// marker. Each version goes once its retention has passed; the
-		// marker goes with the last of them.
-		latest := slices.IndexFunc(vs, func(v minio.ObjectInfo) bool { return v.IsLatest })
-		if latest < 0 || !vs[latest].IsDeleteMarker {
-			continue
-		}
-		left := 0
-		for _, v := range vs {
-			if v.IsDeleteMarker {
-				continue
-			}
-			if err := b.cli.RemoveObject(ctx, b.name, key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
-				left++ // still locked: a later collection takes it
-			}
-		}
-		if left > 0 {
-			continue
-		}
-		for _, v := range vs {
-			if v.IsDeleteMarker {
-				_ = b.cli.RemoveObject(ctx, b.name, key, minio.RemoveObjectOptions{VersionID: v.VersionID})
-			}
-		}
-	}
-	return nil
 }
 
 func (b *bucket) objects(ctx context.Context, prefix string, fn func(string, []byte) error) error {

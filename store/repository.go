@@ -63,6 +63,9 @@ type openRepository struct {
 func (s *Store) open(ctx context.Context, vaultID, itemID string, lockUntil time.Time, create bool) (repo.DirectRepository, error) {
 	key := itemPrefix(vaultID, itemID)
 	lockUntilFor(s, key).Store(lockUntil.UnixNano())
+	if b, ok := s.backend.(*bucket); ok {
+		tombstoneMACs.Store(lockKey(s, key), b.mac)
+	}
 	s.mu.Lock()
 	r, ok := s.repos[key]
 	if ok {

@@ -90,14 +90,20 @@ func TestObjectLockKeepsASoftDeletedItemUntilItsDeadline(t *testing.T) {
 	require.NoError(t, err)
 	// Soft-deleted: every object held exactly until the deadline.
 	deadline := time.Now().Add(5 * time.Second)
-	require.NoError(t, s.Lock(ctx, "vault1", "vm1", deadline, nil))
+	tamper, err := s.Lock(ctx, "vault1", "vm1", deadline, nil)
+	require.NoError(t, err)
+	assert.Empty(t, tamper.String(), "nothing was tampered with")
 
 	// The objects the item is made of: what kopia deleted itself (session
-	// markers, superseded indexes) is no part of it.
+	// markers, superseded indexes), buried by the store, is no part of it.
+	o, err := s.backend.(*bucket).itemObjects(ctx, itemPrefix("vault1", "vm1"))
+	require.NoError(t, err)
 	var all []minio.ObjectInfo
-	for _, v := range versions(t, srv, "vm1") {
-		if v.IsLatest && !v.IsDeleteMarker {
-			all = append(all, v)
+	for key, vs := range o.versions {
+		for _, v := range vs {
+			if o.live(key) && v.IsLatest && !v.IsDeleteMarker {
+				all = append(all, v)
+			}
 		}
 	}
 	require.NotEmpty(t, all)
@@ -144,7 +150,7 @@ func indexOf(all []minio.ObjectInfo, f func(minio.ObjectInfo) bool) int {
 // objects stay, locked, until their retention passes; the next collection
 // then removes them, and a marker only that point held is nowhere.
 func TestCollectionOnALockedBucketSweepsOnceTheLocksPass(t *testing.T) {
-	s, srv := newS3Store(t, true, "")
+	s, _ := newS3Store(t, true, "")
 	ctx := context.Background()
 	src := treediff.WriteSample(t)
 	require.NoError(t, os.WriteFile(filepath.Join(src, "ledger.txt"), []byte("S3-EXPIRED-MARKER-5772"), 0o644))
@@ -158,11 +164,11 @@ func TestCollectionOnALockedBucketSweepsOnceTheLocksPass(t *testing.T) {
 	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-1"}, lock(), nil)
 	require.NoError(t, err)
 	assert.Empty(t, scan(t, s, "vault1", "vm1", "S3-EXPIRED-MARKER-5772"), "no current object holds it")
-	assert.NotEmpty(t, deleted(t, srv), "what the collection deleted stays, under lock")
+	assert.NotEmpty(t, deleted(t, s), "what the collection deleted stays, under lock")
 	time.Sleep(2500 * time.Millisecond)
 	_, err = s.Delete(ctx, "vault1", "vm1", nil, lock(), nil)
 	require.NoError(t, err)
-	assert.Empty(t, deleted(t, srv), "and goes once its lock has passed")
+	assert.Empty(t, deleted(t, s), "and goes once its lock has passed")
 
 	target := filepath.Join(t.TempDir(), "out")
 	_, err = s.Restore(ctx, "vault1", "vm1", "rp-2", live.SHA256, target, nil)
@@ -170,20 +176,21 @@ func TestCollectionOnALockedBucketSweepsOnceTheLocksPass(t *testing.T) {
 	sameTree(t, src, target)
 }
 
-// deleted are the versions of objects kopia deleted that the bucket keeps.
-func deleted(t *testing.T, srv *s3test.Server) []string {
+// deleted are the versions of objects kopia deleted that the bucket keeps:
+// what the store's genuine tombstones bury.
+func deleted(t *testing.T, s *Store) []string {
 	t.Helper()
-	all := versions(t, srv, "vm1")
-	gone := map[string]bool{}
-	for _, v := range all {
-		if v.IsLatest && v.IsDeleteMarker {
-			gone[v.Key] = true
-		}
-	}
+	o, err := s.backend.(*bucket).itemObjects(context.Background(), itemPrefix("vault1", "vm1"))
+	require.NoError(t, err)
 	var kept []string
-	for _, v := range all {
-		if gone[v.Key] && !v.IsDeleteMarker {
-			kept = append(kept, v.Key)
+	for key, vs := range o.versions {
+		if o.live(key) {
+			continue
+		}
+		for _, v := range vs {
+			if !v.IsDeleteMarker {
+				kept = append(kept, v.Key)
+			}
 		}
 	}
 	return kept
@@ -246,4 +253,78 @@ func TestTheBucketsLockStatusIsKnownOrTheStoreRefusesToOpen(t *testing.T) {
 	require.NoError(t, err, "told to, it runs without lock")
 	assert.False(t, s.Locks())
 	assert.Contains(t, s.String(), "its object-lock status could not be read")
+}
+
+// TestDeleteMarkersHideNothingForLongAndForgedTombstonesBuryNothing is the
+// attack of someone holding the workers' S3 credentials: a plain DELETE of
+// every object adds delete markers over them, a forged tombstone claims a
+// pack is garbage, and a pack is overwritten. The next lock keeps every
+// hidden version, removes the markers and reports all of it; the sweep
+// deletes nothing of the item; the point restores identical.
+func TestDeleteMarkersHideNothingForLongAndForgedTombstonesBuryNothing(t *testing.T) {
+	s, srv := newS3Store(t, true, "")
+	ctx := context.Background()
+	src := treediff.WriteSample(t)
+	p, err := s.Backup(ctx, "vault1", "vm1", "rp-1", src, time.Now().Add(2*time.Second), nil)
+	require.NoError(t, err)
+
+	o, err := s.backend.(*bucket).itemObjects(ctx, itemPrefix("vault1", "vm1"))
+	require.NoError(t, err)
+	var live []string
+	for key := range o.versions {
+		if o.live(key) {
+			live = append(live, key)
+		}
+	}
+	require.NotEmpty(t, live)
+	pack := ""
+	for _, key := range live {
+		if strings.Contains(key, "/p") {
+			pack = key
+		}
+		require.NoError(t, srv.Client.RemoveObject(ctx, "backups", key, minio.RemoveObjectOptions{}), "a plain DELETE is allowed and adds a marker")
+	}
+	forged := "recovery/vault1/vm1/" + tombstoneDir + strings.TrimPrefix(pack, "recovery/vault1/vm1/") + "." + strings.Repeat("0", 64)
+	_, err = srv.Client.PutObject(ctx, "backups", forged, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+	require.NoError(t, err)
+	_, err = s.Restore(ctx, "vault1", "vm1", "rp-1", p.SHA256, filepath.Join(t.TempDir(), "hidden"), nil)
+	require.Error(t, err, "hidden under markers, nothing restores")
+
+	until := time.Now().Add(6 * time.Second)
+	tamper, err := s.Lock(ctx, "vault1", "vm1", until, nil)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, live, tamper.Markers, "every marker is found and removed")
+	assert.Contains(t, tamper.String(), "hidden under delete markers, which were removed")
+
+	time.Sleep(2500 * time.Millisecond) // past the backup's own lock
+	for _, key := range live {
+		for _, v := range versionsOf(t, srv, key) {
+			err := srv.Client.RemoveObject(ctx, "backups", key, minio.RemoveObjectOptions{VersionID: v.VersionID})
+			assert.Equal(t, "AccessDenied", minio.ToErrorResponse(err).Code, "%s was kept by the lock though hidden", key)
+		}
+	}
+	_, err = s.Delete(ctx, "vault1", "vm1", nil, until, nil)
+	require.NoError(t, err, "a collection and its sweep")
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(ctx, "vault1", "vm1", "rp-1", p.SHA256, target, nil)
+	require.NoError(t, err, "the forged tombstone buried nothing; the point restores")
+	sameTree(t, src, target)
+
+	_, err = srv.Client.PutObject(ctx, "backups", pack, bytes.NewReader([]byte("ransom")), 6, minio.PutObjectOptions{})
+	require.NoError(t, err)
+	tamper, err = s.Lock(ctx, "vault1", "vm1", until, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{pack}, tamper.Overwritten, "an overwritten pack is found")
+}
+
+func versionsOf(t *testing.T, srv *s3test.Server, key string) []minio.ObjectInfo {
+	t.Helper()
+	var out []minio.ObjectInfo
+	for obj := range srv.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+		require.NoError(t, obj.Err)
+		if obj.Key == key {
+			out = append(out, obj)
+		}
+	}
+	return out
 }

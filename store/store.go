@@ -107,7 +107,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{opts: o, opening: make(chan struct{}, 2), items: map[string]*sync.Mutex{}, repos: map[string]*openRepository{}}
 	var err error
 	if strings.HasPrefix(o.Location, "s3://") {
-		s.backend, err = openS3(ctx, o.Location, o.LockMode, o.NoObjectLock)
+		var b *bucket
+		b, err = openS3(ctx, o.Location, o.LockMode, o.NoObjectLock)
+		if err == nil {
+			b.mac = tombstoneKey(o.Password)
+			s.backend = b
+		}
 	} else {
 		s.backend, err = openDirectory(o.Location)
 	}
@@ -163,13 +168,13 @@ func checkNames(vaultID, itemID string, ids ...string) error {
 // with object lock, a retention that is only ever extended; elsewhere
 // nothing. It is how the rolling retention moves forward, and how a
 // soft-deleted item's objects are held exactly until its deadline.
-func (s *Store) Lock(ctx context.Context, vaultID, itemID string, until time.Time, progress Progress) error {
+func (s *Store) Lock(ctx context.Context, vaultID, itemID string, until time.Time, progress Progress) (Tamper, error) {
 	if err := checkNames(vaultID, itemID); err != nil {
-		return err
+		return Tamper{}, err
 	}
 	// A time already past needs nothing kept, and S3 refuses it.
 	if !s.Locks() || !until.After(time.Now()) {
-		return nil
+		return Tamper{}, nil
 	}
 	defer s.lockItem(vaultID, itemID)()
 	return s.backend.lock(ctx, itemPrefix(vaultID, itemID), until, progress)

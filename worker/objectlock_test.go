@@ -19,15 +19,24 @@ import (
 )
 
 // currentObjects are the objects an item's repository is made of now, in
-// the bucket: not what kopia itself deleted.
+// the bucket: not what kopia itself deleted, which the store buried under
+// a tombstone ("rv-tombstone/<object>.<HMAC>"), nor the tombstones.
 func currentObjects(t *testing.T, srv *s3test.Server, itemID string) []minio.ObjectInfo {
 	t.Helper()
-	var objs []minio.ObjectInfo
-	for o := range srv.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{
-		Prefix: "items/vault1/" + itemID + "/", Recursive: true, WithVersions: true,
-	}) {
+	prefix := "items/vault1/" + itemID + "/"
+	var all []minio.ObjectInfo
+	buried := map[string]bool{}
+	for o := range srv.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{Prefix: prefix, Recursive: true, WithVersions: true}) {
 		require.NoError(t, o.Err)
-		if o.IsLatest && !o.IsDeleteMarker {
+		if name, ok := strings.CutPrefix(o.Key, prefix+"rv-tombstone/"); ok {
+			buried[prefix+name[:strings.LastIndexByte(name, '.')]] = true
+			continue
+		}
+		all = append(all, o)
+	}
+	var objs []minio.ObjectInfo
+	for _, o := range all {
+		if o.IsLatest && !o.IsDeleteMarker && !buried[o.Key] {
 			objs = append(objs, o)
 		}
 	}

@@ -40,6 +40,10 @@ const (
 	// AlertLockFailed is an item whose objects the store could not lock
 	// as they must be; it is tried again every hour until it holds.
 	AlertLockFailed = "lockFailed"
+	// AlertTamper is an item whose objects someone else changed in the
+	// store: hid them under delete markers (removed again) or overwrote
+	// them.
+	AlertTamper = "tamper"
 )
 
 // Alert is one notification about a vault or an item.
