@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"recoveryvault/internal/items"
 	"recoveryvault/store"
 	"recoveryvault/workflows"
 )
@@ -41,7 +42,7 @@ func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (work
 }
 
 func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
-	lock := a.lock(in.Window)
+	lock := a.lock(ctx, in.VaultID, in.Window)
 	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
 	if err != nil {
 		return workflows.BackupResult{}, classify(err)
@@ -54,13 +55,22 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	return workflows.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}, nil
 }
 
-// lock is how long a store with object lock keeps what is written now;
-// zero on a store that does not lock.
-func (a *Activities) lock(window workflows.WindowInputs) workflows.LockResult {
+// lock is how long a store with object lock keeps what is written now:
+// the window a delete made now would get, under the vault's settings as
+// it publishes them now (the item may not have seen a longer retention
+// yet), or as far as the item knows them when they cannot be read. Zero
+// on a store that does not lock.
+func (a *Activities) lock(ctx context.Context, vaultID string, window workflows.WindowInputs) workflows.LockResult {
 	if !a.Store.Locks() {
 		return workflows.LockResult{}
 	}
-	w := a.Settings.LockWindow(window)
+	vault := workflows.DefaultSoftDeleteSettings()
+	if a.Client != nil {
+		if vs, err := items.VaultSettings(ctx, a.Client, vaultID); err == nil {
+			vault = vs.SoftDeleteSettings
+		}
+	}
+	w := a.Settings.LockWindow(window, vault)
 	return workflows.LockResult{Until: time.Now().Add(w), Window: w}
 }
 
@@ -87,7 +97,7 @@ func (a *Activities) Collect(ctx context.Context, in workflows.CollectInput) err
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
 		return err
 	}
-	_, err := a.Store.Delete(ctx, in.VaultID, in.ItemID, in.RecoveryPointIDs, a.lock(in.Window).Until, heartbeat(ctx))
+	_, err := a.Store.Delete(ctx, in.VaultID, in.ItemID, in.RecoveryPointIDs, a.lock(ctx, in.VaultID, in.Window).Until, heartbeat(ctx))
 	return classify(err)
 }
 
@@ -97,7 +107,7 @@ func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflow
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
 		return workflows.LockResult{}, err
 	}
-	lock := a.lock(in.Window)
+	lock := a.lock(ctx, in.VaultID, in.Window)
 	if lock.Until.IsZero() {
 		return lock, nil
 	}

@@ -71,13 +71,13 @@ func (s Settings) window() windowSetting {
 }
 
 // LockWindow is how long a store with object lock keeps a living item's
-// objects ahead: the window a delete made now would get, as far as the
-// item knows its vault (in, with the floor it has seen), under this
-// worker's override. A delete gets at least that, so a lock never outlasts
+// objects ahead: the window a delete made now would get under the vault's
+// settings now and the item's own (in, with the floor it has seen), under
+// this worker's override. A delete gets at least that, so a lock never outlasts
 // a deadline.
-func (s Settings) LockWindow(in WindowInputs) time.Duration {
+func (s Settings) LockWindow(in WindowInputs, vault SoftDeleteSettings) time.Duration {
 	in.Override = s.window()
-	w, _ := in.Window(DefaultSoftDeleteSettings())
+	w, _ := in.Window(vault)
 	return w
 }
 

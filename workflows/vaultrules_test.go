@@ -58,3 +58,18 @@ func TestWindowTextAndPlurals(t *testing.T) {
 	assert.Equal(t, "0 recovery points", Plural(0, "recovery point"))
 	assert.Equal(t, "3 recovery points", Plural(3, "recovery point"))
 }
+
+// TestTheRollingLockCoversTheWindowTheVaultGivesNow: an item that saw its
+// vault at 14 days still locks its objects for the 180 the vault gives a
+// delete now, so a delete forged into a purge at once fails at the storage.
+func TestTheRollingLockCoversTheWindowTheVaultGivesNow(t *testing.T) {
+	item := WindowInputs{ItemDays: 14, Floor: VaultFloor{RetentionDays: 14}}
+	vault := DefaultSoftDeleteSettings()
+	assert.Equal(t, 14*24*time.Hour, Settings{}.LockWindow(item, vault))
+	vault.RetentionDays = 180
+	assert.Equal(t, 180*24*time.Hour, Settings{}.LockWindow(item, vault), "the vault's longer window")
+	item.Floor.RetentionDays = 30
+	vault.RetentionDays = 14
+	assert.Equal(t, 30*24*time.Hour, Settings{}.LockWindow(item, vault), "never below what the item has seen")
+	assert.Equal(t, 40*24*time.Hour, Settings{SoftDeleteRetention: 40 * 24 * time.Hour}.LockWindow(item, vault), "nor below the worker's floor")
+}
