@@ -43,7 +43,11 @@ func (a *Activities) announce(ctx context.Context, in workflows.AnnounceInput) (
 			vs, err = items.VaultSettings(ctx, a.Client, in.VaultID)
 		}
 		if err == nil {
-			res.Settings = &vs.SoftDeleteSettings
+			p := vs.Protection()
+			res.Settings, res.Protection = &vs.SoftDeleteSettings, &p
+			if in.Floor.Vault != "" && in.Floor.Vault != p.Incarnation {
+				a.alertRestarted(ctx, in.VaultID, in.Floor.Weakened(in.VaultID, p))
+			}
 		}
 	}
 	for _, alert := range in.Alerts {
@@ -77,6 +81,15 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 	}
 	id := workflows.VaultWorkflowID(in.VaultID)
 	vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
+	if why := in.Floor.Weakened(in.VaultID, vs.Protection()); err == nil && why != "" {
+		// Not asked: a vault started anew that requires less than the
+		// item saw would let the delete through on less.
+		if !in.HeldBefore {
+			a.alertRestarted(ctx, in.VaultID, why)
+		}
+		answer.Held, answer.Settings = why, vs.SoftDeleteSettings
+		return answer, nil
+	}
 	var unpublished *items.NotPublishedError
 	switch {
 	case errors.As(err, &unpublished):
@@ -275,4 +288,19 @@ func vaultOf(workflowID string) string {
 	}
 	vaultID, _, _ := strings.Cut(rest, "/")
 	return vaultID
+}
+
+// alertRestarted tells that a vault runs a new incarnation since an item
+// last saw it: it was terminated or reset and started anew.
+func (a *Activities) alertRestarted(ctx context.Context, vaultID, weakened string) {
+	info := activity.GetInfo(ctx)
+	detail := fmt.Sprintf("vault %s was terminated or reset and started anew since item workflow %s last saw it", vaultID, info.WorkflowExecution.ID)
+	if weakened != "" {
+		detail = weakened
+	}
+	alert := workflows.Alert{Kind: workflows.AlertVaultRestarted, VaultID: vaultID, ItemID: strings.TrimPrefix(info.WorkflowExecution.ID, workflows.WorkflowID(vaultID, "")),
+		Time: time.Now().UTC(), Detail: workflows.Clip(detail, workflows.MaxDetailBytes)}
+	if err := a.notify(ctx, alert); err != nil {
+		activity.GetLogger(ctx).Error("Alert of a vault started anew not delivered", "error", err, "detail", detail)
+	}
 }

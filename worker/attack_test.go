@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/items"
 	"recoveryvault/internal/storetest"
 	"recoveryvault/store"
 	"recoveryvault/workflows"
@@ -186,4 +187,50 @@ func TestMegabyteMessagesFreezeNoItemAndNoVault(t *testing.T) {
 	}
 	_, err = update(t, c, vault, workflows.UpdateSetSoftDelete, workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteEnabled, RetentionDays: 20, RequestedBy: "alice"})
 	require.NoError(t, err, "the vault still answers and acts")
+}
+
+// TestAVaultStartedAnewCannotShedItsProtection: the vault required
+// multi-user authorization; someone terminates it and starts it anew with
+// the defaults. A delete of an item that saw the old vault waits, alerted,
+// until the vault requires approval again.
+func TestAVaultStartedAnewCannotShedItsProtection(t *testing.T) {
+	c, st, rec := attackedWorker(t)
+	src := writeItemSource(t)
+	protect(t, c, "seed", src)
+	vault := workflows.VaultWorkflowID("vault1")
+	enable := func() {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			_, err := update(t, c, vault, workflows.UpdateEnableMua, workflows.EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"})
+			return err == nil
+		}, 20*time.Second, 200*time.Millisecond)
+	}
+	enable()
+	id := protect(t, c, "vm1", src) // it sees the vault require approval
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.TerminateWorkflow(ctx, vault, "", "attack"))
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: vault, TaskQueue: workflows.TaskQueue}, workflows.VaultWorkflowType,
+		workflows.VaultInput{VaultID: "vault1"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := items.VaultSettings(ctx, c, "vault1")
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the new vault publishes its defaults")
+
+	s := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	assert.Equal(t, workflows.Protected, s.ProtectionState, "not deleted on a vault that asks less")
+	require.NotNil(t, s.PendingDelete)
+	assert.Contains(t, s.PendingDelete.Why, "vault vault1 was started anew (terminated or reset) and no longer requires multi-user authorization")
+	require.Eventually(t, func() bool { return len(rec.of(workflows.AlertVaultRestarted)) > 0 }, 10*time.Second, 100*time.Millisecond,
+		"a vaultRestarted alert goes out")
+	points, err := st.List(ctx, "vault1", "vm1")
+	require.NoError(t, err)
+	assert.Len(t, points, 1)
+
+	enable()
+	s = mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	require.NotNil(t, s.PendingApproval, "asked again, the delete waits for approval as it did before")
+	assert.Equal(t, workflows.Protected, s.ProtectionState)
 }

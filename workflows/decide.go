@@ -164,12 +164,13 @@ type Event struct {
 	// Results of effects: the point a backup made, the points a collection
 	// removed, what a restore wrote, the vault's settings, or why an
 	// effect failed.
-	Point    *RecoveryPoint
-	Files    int
-	Removed  []string
-	Restored *RestoreResult
-	Settings *SoftDeleteSettings
-	Failure  *Failure
+	Point      *RecoveryPoint
+	Files      int
+	Removed    []string
+	Restored   *RestoreResult
+	Settings   *SoftDeleteSettings
+	Protection *Protection
+	Failure    *Failure
 	// LockedUntil is how long the store now keeps the item's objects, a
 	// window of LockWindow from when they were locked.
 	LockedUntil time.Time
@@ -309,6 +310,9 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 	case OpAnnounced:
 		if ev.Settings != nil {
 			d.st.VaultFloor.raise(*ev.Settings)
+		}
+		if ev.Protection != nil {
+			d.st.VaultFloor.see(*ev.Protection)
 		}
 		return d.decision(), nil
 	}

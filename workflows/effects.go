@@ -138,12 +138,16 @@ type AnnounceInput struct {
 	VaultID  string  `json:"vaultId"`
 	Register bool    `json:"register,omitempty"`
 	Alerts   []Alert `json:"alerts,omitempty"`
+	// Floor is what the item has seen of its vault: a vault started anew
+	// since is alerted.
+	Floor VaultFloor `json:"floor,omitzero"`
 }
 
-// AnnounceResult is the vault's soft-delete settings, when they could be
-// read from its memo.
+// AnnounceResult is the vault's soft-delete settings and what it requires
+// of a delete, when they could be read from its memo.
 type AnnounceResult struct {
-	Settings *SoftDeleteSettings `json:"settings,omitempty"`
+	Settings   *SoftDeleteSettings `json:"settings,omitempty"`
+	Protection *Protection         `json:"protection,omitempty"`
 }
 
 // AskVaultInput is an item's delete, asked of its vault (the itemDelete
@@ -156,6 +160,9 @@ type AskVaultInput struct {
 	// vault's published hold still holds it, the activity answers so
 	// without asking the vault.
 	HeldBefore bool `json:"heldBefore,omitempty"`
+	// Floor is what the item has seen of its vault: a vault started anew
+	// that requires less is not asked, and the delete waits.
+	Floor VaultFloor `json:"floor,omitzero"`
 }
 
 // runStoreEffect runs a backup, collection, restore or purge, and returns
@@ -276,13 +283,13 @@ func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
 	if err := workflow.ExecuteActivity(ctx, ActivityAnnounce, in).Get(ctx, &res); err != nil {
 		workflow.GetLogger(ctx).Error("Vault not told of the item's state, or alerts not delivered", "vault", w.in.VaultID, "error", err)
 	}
-	return Event{Op: OpAnnounced, Settings: res.Settings}
+	return Event{Op: OpAnnounced, Settings: res.Settings, Protection: res.Protection}
 }
 
 // announcement is what an effect announces: the alerts, and whether the
 // vault must be started if it does not run.
 func (w *item) announcement(e Effect) AnnounceInput {
-	return AnnounceInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts}
+	return AnnounceInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts, Floor: w.st.VaultFloor}
 }
 
 // askVault is the only step that blocks a decision: a delete asks its
@@ -312,6 +319,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *VaultAnswer {
 		ReceivedAt:  workflow.Now(ctx).UTC(),
 		Window:      w.windowInputs(w.settings.window()),
 	}}
+	in.Floor = w.st.VaultFloor
 	if p := w.st.PendingDelete; ev.Retry && p != nil {
 		in.Request.ReceivedAt = p.Since
 		in.HeldBefore = p.Held

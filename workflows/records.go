@@ -44,6 +44,10 @@ const (
 	// store: hid them under delete markers (removed again) or overwrote
 	// them.
 	AlertTamper = "tamper"
+	// AlertVaultRestarted is a vault that was terminated or reset and
+	// started anew since an item saw it; a delete waits while it requires
+	// less than it did.
+	AlertVaultRestarted = "vaultRestarted"
 )
 
 // Alert is one notification about a vault or an item.

@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,10 +117,70 @@ func (st *ItemState) validate() error {
 	return nil
 }
 
-// VaultFloor is the strongest soft-delete setting an item has seen.
+// VaultFloor is the strongest soft-delete setting an item has seen, and
+// what its vault required of a delete (multi-user authorization, its
+// allowed signers' digest) in the vault's incarnation Vault (its first
+// run's ID). A vault terminated or reset and started anew is another
+// incarnation: it cannot lower what the item saw before.
 type VaultFloor struct {
-	AlwaysOn      bool `json:"alwaysOn,omitempty"`
-	RetentionDays int  `json:"retentionDays,omitempty"`
+	AlwaysOn      bool   `json:"alwaysOn,omitempty"`
+	RetentionDays int    `json:"retentionDays,omitempty"`
+	Mua           bool   `json:"mua,omitempty"`
+	Signers       string `json:"signers,omitempty"`
+	Vault         string `json:"vault,omitempty"`
+}
+
+// Protection is what a vault requires of a delete now, in which
+// incarnation.
+type Protection struct {
+	Mua         bool   `json:"mua,omitempty"`
+	Signers     string `json:"signers,omitempty"`
+	Incarnation string `json:"incarnation"`
+}
+
+// see takes what the vault requires now: within the incarnation the item
+// knows, the vault's own rules govern its changes; a new incarnation is
+// taken only once it requires at least what the item saw.
+func (f *VaultFloor) see(p Protection) {
+	if f.Vault == "" || f.Vault == p.Incarnation || f.Weakened("", p) == "" {
+		f.Mua, f.Signers, f.Vault = p.Mua, p.Signers, p.Incarnation
+	}
+}
+
+// Weakened says why vault vaultID, started anew since the item saw it,
+// requires less of a delete than it did; "" when it does not.
+func (f VaultFloor) Weakened(vaultID string, p Protection) string {
+	if f.Vault == "" || p.Incarnation == "" || f.Vault == p.Incarnation {
+		return ""
+	}
+	var lost []string
+	if f.Mua && !p.Mua {
+		lost = append(lost, "multi-user authorization")
+	}
+	if f.Signers != "" && p.Signers != f.Signers {
+		lost = append(lost, "the allowed signers it held")
+	}
+	if len(lost) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("vault %s was started anew (terminated or reset) and no longer requires %s: the delete waits until the vault requires it again",
+		vaultID, strings.Join(lost, " or "))
+}
+
+// SignersDigest names a set of allowed signers, whatever their order and
+// comments: what an item remembers of them.
+func SignersDigest(text string) string {
+	signers, err := parseAllowedSigners(text)
+	if err != nil || len(signers) == 0 {
+		return ""
+	}
+	lines := make([]string, len(signers))
+	for i, s := range signers {
+		lines[i] = strings.Join(s.Principals, ",") + " " + s.Fingerprint
+	}
+	slices.Sort(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:12])
 }
 
 // raise lifts the floor to what settings s demand.

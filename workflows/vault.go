@@ -82,6 +82,16 @@ type DeleteSettings struct {
 	// when the hold was last cleared.
 	MassDeleteHeldSince     time.Time `json:"massDeleteHeldSince,omitzero"`
 	MassDeleteReleasedUntil time.Time `json:"massDeleteReleasedUntil,omitzero"`
+	// Signers is the digest of the vault's allowed signers, "" for none.
+	Signers string `json:"signers,omitempty"`
+	// Incarnation is the vault's first run's ID, from the server's record
+	// rather than the memo.
+	Incarnation string `json:"-"`
+}
+
+// Protection is what the vault requires of a delete now.
+func (s DeleteSettings) Protection() Protection {
+	return Protection{Mua: s.MultiUserAuthorization, Signers: s.Signers, Incarnation: s.Incarnation}
 }
 
 // StillHeld says why a delete the vault held when last asked is held
@@ -275,7 +285,7 @@ const MemoDeleteSettings = "deleteSettings"
 // as the change. What the memo says only ever raises an item's floor, or
 // keeps a held delete waiting; a delete asks the vault itself.
 func (v *vault) publish(ctx workflow.Context) error {
-	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled}
+	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled, Signers: SignersDigest(v.st.AllowedSigners)}
 	// A run that began before vaults published their hold replays as it
 	// ran; every later run publishes it (one marker a run).
 	if workflow.GetVersion(ctx, "publish-mass-delete-hold", workflow.DefaultVersion, 1) >= 1 {

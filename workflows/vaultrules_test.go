@@ -73,3 +73,42 @@ func TestTheRollingLockCoversTheWindowTheVaultGivesNow(t *testing.T) {
 	assert.Equal(t, 30*24*time.Hour, Settings{}.LockWindow(item, vault), "never below what the item has seen")
 	assert.Equal(t, 40*24*time.Hour, Settings{SoftDeleteRetention: 40 * 24 * time.Hour}.LockWindow(item, vault), "nor below the worker's floor")
 }
+
+func TestAVaultStartedAnewCannotLowerWhatItsItemsSaw(t *testing.T) {
+	var f VaultFloor
+	f.see(Protection{Mua: true, Signers: "abc", Incarnation: "run-1"})
+	assert.Equal(t, VaultFloor{Mua: true, Signers: "abc", Vault: "run-1"}, f)
+	for _, c := range []struct {
+		name string
+		now  Protection
+		want string
+	}{
+		{"the same incarnation follows its own rules", Protection{Incarnation: "run-1"}, ""},
+		{"anew without approval", Protection{Signers: "abc", Incarnation: "run-2"}, "no longer requires multi-user authorization"},
+		{"anew without signers", Protection{Mua: true, Incarnation: "run-2"}, "no longer requires the allowed signers it held"},
+		{"anew with other signers", Protection{Mua: true, Signers: "xyz", Incarnation: "run-2"}, "the allowed signers it held"},
+		{"anew as it was", Protection{Mua: true, Signers: "abc", Incarnation: "run-2"}, ""},
+		{"not read", Protection{}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := f.Weakened("v", c.now)
+			if c.want == "" {
+				assert.Empty(t, got)
+				return
+			}
+			assert.Contains(t, got, c.want)
+			g := f
+			g.see(c.now)
+			assert.Equal(t, f, g, "what it saw is kept")
+		})
+	}
+	f.see(Protection{Mua: true, Signers: "abc", Incarnation: "run-2"})
+	assert.Equal(t, "run-2", f.Vault, "an incarnation that requires as much is taken")
+	f.see(Protection{Incarnation: "run-2"})
+	assert.False(t, f.Mua, "within it, its own rules change what it requires")
+
+	a, b := "alice ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n", "bob ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHw0ZHGp3v6q8i2JvJ9v2pPq5cZ3m1nFQXq0o5W3yqkO\n"
+	assert.Equal(t, SignersDigest(a+b), SignersDigest("# comment\n"+b+a), "order and comments do not matter")
+	assert.NotEqual(t, SignersDigest(a), SignersDigest(a+b))
+	assert.Empty(t, SignersDigest(""))
+}

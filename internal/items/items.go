@@ -129,6 +129,7 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &vs); err != nil || vs.State == "" {
 		return vs, fmt.Errorf("vault %s's published settings cannot be read (%v)", vaultID, err)
 	}
+	vs.Incarnation = info.GetFirstRunId()
 	return vs, nil
 }
 
