@@ -42,7 +42,8 @@ func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (work
 }
 
 func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
-	lock := a.lock(ctx, in.VaultID, in.Window)
+	vault := a.vaultNow(ctx, in.VaultID)
+	lock := a.lockFor(in.Window, vault)
 	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
 	if err != nil {
 		return workflows.BackupResult{}, classify(err)
@@ -52,7 +53,13 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("Special files not backed up", "vault", in.VaultID, "item", in.ItemID, "files", p.Skipped)
 	}
-	return workflows.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}, nil
+	res := workflows.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}
+	if vault != nil {
+		// What the item knows of its vault is as fresh as its last backup.
+		protection := vault.Protection()
+		res.Settings, res.Protection = &vault.SoftDeleteSettings, &protection
+	}
+	return res, nil
 }
 
 // lock is how long a store with object lock keeps what is written now:
@@ -64,14 +71,31 @@ func (a *Activities) lock(ctx context.Context, vaultID string, window workflows.
 	if !a.Store.Locks() {
 		return workflows.LockResult{}
 	}
+	return a.lockFor(window, a.vaultNow(ctx, vaultID))
+}
+
+func (a *Activities) lockFor(window workflows.WindowInputs, vs *workflows.DeleteSettings) workflows.LockResult {
+	if !a.Store.Locks() {
+		return workflows.LockResult{}
+	}
 	vault := workflows.DefaultSoftDeleteSettings()
-	if a.Client != nil {
-		if vs, err := items.VaultSettings(ctx, a.Client, vaultID); err == nil {
-			vault = vs.SoftDeleteSettings
-		}
+	if vs != nil {
+		vault = vs.SoftDeleteSettings
 	}
 	w := a.Settings.LockWindow(window, vault)
 	return workflows.LockResult{Until: time.Now().Add(w), Window: w}
+}
+
+// vaultNow is what a vault publishes now, nil when it cannot be read.
+func (a *Activities) vaultNow(ctx context.Context, vaultID string) *workflows.DeleteSettings {
+	if a.Client == nil {
+		return nil
+	}
+	vs, err := items.VaultSettings(ctx, a.Client, vaultID)
+	if err != nil {
+		return nil
+	}
+	return &vs
 }
 
 // Restore writes a recovery point to TargetPath, every file checked

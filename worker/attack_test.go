@@ -205,8 +205,10 @@ func TestAVaultStartedAnewCannotShedItsProtection(t *testing.T) {
 			return err == nil
 		}, 20*time.Second, 200*time.Millisecond)
 	}
+	early := protect(t, c, "vm2", src) // before approval was required
 	enable()
-	id := protect(t, c, "vm1", src) // it sees the vault require approval
+	id := protect(t, c, "vm1", src)                         // it sees the vault require approval
+	mustUpdate(t, c, early, workflows.UpdateBackupNow, nil) // and so does vm2, at its next backup
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -228,6 +230,9 @@ func TestAVaultStartedAnewCannotShedItsProtection(t *testing.T) {
 	points, err := st.List(ctx, "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Len(t, points, 1)
+	s = mustUpdate(t, c, early, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	assert.Equal(t, workflows.Protected, s.ProtectionState, "an item that learnt it at a backup waits too")
+	require.NotNil(t, s.PendingDelete)
 
 	enable()
 	s = mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})

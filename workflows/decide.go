@@ -308,12 +308,7 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 	case OpLockDone:
 		return d.lockDone(), nil
 	case OpAnnounced:
-		if ev.Settings != nil {
-			d.st.VaultFloor.raise(*ev.Settings)
-		}
-		if ev.Protection != nil {
-			d.st.VaultFloor.see(*ev.Protection)
-		}
+		d.seeVault()
 		return d.decision(), nil
 	}
 	return d.refuse("item %s: operation %q is not known", d.item, ev.Op)
@@ -771,6 +766,18 @@ func (d *decider) lockDone() Decision {
 	return d.decision()
 }
 
+// seeVault takes what an event says of the vault now into the item's
+// floor: only ever more, but for the vault's own changes in the
+// incarnation the item knows (VaultFloor.see).
+func (d *decider) seeVault() {
+	if d.ev.Settings != nil {
+		d.st.VaultFloor.raise(*d.ev.Settings)
+	}
+	if d.ev.Protection != nil {
+		d.st.VaultFloor.see(*d.ev.Protection)
+	}
+}
+
 // purge destroys every recovery point; the alert is sent once the data
 // is gone.
 func (d *decider) purge() {
@@ -782,6 +789,7 @@ func (d *decider) purge() {
 // data is in the store, so it is the item's until the purge. A scheduled
 // backup is followed by a garbage collection.
 func (d *decider) backupDone() Decision {
+	d.seeVault()
 	op := d.ev.For
 	if op == OpProtect {
 		// The item exists from its first backup on: it registers with its

@@ -80,6 +80,9 @@ type BackupResult struct {
 	Skipped int `json:"skipped,omitempty"`
 	// Lock is how long a store with object lock keeps what it wrote.
 	Lock LockResult `json:"lock"`
+	// Settings and Protection are the vault's now, when they could be read.
+	Settings   *SoftDeleteSettings `json:"settings,omitempty"`
+	Protection *Protection         `json:"protection,omitempty"`
 }
 
 // LockResult says how long objects are kept, from when, for what window;
@@ -189,6 +192,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			return done
 		}
 		done.Point, done.Files = &res.Point, res.Files
+		done.Settings, done.Protection = res.Settings, res.Protection
 		done.LockedUntil, done.LockWindow = res.Lock.Until, res.Lock.Window
 	case EffectCollect:
 		done.Op = OpCollectDone
