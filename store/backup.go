@@ -15,7 +15,6 @@ import (
 	"time"
 
 	kopiafs "github.com/kopia/kopia/fs"
-	"github.com/kopia/kopia/fs/localfs"
 	"github.com/kopia/kopia/fs/virtualfs"
 	"github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/snapshot"
@@ -114,10 +113,11 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		}
 	}
 
-	local, err := localfs.Directory(root)
+	host, local, err := openHostTree(root)
 	if err != nil {
 		return Point{}, fmt.Errorf("%w: source path %s cannot be read: %v", ErrSourceMissing, source, err)
 	}
+	defer host.Close()
 	var read atomic.Int64
 	tree := newSourceTree(func(n int64) {
 		if v := read.Add(n); progress != nil {
@@ -141,7 +141,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
 			return fmt.Errorf("back up %s: %d files or directories could not be read (%s); nothing was kept", source, man.Stats.ErrorCount, man.IncompleteReason)
 		}
-		entries, err := tree.complete(ctx, root, previousList)
+		entries, err := tree.complete(ctx, host.root, previousList)
 		if err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 // complete gives every entry its hash: the one computed as kopia read the
 // file, or, for a file kopia did not read, the previous point's if that
 // lists it unchanged, or else one computed now.
-func (t *sourceTree) complete(ctx context.Context, root string, previous map[string]fileEntry) ([]*fileEntry, error) {
+func (t *sourceTree) complete(ctx context.Context, root *os.Root, previous map[string]fileEntry) ([]*fileEntry, error) {
 	entries := make([]*fileEntry, 0, len(t.entries))
 	for _, e := range t.entries {
 		entries = append(entries, e)
@@ -188,7 +188,7 @@ func (t *sourceTree) complete(ctx context.Context, root string, previous map[str
 			e.SHA256 = p.SHA256
 			continue
 		}
-		sum, size, err := hashFile(ctx, filepath.Join(root, filepath.FromSlash(e.name())))
+		sum, size, err := hashFile(ctx, root, filepath.FromSlash(e.name()))
 		if err != nil {
 			return nil, fmt.Errorf("hash %s: %w", e.name(), err)
 		}
@@ -197,8 +197,8 @@ func (t *sourceTree) complete(ctx context.Context, root string, previous map[str
 	return entries, nil
 }
 
-func hashFile(ctx context.Context, p string) (string, int64, error) {
-	f, err := os.Open(p)
+func hashFile(ctx context.Context, root *os.Root, rel string) (string, int64, error) {
+	f, err := root.Open(rel)
 	if err != nil {
 		return "", 0, err
 	}
