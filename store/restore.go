@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -14,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	kopiafs "github.com/kopia/kopia/fs"
@@ -87,27 +88,31 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if err := checkTargetEmpty(target); err != nil {
 		return Restored{}, err
 	}
-	// Parents are made inside the root, private to the worker's user.
+	// Parents, and the staging directory beside the target, are made
+	// inside the root, private to the worker's user; the restore writes
+	// only inside the staging directory, through a root opened on it.
 	parent := filepath.Dir(target)
 	if err := c.root.MkdirAll(filepath.Dir(c.rel), 0o700); err != nil {
 		return Restored{}, fmt.Errorf("create parent of target %s: %w", target, err)
 	}
-	staging, err := os.MkdirTemp(parent, ".restore-"+id+"-")
-	if err != nil {
+	name := ".restore-" + id + "-" + rand.Text()
+	relStaging := filepath.Join(filepath.Dir(c.rel), name)
+	if err := c.root.Mkdir(relStaging, 0o700); err != nil {
 		return Restored{}, fmt.Errorf("create staging directory beside %s: %w", target, err)
 	}
-	defer os.RemoveAll(staging)
+	defer func() { _ = c.root.RemoveAll(relStaging) }()
+	stagingRoot, err := c.root.OpenRoot(relStaging)
+	if err != nil {
+		return Restored{}, fmt.Errorf("open staging directory beside %s: %w", target, err)
+	}
+	defer stagingRoot.Close()
+	staging := filepath.Join(parent, name)
 
 	rootEntry, err := snapshotfs.SnapshotRoot(r, man)
 	if err != nil {
 		return Restored{}, corrupted(id, "its root cannot be read: %v", err)
 	}
-	out := &verifyingOutput{FilesystemOutput: restore.FilesystemOutput{
-		TargetPath: staging, OverwriteDirectories: true, SkipOwners: !s.opts.RestoreOwners,
-	}, written: map[string]written{}}
-	if err := out.Init(ctx); err != nil {
-		return Restored{}, err
-	}
+	out := &rootOutput{root: stagingRoot, owners: s.opts.RestoreOwners, written: map[string]written{}}
 	_, err = restore.Entry(ctx, r, out, rootEntry, restore.Options{
 		Parallel: 4,
 		// The zero value would restore only the top directory.
@@ -124,7 +129,7 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 		}
 		return Restored{}, corrupted(id, "%v", err)
 	}
-	if err := unescapeNames(staging, list); err != nil {
+	if err := unescapeNames(stagingRoot, list); err != nil {
 		return Restored{}, corrupted(id, "%v", err)
 	}
 	res, err := verify(staging, list, out.written)
@@ -135,12 +140,14 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if err := checkTargetEmpty(target); err != nil {
 		return Restored{}, err
 	}
-	// rename(2) replaces an empty directory atomically; os.Rename refuses to.
-	if err := syscall.Rename(staging, target); err != nil {
+	if err := c.root.Remove(c.rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Restored{}, fmt.Errorf("%w: %s is no longer empty: restore into an absent or empty directory", ErrTargetNotEmpty, target)
+	}
+	if err := c.root.Rename(relStaging, c.rel); err != nil {
 		return Restored{}, fmt.Errorf("move restored tree into %s: %w", target, err)
 	}
 	// What is restored is the worker user's until someone hands it on.
-	if err := os.Chmod(target, 0o700); err != nil {
+	if err := c.root.Chmod(c.rel, 0o700); err != nil {
 		return Restored{}, fmt.Errorf("make %s private: %w", target, err)
 	}
 	return res, syncDir(parent)
@@ -149,7 +156,7 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 // unescapeNames gives back their exact bytes to the names kopia could
 // only keep escaped, deepest first, so each rename finds its parent under
 // the name kopia gave it.
-func unescapeNames(staging string, list map[string]fileEntry) error {
+func unescapeNames(staging *os.Root, list map[string]fileEntry) error {
 	var raw []string
 	for name, e := range list {
 		if len(e.RawPath) > 0 && storedName(path.Base(name)) != path.Base(name) {
@@ -159,9 +166,9 @@ func unescapeNames(staging string, list map[string]fileEntry) error {
 	slices.SortFunc(raw, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, name := range raw {
 		dir := storedPath(path.Dir(name))
-		from := filepath.Join(staging, filepath.FromSlash(dir), storedName(path.Base(name)))
-		to := filepath.Join(staging, filepath.FromSlash(dir), path.Base(name))
-		if err := os.Rename(from, to); err != nil {
+		from := filepath.Join(filepath.FromSlash(dir), storedName(path.Base(name)))
+		to := filepath.Join(filepath.FromSlash(dir), path.Base(name))
+		if err := staging.Rename(from, to); err != nil {
 			return fmt.Errorf("give %q its name back: %w", name, err)
 		}
 	}
@@ -178,35 +185,99 @@ type written struct {
 	sha256 string
 }
 
-// verifyingOutput restores like kopia's own, and hashes every file as it
-// writes it.
-type verifyingOutput struct {
-	restore.FilesystemOutput
-	mu      sync.Mutex
+// rootOutput writes a restored tree inside a root opened on the staging
+// directory, so nothing is written anywhere else whatever the tree or the
+// host holds; it hashes every file as it writes it.
+type rootOutput struct {
+	root   *os.Root
+	owners bool
+	mu     sync.Mutex
+	// written is what was written of each file, by its stored path.
 	written map[string]written
 }
 
-func (o *verifyingOutput) WriteFile(ctx context.Context, rel string, f kopiafs.File, progress restore.FileWriteProgress) error {
-	return o.FilesystemOutput.WriteFile(ctx, rel, &writtenFile{File: f, o: o, rel: cleanRel(rel)}, progress)
-}
+func (o *rootOutput) Parallelizable() bool { return true }
 
-type writtenFile struct {
-	kopiafs.File
-	o   *verifyingOutput
-	rel string
-}
-
-func (f *writtenFile) Open(ctx context.Context) (kopiafs.Reader, error) {
-	r, err := f.File.Open(ctx)
-	if err != nil {
-		return nil, err
+func (o *rootOutput) BeginDirectory(_ context.Context, rel string, _ kopiafs.Directory) error {
+	if rel = cleanRel(rel); rel == "." {
+		return nil
 	}
-	return newHashingReader(r, f.rel, nil, func(size int64, sum string) {
-		f.o.mu.Lock()
-		f.o.written[f.rel] = written{size: size, sha256: sum}
-		f.o.mu.Unlock()
-	}), nil
+	return o.root.Mkdir(rel, 0o700)
 }
+
+func (o *rootOutput) WriteDirEntry(context.Context, string, *snapshot.DirEntry, kopiafs.Directory) error {
+	return nil
+}
+
+// FinishDirectory gives a directory its mode, owner and time once its
+// entries are written.
+func (o *rootOutput) FinishDirectory(_ context.Context, rel string, e kopiafs.Directory) error {
+	return o.finish(cleanRel(rel), e)
+}
+
+func (o *rootOutput) finish(rel string, e kopiafs.Entry) error {
+	if o.owners {
+		if err := o.root.Lchown(rel, int(e.Owner().UserID), int(e.Owner().GroupID)); err != nil {
+			return err
+		}
+	}
+	if err := o.root.Chmod(rel, e.Mode().Perm()); err != nil {
+		return err
+	}
+	return o.root.Chtimes(rel, e.ModTime(), e.ModTime())
+}
+
+func (o *rootOutput) WriteFile(ctx context.Context, rel string, e kopiafs.File, progress restore.FileWriteProgress) error {
+	rel = cleanRel(rel)
+	r, err := e.Open(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := o.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		r.Close()
+		return err
+	}
+	h := newHashingReader(r, rel, func(n int64) {
+		if progress != nil {
+			progress(n)
+		}
+	}, func(size int64, sum string) {
+		o.mu.Lock()
+		o.written[rel] = written{size: size, sha256: sum}
+		o.mu.Unlock()
+	})
+	_, err = io.Copy(f, ctxReader{ctx, h})
+	h.Close() // closes r
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return o.finish(rel, e)
+}
+
+func (o *rootOutput) FileExists(context.Context, string, kopiafs.File) bool { return false }
+
+func (o *rootOutput) CreateSymlink(ctx context.Context, rel string, e kopiafs.Symlink) error {
+	target, err := e.Readlink(ctx)
+	if err != nil {
+		return err
+	}
+	rel = cleanRel(rel)
+	if err := o.root.Symlink(target, rel); err != nil {
+		return err
+	}
+	if o.owners {
+		return o.root.Lchown(rel, int(e.Owner().UserID), int(e.Owner().GroupID))
+	}
+	return nil
+}
+
+func (o *rootOutput) SymlinkExists(context.Context, string, kopiafs.Symlink) bool { return false }
+
+func (o *rootOutput) Close(context.Context) error { return nil }
 
 func cleanRel(rel string) string { return path.Clean("./" + rel) }
 
