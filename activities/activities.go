@@ -46,7 +46,7 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	lock := a.lockFor(in.Window, vault)
 	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
 	if err != nil {
-		return workflows.BackupResult{}, classify(err)
+		return workflows.BackupResult{}, classifyIn(ctx, err)
 	}
 	rp := in.Point
 	rp.SizeBytes, rp.NewBytes, rp.SHA256 = p.SizeBytes, p.NewBytes, p.SHA256
@@ -110,7 +110,7 @@ func (a *Activities) Restore(ctx context.Context, in workflows.RestoreInput) (wo
 func (a *Activities) restore(ctx context.Context, in workflows.RestoreInput) (workflows.RestoreResult, error) {
 	r, err := a.Store.Restore(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, in.TargetPath, heartbeat(ctx))
 	if err != nil {
-		return workflows.RestoreResult{}, classify(err)
+		return workflows.RestoreResult{}, classifyIn(ctx, err)
 	}
 	return workflows.RestoreResult{Files: r.Files, Bytes: r.Bytes}, nil
 }
@@ -206,6 +206,19 @@ const keepAlive = 15 * time.Second
 func classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	return classifyIn(context.Background(), err)
+}
+
+// classifyIn is classify, logging through the activity the detail of a
+// failure that names files: its sentence for the history names none.
+func classifyIn(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var n *store.NamedError
+	if errors.As(err, &n) && activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Error("Store failure", "detail", n.Detail())
 	}
 	for _, c := range []struct {
 		err error

@@ -136,7 +136,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		u.FailFast = true
 		man, err := u.Upload(ctx, wrapped, policyTree, src, previous...)
 		if err != nil {
-			return fmt.Errorf("back up %s: %w", source, err)
+			return named(fmt.Sprintf("back up %s: a file or directory could not be read", source), err)
 		}
 		if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
 			return fmt.Errorf("back up %s: %d files or directories could not be read (%s); nothing was kept", source, man.Stats.ErrorCount, man.IncompleteReason)
@@ -190,7 +190,7 @@ func (t *sourceTree) complete(ctx context.Context, root *os.Root, previous map[s
 		}
 		sum, size, err := hashFile(ctx, root, filepath.FromSlash(e.name()))
 		if err != nil {
-			return nil, fmt.Errorf("hash %s: %w", e.name(), err)
+			return nil, named("a file could not be read to hash it", fmt.Errorf("hash %s: %w", e.name(), err))
 		}
 		e.SHA256, e.Size = sum, size
 	}

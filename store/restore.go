@@ -130,11 +130,11 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 		return Restored{}, corrupted(id, "%v", err)
 	}
 	if err := unescapeNames(stagingRoot, list); err != nil {
-		return Restored{}, corrupted(id, "%v", err)
+		return Restored{}, fmt.Errorf("%w: recovery point %s: %w", ErrCorrupted, id, named("a name could not be given back", err))
 	}
 	res, err := verify(staging, list, out.written)
 	if err != nil {
-		return Restored{}, corrupted(id, "%v", err)
+		return Restored{}, fmt.Errorf("%w: recovery point %s: %w", ErrCorrupted, id, named("what was restored differs from the file list the backup recorded", err))
 	}
 	// Checked again: something may have written to target meanwhile.
 	if err := checkTargetEmpty(target); err != nil {

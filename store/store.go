@@ -30,6 +30,20 @@ import (
 )
 
 // Store errors that no retry can fix.
+// NamedError is a failure whose detail names files of a source: its
+// Error is a sentence that names none, for histories; Detail is for the
+// worker's log.
+type NamedError struct {
+	public string
+	err    error
+}
+
+func named(public string, err error) error { return &NamedError{public: public, err: err} }
+
+func (e *NamedError) Error() string  { return e.public + "; the worker's log names the files" }
+func (e *NamedError) Unwrap() error  { return e.err }
+func (e *NamedError) Detail() string { return e.err.Error() }
+
 var (
 	ErrSourceMissing        = errors.New("source missing")
 	ErrUnknownRecoveryPoint = errors.New("unknown recovery point")

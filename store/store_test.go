@@ -402,3 +402,16 @@ func TestNewItemsAreMadeFromOneTemplateAndStayApart(t *testing.T) {
 	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p1.SHA256, t.TempDir(), nil)
 	assert.NoError(t, err)
 }
+
+// TestFailuresThatNameFilesSayNoneOfThem: what reaches an item's history
+// names no file of its source; the worker's log gets the detail.
+func TestFailuresThatNameFilesSayNoneOfThem(t *testing.T) {
+	err := fmt.Errorf("%w: recovery point rp-1: %w", ErrCorrupted, named("what was restored differs from the file list the backup recorded",
+		errors.New("file secret-plans/q3.xlsx: checksum mismatch")))
+	assert.NotContains(t, err.Error(), "secret-plans")
+	assert.Contains(t, err.Error(), "the worker's log names the files")
+	assert.ErrorIs(t, err, ErrCorrupted)
+	var n *NamedError
+	require.ErrorAs(t, err, &n)
+	assert.Contains(t, n.Detail(), "secret-plans/q3.xlsx")
+}
