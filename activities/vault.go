@@ -238,7 +238,15 @@ func (a *Activities) describeRun(ctx context.Context, workflowID, runID string) 
 		return workflows.RunInfo{}, fmt.Errorf("describe %s: %w", what, err)
 	}
 	info := d.GetWorkflowExecutionInfo()
+	var asking []string
+	for _, pa := range d.GetPendingActivities() {
+		if pa.GetActivityType().GetName() == workflows.ActivityAskVault {
+			asking = append(asking, pa.GetActivityId())
+		}
+	}
 	return workflows.RunInfo{
+		RunID:          info.GetExecution().GetRunId(),
+		Asking:         asking,
 		WorkflowType:   info.GetType().GetName(),
 		TaskQueue:      d.GetExecutionConfig().GetTaskQueue().GetName(),
 		Running:        info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,

@@ -370,6 +370,10 @@ type RunInfo struct {
 	// FirstRunID names the workflow's incarnation: it stays the same
 	// across continue-as-new.
 	FirstRunID string `json:"firstRunId,omitempty"`
+	// RunID is the run described; Asking are the IDs of its AskVault
+	// activities running now.
+	RunID  string   `json:"runId,omitempty"`
+	Asking []string `json:"asking,omitempty"`
 }
 
 // ListedItem is one item as visibility shows it (ListVaultItems).

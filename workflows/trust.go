@@ -215,6 +215,29 @@ func (v *vault) realItem(ctx workflow.Context, itemID, incarnation string) (bool
 	return run.Running && run.WorkflowType == WorkflowType && run.FirstRunID == incarnation, nil
 }
 
+// askedByItem says why a delete did not come from the item that holds it,
+// "" when it did: its update must be the one the item's AskVault activity
+// sends (its ID is the item's run and the activity's, "run/activity"), and
+// that activity must be running now. An error is a check that could not be
+// made.
+func (v *vault) askedByItem(ctx workflow.Context, itemID string) (string, error) {
+	id := workflow.GetCurrentUpdateInfo(ctx).ID
+	run, act, _ := strings.Cut(id, "/")
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	var info RunInfo
+	if err := workflow.ExecuteActivity(actx, ActivityDescribeRun, WorkflowID(v.id, itemID), "").Get(ctx, &info); err != nil {
+		return "", err
+	}
+	if !info.Running || info.WorkflowType != WorkflowType || info.RunID != run || !slices.Contains(info.Asking, act) {
+		return fmt.Sprintf("the delete of item %s did not come from the item (update %q): a delete reaches its vault from its item only; nothing changed",
+			itemID, Clip(id, MaxNameBytes)), nil
+	}
+	return "", nil
+}
+
 // approvedDelete confirms, for an item carrying out a delete that waited
 // for approval, that request id is an approved delete of that item, not
 // carried out yet and within its window; it is then marked carried out, so

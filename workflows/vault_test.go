@@ -105,7 +105,13 @@ type VaultSuite struct {
 	notifierDownUntil, flakyUntil time.Time
 	// incarnations are the items' first run IDs, by workflow ID.
 	incarnations map[string]string
+	// asking are the AskVault activities the items run, as the server
+	// describes them: each itemDelete the test sends as an item would.
+	asking []string
 }
+
+// itemRun is the run of every item of the vault suite.
+const itemRun = "item-run"
 
 func TestVaultSuite(t *testing.T) { suite.Run(t, new(VaultSuite)) }
 
@@ -113,6 +119,7 @@ func (s *VaultSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: VaultWorkflowID("vault1")})
 	s.running, s.alerts, s.holding, s.counted, s.notifierDownUntil, s.flakyUntil = nil, nil, 0, 0, time.Time{}, time.Time{}
+	s.asking = nil
 	var a *activities.Activities
 	s.env.OnActivity(a.CountVaultItems, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, _ string) (int, error) { s.counted++; return s.holding, nil }).Maybe()
@@ -143,7 +150,7 @@ func (s *VaultSuite) SetupTest() {
 				strings.HasPrefix(id, WorkflowID("vault1", "flaky")) && s.env.Now().Before(s.flakyUntil):
 				return RunInfo{}, errors.New("frontend did not answer")
 			}
-			return RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id]}, nil
+			return RunInfo{WorkflowType: WorkflowType, Running: true, FirstRunID: s.incarnations[id], RunID: itemRun, Asking: s.asking}, nil
 		}).Maybe()
 }
 

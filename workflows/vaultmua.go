@@ -123,6 +123,20 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	}
 	who := actor{by: requester(req.RequestedBy)}
 	answer := VaultAnswer{Settings: v.st.SoftDelete}
+	if req.RequestID == "" && v.st.AllowedSigners != "" {
+		// A signed delete read from an item's history and sent here first
+		// would take the real delete's nonce.
+		why, err := v.askedByItem(ctx, req.ItemID)
+		if err != nil {
+			answer.Unavailable = fmt.Sprintf("vault %s could not check that item %s asks it (%s): the item asks again", v.id, req.ItemID, message(err))
+			return answer, nil
+		}
+		if why != "" {
+			err := errors.New(why)
+			v.refuse(ctx, string(OpDelete), actor{by: who.by, signer: notVerified}, err)
+			return VaultAnswer{}, refused(err)
+		}
+	}
 	if req.RequestID == "" {
 		signer, err := v.authenticate(ctx, string(OpDelete), WorkflowID(v.id, req.ItemID), req.Input, who.by, true)
 		var busy *busyError

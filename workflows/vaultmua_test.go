@@ -212,6 +212,12 @@ func (s *VaultSuite) TestDeleteVaultUnderMuaWaitsForApproval() {
 // itemDelete sends an item's delete to the vault as the item's activity
 // does, and keeps the answer.
 func (s *VaultSuite) itemDelete(id string, req ItemDeleteRequest, answer *VaultAnswer, failed *error) {
+	s.asking = append(s.asking, id)
+	s.sendItemDelete(itemRun+"/"+id, req, answer, failed)
+}
+
+// sendItemDelete sends itemDelete under update ID id, as anyone can.
+func (s *VaultSuite) sendItemDelete(id string, req ItemDeleteRequest, answer *VaultAnswer, failed *error) {
 	if req.At.IsZero() {
 		req.At = s.env.Now()
 	}

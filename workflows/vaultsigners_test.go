@@ -414,7 +414,7 @@ func (s *VaultSuite) TestASignedDeleteWhoseItemCannotBeCheckedIsNoReplayWhenAske
 	})
 	s.at(6*time.Minute, func() {
 		s.Require().NoError(errFirst)
-		s.Contains(first.Unavailable, "could not check that item flaky1 runs")
+		s.Contains(first.Unavailable, "could not check that item flaky1")
 		s.itemDelete("again", ItemDeleteRequest{ItemID: "flaky1", RequestedBy: "alice", Input: input}, &again, &errAgain)
 	})
 	s.at(7*time.Minute, func() {
@@ -482,6 +482,34 @@ func (s *VaultSuite) TestARemovedKeyNoLongerStandsBehindARequestOrAnApproval() {
 	})
 	s.at(7*time.Minute, func() {
 		s.ErrorContains(errConfirm, "which vault vault1 no longer lists for bob", "the approval by the removed key no longer counts")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
+
+// TestASignedDeleteSentByAnotherTakesNotTheItemsNonce: someone reads an
+// item's signed delete from its history and sends it to the vault first,
+// as an update of their own: refused, and the item's own ask of the same
+// delete then goes through.
+func (s *VaultSuite) TestASignedDeleteSentByAnotherTakesNotTheItemsNonce() {
+	alice := signingtest.New(s.T(), "alice")
+	var errSigners, errForged, errReal error
+	var forged, real VaultAnswer
+	s.at(30*time.Second, func() {
+		s.answer(UpdateSetAllowedSigners, SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(alice), RequestedBy: "alice"}, nil, &errSigners)
+	})
+	s.at(time.Minute, func() {
+		s.Require().NoError(errSigners)
+		input := s.signed(alice, string(OpDelete), WorkflowID("vault1", "vm1"), Request{RequestedBy: "alice"})
+		req := ItemDeleteRequest{ItemID: "vm1", RequestedBy: "alice", Input: input}
+		s.sendItemDelete(itemRun+"/forged-activity", req, &forged, &errForged)
+		s.itemDelete("real", req, &real, &errReal)
+	})
+	s.at(2*time.Minute, func() {
+		s.ErrorContains(errForged, "the delete of item vm1 did not come from the item")
+		s.Require().NoError(errReal, "the nonce is still the item's")
+		s.Equal("alice ("+alice.Fingerprint()+")", real.Signer)
 		s.env.CancelWorkflow()
 	})
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
