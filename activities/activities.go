@@ -6,6 +6,8 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,9 @@ func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (work
 }
 
 func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+	if in.First {
+		a.alertEarlierRun(ctx, in)
+	}
 	vault := a.vaultNow(ctx, in.VaultID)
 	lock := a.lockFor(in.Window, vault)
 	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
@@ -60,6 +65,22 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 		res.Settings, res.Protection = &vault.SoftDeleteSettings, &protection
 	}
 	return res, nil
+}
+
+// alertEarlierRun tells of an item started anew over the points an
+// earlier run of it left in the store: that run was terminated or reset.
+// The points stay where they are.
+func (a *Activities) alertEarlierRun(ctx context.Context, in workflows.BackupInput) {
+	ids, err := a.Store.List(ctx, in.VaultID, in.ItemID)
+	if err != nil || len(ids) == 0 || slices.Equal(ids, []string{in.Point.ID}) {
+		return
+	}
+	alert := workflows.Alert{Kind: workflows.AlertItemRestarted, VaultID: in.VaultID, ItemID: in.ItemID, Time: time.Now().UTC(),
+		Detail: fmt.Sprintf("item %s was started anew over %s an earlier run of it left in the store: that run was terminated or reset; they are kept",
+			in.ItemID, workflows.Plural(len(ids), "recovery point"))}
+	if err := a.notify(ctx, alert); err != nil && activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Error("Alert of an item started anew not delivered", "error", err)
+	}
 }
 
 // lock is how long a store with object lock keeps what is written now:

@@ -121,7 +121,7 @@ func TestAWorkflowOfItsOwnCannotRunTheWorkersActivities(t *testing.T) {
 }
 
 func TestAForgedContinueAsNewAfterATerminatePurgesNothing(t *testing.T) {
-	c, st, _ := attackedWorker(t)
+	c, st, rec := attackedWorker(t)
 	src := writeItemSource(t)
 	id := protect(t, c, "vm1", src)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -152,6 +152,11 @@ func TestAForgedContinueAsNewAfterATerminatePurgesNothing(t *testing.T) {
 	points, err := st.List(context.Background(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Len(t, points, 1, "the item's data is untouched")
+
+	// Protected anew, the item tells of the points an earlier run left.
+	protect(t, c, "vm1", src)
+	require.Eventually(t, func() bool { return len(rec.of(workflows.AlertItemRestarted)) == 1 }, 10*time.Second, 100*time.Millisecond)
+	assert.Contains(t, rec.of(workflows.AlertItemRestarted)[0].Detail, "started anew over 1 recovery point an earlier run of it left")
 }
 
 // TestMegabyteMessagesFreezeNoItemAndNoVault: messages just under the

@@ -69,6 +69,9 @@ type BackupInput struct {
 	// Window is the item's part in its soft-delete window: a store with
 	// object lock keeps what the backup writes for that window.
 	Window WindowInputs `json:"window"`
+	// First is an item's first backup: points already in the store are an
+	// earlier run's, terminated or reset.
+	First bool `json:"first,omitempty"`
 }
 
 // BackupResult is the recovery point written and what it skipped.
@@ -186,7 +189,8 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			},
 		})
 		var res BackupResult
-		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(windowSetting{})}
+		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(windowSetting{}),
+			First: e.For == OpProtect}
 		if err := workflow.ExecuteActivity(ctx, ActivityBackup, in).Get(ctx, &res); err != nil {
 			done.Failure = &Failure{Message: message(err), Refused: errorType(err) == ErrTypeSourceMissing}
 			return done

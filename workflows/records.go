@@ -48,6 +48,9 @@ const (
 	// started anew since an item saw it; a delete waits while it requires
 	// less than it did.
 	AlertVaultRestarted = "vaultRestarted"
+	// AlertItemRestarted is an item started anew over the recovery points
+	// an earlier run of it left in the store: it was terminated or reset.
+	AlertItemRestarted = "itemRestarted"
 )
 
 // Alert is one notification about a vault or an item.
