@@ -132,6 +132,12 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if err := unescapeNames(stagingRoot, list); err != nil {
 		return Restored{}, fmt.Errorf("%w: recovery point %s: %w", ErrCorrupted, id, named("a name could not be given back", err))
 	}
+	// The staging directory was made here; it gets the root's permissions.
+	if root, ok := list["."]; ok {
+		if err := stagingRoot.Chmod(".", root.Mode.Perm()); err != nil {
+			return Restored{}, err
+		}
+	}
 	res, err := verify(staging, list, out.written)
 	if err != nil {
 		return Restored{}, fmt.Errorf("%w: recovery point %s: %w", ErrCorrupted, id, named("what was restored differs from the file list the backup recorded", err))
@@ -285,12 +291,6 @@ func cleanRel(rel string) string { return path.Clean("./" + rel) }
 // same entries, types, permissions, symlink targets, sizes and hashes.
 func verify(staging string, list map[string]fileEntry, files map[string]written) (Restored, error) {
 	var res Restored
-	// The staging directory was made here; it gets the root's permissions.
-	if root, ok := list["."]; ok {
-		if err := os.Chmod(staging, root.Mode.Perm()); err != nil {
-			return res, err
-		}
-	}
 	seen := map[string]bool{}
 	err := filepath.WalkDir(staging, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -244,7 +244,7 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 				progress(n)
 			}
 		}
-		if name := path.Base(key); data > 1 && (strings.HasPrefix(name, "p") || strings.HasPrefix(name, "q")) {
+		if name := path.Base(key); data > 1 && (strings.HasPrefix(name, "p") || strings.HasPrefix(name, "q")) && !sameContent(vs) {
 			t.Overwritten = append(t.Overwritten, key)
 		}
 	}
@@ -262,6 +262,22 @@ func (b *bucket) retain(ctx context.Context, key, version string, until time.Tim
 		return nil
 	}
 	return fmt.Errorf("lock %s (version %s) until %s: %w", key, version, until.Format(time.RFC3339), err)
+}
+
+// sameContent is true when every version holds the same bytes, as a
+// retried write of the same pack does.
+func sameContent(vs []minio.ObjectInfo) bool {
+	etag := ""
+	for _, v := range vs {
+		if v.IsDeleteMarker {
+			continue
+		}
+		if etag != "" && v.ETag != etag {
+			return false
+		}
+		etag = v.ETag
+	}
+	return true
 }
 
 func containsString(list []string, s string) bool {

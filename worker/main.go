@@ -252,7 +252,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	}
 	st, err := store.Open(context.Background(), store.Options{
 		Location: c.store, Password: password, WorkDir: filepath.Join(c.dataDir, "kopia"), LockMode: c.lockMode,
-		SourceRoots: c.sourceRoots, RestoreRoots: c.restoreRoots, Private: []string{c.dataDir}, RestoreOwners: c.restoreOwners,
+		SourceRoots: c.sourceRoots, RestoreRoots: c.restoreRoots, Private: privateFiles(c), RestoreOwners: c.restoreOwners,
 		NoObjectLock: c.noObjectLock,
 	})
 	if err != nil {
@@ -310,6 +310,16 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		fmt.Fprintf(out, "Alerts are posted to %s\n", c.webhookURL)
 	}
 	return backupworker.New(cl, st, notifier, settings).Run(stop)
+}
+
+// privateFiles are the worker's own files, which no source may hold and no
+// restore may write into: its data directory and its password file.
+func privateFiles(c config) []string {
+	private := []string{c.dataDir}
+	if c.passwordFile != "" {
+		private = append(private, c.passwordFile)
+	}
+	return private
 }
 
 // passwordName is the dev mode's repository password under --data-dir.

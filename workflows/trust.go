@@ -215,6 +215,18 @@ func (v *vault) realItem(ctx workflow.Context, itemID, incarnation string) (bool
 	return run.Running && run.WorkflowType == WorkflowType && run.FirstRunID == incarnation, nil
 }
 
+// askedByItemInTurn is askedByItem, the deletes that ask it going on in
+// the order they came: the checks run at once, and a delete judged after
+// them is judged in its turn (its signature, the guard's count).
+func (v *vault) askedByItemInTurn(ctx workflow.Context, itemID string) (string, error) {
+	turn := v.checks
+	v.checks++
+	why, err := v.askedByItem(ctx, itemID)
+	_ = workflow.Await(ctx, func() bool { return v.checked == turn })
+	v.checked++
+	return why, err
+}
+
 // askedByItem says why a delete did not come from the item that holds it,
 // "" when it did: its update must be the one the item's AskVault activity
 // sends (its ID is the item's run and the activity's, "run/activity"), and

@@ -84,6 +84,9 @@ type DeleteSettings struct {
 	MassDeleteReleasedUntil time.Time `json:"massDeleteReleasedUntil,omitzero"`
 	// Signers is the digest of the vault's allowed signers, "" for none.
 	Signers string `json:"signers,omitempty"`
+	// Run is the run that wrote the memo: a memo is believed only from the
+	// run that runs now.
+	Run string `json:"run,omitempty"`
 	// Incarnation is the vault's first run's ID, from the server's record
 	// rather than the memo.
 	Incarnation string `json:"-"`
@@ -211,8 +214,10 @@ type vault struct {
 	counting   bool
 	countTried time.Time
 	// turns and served keep the deletes that wait for a count in the
-	// order they came.
-	turns, served int
+	// order they came; checks and checked, the signed deletes whose item
+	// is checked.
+	turns, served   int
+	checks, checked int
 
 	expiryTimer  workflow.Future
 	cancelExpiry workflow.CancelFunc
@@ -285,7 +290,8 @@ const MemoDeleteSettings = "deleteSettings"
 // as the change. What the memo says only ever raises an item's floor, or
 // keeps a held delete waiting; a delete asks the vault itself.
 func (v *vault) publish(ctx workflow.Context) error {
-	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled, Signers: SignersDigest(v.st.AllowedSigners)}
+	now := DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled, Signers: SignersDigest(v.st.AllowedSigners),
+		Run: workflow.GetInfo(ctx).WorkflowExecution.RunID}
 	// A run that began before vaults published their hold replays as it
 	// ran; every later run publishes it (one marker a run).
 	if workflow.GetVersion(ctx, "publish-mass-delete-hold", workflow.DefaultVersion, 1) >= 1 {

@@ -126,7 +126,7 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 	if req.RequestID == "" && v.st.AllowedSigners != "" {
 		// A signed delete read from an item's history and sent here first
 		// would take the real delete's nonce.
-		why, err := v.askedByItem(ctx, req.ItemID)
+		why, err := v.askedByItemInTurn(ctx, req.ItemID)
 		if err != nil {
 			answer.Unavailable = fmt.Sprintf("vault %s could not check that item %s asks it (%s): the item asks again", v.id, req.ItemID, message(err))
 			return answer, nil

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -129,7 +130,18 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &vs); err != nil || vs.State == "" {
 		return vs, fmt.Errorf("vault %s's published settings cannot be read (%v)", vaultID, err)
 	}
+	// Only the vault's own run writes its run ID in the memo: a memo given
+	// at the start (one that has not run yet, under a start delay, say) or
+	// carried from the run before is not this run's word.
+	if vs.Run != info.GetExecution().GetRunId() {
+		return vs, &NotPublishedError{fmt.Sprintf("vault %s has not published its settings in this run yet: try again in a moment", vaultID)}
+	}
+	// A reset keeps the first run's ID: a vault reset is another
+	// incarnation too.
 	vs.Incarnation = info.GetFirstRunId()
+	if t := d.GetWorkflowExtendedInfo().GetLastResetTime(); t != nil && t.AsTime().Unix() > 0 {
+		vs.Incarnation += " reset " + t.AsTime().UTC().Format(time.RFC3339Nano)
+	}
 	return vs, nil
 }
 
