@@ -79,15 +79,24 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	if err != nil {
 		return Point{}, fmt.Errorf("%w: %v", ErrSourceMissing, err)
 	}
-	c.root.Close()
-	root := c.real
-	info, statErr := os.Stat(root)
-	if statErr != nil || !info.IsDir() {
-		return Point{}, fmt.Errorf("%w: source path %s is not a directory the worker can read: create it or protect the item with the right sourcePath", ErrSourceMissing, source)
-	}
-	if err := s.checkPrivate(root, "source"); err != nil {
+	defer c.root.Close()
+	if err := s.checkPrivate(c.real, "source"); err != nil {
 		return Point{}, fmt.Errorf("%w: %v", ErrSourceMissing, err)
 	}
+	// Opened once, inside the root, and read only through that handle.
+	dir, err := c.root.OpenRoot(c.rel)
+	if err != nil {
+		return Point{}, fmt.Errorf("%w: source path %s is not a directory the worker can read: create it or protect the item with the right sourcePath", ErrSourceMissing, source)
+	}
+	if err := s.checkOpened(c, dir, "source"); err != nil {
+		dir.Close()
+		return Point{}, fmt.Errorf("%w: %v", ErrSourceMissing, err)
+	}
+	host, local, err := hostTreeOn(dir, filepath.Base(c.real))
+	if err != nil {
+		return Point{}, fmt.Errorf("%w: source path %s cannot be read: %v", ErrSourceMissing, source, err)
+	}
+	defer host.Close()
 	defer s.lockItem(vaultID, itemID)()
 	r, err := s.open(ctx, vaultID, itemID, lockUntil, true)
 	if err != nil {
@@ -113,11 +122,6 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		}
 	}
 
-	host, local, err := openHostTree(root)
-	if err != nil {
-		return Point{}, fmt.Errorf("%w: source path %s cannot be read: %v", ErrSourceMissing, source, err)
-	}
-	defer host.Close()
 	var read atomic.Int64
 	tree := newSourceTree(func(n int64) {
 		if v := read.Add(n); progress != nil {

@@ -25,20 +25,25 @@ import (
 // hostTree is an open source.
 type hostTree struct{ root *os.Root }
 
-// openHostTree opens the source directory dir, already resolved inside
-// its root; the caller closes the tree.
+// openHostTree opens the source directory dir; the caller closes the tree.
 func openHostTree(dir string) (*hostTree, kopiafs.Directory, error) {
 	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, nil, err
 	}
+	return hostTreeOn(r, path.Base(dir))
+}
+
+// hostTreeOn is the tree of an open source directory named name; closing
+// the tree closes it.
+func hostTreeOn(r *os.Root, name string) (*hostTree, kopiafs.Directory, error) {
 	info, err := r.Lstat(".")
 	if err != nil {
 		r.Close()
 		return nil, nil, err
 	}
 	t := &hostTree{root: r}
-	return t, &hostDir{hostEntry{t: t, rel: ".", info: info, name: path.Base(dir)}}, nil
+	return t, &hostDir{hostEntry{t: t, rel: ".", info: info, name: name}}, nil
 }
 
 func (t *hostTree) Close() error { return t.root.Close() }

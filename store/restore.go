@@ -106,6 +106,9 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 		return Restored{}, fmt.Errorf("open staging directory beside %s: %w", target, err)
 	}
 	defer stagingRoot.Close()
+	if err := s.checkOpened(c, stagingRoot, "restore target"); err != nil {
+		return Restored{}, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
 	staging := filepath.Join(parent, name)
 
 	rootEntry, err := snapshotfs.SnapshotRoot(r, man)
@@ -145,6 +148,17 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	// Checked again: something may have written to target meanwhile.
 	if err := checkTargetEmpty(target); err != nil {
 		return Restored{}, err
+	}
+	// Where the target's parent really is, checked again just before the
+	// move: the staging directory goes nowhere else.
+	parentDir, err := c.root.OpenRoot(filepath.Dir(c.rel))
+	if err != nil {
+		return Restored{}, fmt.Errorf("open the parent of target %s: %w", target, err)
+	}
+	err = s.checkOpened(c, parentDir, "restore target's parent")
+	parentDir.Close()
+	if err != nil {
+		return Restored{}, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
 	if err := c.root.Remove(c.rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Restored{}, fmt.Errorf("%w: %s is no longer empty: restore into an absent or empty directory", ErrTargetNotEmpty, target)

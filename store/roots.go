@@ -20,8 +20,9 @@ const (
 // confined is a host path resolved inside one of the worker's roots.
 type confined struct {
 	root *os.Root
-	// rel is the path relative to the root, real its resolved absolute path.
-	rel, real string
+	// rel is the path relative to the root, real its resolved absolute
+	// path; realRoot is the root's.
+	rel, real, realRoot string
 }
 
 // confine resolves p inside one of roots: its real path, every symlink
@@ -56,7 +57,7 @@ func confine(roots []string, p, what, flag string) (confined, error) {
 			return confined{}, fmt.Errorf("open the %s root %s: %w", what, dir, err)
 		}
 		rel, _ = filepath.Rel(realRoot, real)
-		return confined{root: root, rel: rel, real: real}, nil
+		return confined{root: root, rel: rel, real: real, realRoot: realRoot}, nil
 	}
 	return confined{}, fmt.Errorf("%s path %s is outside this worker's %s roots (%s): use a path inside one of them, or start the worker with %s %s",
 		what, p, what, strings.Join(roots, ", "), flag, filepath.Dir(p))
@@ -90,4 +91,24 @@ func (s *Store) private() []string {
 		dirs = append(dirs, d.root)
 	}
 	return dirs
+}
+
+// checkOpened checks a directory opened inside the root where it really
+// is, as the kernel names the open handle: a path resolved earlier may
+// have been changed since, by a symlink put in place of a directory.
+// Where the kernel does not name handles, the earlier check stands.
+func (s *Store) checkOpened(c confined, dir *os.Root, what string) error {
+	f, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		return nil
+	}
+	if !within(c.realRoot, real) {
+		return fmt.Errorf("%s %s is now outside its root %s: a symlink was put in its way", what, real, c.realRoot)
+	}
+	return s.checkPrivate(real, what)
 }

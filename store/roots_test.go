@@ -156,3 +156,28 @@ func ownerOf(t *testing.T, p string) (int, int) {
 	st := info.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
 }
+
+// TestADirectoryOpenedThroughASwappedSymlinkIsCheckedWhereItIs: a path
+// checked a moment ago may lead elsewhere once opened, if a directory of it
+// was swapped for a symlink; the open handle is checked where it really is.
+func TestADirectoryOpenedThroughASwappedSymlinkIsCheckedWhereItIs(t *testing.T) {
+	h := newHostPaths(t)
+	s := h.store(t, false)
+	root, err := os.OpenRoot(h.base)
+	require.NoError(t, err)
+	defer root.Close()
+	c := confined{root: root, realRoot: h.base}
+	require.NoError(t, os.MkdirAll(filepath.Join(h.sources, "vm1"), 0o755))
+	dir, err := root.OpenRoot("sources/vm1")
+	require.NoError(t, err)
+	assert.NoError(t, s.checkOpened(c, dir, "source"), "where it was checked")
+	dir.Close()
+
+	// Swapped: vm1 now leads into the worker's data directory.
+	require.NoError(t, os.Remove(filepath.Join(h.sources, "vm1")))
+	require.NoError(t, os.Symlink("worker-data", filepath.Join(h.sources, "vm1")))
+	dir, err = root.OpenRoot("sources/vm1")
+	require.NoError(t, err, "os.Root follows a symlink that stays inside it")
+	defer dir.Close()
+	assert.ErrorContains(t, s.checkOpened(c, dir, "source"), "the worker's own directory")
+}
