@@ -284,6 +284,12 @@ func TestDeleteMarkersHideNothingForLongAndForgedTombstonesBuryNothing(t *testin
 		}
 		require.NoError(t, srv.Client.RemoveObject(ctx, "backups", key, minio.RemoveObjectOptions{}), "a plain DELETE is allowed and adds a marker")
 	}
+	var tomb string
+	for _, v := range o.tombs {
+		tomb = v.Key
+	}
+	require.NotEmpty(t, tomb, "the backup's session blob was buried")
+	require.NoError(t, srv.Client.RemoveObject(ctx, "backups", tomb, minio.RemoveObjectOptions{}), "a marker on a tombstone too")
 	forged := "recovery/vault1/vm1/" + tombstoneDir + strings.TrimPrefix(pack, "recovery/vault1/vm1/") + "." + strings.Repeat("0", 64)
 	_, err = srv.Client.PutObject(ctx, "backups", forged, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
 	require.NoError(t, err)
@@ -293,7 +299,7 @@ func TestDeleteMarkersHideNothingForLongAndForgedTombstonesBuryNothing(t *testin
 	until := time.Now().Add(6 * time.Second)
 	tamper, err := s.Lock(ctx, "vault1", "vm1", until, nil)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, live, tamper.Markers, "every marker is found and removed")
+	assert.ElementsMatch(t, append(live, tomb), tamper.Markers, "every marker is found and removed, the tombstone's too")
 	assert.Contains(t, tamper.String(), "hidden under delete markers, which were removed")
 
 	time.Sleep(2500 * time.Millisecond) // past the backup's own lock

@@ -220,9 +220,30 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 		return t, err
 	}
 	n := int64(0)
+	base := b.prefix + prefix
+	// A tombstone outlives what it buries, so the sweep knows it for
+	// kopia's garbage; once that is gone, it is no longer kept.
+	for _, v := range o.tombs {
+		id, ok := buried(b.mac, base, strings.TrimPrefix(v.Key, base))
+		switch {
+		case !ok:
+		case v.IsDeleteMarker:
+			if err := b.cli.RemoveObject(ctx, b.name, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
+				return t, fmt.Errorf("remove the delete marker someone put on %s: %w", v.Key, err)
+			}
+			t.Markers = append(t.Markers, v.Key)
+		case len(o.versions[base+id]) > 0:
+			if err := b.retain(ctx, v.Key, v.VersionID, until); err != nil {
+				return t, err
+			}
+		}
+	}
 	for key, vs := range o.versions {
 		if !o.live(key) {
 			continue
+		}
+		if path.Base(key) == maintenanceBlob {
+			vs = latestOnly(vs)
 		}
 		data := 0
 		for _, v := range vs {
@@ -249,6 +270,22 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 		}
 	}
 	return t, nil
+}
+
+// maintenanceBlob is the one object kopia writes again and again (its
+// maintenance schedule): only its latest version is kept, and the sweep
+// takes the older ones once their lock has passed.
+const maintenanceBlob = "kopia.maintenance"
+
+// latestOnly keeps the latest version, and the delete markers.
+func latestOnly(vs []minio.ObjectInfo) []minio.ObjectInfo {
+	var out []minio.ObjectInfo
+	for _, v := range vs {
+		if v.IsLatest || v.IsDeleteMarker {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // retain keeps one version until until; one already kept longer (COMPLIANCE
@@ -297,6 +334,17 @@ func (b *bucket) sweep(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
+	base := b.prefix + prefix
+	for key, vs := range o.versions {
+		if path.Base(key) != maintenanceBlob {
+			continue
+		}
+		for _, v := range vs {
+			if !v.IsLatest && !v.IsDeleteMarker {
+				_ = b.cli.RemoveObject(ctx, b.name, key, minio.RemoveObjectOptions{VersionID: v.VersionID}) // locked still: later
+			}
+		}
+	}
 	gone := map[string]bool{}
 	for key := range o.buried {
 		if o.live(key) {
@@ -310,7 +358,6 @@ func (b *bucket) sweep(ctx context.Context, prefix string) error {
 		}
 		gone[key] = left == 0
 	}
-	base := b.prefix + prefix
 	for _, v := range o.tombs {
 		id, ok := buried(b.mac, base, strings.TrimPrefix(v.Key, base))
 		if ok && gone[base+id] {

@@ -256,6 +256,28 @@ func (s *VaultSuite) TestAVaultOnALockedStoreCannotDisableSoftDelete() {
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
 
+// TestAVaultDisabledBeforeItsStoreLockedSoftDeletes: the storage keeps
+// the data for the window anyway, so a delete is not a purge at once.
+func (s *VaultSuite) TestAVaultDisabledBeforeItsStoreLockedSoftDeletes() {
+	var answer VaultAnswer
+	var err error
+	s.at(time.Minute, func() {
+		s.itemDelete("delete", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory", Window: WindowInputs{ItemDays: 14}}, &answer, &err)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(err)
+		s.False(answer.Disabled, "not purged at once")
+		s.Equal(14*day, answer.Window)
+		s.Require().NotNil(answer.Alert)
+		s.Equal(AlertSoftDeleted, answer.Alert.Kind)
+		s.env.CancelWorkflow()
+	})
+	s.env.SetContinuedExecutionRunID("previous-run")
+	s.env.RegisterWorkflowWithOptions(NewVault(Settings{StoreLocks: true}), workflow.RegisterOptions{Name: VaultWorkflowType})
+	s.env.ExecuteWorkflow(VaultWorkflowType, VaultInput{VaultID: "vault1", State: &VaultState{SoftDelete: SoftDeleteSettings{State: SoftDeleteDisabled, RetentionDays: 14, PurgeReminder: "48h0m0s"}}})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check: %v", s.env.GetWorkflowError())
+}
+
 func (s *VaultSuite) TestVaultStartInputCarryingStateIsRefused() {
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1", State: &VaultState{SoftDelete: SoftDeleteSettings{State: SoftDeleteDisabled}}})
 	s.ErrorContains(s.env.GetWorkflowError(), `"state" is carried only by the workflow's own continue-as-new`)

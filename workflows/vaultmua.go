@@ -215,6 +215,9 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 		}
 	}
 	answer.Window, answer.Disabled = req.Window.Window(v.st.SoftDelete)
+	// On a store with object lock the storage keeps the data for the window
+	// anyway: a vault Disabled before its store locked soft-deletes.
+	answer.Disabled = answer.Disabled && !v.settings.StoreLocks
 	deadline := req.At.Add(answer.Window)
 	if answer.Disabled {
 		deadline = req.At
