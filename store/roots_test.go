@@ -32,6 +32,14 @@ func newHostPaths(t *testing.T) hostPaths {
 	return h
 }
 
+// source is a source of one file in the source root.
+func (h hostPaths) source(t *testing.T) string {
+	src := filepath.Join(h.sources, "vm1")
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "data"), []byte("mine"), 0o644))
+	return src
+}
+
 func (h hostPaths) store(t *testing.T, owners bool) *Store {
 	s, err := Open(context.Background(), Options{Location: filepath.Join(h.data, "store"), Password: testPassword, WorkDir: filepath.Join(h.data, "kopia"),
 		SourceRoots: []string{h.sources}, RestoreRoots: []string{h.restores}, Private: []string{h.data}, RestoreOwners: owners})
@@ -71,9 +79,7 @@ func TestSourcesStayInsideTheirRoots(t *testing.T) {
 func TestASymlinkInsideASourceIsKeptAndNeverFollowed(t *testing.T) {
 	h := newHostPaths(t)
 	s := h.store(t, false)
-	src := filepath.Join(h.sources, "vm1")
-	require.NoError(t, os.MkdirAll(src, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "data"), []byte("mine"), 0o644))
+	src := h.source(t)
 	require.NoError(t, os.Symlink(filepath.Join(h.outside, "secret"), filepath.Join(src, "secret")))
 	p := backup(t, s, "vm1", "rp-1", src)
 	assert.Equal(t, 1, p.Files, "the symlink is no file")
@@ -90,9 +96,7 @@ func TestASymlinkInsideASourceIsKeptAndNeverFollowed(t *testing.T) {
 func TestRestoresStayInsideTheirRootsAndArePrivate(t *testing.T) {
 	h := newHostPaths(t)
 	s := h.store(t, false)
-	src := filepath.Join(h.sources, "vm1")
-	require.NoError(t, os.MkdirAll(src, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "data"), []byte("mine"), 0o644))
+	src := h.source(t)
 	p := backup(t, s, "vm1", "rp-1", src)
 	require.NoError(t, os.Symlink(h.outside, filepath.Join(h.restores, "link-out")))
 
