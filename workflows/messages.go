@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"recoveryvault/internal/searchattributes"
 )
@@ -96,7 +96,7 @@ func checkBounds(name string, data []byte) error {
 func fieldsWithin(name string, v any) error {
 	switch v := v.(type) {
 	case map[string]any:
-		for _, k := range sortedKeys(v) {
+		for _, k := range workflow.DeterministicKeys(v) {
 			if s, ok := v[k].(string); ok {
 				if bound, ok := fieldBounds[k]; ok && len(s) > bound {
 					return fmt.Errorf("%s: %q of %d bytes is over its bound of %d bytes: send a shorter one", name, k, len(s), bound)
@@ -114,15 +114,6 @@ func fieldsWithin(name string, v any) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Clip cuts s to at most n bytes on a character boundary, marking the cut.
@@ -236,8 +227,10 @@ type Status struct {
 	LastBackupTime              string          `json:"lastBackupTime"`
 	RecoveryPoints              []RecoveryPoint `json:"recoveryPoints"`
 	Audit                       []AuditEntry    `json:"audit"`
-	// ObjectsLockedUntil is, on a store with object lock, until when the
-	// storage keeps every object of the item against deletion.
+	// ObjectLock says how the store keeps the item's objects against
+	// deletion, on a bucket; ObjectsLockedUntil, until when, where it
+	// locks them.
+	ObjectLock         string `json:"objectLock,omitempty"`
 	ObjectsLockedUntil string `json:"objectsLockedUntil,omitempty"`
 	// PendingApproval is in the answer to a delete that waits for approval.
 	PendingApproval *MuaRequest `json:"pendingApproval,omitempty"`
