@@ -221,14 +221,17 @@ func TestTheBucketsLockStatusIsKnownOrTheStoreRefusesToOpen(t *testing.T) {
 	s, err := open("s3://locked/x", false)
 	require.NoError(t, err)
 	assert.True(t, s.Locks())
+	assert.Equal(t, "object lock COMPLIANCE", s.ObjectLock())
 	s, err = open("s3://plain/x", false)
 	require.NoError(t, err, "a bucket without object lock is known to have none")
 	assert.False(t, s.Locks())
 	assert.Contains(t, s.String(), "(no object lock)")
+	assert.Equal(t, "none: the bucket has no object lock", s.ObjectLock())
 	s, err = open("s3://locked/x", true)
 	require.NoError(t, err)
 	assert.False(t, s.Locks())
 	assert.Contains(t, s.String(), "object lock not used: the worker runs with --no-object-lock")
+	assert.Equal(t, "object lock not used: the worker runs with --no-object-lock", s.ObjectLock(), "an item's status says so")
 
 	// The same server behind a proxy that refuses to say whether the
 	// bucket locks, as a policy without s3:GetBucketObjectLockConfiguration

@@ -139,6 +139,21 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // String says where the store is, as the worker prints it.
 func (s *Store) String() string { return s.backend.String() }
 
+// ObjectLock says how the store keeps objects against deletion, for a
+// status: "" on a directory.
+func (s *Store) ObjectLock() string {
+	b, ok := s.backend.(*bucket)
+	switch {
+	case !ok:
+		return ""
+	case b.locked:
+		return "object lock " + string(b.lockMode)
+	case b.unlocked != "":
+		return "object lock not used: " + b.unlocked
+	}
+	return "none: the bucket has no object lock"
+}
+
 // Locks is true when the store locks its objects (a bucket with object
 // lock).
 func (s *Store) Locks() bool { return s.backend.locks() }

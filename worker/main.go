@@ -293,7 +293,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		printDevBanner(out, c, dev, consoleAddr)
 	}
 
-	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest, StoreLocks: st.Locks()}
+	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest}
 	switch {
 	case c.softDeleteRetention != 0 && settings.Dev:
 		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the vault's 14 to 180 days (--soft-delete-retention, dev mode only)\n", c.softDeleteRetention)

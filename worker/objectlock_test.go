@@ -104,6 +104,7 @@ func TestObjectLockFollowsTheItemOnABucket(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return query(t, c, doomed).ObjectsLockedUntil == deadline.UTC().Format(time.RFC3339)
 	}, 10*time.Second, 100*time.Millisecond, "the status says until when the objects are locked")
+	assert.Equal(t, "object lock COMPLIANCE", query(t, c, doomed).ObjectLock)
 
 	kept := protect(t, c, "vm2", src)
 	st = mustUpdate(t, c, kept, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})

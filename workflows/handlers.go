@@ -199,6 +199,7 @@ func (w *item) status(now time.Time) Status {
 		s.ObjectsLockedUntil = w.st.LockedUntil.UTC().Format(time.RFC3339)
 	}
 	s.SoftDeleteRetentionOverride = w.settings.overrideNote()
+	s.ObjectLock = w.settings.ObjectLock
 	// The window that applies: the one the delete got, or before a delete
 	// the one it would get as far as the item knows its vault.
 	var window time.Duration

@@ -61,8 +61,10 @@ type Settings struct {
 	SoftDeleteRetention time.Duration
 	Dev                 bool
 	// StoreLocks says the store keeps objects under object lock: there a
-	// vault's soft delete cannot be Disabled.
+	// vault's soft delete cannot be Disabled. ObjectLock says so in a
+	// status (store.ObjectLock).
 	StoreLocks bool
+	ObjectLock string
 }
 
 // window is the worker's window as a delete sends it to the vault.

@@ -39,6 +39,8 @@ func init() { worker.SetStickyWorkflowCacheSize(StickyCacheSize) }
 // New returns a worker for the backup task queue: recovery points in st,
 // alerts through notifier (log lines when nil), and the worker's settings.
 func New(c client.Client, st *store.Store, notifier activities.Notifier, s workflows.Settings) worker.Worker {
+	// What the store does is the store's to say.
+	s.StoreLocks, s.ObjectLock = st.Locks(), st.ObjectLock()
 	w := worker.New(c, workflows.TaskQueue, Options)
 	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.NewVault(s), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
