@@ -59,8 +59,13 @@ func confine(roots []string, p, what, flag string) (confined, error) {
 		rel, _ = filepath.Rel(realRoot, real)
 		return confined{root: root, rel: rel, real: real, realRoot: realRoot}, nil
 	}
+	// A source is named itself; a target may not exist yet.
+	suggest := p
+	if what != "source" {
+		suggest = filepath.Dir(p)
+	}
 	return confined{}, fmt.Errorf("%s path %s is outside this worker's %s roots (%s): use a path inside one of them, or start the worker with %s %s",
-		what, p, what, strings.Join(roots, ", "), flag, filepath.Dir(p))
+		what, p, what, strings.Join(roots, ", "), flag, suggest)
 }
 
 // within is true when p is root or under it, both resolved.
