@@ -53,6 +53,9 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	if err != nil {
 		return workflows.BackupResult{}, classifyIn(ctx, err)
 	}
+	if err := a.alertTamper(ctx, in.VaultID, in.ItemID, store.Tamper{Markers: p.Unhidden}); err != nil {
+		return workflows.BackupResult{}, err
+	}
 	rp := in.Point
 	rp.SizeBytes, rp.NewBytes, rp.SHA256 = p.SizeBytes, p.NewBytes, p.SHA256
 	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
@@ -133,6 +136,9 @@ func (a *Activities) restore(ctx context.Context, in workflows.RestoreInput) (wo
 	if err != nil {
 		return workflows.RestoreResult{}, classifyIn(ctx, err)
 	}
+	if err := a.alertTamper(ctx, in.VaultID, in.ItemID, store.Tamper{Markers: r.Unhidden}); err != nil && activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Error("Tamper alert not delivered", "error", err)
+	}
 	return workflows.RestoreResult{Files: r.Files, Bytes: r.Bytes}, nil
 }
 
@@ -160,15 +166,21 @@ func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflow
 		lock.Until = in.Until
 	}
 	tamper, err := a.Store.Lock(ctx, in.VaultID, in.ItemID, lock.Until, heartbeat(ctx))
-	if what := tamper.String(); what != "" {
-		// Found while locking, whether or not the lock then held.
-		alert := workflows.Alert{Kind: workflows.AlertTamper, VaultID: in.VaultID, ItemID: in.ItemID, Time: time.Now().UTC(),
-			Detail: workflows.Clip("someone changed the item's objects in the store: "+what, workflows.MaxDetailBytes)}
-		if nerr := a.notify(ctx, alert); nerr != nil && err == nil {
-			err = nerr
-		}
+	// Found while locking, whether or not the lock then held.
+	if nerr := a.alertTamper(ctx, in.VaultID, in.ItemID, tamper); nerr != nil && err == nil {
+		err = nerr
 	}
 	return lock, classify(err)
+}
+
+// alertTamper tells what someone did to an item's objects in the store.
+func (a *Activities) alertTamper(ctx context.Context, vaultID, itemID string, t store.Tamper) error {
+	what := t.String()
+	if what == "" {
+		return nil
+	}
+	return a.notify(ctx, workflows.Alert{Kind: workflows.AlertTamper, VaultID: vaultID, ItemID: itemID, Time: time.Now().UTC(),
+		Detail: workflows.Clip("someone changed the item's objects in the store: "+what, workflows.MaxDetailBytes)})
 }
 
 // Purge destroys everything of an item, then tells its vault and sends the

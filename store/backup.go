@@ -35,6 +35,9 @@ type Point struct {
 	Files  int
 	// Skipped lists special files (sockets, devices, pipes) not backed up.
 	Skipped []string
+	// Unhidden are the item's objects someone had hidden under delete
+	// markers, which the store removed.
+	Unhidden []string
 }
 
 // Labels of a recovery point's snapshot.
@@ -98,6 +101,12 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	}
 	defer host.Close()
 	defer s.lockItem(vaultID, itemID)()
+	// What someone hid under delete markers is brought back first, so
+	// the backup does not store again what the item has.
+	unhidden, err := s.unhide(ctx, vaultID, itemID)
+	if err != nil {
+		return Point{}, err
+	}
 	r, err := s.open(ctx, vaultID, itemID, lockUntil, true)
 	if err != nil {
 		return Point{}, err
@@ -109,7 +118,9 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		return Point{}, fmt.Errorf("list the recovery points of item %s: %w", itemID, err)
 	}
 	if i := slices.IndexFunc(points, func(m *snapshot.Manifest) bool { return m.Tags[labelPoint] == id }); i >= 0 {
-		return pointOf(points[i]), nil
+		p := pointOf(points[i])
+		p.Unhidden = unhidden
+		return p, nil
 	}
 	var previous []*snapshot.Manifest
 	var previousList map[string]fileEntry
@@ -153,7 +164,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		if err != nil {
 			return err
 		}
-		point = Point{SHA256: sum, Skipped: tree.skipped}
+		point = Point{SHA256: sum, Skipped: tree.skipped, Unhidden: unhidden}
 		for _, e := range entries {
 			if e.Type == EntryFile {
 				point.Files++

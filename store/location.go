@@ -40,6 +40,9 @@ type backend interface {
 	// prefix that kopia has not deleted to until, and says what someone
 	// else did to them.
 	lock(ctx context.Context, prefix string, until time.Time, progress Progress) (Tamper, error)
+	// unhide removes delete markers someone else put under prefix, and
+	// says which objects they hid.
+	unhide(ctx context.Context, prefix string) ([]string, error)
 	// purge deletes everything under prefix: every object, every version.
 	purge(ctx context.Context, prefix string, progress Progress) error
 	// sweep deletes what kopia deleted but the backend kept, once its
@@ -89,7 +92,8 @@ func (d *directory) initialized(_ context.Context, prefix string) (bool, error) 
 func (d *directory) lock(context.Context, string, time.Time, Progress) (Tamper, error) {
 	return Tamper{}, nil
 }
-func (d *directory) sweep(context.Context, string) error { return nil }
+func (d *directory) sweep(context.Context, string) error              { return nil }
+func (d *directory) unhide(context.Context, string) ([]string, error) { return nil, nil }
 
 func (d *directory) purge(_ context.Context, prefix string, progress Progress) error {
 	dir := d.path(prefix)

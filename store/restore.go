@@ -28,6 +28,9 @@ import (
 type Restored struct {
 	Files int
 	Bytes int64
+	// Unhidden are the item's objects someone had hidden under delete
+	// markers, which the store removed.
+	Unhidden []string
 }
 
 // Restore writes recovery point id of an item under target, which must be
@@ -54,6 +57,12 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	}
 	target = c.real
 	defer s.lockItem(vaultID, itemID)()
+	// What someone hid under delete markers is brought back first: the
+	// item restores whole.
+	unhidden, err := s.unhide(ctx, vaultID, itemID)
+	if err != nil {
+		return Restored{}, err
+	}
 	unknown := fmt.Errorf("%w: recovery point %s of item %s is not in the store", ErrUnknownRecoveryPoint, id, itemID)
 	r, err := s.open(ctx, vaultID, itemID, time.Time{}, false)
 	if errors.Is(err, errNoRepository) {
@@ -170,6 +179,7 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if err := c.root.Chmod(c.rel, 0o700); err != nil {
 		return Restored{}, fmt.Errorf("make %s private: %w", target, err)
 	}
+	res.Unhidden = unhidden
 	return res, syncDir(parent)
 }
 

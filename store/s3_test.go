@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,9 +297,16 @@ func TestDeleteMarkersHideNothingForLongAndForgedTombstonesBuryNothing(t *testin
 	forged := "recovery/vault1/vm1/" + tombstoneDir + strings.TrimPrefix(pack, "recovery/vault1/vm1/") + "." + strings.Repeat("0", 64)
 	_, err = srv.Client.PutObject(ctx, "backups", forged, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
 	require.NoError(t, err)
-	_, err = s.Restore(ctx, "vault1", "vm1", "rp-1", p.SHA256, filepath.Join(t.TempDir(), "hidden"), nil)
-	require.Error(t, err, "hidden under markers, nothing restores")
+	first := filepath.Join(t.TempDir(), "first")
+	r, err := s.Restore(ctx, "vault1", "vm1", "rp-1", p.SHA256, first, nil)
+	require.NoError(t, err, "a restore removes the markers first, and restores whole")
+	assert.ElementsMatch(t, append(slices.Clone(live), tomb), r.Unhidden, "and says what was hidden")
+	sameTree(t, src, first)
 
+	// Hidden again: the next lock finds them too.
+	for _, key := range append(slices.Clone(live), tomb) {
+		require.NoError(t, srv.Client.RemoveObject(ctx, "backups", key, minio.RemoveObjectOptions{}))
+	}
 	until := time.Now().Add(6 * time.Second)
 	tamper, err := s.Lock(ctx, "vault1", "vm1", until, nil)
 	require.NoError(t, err)

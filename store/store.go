@@ -209,6 +209,23 @@ func (s *Store) Lock(ctx context.Context, vaultID, itemID string, until time.Tim
 	return s.backend.lock(ctx, itemPrefix(vaultID, itemID), until, progress)
 }
 
+// unhide removes the delete markers someone put on an item's objects, on
+// a store that locks (elsewhere no marker can hide anything).
+func (s *Store) unhide(ctx context.Context, vaultID, itemID string) ([]string, error) {
+	if !s.Locks() {
+		return nil, nil
+	}
+	hid, err := s.backend.unhide(ctx, itemPrefix(vaultID, itemID))
+	if err != nil {
+		return nil, fmt.Errorf("look for delete markers on item %s: %w", itemID, err)
+	}
+	if len(hid) > 0 {
+		// kopia may hold what it listed before.
+		s.forget(ctx, itemPrefix(vaultID, itemID))
+	}
+	return hid, nil
+}
+
 // Purge destroys every byte the store holds for an item, every version of
 // every object, including anything an interrupted backup left behind.
 // Purging an absent item succeeds; an object still locked makes it fail,

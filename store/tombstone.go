@@ -219,20 +219,16 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 	if err != nil {
 		return t, err
 	}
+	if t.Markers, err = b.removeMarkers(ctx, prefix, o); err != nil {
+		return t, err
+	}
 	n := int64(0)
 	base := b.prefix + prefix
 	// A tombstone outlives what it buries, so the sweep knows it for
 	// kopia's garbage; once that is gone, it is no longer kept.
 	for _, v := range o.tombs {
 		id, ok := buried(b.mac, base, strings.TrimPrefix(v.Key, base))
-		switch {
-		case !ok:
-		case v.IsDeleteMarker:
-			if err := b.cli.RemoveObject(ctx, b.name, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
-				return t, fmt.Errorf("remove the delete marker someone put on %s: %w", v.Key, err)
-			}
-			t.Markers = append(t.Markers, v.Key)
-		case len(o.versions[base+id]) > 0:
+		if ok && !v.IsDeleteMarker && len(o.versions[base+id]) > 0 {
 			if err := b.retain(ctx, v.Key, v.VersionID, until); err != nil {
 				return t, err
 			}
@@ -248,12 +244,6 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 		data := 0
 		for _, v := range vs {
 			if v.IsDeleteMarker {
-				if err := b.cli.RemoveObject(ctx, b.name, key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
-					return t, fmt.Errorf("remove the delete marker someone put on %s: %w", key, err)
-				}
-				if !containsString(t.Markers, key) {
-					t.Markers = append(t.Markers, key)
-				}
 				continue
 			}
 			data++
@@ -277,15 +267,65 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 // takes the older ones once their lock has passed.
 const maintenanceBlob = "kopia.maintenance"
 
-// latestOnly keeps the latest version, and the delete markers.
+// latestOnly keeps the newest version that is not a delete marker.
 func latestOnly(vs []minio.ObjectInfo) []minio.ObjectInfo {
-	var out []minio.ObjectInfo
-	for _, v := range vs {
-		if v.IsLatest || v.IsDeleteMarker {
-			out = append(out, v)
+	var newest *minio.ObjectInfo
+	for i, v := range vs {
+		if !v.IsDeleteMarker && (newest == nil || v.LastModified.After(newest.LastModified)) {
+			newest = &vs[i]
 		}
 	}
-	return out
+	if newest == nil {
+		return nil
+	}
+	return []minio.ObjectInfo{*newest}
+}
+
+// removeMarkers removes every delete marker on a live object or a genuine
+// tombstone of an item: the store writes none, so each is someone else's.
+// It returns the objects they hid.
+func (b *bucket) removeMarkers(ctx context.Context, prefix string, o itemObjects) ([]string, error) {
+	var hid []string
+	remove := func(v minio.ObjectInfo) error {
+		if err := b.cli.RemoveObject(ctx, b.name, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
+			return fmt.Errorf("remove the delete marker someone put on %s: %w", v.Key, err)
+		}
+		if !containsString(hid, v.Key) {
+			hid = append(hid, v.Key)
+		}
+		return nil
+	}
+	base := b.prefix + prefix
+	for _, v := range o.tombs {
+		if _, ok := buried(b.mac, base, strings.TrimPrefix(v.Key, base)); ok && v.IsDeleteMarker {
+			if err := remove(v); err != nil {
+				return hid, err
+			}
+		}
+	}
+	for key, vs := range o.versions {
+		if !o.live(key) {
+			continue
+		}
+		for _, v := range vs {
+			if v.IsDeleteMarker {
+				if err := remove(v); err != nil {
+					return hid, err
+				}
+			}
+		}
+	}
+	return hid, nil
+}
+
+// unhide removes the delete markers someone put on an item's objects, so
+// that a backup or a restore sees the item whole.
+func (b *bucket) unhide(ctx context.Context, prefix string) ([]string, error) {
+	o, err := b.itemObjects(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return b.removeMarkers(ctx, prefix, o)
 }
 
 // retain keeps one version until until; one already kept longer (COMPLIANCE
