@@ -42,12 +42,17 @@ type cluster struct {
 }
 
 func startCluster(t *testing.T, o Options) *cluster {
+	return startClusterOn(t, o, t.TempDir())
+}
+
+// startClusterOn is startCluster with the recovery points at store: a
+// directory, or s3://BUCKET/PREFIX.
+func startClusterOn(t *testing.T, o Options, store string) *cluster {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
-	store := t.TempDir()
 	w := backupworker.New(c, storetest.At(t, store), nil, workflows.Settings{SoftDeleteRetention: time.Hour, Dev: true})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)

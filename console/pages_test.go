@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"recoveryvault/internal/s3test"
 	"recoveryvault/internal/signingtest"
 	"recoveryvault/workflows"
 )
@@ -255,4 +256,17 @@ func TestTheConsoleSendsNoUnsignedCriticalActionToASignedVault(t *testing.T) {
 	for _, e := range vs.Audit {
 		assert.NotContains(t, []string{workflows.UpdateApprove, workflows.UpdateReject}, e.Operation, "nothing reached the vault")
 	}
+}
+
+// TestAnItemOnALockedBucketSaysHowItsObjectsAreKept: the item's page says
+// the store's object lock and until when every object is kept.
+func TestAnItemOnALockedBucketSaysHowItsObjectsAreKept(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Bucket(t, "backups", true)
+	srv.Setenv(t)
+	k := startClusterOn(t, Options{}, "s3://backups/console")
+	k.protect("vault1", "vm1")
+	code, body := k.operator("alice").get("/vaults/vault1/items/vm1")
+	require.Equal(t, http.StatusOK, code)
+	assert.Regexp(t, `<dt>In the store</dt><dd>object lock COMPLIANCE; every object kept until 20\d\d-`, body)
 }
