@@ -92,6 +92,11 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 	}
 	var unpublished *items.NotPublishedError
 	switch {
+	case errors.As(err, &unpublished) && (in.Floor.Mua || in.Floor.Signers != ""):
+		// What it requires now cannot be read: one started anew may
+		// require less than the item saw, so it is not asked yet.
+		answer.Held = fmt.Sprintf("vault %s has not published in this run what it requires of a delete, and it required approval or signatures before: the delete waits until it does", in.VaultID)
+		return answer, nil
 	case errors.As(err, &unpublished):
 		// It runs, and answers at its first task.
 	case err != nil:

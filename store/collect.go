@@ -32,6 +32,9 @@ func (s *Store) Delete(ctx context.Context, vaultID, itemID string, ids []string
 		return 0, err
 	}
 	defer s.lockItem(vaultID, itemID)()
+	if _, err := s.unhide(ctx, vaultID, itemID); err != nil {
+		return 0, err
+	}
 	r, err := s.open(ctx, vaultID, itemID, lockUntil, false)
 	if errors.Is(err, errNoRepository) {
 		return 0, nil

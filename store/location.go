@@ -283,11 +283,22 @@ func (b *bucket) connection(prefix, lockKey string) blob.ConnectionInfo {
 }
 
 func (b *bucket) initialized(ctx context.Context, prefix string) (bool, error) {
-	_, err := b.cli.StatObject(ctx, b.name, b.prefix+prefix+"kopia.repository", minio.StatObjectOptions{})
-	if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-		return false, nil
+	key := b.prefix + prefix + "kopia.repository"
+	_, err := b.cli.StatObject(ctx, b.name, key, minio.StatObjectOptions{})
+	if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" && code != "MethodNotAllowed" {
+		return err == nil, err
 	}
-	return err == nil, err
+	// Hidden under a delete marker, it still exists: a new repository
+	// written over it would make every point unreadable.
+	for v := range b.cli.ListObjects(ctx, b.name, minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+		if v.Err != nil {
+			return false, v.Err
+		}
+		if v.Key == key && !v.IsDeleteMarker {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // versions lists every version and delete marker under prefix.

@@ -142,8 +142,8 @@ type Tamper struct {
 	// Markers are objects someone hid under a delete marker: the lock
 	// removed the markers, so they are current again.
 	Markers []string
-	// Overwritten are packs, written once by the store, that someone wrote
-	// a new version of: the restore names them as damaged.
+	// Overwritten are objects, written once by the store, that someone
+	// wrote a new version of: the restore names them as damaged.
 	Overwritten []string
 }
 
@@ -153,7 +153,7 @@ func (t Tamper) String() string {
 		parts = append(parts, fmt.Sprintf("%d objects were hidden under delete markers, which were removed (%s)", n, firstNames(t.Markers)))
 	}
 	if n := len(t.Overwritten); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d packs were overwritten with new versions (%s)", n, firstNames(t.Overwritten)))
+		parts = append(parts, fmt.Sprintf("%d objects were overwritten with new versions (%s)", n, firstNames(t.Overwritten)))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -255,7 +255,7 @@ func (b *bucket) lock(ctx context.Context, prefix string, until time.Time, progr
 				progress(n)
 			}
 		}
-		if name := path.Base(key); data > 1 && (strings.HasPrefix(name, "p") || strings.HasPrefix(name, "q")) && !sameContent(vs) {
+		if data > 1 && path.Base(key) != maintenanceBlob && !sameContent(vs) {
 			t.Overwritten = append(t.Overwritten, key)
 		}
 	}

@@ -31,3 +31,6 @@ func VerifySigned(allowedSigners, op, workflowID string, input []byte, by string
 var CheckApproval = checkApproval
 
 const MaxDeleteRetry = maxDeleteRetry
+
+// WindowOverride is a worker's window as a forged message would claim it.
+func WindowOverride(d time.Duration) windowSetting { return windowSetting{Window: d, Replace: true} }

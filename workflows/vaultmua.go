@@ -214,7 +214,15 @@ func (v *vault) itemDelete(ctx workflow.Context, req ItemDeleteRequest) (VaultAn
 			return answer, nil
 		}
 	}
-	answer.Window, answer.Disabled = req.Window.Window(v.st.SoftDelete)
+	// The window's parts a message could shorten are the vault's own: the
+	// worker's override is this worker's, and an item's own window is
+	// never under the minimum. Any client can send itemDelete.
+	w := req.Window
+	w.Override = v.settings.window()
+	if w.ItemDays != 0 {
+		w.ItemDays = max(w.ItemDays, MinSoftDeleteRetentionDays)
+	}
+	answer.Window, answer.Disabled = w.Window(v.st.SoftDelete)
 	// On a store with object lock the storage keeps the data for the window
 	// anyway: a vault Disabled before its store locked soft-deletes.
 	answer.Disabled = answer.Disabled && !v.settings.StoreLocks

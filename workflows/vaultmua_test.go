@@ -497,3 +497,23 @@ func (s *VaultSuite) TestABurstOfRefusalsWhileTheWebhookIsDownKeepsTheAlertQueue
 	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
 	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
 }
+
+// TestAnItemDeleteCannotShortenItsOwnWindow: any client can send
+// itemDelete, under the update ID the item's own ask will use; the
+// worker's override and a short item window in it count for nothing.
+func (s *VaultSuite) TestAnItemDeleteCannotShortenItsOwnWindow() {
+	var answer VaultAnswer
+	var err error
+	s.at(time.Minute, func() {
+		s.itemDelete("forged", ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory",
+			Window: WindowInputs{ItemDays: 1, Override: WindowOverride(time.Nanosecond)}}, &answer, &err)
+	})
+	s.at(2*time.Minute, func() {
+		s.Require().NoError(err)
+		s.Equal(14*day, answer.Window, "the vault's window, whatever the message says")
+		s.False(answer.Disabled)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Vault, VaultInput{VaultID: "vault1"})
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "the vault ran to the last check")
+}
