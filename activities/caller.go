@@ -62,20 +62,18 @@ func (a *Activities) admit(ctx context.Context, vaultID string, allowed ...calle
 	}
 	info := activity.GetInfo(ctx)
 	typ, id, run := info.WorkflowType.Name, info.WorkflowExecution.ID, info.WorkflowExecution.RunID
-	why := ""
+	if !matchesAny(allowed, typ, id) {
+		// Refused without asking the server about it.
+		return a.refuseCaller(ctx, vaultID, "is not the workflow this activity serves")
+	}
 	switch ok, err := a.runs.ours(ctx, a.Client, id, run, typ); {
-	case !matchesAny(allowed, typ, id):
-		why = "is not the workflow this activity serves"
 	case err != nil:
 		// The run could not be checked: retried, nothing done.
 		return err
 	case !ok:
-		why = "is not a run of ours: its type or task queue is not Recovery Vault's"
+		return a.refuseCaller(ctx, vaultID, "is not a run of ours: its type or task queue is not Recovery Vault's")
 	}
-	if why == "" {
-		return nil
-	}
-	return a.refuseCaller(ctx, vaultID, why)
+	return nil
 }
 
 func matchesAny(allowed []caller, typ, id string) bool {

@@ -25,15 +25,6 @@ import (
 // hostTree is an open source.
 type hostTree struct{ root *os.Root }
 
-// openHostTree opens the source directory dir; the caller closes the tree.
-func openHostTree(dir string) (*hostTree, kopiafs.Directory, error) {
-	r, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	return hostTreeOn(r, path.Base(dir))
-}
-
 // hostTreeOn is the tree of an open source directory named name; closing
 // the tree closes it.
 func hostTreeOn(r *os.Root, name string) (*hostTree, kopiafs.Directory, error) {

@@ -26,7 +26,9 @@ func TestASourceSwappedForASymlinkWhileReadIsNotFollowed(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(src, "other"), []byte("another of mine"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("the host's secret"), 0o600))
 
-	tree, root, err := openHostTree(src)
+	opened, err := os.OpenRoot(src)
+	require.NoError(t, err)
+	tree, root, err := hostTreeOn(opened, "src")
 	require.NoError(t, err)
 	defer tree.Close()
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -290,7 +291,7 @@ func (b *bucket) removeMarkers(ctx context.Context, prefix string, o itemObjects
 		if err := b.cli.RemoveObject(ctx, b.name, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
 			return fmt.Errorf("remove the delete marker someone put on %s: %w", v.Key, err)
 		}
-		if !containsString(hid, v.Key) {
+		if !slices.Contains(hid, v.Key) {
 			hid = append(hid, v.Key)
 		}
 		return nil
@@ -355,15 +356,6 @@ func sameContent(vs []minio.ObjectInfo) bool {
 		etag = v.ETag
 	}
 	return true
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sweep deletes what genuine tombstones bury, every version once its lock
