@@ -18,7 +18,8 @@ import (
 
 	"recoveryvault/internal/items"
 	"recoveryvault/store"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // Activities are the side effects of items and vaults, with what they
@@ -28,7 +29,7 @@ type Activities struct {
 	Store    *store.Store
 	Client   client.Client
 	Notifier Notifier
-	Settings workflows.Settings
+	Settings protocol.Settings
 
 	// runs are the calling runs confirmed to be ours (admit).
 	runs runCache
@@ -36,14 +37,14 @@ type Activities struct {
 
 // Backup takes a new recovery point of the item's source tree. On a store
 // with object lock, what it writes is kept for the item's window.
-func (a *Activities) Backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+func (a *Activities) Backup(ctx context.Context, in item.BackupInput) (item.BackupResult, error) {
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
-		return workflows.BackupResult{}, err
+		return item.BackupResult{}, err
 	}
 	return a.backup(ctx, in)
 }
 
-func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (workflows.BackupResult, error) {
+func (a *Activities) backup(ctx context.Context, in item.BackupInput) (item.BackupResult, error) {
 	if in.First {
 		a.alertEarlierRun(ctx, in)
 	}
@@ -51,7 +52,7 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	lock := a.lockFor(in.Window, vault)
 	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
 	if err != nil {
-		return workflows.BackupResult{}, classifyIn(ctx, err)
+		return item.BackupResult{}, classifyIn(ctx, err)
 	}
 	if err := a.alertTamper(ctx, in.VaultID, in.ItemID, store.Tamper{Markers: p.Unhidden}); err != nil && activity.IsActivity(ctx) {
 		// The point is stored; a retry would find no marker to tell of.
@@ -62,7 +63,7 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("Special files not backed up", "vault", in.VaultID, "item", in.ItemID, "files", p.Skipped)
 	}
-	res := workflows.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}
+	res := item.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}
 	if vault != nil {
 		// What the item knows of its vault is as fresh as its last backup.
 		protection := vault.Protection()
@@ -74,14 +75,14 @@ func (a *Activities) backup(ctx context.Context, in workflows.BackupInput) (work
 // alertEarlierRun tells of an item started anew over the points an
 // earlier run of it left in the store: that run was terminated or reset.
 // The points stay where they are.
-func (a *Activities) alertEarlierRun(ctx context.Context, in workflows.BackupInput) {
+func (a *Activities) alertEarlierRun(ctx context.Context, in item.BackupInput) {
 	ids, err := a.Store.List(ctx, in.VaultID, in.ItemID)
 	if err != nil || len(ids) == 0 || slices.Equal(ids, []string{in.Point.ID}) {
 		return
 	}
-	alert := workflows.Alert{Kind: workflows.AlertItemRestarted, VaultID: in.VaultID, ItemID: in.ItemID, Time: time.Now().UTC(),
+	alert := protocol.Alert{Kind: protocol.AlertItemRestarted, VaultID: in.VaultID, ItemID: in.ItemID, Time: time.Now().UTC(),
 		Detail: fmt.Sprintf("item %s was started anew over %s an earlier run of it left in the store: that run was terminated or reset; they are kept",
-			in.ItemID, workflows.Plural(len(ids), "recovery point"))}
+			in.ItemID, protocol.Plural(len(ids), "recovery point"))}
 	if err := a.notify(ctx, alert); err != nil && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Error("Alert of an item started anew not delivered", "error", err)
 	}
@@ -92,27 +93,27 @@ func (a *Activities) alertEarlierRun(ctx context.Context, in workflows.BackupInp
 // it publishes them now (the item may not have seen a longer retention
 // yet), or as far as the item knows them when they cannot be read. Zero
 // on a store that does not lock.
-func (a *Activities) lock(ctx context.Context, vaultID string, window workflows.WindowInputs) workflows.LockResult {
+func (a *Activities) lock(ctx context.Context, vaultID string, window protocol.WindowInputs) item.LockResult {
 	if !a.Store.Locks() {
-		return workflows.LockResult{}
+		return item.LockResult{}
 	}
 	return a.lockFor(window, a.vaultNow(ctx, vaultID))
 }
 
-func (a *Activities) lockFor(window workflows.WindowInputs, vs *workflows.DeleteSettings) workflows.LockResult {
+func (a *Activities) lockFor(window protocol.WindowInputs, vs *protocol.DeleteSettings) item.LockResult {
 	if !a.Store.Locks() {
-		return workflows.LockResult{}
+		return item.LockResult{}
 	}
-	vault := workflows.DefaultSoftDeleteSettings()
+	vault := protocol.DefaultSoftDeleteSettings()
 	if vs != nil {
 		vault = vs.SoftDeleteSettings
 	}
 	w := a.Settings.LockWindow(window, vault)
-	return workflows.LockResult{Until: time.Now().Add(w), Window: w}
+	return item.LockResult{Until: time.Now().Add(w), Window: w}
 }
 
 // vaultNow is what a vault publishes now, nil when it cannot be read.
-func (a *Activities) vaultNow(ctx context.Context, vaultID string) *workflows.DeleteSettings {
+func (a *Activities) vaultNow(ctx context.Context, vaultID string) *protocol.DeleteSettings {
 	if a.Client == nil {
 		return nil
 	}
@@ -125,27 +126,27 @@ func (a *Activities) vaultNow(ctx context.Context, vaultID string) *workflows.De
 
 // Restore writes a recovery point to TargetPath, every file checked
 // against the content hash the workflow recorded.
-func (a *Activities) Restore(ctx context.Context, in workflows.RestoreInput) (workflows.RestoreResult, error) {
+func (a *Activities) Restore(ctx context.Context, in item.RestoreInput) (item.RestoreResult, error) {
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
-		return workflows.RestoreResult{}, err
+		return item.RestoreResult{}, err
 	}
 	return a.restore(ctx, in)
 }
 
-func (a *Activities) restore(ctx context.Context, in workflows.RestoreInput) (workflows.RestoreResult, error) {
+func (a *Activities) restore(ctx context.Context, in item.RestoreInput) (item.RestoreResult, error) {
 	r, err := a.Store.Restore(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, in.TargetPath, heartbeat(ctx))
 	if err != nil {
-		return workflows.RestoreResult{}, classifyIn(ctx, err)
+		return item.RestoreResult{}, classifyIn(ctx, err)
 	}
 	if err := a.alertTamper(ctx, in.VaultID, in.ItemID, store.Tamper{Markers: r.Unhidden}); err != nil && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Error("Tamper alert not delivered", "error", err)
 	}
-	return workflows.RestoreResult{Files: r.Files, Bytes: r.Bytes}, nil
+	return item.RestoreResult{Files: r.Files, Bytes: r.Bytes}, nil
 }
 
 // Collect removes expired recovery points and the data only they held. It
 // is idempotent, so the workflow retries it.
-func (a *Activities) Collect(ctx context.Context, in workflows.CollectInput) error {
+func (a *Activities) Collect(ctx context.Context, in item.CollectInput) error {
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
 		return err
 	}
@@ -155,9 +156,9 @@ func (a *Activities) Collect(ctx context.Context, in workflows.CollectInput) err
 
 // Lock keeps every object of an item, on a store with object lock, until a
 // soft-deleted item's deadline, or for the item's window from now.
-func (a *Activities) Lock(ctx context.Context, in workflows.LockInput) (workflows.LockResult, error) {
+func (a *Activities) Lock(ctx context.Context, in item.LockInput) (item.LockResult, error) {
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
-		return workflows.LockResult{}, err
+		return item.LockResult{}, err
 	}
 	lock := a.lock(ctx, in.VaultID, in.Window)
 	if lock.Until.IsZero() {
@@ -180,14 +181,14 @@ func (a *Activities) alertTamper(ctx context.Context, vaultID, itemID string, t 
 	if what == "" {
 		return nil
 	}
-	return a.notify(ctx, workflows.Alert{Kind: workflows.AlertTamper, VaultID: vaultID, ItemID: itemID, Time: time.Now().UTC(),
-		Detail: workflows.Clip("someone changed the item's objects in the store: "+what, workflows.MaxDetailBytes)})
+	return a.notify(ctx, protocol.Alert{Kind: protocol.AlertTamper, VaultID: vaultID, ItemID: itemID, Time: time.Now().UTC(),
+		Detail: protocol.Clip("someone changed the item's objects in the store: "+what, protocol.MaxDetailBytes)})
 }
 
 // Purge destroys everything of an item, then tells its vault and sends the
 // alert. It is idempotent: the workflow retries it until it succeeds. Only
 // the item itself, soft-deleted past its deadline, may have it run.
-func (a *Activities) Purge(ctx context.Context, in workflows.PurgeInput) error {
+func (a *Activities) Purge(ctx context.Context, in item.PurgeInput) error {
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
 		return err
 	}
@@ -197,7 +198,7 @@ func (a *Activities) Purge(ctx context.Context, in workflows.PurgeInput) error {
 	return a.purge(ctx, in)
 }
 
-func (a *Activities) purge(ctx context.Context, in workflows.PurgeInput) error {
+func (a *Activities) purge(ctx context.Context, in item.PurgeInput) error {
 	if err := a.Store.Purge(ctx, in.VaultID, in.ItemID, heartbeat(ctx)); err != nil {
 		return classify(err)
 	}
@@ -258,11 +259,11 @@ func classifyIn(ctx context.Context, err error) error {
 		err error
 		typ string
 	}{
-		{store.ErrSourceMissing, workflows.ErrTypeSourceMissing},
-		{store.ErrUnknownRecoveryPoint, workflows.ErrTypeUnknownRecoveryPoint},
-		{store.ErrTargetNotEmpty, workflows.ErrTypeTargetNotEmpty},
-		{store.ErrCorrupted, workflows.ErrTypeCorrupted},
-		{store.ErrInvalidInput, workflows.ErrTypeInvalidInput},
+		{store.ErrSourceMissing, protocol.ErrTypeSourceMissing},
+		{store.ErrUnknownRecoveryPoint, protocol.ErrTypeUnknownRecoveryPoint},
+		{store.ErrTargetNotEmpty, protocol.ErrTypeTargetNotEmpty},
+		{store.ErrCorrupted, protocol.ErrTypeCorrupted},
+		{store.ErrInvalidInput, protocol.ErrTypeInvalidInput},
 	} {
 		if errors.Is(err, c.err) {
 			// The type says the kind; the message is the sentence alone.

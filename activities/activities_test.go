@@ -17,7 +17,8 @@ import (
 
 	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // TestStoreActivitiesRoundTripAndClassifyBadInput runs the store's side of
@@ -27,14 +28,14 @@ func TestStoreActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	ctx := t.Context()
 	src := treediff.WriteSample(t)
 
-	b, err := a.backup(ctx, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
+	b, err := a.backup(ctx, item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
 	require.NoError(t, err)
 	assert.Equal(t, 3, b.Files, "three regular files; the symlink and directories are not counted")
 	assert.Equal(t, "rp-1", b.Point.ID)
 	assert.Len(t, b.Point.SHA256, 64)
 
 	target := filepath.Join(t.TempDir(), "out")
-	r, err := a.restore(ctx, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
+	r, err := a.restore(ctx, item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
 	require.NoError(t, err)
 	assert.Equal(t, 3, r.Files)
 	diffs, err := treediff.Diff(src, target)
@@ -48,18 +49,18 @@ func TestStoreActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 		assert.Equal(t, typ, app.Type())
 		assert.True(t, app.NonRetryable())
 	}
-	_, err = a.backup(ctx, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-2"}, SourcePath: "/does/not/exist"})
-	nonRetryable(err, workflows.ErrTypeSourceMissing)
-	_, err = a.restore(ctx, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-9"}, TargetPath: filepath.Join(t.TempDir(), "x")})
-	nonRetryable(err, workflows.ErrTypeUnknownRecoveryPoint)
-	_, err = a.restore(ctx, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
-	nonRetryable(err, workflows.ErrTypeTargetNotEmpty)
+	_, err = a.backup(ctx, item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-2"}, SourcePath: "/does/not/exist"})
+	nonRetryable(err, protocol.ErrTypeSourceMissing)
+	_, err = a.restore(ctx, item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-9"}, TargetPath: filepath.Join(t.TempDir(), "x")})
+	nonRetryable(err, protocol.ErrTypeUnknownRecoveryPoint)
+	_, err = a.restore(ctx, item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
+	nonRetryable(err, protocol.ErrTypeTargetNotEmpty)
 
-	require.NoError(t, a.purge(ctx, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}}))
+	require.NoError(t, a.purge(ctx, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item.AnnounceInput{VaultID: "vault1"}}))
 	ids, err := a.Store.List(t.Context(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Empty(t, ids)
-	assert.NoError(t, a.purge(ctx, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}}),
+	assert.NoError(t, a.purge(ctx, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item.AnnounceInput{VaultID: "vault1"}}),
 		"purging a purged item succeeds")
 }
 
@@ -69,7 +70,7 @@ func TestSkippedFileNamesNeverReachAHistory(t *testing.T) {
 	a := &Activities{Store: storetest.New(t)}
 	src := treediff.WriteSample(t)
 	require.NoError(t, syscall.Mkfifo(filepath.Join(src, "secret-plan-pipe"), 0o600))
-	b, err := a.backup(t.Context(), workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
+	b, err := a.backup(t.Context(), item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
 	require.NoError(t, err)
 	assert.Equal(t, 1, b.Skipped)
 	data, err := json.Marshal(b)
@@ -80,7 +81,7 @@ func TestSkippedFileNamesNeverReachAHistory(t *testing.T) {
 func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {
 	var buf bytes.Buffer
 	n := LogNotifier{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
-	require.NoError(t, n.Notify(t.Context(), workflows.Alert{Kind: workflows.AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0),
+	require.NoError(t, n.Notify(t.Context(), protocol.Alert{Kind: protocol.AlertSoftDeleted, VaultID: "v", ItemID: "i", RequestedBy: "mallory", PurgeTime: time.Unix(0, 0),
 		Signer: "mallory (SHA256:abc)"}))
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
@@ -96,7 +97,7 @@ func TestLogNotifierWritesOneStructuredLineWithoutClashingKeys(t *testing.T) {
 // activities by name, so a name with no method would fail at run time.
 func TestEveryActivityTheWorkflowsNameIsImplemented(t *testing.T) {
 	typ := reflect.TypeOf(&Activities{})
-	for _, name := range workflows.ActivityNames {
+	for _, name := range protocol.ActivityNames {
 		_, ok := typ.MethodByName(name)
 		assert.True(t, ok, "activities.Activities has no method %s", name)
 	}

@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 // caller is a workflow allowed to schedule an activity: its type, and the
@@ -27,17 +27,17 @@ type caller struct {
 
 // itemCaller is the item whose data an activity touches.
 func itemCaller(vaultID, itemID string) caller {
-	return caller{typ: workflows.WorkflowType, id: workflows.WorkflowID(vaultID, itemID)}
+	return caller{typ: protocol.WorkflowType, id: protocol.WorkflowID(vaultID, itemID)}
 }
 
 // anyItemOf is any item of a vault.
 func anyItemOf(vaultID string) caller {
-	return caller{typ: workflows.WorkflowType, id: workflows.WorkflowID(vaultID, ""), prefix: true}
+	return caller{typ: protocol.WorkflowType, id: protocol.WorkflowID(vaultID, ""), prefix: true}
 }
 
 // vaultCaller is the vault an activity serves.
 func vaultCaller(vaultID string) caller {
-	return caller{typ: workflows.VaultWorkflowType, id: workflows.VaultWorkflowID(vaultID)}
+	return caller{typ: protocol.VaultWorkflowType, id: protocol.VaultWorkflowID(vaultID)}
 }
 
 func (c caller) matches(typ, id string) bool {
@@ -58,7 +58,7 @@ func (c caller) matches(typ, id string) bool {
 // this worker's. A refusal changes nothing, is final, and is alerted.
 func (a *Activities) admit(ctx context.Context, vaultID string, allowed ...caller) error {
 	if !activity.IsActivity(ctx) {
-		return temporal.NewNonRetryableApplicationError("not scheduled by a workflow: refused", workflows.ErrTypeForbidden, nil)
+		return temporal.NewNonRetryableApplicationError("not scheduled by a workflow: refused", protocol.ErrTypeForbidden, nil)
 	}
 	info := activity.GetInfo(ctx)
 	typ, id, run := info.WorkflowType.Name, info.WorkflowExecution.ID, info.WorkflowExecution.RunID
@@ -90,11 +90,11 @@ func (a *Activities) refuseCaller(ctx context.Context, vaultID, why string) erro
 	info := activity.GetInfo(ctx)
 	msg := fmt.Sprintf("activity %s scheduled by workflow %s (type %s, run %s) refused: the caller %s; nothing changed",
 		info.ActivityType.Name, info.WorkflowExecution.ID, info.WorkflowType.Name, info.WorkflowExecution.RunID, why)
-	alert := workflows.Alert{Kind: workflows.AlertForbiddenCaller, VaultID: vaultID, Time: time.Now().UTC(), Detail: workflows.Clip(msg, workflows.MaxDetailBytes)}
+	alert := protocol.Alert{Kind: protocol.AlertForbiddenCaller, VaultID: vaultID, Time: time.Now().UTC(), Detail: protocol.Clip(msg, protocol.MaxDetailBytes)}
 	if err := a.notify(ctx, alert); err != nil {
 		activity.GetLogger(ctx).Error("Alert of a refused caller not delivered", "error", err, "detail", msg)
 	}
-	return temporal.NewNonRetryableApplicationError(msg, workflows.ErrTypeForbidden, nil)
+	return temporal.NewNonRetryableApplicationError(msg, protocol.ErrTypeForbidden, nil)
 }
 
 // dueForPurge confirms, from the calling run's search attributes as the
@@ -111,7 +111,7 @@ func (a *Activities) dueForPurge(ctx context.Context, vaultID string) error {
 	}
 	l := items.Listed(d.GetWorkflowExecutionInfo())
 	switch {
-	case l.ProtectionState != string(workflows.SoftDeleted):
+	case l.ProtectionState != string(protocol.SoftDeleted):
 		return a.refuseCaller(ctx, vaultID, fmt.Sprintf("is %q, not soft-deleted", l.ProtectionState))
 	case l.DeferredDeleteTime.IsZero() || info.ScheduledTime.Before(l.DeferredDeleteTime):
 		return a.refuseCaller(ctx, vaultID, fmt.Sprintf("asked for a purge at %s, before its deadline %s",
@@ -157,7 +157,7 @@ func (c *runCache) ours(ctx context.Context, cl runDescriber, id, runID, typ str
 	default:
 		info := d.GetWorkflowExecutionInfo()
 		ok = info.GetType().GetName() == typ &&
-			d.GetExecutionConfig().GetTaskQueue().GetName() == workflows.TaskQueue &&
+			d.GetExecutionConfig().GetTaskQueue().GetName() == protocol.TaskQueue &&
 			info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 	}
 	c.mu.Lock()

@@ -19,7 +19,8 @@ import (
 
 	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // TestActivitiesScheduledByAnotherWorkflowAreRefusedAndChangeNothing: the
@@ -32,37 +33,37 @@ func TestActivitiesScheduledByAnotherWorkflowAreRefusedAndChangeNothing(t *testi
 	a := &Activities{Store: storetest.New(t), Notifier: LogNotifier{Logger: slog.New(slog.NewJSONHandler(&log, nil))}}
 	env.RegisterActivity(a)
 	src := treediff.WriteSample(t)
-	point, err := a.backup(t.Context(), workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
+	point, err := a.backup(t.Context(), item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
 	require.NoError(t, err)
 
-	item := workflows.AnnounceInput{VaultID: "vault1"}
+	announce := item.AnnounceInput{VaultID: "vault1"}
 	for name, call := range map[string]func() error{
 		"Purge": func() error {
-			_, err := env.ExecuteActivity(a.Purge, workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item})
+			_, err := env.ExecuteActivity(a.Purge, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: announce})
 			return err
 		},
 		"Collect": func() error {
-			_, err := env.ExecuteActivity(a.Collect, workflows.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{"rp-1"}})
+			_, err := env.ExecuteActivity(a.Collect, item.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{"rp-1"}})
 			return err
 		},
 		"Restore": func() error {
-			_, err := env.ExecuteActivity(a.Restore, workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point.Point, TargetPath: t.TempDir() + "/out"})
+			_, err := env.ExecuteActivity(a.Restore, item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point.Point, TargetPath: t.TempDir() + "/out"})
 			return err
 		},
 		"Backup": func() error {
-			_, err := env.ExecuteActivity(a.Backup, workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-2"}, SourcePath: src})
+			_, err := env.ExecuteActivity(a.Backup, item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-2"}, SourcePath: src})
 			return err
 		},
 		"Lock": func() error {
-			_, err := env.ExecuteActivity(a.Lock, workflows.LockInput{VaultID: "vault1", ItemID: "vm1"})
+			_, err := env.ExecuteActivity(a.Lock, item.LockInput{VaultID: "vault1", ItemID: "vm1"})
 			return err
 		},
 		"Notify": func() error {
-			_, err := env.ExecuteActivity(a.Notify, workflows.Alert{Kind: workflows.AlertPurged, VaultID: "vault1"})
+			_, err := env.ExecuteActivity(a.Notify, protocol.Alert{Kind: protocol.AlertPurged, VaultID: "vault1"})
 			return err
 		},
 		"Signal": func() error {
-			_, err := env.ExecuteActivity(a.Signal, workflows.MessageInput{WorkflowID: "backup-item/vault1/vm1", WorkflowType: workflows.WorkflowType, Name: "deleteApproved"})
+			_, err := env.ExecuteActivity(a.Signal, protocol.MessageInput{WorkflowID: "backup-item/vault1/vm1", WorkflowType: protocol.WorkflowType, Name: "deleteApproved"})
 			return err
 		},
 	} {
@@ -71,9 +72,9 @@ func TestActivitiesScheduledByAnotherWorkflowAreRefusedAndChangeNothing(t *testi
 			err := call()
 			var app *temporal.ApplicationError
 			require.True(t, errors.As(err, &app), "want a refusal, got %v", err)
-			assert.Equal(t, workflows.ErrTypeForbidden, app.Type())
+			assert.Equal(t, protocol.ErrTypeForbidden, app.Type())
 			assert.Contains(t, app.Message(), "default-test-workflow-id", "the refusal names the caller")
-			assert.Contains(t, log.String(), workflows.AlertForbiddenCaller, "the refusal is alerted")
+			assert.Contains(t, log.String(), protocol.AlertForbiddenCaller, "the refusal is alerted")
 		})
 	}
 	ids, err := a.Store.List(t.Context(), "vault1", "vm1")
@@ -110,17 +111,17 @@ func TestARunIsOursOnlyWithOurTypeOnOurQueueWhileItRuns(t *testing.T) {
 		runs runs
 		want bool
 	}{
-		{"ours", runs{typ: workflows.WorkflowType, queue: workflows.TaskQueue, status: running}, true},
-		{"our type on another queue", runs{typ: workflows.WorkflowType, queue: "attacker", status: running}, false},
-		{"another type on our queue", runs{typ: "Attack", queue: workflows.TaskQueue, status: running}, false},
-		{"ours, terminated", runs{typ: workflows.WorkflowType, queue: workflows.TaskQueue, status: enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED}, false},
+		{"ours", runs{typ: protocol.WorkflowType, queue: protocol.TaskQueue, status: running}, true},
+		{"our type on another queue", runs{typ: protocol.WorkflowType, queue: "attacker", status: running}, false},
+		{"another type on our queue", runs{typ: "Attack", queue: protocol.TaskQueue, status: running}, false},
+		{"ours, terminated", runs{typ: protocol.WorkflowType, queue: protocol.TaskQueue, status: enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var cache runCache
-			ok, err := cache.ours(t.Context(), &c.runs, "backup-item/v/i", "run-1", workflows.WorkflowType)
+			ok, err := cache.ours(t.Context(), &c.runs, "backup-item/v/i", "run-1", protocol.WorkflowType)
 			require.NoError(t, err)
 			assert.Equal(t, c.want, ok)
-			ok, err = cache.ours(t.Context(), &c.runs, "backup-item/v/i", "run-1", workflows.WorkflowType)
+			ok, err = cache.ours(t.Context(), &c.runs, "backup-item/v/i", "run-1", protocol.WorkflowType)
 			require.NoError(t, err)
 			assert.Equal(t, c.want, ok)
 			if c.want {
@@ -129,7 +130,7 @@ func TestARunIsOursOnlyWithOurTypeOnOurQueueWhileItRuns(t *testing.T) {
 		})
 	}
 	var cache runCache
-	_, err := cache.ours(t.Context(), &runs{err: errors.New("unavailable")}, "backup-item/v/i", "run-1", workflows.WorkflowType)
+	_, err := cache.ours(t.Context(), &runs{err: errors.New("unavailable")}, "backup-item/v/i", "run-1", protocol.WorkflowType)
 	assert.Error(t, err, "a question the server did not answer is an error, retried, not a refusal")
 }
 
@@ -139,16 +140,16 @@ func TestACallerMatchesOnlyItsTypeAndWorkflowID(t *testing.T) {
 		typ, id  string
 		expected bool
 	}{
-		{itemCaller("v", "i"), workflows.WorkflowType, "backup-item/v/i", true},
-		{itemCaller("v", "i"), workflows.WorkflowType, "backup-item/v/j", false},
+		{itemCaller("v", "i"), protocol.WorkflowType, "backup-item/v/i", true},
+		{itemCaller("v", "i"), protocol.WorkflowType, "backup-item/v/j", false},
 		{itemCaller("v", "i"), "Attack", "backup-item/v/i", false},
-		{itemCaller("v", "i"), workflows.VaultWorkflowType, "backup-item/v/i", false},
-		{anyItemOf("v"), workflows.WorkflowType, "backup-item/v/i", true},
-		{anyItemOf("v"), workflows.WorkflowType, "backup-item/v/", false},
-		{anyItemOf("v"), workflows.WorkflowType, "backup-item/w/i", false},
-		{vaultCaller("v"), workflows.VaultWorkflowType, "vault/v", true},
-		{vaultCaller("v"), workflows.VaultWorkflowType, "vault/w", false},
-		{vaultCaller("v"), workflows.WorkflowType, "vault/v", false},
+		{itemCaller("v", "i"), protocol.VaultWorkflowType, "backup-item/v/i", false},
+		{anyItemOf("v"), protocol.WorkflowType, "backup-item/v/i", true},
+		{anyItemOf("v"), protocol.WorkflowType, "backup-item/v/", false},
+		{anyItemOf("v"), protocol.WorkflowType, "backup-item/w/i", false},
+		{vaultCaller("v"), protocol.VaultWorkflowType, "vault/v", true},
+		{vaultCaller("v"), protocol.VaultWorkflowType, "vault/w", false},
+		{vaultCaller("v"), protocol.WorkflowType, "vault/v", false},
 	} {
 		assert.Equal(t, c.expected, c.caller.matches(c.typ, c.id), "%+v for %s %s", c.caller, c.typ, c.id)
 	}

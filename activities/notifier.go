@@ -9,19 +9,19 @@ import (
 	"net/http"
 	"time"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 // Notifier delivers alerts. An error is retried by the activity's policy.
 type Notifier interface {
-	Notify(ctx context.Context, a workflows.Alert) error
+	Notify(ctx context.Context, a protocol.Alert) error
 }
 
 // LogNotifier writes each alert as one structured log line.
 type LogNotifier struct{ Logger *slog.Logger }
 
 // Notify logs the alert.
-func (n LogNotifier) Notify(_ context.Context, a workflows.Alert) error {
+func (n LogNotifier) Notify(_ context.Context, a protocol.Alert) error {
 	logger := n.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -52,7 +52,7 @@ type WebhookNotifier struct {
 }
 
 // Notify posts the alert.
-func (n WebhookNotifier) Notify(ctx context.Context, a workflows.Alert) error {
+func (n WebhookNotifier) Notify(ctx context.Context, a protocol.Alert) error {
 	body, err := json.Marshal(a)
 	if err != nil {
 		return err

@@ -15,22 +15,23 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // Announce registers an item with its vault, starting the vault with
 // default settings if it does not run (a vault that runs is only read, from
 // the server's record, without a task of it), reads the vault's settings
 // from its memo for the item's floor, and delivers the item's alerts.
-func (a *Activities) Announce(ctx context.Context, in workflows.AnnounceInput) (workflows.AnnounceResult, error) {
+func (a *Activities) Announce(ctx context.Context, in item.AnnounceInput) (item.AnnounceResult, error) {
 	if err := a.admit(ctx, in.VaultID, anyItemOf(in.VaultID)); err != nil {
-		return workflows.AnnounceResult{}, err
+		return item.AnnounceResult{}, err
 	}
 	return a.announce(ctx, in)
 }
 
-func (a *Activities) announce(ctx context.Context, in workflows.AnnounceInput) (workflows.AnnounceResult, error) {
-	var res workflows.AnnounceResult
+func (a *Activities) announce(ctx context.Context, in item.AnnounceInput) (item.AnnounceResult, error) {
+	var res item.AnnounceResult
 	if in.Register {
 		vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
 		var running *items.NotRunningError
@@ -74,12 +75,12 @@ func (a *Activities) CountVaultItems(ctx context.Context, vaultID string) (int, 
 // A delete the vault held when last asked, and that the hold it publishes
 // still holds, is answered so from the vault's record: a burst of held
 // deletes asking again does not queue at the vault.
-func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (workflows.VaultAnswer, error) {
-	var answer workflows.VaultAnswer
+func (a *Activities) AskVault(ctx context.Context, in item.AskVaultInput) (protocol.VaultAnswer, error) {
+	var answer protocol.VaultAnswer
 	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.Request.ItemID)); err != nil {
 		return answer, err
 	}
-	id := workflows.VaultWorkflowID(in.VaultID)
+	id := protocol.VaultWorkflowID(in.VaultID)
 	vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
 	if why := in.Floor.Weakened(in.VaultID, vs.Protection()); err == nil && why != "" {
 		// Not asked: a vault started anew that requires less than the
@@ -113,7 +114,7 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 	info := activity.GetInfo(ctx)
 	err = items.Execute(ctx, a.Client, client.UpdateWorkflowOptions{
 		WorkflowID: id,
-		UpdateName: workflows.UpdateItemDelete,
+		UpdateName: protocol.UpdateItemDelete,
 		UpdateID:   info.WorkflowExecution.RunID + "/" + info.ActivityID,
 		Args:       []any{in.Request},
 	}, &answer)
@@ -122,7 +123,7 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 		return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil)
 	}
 	if err != nil {
-		return answer, fmt.Errorf("update %s of %s: %w", workflows.UpdateItemDelete, id, err)
+		return answer, fmt.Errorf("update %s of %s: %w", protocol.UpdateItemDelete, id, err)
 	}
 	if answer.Alert != nil {
 		if err := a.notify(ctx, *answer.Alert); err != nil {
@@ -138,14 +139,14 @@ func (a *Activities) AskVault(ctx context.Context, in workflows.AskVaultInput) (
 // moment ago may still be listed as running. It is what deleteVault counts,
 // so it must not refuse over an item that is gone, nor miss one that holds
 // data. It heartbeats once per item checked.
-func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]workflows.ListedItem, error) {
+func (a *Activities) ListVaultItems(ctx context.Context, vaultID string) ([]protocol.ListedItem, error) {
 	if err := a.admit(ctx, vaultID, vaultCaller(vaultID)); err != nil {
 		return nil, err
 	}
 	return a.listVaultItems(ctx, vaultID)
 }
 
-func (a *Activities) listVaultItems(ctx context.Context, vaultID string) ([]workflows.ListedItem, error) {
+func (a *Activities) listVaultItems(ctx context.Context, vaultID string) ([]protocol.ListedItem, error) {
 	// By workflow ID, which an item's workflow must match: an item still
 	// taking its first backup has published no attributes yet, and holds
 	// data all the same.
@@ -153,7 +154,7 @@ func (a *Activities) listVaultItems(ctx context.Context, vaultID string) ([]work
 	if err != nil {
 		return nil, err
 	}
-	confirmed := make([]*workflows.ListedItem, len(listed))
+	confirmed := make([]*protocol.ListedItem, len(listed))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i := range listed {
@@ -169,7 +170,7 @@ func (a *Activities) listVaultItems(ctx context.Context, vaultID string) ([]work
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	rows := make([]workflows.ListedItem, 0, len(listed))
+	rows := make([]protocol.ListedItem, 0, len(listed))
 	for _, r := range confirmed {
 		if r != nil {
 			rows = append(rows, *r)
@@ -181,7 +182,7 @@ func (a *Activities) listVaultItems(ctx context.Context, vaultID string) ([]work
 // confirmRunning asks the server, which answers from the workflow's own
 // state, whether a listed item still runs, and with which attributes; nil
 // when it has completed (or never was a BackupItem).
-func (a *Activities) confirmRunning(ctx context.Context, l workflows.ListedItem) (*workflows.ListedItem, error) {
+func (a *Activities) confirmRunning(ctx context.Context, l protocol.ListedItem) (*protocol.ListedItem, error) {
 	d, err := a.Client.DescribeWorkflowExecution(ctx, l.WorkflowID, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -199,14 +200,14 @@ func (a *Activities) confirmRunning(ctx context.Context, l workflows.ListedItem)
 }
 
 // Notify delivers a vault's alert through the worker's notifier.
-func (a *Activities) Notify(ctx context.Context, alert workflows.Alert) error {
+func (a *Activities) Notify(ctx context.Context, alert protocol.Alert) error {
 	if err := a.admit(ctx, alert.VaultID, vaultCaller(alert.VaultID)); err != nil {
 		return err
 	}
 	return a.notify(ctx, alert)
 }
 
-func (a *Activities) notify(ctx context.Context, alert workflows.Alert) error {
+func (a *Activities) notify(ctx context.Context, alert protocol.Alert) error {
 	if a.Notifier == nil {
 		return LogNotifier{}.Notify(ctx, alert)
 	}
@@ -216,40 +217,40 @@ func (a *Activities) notify(ctx context.Context, alert workflows.Alert) error {
 // DescribeRun tells what a run of a workflow is or was: a run that carries
 // state checks that its predecessor was its own kind of workflow, and a
 // vault checks the item a delete names. An empty runID is the current run.
-func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) (workflows.RunInfo, error) {
+func (a *Activities) DescribeRun(ctx context.Context, workflowID, runID string) (protocol.RunInfo, error) {
 	vaultID := vaultOf(workflowID)
-	if v, ok := strings.CutPrefix(workflowID, workflows.VaultWorkflowID("")); ok {
+	if v, ok := strings.CutPrefix(workflowID, protocol.VaultWorkflowID("")); ok {
 		vaultID = v
 	}
 	// Items and vaults describe their own runs; a vault, its items'.
-	self := []caller{{typ: workflows.WorkflowType, id: workflowID}, {typ: workflows.VaultWorkflowType, id: workflowID}}
+	self := []caller{{typ: protocol.WorkflowType, id: workflowID}, {typ: protocol.VaultWorkflowType, id: workflowID}}
 	if err := a.admit(ctx, vaultID, append(self, vaultCaller(vaultID))...); err != nil {
-		return workflows.RunInfo{}, err
+		return protocol.RunInfo{}, err
 	}
 	return a.describeRun(ctx, workflowID, runID)
 }
 
-func (a *Activities) describeRun(ctx context.Context, workflowID, runID string) (workflows.RunInfo, error) {
+func (a *Activities) describeRun(ctx context.Context, workflowID, runID string) (protocol.RunInfo, error) {
 	d, err := a.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return workflows.RunInfo{}, nil
+		return protocol.RunInfo{}, nil
 	}
 	if err != nil {
 		what := workflowID
 		if runID != "" {
 			what += " run " + runID
 		}
-		return workflows.RunInfo{}, fmt.Errorf("describe %s: %w", what, err)
+		return protocol.RunInfo{}, fmt.Errorf("describe %s: %w", what, err)
 	}
 	info := d.GetWorkflowExecutionInfo()
 	var asking []string
 	for _, pa := range d.GetPendingActivities() {
-		if pa.GetActivityType().GetName() == workflows.ActivityAskVault {
+		if pa.GetActivityType().GetName() == protocol.ActivityAskVault {
 			asking = append(asking, pa.GetActivityId())
 		}
 	}
-	return workflows.RunInfo{
+	return protocol.RunInfo{
 		RunID:          info.GetExecution().GetRunId(),
 		Asking:         asking,
 		WorkflowType:   info.GetType().GetName(),
@@ -269,16 +270,16 @@ func (a *Activities) requireRunning(ctx context.Context, workflowID, workflowTyp
 	}
 	if !info.Running || info.WorkflowType != workflowType {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s is not a running %s workflow", workflowID, workflowType), workflows.ErrTypeNoVault, nil)
+			fmt.Sprintf("%s is not a running %s workflow", workflowID, workflowType), protocol.ErrTypeNoVault, nil)
 	}
 	return nil
 }
 
 // Signal sends a signal to a running workflow of the given type.
-func (a *Activities) Signal(ctx context.Context, in workflows.MessageInput) error {
+func (a *Activities) Signal(ctx context.Context, in protocol.MessageInput) error {
 	// A vault signals its own items, and nothing else.
 	vaultID := vaultOf(in.WorkflowID)
-	if in.WorkflowType != workflows.WorkflowType {
+	if in.WorkflowType != protocol.WorkflowType {
 		vaultID = ""
 	}
 	if err := a.admit(ctx, vaultID, vaultCaller(vaultID)); err != nil {
@@ -311,8 +312,8 @@ func (a *Activities) alertRestarted(ctx context.Context, vaultID, weakened strin
 	if weakened != "" {
 		detail = weakened
 	}
-	alert := workflows.Alert{Kind: workflows.AlertVaultRestarted, VaultID: vaultID, ItemID: strings.TrimPrefix(info.WorkflowExecution.ID, workflows.WorkflowID(vaultID, "")),
-		Time: time.Now().UTC(), Detail: workflows.Clip(detail, workflows.MaxDetailBytes)}
+	alert := protocol.Alert{Kind: protocol.AlertVaultRestarted, VaultID: vaultID, ItemID: strings.TrimPrefix(info.WorkflowExecution.ID, protocol.WorkflowID(vaultID, "")),
+		Time: time.Now().UTC(), Detail: protocol.Clip(detail, protocol.MaxDetailBytes)}
 	if err := a.notify(ctx, alert); err != nil {
 		activity.GetLogger(ctx).Error("Alert of a vault started anew not delivered", "error", err, "detail", detail)
 	}

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 // TestListedItemsAreConfirmedWithTheirWorkflows: visibility lags, so an
@@ -58,7 +58,7 @@ func TestListedItemsAreConfirmedWithTheirWorkflows(t *testing.T) {
 		"backup-item/v/never-was": false,
 	} {
 		// As visibility might still list it: running, with its old state.
-		got, err := a.confirmRunning(ctx, workflows.ListedItem{WorkflowID: id, ProtectionState: "Protected", Running: true})
+		got, err := a.confirmRunning(ctx, protocol.ListedItem{WorkflowID: id, ProtectionState: "Protected", Running: true})
 		require.NoError(t, err, id)
 		assert.Equal(t, want, got != nil, id)
 		if got != nil {

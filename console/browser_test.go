@@ -17,7 +17,9 @@ import (
 
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/signingtest"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // browser is a tab of headless Chromium on the console.
@@ -131,7 +133,7 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	k := startCluster(t, Options{RefreshInterval: 500 * time.Millisecond})
 	k.protect("vault1", "vm1")
 	k.protect("vault1", "db1")
-	k.visible("vault1", map[string]workflows.State{"vm1": workflows.Protected, "db1": workflows.Protected})
+	k.visible("vault1", map[string]protocol.State{"vm1": protocol.Protected, "db1": protocol.Protected})
 	item := "/vaults/vault1/items/vm1"
 
 	// A first visit reads without a name: the name is asked at the first action.
@@ -170,7 +172,7 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#delete button[type="submit"]`)))
 	b.until(`document.getElementById("name") !== null`)
 	assert.Contains(t, b.text(".flash"), "Nothing was done yet")
-	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.status("vault1", "vm1").ProtectionState)
 	b.do(chromedp.SendKeys(chromedp.ID("name"), "alice@example.com"), chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
 	b.until(`document.querySelector(".state-Protected") !== null && document.querySelector("#delete") !== null`)
 	assert.Contains(t, b.text(".who"), "alice@example.com")
@@ -214,7 +216,7 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	b.until(`document.querySelector('tr[data-item="vm1"][data-state="SoftDeleted"] .icon-softdeleted') !== null`)
 	b.until(`document.querySelector('tr[data-item="vm1"] time.countdown') !== null`)
 	b.eval(`window.sameDocument = "yes"`)
-	k.update("vault1", "db1", workflows.UpdateDelete, workflows.Request{RequestedBy: "bob", Reason: "moved"})
+	k.update("vault1", "db1", protocol.UpdateDelete, protocol.Request{RequestedBy: "bob", Reason: "moved"})
 	b.until(`document.querySelector('tr[data-item="db1"][data-state="SoftDeleted"] time.countdown') !== null`)
 	assert.Equal(t, "yes", b.eval(`window.sameDocument`), "updated in place, not reloaded")
 	b.shot("7-backup-items-soft-deleted")
@@ -241,7 +243,7 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	b.shot("11-item-resumed")
 
 	st := k.status("vault1", "vm1")
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 	var ops []string
 	for _, e := range st.Audit {
 		if e.RequestedBy == "alice@example.com" {
@@ -266,9 +268,9 @@ func TestBrowserOnASignedVaultShowsCommandsInsteadOfCriticalActions(t *testing.T
 	k.protect("signed", "vm1")
 	alice, bob := signingtest.New(t, "alice@example.com"), signingtest.New(t, "bob@example.com")
 	k.signedVault("signed", alice, bob)
-	var st workflows.Status
-	require.NoError(t, executeUpdate(k, workflows.WorkflowID("signed", "vm1"), workflows.UpdateDelete,
-		k.sign(alice, workflows.UpdateDelete, workflows.WorkflowID("signed", "vm1"), workflows.Request{RequestedBy: "alice@example.com", Reason: "retired"}), &st))
+	var st item.Status
+	require.NoError(t, executeUpdate(k, protocol.WorkflowID("signed", "vm1"), protocol.UpdateDelete,
+		k.sign(alice, protocol.UpdateDelete, protocol.WorkflowID("signed", "vm1"), protocol.Request{RequestedBy: "alice@example.com", Reason: "retired"}), &st))
 	require.NotNil(t, st.PendingApproval)
 
 	b.do(chromedp.Navigate(k.url + "/vaults/signed/items/vm1"))
@@ -302,7 +304,7 @@ func TestBrowserShowsADeleteWaitingForItsVault(t *testing.T) {
 	b := startBrowser(t)
 	k := startCluster(t, Options{})
 	k.protect("gone", "vm1")
-	require.NoError(t, k.c.TerminateWorkflow(t.Context(), workflows.VaultWorkflowID("gone"), "", "the test takes the vault away"))
+	require.NoError(t, k.c.TerminateWorkflow(t.Context(), protocol.VaultWorkflowID("gone"), "", "the test takes the vault away"))
 	item := "/vaults/gone/items/vm1"
 	b.do(chromedp.Navigate(k.url+item), chromedp.Click(chromedp.CSS("#delete summary")), chromedp.WaitVisible(chromedp.ID("confirmName")),
 		chromedp.SendKeys(chromedp.ID("confirmName"), "vm1"), chromedp.SendKeys(chromedp.ID("reason"), "burst"),
@@ -316,7 +318,7 @@ func TestBrowserShowsADeleteWaitingForItsVault(t *testing.T) {
 	b.until(`document.querySelector(".flash") !== null && document.querySelector(".flash").textContent.includes("waits for the vault")`)
 	assert.Contains(t, b.text("#status"), "Delete waiting for the vault")
 	assert.Contains(t, b.text("#status"), "vault gone could not be asked how deletes of item vm1 are protected: vault gone is not running (Terminated)")
-	assert.Equal(t, workflows.Protected, k.status("gone", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.status("gone", "vm1").ProtectionState)
 	b.shot("14-delete-waiting")
 
 	b.do(chromedp.Click(chromedp.CSS(`form[action$="/undelete"] button`)))
@@ -324,7 +326,7 @@ func TestBrowserShowsADeleteWaitingForItsVault(t *testing.T) {
 	assert.NotContains(t, b.text("#status"), "Delete waiting for the vault")
 	st := k.status("gone", "vm1")
 	assert.Nil(t, st.PendingDelete)
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 }
 
 // TestBrowserShowsAnApprovalWaitingForItsVault: an approval that arrives
@@ -333,14 +335,14 @@ func TestBrowserShowsAnApprovalWaitingForItsVault(t *testing.T) {
 	b := startBrowser(t)
 	k := startCluster(t, Options{})
 	k.protect("away", "vm1")
-	var vs workflows.VaultStatus
+	var vs vault.VaultStatus
 	require.NoError(t, items.Execute(t.Context(), k.c, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.VaultWorkflowID("away"), UpdateName: workflows.UpdateEnableMua,
-		Args: []any{workflows.EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}},
+		WorkflowID: protocol.VaultWorkflowID("away"), UpdateName: protocol.UpdateEnableMua,
+		Args: []any{protocol.EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"}},
 	}, &vs))
-	k.update("away", "vm1", workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
-	require.NoError(t, k.c.TerminateWorkflow(t.Context(), workflows.VaultWorkflowID("away"), "", "the test takes the vault away"))
-	require.NoError(t, k.c.SignalWorkflow(t.Context(), workflows.WorkflowID("away", "vm1"), "", workflows.SignalDeleteApproved, workflows.DeleteApproval{RequestID: "r-1"}))
+	k.update("away", "vm1", protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
+	require.NoError(t, k.c.TerminateWorkflow(t.Context(), protocol.VaultWorkflowID("away"), "", "the test takes the vault away"))
+	require.NoError(t, k.c.SignalWorkflow(t.Context(), protocol.WorkflowID("away", "vm1"), "", protocol.SignalDeleteApproved, protocol.DeleteApproval{RequestID: "r-1"}))
 	require.Eventually(t, func() bool { return k.status("away", "vm1").ConfirmingApproval != nil }, 30*time.Second, 200*time.Millisecond)
 
 	b.do(chromedp.Navigate(k.url + "/vaults/away/items/vm1"))
@@ -348,5 +350,5 @@ func TestBrowserShowsAnApprovalWaitingForItsVault(t *testing.T) {
 	assert.Contains(t, b.text("#status"), "Approval waiting for the vault")
 	assert.Contains(t, b.text("#status"), "request r-1")
 	assert.Contains(t, b.text("#status"), "vault away could not be asked how deletes of item vm1 are protected: vault away is not running (Terminated)")
-	assert.Equal(t, workflows.Protected, k.status("away", "vm1").ProtectionState, "nothing deleted without the vault's confirmation")
+	assert.Equal(t, protocol.Protected, k.status("away", "vm1").ProtectionState, "nothing deleted without the vault's confirmation")
 }

@@ -29,7 +29,9 @@ import (
 	"recoveryvault/internal/signing"
 	"recoveryvault/internal/signingtest"
 	"recoveryvault/internal/storetest"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // cluster is a real Temporal server in the test process, the real worker,
@@ -53,7 +55,7 @@ func startClusterOn(t *testing.T, o Options, store string) *cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, searchattributes.Ensure(ctx, c, ts.GetDefaultNamespace()))
-	w := backupworker.New(c, storetest.At(t, store), nil, workflows.Settings{SoftDeleteRetention: time.Hour, Dev: true})
+	w := backupworker.New(c, storetest.At(t, store), nil, protocol.Settings{SoftDeleteRetention: time.Hour, Dev: true})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	o.Client = c
@@ -71,14 +73,14 @@ func (k *cluster) protect(vaultID, itemID string) string {
 	src := filepath.Join(k.t.TempDir(), itemID)
 	require.NoError(k.t, os.MkdirAll(filepath.Join(src, "etc"), 0o755))
 	require.NoError(k.t, os.WriteFile(filepath.Join(src, "etc", "config"), []byte("item "+itemID+"\n"), 0o644))
-	in := workflows.ItemInput{VaultID: vaultID, ItemID: itemID, SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30}}
+	in := item.ItemInput{VaultID: vaultID, ItemID: itemID, SourcePath: src, Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30}}
 	require.NoError(k.t, in.Validate())
 	_, err := k.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: workflows.WorkflowID(vaultID, itemID), TaskQueue: workflows.TaskQueue,
+		ID: protocol.WorkflowID(vaultID, itemID), TaskQueue: protocol.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.VaultIDAttribute.ValueSet(vaultID), workflows.StateAttribute.ValueSet(string(workflows.Protected))),
-	}, workflows.WorkflowType, in)
+			protocol.VaultIDAttribute.ValueSet(vaultID), protocol.StateAttribute.ValueSet(string(protocol.Protected))),
+	}, protocol.WorkflowType, in)
 	require.NoError(k.t, err)
 	require.Eventually(k.t, func() bool { return k.status(vaultID, itemID).LastBackupTime != "" }, 30*time.Second, 100*time.Millisecond)
 	// The item registers with its vault (and so makes it) just after its
@@ -91,10 +93,10 @@ func (k *cluster) protect(vaultID, itemID string) string {
 	return src
 }
 
-func (k *cluster) status(vaultID, itemID string) workflows.Status {
+func (k *cluster) status(vaultID, itemID string) item.Status {
 	k.t.Helper()
-	var st workflows.Status
-	v, err := k.c.QueryWorkflow(context.Background(), workflows.WorkflowID(vaultID, itemID), "", workflows.QueryStatus)
+	var st item.Status
+	v, err := k.c.QueryWorkflow(context.Background(), protocol.WorkflowID(vaultID, itemID), "", protocol.QueryStatus)
 	if err != nil {
 		return st
 	}
@@ -106,18 +108,18 @@ func (k *cluster) status(vaultID, itemID string) workflows.Status {
 // starter would.
 func (k *cluster) update(vaultID, itemID, name string, arg any) {
 	k.t.Helper()
-	var st workflows.Status
+	var st item.Status
 	require.NoError(k.t, items.Execute(context.Background(), k.c, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.WorkflowID(vaultID, itemID), UpdateName: name, Args: []any{arg}}, &st))
+		WorkflowID: protocol.WorkflowID(vaultID, itemID), UpdateName: name, Args: []any{arg}}, &st))
 }
 
 // visible waits until visibility lists the vault's items in these states.
-func (k *cluster) visible(vaultID string, want map[string]workflows.State) {
+func (k *cluster) visible(vaultID string, want map[string]protocol.State) {
 	k.t.Helper()
 	require.Eventually(k.t, func() bool {
 		for item, state := range want {
 			resp, err := k.c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{
-				Query: "WorkflowId = '" + workflows.WorkflowID(vaultID, item) + "' AND BackupItemState = '" + string(state) + "' AND ExecutionStatus != 'ContinuedAsNew'"})
+				Query: "WorkflowId = '" + protocol.WorkflowID(vaultID, item) + "' AND BackupItemState = '" + string(state) + "' AND ExecutionStatus != 'ContinuedAsNew'"})
 			if err != nil || resp.GetCount() != 1 {
 				return false
 			}
@@ -245,7 +247,7 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, code)
 	assert.Equal(t, item+"?done=stop", loc)
 	st := k.status("vault1", "vm1")
-	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, st.ProtectionState)
 	last := st.Audit[len(st.Audit)-1]
 	assert.Equal(t, "alice@example.com", last.RequestedBy, "requestedBy is the operator")
 	_, body = alice.get(loc)
@@ -258,12 +260,12 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 	assert.Contains(t, body, "Type the item&#39;s name, vm1, to confirm")
 	code, _, _ = alice.post(item+"/delete", url.Values{"confirmName": {"vm1"}})
 	assert.Equal(t, http.StatusBadRequest, code)
-	assert.Equal(t, workflows.ProtectionStopped, k.status("vault1", "vm1").ProtectionState, "nothing was deleted")
+	assert.Equal(t, protocol.ProtectionStopped, k.status("vault1", "vm1").ProtectionState, "nothing was deleted")
 
 	code, _, loc = alice.post(item+"/delete", url.Values{"confirmName": {"vm1"}, "reason": {"decommissioned"}})
 	require.Equal(t, http.StatusSeeOther, code)
 	st = k.status("vault1", "vm1")
-	require.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	require.Equal(t, protocol.SoftDeleted, st.ProtectionState)
 	last = st.Audit[len(st.Audit)-1]
 	assert.Equal(t, "alice@example.com", last.RequestedBy)
 	assert.Contains(t, last.Detail, "reason: decommissioned")
@@ -274,7 +276,7 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 	assert.NotContains(t, body, `action="`+item+`/restore"`, "a soft-deleted item offers no restore")
 
 	// The vault's Backup Items: the red icon and the countdown, and a filter.
-	k.visible("vault1", map[string]workflows.State{"vm1": workflows.SoftDeleted, "db1": workflows.Protected})
+	k.visible("vault1", map[string]protocol.State{"vm1": protocol.SoftDeleted, "db1": protocol.Protected})
 	code, body = alice.get("/vaults/vault1")
 	require.Equal(t, http.StatusOK, code)
 	assert.Regexp(t, `data-item="vm1" data-state="SoftDeleted">[\s\S]*?icon-softdeleted[\s\S]*?class="countdown"`, body)
@@ -285,11 +287,11 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 
 	code, _, _ = alice.post(item+"/undelete", url.Values{})
 	require.Equal(t, http.StatusSeeOther, code)
-	assert.Equal(t, workflows.ProtectionStopped, k.status("vault1", "vm1").ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, k.status("vault1", "vm1").ProtectionState)
 	code, _, _ = alice.post(item+"/resume", url.Values{})
 	require.Equal(t, http.StatusSeeOther, code)
 	st = k.status("vault1", "vm1")
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 	code, _, _ = alice.post(item+"/backupNow", url.Values{})
 	require.Equal(t, http.StatusSeeOther, code)
 	assert.Len(t, k.status("vault1", "vm1").RecoveryPoints, len(st.RecoveryPoints)+1)
@@ -311,14 +313,14 @@ func (k *cluster) sign(key *signingtest.Key, op, workflowID string, req any) jso
 // multi-user authorization between their holders.
 func (k *cluster) signedVault(vaultID string, keys ...*signingtest.Key) {
 	k.t.Helper()
-	wf := workflows.VaultWorkflowID(vaultID)
-	var vs workflows.VaultStatus
-	require.NoError(k.t, executeUpdate(k, wf, workflows.UpdateSetAllowedSigners,
-		workflows.SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(keys...), RequestedBy: keys[0].Principal}, &vs))
+	wf := protocol.VaultWorkflowID(vaultID)
+	var vs vault.VaultStatus
+	require.NoError(k.t, executeUpdate(k, wf, vault.UpdateSetAllowedSigners,
+		protocol.SetAllowedSignersRequest{AllowedSigners: signingtest.AllowedSigners(keys...), RequestedBy: keys[0].Principal}, &vs))
 	var names []string
 	for _, key := range keys {
 		names = append(names, key.Principal)
 	}
-	require.NoError(k.t, executeUpdate(k, wf, workflows.UpdateEnableMua,
-		k.sign(keys[0], workflows.UpdateEnableMua, wf, workflows.EnableMuaRequest{Approvers: names, RequestedBy: keys[0].Principal}), &vs))
+	require.NoError(k.t, executeUpdate(k, wf, protocol.UpdateEnableMua,
+		k.sign(keys[0], protocol.UpdateEnableMua, wf, protocol.EnableMuaRequest{Approvers: names, RequestedBy: keys[0].Principal}), &vs))
 }

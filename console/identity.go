@@ -1,19 +1,18 @@
 package console
 
 import (
-	"net"
-	"path"
-
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"recoveryvault/workflows"
+	"recoveryvault/internal/signing"
 )
 
 // Cookies the console sets. Both are HttpOnly and SameSite=Strict: no
@@ -55,7 +54,7 @@ func (c *Console) operator(r *http.Request) string {
 // Anything else is no name.
 func cleanOperator(s string) string {
 	s = strings.TrimSpace(s)
-	if s == "" || utf8.RuneCountInString(s) > maxOperatorLength || !utf8.ValidString(s) || workflows.ReservedName(s) {
+	if s == "" || utf8.RuneCountInString(s) > maxOperatorLength || !utf8.ValidString(s) || signing.ReservedName(s) {
 		return ""
 	}
 	for _, r := range s {

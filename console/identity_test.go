@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 // TestForgedPostsChangeNothing: a POST without the page's CSRF token, with
@@ -51,9 +51,9 @@ func TestForgedPostsChangeNothing(t *testing.T) {
 	assert.Contains(t, body, `name="next" value="/vaults/vault1/items/vm1"`)
 
 	st := k.status("vault1", "vm1")
-	assert.Equal(t, workflows.Protected, st.ProtectionState, "nothing was deleted")
+	assert.Equal(t, protocol.Protected, st.ProtectionState, "nothing was deleted")
 	for _, e := range st.Audit {
-		assert.NotEqual(t, workflows.OpDelete, workflows.Operation(e.Operation), "no delete even reached the workflow")
+		assert.NotEqual(t, protocol.OpDelete, protocol.Operation(e.Operation), "no delete even reached the workflow")
 	}
 
 	code, _, _ = alice.post(del, confirmed())
@@ -141,7 +141,7 @@ func TestDevModeAnswersOnlyAtLoopbackNames(t *testing.T) {
 	req.Host = "evil.example"
 	code, _, _ := alice.do(req)
 	assert.Equal(t, http.StatusMisdirectedRequest, code)
-	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.status("vault1", "vm1").ProtectionState)
 }
 
 // TestProductionTakesTheOperatorOnlyFromTheProxysHeader: without the
@@ -163,7 +163,7 @@ func TestProductionTakesTheOperatorOnlyFromTheProxysHeader(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, code, "no name of one's own choosing")
 	code, _, _ = o.post("/vaults/vault1/items/vm1/stop", url.Values{})
 	assert.Equal(t, http.StatusUnauthorized, code)
-	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.status("vault1", "vm1").ProtectionState)
 
 	// A proxy that appends its header to the client's leaves two: neither
 	// is taken.
@@ -179,6 +179,6 @@ func TestProductionTakesTheOperatorOnlyFromTheProxysHeader(t *testing.T) {
 	code, _, _ = o.post("/vaults/vault1/items/vm1/stop", url.Values{})
 	require.Equal(t, http.StatusSeeOther, code)
 	st := k.status("vault1", "vm1")
-	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, st.ProtectionState)
 	assert.Equal(t, "carol@example.com", st.Audit[len(st.Audit)-1].RequestedBy)
 }

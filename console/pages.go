@@ -20,7 +20,9 @@ import (
 	"unicode/utf8"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // view is what a page's template gets: the frame every page shares and the
@@ -163,10 +165,10 @@ func redirect(w http.ResponseWriter, r *http.Request, to string) {
 // could not exist is simply not found.
 func ids(r *http.Request) (vaultID, itemID string, err error) {
 	vaultID, itemID = r.PathValue("vaultId"), r.PathValue("itemId")
-	if workflows.ValidateID("vault", vaultID) != nil {
+	if protocol.ValidateID("vault", vaultID) != nil {
 		return "", "", problem(http.StatusNotFound, "There is no vault %q: vault IDs are letters, digits, '.', '_' and '-'.", vaultID)
 	}
-	if itemID != "" && workflows.ValidateID("item", itemID) != nil {
+	if itemID != "" && protocol.ValidateID("item", itemID) != nil {
 		return "", "", problem(http.StatusNotFound, "There is no item %q in vault %s: item IDs are letters, digits, '.', '_' and '-'.", itemID, vaultID)
 	}
 	return vaultID, itemID, nil
@@ -197,8 +199,8 @@ func (c *Console) vaults(r *http.Request, v *view) error {
 // page of its items.
 type vaultData struct {
 	ID      string
-	Status  workflows.VaultStatus
-	Filter  workflows.State
+	Status  vault.VaultStatus
+	Filter  protocol.State
 	Filters []filter
 	Items   itemPage
 	// Total is the count of the filter shown, as its link says.
@@ -208,13 +210,13 @@ type vaultData struct {
 	// First is the position of the page's first item, from 1.
 	First    int
 	NextHref string
-	Pending  []workflows.MuaRequest
-	Decided  []workflows.MuaRequest
+	Pending  []protocol.MuaRequest
+	Decided  []protocol.MuaRequest
 }
 
 type filter struct {
 	Label string
-	State workflows.State
+	State protocol.State
 	Count int
 	Href  string
 }
@@ -230,8 +232,8 @@ func (c *Console) vault(r *http.Request, v *view) error {
 		return err
 	}
 	q := r.URL.Query()
-	d := vaultData{ID: vaultID, Status: st, Filter: workflows.State(q.Get("state"))}
-	if d.Filter != "" && !slices.Contains(workflows.VisibleStates, d.Filter) {
+	d := vaultData{ID: vaultID, Status: st, Filter: protocol.State(q.Get("state"))}
+	if d.Filter != "" && !slices.Contains(protocol.VisibleStates, d.Filter) {
 		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted or Purged.", d.Filter)
 	}
 	token, err := base64.RawURLEncoding.DecodeString(q.Get("page"))
@@ -250,14 +252,14 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	all := counts[workflows.Protected] + counts[workflows.ProtectionStopped] + counts[workflows.SoftDeleted]
+	all := counts[protocol.Protected] + counts[protocol.ProtectionStopped] + counts[protocol.SoftDeleted]
 	d.Total = all
-	d.Purged = counts[workflows.Purged]
+	d.Purged = counts[protocol.Purged]
 	if d.Filter != "" {
 		d.Total = counts[d.Filter]
 	}
 	d.Filters = append(d.Filters, filter{Label: "All", Count: all, Href: vaultHref(vaultID)})
-	for _, s := range workflows.VisibleStates {
+	for _, s := range protocol.VisibleStates {
 		d.Filters = append(d.Filters, filter{Label: stateLabel(s), State: s, Count: counts[s], Href: vaultHref(vaultID) + "?state=" + string(s)})
 	}
 	if len(d.Items.Next) > 0 {
@@ -268,7 +270,7 @@ func (c *Console) vault(r *http.Request, v *view) error {
 		d.NextHref = vaultHref(vaultID) + "?" + next.Encode()
 	}
 	for _, req := range st.Requests {
-		if req.State == workflows.RequestPending {
+		if req.State == protocol.RequestPending {
 			d.Pending = append(d.Pending, req)
 		} else {
 			d.Decided = append(d.Decided, req)
@@ -284,12 +286,12 @@ func (c *Console) vault(r *http.Request, v *view) error {
 // itemData is an item's page.
 type itemData struct {
 	VaultID, ItemID string
-	Status          workflows.Status
-	Offered         []workflows.Operation
+	Status          item.Status
+	Offered         []protocol.Operation
 	// SoftDeleteDisabled warns that a delete would purge at once.
 	SoftDeleteDisabled bool
 	// Pending are this item's deletes waiting for approval at the vault.
-	Pending []workflows.MuaRequest
+	Pending []protocol.MuaRequest
 	// Signed says the vault requires signed critical operations: the
 	// console, which holds no one's key, shows the commands instead.
 	Signed bool
@@ -315,7 +317,7 @@ func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) err
 	if err != nil {
 		return err
 	}
-	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: workflows.Offered(st.ProtectionState), Form: map[string]string{}}
+	d := itemData{VaultID: vaultID, ItemID: itemID, Status: st, Offered: item.Offered(st.ProtectionState), Form: map[string]string{}}
 	// The vault says what a delete made now would get and what waits for
 	// approval, in one read; an item page still shows when its vault does
 	// not answer.
@@ -323,7 +325,7 @@ func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) err
 		d.Status, d.SoftDeleteDisabled = items.VaultWindow(st, vs.SoftDelete)
 		d.Signed = vs.SignaturesRequired
 		for _, req := range vs.Requests {
-			if req.State == workflows.RequestPending && req.ItemID == itemID {
+			if req.State == protocol.RequestPending && req.ItemID == itemID {
 				d.Pending = append(d.Pending, req)
 			}
 		}
@@ -345,8 +347,8 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		return err
 	}
 	name := r.PathValue("update")
-	op := workflows.Operation(name)
-	if !slices.Contains(workflows.UserOperations, op) {
+	op := protocol.Operation(name)
+	if !slices.Contains(protocol.UserOperations, op) {
 		return problem(http.StatusNotFound, "An item has no operation %q: it takes %s.", name, operationList())
 	}
 	form := map[string]string{}
@@ -356,12 +358,12 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 	if err := checkLengths(form); err != nil {
 		return err
 	}
-	var arg any = workflows.Request{RequestedBy: v.Operator, Reason: form["reason"]}
-	if op == workflows.OpRestore {
-		arg = workflows.RestoreRequest{RecoveryPointID: form["recoveryPointId"], TargetPath: form["targetPath"], RequestedBy: v.Operator}
+	var arg any = protocol.Request{RequestedBy: v.Operator, Reason: form["reason"]}
+	if op == protocol.OpRestore {
+		arg = protocol.RestoreRequest{RecoveryPointID: form["recoveryPointId"], TargetPath: form["targetPath"], RequestedBy: v.Operator}
 	}
 	var refusal error
-	if op == workflows.OpDelete {
+	if op == protocol.OpDelete {
 		// As in Azure: the operator types the item's name and says why.
 		switch {
 		case c.requiresSignatures(r, vaultID):
@@ -372,16 +374,16 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 			refusal = problem(http.StatusBadRequest, "Give a reason for deleting the backup data: it goes into the audit trail. Nothing was deleted.")
 		}
 	}
-	var st workflows.Status
+	var st item.Status
 	cancelsWaiting := false
-	if op == workflows.OpUndelete {
+	if op == protocol.OpUndelete {
 		// An undelete of an item that is not soft-deleted cancels a delete
 		// waiting for its vault: the flash says which it did.
 		cur, err := c.itemStatus(r.Context(), vaultID, itemID)
-		cancelsWaiting = err == nil && cur.PendingDelete != nil && cur.ProtectionState != workflows.SoftDeleted
+		cancelsWaiting = err == nil && cur.PendingDelete != nil && cur.ProtectionState != protocol.SoftDeleted
 	}
 	if refusal == nil {
-		refusal = c.update(r.Context(), workflows.WorkflowID(vaultID, itemID), name, arg, &st)
+		refusal = c.update(r.Context(), protocol.WorkflowID(vaultID, itemID), name, arg, &st)
 	}
 	if refusal != nil {
 		var p *problemError
@@ -400,9 +402,9 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 	switch {
 	case st.PendingApproval != nil:
 		done.Set("request", st.PendingApproval.RequestID)
-	case op == workflows.OpDelete && purgedAtOnce(st):
+	case op == protocol.OpDelete && purgedAtOnce(st):
 		done.Set("done", deletedAndPurged)
-	case op == workflows.OpDelete && st.PendingDelete != nil:
+	case op == protocol.OpDelete && st.PendingDelete != nil:
 		done.Set("done", deleteWaiting)
 	case cancelsWaiting:
 		done.Set("done", deleteCancelled)
@@ -413,12 +415,12 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 
 // purgedAtOnce says whether a delete's answer is a purge, not a soft
 // delete: with soft delete off for the vault, the deadline is the delete.
-func purgedAtOnce(st workflows.Status) bool {
-	if st.ProtectionState == workflows.Purged {
+func purgedAtOnce(st item.Status) bool {
+	if st.ProtectionState == protocol.Purged {
 		return true
 	}
 	deadline, err := time.Parse(time.RFC3339, st.DeferredDeleteTimeInUTC)
-	return st.ProtectionState == workflows.SoftDeleted && err == nil && !deadline.After(time.Now())
+	return st.ProtectionState == protocol.SoftDeleted && err == nil && !deadline.After(time.Now())
 }
 
 // vaultAction is a POST to /vaults/{vaultId}/{update}: approve or reject a
@@ -429,21 +431,21 @@ func (c *Console) vaultAction(r *http.Request, v *view) error {
 		return err
 	}
 	name := r.PathValue("update")
-	if name != workflows.UpdateApprove && name != workflows.UpdateReject {
+	if name != protocol.UpdateApprove && name != protocol.UpdateReject {
 		return problem(http.StatusNotFound, "A vault has no operation %q here: the console approves and rejects requests (%s, %s).",
-			name, workflows.UpdateApprove, workflows.UpdateReject)
+			name, protocol.UpdateApprove, protocol.UpdateReject)
 	}
-	req := workflows.DecisionRequest{RequestID: r.PostFormValue("requestId"), RequestedBy: v.Operator, Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+	req := protocol.DecisionRequest{RequestID: r.PostFormValue("requestId"), RequestedBy: v.Operator, Reason: strings.TrimSpace(r.PostFormValue("reason"))}
 	if err := checkLengths(map[string]string{"requestId": req.RequestID, "reason": req.Reason}); err != nil {
 		return err
 	}
-	var st workflows.VaultStatus
+	var st vault.VaultStatus
 	err = nil
 	if c.requiresSignatures(r, vaultID) {
 		err = problem(http.StatusBadRequest, "Vault %s requires signed approvals, and the console holds no one's key: %s with the starter or the Temporal CLI, as this page shows. Nothing was changed.", vaultID, name)
 	}
 	if err == nil {
-		err = c.update(r.Context(), workflows.VaultWorkflowID(vaultID), name, req, &st)
+		err = c.update(r.Context(), protocol.VaultWorkflowID(vaultID), name, req, &st)
 	}
 	if err != nil {
 		var p *problemError
@@ -482,7 +484,7 @@ func checkLengths(form map[string]string) error {
 
 func operationList() string {
 	var s []string
-	for _, op := range workflows.UserOperations {
+	for _, op := range protocol.UserOperations {
 		s = append(s, string(op))
 	}
 	return fmt.Sprint(s)
@@ -510,9 +512,9 @@ func flash(r *http.Request, current string) string {
 		request = ""
 	}
 	switch q.Get("done") {
-	case workflows.UpdateStop:
+	case protocol.UpdateStop:
 		return "Protection stopped. Every recovery point is retained."
-	case workflows.UpdateDelete:
+	case protocol.UpdateDelete:
 		if request != "" {
 			return "The delete waits for approval: request " + request + ". An approver other than you approves it on the vault's page; nothing is deleted until then."
 		}
@@ -523,19 +525,19 @@ func flash(r *http.Request, current string) string {
 		return "The delete that waited for the vault is cancelled: nothing was deleted."
 	case deleteWaiting:
 		return "The delete waits for the vault, which could not answer: nothing is deleted yet. It is applied as soon as the vault answers; Cancel the waiting delete stops it."
-	case workflows.UpdateUndelete:
+	case protocol.UpdateUndelete:
 		return "Undeleted: the purge is cancelled and every recovery point is kept. Protection stays stopped until you resume it."
-	case workflows.UpdateResume:
+	case protocol.UpdateResume:
 		return "Protection resumed. Recovery points that expired while it was stopped are collected now."
-	case workflows.UpdateBackupNow:
+	case protocol.UpdateBackupNow:
 		return "Backup taken: a new recovery point is listed."
-	case workflows.UpdateRestore:
+	case protocol.UpdateRestore:
 		return "Restore done: every file was written and verified by its checksum. The audit trail says where."
-	case workflows.UpdateApprove:
+	case protocol.UpdateApprove:
 		if request != "" {
 			return "Request " + request + " approved."
 		}
-	case workflows.UpdateReject:
+	case protocol.UpdateReject:
 		if request != "" {
 			return "Request " + request + " rejected."
 		}
@@ -544,25 +546,25 @@ func flash(r *http.Request, current string) string {
 }
 
 // Labels and descriptions of states, in Azure's words.
-func stateLabel(s workflows.State) string {
+func stateLabel(s protocol.State) string {
 	switch s {
-	case workflows.ProtectionStopped:
+	case protocol.ProtectionStopped:
 		return "Protection stopped"
-	case workflows.SoftDeleted:
+	case protocol.SoftDeleted:
 		return "Soft deleted"
 	}
 	return string(s)
 }
 
-func stateDescription(s workflows.State) string {
+func stateDescription(s protocol.State) string {
 	switch s {
-	case workflows.Protected:
+	case protocol.Protected:
 		return "Backups run on schedule."
-	case workflows.ProtectionStopped:
+	case protocol.ProtectionStopped:
 		return "Stop protection with retain data: no backups, every recovery point kept."
-	case workflows.SoftDeleted:
+	case protocol.SoftDeleted:
 		return "Backup data deleted, kept until the purge time: undelete it to recover."
-	case workflows.Purged:
+	case protocol.Purged:
 		return "The backup data has been purged for good."
 	}
 	return ""
@@ -571,8 +573,8 @@ func stateDescription(s workflows.State) string {
 var templateFuncs = template.FuncMap{
 	"stateLabel":       stateLabel,
 	"stateDescription": stateDescription,
-	"offers": func(ops []workflows.Operation, op string) bool {
-		return slices.Contains(ops, workflows.Operation(op))
+	"offers": func(ops []protocol.Operation, op string) bool {
+		return slices.Contains(ops, protocol.Operation(op))
 	},
 	"add": func(n ...int) int {
 		sum := 0
@@ -582,23 +584,23 @@ var templateFuncs = template.FuncMap{
 		return sum
 	},
 	"join":  strings.Join,
-	"count": func(counts map[workflows.State]int, s string) int { return counts[workflows.State(s)] },
-	"reverse": func(a []workflows.AuditEntry) []workflows.AuditEntry {
+	"count": func(counts map[protocol.State]int, s string) int { return counts[protocol.State(s)] },
+	"reverse": func(a []protocol.AuditEntry) []protocol.AuditEntry {
 		r := slices.Clone(a)
 		slices.Reverse(r)
 		return r
 	},
 	"itemHref": itemHref,
-	"lastPoint": func(rps []workflows.RecoveryPoint) *workflows.RecoveryPoint {
+	"lastPoint": func(rps []protocol.RecoveryPoint) *protocol.RecoveryPoint {
 		if len(rps) == 0 {
 			return nil
 		}
 		return &rps[len(rps)-1]
 	},
-	"workflowID": workflows.WorkflowID,
+	"workflowID": protocol.WorkflowID,
 	// restoreInput is the restore update's JSON, quoted for a shell.
 	"restoreInput": func(rp, itemID, operator string) string {
-		b, _ := json.Marshal(workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: "/restore/" + itemID, RequestedBy: cmp.Or(operator, "you@example.com")})
+		b, _ := json.Marshal(protocol.RestoreRequest{RecoveryPointID: rp, TargetPath: "/restore/" + itemID, RequestedBy: cmp.Or(operator, "you@example.com")})
 		return shellQuote(string(b))
 	},
 	"shellQuote": shellQuote,
@@ -612,7 +614,7 @@ var templateFuncs = template.FuncMap{
 		b, _ := json.Marshal(m)
 		return shellQuote(string(b))
 	},
-	"vaultWorkflowID": workflows.VaultWorkflowID,
+	"vaultWorkflowID": protocol.VaultWorkflowID,
 	"vaultHref":       vaultHref,
 	"remaining":       func(t time.Time) string { return remaining(time.Until(t)) },
 	"iso":             func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
@@ -630,11 +632,11 @@ var templateFuncs = template.FuncMap{
 	"parseTime": func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t },
 	"size":      size,
 	// Approve and reject are offered to whom the vault would let decide.
-	"mayApprove": func(st workflows.VaultStatus, req workflows.MuaRequest, who string) bool {
-		return workflows.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, true, time.Now()) == nil
+	"mayApprove": func(st vault.VaultStatus, req protocol.MuaRequest, who string) bool {
+		return vault.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, true, time.Now()) == nil
 	},
-	"mayReject": func(st workflows.VaultStatus, req workflows.MuaRequest, who string) bool {
-		return workflows.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, false, time.Now()) == nil
+	"mayReject": func(st vault.VaultStatus, req protocol.MuaRequest, who string) bool {
+		return vault.CheckDecision(st.VaultID, st.MultiUserAuthorization, req, who, false, time.Now()) == nil
 	},
 }
 

@@ -16,7 +16,8 @@ import (
 
 	"recoveryvault/internal/s3test"
 	"recoveryvault/internal/signingtest"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // TestUnknownAddressesAreA404Page: unknown vaults, items, operations and
@@ -47,7 +48,7 @@ func TestUnknownAddressesAreA404Page(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, code, "the console does not delete vaults")
 	code, _ = alice.get("/vaults/vault1?page=not-base64!")
 	assert.Equal(t, http.StatusBadRequest, code)
-	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.status("vault1", "vm1").ProtectionState)
 }
 
 // TestRestoreIsRefusedInTheWorkflowsOwnWords: a target that is not empty,
@@ -88,7 +89,7 @@ func TestRestoreIsRefusedInTheWorkflowsOwnWords(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, original, restored)
 
-	k.update("vault1", "vm1", workflows.UpdateDelete, workflows.Request{RequestedBy: "bob"})
+	k.update("vault1", "vm1", protocol.UpdateDelete, protocol.Request{RequestedBy: "bob"})
 	other := filepath.Join(t.TempDir(), "other")
 	code, body, _ = alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {other}})
 	assert.Equal(t, http.StatusConflict, code)
@@ -101,16 +102,16 @@ func TestRestoreIsRefusedInTheWorkflowsOwnWords(t *testing.T) {
 // pages.
 func TestBackupItemsPageThroughThousands(t *testing.T) {
 	k := startCluster(t, Options{PageSize: 2})
-	want := map[string]workflows.State{}
+	want := map[string]protocol.State{}
 	for i := range 5 {
 		id := fmt.Sprintf("vm%d", i)
 		k.protect("vault1", id)
-		want[id] = workflows.Protected
+		want[id] = protocol.Protected
 	}
-	k.update("vault1", "vm1", workflows.UpdateDelete, workflows.Request{})
-	k.update("vault1", "vm3", workflows.UpdateDelete, workflows.Request{})
-	k.update("vault1", "vm4", workflows.UpdateDelete, workflows.Request{})
-	want["vm1"], want["vm3"], want["vm4"] = workflows.SoftDeleted, workflows.SoftDeleted, workflows.SoftDeleted
+	k.update("vault1", "vm1", protocol.UpdateDelete, protocol.Request{})
+	k.update("vault1", "vm3", protocol.UpdateDelete, protocol.Request{})
+	k.update("vault1", "vm4", protocol.UpdateDelete, protocol.Request{})
+	want["vm1"], want["vm3"], want["vm4"] = protocol.SoftDeleted, protocol.SoftDeleted, protocol.SoftDeleted
 	k.visible("vault1", want)
 	alice := k.operator("alice")
 
@@ -149,9 +150,9 @@ func TestBackupItemsPageThroughThousands(t *testing.T) {
 func TestApproversDecideOnTheVaultsPage(t *testing.T) {
 	k := startCluster(t, Options{})
 	k.protect("vault1", "vm1")
-	var vs workflows.VaultStatus
-	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateEnableMua,
-		workflows.EnableMuaRequest{Approvers: []string{"alice", "bob"}, ApprovalWindow: "1h", RequestedBy: "alice"}, &vs))
+	var vs vault.VaultStatus
+	require.NoError(t, executeUpdate(k, protocol.VaultWorkflowID("vault1"), protocol.UpdateEnableMua,
+		protocol.EnableMuaRequest{Approvers: []string{"alice", "bob"}, ApprovalWindow: "1h", RequestedBy: "alice"}, &vs))
 	alice, bob, eve := k.operator("alice"), k.operator("bob"), k.operator("eve")
 
 	code, _, loc := alice.post("/vaults/vault1/items/vm1/delete", url.Values{"confirmName": {"vm1"}, "reason": {"retired"}})
@@ -159,7 +160,7 @@ func TestApproversDecideOnTheVaultsPage(t *testing.T) {
 	assert.Equal(t, "/vaults/vault1/items/vm1?done=delete&request=r-1", loc)
 	_, body := alice.get(loc)
 	assert.Contains(t, body, "The delete waits for approval: request r-1.")
-	assert.Equal(t, workflows.Protected, k.status("vault1", "vm1").ProtectionState, "nothing deleted yet")
+	assert.Equal(t, protocol.Protected, k.status("vault1", "vm1").ProtectionState, "nothing deleted yet")
 
 	_, body = alice.get("/vaults/vault1")
 	assert.Contains(t, body, `data-request="r-1"`)
@@ -179,7 +180,7 @@ func TestApproversDecideOnTheVaultsPage(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, code)
 	_, body = bob.get(loc)
 	assert.Contains(t, body, "Request r-1 approved.")
-	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == workflows.SoftDeleted },
+	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == protocol.SoftDeleted },
 		30*time.Second, 100*time.Millisecond)
 }
 
@@ -189,9 +190,9 @@ func TestApproversDecideOnTheVaultsPage(t *testing.T) {
 func TestDeleteWithSoftDeleteDisabledWarnsAndPurges(t *testing.T) {
 	k := startCluster(t, Options{})
 	k.protect("vault1", "vm1")
-	var vs workflows.VaultStatus
-	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateSetSoftDelete,
-		workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteDisabled, RequestedBy: "admin"}, &vs))
+	var vs vault.VaultStatus
+	require.NoError(t, executeUpdate(k, protocol.VaultWorkflowID("vault1"), protocol.UpdateSetSoftDelete,
+		protocol.SetSoftDeleteRequest{State: protocol.SoftDeleteDisabled, RequestedBy: "admin"}, &vs))
 	alice := k.operator("alice")
 	item := "/vaults/vault1/items/vm1"
 
@@ -202,7 +203,7 @@ func TestDeleteWithSoftDeleteDisabledWarnsAndPurges(t *testing.T) {
 	code, _, loc := alice.post(item+"/delete", url.Values{"confirmName": {"vm1"}, "reason": {"gone"}})
 	require.Equal(t, http.StatusSeeOther, code)
 	assert.Equal(t, item+"?done=deletedAndPurged", loc)
-	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == workflows.Purged },
+	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == protocol.Purged },
 		30*time.Second, 100*time.Millisecond)
 	code, body = alice.get(loc)
 	require.Equal(t, http.StatusOK, code, "a purged item still has its page")
@@ -222,8 +223,8 @@ func TestDeleteWithSoftDeleteDisabledWarnsAndPurges(t *testing.T) {
 	_, body = alice.get("/vaults/vault1")
 	assert.Contains(t, body, "No items.", "All is the items that hold data")
 
-	require.NoError(t, executeUpdate(k, workflows.VaultWorkflowID("vault1"), workflows.UpdateDeleteVault,
-		workflows.Request{RequestedBy: "admin"}, &vs))
+	require.NoError(t, executeUpdate(k, protocol.VaultWorkflowID("vault1"), protocol.UpdateDeleteVault,
+		protocol.Request{RequestedBy: "admin"}, &vs))
 	code, body = alice.get("/vaults/vault1")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "This vault has been deleted.")
@@ -245,16 +246,16 @@ func TestTheConsoleSendsNoUnsignedCriticalActionToASignedVault(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, code)
 	assert.Contains(t, body, "requires signed approvals")
 	st := k.status("signed", "vm1")
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 	for _, e := range st.Audit {
 		assert.NotEqual(t, "delete", e.Operation, "nothing reached the item")
 	}
-	var vs workflows.VaultStatus
-	v, err := k.c.QueryWorkflow(t.Context(), workflows.VaultWorkflowID("signed"), "", workflows.QueryVaultStatus)
+	var vs vault.VaultStatus
+	v, err := k.c.QueryWorkflow(t.Context(), protocol.VaultWorkflowID("signed"), "", protocol.QueryVaultStatus)
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&vs))
 	for _, e := range vs.Audit {
-		assert.NotContains(t, []string{workflows.UpdateApprove, workflows.UpdateReject}, e.Operation, "nothing reached the vault")
+		assert.NotContains(t, []string{protocol.UpdateApprove, protocol.UpdateReject}, e.Operation, "nothing reached the vault")
 	}
 }
 

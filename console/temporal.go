@@ -15,7 +15,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // defaultPageSize is how many items a page of a vault shows: the status of
@@ -31,9 +33,9 @@ const queryConcurrency = 8
 // vaultRow is one vault on the vaults page.
 type vaultRow struct {
 	ID     string
-	Status workflows.VaultStatus
+	Status vault.VaultStatus
 	// Counts are its items by state, from visibility as on its own page.
-	Counts map[workflows.State]int
+	Counts map[protocol.State]int
 	// Problem says why the vault's status could not be read.
 	Problem string
 }
@@ -41,7 +43,7 @@ type vaultRow struct {
 // listVaults reads the running vaults from visibility and each one's
 // status from its workflow.
 func (c *Console) listVaults(ctx context.Context) ([]vaultRow, bool, error) {
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.VaultWorkflowType)
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", protocol.VaultWorkflowType)
 	var rows []vaultRow
 	var token []byte
 	for {
@@ -50,7 +52,7 @@ func (c *Console) listVaults(ctx context.Context) ([]vaultRow, bool, error) {
 			return nil, false, unavailable(err)
 		}
 		for _, e := range resp.GetExecutions() {
-			id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.VaultWorkflowID(""))
+			id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), protocol.VaultWorkflowID(""))
 			if ok {
 				rows = append(rows, vaultRow{ID: id})
 			}
@@ -75,9 +77,9 @@ func (c *Console) listVaults(ctx context.Context) ([]vaultRow, bool, error) {
 	return rows, more, nil
 }
 
-func (c *Console) vaultStatus(ctx context.Context, vaultID string) (workflows.VaultStatus, error) {
-	var st workflows.VaultStatus
-	v, err := c.opts.Client.QueryWorkflow(ctx, workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
+func (c *Console) vaultStatus(ctx context.Context, vaultID string) (vault.VaultStatus, error) {
+	var st vault.VaultStatus
+	v, err := c.opts.Client.QueryWorkflow(ctx, protocol.VaultWorkflowID(vaultID), "", protocol.QueryVaultStatus)
 	if err != nil {
 		if notFound(err) {
 			return st, problem(http.StatusNotFound, "There is no vault %s. A vault exists once an item of it is protected.", vaultID)
@@ -91,12 +93,12 @@ func (c *Console) vaultStatus(ctx context.Context, vaultID string) (workflows.Va
 // running item its status.
 type itemRow struct {
 	ItemID   string
-	State    workflows.State
+	State    protocol.State
 	Deadline time.Time
 	Running  bool
 	RunID    string
 	// Status is the item's answer to the status query, when it gave one.
-	Status *workflows.Status
+	Status *item.Status
 }
 
 // itemPage is one page of a vault's items.
@@ -108,7 +110,7 @@ type itemPage struct {
 
 // countItems counts a vault's items by state, through visibility: the
 // same queries that list them, so a filter's count and its list agree.
-func (c *Console) countItems(ctx context.Context, vaultID string) (map[workflows.State]int, error) {
+func (c *Console) countItems(ctx context.Context, vaultID string) (map[protocol.State]int, error) {
 	counts, err := items.Count(ctx, c.opts.Client, vaultID)
 	if err != nil {
 		return nil, unavailable(err)
@@ -118,8 +120,8 @@ func (c *Console) countItems(ctx context.Context, vaultID string) (map[workflows
 
 // listItems reads one page of a vault's items from visibility and queries
 // the status of each, for its last backup and recovery points.
-func (c *Console) listItems(ctx context.Context, vaultID string, state workflows.State, token []byte) (itemPage, error) {
-	q := workflows.ItemsQuery(vaultID, state)
+func (c *Console) listItems(ctx context.Context, vaultID string, state protocol.State, token []byte) (itemPage, error) {
+	q := protocol.ItemsQuery(vaultID, state)
 	var page itemPage
 	listed, next, err := items.ListPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
 	if err != nil {
@@ -133,25 +135,25 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 	// One row per listed run, as the filter counts them: only Purged can
 	// hold an ID twice, for an item purged, protected again and purged.
 	for _, it := range listed {
-		id, ok := strings.CutPrefix(it.WorkflowID, workflows.WorkflowID(vaultID, ""))
+		id, ok := strings.CutPrefix(it.WorkflowID, protocol.WorkflowID(vaultID, ""))
 		if !ok {
 			continue
 		}
-		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: workflows.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.Running})
+		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: protocol.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.Running})
 	}
 	// A purged item's final status is its workflow's result, read from the
 	// listed run: the same ID may run again as a new item.
 	eachConcurrently(len(page.Rows), func(i int) {
 		row := &page.Rows[i]
-		var st workflows.Status
+		var st item.Status
 		if !row.Running {
-			if c.opts.Client.GetWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), row.RunID).Get(ctx, &st) == nil {
+			if c.opts.Client.GetWorkflow(ctx, protocol.WorkflowID(vaultID, row.ItemID), row.RunID).Get(ctx, &st) == nil {
 				row.Status = &st
 			}
 			return
 		}
 		// The current run: the listed one may have continued as new since.
-		v, err := c.opts.Client.QueryWorkflow(ctx, workflows.WorkflowID(vaultID, row.ItemID), "", workflows.QueryStatus)
+		v, err := c.opts.Client.QueryWorkflow(ctx, protocol.WorkflowID(vaultID, row.ItemID), "", protocol.QueryStatus)
 		if err == nil && v.Get(&st) == nil {
 			row.Status = &st
 			row.State = st.ProtectionState
@@ -162,7 +164,7 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state workflows
 }
 
 // itemStatus is an item's answer to the status query.
-func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (workflows.Status, error) {
+func (c *Console) itemStatus(ctx context.Context, vaultID, itemID string) (item.Status, error) {
 	st, err := items.Status(ctx, c.opts.Client, vaultID, itemID)
 	var none *items.NoItemError
 	if errors.As(err, &none) {
@@ -189,7 +191,7 @@ func (c *Console) update(ctx context.Context, workflowID, name string, arg, resu
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused:
+	case errors.As(err, &app) && app.Type() == protocol.ErrTypeRefused:
 		return problem(http.StatusConflict, "%s", app.Message())
 	case errors.As(err, &app):
 		return problem(http.StatusUnprocessableEntity, "%s failed: %s", name, app.Message())

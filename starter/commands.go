@@ -19,7 +19,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/internal/signing"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 type dialFunc func() (client.Client, string, error)
@@ -79,11 +82,11 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 
 	root.AddCommand(protect, status, a.listCommand())
 	for _, c := range []struct{ use, update, short string }{
-		{"stop", workflows.UpdateStop, "Stop protection and retain data"},
-		{"delete", workflows.UpdateDelete, "Soft-delete the backup data (purged when the window ends unless undeleted)"},
-		{"undelete", workflows.UpdateUndelete, "Undelete soft-deleted data: the purge is cancelled, protection stays stopped"},
-		{"resume", workflows.UpdateResume, "Resume protection; expired recovery points are collected now"},
-		{"backup-now", workflows.UpdateBackupNow, "Take a backup now"},
+		{"stop", protocol.UpdateStop, "Stop protection and retain data"},
+		{"delete", protocol.UpdateDelete, "Soft-delete the backup data (purged when the window ends unless undeleted)"},
+		{"undelete", protocol.UpdateUndelete, "Undelete soft-deleted data: the purge is cancelled, protection stays stopped"},
+		{"resume", protocol.UpdateResume, "Resume protection; expired recovery points are collected now"},
+		{"backup-now", protocol.UpdateBackupNow, "Take a backup now"},
 	} {
 		cmd := &cobra.Command{
 			Use:   c.use,
@@ -91,8 +94,8 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 			Args:  cobra.NoArgs,
 		}
 		cmd.RunE = a.run(func(ctx context.Context, cl client.Client) error {
-			var arg any = workflows.Request{RequestedBy: a.requestedBy, Reason: a.reason}
-			if c.update == workflows.UpdateDelete {
+			var arg any = protocol.Request{RequestedBy: a.requestedBy, Reason: a.reason}
+			if c.update == protocol.UpdateDelete {
 				if err := a.confirmPurge(ctx, cmd, cl); err != nil {
 					return err
 				}
@@ -105,7 +108,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		})
 		itemFlags(cmd)
 		reasonFlag(cmd)
-		if c.update == workflows.UpdateDelete {
+		if c.update == protocol.UpdateDelete {
 			yesFlag(cmd, &a.yes)
 		}
 		root.AddCommand(cmd)
@@ -125,7 +128,7 @@ func (a *app) confirmPurge(ctx context.Context, cmd *cobra.Command, cl client.Cl
 	if err != nil {
 		return err
 	}
-	if st.ProtectionState != workflows.Protected && st.ProtectionState != workflows.ProtectionStopped {
+	if st.ProtectionState != protocol.Protected && st.ProtectionState != protocol.ProtectionStopped {
 		return nil // the item refuses, or the delete changes nothing
 	}
 	if _, disabled := items.WithVaultWindow(ctx, cl, st); disabled {
@@ -138,10 +141,10 @@ func (a *app) confirmPurge(ctx context.Context, cmd *cobra.Command, cl client.Cl
 func (a *app) run(f func(context.Context, client.Client) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		if cmd.Flags().Lookup("item") != nil {
-			if err := workflows.ValidateID("--vault", a.vaultID); err != nil {
+			if err := protocol.ValidateID("--vault", a.vaultID); err != nil {
 				return err
 			}
-			if err := workflows.ValidateID("--item", a.itemID); err != nil {
+			if err := protocol.ValidateID("--item", a.itemID); err != nil {
 				return err
 			}
 		}
@@ -156,10 +159,10 @@ func (a *app) run(f func(context.Context, client.Client) error) func(*cobra.Comm
 	}
 }
 
-func (a *app) workflowID() string { return workflows.WorkflowID(a.vaultID, a.itemID) }
+func (a *app) workflowID() string { return protocol.WorkflowID(a.vaultID, a.itemID) }
 
 func (a *app) protectCommand() *cobra.Command {
-	var in workflows.ItemInput
+	var in item.ItemInput
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "protect",
@@ -172,14 +175,14 @@ func (a *app) protectCommand() *cobra.Command {
 			}
 			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID:                       a.workflowID(),
-				TaskQueue:                workflows.TaskQueue,
+				TaskQueue:                protocol.TaskQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				// Otherwise the SDK hands back the running item as if started.
 				WorkflowExecutionErrorWhenAlreadyStarted: true,
 				// No search attributes here: the item publishes them itself
 				// once its first backup has proved the source, so a refused
 				// item is never listed.
-			}, workflows.BackupItem, in)
+			}, item.BackupItem, in)
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if errors.As(err, &started) {
 				st, qerr := a.query(ctx, cl)
@@ -201,7 +204,7 @@ func (a *app) protectCommand() *cobra.Command {
 	cmd.Flags().StringVar(&in.SourcePath, "source", "", "absolute path of the directory to back up, on the worker's machine (required)")
 	cmd.Flags().StringVar(&in.Policy.Frequency, "frequency", "24h", "time between scheduled backups (at least 1m; \"24h\", \"1d\")")
 	cmd.Flags().IntVar(&in.Policy.RetentionDays, "retention-days", 30, "days a recovery point is kept while protected (at least 1)")
-	cmd.Flags().IntVar(&in.SoftDeleteRetentionDays, "soft-delete-retention-days", workflows.DefaultSoftDeleteRetentionDays,
+	cmd.Flags().IntVar(&in.SoftDeleteRetentionDays, "soft-delete-retention-days", protocol.DefaultSoftDeleteRetentionDays,
 		"days deleted data stays recoverable (14 to 180)")
 	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the first backup")
 	return cmd
@@ -209,7 +212,7 @@ func (a *app) protectCommand() *cobra.Command {
 
 // waitFirstBackup polls until the first recovery point exists or the
 // workflow has refused the item (a missing source ends it at once).
-func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.WorkflowRun, wait time.Duration) (workflows.Status, error) {
+func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.WorkflowRun, wait time.Duration) (item.Status, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		// Query first: a closed workflow answers queries too, and an item
@@ -217,24 +220,24 @@ func (a *app) waitFirstBackup(ctx context.Context, cl client.Client, run client.
 		st, qerr := a.query(ctx, cl)
 		desc, err := cl.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 		if err != nil {
-			return workflows.Status{}, err
+			return item.Status{}, err
 		}
 		if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			err := run.Get(ctx, nil)
-			return workflows.Status{}, fmt.Errorf("item %s was not protected: %s", a.itemID, reason(err))
+			return item.Status{}, fmt.Errorf("item %s was not protected: %s", a.itemID, reason(err))
 		}
 		if qerr == nil && (st.LastBackupTime != "" || len(st.Audit) > 0) {
 			return st, nil
 		}
 		if time.Now().After(deadline) {
-			return workflows.Status{}, fmt.Errorf("item %s: no first backup after %s; is a worker running on task queue %q? `starter status` shows progress",
-				a.itemID, wait, workflows.TaskQueue)
+			return item.Status{}, fmt.Errorf("item %s: no first backup after %s; is a worker running on task queue %q? `starter status` shows progress",
+				a.itemID, wait, protocol.TaskQueue)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func (a *app) query(ctx context.Context, cl client.Client) (workflows.Status, error) {
+func (a *app) query(ctx context.Context, cl client.Client) (item.Status, error) {
 	st, err := items.Status(ctx, cl, a.vaultID, a.itemID)
 	var none *items.NoItemError
 	if errors.As(err, &none) {
@@ -257,7 +260,7 @@ func (a *app) status(ctx context.Context, cl client.Client) error {
 
 // update sends an item update and prints its answer, the new status.
 func (a *app) update(ctx context.Context, cl client.Client, name string, arg any) error {
-	var st workflows.Status
+	var st item.Status
 	if err := a.send(ctx, cl, a.workflowID(), name, arg, &st); err != nil {
 		return err
 	}
@@ -271,7 +274,7 @@ func (a *app) send(ctx context.Context, cl client.Client, workflowID, name strin
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &app) && app.Type() == workflows.ErrTypeRefused:
+	case errors.As(err, &app) && app.Type() == protocol.ErrTypeRefused:
 		return fmt.Errorf("%s refused: %s", name, app.Message())
 	case errors.As(err, &app):
 		return fmt.Errorf("%s failed: %s", name, app.Message())
@@ -297,7 +300,7 @@ func reason(err error) string {
 }
 
 func (a *app) restoreCommand(itemFlags func(*cobra.Command)) *cobra.Command {
-	var req workflows.RestoreRequest
+	var req protocol.RestoreRequest
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Restore a recovery point into an empty or absent directory, every file verified",
@@ -310,7 +313,7 @@ func (a *app) restoreCommand(itemFlags func(*cobra.Command)) *cobra.Command {
 			if req.TargetPath == "" {
 				return errors.New("--target is required: an absolute path, absent or an empty directory, on the worker's machine")
 			}
-			return a.update(ctx, cl, workflows.UpdateRestore, req)
+			return a.update(ctx, cl, protocol.UpdateRestore, req)
 		}),
 	}
 	itemFlags(cmd)
@@ -399,19 +402,19 @@ func listFlags(vaultID, state string) string {
 
 func listQuery(vaultID, state string) (string, error) {
 	if vaultID != "" {
-		if err := workflows.ValidateID("--vault", vaultID); err != nil {
+		if err := protocol.ValidateID("--vault", vaultID); err != nil {
 			return "", err
 		}
 	}
-	if state != "" && !slices.Contains(workflows.VisibleStates, workflows.State(state)) {
+	if state != "" && !slices.Contains(protocol.VisibleStates, protocol.State(state)) {
 		return "", fmt.Errorf("--state %q is not a state: use one of %s", state, stateList())
 	}
-	return workflows.ItemsQuery(vaultID, workflows.State(state)), nil
+	return protocol.ItemsQuery(vaultID, protocol.State(state)), nil
 }
 
 func stateList() string {
 	var names []string
-	for _, s := range workflows.VisibleStates {
+	for _, s := range protocol.VisibleStates {
 		names = append(names, string(s))
 	}
 	return strings.Join(names, ", ")
@@ -428,20 +431,20 @@ func listItems(ctx context.Context, cl client.Client, query string, pageSize int
 	for _, it := range items {
 		r := listed{
 			VaultID:         it.VaultID,
-			ItemID:          strings.TrimPrefix(it.WorkflowID, workflows.WorkflowID(it.VaultID, "")),
+			ItemID:          strings.TrimPrefix(it.WorkflowID, protocol.WorkflowID(it.VaultID, "")),
 			ProtectionState: it.ProtectionState,
 			WorkflowStatus:  it.WorkflowStatus,
 		}
 		if !it.DeferredDeleteTime.IsZero() {
 			r.DeferredDeleteTime = it.DeferredDeleteTime.UTC().Format(time.RFC3339)
-			r.Remaining = workflows.FormatRemaining(time.Until(it.DeferredDeleteTime))
+			r.Remaining = protocol.FormatRemaining(time.Until(it.DeferredDeleteTime))
 		}
 		rows = append(rows, r)
 	}
 	return rows, next, nil
 }
 
-func (a *app) print(st workflows.Status) error {
+func (a *app) print(st item.Status) error {
 	if a.jsonOut {
 		return a.printJSON(st)
 	}
@@ -457,18 +460,18 @@ func (a *app) printJSON(v any) error {
 
 // vaultCommand groups the vault's operations.
 func (a *app) vaultCommand() *cobra.Command {
-	vault := &cobra.Command{Use: "vault", Short: "Show and change a vault: soft-delete settings, multi-user authorization, deletion"}
-	var req workflows.SetSoftDeleteRequest
+	cmd := &cobra.Command{Use: "vault", Short: "Show and change a vault: soft-delete settings, multi-user authorization, deletion"}
+	var req protocol.SetSoftDeleteRequest
 	var why string
 	var setCmd, delCmd *cobra.Command
 	// sendVault sends a vault update, signed when the vault requires it.
 	sendVault := func(ctx context.Context, cmd *cobra.Command, cl client.Client, name string, arg any) error {
-		arg, err := a.signed(ctx, cmd, cl, a.vaultID, name, workflows.VaultWorkflowID(a.vaultID), arg)
+		arg, err := a.signed(ctx, cmd, cl, a.vaultID, name, protocol.VaultWorkflowID(a.vaultID), arg)
 		if err != nil {
 			return err
 		}
-		var st workflows.VaultStatus
-		if err := a.send(ctx, cl, workflows.VaultWorkflowID(a.vaultID), name, arg, &st); err != nil {
+		var st vault.VaultStatus
+		if err := a.send(ctx, cl, protocol.VaultWorkflowID(a.vaultID), name, arg, &st); err != nil {
 			return err
 		}
 		if a.jsonOut {
@@ -481,14 +484,14 @@ func (a *app) vaultCommand() *cobra.Command {
 		cmd.Args = cobra.NoArgs
 		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
 		cmd.RunE = a.run(func(ctx context.Context, cl client.Client) error {
-			if err := workflows.ValidateID("--vault", a.vaultID); err != nil {
+			if err := protocol.ValidateID("--vault", a.vaultID); err != nil {
 				return err
 			}
 			return f(ctx, cl)
 		})
 		return cmd
 	}
-	printVault := func(ctx context.Context, cl client.Client, st workflows.VaultStatus) error {
+	printVault := func(ctx context.Context, cl client.Client, st vault.VaultStatus) error {
 		if a.jsonOut {
 			return a.printJSON(st)
 		}
@@ -497,11 +500,11 @@ func (a *app) vaultCommand() *cobra.Command {
 	}
 	status := withVault(&cobra.Command{Use: "status", Short: "Show a vault's settings and its items by state"},
 		func(ctx context.Context, cl client.Client) error {
-			v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(a.vaultID), "", workflows.QueryVaultStatus)
+			v, err := cl.QueryWorkflow(ctx, protocol.VaultWorkflowID(a.vaultID), "", protocol.QueryVaultStatus)
 			if err != nil {
 				return fmt.Errorf("vault %s does not answer (%s): a vault exists once an item of it is protected", a.vaultID, reason(err))
 			}
-			var st workflows.VaultStatus
+			var st vault.VaultStatus
 			if err := v.Get(&st); err != nil {
 				return err
 			}
@@ -510,12 +513,12 @@ func (a *app) vaultCommand() *cobra.Command {
 	set := withVault(&cobra.Command{Use: "set-soft-delete", Short: "Change soft delete: Enabled, Disabled or AlwaysOn (irreversible), retention 14 to 180 days"},
 		func(ctx context.Context, cl client.Client) error {
 			req.RequestedBy, req.Reason = a.requestedBy, why
-			if req.State == workflows.SoftDeleteAlwaysOn {
+			if req.State == protocol.SoftDeleteAlwaysOn {
 				if err := a.confirm(setCmd, fmt.Sprintf("AlwaysOn keeps soft delete on for vault %s for good: it can never again be set to Enabled or Disabled. This", a.vaultID)); err != nil {
 					return err
 				}
 			}
-			return sendVault(ctx, setCmd, cl, workflows.UpdateSetSoftDelete, req)
+			return sendVault(ctx, setCmd, cl, protocol.UpdateSetSoftDelete, req)
 		})
 	setCmd = set
 	yesFlag(set, &a.yes)
@@ -527,11 +530,11 @@ func (a *app) vaultCommand() *cobra.Command {
 			if err := a.confirm(delCmd, fmt.Sprintf("Deleting vault %s", a.vaultID)); err != nil {
 				return err
 			}
-			return sendVault(ctx, delCmd, cl, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: a.requestedBy, Reason: why})
+			return sendVault(ctx, delCmd, cl, protocol.UpdateDeleteVault, protocol.Request{RequestedBy: a.requestedBy, Reason: why})
 		})
 	delCmd = del
 	yesFlag(del, &a.yes)
-	var mua workflows.EnableMuaRequest
+	var mua protocol.EnableMuaRequest
 	var off bool
 	var enable *cobra.Command
 	enable = withVault(&cobra.Command{
@@ -545,12 +548,12 @@ func (a *app) vaultCommand() *cobra.Command {
 		if off {
 			mua.Enabled = new(bool)
 		}
-		return sendVault(ctx, enable, cl, workflows.UpdateEnableMua, mua)
+		return sendVault(ctx, enable, cl, protocol.UpdateEnableMua, mua)
 	})
 	enable.Flags().StringSliceVar(&mua.Approvers, "approvers", nil, "who may approve, comma-separated (alice,bob)")
 	enable.Flags().StringVar(&mua.ApprovalWindow, "approval-window", "", "how long a request waits before it expires (default 24h)")
 	enable.Flags().BoolVar(&off, "off", false, "ask to turn multi-user authorization off (needs approval)")
-	var decision workflows.DecisionRequest
+	var decision protocol.DecisionRequest
 	decide := func(use, update, short string) *cobra.Command {
 		var cmd *cobra.Command
 		cmd = withVault(&cobra.Command{Use: use, Short: short}, func(ctx context.Context, cl client.Client) error {
@@ -561,8 +564,8 @@ func (a *app) vaultCommand() *cobra.Command {
 		_ = cmd.MarkFlagRequired("request")
 		return cmd
 	}
-	approve := decide("approve", workflows.UpdateApprove, "Approve a pending request: it is carried out at once (not by its requester)")
-	reject := decide("reject", workflows.UpdateReject, "Reject a pending request (an approver, or its requester to withdraw it)")
+	approve := decide("approve", protocol.UpdateApprove, "Approve a pending request: it is carried out at once (not by its requester)")
+	reject := decide("reject", protocol.UpdateReject, "Reject a pending request (an approver, or its requester to withdraw it)")
 	var signersFile string
 	var removeSigners bool
 	var signers *cobra.Command
@@ -576,7 +579,7 @@ func (a *app) vaultCommand() *cobra.Command {
 			"The first set follows the vault's rules for critical operations; replacing or removing\n" +
 			"them is critical, and signed.",
 	}, func(ctx context.Context, cl client.Client) error {
-		req := workflows.SetAllowedSignersRequest{RequestedBy: a.requestedBy, Reason: why}
+		req := protocol.SetAllowedSignersRequest{RequestedBy: a.requestedBy, Reason: why}
 		switch {
 		case removeSigners == (signersFile != ""):
 			return errors.New("give --file FILE (an allowed_signers file) or --remove")
@@ -585,16 +588,16 @@ func (a *app) vaultCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read the allowed signers: %w", err)
 			}
-			if _, err := workflows.ParseAllowedSigners(string(text)); err != nil {
+			if _, err := signing.ParseKeys(string(text)); err != nil {
 				return fmt.Errorf("%s: %w; nothing was sent", signersFile, err)
 			}
 			req.AllowedSigners = string(text)
 		}
-		return sendVault(ctx, signers, cl, workflows.UpdateSetAllowedSigners, req)
+		return sendVault(ctx, signers, cl, vault.UpdateSetAllowedSigners, req)
 	})
 	signers.Flags().StringVar(&signersFile, "file", "", "the allowed_signers file")
 	signers.Flags().BoolVar(&removeSigners, "remove", false, "remove the allowed signers: critical operations are no longer signed")
-	var guard workflows.SetMassDeleteGuardRequest
+	var guard protocol.SetMassDeleteGuardRequest
 	var guardOff, guardOn bool
 	var guardCmd, clearCmd *cobra.Command
 	guardCmd = withVault(&cobra.Command{
@@ -616,7 +619,7 @@ func (a *app) vaultCommand() *cobra.Command {
 			on := true
 			guard.Enabled = &on
 		}
-		return sendVault(ctx, guardCmd, cl, workflows.UpdateSetMassDeleteGuard, guard)
+		return sendVault(ctx, guardCmd, cl, vault.UpdateSetMassDeleteGuard, guard)
 	})
 	guardCmd.Flags().BoolVar(&guardOff, "off", false, "turn the guard off (critical)")
 	guardCmd.Flags().BoolVar(&guardOn, "on", false, "turn the guard on")
@@ -626,19 +629,19 @@ func (a *app) vaultCommand() *cobra.Command {
 		Use:   "clear-mass-delete-hold",
 		Short: "Let the deletes the mass-delete guard holds through (critical)",
 	}, func(ctx context.Context, cl client.Client) error {
-		return sendVault(ctx, clearCmd, cl, workflows.UpdateClearMassDeleteHold, workflows.Request{RequestedBy: a.requestedBy, Reason: why})
+		return sendVault(ctx, clearCmd, cl, vault.UpdateClearMassDeleteHold, protocol.Request{RequestedBy: a.requestedBy, Reason: why})
 	})
 	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject, signers, guardCmd, clearCmd} {
 		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
 		cmd.Flags().StringVar(&why, "reason", "", "why, for the audit trail")
 	}
-	vault.AddCommand(status, set, del, enable, approve, reject, signers, guardCmd, clearCmd)
-	return vault
+	cmd.AddCommand(status, set, del, enable, approve, reject, signers, guardCmd, clearCmd)
+	return cmd
 }
 
 // countItems counts the vault's items by state for a person to read, or
 // nil (said where they would be) when visibility does not answer.
-func (a *app) countItems(ctx context.Context, cl client.Client) map[workflows.State]int {
+func (a *app) countItems(ctx context.Context, cl client.Client) map[protocol.State]int {
 	counts, err := items.Count(ctx, cl, a.vaultID)
 	if err != nil {
 		return nil

@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // TestTheMassDeleteGuardHoldsABurstUntilCleared, on a real server: with a
@@ -20,21 +21,21 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	for _, id := range []string{"vm1", "vm2", "vm3"} {
 		k.mustJSON("protect", "--vault", "burst", "--item", id, "--source", writeSource(t))
 	}
-	require.Eventually(t, func() bool { return k.counts("burst")[workflows.Protected] == 3 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return k.counts("burst")[protocol.Protected] == 3 }, 20*time.Second, 100*time.Millisecond)
 	out, err := k.starter("vault", "set-mass-delete-guard", "--vault", "burst", "--threshold", "1", "--window", "1h", "--requested-by", "alice")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Mass delete  mass-delete guard on: after 1 delete within 1h0m0s, further deletes are held")
 
 	st := k.mustJSON("delete", "--vault", "burst", "--item", "vm1", "--requested-by", "mallory")
-	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState, "the first delete is within the threshold")
+	assert.Equal(t, protocol.SoftDeleted, st.ProtectionState, "the first delete is within the threshold")
 	out, err = k.starter("delete", "--vault", "burst", "--item", "vm2", "--requested-by", "mallory")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Delete waiting for the vault: asked by mallory")
 	assert.Contains(t, out, "reached its mass-delete guard")
-	assert.Equal(t, workflows.Protected, k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState)
 	// vm2 asks again while the hold lasts: the hold its vault publishes
 	// answers it, and the vault itself is not asked.
-	var waiting *workflows.PendingDelete
+	var waiting *item.PendingDelete
 	require.Eventually(t, func() bool {
 		waiting = k.mustJSON("status", "--vault", "burst", "--item", "vm2").PendingDelete
 		return waiting != nil && waiting.Attempts >= 2
@@ -42,7 +43,7 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	assert.True(t, waiting.Held)
 	assert.Contains(t, waiting.Why, "vault burst holds deletes since")
 	assert.Contains(t, waiting.Why, "the delete waits until the hold is cleared (clearMassDeleteHold)")
-	assert.Equal(t, 2, k.updatesAt(workflows.VaultWorkflowID("burst"), workflows.UpdateItemDelete),
+	assert.Equal(t, 2, k.updatesAt(protocol.VaultWorkflowID("burst"), protocol.UpdateItemDelete),
 		"vm1's delete and vm2's first ask reached the vault, vm2's second did not")
 	out, err = k.starter("vault", "status", "--vault", "burst")
 	require.NoError(t, err, out)
@@ -52,9 +53,9 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.NotContains(t, out, "HOLDING DELETES")
 	require.Eventually(t, func() bool {
-		return k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState == workflows.SoftDeleted
+		return k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState == protocol.SoftDeleted
 	}, 30*time.Second, 200*time.Millisecond, "the held delete went through at its next try")
-	k.replayAndSave(workflows.VaultWorkflowID("burst"), "guard-vault.json")
+	k.replayAndSave(protocol.VaultWorkflowID("burst"), "guard-vault.json")
 }
 
 // updatesAt counts the updates of a name a workflow accepted.

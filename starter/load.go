@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"recoveryvault/internal/load"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 func (a *app) loadCommand() *cobra.Command {
@@ -58,7 +58,7 @@ func (a *app) loadCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vaultActions, err := load.CountActions(ctx, cl, []string{workflows.VaultWorkflowID(o.VaultID)})
+			vaultActions, err := load.CountActions(ctx, cl, []string{protocol.VaultWorkflowID(o.VaultID)})
 			if err != nil {
 				return err
 			}

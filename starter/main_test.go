@@ -31,7 +31,9 @@ import (
 	"recoveryvault/internal/storetest"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/store"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // cluster is a real Temporal server in the test process with the real
@@ -45,11 +47,11 @@ type cluster struct {
 	storeDir string
 }
 
-func startCluster(t *testing.T) *cluster { return startClusterWith(t, workflows.Settings{}) }
+func startCluster(t *testing.T) *cluster { return startClusterWith(t, protocol.Settings{}) }
 
 // startClusterWith runs the worker with the given settings, such as a short
 // soft-delete window.
-func startClusterWith(t *testing.T, settings workflows.Settings) *cluster {
+func startClusterWith(t *testing.T, settings protocol.Settings) *cluster {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -93,28 +95,28 @@ func (k *cluster) run(in io.Reader, args []string) (string, error) {
 	return out.String(), err
 }
 
-func (k *cluster) vaultStatus(vaultID string) workflows.VaultStatus {
+func (k *cluster) vaultStatus(vaultID string) vault.VaultStatus {
 	k.t.Helper()
 	out, err := k.starter("vault", "status", "--vault", vaultID, "--json")
 	require.NoError(k.t, err, out)
-	var vst workflows.VaultStatus
+	var vst vault.VaultStatus
 	require.NoError(k.t, json.Unmarshal([]byte(out), &vst), out)
 	return vst
 }
 
 // counts are a vault's items by state, as visibility counts them (an
 // empty map when it does not answer).
-func (k *cluster) counts(vaultID string) map[workflows.State]int {
+func (k *cluster) counts(vaultID string) map[protocol.State]int {
 	counts, err := items.Count(context.Background(), k.c, vaultID)
 	if err != nil {
-		return map[workflows.State]int{}
+		return map[protocol.State]int{}
 	}
 	return counts
 }
 
 // nonZero keeps the states with items.
-func nonZero(counts map[workflows.State]int) map[workflows.State]int {
-	m := map[workflows.State]int{}
+func nonZero(counts map[protocol.State]int) map[protocol.State]int {
+	m := map[protocol.State]int{}
 	for s, n := range counts {
 		if n > 0 {
 			m[s] = n
@@ -123,11 +125,11 @@ func nonZero(counts map[workflows.State]int) map[workflows.State]int {
 	return m
 }
 
-func (k *cluster) mustJSON(args ...string) workflows.Status {
+func (k *cluster) mustJSON(args ...string) item.Status {
 	k.t.Helper()
 	out, err := k.starter(append(args, "--json")...)
 	require.NoError(k.t, err, out)
-	var st workflows.Status
+	var st item.Status
 	require.NoError(k.t, json.Unmarshal([]byte(out), &st), out)
 	return st
 }
@@ -174,7 +176,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	item := []string{"--vault", "vault1", "--item", "vm1", "--requested-by", "alice"}
 
 	st := k.mustJSON(append([]string{"protect", "--source", src, "--frequency", "24h", "--retention-days", "30"}, item...)...)
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 	require.Len(t, st.RecoveryPoints, 1, "protect waits for the first backup")
 	first := st.RecoveryPoints[0].ID
 
@@ -185,7 +187,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	assert.Len(t, st.RecoveryPoints, 2)
 
 	st = k.mustJSON(append([]string{"stop", "--reason", "maintenance"}, item...)...)
-	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, st.ProtectionState)
 
 	_, err = k.starter(append([]string{"backup-now"}, item...)...)
 	assert.ErrorContains(t, err, "backupNow refused: item vm1 has protection stopped: resume protection before taking a backup")
@@ -195,7 +197,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	sameTree(t, src, restored1)
 
 	st = k.mustJSON(append([]string{"delete", "--reason", "decommissioned"}, item...)...)
-	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	assert.Equal(t, protocol.SoftDeleted, st.ProtectionState)
 	assert.True(t, st.IsScheduledForDeferredDelete)
 	deadline, err := time.Parse(time.RFC3339, st.DeferredDeleteTimeInUTC)
 	require.NoError(t, err)
@@ -228,7 +230,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	assert.ErrorContains(t, err, `--state "Deleted" is not a state`)
 
 	st = k.mustJSON(append([]string{"undelete"}, item...)...)
-	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, st.ProtectionState)
 	assert.Empty(t, st.DeferredDeleteTimeInUTC)
 
 	restored2 := filepath.Join(t.TempDir(), "r2")
@@ -253,7 +255,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	assert.Contains(t, jerr.Error, "unknown flag: --force")
 
 	st = k.mustJSON(append([]string{"resume"}, item...)...)
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 
 	out, err = k.starter(append([]string{"status"}, item...)...)
 	require.NoError(t, err)
@@ -262,13 +264,13 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	assert.Contains(t, out, "decommissioned")
 
 	// Signals exactly as the Temporal CLI sends them.
-	id := workflows.WorkflowID("vault1", "vm1")
-	k.signalAsCLI(id, workflows.SignalDelete, jsonInput(t, `"text"`))
-	k.signalAsCLI(id, workflows.SignalStop, nil)
-	k.signalAsCLI(id, workflows.SignalDelete, jsonInput(t, `{}`))
+	id := protocol.WorkflowID("vault1", "vm1")
+	k.signalAsCLI(id, protocol.SignalDelete, jsonInput(t, `"text"`))
+	k.signalAsCLI(id, protocol.SignalStop, nil)
+	k.signalAsCLI(id, protocol.SignalDelete, jsonInput(t, `{}`))
 	require.Eventually(t, func() bool {
 		st = k.mustJSON(append([]string{"status"}, item...)...)
-		return st.ProtectionState == workflows.SoftDeleted
+		return st.ProtectionState == protocol.SoftDeleted
 	}, 20*time.Second, 200*time.Millisecond)
 	// Signals of different names that land in one task are applied by
 	// name (resume, stop, delete, undelete), so only the set is certain.
@@ -278,9 +280,9 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 		got = append(got, e.Operation+"/"+e.Outcome+"/"+e.RequestedBy)
 	}
 	assert.ElementsMatch(t, []string{"delete/rejected/anonymous", "stop/accepted/anonymous", "delete/accepted/anonymous"}, got)
-	k.signalAsCLI(id, workflows.SignalUndelete, jsonInput(t, `{"requestedBy": "alice", "reason": "mistake"}`))
+	k.signalAsCLI(id, protocol.SignalUndelete, jsonInput(t, `{"requestedBy": "alice", "reason": "mistake"}`))
 	require.Eventually(t, func() bool {
-		return k.mustJSON(append([]string{"status"}, item...)...).ProtectionState == workflows.ProtectionStopped
+		return k.mustJSON(append([]string{"status"}, item...)...).ProtectionState == protocol.ProtectionStopped
 	}, 20*time.Second, 200*time.Millisecond)
 
 	ids, err := k.store.List(context.Background(), "vault1", "vm1")
@@ -365,13 +367,13 @@ func TestRefusedProtectLeavesNoItemBehind(t *testing.T) {
 		assert.Equal(t, "Running", mine[0].WorkflowStatus)
 	}
 	require.Eventually(t, func() bool {
-		return k.counts("r1")[workflows.Protected] == 1
+		return k.counts("r1")[protocol.Protected] == 1
 	}, 20*time.Second, 100*time.Millisecond)
-	assert.Equal(t, map[workflows.State]int{workflows.Protected: 1}, nonZero(k.counts("r1")), "visibility counts one item, protected")
+	assert.Equal(t, map[protocol.State]int{protocol.Protected: 1}, nonZero(k.counts("r1")), "visibility counts one item, protected")
 }
 
 // replayAndSave replays a workflow's real history with the current code,
-// and saves it as workflows/testdata/name when RECOVERYVAULT_SAVE_HISTORY is
+// and saves it as internal/backupworker/testdata/name when RECOVERYVAULT_SAVE_HISTORY is
 // set, so the replay test in workflows/ keeps future changes deterministic.
 func (k *cluster) replayAndSave(id, name string) {
 	t := k.t
@@ -386,10 +388,10 @@ func (k *cluster) replayAndSave(id, name string) {
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "history.json")
 	if os.Getenv("RECOVERYVAULT_SAVE_HISTORY") != "" {
-		path = filepath.Join("..", "workflows", "testdata", name)
+		path = filepath.Join("..", "internal", "backupworker", "testdata", name)
 	}
 	require.NoError(t, os.WriteFile(path, data, 0o644))
-	require.NoError(t, workflows.ReplayHistoryFile(path, id))
+	require.NoError(t, backupworker.ReplayHistoryFile(path, id))
 }
 
 func TestStarterVaultCommands(t *testing.T) {
@@ -397,12 +399,12 @@ func TestStarterVaultCommands(t *testing.T) {
 	src := writeSource(t)
 	k.mustJSON("protect", "--vault", "vault9", "--item", "vm1", "--source", src)
 
-	var vst workflows.VaultStatus
+	var vst vault.VaultStatus
 	require.Eventually(t, func() bool {
 		out, err := k.starter("vault", "status", "--vault", "vault9", "--json")
-		return err == nil && json.Unmarshal([]byte(out), &vst) == nil && k.counts("vault9")[workflows.Protected] == 1
+		return err == nil && json.Unmarshal([]byte(out), &vst) == nil && k.counts("vault9")[protocol.Protected] == 1
 	}, 20*time.Second, 100*time.Millisecond, "the vault runs and visibility shows the protected item")
-	assert.Equal(t, workflows.SoftDeleteEnabled, vst.SoftDelete.State)
+	assert.Equal(t, protocol.SoftDeleteEnabled, vst.SoftDelete.State)
 	assert.Equal(t, 14, vst.SoftDelete.RetentionDays)
 
 	// AlwaysOn cannot be undone: without a terminal to ask on, it needs --yes.
@@ -410,7 +412,7 @@ func TestStarterVaultCommands(t *testing.T) {
 	assert.ErrorContains(t, err, "cannot be undone, and there is no terminal to confirm it on: run the command again with --yes. Nothing was changed")
 	_, err = k.starterWithInput("no\n", "vault", "set-soft-delete", "--vault", "vault9", "--state", "AlwaysOn", "--retention-days", "30")
 	assert.ErrorContains(t, err, `not confirmed (the answer was "no", not yes): nothing was changed`)
-	assert.Equal(t, workflows.SoftDeleteEnabled, k.vaultStatus("vault9").SoftDelete.State, "nothing was sent")
+	assert.Equal(t, protocol.SoftDeleteEnabled, k.vaultStatus("vault9").SoftDelete.State, "nothing was sent")
 	// Before the change, the item shows the 14 days a delete gets now.
 	out, err := k.starter("status", "--vault", "vault9", "--item", "vm1")
 	require.NoError(t, err)
@@ -447,7 +449,7 @@ func TestStarterVaultCommands(t *testing.T) {
 	// starter read without a task of the vault.
 	vs, err := items.VaultSettings(context.Background(), k.c, "vault9")
 	require.NoError(t, err)
-	assert.Equal(t, workflows.SoftDeleteAlwaysOn, vs.State)
+	assert.Equal(t, protocol.SoftDeleteAlwaysOn, vs.State)
 	assert.Equal(t, 30, vs.RetentionDays)
 	assert.Contains(t, out, "rejected")
 
@@ -462,15 +464,15 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	k := startCluster(t)
 	src := writeSource(t)
 	k.mustJSON("protect", "--vault", "vault7", "--item", "vm1", "--source", src)
-	vault := func() workflows.VaultStatus {
+	vault := func() vault.VaultStatus {
 		t.Helper()
 		out, err := k.starter("vault", "status", "--vault", "vault7", "--json")
 		require.NoError(t, err, out)
-		var vst workflows.VaultStatus
+		var vst vault.VaultStatus
 		require.NoError(t, json.Unmarshal([]byte(out), &vst), out)
 		return vst
 	}
-	require.Eventually(t, func() bool { return k.counts("vault7")[workflows.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return k.counts("vault7")[protocol.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
 
 	out, err := k.starter("vault", "enable-mua", "--vault", "vault7", "--approvers", "alice,bob", "--approval-window", "2h", "--requested-by", "alice")
 	require.NoError(t, err, out)
@@ -481,7 +483,7 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Pending approval: request r-1 at vault vault7; pending approval by alice or bob until")
 	assert.Contains(t, out, "starter vault approve --vault vault7 --request r-1")
-	assert.Equal(t, workflows.Protected, k.mustJSON("status", "--vault", "vault7", "--item", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.mustJSON("status", "--vault", "vault7", "--item", "vm1").ProtectionState)
 
 	_, err = k.starter("vault", "approve", "--vault", "vault7", "--request", "r-1", "--requested-by", "mallory")
 	assert.ErrorContains(t, err, "approve refused: mallory requested r-1 and cannot approve it")
@@ -493,10 +495,10 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Request r-1 (delete the backup data of item vm1): Approved")
 
-	var st workflows.Status
+	var st item.Status
 	require.Eventually(t, func() bool {
 		st = k.mustJSON("status", "--vault", "vault7", "--item", "vm1")
-		return st.ProtectionState == workflows.SoftDeleted
+		return st.ProtectionState == protocol.SoftDeleted
 	}, 20*time.Second, 100*time.Millisecond, "the approved delete reached the item")
 	last := st.Audit[len(st.Audit)-1]
 	assert.Equal(t, "delete/mallory/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
@@ -505,13 +507,13 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	// The same approval sent again, as anyone could, changes nothing: the
 	// item acts only on deletes it registered, once.
 	k.mustJSON("undelete", "--vault", "vault7", "--item", "vm1", "--requested-by", "alice")
-	k.signalAsCLI(workflows.WorkflowID("vault7", "vm1"), workflows.SignalDeleteApproved, jsonInput(t, `{"requestId": "r-1"}`))
+	k.signalAsCLI(protocol.WorkflowID("vault7", "vm1"), protocol.SignalDeleteApproved, jsonInput(t, `{"requestId": "r-1"}`))
 	require.Eventually(t, func() bool {
 		a := k.mustJSON("status", "--vault", "vault7", "--item", "vm1").Audit
-		return a[len(a)-1].Outcome == workflows.OutcomeRejected
+		return a[len(a)-1].Outcome == protocol.OutcomeRejected
 	}, 20*time.Second, 100*time.Millisecond)
 	st = k.mustJSON("status", "--vault", "vault7", "--item", "vm1")
-	assert.Equal(t, workflows.ProtectionStopped, st.ProtectionState, "an approval is used once")
+	assert.Equal(t, protocol.ProtectionStopped, st.ProtectionState, "an approval is used once")
 	assert.Contains(t, st.Audit[len(st.Audit)-1].Detail, `item vm1 awaits no approval of request "r-1"`)
 
 	// Disabling soft delete is rejected by an approver; turning approval off
@@ -530,12 +532,12 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	require.NoError(t, err, out)
 	vst := vault()
 	assert.False(t, vst.MultiUserAuthorization.Enabled)
-	assert.Equal(t, workflows.SoftDeleteEnabled, vst.SoftDelete.State)
-	states := map[string]workflows.RequestState{}
+	assert.Equal(t, protocol.SoftDeleteEnabled, vst.SoftDelete.State)
+	states := map[string]protocol.RequestState{}
 	for _, r := range vst.Requests {
 		states[r.RequestID] = r.State
 	}
-	assert.Equal(t, map[string]workflows.RequestState{"r-1": workflows.RequestApproved, "r-2": workflows.RequestRejected, "r-3": workflows.RequestApproved}, states)
+	assert.Equal(t, map[string]protocol.RequestState{"r-1": protocol.RequestApproved, "r-2": protocol.RequestRejected, "r-3": protocol.RequestApproved}, states)
 	out, err = k.starter("vault", "status", "--vault", "vault7")
 	require.NoError(t, err)
 	assert.Contains(t, out, "Approval     multi-user authorization off")
@@ -545,7 +547,7 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 // TestLoadDrivesItemsToTheirPurgeAndMeasures runs the load command, with its
 // baseline, on a real server whose worker has a 2 s window.
 func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
-	k := startClusterWith(t, workflows.Settings{Dev: true, SoftDeleteRetention: 2 * time.Second})
+	k := startClusterWith(t, protocol.Settings{Dev: true, SoftDeleteRetention: 2 * time.Second})
 	out, err := k.starter("load", "--items", "6", "--concurrency", "3", "--vault", "load1", "--timeout", "2m", "--baseline", "--window", "2s")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "lifecycles         6 purged, 0 failed")
@@ -594,7 +596,7 @@ func TestListPagesThroughAVault(t *testing.T) {
 	for i := range 5 {
 		k.mustJSON("protect", "--vault", "paged", "--item", fmt.Sprintf("vm%d", i), "--source", src)
 	}
-	require.Eventually(t, func() bool { return k.counts("paged")[workflows.Protected] == 5 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return k.counts("paged")[protocol.Protected] == 5 }, 20*time.Second, 100*time.Millisecond)
 	next := regexp.MustCompile(`More items follow: go run \./starter (list --vault paged --page-size 2 --page (\S+))\n`)
 	seen := map[string]int{}
 	args := []string{"list", "--vault", "paged", "--page-size", "2"}

@@ -7,23 +7,25 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 const auditShown = 10
 
-func printStatus(out io.Writer, st workflows.Status) {
+func printStatus(out io.Writer, st item.Status) {
 	if r := st.PendingApproval; r != nil {
 		fmt.Fprintf(out, "Pending approval: request %s at vault %s; %s.\nAn approver runs: starter vault approve --vault %s --request %s --requested-by NAME\n\n",
 			r.RequestID, st.VaultID, r.Detail, st.VaultID, r.RequestID)
 	}
 	if p := st.PendingDelete; p != nil {
 		fmt.Fprintf(out, "Delete waiting for the vault: asked by %s at %s, %s so far; %s. It is applied once the vault answers; undelete cancels it.\n\n",
-			p.RequestedBy, p.Since.UTC().Format(time.RFC3339), workflows.Plural(p.Attempts, "attempt"), p.Why)
+			p.RequestedBy, p.Since.UTC().Format(time.RFC3339), protocol.Plural(p.Attempts, "attempt"), p.Why)
 	}
 	if c := st.ConfirmingApproval; c != nil {
 		fmt.Fprintf(out, "Approval waiting for the vault: request %s, approved by %s, %s so far; %s. The delete is carried out once the vault confirms it.\n\n",
-			c.RequestID, c.ApprovedBy, workflows.Plural(c.Attempts, "attempt"), c.Why)
+			c.RequestID, c.ApprovedBy, protocol.Plural(c.Attempts, "attempt"), c.Why)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Item\t%s/%s\n", st.VaultID, st.ItemID)
@@ -32,9 +34,9 @@ func printStatus(out io.Writer, st workflows.Status) {
 		fmt.Fprintf(tw, "Purge scheduled\t%s (%s left; undelete before then to keep the data)\n", st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining)
 	}
 	fmt.Fprintf(tw, "Source\t%s\n", st.SourcePath)
-	fmt.Fprintf(tw, "Policy\tevery %s, keep recovery points %s\n", st.Policy.Frequency, workflows.Plural(st.Policy.RetentionDays, "day"))
+	fmt.Fprintf(tw, "Policy\tevery %s, keep recovery points %s\n", st.Policy.Frequency, protocol.Plural(st.Policy.RetentionDays, "day"))
 	window := "Soft-delete window\t%s (what a delete made now gets)\n"
-	if st.ProtectionState == workflows.SoftDeleted || st.ProtectionState == workflows.Purged {
+	if st.ProtectionState == protocol.SoftDeleted || st.ProtectionState == protocol.Purged {
 		window = "Soft-delete window\t%s (applied at the delete)\n"
 	}
 	fmt.Fprintf(tw, window, st.SoftDeleteWindow)
@@ -90,10 +92,10 @@ func short(sum string) string {
 
 // printVaultStatus shows a vault's status and its items' counts by state
 // (nil when they could not be counted).
-func printVaultStatus(out io.Writer, st workflows.VaultStatus, counts map[workflows.State]int) {
+func printVaultStatus(out io.Writer, st vault.VaultStatus, counts map[protocol.State]int) {
 	if r := st.Request; r != nil {
 		fmt.Fprintf(out, "Request %s (%s): %s; %s.\n", r.RequestID, r.Summary, r.State, r.Detail)
-		if r.State == workflows.RequestPending {
+		if r.State == protocol.RequestPending {
 			fmt.Fprintf(out, "An approver runs: starter vault approve --vault %s --request %s --requested-by NAME\n", st.VaultID, r.RequestID)
 		}
 		fmt.Fprintln(out)
@@ -112,10 +114,10 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus, counts map[workfl
 	fmt.Fprintf(tw, "Mass delete\t%s\n", g.Summary)
 	if !g.HeldSince.IsZero() {
 		fmt.Fprintf(tw, "HOLDING DELETES\tsince %s: %s within %s reached the guard; clear-mass-delete-hold lets the held ones through\n",
-			g.HeldSince.UTC().Format(time.RFC3339), workflows.Plural(g.Threshold, "delete"), g.Window)
+			g.HeldSince.UTC().Format(time.RFC3339), protocol.Plural(g.Threshold, "delete"), g.Window)
 	}
 	if st.SignaturesRequired {
-		fmt.Fprintf(tw, "Signatures\trequired on critical operations and approvals, by %s:\n", workflows.Plural(len(st.AllowedSigners), "key"))
+		fmt.Fprintf(tw, "Signatures\trequired on critical operations and approvals, by %s:\n", protocol.Plural(len(st.AllowedSigners), "key"))
 		for _, k := range st.AllowedSigners {
 			fmt.Fprintf(tw, "\t  %s  %s %s\n", strings.Join(k.Principals, ","), k.KeyType, k.Fingerprint)
 		}
@@ -137,7 +139,7 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus, counts map[workfl
 	if counts == nil {
 		fmt.Fprintln(tw, "\tnot counted: visibility did not answer")
 	}
-	for _, state := range workflows.VisibleStates {
+	for _, state := range protocol.VisibleStates {
 		if counts != nil {
 			fmt.Fprintf(tw, "%s\t%d\n", state, counts[state])
 		}
@@ -147,7 +149,7 @@ func printVaultStatus(out io.Writer, st workflows.VaultStatus, counts map[workfl
 }
 
 // printAudit shows the newest audit entries, oldest first.
-func printAudit(out io.Writer, all []workflows.AuditEntry) {
+func printAudit(out io.Writer, all []protocol.AuditEntry) {
 	audit := all
 	if len(audit) > auditShown {
 		audit = audit[len(audit)-auditShown:]

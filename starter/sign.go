@@ -14,7 +14,8 @@ import (
 	"golang.org/x/term"
 
 	"recoveryvault/internal/signing"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // signed returns arg, the payload of operation op sent to workflowID, signed
@@ -22,8 +23,8 @@ import (
 // otherwise. The key is --key's, or the one in ssh-agent that the vault
 // lists for --requested-by.
 func (a *app) signed(ctx context.Context, cmd *cobra.Command, cl client.Client, vaultID, op, workflowID string, arg any) (any, error) {
-	st := workflows.VaultStatus{VaultID: vaultID}
-	v, err := cl.QueryWorkflow(ctx, workflows.VaultWorkflowID(vaultID), "", workflows.QueryVaultStatus)
+	st := vault.VaultStatus{VaultID: vaultID}
+	v, err := cl.QueryWorkflow(ctx, protocol.VaultWorkflowID(vaultID), "", protocol.QueryVaultStatus)
 	if err == nil {
 		err = v.Get(&st)
 	}
@@ -48,7 +49,7 @@ func (a *app) signed(ctx context.Context, cmd *cobra.Command, cl client.Client, 
 }
 
 // signer is the operator's key for vault st: --key, or ssh-agent's.
-func (a *app) signer(cmd *cobra.Command, st workflows.VaultStatus) (ssh.Signer, func(), error) {
+func (a *app) signer(cmd *cobra.Command, st vault.VaultStatus) (ssh.Signer, func(), error) {
 	if a.keyFile != "" {
 		key, err := signing.LoadKey(a.keyFile, a.passphrase(cmd))
 		if err != nil || st.AllowedSigners == nil {

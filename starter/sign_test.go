@@ -14,7 +14,9 @@ import (
 
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/signingtest"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // serveAgent runs an ssh-agent holding keys on a socket of the test's own
@@ -56,7 +58,7 @@ func TestStarterSignsTheWholeMuaFlow(t *testing.T) {
 	require.NoError(t, os.WriteFile(signersFile, []byte(signingtest.AllowedSigners(alice, bob)), 0o644))
 
 	k.mustJSON("protect", "--vault", "vault8", "--item", "vm1", "--source", writeSource(t))
-	require.Eventually(t, func() bool { return k.counts("vault8")[workflows.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return k.counts("vault8")[protocol.Protected] == 1 }, 20*time.Second, 100*time.Millisecond)
 
 	out, err := k.starter("vault", "set-allowed-signers", "--vault", "vault8", "--file", signersFile, "--requested-by", "alice@example.com")
 	require.NoError(t, err, out)
@@ -79,26 +81,26 @@ func TestStarterSignsTheWholeMuaFlow(t *testing.T) {
 	// sign one as bob with alice's key.
 	_, err = k.starter("vault", "approve", "--vault", "vault8", "--request", "r-1", "--requested-by", "bob@example.com", "--key", aliceKey)
 	assert.ErrorContains(t, err, "none of the keys at hand is listed for bob@example.com")
-	var vst workflows.VaultStatus
-	err = items.Execute(t.Context(), k.c, client.UpdateWorkflowOptions{WorkflowID: workflows.VaultWorkflowID("vault8"), UpdateName: workflows.UpdateApprove,
-		Args: []any{workflows.DecisionRequest{RequestID: "r-1", RequestedBy: "bob@example.com"}}}, &vst)
+	var vst vault.VaultStatus
+	err = items.Execute(t.Context(), k.c, client.UpdateWorkflowOptions{WorkflowID: protocol.VaultWorkflowID("vault8"), UpdateName: protocol.UpdateApprove,
+		Args: []any{protocol.DecisionRequest{RequestID: "r-1", RequestedBy: "bob@example.com"}}}, &vst)
 	assert.ErrorContains(t, err, "approve as bob@example.com refused: it is not signed")
-	assert.Equal(t, workflows.Protected, k.mustJSON("status", "--vault", "vault8", "--item", "vm1").ProtectionState)
+	assert.Equal(t, protocol.Protected, k.mustJSON("status", "--vault", "vault8", "--item", "vm1").ProtectionState)
 
 	// bob approves with his passphrase-protected key.
 	out, err = k.starterWithInput("bob's passphrase\n", "vault", "approve", "--vault", "vault8", "--request", "r-1", "--requested-by", "bob@example.com", "--key", bobKey)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Passphrase for "+bobKey)
 	assert.Contains(t, out, "Request r-1 (delete the backup data of item vm1): Approved")
-	var st workflows.Status
+	var st item.Status
 	require.Eventually(t, func() bool {
 		st = k.mustJSON("status", "--vault", "vault8", "--item", "vm1")
-		return st.ProtectionState == workflows.SoftDeleted
+		return st.ProtectionState == protocol.SoftDeleted
 	}, 20*time.Second, 100*time.Millisecond, "the approval reached the item, which checked it")
 	last := st.Audit[len(st.Audit)-1]
 	assert.Equal(t, "delete/alice@example.com/accepted/alice@example.com ("+alice.Fingerprint()+")", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome+"/"+last.Signer)
 	assert.Contains(t, last.Detail, "reason: cleanup; approved by bob@example.com ("+bob.Fingerprint()+") (request r-1)")
-	require.Eventually(t, func() bool { return k.counts("vault8")[workflows.SoftDeleted] == 1 }, 20*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return k.counts("vault8")[protocol.SoftDeleted] == 1 }, 20*time.Second, 100*time.Millisecond,
 		"visibility shows the item soft-deleted")
 
 	// With the key in ssh-agent, no --key is needed.

@@ -21,7 +21,9 @@ import (
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/storetest"
 	"recoveryvault/store"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // The attacks of docs/security.md, run as an attacker with the namespace's
@@ -31,20 +33,20 @@ import (
 // alerts records what the worker's notifier is given.
 type alerts struct {
 	mu   sync.Mutex
-	list []workflows.Alert
+	list []protocol.Alert
 }
 
-func (a *alerts) Notify(_ context.Context, al workflows.Alert) error {
+func (a *alerts) Notify(_ context.Context, al protocol.Alert) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.list = append(a.list, al)
 	return nil
 }
 
-func (a *alerts) of(kind string) []workflows.Alert {
+func (a *alerts) of(kind string) []protocol.Alert {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []workflows.Alert
+	var out []protocol.Alert
 	for _, al := range a.list {
 		if al.Kind == kind {
 			out = append(out, al)
@@ -58,7 +60,7 @@ func attackedWorker(t *testing.T) (client.Client, *store.Store, *alerts) {
 	_, c := realServer(t)
 	st := storetest.New(t)
 	rec := &alerts{}
-	w := backupworker.New(c, st, rec, workflows.Settings{})
+	w := backupworker.New(c, st, rec, protocol.Settings{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return c, st, rec
@@ -82,15 +84,15 @@ func TestAWorkflowOfItsOwnCannotRunTheWorkersActivities(t *testing.T) {
 	// Each activity that touches the item's data, scheduled on the
 	// worker's queue with the item's names.
 	calls := map[string]any{
-		workflows.ActivityPurge:   workflows.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: workflows.AnnounceInput{VaultID: "vault1"}},
-		workflows.ActivityCollect: workflows.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{point.ID}},
-		workflows.ActivityLock:    workflows.LockInput{VaultID: "vault1", ItemID: "vm1", Until: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)},
-		workflows.ActivityRestore: workflows.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point, TargetPath: target},
-		workflows.ActivityBackup:  workflows.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: workflows.RecoveryPoint{ID: "rp-forged"}, SourcePath: "/etc"},
+		protocol.ActivityPurge:   item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item.AnnounceInput{VaultID: "vault1"}},
+		protocol.ActivityCollect: item.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{point.ID}},
+		protocol.ActivityLock:    item.LockInput{VaultID: "vault1", ItemID: "vm1", Until: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)},
+		protocol.ActivityRestore: item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point, TargetPath: target},
+		protocol.ActivityBackup:  item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-forged"}, SourcePath: "/etc"},
 	}
 	attacker(t, c, "Attack", func(ctx workflow.Context, name string) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue: workflows.TaskQueue, StartToCloseTimeout: time.Minute,
+			TaskQueue: protocol.TaskQueue, StartToCloseTimeout: time.Minute,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
 		return workflow.ExecuteActivity(ctx, name, calls[name]).Get(ctx, nil)
@@ -104,19 +106,19 @@ func TestAWorkflowOfItsOwnCannotRunTheWorkersActivities(t *testing.T) {
 			err = run.Get(ctx, nil)
 			var app *temporal.ApplicationError
 			require.True(t, errors.As(err, &app), "the activity must be refused, got %v", err)
-			assert.Equal(t, workflows.ErrTypeForbidden, app.Type())
+			assert.Equal(t, protocol.ErrTypeForbidden, app.Type())
 		})
 	}
 	points, err := st.List(context.Background(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Equal(t, []string{point.ID}, points, "the item's data is as it was")
 	assert.NoFileExists(t, filepath.Join(target, "vm.json"), "nothing was restored for the attacker")
-	refused := rec.of(workflows.AlertForbiddenCaller)
+	refused := rec.of(protocol.AlertForbiddenCaller)
 	require.Len(t, refused, len(calls), "each refusal is alerted")
 	assert.Contains(t, refused[0].Detail, "attack-", "the alert names the caller")
 
 	restored := filepath.Join(t.TempDir(), "restored")
-	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: point.ID, TargetPath: restored})
+	mustUpdate(t, c, id, protocol.UpdateRestore, protocol.RestoreRequest{RecoveryPointID: point.ID, TargetPath: restored})
 	sameTree(t, src, restored)
 }
 
@@ -132,15 +134,15 @@ func TestAForgedContinueAsNewAfterATerminatePurgesNothing(t *testing.T) {
 	// into BackupItem on the worker's queue, soft-deleted, due in 3 s, with
 	// the search attributes an item soft-deleted past its deadline shows.
 	now := time.Now().UTC()
-	forged := workflows.ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30},
-		State: &workflows.ItemState{ProtectionState: workflows.SoftDeleted, DeletedAt: now.Add(-time.Hour), Deadline: now.Add(3 * time.Second)}}
+	forged := item.ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30},
+		State: &item.ItemState{ProtectionState: protocol.SoftDeleted, DeletedAt: now.Add(-time.Hour), Deadline: now.Add(3 * time.Second)}}
 	attacker(t, c, "Forger", func(ctx workflow.Context) error {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.VaultIDAttribute.ValueSet("vault1"),
-			workflows.StateAttribute.ValueSet(string(workflows.SoftDeleted)), workflows.DeadlineAttribute.ValueSet(forged.State.Deadline)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, protocol.VaultIDAttribute.ValueSet("vault1"),
+			protocol.StateAttribute.ValueSet(string(protocol.SoftDeleted)), protocol.DeadlineAttribute.ValueSet(forged.State.Deadline)); err != nil {
 			return err
 		}
-		ctx = workflow.WithWorkflowTaskQueue(ctx, workflows.TaskQueue)
-		return workflow.NewContinueAsNewError(ctx, workflows.WorkflowType, forged)
+		ctx = workflow.WithWorkflowTaskQueue(ctx, protocol.TaskQueue)
+		return workflow.NewContinueAsNewError(ctx, protocol.WorkflowType, forged)
 	})
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "attacker"}, "Forger")
 	require.NoError(t, err)
@@ -155,8 +157,8 @@ func TestAForgedContinueAsNewAfterATerminatePurgesNothing(t *testing.T) {
 
 	// Protected anew, the item tells of the points an earlier run left.
 	protect(t, c, "vm1", src)
-	require.Eventually(t, func() bool { return len(rec.of(workflows.AlertItemRestarted)) == 1 }, 10*time.Second, 100*time.Millisecond)
-	assert.Contains(t, rec.of(workflows.AlertItemRestarted)[0].Detail, "started anew over 1 recovery point an earlier run of it left")
+	require.Eventually(t, func() bool { return len(rec.of(protocol.AlertItemRestarted)) == 1 }, 10*time.Second, 100*time.Millisecond)
+	assert.Contains(t, rec.of(protocol.AlertItemRestarted)[0].Detail, "started anew over 1 recovery point an earlier run of it left")
 }
 
 // TestMegabyteMessagesFreezeNoItemAndNoVault: messages just under the
@@ -170,27 +172,27 @@ func TestMegabyteMessagesFreezeNoItemAndNoVault(t *testing.T) {
 	defer cancel()
 	big := strings.Repeat("x", 900<<10)
 
-	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{RequestedBy: "mallory", Reason: big}))
-	assert.Error(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{Reason: big + big}), "the server refuses a payload over its bound")
-	_, err := update(t, c, id, workflows.UpdateDelete, workflows.Request{Reason: big})
+	require.NoError(t, c.SignalWorkflow(ctx, id, "", protocol.SignalDelete, protocol.Request{RequestedBy: "mallory", Reason: big}))
+	assert.Error(t, c.SignalWorkflow(ctx, id, "", protocol.SignalDelete, protocol.Request{Reason: big + big}), "the server refuses a payload over its bound")
+	_, err := update(t, c, id, protocol.UpdateDelete, protocol.Request{Reason: big})
 	assert.ErrorContains(t, err, "over its bound of 64 KiB")
-	st := mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
-	assert.Equal(t, workflows.Protected, st.ProtectionState)
+	st := mustUpdate(t, c, id, protocol.UpdateBackupNow, nil)
+	assert.Equal(t, protocol.Protected, st.ProtectionState)
 	assert.Len(t, st.RecoveryPoints, 2, "the item still backs up")
-	assert.True(t, slices.ContainsFunc(st.Audit, func(e workflows.AuditEntry) bool {
-		return e.Operation == "delete" && e.Outcome == workflows.OutcomeRejected && strings.Contains(e.Detail, "over its bound")
+	assert.True(t, slices.ContainsFunc(st.Audit, func(e protocol.AuditEntry) bool {
+		return e.Operation == "delete" && e.Outcome == protocol.OutcomeRejected && strings.Contains(e.Detail, "over its bound")
 	}), "the oversized signal is audited as malformed")
 
-	vault := workflows.VaultWorkflowID("vault1")
+	vault := protocol.VaultWorkflowID("vault1")
 	require.Eventually(t, func() bool {
 		_, err := c.DescribeWorkflowExecution(ctx, vault, "")
 		return err == nil
 	}, 20*time.Second, 100*time.Millisecond, "the item started its vault")
 	for range 2 {
-		_, err := update(t, c, vault, workflows.UpdateSetSoftDelete, map[string]any{"state": "Disabled", "retentionDays": 14, "reason": big})
+		_, err := update(t, c, vault, protocol.UpdateSetSoftDelete, map[string]any{"state": "Disabled", "retentionDays": 14, "reason": big})
 		assert.ErrorContains(t, err, "over its bound of 64 KiB")
 	}
-	_, err = update(t, c, vault, workflows.UpdateSetSoftDelete, workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteEnabled, RetentionDays: 20, RequestedBy: "alice"})
+	_, err = update(t, c, vault, protocol.UpdateSetSoftDelete, protocol.SetSoftDeleteRequest{State: protocol.SoftDeleteEnabled, RetentionDays: 20, RequestedBy: "alice"})
 	require.NoError(t, err, "the vault still answers and acts")
 }
 
@@ -202,45 +204,45 @@ func TestAVaultStartedAnewCannotShedItsProtection(t *testing.T) {
 	c, st, rec := attackedWorker(t)
 	src := writeItemSource(t)
 	protect(t, c, "seed", src)
-	vault := workflows.VaultWorkflowID("vault1")
+	vaultWF := protocol.VaultWorkflowID("vault1")
 	enable := func() {
 		t.Helper()
 		require.Eventually(t, func() bool {
-			_, err := update(t, c, vault, workflows.UpdateEnableMua, workflows.EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"})
+			_, err := update(t, c, vaultWF, protocol.UpdateEnableMua, protocol.EnableMuaRequest{Approvers: []string{"alice", "bob"}, RequestedBy: "alice"})
 			return err == nil
 		}, 20*time.Second, 200*time.Millisecond)
 	}
 	early := protect(t, c, "vm2", src) // before approval was required
 	enable()
-	id := protect(t, c, "vm1", src)                         // it sees the vault require approval
-	mustUpdate(t, c, early, workflows.UpdateBackupNow, nil) // and so does vm2, at its next backup
+	id := protect(t, c, "vm1", src)                        // it sees the vault require approval
+	mustUpdate(t, c, early, protocol.UpdateBackupNow, nil) // and so does vm2, at its next backup
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	require.NoError(t, c.TerminateWorkflow(ctx, vault, "", "attack"))
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: vault, TaskQueue: workflows.TaskQueue}, workflows.VaultWorkflowType,
-		workflows.VaultInput{VaultID: "vault1"})
+	require.NoError(t, c.TerminateWorkflow(ctx, vaultWF, "", "attack"))
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: vaultWF, TaskQueue: protocol.TaskQueue}, protocol.VaultWorkflowType,
+		vault.VaultInput{VaultID: "vault1"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		_, err := items.VaultSettings(ctx, c, "vault1")
 		return err == nil
 	}, 20*time.Second, 100*time.Millisecond, "the new vault publishes its defaults")
 
-	s := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
-	assert.Equal(t, workflows.Protected, s.ProtectionState, "not deleted on a vault that asks less")
+	s := mustUpdate(t, c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
+	assert.Equal(t, protocol.Protected, s.ProtectionState, "not deleted on a vault that asks less")
 	require.NotNil(t, s.PendingDelete)
 	assert.Contains(t, s.PendingDelete.Why, "vault vault1 was started anew (terminated or reset) and no longer requires multi-user authorization")
-	require.Eventually(t, func() bool { return len(rec.of(workflows.AlertVaultRestarted)) > 0 }, 10*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return len(rec.of(protocol.AlertVaultRestarted)) > 0 }, 10*time.Second, 100*time.Millisecond,
 		"a vaultRestarted alert goes out")
 	points, err := st.List(ctx, "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Len(t, points, 1)
-	s = mustUpdate(t, c, early, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
-	assert.Equal(t, workflows.Protected, s.ProtectionState, "an item that learnt it at a backup waits too")
+	s = mustUpdate(t, c, early, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
+	assert.Equal(t, protocol.Protected, s.ProtectionState, "an item that learnt it at a backup waits too")
 	require.NotNil(t, s.PendingDelete)
 
 	enable()
-	s = mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	s = mustUpdate(t, c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
 	require.NotNil(t, s.PendingApproval, "asked again, the delete waits for approval as it did before")
-	assert.Equal(t, workflows.Protected, s.ProtectionState)
+	assert.Equal(t, protocol.Protected, s.ProtectionState)
 }

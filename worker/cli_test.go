@@ -14,7 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 const cliInstall = "go install github.com/temporalio/cli/cmd/temporal@v1.5.1"
@@ -65,35 +66,35 @@ func TestTemporalCLIDrivesAnItemInDevMode(t *testing.T) {
 		require.NoError(t, err, "temporal %s:\n%s", strings.Join(args, " "), out)
 		return out
 	}
-	id := workflows.WorkflowID("vault1", "cli1")
-	status := func() workflows.Status {
+	id := protocol.WorkflowID("vault1", "cli1")
+	status := func() item.Status {
 		t.Helper()
 		var q struct {
-			QueryResult []workflows.Status `json:"queryResult"`
+			QueryResult []item.Status `json:"queryResult"`
 		}
 		out := mustCLI("workflow", "query", "--workflow-id", id, "--name", "status", "-o", "json")
 		require.NoError(t, json.Unmarshal([]byte(out), &q), out)
 		require.Len(t, q.QueryResult, 1)
 		return q.QueryResult[0]
 	}
-	eventually := func(what string, cond func(workflows.Status) bool) workflows.Status {
+	eventually := func(what string, cond func(item.Status) bool) item.Status {
 		t.Helper()
-		var st workflows.Status
+		var st item.Status
 		require.Eventually(t, func() bool { st = status(); return cond(st) }, 30*time.Second, 200*time.Millisecond, what)
 		return st
 	}
 	src := writeItemSource(t)
 
-	mustCLI("workflow", "start", "--task-queue", workflows.TaskQueue, "--type", workflows.WorkflowType, "--workflow-id", id,
+	mustCLI("workflow", "start", "--task-queue", protocol.TaskQueue, "--type", protocol.WorkflowType, "--workflow-id", id,
 		"--input", fmt.Sprintf(`{"vaultId":"vault1","itemId":"cli1","sourcePath":%q,"policy":{"frequency":"24h","retentionDays":30}}`, src))
-	st := eventually("first backup", func(s workflows.Status) bool { return len(s.RecoveryPoints) == 1 })
+	st := eventually("first backup", func(s item.Status) bool { return len(s.RecoveryPoints) == 1 })
 	rp := st.RecoveryPoints[0].ID
 
 	mustCLI("workflow", "signal", "--workflow-id", id, "--name", "stop")
-	eventually("stopped", func(s workflows.Status) bool { return s.ProtectionState == workflows.ProtectionStopped })
+	eventually("stopped", func(s item.Status) bool { return s.ProtectionState == protocol.ProtectionStopped })
 
 	mustCLI("workflow", "signal", "--workflow-id", id, "--name", "delete", "--input", `{"requestedBy":"alice","reason":"cli"}`)
-	st = eventually("soft-deleted", func(s workflows.Status) bool { return s.ProtectionState == workflows.SoftDeleted })
+	st = eventually("soft-deleted", func(s item.Status) bool { return s.ProtectionState == protocol.SoftDeleted })
 	assert.True(t, st.IsScheduledForDeferredDelete)
 	assert.NotEmpty(t, st.DeferredDeleteTimeInUTC)
 
@@ -108,23 +109,23 @@ func TestTemporalCLIDrivesAnItemInDevMode(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "listed as soft-deleted")
 
 	mustCLI("workflow", "signal", "--workflow-id", id, "--name", "undelete", "--input", `"text"`)
-	st = eventually("malformed signal audited", func(s workflows.Status) bool {
+	st = eventually("malformed signal audited", func(s item.Status) bool {
 		last := s.Audit[len(s.Audit)-1]
-		return last.Operation == "undelete" && last.Outcome == workflows.OutcomeRejected
+		return last.Operation == "undelete" && last.Outcome == protocol.OutcomeRejected
 	})
-	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState, "a malformed signal changes nothing")
+	assert.Equal(t, protocol.SoftDeleted, st.ProtectionState, "a malformed signal changes nothing")
 
 	var upd struct {
-		Result workflows.Status `json:"result"`
+		Result item.Status `json:"result"`
 	}
 	out = mustCLI("workflow", "update", "execute", "--workflow-id", id, "--name", "undelete", "-o", "json")
 	require.NoError(t, json.Unmarshal([]byte(out), &upd), out)
-	assert.Equal(t, workflows.ProtectionStopped, upd.Result.ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, upd.Result.ProtectionState)
 	assert.Empty(t, upd.Result.DeferredDeleteTimeInUTC)
 
 	out = mustCLI("workflow", "update", "execute", "--workflow-id", id, "--name", "resume", "--input", `{}`, "-o", "json")
 	require.NoError(t, json.Unmarshal([]byte(out), &upd), out)
-	assert.Equal(t, workflows.Protected, upd.Result.ProtectionState)
+	assert.Equal(t, protocol.Protected, upd.Result.ProtectionState)
 
 	var desc struct {
 		WorkflowExecutionInfo struct {

@@ -30,7 +30,9 @@ import (
 	"recoveryvault/internal/testport"
 	"recoveryvault/internal/treediff"
 	"recoveryvault/store"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // freePort is a port for a server of the test (see testport.Free).
@@ -110,18 +112,18 @@ func writeItemSource(t *testing.T) string {
 
 func protect(t *testing.T, c client.Client, itemID, src string) string {
 	t.Helper()
-	id := workflows.WorkflowID("vault1", itemID)
-	_, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.WorkflowType,
-		workflows.ItemInput{VaultID: "vault1", ItemID: itemID, SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30}})
+	id := protocol.WorkflowID("vault1", itemID)
+	_, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: protocol.TaskQueue}, protocol.WorkflowType,
+		item.ItemInput{VaultID: "vault1", ItemID: itemID, SourcePath: src, Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(query(t, c, id).RecoveryPoints) == 1 }, 30*time.Second, 50*time.Millisecond)
 	return id
 }
 
-func query(t *testing.T, c client.Client, id string) workflows.Status {
+func query(t *testing.T, c client.Client, id string) item.Status {
 	t.Helper()
-	var st workflows.Status
-	v, err := c.QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
+	var st item.Status
+	v, err := c.QueryWorkflow(context.Background(), id, "", protocol.QueryStatus)
 	if err != nil {
 		return st
 	}
@@ -129,16 +131,16 @@ func query(t *testing.T, c client.Client, id string) workflows.Status {
 	return st
 }
 
-func update(t *testing.T, c client.Client, id, name string, arg any) (workflows.Status, error) {
+func update(t *testing.T, c client.Client, id, name string, arg any) (item.Status, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var st workflows.Status
+	var st item.Status
 	err := items.Execute(ctx, c, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{arg}}, &st)
 	return st, err
 }
 
-func mustUpdate(t *testing.T, c client.Client, id, name string, arg any) workflows.Status {
+func mustUpdate(t *testing.T, c client.Client, id, name string, arg any) item.Status {
 	t.Helper()
 	st, err := update(t, c, id, name, arg)
 	require.NoError(t, err, "%s", name)
@@ -146,11 +148,11 @@ func mustUpdate(t *testing.T, c client.Client, id, name string, arg any) workflo
 }
 
 // purged waits for the item's workflow to complete and returns its result.
-func purged(t *testing.T, c client.Client, id string, within time.Duration) workflows.Status {
+func purged(t *testing.T, c client.Client, id string, within time.Duration) item.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	var st workflows.Status
+	var st item.Status
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &st))
 	return st
 }
@@ -164,7 +166,7 @@ func purgeActivity(t *testing.T, c client.Client, id string) (scheduled []time.T
 	for it.HasNext() {
 		e, err := it.Next()
 		require.NoError(t, err)
-		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivityPurge {
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == protocol.ActivityPurge {
 			scheduled = append(scheduled, e.GetEventTime().AsTime())
 			purgeIDs[e.GetEventId()] = true
 		}
@@ -182,9 +184,9 @@ func sameTree(t *testing.T, want, got string) {
 	require.Empty(t, diffs, "restore differs from the source")
 }
 
-func deleteTime(st workflows.Status) time.Time {
+func deleteTime(st item.Status) time.Time {
 	for i := len(st.Audit) - 1; i >= 0; i-- {
-		if st.Audit[i].Operation == "delete" && st.Audit[i].Outcome == workflows.OutcomeAccepted {
+		if st.Audit[i].Operation == "delete" && st.Audit[i].Outcome == protocol.OutcomeAccepted {
 			return st.Audit[i].Time
 		}
 	}
@@ -213,31 +215,31 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 
 	c, src := d.c, writeItemSource(t)
 	id := protect(t, c, "vm1", src)
-	assert.Len(t, mustUpdate(t, c, id, workflows.UpdateBackupNow, nil).RecoveryPoints, 2)
-	mustUpdate(t, c, id, workflows.UpdateStop, workflows.Request{RequestedBy: "alice"})
+	assert.Len(t, mustUpdate(t, c, id, protocol.UpdateBackupNow, nil).RecoveryPoints, 2)
+	mustUpdate(t, c, id, protocol.UpdateStop, protocol.Request{RequestedBy: "alice"})
 	rp := query(t, c, id).RecoveryPoints[0].ID
 	r1 := filepath.Join(t.TempDir(), "r1")
-	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: r1})
+	mustUpdate(t, c, id, protocol.UpdateRestore, protocol.RestoreRequest{RecoveryPointID: rp, TargetPath: r1})
 	sameTree(t, src, r1)
 
-	st := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
-	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	st := mustUpdate(t, c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
+	assert.Equal(t, protocol.SoftDeleted, st.ProtectionState)
 	assert.Contains(t, st.SoftDeleteRetentionOverride, "3s (dev mode")
-	_, err = update(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: filepath.Join(t.TempDir(), "x")})
+	_, err = update(t, c, id, protocol.UpdateRestore, protocol.RestoreRequest{RecoveryPointID: rp, TargetPath: filepath.Join(t.TempDir(), "x")})
 	assert.ErrorContains(t, err, "item vm1 is soft-deleted: undelete it before restoring")
-	vaultID := workflows.VaultWorkflowID("vault1")
-	_, err = update(t, c, vaultID, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: "mallory"})
+	vaultID := protocol.VaultWorkflowID("vault1")
+	_, err = update(t, c, vaultID, protocol.UpdateDeleteVault, protocol.Request{RequestedBy: "mallory"})
 	assert.ErrorContains(t, err, "vault vault1 cannot be deleted: it holds 1 soft-deleted item: vm1 (purge scheduled for")
-	mustUpdate(t, c, id, workflows.UpdateUndelete, workflows.Request{RequestedBy: "alice"})
+	mustUpdate(t, c, id, protocol.UpdateUndelete, protocol.Request{RequestedBy: "alice"})
 	r2 := filepath.Join(t.TempDir(), "r2")
-	mustUpdate(t, c, id, workflows.UpdateRestore, workflows.RestoreRequest{RecoveryPointID: rp, TargetPath: r2})
+	mustUpdate(t, c, id, protocol.UpdateRestore, protocol.RestoreRequest{RecoveryPointID: rp, TargetPath: r2})
 	sameTree(t, src, r2)
-	mustUpdate(t, c, id, workflows.UpdateResume, nil)
-	st = mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "alice", Reason: "decommissioned"})
+	mustUpdate(t, c, id, protocol.UpdateResume, nil)
+	st = mustUpdate(t, c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "alice", Reason: "decommissioned"})
 	deadline := deleteTime(st).Add(3 * time.Second)
 
 	final := purged(t, c, id, 30*time.Second)
-	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	assert.Equal(t, protocol.Purged, final.ProtectionState)
 	assert.Empty(t, final.RecoveryPoints)
 	_, err = os.Stat(filepath.Join(dataDir, "store", "vault1", "vm1"))
 	assert.True(t, os.IsNotExist(err), "no byte of the item is left in the store")
@@ -254,32 +256,32 @@ func TestDevModeRunsTheWholeLifecycle(t *testing.T) {
 			Query: "BackupVaultId = 'vault1' AND BackupItemState = 'Purged'"})
 		return err == nil && len(resp.GetExecutions()) == 1
 	}, 20*time.Second, 100*time.Millisecond, "the purged item is listed by state")
-	_, err = update(t, c, id, workflows.UpdateUndelete, nil)
+	_, err = update(t, c, id, protocol.UpdateUndelete, nil)
 	assert.Error(t, err, "a purged item accepts nothing")
 
 	// Visibility counts vm1 purged; with soft delete disabled a delete
 	// purges at once; once only purged items remain, the vault can go.
 	require.Eventually(t, func() bool {
 		counts, err := items.Count(context.Background(), c, "vault1")
-		return err == nil && counts[workflows.Purged] == 1
+		return err == nil && counts[protocol.Purged] == 1
 	}, 20*time.Second, 100*time.Millisecond, "vm1 counted purged")
-	var vst workflows.VaultStatus
-	v, err := c.QueryWorkflow(context.Background(), vaultID, "", workflows.QueryVaultStatus)
+	var vst vault.VaultStatus
+	v, err := c.QueryWorkflow(context.Background(), vaultID, "", protocol.QueryVaultStatus)
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&vst))
 	assert.Contains(t, vst.SoftDeleteRetentionOverride, "3s")
-	h, err := c.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: vaultID, UpdateName: workflows.UpdateSetSoftDelete,
-		Args: []any{workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteDisabled, RequestedBy: "alice"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	h, err := c.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: vaultID, UpdateName: protocol.UpdateSetSoftDelete,
+		Args: []any{protocol.SetSoftDeleteRequest{State: protocol.SoftDeleteDisabled, RequestedBy: "alice"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(context.Background(), &vst))
 	id2 := protect(t, c, "vm2", src)
-	mustUpdate(t, c, id2, workflows.UpdateDelete, workflows.Request{RequestedBy: "alice"})
-	assert.Equal(t, workflows.Purged, purged(t, c, id2, 20*time.Second).ProtectionState, "soft delete disabled: purged at once")
+	mustUpdate(t, c, id2, protocol.UpdateDelete, protocol.Request{RequestedBy: "alice"})
+	assert.Equal(t, protocol.Purged, purged(t, c, id2, 20*time.Second).ProtectionState, "soft delete disabled: purged at once")
 	require.Eventually(t, func() bool {
-		_, err := update(t, c, vaultID, workflows.UpdateDeleteVault, workflows.Request{RequestedBy: "alice"})
+		_, err := update(t, c, vaultID, protocol.UpdateDeleteVault, protocol.Request{RequestedBy: "alice"})
 		return err == nil
 	}, 20*time.Second, 200*time.Millisecond, "the vault can be deleted once its items are purged")
-	var vaultFinal workflows.VaultStatus
+	var vaultFinal vault.VaultStatus
 	require.NoError(t, c.GetWorkflow(context.Background(), vaultID, "").Get(context.Background(), &vaultFinal))
 	assert.True(t, vaultFinal.Deleted, "the vault workflow completed")
 
@@ -295,7 +297,7 @@ func TestDevModeKeepsTheDeadlineAcrossARestart(t *testing.T) {
 	cfg := config{dataDir: t.TempDir(), port: freePort(t), uiPort: 0, softDeleteRetention: window}
 	d := startDevMode(t, cfg)
 	id := protect(t, d.c, "vm1", writeItemSource(t))
-	st := mustUpdate(t, d.c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	st := mustUpdate(t, d.c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
 	deadline := deleteTime(st).Add(window)
 	require.NoError(t, d.shutdown())
 
@@ -306,11 +308,11 @@ func TestDevModeKeepsTheDeadlineAcrossARestart(t *testing.T) {
 		st = query(t, d.c, id)
 		return st.ProtectionState != ""
 	}, 20*time.Second, 50*time.Millisecond, "the item answers after the restart")
-	assert.Equal(t, workflows.SoftDeleted, st.ProtectionState)
+	assert.Equal(t, protocol.SoftDeleted, st.ProtectionState)
 	assert.Equal(t, deadline.UTC().Format(time.RFC3339), st.DeferredDeleteTimeInUTC, "the deadline survived the restart")
 
 	final := purged(t, d.c, id, time.Minute)
-	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	assert.Equal(t, protocol.Purged, final.ProtectionState)
 	scheduled, completed := purgeActivity(t, d.c, id)
 	require.Len(t, scheduled, 1)
 	assert.Equal(t, 1, completed)
@@ -340,7 +342,7 @@ func realServer(t *testing.T, dynamicConfig ...map[string]any) (*devserver.Serve
 func serverWithWorker(t *testing.T, dynamicConfig ...map[string]any) (client.Client, *store.Store) {
 	_, c := realServer(t, dynamicConfig...)
 	st := storetest.New(t)
-	w := backupworker.New(c, st, nil, workflows.Settings{})
+	w := backupworker.New(c, st, nil, protocol.Settings{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return c, st
@@ -353,18 +355,18 @@ func serverWithWorker(t *testing.T, dynamicConfig ...map[string]any) (client.Cli
 func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 	_, c := realServer(t)
 	stored := storetest.New(t)
-	settings := workflows.Settings{SoftDeleteRetention: 4 * time.Second, Dev: true}
+	settings := protocol.Settings{SoftDeleteRetention: 4 * time.Second, Dev: true}
 	w := backupworker.New(c, stored, nil, settings)
 	require.NoError(t, w.Start())
 	id := protect(t, c, "vm1", writeItemSource(t))
-	mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
-	st := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	mustUpdate(t, c, id, protocol.UpdateBackupNow, nil)
+	st := mustUpdate(t, c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
 	deadline := deleteTime(st).Add(4 * time.Second)
 	w.Stop()
 
 	ctx := context.Background()
-	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalDelete, workflows.Request{RequestedBy: "mallory"}))
-	require.NoError(t, c.SignalWorkflow(ctx, id, "", workflows.SignalUndelete, workflows.Request{RequestedBy: "alice"}))
+	require.NoError(t, c.SignalWorkflow(ctx, id, "", protocol.SignalDelete, protocol.Request{RequestedBy: "mallory"}))
+	require.NoError(t, c.SignalWorkflow(ctx, id, "", protocol.SignalUndelete, protocol.Request{RequestedBy: "alice"}))
 	require.True(t, time.Now().Before(deadline), "the signals must reach the server before the deadline for this test to mean anything")
 	time.Sleep(time.Until(deadline) + 2*time.Second) // the deadline passes with no worker
 
@@ -373,7 +375,7 @@ func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 	defer w.Stop()
 	require.Eventually(t, func() bool {
 		st = query(t, c, id)
-		return st.ProtectionState == workflows.ProtectionStopped
+		return st.ProtectionState == protocol.ProtectionStopped
 	}, 30*time.Second, 100*time.Millisecond, "state %s", st.ProtectionState)
 	assert.Len(t, st.RecoveryPoints, 2)
 	fired := false
@@ -397,28 +399,28 @@ func TestUndeleteBeforeTheDeadlineWinsWhileTheWorkerIsDown(t *testing.T) {
 func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	_, c := realServer(t)
 	root := t.TempDir()
-	settings := workflows.Settings{SoftDeleteRetention: 2 * time.Second, Dev: true}
+	settings := protocol.Settings{SoftDeleteRetention: 2 * time.Second, Dev: true}
 	acts := &activities.Activities{Store: storetest.At(t, root), Client: c, Settings: settings}
 
 	// The doomed worker's purge starts, then hangs as a killed process
 	// would: no heartbeat, no completion.
 	started, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
-	doomed := worker.New(c, workflows.TaskQueue, worker.Options{})
-	doomed.RegisterWorkflowWithOptions(workflows.NewBackupItem(settings), workflow.RegisterOptions{Name: workflows.WorkflowType})
-	doomed.RegisterWorkflowWithOptions(workflows.NewVault(settings), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
+	doomed := worker.New(c, protocol.TaskQueue, worker.Options{})
+	doomed.RegisterWorkflowWithOptions(item.NewBackupItem(settings), workflow.RegisterOptions{Name: protocol.WorkflowType})
+	doomed.RegisterWorkflowWithOptions(vault.NewVault(settings), workflow.RegisterOptions{Name: protocol.VaultWorkflowType})
 	for _, f := range []any{acts.Backup, acts.Restore, acts.Collect, acts.Lock, acts.Announce, acts.AskVault, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal} {
 		doomed.RegisterActivity(f)
 	}
-	doomed.RegisterActivityWithOptions(func(ctx context.Context, in workflows.PurgeInput) error {
+	doomed.RegisterActivityWithOptions(func(ctx context.Context, in item.PurgeInput) error {
 		close(started)
 		<-release
 		return fmt.Errorf("the worker died")
-	}, activity.RegisterOptions{Name: workflows.ActivityPurge})
+	}, activity.RegisterOptions{Name: protocol.ActivityPurge})
 	require.NoError(t, doomed.Start())
 
 	id := protect(t, c, "vm1", writeItemSource(t))
-	mustUpdate(t, c, id, workflows.UpdateDelete, nil)
+	mustUpdate(t, c, id, protocol.UpdateDelete, nil)
 	select {
 	case <-started:
 	case <-time.After(30 * time.Second):
@@ -430,7 +432,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	final := purged(t, c, id, 90*time.Second)
-	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	assert.Equal(t, protocol.Purged, final.ProtectionState)
 	purges := 0
 	for _, e := range final.Audit {
 		if e.Operation == "purgeDone" {
@@ -451,7 +453,7 @@ func TestDevModePurgesADeadlinePassedWhileStopped(t *testing.T) {
 	cfg := config{dataDir: t.TempDir(), port: freePort(t), softDeleteRetention: window}
 	d := startDevMode(t, cfg)
 	id := protect(t, d.c, "vm1", writeItemSource(t))
-	st := mustUpdate(t, d.c, id, workflows.UpdateDelete, nil)
+	st := mustUpdate(t, d.c, id, protocol.UpdateDelete, nil)
 	deadline := deleteTime(st).Add(window)
 	require.NoError(t, d.shutdown())
 	time.Sleep(time.Until(deadline) + 3*time.Second)
@@ -459,7 +461,7 @@ func TestDevModePurgesADeadlinePassedWhileStopped(t *testing.T) {
 	d = startDevMode(t, cfg)
 	restarted := time.Now()
 	final := purged(t, d.c, id, 30*time.Second)
-	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	assert.Equal(t, protocol.Purged, final.ProtectionState)
 	scheduled, _ := purgeActivity(t, d.c, id)
 	require.Len(t, scheduled, 1)
 	assert.WithinDuration(t, restarted, scheduled[0], 5*time.Second, "purged at the restart, not a fresh window later")
@@ -473,12 +475,12 @@ func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
 	src := writeItemSource(t)
 	id := protect(t, c, "vm1", src)
 
-	forged := workflows.ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30},
-		State: &workflows.ItemState{ProtectionState: workflows.SoftDeleted, DeletedAt: time.Unix(946684800, 0), Deadline: time.Unix(946771200, 0)}}
+	forged := item.ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: src, Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30},
+		State: &item.ItemState{ProtectionState: protocol.SoftDeleted, DeletedAt: time.Unix(946684800, 0), Deadline: time.Unix(946771200, 0)}}
 	ctx := context.Background()
-	for _, fid := range []string{"attacker-1", workflows.WorkflowID("vault1", "vm2")} {
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fid, TaskQueue: workflows.TaskQueue, CronSchedule: "@every 2s"},
-			workflows.WorkflowType, forged)
+	for _, fid := range []string{"attacker-1", protocol.WorkflowID("vault1", "vm2")} {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fid, TaskQueue: protocol.TaskQueue, CronSchedule: "@every 2s"},
+			protocol.WorkflowType, forged)
 		require.NoError(t, err)
 		defer func() { _ = c.TerminateWorkflow(ctx, run.GetID(), "", "test over") }()
 	}
@@ -486,7 +488,7 @@ func TestForgedStateThroughACronWorkflowPurgesNothing(t *testing.T) {
 	points, err := st.List(ctx, "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Len(t, points, 1, "the item's recovery point is intact")
-	assert.Equal(t, workflows.Protected, query(t, c, id).ProtectionState)
+	assert.Equal(t, protocol.Protected, query(t, c, id).ProtectionState)
 }
 
 // TestContinueAsNewOnARealServerKeepsItemsAndVaults: with the server
@@ -497,9 +499,9 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	c, _ := serverWithWorker(t, map[string]any{"limit.historyCount.suggestContinueAsNew": 40})
 	src := writeItemSource(t)
 	id := protect(t, c, "vm1", src)
-	vaultID := workflows.VaultWorkflowID("vault1")
+	vaultID := protocol.VaultWorkflowID("vault1")
 	require.Eventually(t, func() bool {
-		_, err := update(t, c, vaultID, workflows.UpdateSetSoftDelete, workflows.SetSoftDeleteRequest{State: workflows.SoftDeleteAlwaysOn, RetentionDays: 30})
+		_, err := update(t, c, vaultID, protocol.UpdateSetSoftDelete, protocol.SetSoftDeleteRequest{State: protocol.SoftDeleteAlwaysOn, RetentionDays: 30})
 		return err == nil
 	}, 20*time.Second, 200*time.Millisecond)
 	firstRun := func(wid string) string {
@@ -510,24 +512,24 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	itemRun, vaultRun := firstRun(id), firstRun(vaultID)
 
 	for i := 0; i < 8; i++ {
-		mustUpdate(t, c, id, workflows.UpdateBackupNow, nil)
-		mustUpdate(t, c, id, workflows.UpdateStop, nil)
-		mustUpdate(t, c, id, workflows.UpdateResume, nil)
+		mustUpdate(t, c, id, protocol.UpdateBackupNow, nil)
+		mustUpdate(t, c, id, protocol.UpdateStop, nil)
+		mustUpdate(t, c, id, protocol.UpdateResume, nil)
 		// The vault hears of no item's change: its own updates make its
 		// history.
-		_, err := update(t, c, vaultID, workflows.UpdateSetMassDeleteGuard, workflows.SetMassDeleteGuardRequest{Threshold: 50 - i, RequestedBy: "alice"})
+		_, err := update(t, c, vaultID, vault.UpdateSetMassDeleteGuard, protocol.SetMassDeleteGuardRequest{Threshold: 50 - i, RequestedBy: "alice"})
 		require.NoError(t, err)
 	}
-	st := mustUpdate(t, c, id, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	st := mustUpdate(t, c, id, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
 	deadline := st.DeferredDeleteTimeInUTC
-	mustUpdate(t, c, id, workflows.UpdateDelete, nil)
-	mustUpdate(t, c, id, workflows.UpdateDelete, nil)
+	mustUpdate(t, c, id, protocol.UpdateDelete, nil)
+	mustUpdate(t, c, id, protocol.UpdateDelete, nil)
 
 	require.Eventually(t, func() bool { return firstRun(id) != itemRun && firstRun(vaultID) != vaultRun }, 30*time.Second, 200*time.Millisecond,
 		"both continued as new")
 	require.Eventually(t, func() bool {
 		st = query(t, c, id)
-		return st.ProtectionState == workflows.SoftDeleted
+		return st.ProtectionState == protocol.SoftDeleted
 	}, 20*time.Second, 100*time.Millisecond)
 	assert.Equal(t, deadline, st.DeferredDeleteTimeInUTC, "the deadline crossed continue-as-new")
 	assert.Len(t, st.RecoveryPoints, 9, "every recovery point crossed continue-as-new")
@@ -535,15 +537,15 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.WithinDuration(t, time.Now().Add(30*24*time.Hour), parsed, time.Minute, "the vault's 30 days applied")
 
-	v, err := c.QueryWorkflow(context.Background(), vaultID, "", workflows.QueryVaultStatus)
+	v, err := c.QueryWorkflow(context.Background(), vaultID, "", protocol.QueryVaultStatus)
 	require.NoError(t, err)
-	var vst workflows.VaultStatus
+	var vst vault.VaultStatus
 	require.NoError(t, v.Get(&vst))
-	assert.Equal(t, workflows.SoftDeleteAlwaysOn, vst.SoftDelete.State, "AlwaysOn crossed the vault's continue-as-new")
+	assert.Equal(t, protocol.SoftDeleteAlwaysOn, vst.SoftDelete.State, "AlwaysOn crossed the vault's continue-as-new")
 	assert.Equal(t, 43, vst.MassDeleteGuard.Threshold, "the guard's last setting crossed it too")
 	vs, err := items.VaultSettings(context.Background(), c, "vault1")
 	require.NoError(t, err, "the new run publishes its settings again")
-	assert.Equal(t, workflows.SoftDeleteAlwaysOn, vs.State)
+	assert.Equal(t, protocol.SoftDeleteAlwaysOn, vs.State)
 	d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus())
@@ -551,7 +553,7 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 	// Lists (the starter's, the console's) show the item once, not once
 	// per run.
 	require.Eventually(t, func() bool {
-		items, err := items.List(context.Background(), c, workflows.ItemsQuery("vault1", ""))
-		return err == nil && len(items) == 1 && items[0].ProtectionState == string(workflows.SoftDeleted)
+		items, err := items.List(context.Background(), c, protocol.ItemsQuery("vault1", ""))
+		return err == nil && len(items) == 1 && items[0].ProtectionState == string(protocol.SoftDeleted)
 	}, 20*time.Second, 200*time.Millisecond)
 }

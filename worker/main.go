@@ -23,7 +23,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
-
 	"golang.org/x/net/http/httpguts"
 
 	"recoveryvault/activities"
@@ -32,7 +31,7 @@ import (
 	"recoveryvault/internal/devserver"
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/store"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 // config is what the flags say.
@@ -293,7 +292,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 		printDevBanner(out, c, dev, consoleAddr)
 	}
 
-	settings := workflows.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest}
+	settings := protocol.Settings{SoftDeleteRetention: c.softDeleteRetention, Dev: c.dev || c.loadTest}
 	switch {
 	case c.softDeleteRetention != 0 && settings.Dev:
 		fmt.Fprintf(out, "WARNING: every delete gets a soft-delete window of %s instead of the vault's 14 to 180 days (--soft-delete-retention, dev mode only)\n", c.softDeleteRetention)
@@ -303,7 +302,7 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	fmt.Fprintf(out, "Sources may lie in: %s\nRestores may write into: %s\n",
 		describeRoots(c.sourceRoots, "--source-root"), describeRoots(c.restoreRoots, "--restore-root"))
 	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s\n",
-		opts.HostPort, opts.Namespace, workflows.TaskQueue, st)
+		opts.HostPort, opts.Namespace, protocol.TaskQueue, st)
 	var notifier activities.Notifier = activities.LogNotifier{Logger: slog.New(slog.NewJSONHandler(out, nil))}
 	if c.webhookURL != "" {
 		notifier = activities.WebhookNotifier{URL: c.webhookURL}
@@ -399,9 +398,9 @@ func (c config) validate() error {
 	}
 	if c.softDeleteRetention != 0 {
 		days := c.softDeleteRetention.Hours() / 24
-		if days < workflows.MinSoftDeleteRetentionDays || days > workflows.MaxSoftDeleteRetentionDays {
+		if days < protocol.MinSoftDeleteRetentionDays || days > protocol.MaxSoftDeleteRetentionDays {
 			return fmt.Errorf("--soft-delete-retention %s is refused outside dev mode: soft-deleted data is kept %d to %d days (336h to 4320h); shorter windows are for --dev only",
-				c.softDeleteRetention, workflows.MinSoftDeleteRetentionDays, workflows.MaxSoftDeleteRetentionDays)
+				c.softDeleteRetention, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays)
 		}
 	}
 	return nil
@@ -427,7 +426,7 @@ Try:
   temporal workflow query --workflow-id backup-item/vault1/vm1 --name status
   Soft-deleted items in the Web UI: %s/namespaces/default/workflows?query=%s
 
-`, console, srv.FrontendAddress(), workflows.TaskQueue, srv.UIAddress(), c.dataDir,
+`, console, srv.FrontendAddress(), protocol.TaskQueue, srv.UIAddress(), c.dataDir,
 		devserver.DatabaseFile, devserver.LogFile, c.store, srv.UIAddress(), query)
 }
 

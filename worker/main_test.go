@@ -18,7 +18,8 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"recoveryvault/internal/storetest"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly runs the
@@ -45,15 +46,15 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	defer cancel()
 	// The item upserts custom search attributes: the worker must have
 	// registered them, or its workflow task would fail forever.
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID("v1", "i1"), TaskQueue: workflows.TaskQueue},
-		workflows.BackupItem, workflows.ItemInput{VaultID: "v1", ItemID: "i1", SourcePath: src, Policy: workflows.Policy{Frequency: "1h", RetentionDays: 1}})
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: protocol.WorkflowID("v1", "i1"), TaskQueue: protocol.TaskQueue},
+		item.BackupItem, item.ItemInput{VaultID: "v1", ItemID: "i1", SourcePath: src, Policy: protocol.Policy{Frequency: "1h", RetentionDays: 1}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, workflows.WorkflowID("v1", "i1"), "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, protocol.WorkflowID("v1", "i1"), "", protocol.QueryStatus)
 		if err != nil {
 			return false
 		}
-		var st workflows.Status
+		var st item.Status
 		return v.Get(&st) == nil && len(st.RecoveryPoints) == 1
 	}, 30*time.Second, 100*time.Millisecond)
 	points, err := storetest.At(t, store).List(ctx, "v1", "i1")
@@ -61,9 +62,9 @@ func TestWorkerServesItemsFromTheEnvironmentsServerAndStopsCleanly(t *testing.T)
 	assert.Len(t, points, 1, "the recovery point is in the worker's store")
 
 	// No restore root was given: outside dev mode every restore is refused.
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.WorkflowID("v1", "i1"), UpdateName: workflows.UpdateRestore,
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: protocol.WorkflowID("v1", "i1"), UpdateName: protocol.UpdateRestore,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args:         []any{workflows.RestoreRequest{RecoveryPointID: points[0], TargetPath: filepath.Join(t.TempDir(), "out")}}})
+		Args:         []any{protocol.RestoreRequest{RecoveryPointID: points[0], TargetPath: filepath.Join(t.TempDir(), "out")}}})
 	require.NoError(t, err)
 	err = h.Get(ctx, nil)
 	assert.ErrorContains(t, err, "no restore root", "refused")

@@ -15,7 +15,7 @@ import (
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/s3test"
 	"recoveryvault/internal/storetest"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
 // currentObjects are the objects an item's repository is made of now, in
@@ -66,7 +66,7 @@ func lockActivities(t *testing.T, c client.Client, id string) []string {
 	for it.HasNext() {
 		e, err := it.Next()
 		require.NoError(t, err)
-		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivityLock {
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == protocol.ActivityLock {
 			inputs = append(inputs, string(a.GetInput().GetPayloads()[0].GetData()))
 		}
 	}
@@ -84,13 +84,13 @@ func TestObjectLockFollowsTheItemOnABucket(t *testing.T) {
 	srv.Setenv(t)
 	_, c := realServer(t)
 	window := 8 * time.Second
-	w := backupworker.New(c, storetest.At(t, "s3://backups/items"), nil, workflows.Settings{SoftDeleteRetention: window, Dev: true})
+	w := backupworker.New(c, storetest.At(t, "s3://backups/items"), nil, protocol.Settings{SoftDeleteRetention: window, Dev: true})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	src := writeItemSource(t)
 
 	doomed := protect(t, c, "vm1", src)
-	st := mustUpdate(t, c, doomed, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	st := mustUpdate(t, c, doomed, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
 	deadline := deleteTime(st).Add(window)
 	require.Eventually(t, func() bool { return len(lockActivities(t, c, doomed)) == 1 }, 20*time.Second, 100*time.Millisecond,
 		"the delete locks the objects until the deadline")
@@ -107,12 +107,12 @@ func TestObjectLockFollowsTheItemOnABucket(t *testing.T) {
 	assert.Equal(t, "object lock COMPLIANCE", query(t, c, doomed).ObjectLock)
 
 	kept := protect(t, c, "vm2", src)
-	st = mustUpdate(t, c, kept, workflows.UpdateDelete, workflows.Request{RequestedBy: "mallory"})
+	st = mustUpdate(t, c, kept, protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
 	oldDeadline := deleteTime(st).Add(window)
-	mustUpdate(t, c, kept, workflows.UpdateUndelete, workflows.Request{RequestedBy: "alice"})
+	mustUpdate(t, c, kept, protocol.UpdateUndelete, protocol.Request{RequestedBy: "alice"})
 
 	final := purged(t, c, doomed, 60*time.Second)
-	assert.Equal(t, workflows.Purged, final.ProtectionState)
+	assert.Equal(t, protocol.Purged, final.ProtectionState)
 	var left []string
 	for o := range srv.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{Prefix: "items/vault1/vm1/", Recursive: true, WithVersions: true}) {
 		left = append(left, o.Key)
@@ -132,5 +132,5 @@ func TestObjectLockFollowsTheItemOnABucket(t *testing.T) {
 	objs := currentObjects(t, srv, "vm2")
 	require.NotEmpty(t, objs)
 	assert.Equal(t, len(objs), refusedDeletes(t, srv, objs), "still locked after the old deadline")
-	assert.Equal(t, workflows.ProtectionStopped, query(t, c, kept).ProtectionState)
+	assert.Equal(t, protocol.ProtectionStopped, query(t, c, kept).ProtectionState)
 }

@@ -14,7 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"recoveryvault/internal/testtool"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // signScript is the README's way of signing a request by hand: jq for the
@@ -60,12 +61,12 @@ func TestSignedApprovalByHandWithSshKeygenAndTheTemporalCLI(t *testing.T) {
 		require.NoError(t, err, "%s\n%s", script, out)
 		return out
 	}
-	item := workflows.WorkflowID("signed", "vm1")
-	itemStatus := func() workflows.Status {
+	itemWF := protocol.WorkflowID("signed", "vm1")
+	itemStatus := func() item.Status {
 		var q struct {
-			QueryResult []workflows.Status `json:"queryResult"`
+			QueryResult []item.Status `json:"queryResult"`
 		}
-		out := mustSh("temporal workflow query --workflow-id " + item + " --name status -o json")
+		out := mustSh("temporal workflow query --workflow-id " + itemWF + " --name status -o json")
 		require.NoError(t, json.Unmarshal([]byte(out), &q), out)
 		require.Len(t, q.QueryResult, 1)
 		return q.QueryResult[0]
@@ -76,7 +77,7 @@ ssh-keygen -q -t ed25519 -N '' -C alice -f alice
 ssh-keygen -q -t ed25519 -N '' -C bob -f bob
 printf 'alice@example.com %s\nbob@example.com %s\n' "$(cat alice.pub)" "$(cat bob.pub)" > allowed_signers`)
 	mustSh(fmt.Sprintf(`temporal workflow start --task-queue backup --type BackupItem --workflow-id %s \
-  --input '{"vaultId":"signed","itemId":"vm1","sourcePath":%q,"policy":{"frequency":"24h","retentionDays":30}}'`, item, writeItemSource(t)))
+  --input '{"vaultId":"signed","itemId":"vm1","sourcePath":%q,"policy":{"frequency":"24h","retentionDays":30}}'`, itemWF, writeItemSource(t)))
 	require.Eventually(t, func() bool { return len(itemStatus().RecoveryPoints) == 1 }, 30*time.Second, 200*time.Millisecond)
 
 	mustSh(`
@@ -90,7 +91,7 @@ sign delete backup-item/signed/vm1 alice delete.json > delete.signed.json
 temporal workflow signal --workflow-id backup-item/signed/vm1 --name delete --input-file delete.signed.json`)
 	require.Eventually(t, func() bool {
 		last := itemStatus().Audit
-		return last[len(last)-1].Outcome == workflows.OutcomePending
+		return last[len(last)-1].Outcome == protocol.OutcomePending
 	}, 30*time.Second, 200*time.Millisecond, "the signed delete waits for approval")
 
 	// Anyone with the CLI but not bob's key: refused, and nothing changes.
@@ -103,14 +104,14 @@ sign approve vault/signed alice forged.json > forged.signed.json
 temporal workflow update execute --workflow-id vault/signed --name approve --input-file forged.signed.json`)
 	assert.Error(t, err)
 	assert.Contains(t, out, "which the allowed signers do not list for bob@example.com; that key is listed for alice@example.com")
-	assert.Equal(t, workflows.Protected, itemStatus().ProtectionState)
+	assert.Equal(t, protocol.Protected, itemStatus().ProtectionState)
 
 	mustSh(`
 echo '{"requestId": "r-1", "requestedBy": "bob@example.com"}' > approve.json
 sign approve vault/signed bob approve.json > approve.signed.json
 temporal workflow update execute --workflow-id vault/signed --name approve --input-file approve.signed.json`)
-	var st workflows.Status
-	require.Eventually(t, func() bool { st = itemStatus(); return st.ProtectionState == workflows.SoftDeleted }, 30*time.Second, 200*time.Millisecond)
+	var st item.Status
+	require.Eventually(t, func() bool { st = itemStatus(); return st.ProtectionState == protocol.SoftDeleted }, 30*time.Second, 200*time.Millisecond)
 	last := st.Audit[len(st.Audit)-1]
 	assert.Equal(t, "delete/alice@example.com/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
 	assert.True(t, strings.HasPrefix(last.Signer, "alice@example.com (SHA256:"), last.Signer)

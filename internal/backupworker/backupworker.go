@@ -11,7 +11,9 @@ import (
 
 	"recoveryvault/activities"
 	"recoveryvault/store"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // StickyCacheSize is how many workflows a worker process keeps in memory
@@ -38,12 +40,12 @@ func init() { worker.SetStickyWorkflowCacheSize(StickyCacheSize) }
 
 // New returns a worker for the backup task queue: recovery points in st,
 // alerts through notifier (log lines when nil), and the worker's settings.
-func New(c client.Client, st *store.Store, notifier activities.Notifier, s workflows.Settings) worker.Worker {
+func New(c client.Client, st *store.Store, notifier activities.Notifier, s protocol.Settings) worker.Worker {
 	// What the store does is the store's to say.
 	s.StoreLocks, s.ObjectLock = st.Locks(), st.ObjectLock()
-	w := worker.New(c, workflows.TaskQueue, Options)
-	w.RegisterWorkflowWithOptions(workflows.NewBackupItem(s), workflow.RegisterOptions{Name: workflows.WorkflowType})
-	w.RegisterWorkflowWithOptions(workflows.NewVault(s), workflow.RegisterOptions{Name: workflows.VaultWorkflowType})
+	w := worker.New(c, protocol.TaskQueue, Options)
+	w.RegisterWorkflowWithOptions(item.NewBackupItem(s), workflow.RegisterOptions{Name: protocol.WorkflowType})
+	w.RegisterWorkflowWithOptions(vault.NewVault(s), workflow.RegisterOptions{Name: protocol.VaultWorkflowType})
 	w.RegisterActivity(&activities.Activities{Store: st, Client: c, Notifier: notifier, Settings: s})
 	return w
 }

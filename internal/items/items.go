@@ -16,7 +16,9 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // NoItemError says, in a sentence for the person who asked, why there is
@@ -29,9 +31,9 @@ func (e *NoItemError) Error() string { return e.Message }
 // does not exist, or whose protect was refused at its first backup, has no
 // status (a query would replay the refused run and answer "Protected"):
 // that is a *NoItemError.
-func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (workflows.Status, error) {
-	var st workflows.Status
-	id := workflows.WorkflowID(vaultID, itemID)
+func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (item.Status, error) {
+	var st item.Status
+	id := protocol.WorkflowID(vaultID, itemID)
 	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -46,12 +48,12 @@ func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (work
 		// Only an item's first run, failing at its first backup, stored
 		// nothing. A later run that failed may leave points in the store,
 		// and its last status says which.
-		if errors.As(failure, &app) && app.Type() == workflows.ErrTypeSourceMissing && info.GetFirstRunId() == info.GetExecution().GetRunId() {
+		if errors.As(failure, &app) && app.Type() == protocol.ErrTypeSourceMissing && info.GetFirstRunId() == info.GetExecution().GetRunId() {
 			return st, &NoItemError{fmt.Sprintf("there is no item %s in vault %s: it was refused when it was protected, and nothing was stored (%s)",
 				itemID, vaultID, app.Message())}
 		}
 	}
-	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	v, err := cl.QueryWorkflow(ctx, id, "", protocol.QueryStatus)
 	if err != nil {
 		return st, err
 	}
@@ -63,7 +65,7 @@ func Status(ctx context.Context, cl client.Client, vaultID, itemID string) (work
 // only as of its last contact with its vault. A vault that cannot be read
 // leaves the item's own view. It also says whether such a delete would
 // purge at once (soft delete Disabled).
-func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status) (workflows.Status, bool) {
+func WithVaultWindow(ctx context.Context, cl client.Client, st item.Status) (item.Status, bool) {
 	vs, err := VaultSettings(ctx, cl, st.VaultID)
 	if err != nil {
 		return st, false
@@ -74,11 +76,11 @@ func WithVaultWindow(ctx context.Context, cl client.Client, st workflows.Status)
 // StartVault starts a vault with default settings, unless it runs; a
 // vault that runs is left as it is.
 func StartVault(ctx context.Context, cl client.Client, vaultID string) error {
-	id := workflows.VaultWorkflowID(vaultID)
+	id := protocol.VaultWorkflowID(vaultID)
 	_, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
+		ID: id, TaskQueue: protocol.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.VaultWorkflowType, workflows.VaultInput{VaultID: vaultID})
+	}, protocol.VaultWorkflowType, vault.VaultInput{VaultID: vaultID})
 	if err != nil {
 		return fmt.Errorf("start vault %s: %w", vaultID, err)
 	}
@@ -100,9 +102,9 @@ func (e *NotPublishedError) Error() string { return e.Message }
 // The server answers from the vault's record, without a task of the vault,
 // so a vault busy with a burst of deletes is still read at once. A workflow
 // under the vault's ID that is not a running Vault is not believed.
-func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workflows.DeleteSettings, error) {
-	var vs workflows.DeleteSettings
-	id := workflows.VaultWorkflowID(vaultID)
+func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (protocol.DeleteSettings, error) {
+	var vs protocol.DeleteSettings
+	id := protocol.VaultWorkflowID(vaultID)
 	d, err := cl.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -115,15 +117,15 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return vs, &NotRunningError{fmt.Sprintf("vault %s is not running (%s)", vaultID, info.GetStatus())}
 	}
-	if info.GetType().GetName() != workflows.VaultWorkflowType {
-		return vs, fmt.Errorf("%s is not a %s workflow", id, workflows.VaultWorkflowType)
+	if info.GetType().GetName() != protocol.VaultWorkflowType {
+		return vs, fmt.Errorf("%s is not a %s workflow", id, protocol.VaultWorkflowType)
 	}
 	// A memo given at the start is whoever started it; the vault writes its
 	// own at its first task, which only our workers' task queue gets to.
-	if info.GetTaskQueue() != workflows.TaskQueue {
-		return vs, fmt.Errorf("%s runs on task queue %q, not %q: its memo is not the vault's", id, info.GetTaskQueue(), workflows.TaskQueue)
+	if info.GetTaskQueue() != protocol.TaskQueue {
+		return vs, fmt.Errorf("%s runs on task queue %q, not %q: its memo is not the vault's", id, info.GetTaskQueue(), protocol.TaskQueue)
 	}
-	p := info.GetMemo().GetFields()[workflows.MemoDeleteSettings]
+	p := info.GetMemo().GetFields()[vault.MemoDeleteSettings]
 	if p == nil {
 		return vs, &NotPublishedError{fmt.Sprintf("vault %s has not published its settings yet: try again in a moment", vaultID)}
 	}
@@ -147,21 +149,21 @@ func VaultSettings(ctx context.Context, cl client.Client, vaultID string) (workf
 
 // VaultWindow is WithVaultWindow for a caller that has read the vault's
 // settings already.
-func VaultWindow(st workflows.Status, vs workflows.SoftDeleteSettings) (workflows.Status, bool) {
+func VaultWindow(st item.Status, vs protocol.SoftDeleteSettings) (item.Status, bool) {
 	var disabled bool
-	st.SoftDeleteRetentionDays, st.SoftDeleteWindow, disabled = workflows.WindowIfDeletedNow(st, vs)
+	st.SoftDeleteRetentionDays, st.SoftDeleteWindow, disabled = item.WindowIfDeletedNow(st, vs)
 	return st, disabled
 }
 
 // AlreadyThere is the answer to a protect of an item that exists: what it
 // is, and what to do instead.
-func AlreadyThere(st workflows.Status) error {
+func AlreadyThere(st item.Status) error {
 	switch st.ProtectionState {
-	case workflows.SoftDeleted:
+	case protocol.SoftDeleted:
 		return fmt.Errorf("item %s of vault %s is soft-deleted, not protected: its purge is scheduled for %s (%s left) unless it is undeleted; "+
 			"undelete it (starter undelete --vault %s --item %s), then resume protection (starter resume)",
 			st.ItemID, st.VaultID, st.DeferredDeleteTimeInUTC, st.DeferredDeleteTimeRemaining, st.VaultID, st.ItemID)
-	case workflows.ProtectionStopped:
+	case protocol.ProtectionStopped:
 		return fmt.Errorf("item %s of vault %s exists with protection stopped and its recovery points kept: resume it (starter resume --vault %s --item %s)",
 			st.ItemID, st.VaultID, st.VaultID, st.ItemID)
 	}

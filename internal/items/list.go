@@ -12,13 +12,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"recoveryvault/internal/searchattributes"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/protocol"
 )
 
-// List runs a visibility query over items (workflows.ItemsQuery), every
+// List runs a visibility query over items (protocol.ItemsQuery), every
 // page of it.
-func List(ctx context.Context, c client.Client, query string) ([]workflows.ListedItem, error) {
-	var rows []workflows.ListedItem
+func List(ctx context.Context, c client.Client, query string) ([]protocol.ListedItem, error) {
+	var rows []protocol.ListedItem
 	var token []byte
 	for {
 		page, next, err := ListPage(ctx, c, query, 0, token)
@@ -35,12 +35,12 @@ func List(ctx context.Context, c client.Client, query string) ([]workflows.Liste
 
 // ListPage runs one page of a visibility query over items (pageSize 0 is
 // the server's), and gives the token of the next page, empty on the last.
-func ListPage(ctx context.Context, c client.Client, query string, pageSize int32, token []byte) ([]workflows.ListedItem, []byte, error) {
+func ListPage(ctx context.Context, c client.Client, query string, pageSize int32, token []byte) ([]protocol.ListedItem, []byte, error) {
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: pageSize, NextPageToken: token})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list items (%s): %w", query, err)
 	}
-	rows := make([]workflows.ListedItem, 0, len(resp.GetExecutions()))
+	rows := make([]protocol.ListedItem, 0, len(resp.GetExecutions()))
 	for _, e := range resp.GetExecutions() {
 		rows = append(rows, Listed(e))
 	}
@@ -48,10 +48,10 @@ func ListPage(ctx context.Context, c client.Client, query string, pageSize int32
 }
 
 // Listed reads an item's identity, status and search attributes.
-func Listed(e *workflowpb.WorkflowExecutionInfo) workflows.ListedItem {
+func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 	dc := converter.GetDefaultDataConverter()
 	fields := e.GetSearchAttributes().GetIndexedFields()
-	r := workflows.ListedItem{
+	r := protocol.ListedItem{
 		WorkflowID:     e.GetExecution().GetWorkflowId(),
 		RunID:          e.GetExecution().GetRunId(),
 		WorkflowStatus: e.GetStatus().String(),
@@ -66,14 +66,14 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) workflows.ListedItem {
 }
 
 // Count counts a vault's items by state through visibility, with the
-// queries that list them (workflows.ItemsQuery), so a count and its list
+// queries that list them (protocol.ItemsQuery), so a count and its list
 // agree. It asks the server once per state, all at once.
-func Count(ctx context.Context, c client.Client, vaultID string) (map[workflows.State]int, error) {
-	counts := make([]int64, len(workflows.VisibleStates))
+func Count(ctx context.Context, c client.Client, vaultID string) (map[protocol.State]int, error) {
+	counts := make([]int64, len(protocol.VisibleStates))
 	g, gctx := errgroup.WithContext(ctx)
-	for i, state := range workflows.VisibleStates {
+	for i, state := range protocol.VisibleStates {
 		g.Go(func() error {
-			n, err := CountQuery(gctx, c, workflows.ItemsQuery(vaultID, state))
+			n, err := CountQuery(gctx, c, protocol.ItemsQuery(vaultID, state))
 			counts[i] = int64(n)
 			return err
 		})
@@ -81,8 +81,8 @@ func Count(ctx context.Context, c client.Client, vaultID string) (map[workflows.
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	m := make(map[workflows.State]int, len(counts))
-	for i, s := range workflows.VisibleStates {
+	m := make(map[protocol.State]int, len(counts))
+	for i, s := range protocol.VisibleStates {
 		m[s] = int(counts[i])
 	}
 	return m, nil
@@ -91,7 +91,7 @@ func Count(ctx context.Context, c client.Client, vaultID string) (map[workflows.
 // HoldingData counts a vault's items that hold data: running and not
 // purged, as ItemsQuery with no state lists them.
 func HoldingData(ctx context.Context, c client.Client, vaultID string) (int, error) {
-	return CountQuery(ctx, c, workflows.ItemsQuery(vaultID, ""))
+	return CountQuery(ctx, c, protocol.ItemsQuery(vaultID, ""))
 }
 
 // CountQuery counts the workflows a visibility query lists.

@@ -9,7 +9,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
 )
 
 // The baseline makes the Temporal calls of an item's lifecycle in the load
@@ -39,15 +40,15 @@ func noop(context.Context) error { return nil }
 
 // Baseline answers the updates with the fields the load reads and ends
 // with a timer of the window after the second delete.
-func Baseline(ctx workflow.Context, window time.Duration) (workflows.Status, error) {
+func Baseline(ctx workflow.Context, window time.Duration) (item.Status, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
-	points := []workflows.RecoveryPoint{{ID: "rp-1"}}
+	points := []protocol.RecoveryPoint{{ID: "rp-1"}}
 	deletes := 0
 	var deadline time.Time
-	for _, name := range []string{workflows.UpdateStop, workflows.UpdateDelete, workflows.UpdateUndelete, workflows.UpdateResume} {
-		err := workflow.SetUpdateHandler(ctx, name, func(ctx workflow.Context, _ workflows.Request) (workflows.Status, error) {
-			st := workflows.Status{RecoveryPoints: points}
-			if name == workflows.UpdateDelete {
+	for _, name := range []string{protocol.UpdateStop, protocol.UpdateDelete, protocol.UpdateUndelete, protocol.UpdateResume} {
+		err := workflow.SetUpdateHandler(ctx, name, func(ctx workflow.Context, _ protocol.Request) (item.Status, error) {
+			st := item.Status{RecoveryPoints: points}
+			if name == protocol.UpdateDelete {
 				deletes++
 				deadline = workflow.Now(ctx).Add(window)
 				st.DeferredDeleteTimeInUTC = deadline.UTC().Format(time.RFC3339)
@@ -55,31 +56,31 @@ func Baseline(ctx workflow.Context, window time.Duration) (workflows.Status, err
 			return st, nil
 		})
 		if err != nil {
-			return workflows.Status{}, err
+			return item.Status{}, err
 		}
 	}
 	backedUp := false
-	err := workflow.SetQueryHandler(ctx, workflows.QueryStatus, func() (workflows.Status, error) {
+	err := workflow.SetQueryHandler(ctx, protocol.QueryStatus, func() (item.Status, error) {
 		if !backedUp {
-			return workflows.Status{}, nil
+			return item.Status{}, nil
 		}
-		return workflows.Status{RecoveryPoints: points}, nil
+		return item.Status{RecoveryPoints: points}, nil
 	})
 	if err != nil {
-		return workflows.Status{}, err
+		return item.Status{}, err
 	}
 	if err := workflow.ExecuteActivity(actx, "BaselineNoop").Get(ctx, nil); err != nil {
-		return workflows.Status{}, err
+		return item.Status{}, err
 	}
 	backedUp = true
 	if err := workflow.Await(ctx, func() bool { return deletes == 2 }); err != nil {
-		return workflows.Status{}, err
+		return item.Status{}, err
 	}
 	if err := workflow.NewTimer(ctx, deadline.Sub(workflow.Now(ctx))).Get(ctx, nil); err != nil {
-		return workflows.Status{}, err
+		return item.Status{}, err
 	}
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-	return workflows.Status{ProtectionState: workflows.Purged, Audit: []workflows.AuditEntry{
+	return item.Status{ProtectionState: protocol.Purged, Audit: []protocol.AuditEntry{
 		{Time: workflow.Now(ctx).UTC(), Operation: "purgeDone"},
 	}}, nil
 }

@@ -17,7 +17,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // Options bound a run: how many items, how many at once, for how long.
@@ -39,8 +41,8 @@ type Options struct {
 // Validate refuses options that would not make a bounded run.
 func (o Options) Validate() error {
 	switch {
-	case workflows.ValidateID("vault", o.VaultID) != nil:
-		return workflows.ValidateID("vault", o.VaultID)
+	case protocol.ValidateID("vault", o.VaultID) != nil:
+		return protocol.ValidateID("vault", o.VaultID)
 	case o.Items < 1 || o.Items > 100000:
 		return fmt.Errorf("--items %d: drive 1 to 100000 items", o.Items)
 	case o.Concurrency < 1 || o.Concurrency > 1000:
@@ -155,16 +157,16 @@ func guardOff(ctx context.Context, c client.Client, vaultID string) error {
 		return err
 	}
 	off := false
-	return setGuard(ctx, c, vaultID, workflows.SetMassDeleteGuardRequest{Enabled: &off, RequestedBy: "starter load", Reason: "a load test deletes every item"})
+	return setGuard(ctx, c, vaultID, protocol.SetMassDeleteGuardRequest{Enabled: &off, RequestedBy: "starter load", Reason: "a load test deletes every item"})
 }
 
 // setGuard changes the mass-delete guard of a measurement's vault, which
 // must take the change at once: one waiting for approval is not for a
 // measurement.
-func setGuard(ctx context.Context, c client.Client, vaultID string, req workflows.SetMassDeleteGuardRequest) error {
-	var st workflows.VaultStatus
+func setGuard(ctx context.Context, c client.Client, vaultID string, req protocol.SetMassDeleteGuardRequest) error {
+	var st vault.VaultStatus
 	err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.VaultWorkflowID(vaultID), UpdateName: workflows.UpdateSetMassDeleteGuard, Args: []any{req},
+		WorkflowID: protocol.VaultWorkflowID(vaultID), UpdateName: vault.UpdateSetMassDeleteGuard, Args: []any{req},
 	}, &st)
 	switch {
 	case err != nil:
@@ -179,11 +181,11 @@ func setGuard(ctx context.Context, c client.Client, vaultID string, req workflow
 // back every recovery point and that the item is purged exactly once.
 func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, driven func()) Result {
 	res := Result{ItemID: itemID}
-	id := workflows.WorkflowID(o.VaultID, itemID)
-	in := workflows.ItemInput{VaultID: o.VaultID, ItemID: itemID, SourcePath: o.Source,
-		Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30}}
+	id := protocol.WorkflowID(o.VaultID, itemID)
+	in := item.ItemInput{VaultID: o.VaultID, ItemID: itemID, SourcePath: o.Source,
+		Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30}}
 	opts := client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
+		ID: id, TaskQueue: protocol.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}
@@ -194,16 +196,16 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, d
 		id = opts.ID
 		run, err = c.ExecuteWorkflow(ctx, opts, BaselineWorkflowType, o.Window)
 	} else {
-		run, err = c.ExecuteWorkflow(ctx, opts, workflows.WorkflowType, in)
+		run, err = c.ExecuteWorkflow(ctx, opts, protocol.WorkflowType, in)
 	}
 	if err != nil {
 		res.Err = fmt.Errorf("protect: %w", err)
 		return res
 	}
-	send := func(name string) (workflows.Status, error) {
-		var st workflows.Status
+	send := func(name string) (item.Status, error) {
+		var st item.Status
 		err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
-			WorkflowID: id, UpdateName: name, Args: []any{workflows.Request{RequestedBy: "load"}},
+			WorkflowID: id, UpdateName: name, Args: []any{protocol.Request{RequestedBy: "load"}},
 		}, &st)
 		if err != nil {
 			err = fmt.Errorf("%s: %w", name, err)
@@ -216,26 +218,26 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, d
 		res.Err = err
 		return res
 	}
-	stopped, err := send(workflows.UpdateStop)
+	stopped, err := send(protocol.UpdateStop)
 	if err == nil && len(stopped.RecoveryPoints) == 0 {
 		err = errors.New("stop: no recovery point after the first backup")
 	}
 	if err == nil {
-		_, err = send(workflows.UpdateDelete)
+		_, err = send(protocol.UpdateDelete)
 	}
-	var undeleted workflows.Status
+	var undeleted item.Status
 	if err == nil {
-		undeleted, err = send(workflows.UpdateUndelete)
+		undeleted, err = send(protocol.UpdateUndelete)
 	}
 	if err == nil && !slices.Equal(pointIDs(undeleted), pointIDs(stopped)) {
 		err = fmt.Errorf("undelete gave back %v, not the %v kept at the stop", pointIDs(undeleted), pointIDs(stopped))
 	}
 	if err == nil {
-		_, err = send(workflows.UpdateResume)
+		_, err = send(protocol.UpdateResume)
 	}
-	var deleted workflows.Status
+	var deleted item.Status
 	if err == nil {
-		deleted, err = send(workflows.UpdateDelete)
+		deleted, err = send(protocol.UpdateDelete)
 	}
 	if err == nil {
 		res.Driven = time.Now()
@@ -246,7 +248,7 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, d
 		return res
 	}
 	driven()
-	var final workflows.Status
+	var final item.Status
 	if err := run.Get(ctx, &final); err != nil {
 		res.Err = fmt.Errorf("waiting for the purge: %w", err)
 		return res
@@ -259,7 +261,7 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, d
 		}
 	}
 	switch {
-	case final.ProtectionState != workflows.Purged:
+	case final.ProtectionState != protocol.Purged:
 		res.Err = fmt.Errorf("ended %s, not Purged", final.ProtectionState)
 	case purges != 1:
 		res.Err = fmt.Errorf("purged %d times", purges)
@@ -271,8 +273,8 @@ func lifecycle(ctx context.Context, c client.Client, o Options, itemID string, d
 
 func firstBackup(ctx context.Context, c client.Client, id string) error {
 	for {
-		v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
-		var st workflows.Status
+		v, err := c.QueryWorkflow(ctx, id, "", protocol.QueryStatus)
+		var st item.Status
 		if err == nil && v.Get(&st) == nil && len(st.RecoveryPoints) > 0 {
 			return nil
 		}
@@ -284,7 +286,7 @@ func firstBackup(ctx context.Context, c client.Client, id string) error {
 	}
 }
 
-func pointIDs(st workflows.Status) []string {
+func pointIDs(st item.Status) []string {
 	var ids []string
 	for _, rp := range st.RecoveryPoints {
 		ids = append(ids, rp.ID)
@@ -299,7 +301,7 @@ func WorkflowIDs(o Options) []string {
 		if o.Baseline {
 			ids[i] = "baseline/" + o.VaultID + "/" + ItemID(i)
 		} else {
-			ids[i] = workflows.WorkflowID(o.VaultID, ItemID(i))
+			ids[i] = protocol.WorkflowID(o.VaultID, ItemID(i))
 		}
 	}
 	return ids

@@ -16,7 +16,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/workflows"
+	"recoveryvault/workflows/item"
+	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // ScaleOptions bound a scale run (the starter's scale command): protect
@@ -43,8 +45,8 @@ type ScaleOptions struct {
 // Validate refuses options that would not make a bounded run.
 func (o ScaleOptions) Validate() error {
 	switch {
-	case workflows.ValidateID("vault", o.VaultID) != nil:
-		return workflows.ValidateID("vault", o.VaultID)
+	case protocol.ValidateID("vault", o.VaultID) != nil:
+		return protocol.ValidateID("vault", o.VaultID)
 	case o.Items < 1 || o.Items > 100000:
 		return fmt.Errorf("--items %d: protect 1 to 100000 items", o.Items)
 	case o.Burst < 0 || o.Guarded < 0 || o.Burst+o.Guarded > o.Items:
@@ -114,13 +116,13 @@ func Scale(ctx context.Context, c client.Client, o ScaleOptions, rep *ScaleRepor
 		}
 	}
 	n, done, err := o.run(ctx, "protect", o.Items, func(ctx context.Context, i int) error {
-		in := workflows.ItemInput{VaultID: o.VaultID, ItemID: ItemID(i), SourcePath: o.Source, Policy: workflows.Policy{Frequency: "24h", RetentionDays: 30}}
+		in := item.ItemInput{VaultID: o.VaultID, ItemID: ItemID(i), SourcePath: o.Source, Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30}}
 		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: workflows.WorkflowID(o.VaultID, ItemID(i)), TaskQueue: workflows.TaskQueue,
+			ID: protocol.WorkflowID(o.VaultID, ItemID(i)), TaskQueue: protocol.TaskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		}, workflows.WorkflowType, in)
+		}, protocol.WorkflowType, in)
 		return err
-	}, o.counter(c, workflows.Protected))
+	}, o.counter(c, protocol.Protected))
 	rep.Protect = Phase{N: n, Elapsed: done}
 	if err != nil {
 		return fmt.Errorf("protect: %w", err)
@@ -129,7 +131,7 @@ func Scale(ctx context.Context, c client.Client, o ScaleOptions, rep *ScaleRepor
 		if err := o.setGuard(ctx, c, false, 0); err != nil {
 			return err
 		}
-		n, done, err := o.run(ctx, "burst", o.Burst, o.deleter(c, 0), o.counter(c, workflows.SoftDeleted))
+		n, done, err := o.run(ctx, "burst", o.Burst, o.deleter(c, 0), o.counter(c, protocol.SoftDeleted))
 		rep.Burst = Phase{N: n, Elapsed: done}
 		if err != nil {
 			return fmt.Errorf("burst of %d deletes, guard off: %w", o.Burst, err)
@@ -148,7 +150,7 @@ func (o ScaleOptions) guarded(ctx context.Context, c client.Client, rep *ScaleRe
 	if err := o.setGuard(ctx, c, true, o.GuardThreshold); err != nil {
 		return err
 	}
-	soft := o.counter(c, workflows.SoftDeleted)
+	soft := o.counter(c, protocol.SoftDeleted)
 	// Settled once every delete has either gone through or waits at its
 	// item, held: none may be anything else.
 	var lost []string
@@ -163,7 +165,7 @@ func (o ScaleOptions) guarded(ctx context.Context, c client.Client, rep *ScaleRe
 			switch {
 			case err != nil:
 				return err
-			case st.ProtectionState == workflows.SoftDeleted:
+			case st.ProtectionState == protocol.SoftDeleted:
 				through.Add(1)
 			case st.PendingDelete != nil && strings.Contains(st.PendingDelete.Why, "holds deletes"):
 				held.Add(1)
@@ -183,10 +185,10 @@ func (o ScaleOptions) guarded(ctx context.Context, c client.Client, rep *ScaleRe
 	if rep.Through > o.GuardThreshold {
 		return fmt.Errorf("the guard let %d deletes through, more than its threshold of %d", rep.Through, o.GuardThreshold)
 	}
-	var st workflows.VaultStatus
+	var st vault.VaultStatus
 	if err := items.Execute(ctx, c, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.VaultWorkflowID(o.VaultID), UpdateName: workflows.UpdateClearMassDeleteHold,
-		Args: []any{workflows.Request{RequestedBy: "starter scale", Reason: "measured hold released"}},
+		WorkflowID: protocol.VaultWorkflowID(o.VaultID), UpdateName: vault.UpdateClearMassDeleteHold,
+		Args: []any{protocol.Request{RequestedBy: "starter scale", Reason: "measured hold released"}},
 	}, &st); err != nil {
 		return fmt.Errorf("clear the hold: %w", err)
 	}
@@ -275,9 +277,9 @@ func waitFor(ctx context.Context, limit time.Duration, check func() (bool, error
 }
 
 // counter counts the vault's items in state through visibility.
-func (o ScaleOptions) counter(c client.Client, state workflows.State) func(context.Context) (int, error) {
+func (o ScaleOptions) counter(c client.Client, state protocol.State) func(context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
-		return items.CountQuery(ctx, c, workflows.ItemsQuery(o.VaultID, state))
+		return items.CountQuery(ctx, c, protocol.ItemsQuery(o.VaultID, state))
 	}
 }
 
@@ -285,14 +287,14 @@ func (o ScaleOptions) counter(c client.Client, state workflows.State) func(conte
 // namespace's credentials would, to item from+i.
 func (o ScaleOptions) deleter(c client.Client, from int) func(context.Context, int) error {
 	return func(ctx context.Context, i int) error {
-		return c.SignalWorkflow(ctx, workflows.WorkflowID(o.VaultID, ItemID(from+i)), "", workflows.SignalDelete,
-			workflows.Request{RequestedBy: "starter scale", Reason: "burst"})
+		return c.SignalWorkflow(ctx, protocol.WorkflowID(o.VaultID, ItemID(from+i)), "", protocol.SignalDelete,
+			protocol.Request{RequestedBy: "starter scale", Reason: "burst"})
 	}
 }
 
 // setGuard turns the vault's mass-delete guard on, at threshold, or off.
 func (o ScaleOptions) setGuard(ctx context.Context, c client.Client, on bool, threshold int) error {
-	return setGuard(ctx, c, o.VaultID, workflows.SetMassDeleteGuardRequest{Enabled: &on, Threshold: threshold, Window: "10m", RequestedBy: "starter scale"})
+	return setGuard(ctx, c, o.VaultID, protocol.SetMassDeleteGuardRequest{Enabled: &on, Threshold: threshold, Window: "10m", RequestedBy: "starter scale"})
 }
 
 func baselineID(vaultID string, i int) string {

@@ -1,6 +1,6 @@
 // Package signing signs an operator's requests to a vault that requires
 // signatures: with a key in ssh-agent or a key file, over the canonical
-// message the workflows check (workflows.CanonicalMessage).
+// message the workflows check (CanonicalMessage).
 package signing
 
 import (
@@ -18,8 +18,6 @@ import (
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
-
-	"recoveryvault/workflows"
 )
 
 // Sign returns input, a JSON object, with a fresh nonce, the time now and
@@ -36,11 +34,11 @@ func Sign(signer ssh.Signer, op, workflowID string, input any, now time.Time) (j
 	if err != nil {
 		return nil, err
 	}
-	msg, err := workflows.CanonicalMessage(op, workflowID, unsigned)
+	msg, err := CanonicalMessage(op, workflowID, unsigned)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := sshsig.Sign(bytes.NewReader(msg), signer, sshsig.HashSHA512, workflows.SignatureNamespace)
+	sig, err := sshsig.Sign(bytes.NewReader(msg), signer, sshsig.HashSHA512, SignatureNamespace)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s with key %s: %w", op, ssh.FingerprintSHA256(signer.PublicKey()), err)
 	}
@@ -121,11 +119,11 @@ func Agent() ([]ssh.Signer, func(), error) {
 }
 
 // Choose picks, among signers, the key the vault lists for by.
-func Choose(signers []ssh.Signer, listed []workflows.SignerKey, by, vaultID string) (ssh.Signer, error) {
+func Choose(signers []ssh.Signer, listed []SignerKey, by, vaultID string) (ssh.Signer, error) {
 	var theirs []string
 	for _, k := range listed {
 		for _, p := range k.Principals {
-			if workflows.SameIdentity(p, by) {
+			if SameIdentity(p, by) {
 				theirs = append(theirs, k.Fingerprint)
 			}
 		}

@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"recoveryvault/internal/signing"
 )
 
 // Key is one operator's key pair.
@@ -81,3 +84,13 @@ func (k *Key) WriteFile(t testing.TB, dir, passphrase string) string {
 
 // PrivateKey is the key itself, for an ssh-agent of the test's own.
 func (k *Key) PrivateKey() ed25519.PrivateKey { return k.private }
+
+// VerifySigned checks input as a vault does, against allowed signers text.
+func VerifySigned(allowedSigners, op, workflowID string, input []byte, by string, now time.Time, seen []signing.SeenNonce) (signing.Signer, error) {
+	signers, err := signing.ParseAllowedSigners(allowedSigners)
+	if err != nil {
+		return signing.Signer{}, err
+	}
+	s, _, err := signing.VerifySignature(signers, op, workflowID, input, by, signing.WithinSkew(now), seen)
+	return s, err
+}

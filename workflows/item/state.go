@@ -1,0 +1,295 @@
+package item
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"recoveryvault/workflows/protocol"
+)
+
+// ItemState is everything an item decides on and carries across
+// continue-as-new.
+type ItemState struct {
+	ProtectionState protocol.State `json:"protectionState"`
+	// DeletedAt and Deadline are set while soft-deleted (and purging): the
+	// deadline is fixed at the delete and only an undelete clears it.
+	DeletedAt time.Time `json:"deletedAt,omitzero"`
+	Deadline  time.Time `json:"deadline,omitzero"`
+	// ReminderAt is when the purge reminder goes out, while soft-deleted.
+	ReminderAt time.Time `json:"reminderAt,omitzero"`
+	// NextBackupAt is when the next scheduled backup is due, while protected.
+	NextBackupAt   time.Time                `json:"nextBackupAt,omitzero"`
+	LastBackupTime time.Time                `json:"lastBackupTime,omitzero"`
+	BackupSequence int                      `json:"backupSequence"`
+	RecoveryPoints []protocol.RecoveryPoint `json:"recoveryPoints"`
+	Audit          []protocol.AuditEntry    `json:"audit"`
+	// LockedUntil is, on a store with object lock, how long every object
+	// of the item is kept at least. While the item is protected or stopped
+	// the lock rolls forward to now plus the window, half a window before it
+	// runs out; a delete locks it to the deadline, never beyond.
+	LockedUntil time.Time `json:"lockedUntil,omitzero"`
+	// LockDueAt is when the rolling lock is next moved forward.
+	LockDueAt time.Time `json:"lockDueAt,omitzero"`
+	// VaultFloor is the strongest soft-delete setting the item has seen
+	// from its vault: a vault reset or weakened later can never shorten the
+	// window or turn soft delete off below it.
+	VaultFloor protocol.VaultFloor `json:"vaultFloor"`
+	// AwaitingApproval are the delete requests this item registered at its
+	// vault and has not carried out: the only approvals it acts on, once.
+	AwaitingApproval []AwaitedApproval `json:"awaitingApproval,omitempty"`
+	// ApprovalsUsed are the last approvals carried out: never awaited again.
+	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
+	// PendingDelete is a delete its vault could not answer yet (busy,
+	// restarting, not created yet): it is asked again at its RetryAt until
+	// the vault answers. A delete is refused only by a rule, never lost to
+	// a cause that passes.
+	PendingDelete *PendingDelete `json:"pendingDelete,omitempty"`
+}
+
+// PendingDelete is a delete waiting for its vault's answer.
+type PendingDelete struct {
+	RequestedBy string `json:"requestedBy"`
+	Reason      string `json:"reason,omitempty"`
+	// Input is the delete's payload as sent, its signature included.
+	Input    json.RawMessage `json:"input,omitempty"`
+	Since    time.Time       `json:"since"`
+	Attempts int             `json:"attempts"`
+	RetryAt  time.Time       `json:"retryAt"`
+	// Why is what kept the vault from answering, the last time.
+	Why string `json:"why"`
+	// Held is true when that was the vault's mass-delete hold: the next ask
+	// reads the vault's published hold first.
+	Held bool `json:"held,omitempty"`
+}
+
+// Event is one thing that happened to an item.
+type Event struct {
+	Op protocol.Operation
+	// By and Reason are who asked and why, for a person's operation.
+	By     string
+	Reason string
+	// Malformed is why a signal's payload could not be read: the event
+	// changes nothing and is audited.
+	Malformed string
+	// RecoveryPointID and TargetPath are a restore's.
+	RecoveryPointID string
+	TargetPath      string
+	// RequestID is the approval of OpApproved, and Approval the approve
+	// update its approver signed, when the vault requires signatures.
+	RequestID string
+	Approval  []byte
+	// Input is a delete's payload as sent, signature included, for the
+	// vault to check.
+	Input []byte
+	// Retry marks a delete asked again after its vault could not answer.
+	Retry bool
+	// Results of effects: the point a backup made, the points a collection
+	// removed, what a restore wrote, the vault's settings, or why an
+	// effect failed.
+	Point      *protocol.RecoveryPoint
+	Files      int
+	Removed    []string
+	Restored   *RestoreResult
+	Settings   *protocol.SoftDeleteSettings
+	Protection *protocol.Protection
+	Failure    *Failure
+	// LockedUntil is how long the store now keeps the item's objects, a
+	// window of LockWindow from when they were locked.
+	LockedUntil time.Time
+	LockWindow  time.Duration
+	// Ref ties an effect's result to the operation that started it, so
+	// the one who asked is answered when it is done; For is that operation.
+	Ref int
+	For protocol.Operation
+}
+
+// Failure is an effect that did not succeed. Refused is set when its
+// input was at fault (a restore target that is not empty): nothing was
+// done, and the one who asked is told so.
+type Failure struct {
+	Message string
+	Refused bool
+}
+
+// Inputs are what a decision needs besides the state and the event: the
+// item's definition, the time and, for a delete, the vault's answer.
+type Inputs struct {
+	Item ItemInput
+	Now  time.Time
+	// Vault is the vault's answer to this delete; nil until gathered.
+	Vault *protocol.VaultAnswer
+}
+
+// Ask names an input to gather before deciding again.
+type Ask string
+
+// AskVault: a delete needs its vault's answer.
+const AskVault Ask = "vault"
+
+// Decision is everything an accepted event means.
+type Decision struct {
+	// State is the item's next state.
+	State ItemState
+	// Ask, when set, means no decision yet: gather that input and decide
+	// again. Nothing else in the decision counts.
+	Ask Ask
+	// Effects are the activities to run; their results come back as events.
+	Effects []Effect
+	// Audit is the line for the audit trail, if the event leaves one.
+	Audit *protocol.AuditEntry
+	// Pending is a delete that waits for approval at the vault.
+	Pending *protocol.MuaRequest
+	// Next are events to decide after this one: a delete asked again.
+	Next []Event
+}
+
+// EffectKind names an activity an item runs.
+type EffectKind string
+
+const (
+	// EffectBackup, EffectCollect, EffectRestore and EffectPurge work on
+	// the item's store, one at a time.
+	EffectBackup  EffectKind = "backup"
+	EffectCollect EffectKind = "collect"
+	EffectRestore EffectKind = "restore"
+	EffectPurge   EffectKind = "purge"
+	// EffectLock keeps the item's objects until LockUntil, on a store
+	// with object lock.
+	EffectLock EffectKind = "lock"
+	// EffectAnnounce sends alerts, starts the item's vault if it does not
+	// run, and reads the vault's settings.
+	EffectAnnounce EffectKind = "announce"
+)
+
+// Effect is one activity to run.
+type Effect struct {
+	Kind EffectKind
+	// Ref is the Ref of the event that asked for it.
+	Ref int
+	// By is who asked, for the audit line of the result.
+	By string
+	// Backup's point; Collect's point IDs; Restore's point and target.
+	Point          protocol.RecoveryPoint
+	RecoveryPoints []string
+	TargetPath     string
+	// For is the operation a backup is for: protect, backupNow or
+	// scheduledBackup; or for a lock, delete (to the deadline) or none.
+	For protocol.Operation
+	// LockUntil is the deadline a lock holds the objects until; zero is
+	// the rolling lock, now plus the window.
+	LockUntil time.Time
+	// Register asks for the item's vault to be started if it does not run
+	// and its settings read, at a change of the item's state; Alerts go out
+	// with it. A purge alerts once the data is gone.
+	Register bool
+	Alerts   []protocol.Alert
+}
+
+// WakeAt is when the item's clock must next look at it: the purge
+// reminder or deadline while soft-deleted, the next backup while
+// protected. Zero is never.
+func (st ItemState) WakeAt() time.Time {
+	switch st.ProtectionState {
+	case protocol.SoftDeleted:
+		at := st.Deadline
+		for _, t := range []time.Time{st.ReminderAt, st.LockDueAt} {
+			if !t.IsZero() && t.Before(at) {
+				at = t
+			}
+		}
+		return at
+	case protocol.Protected:
+		return earliest(st.NextBackupAt, st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
+	case protocol.ProtectionStopped:
+		return earliest(st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
+	}
+	return time.Time{}
+}
+
+// confirmAt is when the first approval waiting for its vault's
+// confirmation is asked again; zero for none.
+func (st ItemState) confirmAt() time.Time {
+	var at []time.Time
+	for _, a := range st.AwaitingApproval {
+		if a.Confirming != nil {
+			at = append(at, a.Confirming.RetryAt)
+		}
+	}
+	return earliest(at...)
+}
+
+// retryAt is when a waiting delete is asked again; zero for none.
+func (p *PendingDelete) retryAt() time.Time {
+	if p == nil {
+		return time.Time{}
+	}
+	return p.RetryAt
+}
+
+// earliest of some times, zero ones left out.
+func earliest(times ...time.Time) time.Time {
+	var first time.Time
+	for _, t := range times {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
+}
+
+// maxAwaitingApproval bounds the delete requests an item remembers.
+const maxAwaitingApproval = 20
+
+func keepLast[T any](ids []T, n int) []T {
+	if len(ids) > n {
+		return ids[len(ids)-n:]
+	}
+	return ids
+}
+
+// validate checks the contents of carried state.
+func (st *ItemState) validate() error {
+	switch st.ProtectionState {
+	case protocol.Protected, protocol.ProtectionStopped:
+	case protocol.SoftDeleted:
+		if st.DeletedAt.IsZero() || !st.Deadline.After(st.DeletedAt) {
+			return fmt.Errorf("carried state is %s without a deadline after its deletion time", st.ProtectionState)
+		}
+	case protocol.Purging:
+		if st.DeletedAt.IsZero() || st.Deadline.Before(st.DeletedAt) {
+			return fmt.Errorf("carried state is %s without a deadline", st.ProtectionState)
+		}
+	default:
+		return fmt.Errorf("carried protectionState %q is not a state an item continues in", st.ProtectionState)
+	}
+	return nil
+}
+
+// AwaitedApproval is a delete an item registered at its vault for
+// approval. On a vault that required signatures when the delete was
+// requested, it holds who may approve and their keys, so the item checks
+// an approval's signature itself before it asks the vault anything.
+type AwaitedApproval struct {
+	RequestID   string    `json:"requestId"`
+	RequestedBy string    `json:"requestedBy"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+	// Signer is the key that signed the delete, or Unsigned.
+	Signer string `json:"signer,omitempty"`
+	// Approvers and ApproverKeys (allowed_signers lines) are the vault's
+	// when the delete was requested; no keys means an unsigned vault.
+	Approvers    []string `json:"approvers,omitempty"`
+	ApproverKeys string   `json:"approverKeys,omitempty"`
+	// Confirming is an approval received that the vault could not confirm
+	// yet (busy, restarting): it is asked again, as a delete would be.
+	Confirming *Confirming `json:"confirming,omitempty"`
+}
+
+// Confirming is an approval waiting for its vault's confirmation.
+type Confirming struct {
+	By       string    `json:"by"`
+	Approval []byte    `json:"approval,omitempty"`
+	Attempts int       `json:"attempts"`
+	RetryAt  time.Time `json:"retryAt"`
+	Why      string    `json:"why"`
+}

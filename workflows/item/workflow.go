@@ -1,0 +1,382 @@
+// Package item is a backup item's workflow: BackupItem runs one item from its
+// first backup to its purge. Its rules are Decide (decide.go); the workflow
+// (workflow.go) feeds it events and runs the effects it returns.
+package item
+
+import (
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"recoveryvault/internal/signing"
+	"recoveryvault/workflows/protocol"
+)
+
+// BackupItem is one backup item for its whole life: protected with
+// scheduled backups, stopped, soft-deleted with a durable purge timer, and
+// finally purged. It is one pipeline:
+//
+//  1. messages become events, in a fixed order (receive);
+//  2. each event is decided by Decide (decide.go), a pure function, after
+//     gathering the one input that needs I/O: a delete's answer from the
+//     vault (handle, askVault);
+//  3. the decision is committed without blocking: the state, the audit,
+//     the search attributes and the wake-up timer (commit);
+//  4. its effects run as activities, and their results come back as
+//     events (dispatch, effects.go).
+//
+// Updates are events too: a handler queues its event and waits for the
+// outcome; its validator is Decide's refusal (handlers.go). The checks
+// against forged messages are in trust.go.
+func BackupItem(ctx workflow.Context, in ItemInput) (Status, error) {
+	return backupItem(ctx, in, protocol.Settings{})
+}
+
+// NewBackupItem returns the BackupItem workflow bound to a worker's
+// settings; register it under WorkflowType.
+func NewBackupItem(s protocol.Settings) func(workflow.Context, ItemInput) (Status, error) {
+	return func(ctx workflow.Context, in ItemInput) (Status, error) { return backupItem(ctx, in, s) }
+}
+
+// maxHistoryLength bounds one run's history, in events, whether or not the
+// server suggests continue-as-new.
+const maxHistoryLength = 4000
+
+func backupItem(ctx workflow.Context, in ItemInput, settings protocol.Settings) (Status, error) {
+	if err := in.Validate(); err != nil {
+		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), protocol.ErrTypeInvalidInput, nil)
+	}
+	if err := protocol.CheckIdentity(ctx, protocol.WorkflowID(in.VaultID, in.ItemID)); err != nil {
+		return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), protocol.ErrTypeInvalidInput, nil)
+	}
+	w := newItem(ctx, in, settings)
+	// Handlers first: an update delivered in the run's first task must find
+	// them. Their events wait in the queue until the run is under way.
+	if err := w.registerHandlers(ctx); err != nil {
+		return Status{}, err
+	}
+	if in.State != nil {
+		err := protocol.CheckCarriedState(ctx)
+		if err == nil {
+			err = in.State.validate()
+		}
+		if err != nil {
+			return Status{}, temporal.NewNonRetryableApplicationError(err.Error(), protocol.ErrTypeInvalidInput, nil)
+		}
+		w.st = *in.State
+		// The visible state is already published and reported; the clock
+		// starts again from the state.
+		_, _, w.published = w.visible()
+		w.arm(ctx)
+	} else if err := w.protect(ctx); err != nil {
+		return Status{}, err
+	}
+	return w.run(ctx)
+}
+
+type item struct {
+	in          ItemInput
+	st          ItemState
+	settings    protocol.Settings
+	incarnation string
+
+	// signals are the signal channels in the order their pending signals
+	// become events (see receive).
+	signals []signalChannel
+	// events are received and not decided yet, in order; replies are the
+	// updates waiting for the outcome of theirs, by Ref.
+	events  []Event
+	replies map[int]*reply
+	lastRef int
+
+	// wake is the one timer: it fires when Decide has something due.
+	wake      workflow.Future
+	cancel    workflow.CancelFunc
+	wakeAt    time.Time
+	published string
+
+	// The store takes one effect at a time; the vault and the operators
+	// are told one announcement at a time, which carries all that is due.
+	storeQueue  []Effect
+	storeBusy   bool
+	collecting  bool
+	outbox      []protocol.Alert
+	registerDue bool
+	announcing  bool
+}
+
+type signalChannel struct {
+	op protocol.Operation
+	ch workflow.ReceiveChannel
+}
+
+func newItem(ctx workflow.Context, in ItemInput, settings protocol.Settings) *item {
+	w := &item{in: in, settings: settings, replies: map[int]*reply{}, incarnation: workflow.GetInfo(ctx).FirstRunID,
+		st: ItemState{ProtectionState: protocol.Protected}}
+	w.in.State = nil
+	for _, op := range signalOrder {
+		w.signals = append(w.signals, signalChannel{op, workflow.GetSignalChannel(ctx, string(op))})
+	}
+	return w
+}
+
+// signalOrder is the order in which signals of different names that arrive
+// in one workflow task become events (the SDK keeps order only per name).
+// It is chosen so that the data-keeping outcome wins: resume first, as the
+// only operation that leads to garbage collection, so a stop sent with it
+// stands; delete before undelete, so the data is kept; approvals last, so
+// an undelete or stop sent with one is applied first.
+var signalOrder = []protocol.Operation{protocol.OpResume, protocol.OpStop, protocol.OpDelete, protocol.OpUndelete, protocol.OpApproved}
+
+// protect takes a new item's first backup. It proves the source exists and
+// comes before the item shows itself to visibility or its vault: an item
+// whose source is missing is refused outright and leaves nothing behind.
+func (w *item) protect(ctx workflow.Context) error {
+	d, _ := Decide(w.st, Event{Op: OpProtect, By: signing.System}, w.inputs(ctx))
+	w.st = d.State
+	done := w.runStoreEffect(ctx, d.Effects[0])
+	if f := done.Failure; f != nil && f.Refused {
+		return temporal.NewNonRetryableApplicationError(f.Message, protocol.ErrTypeSourceMissing, nil)
+	}
+	w.handle(ctx, done)
+	return nil
+}
+
+// run is the item's life: take the next event, decide it, commit it, run
+// its effects; wait when there is nothing to do.
+func (w *item) run(ctx workflow.Context) (Status, error) {
+	for {
+		if ctx.Err() != nil {
+			// A cancelled item stops with its data intact; only the purge
+			// timer may destroy data.
+			return w.status(workflow.Now(ctx)), ctx.Err()
+		}
+		// Signals first, then the timer: an undelete that arrived with the
+		// timer's firing in one task is decided before the timer is. Update
+		// handlers of that task have queued their events already, after
+		// the signals that reached the workflow before them.
+		w.receive()
+		if w.wake != nil && w.wake.IsReady() {
+			w.wake, w.cancel = nil, nil
+			w.events = append(w.events, Event{Op: OpWakeUp})
+		}
+		if ev, ok := w.next(); ok {
+			w.handle(ctx, ev)
+			continue
+		}
+		// Effects start once every event received is decided, so each
+		// store effect is checked against the state they leave.
+		w.dispatch(ctx)
+		switch {
+		case w.finished(ctx):
+			return w.status(workflow.Now(ctx)), nil
+		case w.readyToContinueAsNew(ctx):
+			next := w.in
+			st := w.st
+			next.State = &st
+			return Status{}, workflow.NewContinueAsNewError(ctx, protocol.WorkflowType, next)
+		}
+		_ = workflow.Await(ctx, func() bool {
+			return w.decidable() || w.signalsPending() || (w.wake != nil && w.wake.IsReady()) ||
+				w.finished(ctx) || w.readyToContinueAsNew(ctx)
+		})
+	}
+}
+
+// receive turns every pending signal into an event, in signalOrder.
+// Payloads are received raw and decoded here: one the SDK could not decode
+// into a struct would be dropped silently and block a plain Receive.
+func (w *item) receive() {
+	for _, s := range w.signals {
+		var raw converter.RawValue
+		for s.ch.ReceiveAsync(&raw) {
+			w.events = append(w.events, signalEvent(s.op, raw))
+			raw = converter.RawValue{}
+		}
+	}
+}
+
+// decidable is true when next has an event to give.
+func (w *item) decidable() bool {
+	return slices.ContainsFunc(w.events, func(ev Event) bool { return !w.collecting || !ev.Op.ByPerson() })
+}
+
+// next takes the first event that may be decided now. While a garbage
+// collection runs, a person's operations wait: the points a stop or delete
+// keeps must not vanish under a collection already under way.
+func (w *item) next() (Event, bool) {
+	for i, ev := range w.events {
+		if w.collecting && ev.Op.ByPerson() {
+			continue
+		}
+		w.events = slices.Delete(w.events, i, i+1)
+		if ev.Op == OpCollectDone {
+			w.collecting = false
+		}
+		return ev, true
+	}
+	return Event{}, false
+}
+
+func (w *item) signalsPending() bool {
+	for _, s := range w.signals {
+		if s.ch.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// handle decides one event and commits the decision. A delete first asks
+// its vault: that is the only blocking step, and it comes before the
+// decision, never in the middle of one. Nothing else decides meanwhile:
+// events that arrive wait in the queue.
+func (w *item) handle(ctx workflow.Context, ev Event) {
+	in := w.inputs(ctx)
+	d, err := Decide(w.st, ev, in)
+	if err == nil && d.Ask == AskVault {
+		in.Vault = w.askVault(ctx, ev)
+		in.Now = workflow.Now(ctx)
+		d, err = Decide(w.st, ev, in)
+	}
+	if err != nil {
+		// A refusal changes nothing but the audit trail.
+		w.st.Audit = protocol.AppendAudit(w.st.Audit, protocol.AuditEntry{Time: in.Now.UTC(), Operation: string(ev.Op),
+			RequestedBy: protocol.Requester(ev.By), Outcome: protocol.OutcomeRejected, Detail: err.Error()})
+		w.answer(ev.Ref, err, nil)
+		return
+	}
+	w.commit(ctx, ev, d)
+}
+
+func (w *item) inputs(ctx workflow.Context) Inputs {
+	return Inputs{Item: w.in, Now: workflow.Now(ctx)}
+}
+
+// commit makes a decision true without blocking: the state and the audit,
+// then what follows from them (the search attributes, the wake-up timer),
+// then the effects, which run later. The one who asked is answered now, or
+// when the effect started for them is done.
+func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
+	w.st = d.State
+	if d.Audit != nil {
+		w.st.Audit = protocol.AppendAudit(w.st.Audit, *d.Audit)
+	}
+	w.events = append(w.events, d.Next...)
+	w.publish(ctx)
+	w.arm(ctx)
+	waits := false
+	for _, e := range d.Effects {
+		switch e.Kind {
+		case EffectAnnounce:
+			for _, a := range e.Alerts {
+				w.outbox = append(w.outbox, a.Bounded())
+			}
+			w.registerDue = w.registerDue || e.Register
+		default:
+			w.storeQueue = append(w.storeQueue, e)
+			waits = waits || (e.Ref != 0 && e.Ref == ev.Ref)
+		}
+	}
+	if !waits {
+		w.answer(ev.Ref, w.outcome(ev), d.Pending)
+	}
+}
+
+// arm keeps the wake-up timer at the time Decide will next have something
+// due. A timer for another time is cancelled (TimerCanceled in the
+// history), never kept: an undelete cancels the purge.
+func (w *item) arm(ctx workflow.Context) {
+	at := w.st.WakeAt()
+	if w.wake != nil && !w.wakeAt.Equal(at) {
+		w.cancel()
+		w.wake, w.cancel = nil, nil
+	}
+	if at.IsZero() || w.wake != nil {
+		return
+	}
+	w.wakeAt = at
+	w.wake, w.cancel = protocol.StartTimer(ctx, at.Sub(workflow.Now(ctx)), "wake up: "+string(w.st.ProtectionState))
+}
+
+// dispatch starts the effects that may run now: the next store effect,
+// once the store is free and if the state still allows it, and one
+// announcement carrying everything due.
+func (w *item) dispatch(ctx workflow.Context) {
+	for !w.storeBusy && len(w.storeQueue) > 0 {
+		e := w.storeQueue[0]
+		w.storeQueue = w.storeQueue[1:]
+		if err := Runnable(w.st, e, w.in); err != nil {
+			w.answer(e.Ref, err, nil)
+			continue
+		}
+		w.storeBusy, w.collecting = true, e.Kind == EffectCollect
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			done := w.runStoreEffect(ctx, e)
+			w.storeBusy = false
+			w.events = append(w.events, done)
+		})
+	}
+	if !w.announcing && (w.registerDue || len(w.outbox) > 0) {
+		in := w.announcement(Effect{Register: w.registerDue, Alerts: w.outbox})
+		w.outbox, w.registerDue, w.announcing = nil, false, true
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			done := w.announce(ctx, in)
+			w.announcing = false
+			w.events = append(w.events, done)
+		})
+	}
+}
+
+// idle is true when nothing is queued, running or waiting to be told.
+func (w *item) idle(ctx workflow.Context) bool {
+	return len(w.events) == 0 && !w.signalsPending() && !w.storeBusy && len(w.storeQueue) == 0 &&
+		!w.announcing && !w.registerDue && len(w.outbox) == 0 && workflow.AllHandlersFinished(ctx)
+}
+
+// finished is true once a purged item has answered everyone.
+func (w *item) finished(ctx workflow.Context) bool {
+	return w.st.ProtectionState == protocol.Purged && w.idle(ctx)
+}
+
+// readyToContinueAsNew is true when the history should be cut and nothing
+// is in flight. The state, the deadline included, goes to the next run;
+// no signal can be left behind, since none is pending and nothing blocks
+// between this check and the command.
+func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return (info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength) && w.idle(ctx)
+}
+
+// visible is what the outside world is told of the item: its state as
+// users see it, its purge deadline while soft-deleted, and a key that
+// changes exactly when either does.
+func (w *item) visible() (protocol.State, time.Time, string) {
+	state := protocol.VisibleState(w.st.ProtectionState)
+	var deadline time.Time
+	if state == protocol.SoftDeleted {
+		deadline = w.st.Deadline.UTC()
+	}
+	return state, deadline, string(state) + "|" + deadline.String()
+}
+
+// publish upserts the search attributes when what they say has changed.
+func (w *item) publish(ctx workflow.Context) {
+	state, at, key := w.visible()
+	if key == w.published {
+		return
+	}
+	w.published = key
+	deadline := protocol.DeadlineAttribute.ValueUnset()
+	if !at.IsZero() {
+		deadline = protocol.DeadlineAttribute.ValueSet(at)
+	}
+	err := workflow.UpsertTypedSearchAttributes(ctx,
+		protocol.VaultIDAttribute.ValueSet(w.in.VaultID), protocol.StateAttribute.ValueSet(string(state)), deadline)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Search attributes not updated", "error", err)
+	}
+}

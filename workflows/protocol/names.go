@@ -1,0 +1,173 @@
+// Package protocol is what items, vaults and their clients exchange: the names
+// a user types, the states, requests and answers, settings, alerts and audit
+// entries. Package item and package vault both use it; neither uses the other.
+package protocol
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+
+	"go.temporal.io/sdk/temporal"
+
+	"recoveryvault/internal/searchattributes"
+)
+
+// This file holds an item's rules: what every event means in every state.
+// Decide is a pure function of the item's state, one event and the inputs
+// gathered for it; the workflow (backupitem.go) only feeds it events and
+// carries out what it returns. Signal handlers, update validators, update
+// handlers, the wake-up timer and the results of activities all come
+// through it, so an operation is never judged differently depending on how
+// it arrived.
+
+// State is an item's protectionState (docs/contract.md section 3).
+type State string
+
+const (
+	Protected         State = "Protected"
+	ProtectionStopped State = "ProtectionStopped"
+	SoftDeleted       State = "SoftDeleted"
+	// Purging is internal: the window has ended and the purge runs. Users
+	// see it as SoftDeleted until the bytes are gone, because "Purged" must
+	// only be said of data that no longer exists.
+	Purging State = "Purging"
+	Purged  State = "Purged"
+)
+
+// Operation names an event: what a person asked, or what the item's own
+// clock and effects report.
+type Operation string
+
+// A person's operations (docs/contract.md section 2).
+const (
+	OpStop      Operation = "stop"
+	OpDelete    Operation = "delete"
+	OpUndelete  Operation = "undelete"
+	OpResume    Operation = "resume"
+	OpBackupNow Operation = "backupNow"
+	OpRestore   Operation = "restore"
+	// OpApproved is the vault's word that a delete waiting for approval
+	// was approved (the deleteApproved signal).
+	OpApproved Operation = SignalDeleteApproved
+)
+
+// byPerson is true for the operations people ask for.
+func (op Operation) ByPerson() bool {
+	return slices.Contains(UserOperations, op) || op == OpApproved
+}
+
+// VisibleStates are the protectionStates users see, in the order lists
+// and filters show them.
+var VisibleStates = []State{Protected, ProtectionStopped, SoftDeleted, Purged}
+
+// VisibleState is the protectionState users see: Purging is still
+// SoftDeleted to them until the purge has finished.
+func VisibleState(s State) State {
+	if s == Purging {
+		return SoftDeleted
+	}
+	return s
+}
+
+// UserOperations are the operations a person can ask of an item, in the
+// order a console offers them.
+var UserOperations = []Operation{OpBackupNow, OpStop, OpDelete, OpUndelete, OpResume, OpRestore}
+
+// Names a user types (docs/contract.md section 2).
+const (
+	TaskQueue    = "backup"
+	WorkflowType = "BackupItem"
+
+	SignalStop     = "stop"
+	SignalDelete   = "delete"
+	SignalUndelete = "undelete"
+	SignalResume   = "resume"
+
+	UpdateStop      = "stop"
+	UpdateDelete    = "delete"
+	UpdateUndelete  = "undelete"
+	UpdateResume    = "resume"
+	UpdateBackupNow = "backupNow"
+	UpdateRestore   = "restore"
+
+	QueryStatus = "status"
+)
+
+// Search attributes, registered on every server the worker talks to.
+var (
+	VaultIDAttribute  = temporal.NewSearchAttributeKeyKeyword(searchattributes.VaultID)
+	StateAttribute    = temporal.NewSearchAttributeKeyKeyword(searchattributes.State)
+	DeadlineAttribute = temporal.NewSearchAttributeKeyTime(searchattributes.Deadline)
+)
+
+// WorkflowID is the ID of an item's workflow.
+func WorkflowID(vaultID, itemID string) string {
+	return "backup-item/" + vaultID + "/" + itemID
+}
+
+// ItemsQuery is the visibility query of a vault's items ("" for every
+// vault) in a state, each item at most once. With no state it lists the
+// items that exist, those whose workflow is running and not purged (and so
+// hold data); Purged lists the runs that ended in a purge. A run that continued as new,
+// or an item refused at its first backup (its workflow failed before it
+// published anything), is never listed. The IDs must be valid.
+func ItemsQuery(vaultID string, state State) string {
+	q := fmt.Sprintf("WorkflowType = '%s'", WorkflowType)
+	if vaultID != "" {
+		q += fmt.Sprintf(" AND %s = '%s'", searchattributes.VaultID, vaultID)
+	} else {
+		q += " AND " + searchattributes.VaultID + " IS NOT NULL"
+	}
+	// A purged item shows Purged a moment before its run shows completed:
+	// it is counted by its state, so it is never in both lists.
+	switch state {
+	case "":
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND %s != '%s'", searchattributes.State, Purged)
+	case Purged:
+		q += fmt.Sprintf(" AND ExecutionStatus != 'ContinuedAsNew' AND %s = '%s'", searchattributes.State, Purged)
+	default:
+		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND %s = '%s'", searchattributes.State, state)
+	}
+	return q
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidateID checks a vault or item ID: it names a workflow and a directory
+// of the store, so it may hold no path separators.
+func ValidateID(kind, id string) error {
+	if id == "" {
+		return fmt.Errorf("%s is missing", kind)
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%s %q is not valid: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", kind, id)
+	}
+	return nil
+}
+
+// Multi-user authorization names a user types (docs/contract.md section 2).
+const (
+	UpdateEnableMua = "enableMua"
+	UpdateApprove   = "approve"
+	UpdateReject    = "reject"
+	// SignalDeleteApproved tells an item that its delete was approved. The
+	// item believes it only after its vault confirms the approval.
+	SignalDeleteApproved = "deleteApproved"
+)
+
+// UpdateItemDelete is how an item's delete reaches its vault (users send
+// delete to the item): the vault answers with the window it gets, or
+// registers it for approval, or confirms an approval, and records it.
+const UpdateItemDelete = "itemDelete"
+
+// Vault names a user types (docs/contract.md section 2).
+const (
+	VaultWorkflowType   = "Vault"
+	UpdateSetSoftDelete = "setSoftDelete"
+	UpdateDeleteVault   = "deleteVault"
+	QueryVaultStatus    = "status"
+)
+
+// VaultWorkflowID is the ID of a vault's workflow.
+func VaultWorkflowID(vaultID string) string { return "vault/" + vaultID }

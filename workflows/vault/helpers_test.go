@@ -1,0 +1,10 @@
+package vault_test
+
+import (
+	"context"
+	"time"
+)
+
+const day = 24 * time.Hour
+
+type ctxT = context.Context
