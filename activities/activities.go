@@ -1,6 +1,8 @@
 // Package activities holds the side effects of items and vaults: the
 // recovery-point store, the notifier, and the calls to other workflows.
-// Each activity implements one that the workflows name (workflows/effects.go).
+// Each activity implements one the workflows name
+// (workflows/protocol/activities.go): the item's in this file, the
+// vault's in vault.go.
 package activities
 
 import (
@@ -272,4 +274,124 @@ func classifyIn(ctx context.Context, err error) error {
 		}
 	}
 	return err
+}
+
+// Announce registers an item with its vault, starting the vault with
+// default settings if it does not run (a vault that runs is only read, from
+// the server's record, without a task of it), reads the vault's settings
+// from its memo for the item's floor, and delivers the item's alerts.
+func (a *Activities) Announce(ctx context.Context, in item.AnnounceInput) (item.AnnounceResult, error) {
+	if err := a.admit(ctx, in.VaultID, anyItemOf(in.VaultID)); err != nil {
+		return item.AnnounceResult{}, err
+	}
+	return a.announce(ctx, in)
+}
+
+func (a *Activities) announce(ctx context.Context, in item.AnnounceInput) (item.AnnounceResult, error) {
+	var res item.AnnounceResult
+	if in.Register {
+		vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
+		var running *items.NotRunningError
+		if errors.As(err, &running) {
+			if err := items.StartVault(ctx, a.Client, in.VaultID); err != nil {
+				return res, err
+			}
+			// A vault just started publishes its settings at its first
+			// task: until then the item keeps its floor.
+			vs, err = items.VaultSettings(ctx, a.Client, in.VaultID)
+		}
+		if err == nil {
+			p := vs.Protection()
+			res.Settings, res.Protection = &vs.SoftDeleteSettings, &p
+			if in.Floor.Vault != "" && in.Floor.Vault != p.Incarnation {
+				a.alertRestarted(ctx, in.VaultID, in.Floor.Weakened(in.VaultID, p))
+			}
+		}
+	}
+	for _, alert := range in.Alerts {
+		alert.VaultID = in.VaultID
+		if err := a.notify(ctx, alert); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// AskVault sends an item's delete to its vault (the itemDelete update) and
+// delivers the alert the vault's answer calls for. A retry sends the same
+// update ID, so the vault decides once. A refusal by the vault is final.
+// A delete the vault held when last asked, and that the hold it publishes
+// still holds, is answered so from the vault's record: a burst of held
+// deletes asking again does not queue at the vault.
+func (a *Activities) AskVault(ctx context.Context, in item.AskVaultInput) (protocol.VaultAnswer, error) {
+	var answer protocol.VaultAnswer
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.Request.ItemID)); err != nil {
+		return answer, err
+	}
+	id := protocol.VaultWorkflowID(in.VaultID)
+	vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
+	if why := in.Floor.Weakened(in.VaultID, vs.Protection()); err == nil && why != "" {
+		// Not asked: a vault started anew that requires less than the
+		// item saw would let the delete through on less.
+		if !in.HeldBefore {
+			a.alertRestarted(ctx, in.VaultID, why)
+		}
+		answer.Held, answer.Settings = why, vs.SoftDeleteSettings
+		return answer, nil
+	}
+	var unpublished *items.NotPublishedError
+	switch {
+	case errors.As(err, &unpublished) && (in.Floor.Mua || in.Floor.Signers != ""):
+		// What it requires now cannot be read: one started anew may
+		// require less than the item saw, so it is not asked yet.
+		answer.Held = fmt.Sprintf("vault %s has not published in this run what it requires of a delete, and it required approval or signatures before: the delete waits until it does", in.VaultID)
+		return answer, nil
+	case errors.As(err, &unpublished):
+		// It runs, and answers at its first task.
+	case err != nil:
+		// Not started yet (a new item's first announcement starts it, and
+		// a delete right after the protect may come first), or not a vault
+		// of ours: the item asks again later.
+		return answer, err
+	case in.HeldBefore:
+		if why := vs.StillHeld(in.VaultID, in.Request, time.Now()); why != "" {
+			answer.Held, answer.Settings = why, vs.SoftDeleteSettings
+			return answer, nil
+		}
+	}
+	info := activity.GetInfo(ctx)
+	err = items.Execute(ctx, a.Client, client.UpdateWorkflowOptions{
+		WorkflowID: id,
+		UpdateName: protocol.UpdateItemDelete,
+		UpdateID:   info.WorkflowExecution.RunID + "/" + info.ActivityID,
+		Args:       []any{in.Request},
+	}, &answer)
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil)
+	}
+	if err != nil {
+		return answer, fmt.Errorf("update %s of %s: %w", protocol.UpdateItemDelete, id, err)
+	}
+	if answer.Alert != nil {
+		if err := a.notify(ctx, *answer.Alert); err != nil {
+			return answer, err
+		}
+	}
+	return answer, nil
+}
+
+// alertRestarted tells that a vault runs a new incarnation since an item
+// last saw it: it was terminated or reset and started anew.
+func (a *Activities) alertRestarted(ctx context.Context, vaultID, weakened string) {
+	info := activity.GetInfo(ctx)
+	detail := fmt.Sprintf("vault %s was terminated or reset and started anew since item workflow %s last saw it", vaultID, info.WorkflowExecution.ID)
+	if weakened != "" {
+		detail = weakened
+	}
+	alert := protocol.Alert{Kind: protocol.AlertVaultRestarted, VaultID: vaultID, ItemID: strings.TrimPrefix(info.WorkflowExecution.ID, protocol.WorkflowID(vaultID, "")),
+		Time: time.Now().UTC(), Detail: protocol.Clip(detail, protocol.MaxDetailBytes)}
+	if err := a.notify(ctx, alert); err != nil {
+		activity.GetLogger(ctx).Error("Alert of a vault started anew not delivered", "error", err, "detail", detail)
+	}
 }

@@ -227,14 +227,14 @@ func DecodePayload(name string, raw converter.RawValue, into any, example string
 	return nil
 }
 
-// decodeJSON reads a JSON object of known fields only.
+// DecodeJSON reads a JSON object of known fields only.
 func DecodeJSON(data []byte, into any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	return dec.Decode(into)
 }
 
-// payloadData is a payload's JSON text, nil for none: what a signature
+// PayloadData is a payload's JSON text, nil for none: what a signature
 // covers, field for field.
 func PayloadData(raw converter.RawValue) []byte {
 	p := raw.Payload()

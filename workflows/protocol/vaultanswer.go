@@ -76,16 +76,34 @@ type DeleteApproval struct {
 	Approval json.RawMessage `json:"approval,omitempty"`
 }
 
+// Hold is a vault's mass-delete hold: since when its guard holds deletes
+// (zero while it does not), and when the hold was last cleared. The vault
+// and the items judge a delete by the same rule (Holds).
+type Hold struct {
+	HeldSince     time.Time `json:"heldSince,omitzero"`
+	ReleasedUntil time.Time `json:"releasedUntil,omitzero"`
+}
+
+// Released is true for a delete its item received before the hold was last
+// cleared: the clear let it through, and it is neither counted nor held
+// again when its item asks once more.
+func (h Hold) Released(receivedAt time.Time) bool {
+	return !receivedAt.IsZero() && !receivedAt.After(h.ReleasedUntil)
+}
+
+// Holds is true when a delete received at receivedAt waits for the hold
+// to be cleared.
+func (h Hold) Holds(receivedAt time.Time) bool {
+	return !h.HeldSince.IsZero() && !h.Released(receivedAt)
+}
+
 // DeleteSettings are what an item reads from its vault at a delete.
 type DeleteSettings struct {
 	SoftDeleteSettings
 	// MultiUserAuthorization, when true, makes the delete wait for approval.
 	MultiUserAuthorization bool `json:"multiUserAuthorization,omitempty"`
-	// MassDeleteHeldSince is when the vault's mass-delete guard started
-	// holding deletes, zero while it does not; MassDeleteReleasedUntil is
-	// when the hold was last cleared.
-	MassDeleteHeldSince     time.Time `json:"massDeleteHeldSince,omitzero"`
-	MassDeleteReleasedUntil time.Time `json:"massDeleteReleasedUntil,omitzero"`
+	// MassDeleteHold is the vault's mass-delete hold.
+	MassDeleteHold Hold `json:"massDeleteHold"`
 	// Signers is the digest of the vault's allowed signers, "" for none.
 	Signers string `json:"signers,omitempty"`
 	// Run is the run that wrote the memo: a memo is believed only from the
@@ -110,8 +128,7 @@ func (s DeleteSettings) Protection() Protection {
 // hold lasts. It is never a reason to let a delete through: only the vault
 // does that.
 func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now time.Time) string {
-	if s.MassDeleteHeldSince.IsZero() || s.MultiUserAuthorization || req.RequestID != "" ||
-		(!req.ReceivedAt.IsZero() && !req.ReceivedAt.After(s.MassDeleteReleasedUntil)) {
+	if s.MultiUserAuthorization || req.RequestID != "" || !s.MassDeleteHold.Holds(req.ReceivedAt) {
 		return ""
 	}
 	// A signed delete whose signature has gone stale is the vault's to
@@ -122,7 +139,7 @@ func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now tim
 		return ""
 	}
 	return fmt.Sprintf("vault %s holds deletes since %s: its mass-delete guard let its threshold through; the delete waits until the hold is cleared (clearMassDeleteHold)",
-		vaultID, FormatTime(s.MassDeleteHeldSince))
+		vaultID, FormatTime(s.MassDeleteHold.HeldSince))
 }
 
 // ItemDeleteRequest is the payload of itemDelete.

@@ -139,7 +139,7 @@ func TestDecidedRequestsAreBoundedAndPendingOnesKept(t *testing.T) {
 	v.st.Requests[1] = protocol.MuaRequest{RequestID: "r-awaited", State: protocol.RequestApproved, Operation: string(protocol.OpDelete), ExpiresAt: now.Add(time.Hour)}
 	v.st.Requests[2] = protocol.MuaRequest{RequestID: "r-done", State: protocol.RequestApproved, Operation: string(protocol.OpDelete), ExpiresAt: now.Add(time.Hour), CarriedOut: true}
 	v.st.Requests[3] = protocol.MuaRequest{RequestID: "r-late", State: protocol.RequestApproved, Operation: string(protocol.OpDelete), ExpiresAt: now}
-	v.trimRequests(now)
+	v.st.Requests = trimRequests(v.st.Requests, now)
 	require.Len(t, v.st.Requests, maxClosedRequests+3)
 	assert.Equal(t, "r-A", v.st.Requests[0].RequestID, "a pending request is never dropped")
 	assert.Equal(t, protocol.RequestPending, v.st.Requests[0].State)
@@ -154,7 +154,7 @@ func TestApprovalsAwaitingTheirItemsAreBoundedToo(t *testing.T) {
 		v.st.Requests = append(v.st.Requests, protocol.MuaRequest{RequestID: fmt.Sprintf("r-%d", i), State: protocol.RequestApproved,
 			Operation: string(protocol.OpDelete), ExpiresAt: now.Add(time.Hour)})
 	}
-	v.trimRequests(now)
+	v.st.Requests = trimRequests(v.st.Requests, now)
 	require.Len(t, v.st.Requests, maxPendingRequests)
 	assert.Equal(t, "r-5", v.st.Requests[0].RequestID, "the oldest approvals its items never carried out go first")
 }

@@ -188,7 +188,7 @@ func (s *VaultSuite) TestUnderMuaABurstOpensRequestsAndAlertsOnce() {
 func TestAHeldDeleteIsAnsweredFromThePublishedHoldOnlyWhileItStillHoldsIt(t *testing.T) {
 	heldSince := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	cleared := heldSince.Add(-time.Hour)
-	holding := protocol.DeleteSettings{MassDeleteHeldSince: heldSince, MassDeleteReleasedUntil: cleared}
+	holding := protocol.DeleteSettings{MassDeleteHold: protocol.Hold{HeldSince: heldSince, ReleasedUntil: cleared}}
 	received := heldSince.Add(time.Minute)
 	cases := map[string]struct {
 		vault protocol.DeleteSettings
@@ -196,7 +196,7 @@ func TestAHeldDeleteIsAnsweredFromThePublishedHoldOnlyWhileItStillHoldsIt(t *tes
 		held  bool
 	}{
 		"held, received after the last clear":      {holding, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, true},
-		"the vault holds nothing":                  {protocol.DeleteSettings{MassDeleteReleasedUntil: cleared}, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
+		"the vault holds nothing":                  {protocol.DeleteSettings{MassDeleteHold: protocol.Hold{ReleasedUntil: cleared}}, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
 		"received before the last clear":           {holding, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: cleared.Add(-time.Second)}, false},
 		"received at the last clear":               {holding, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: cleared}, false},
 		"an approved delete is the vault's to say": {holding, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received, RequestID: "r-1"}, false},
@@ -206,7 +206,7 @@ func TestAHeldDeleteIsAnsweredFromThePublishedHoldOnlyWhileItStillHoldsIt(t *tes
 			Input: json.RawMessage(`{"signature":"-----BEGIN SSH SIGNATURE-----","signedAt":"2026-12-03T09:50:59Z"}`)}, false},
 		"signed at no time the vault can read": {holding, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received,
 			Input: json.RawMessage(`{"signature":"-----BEGIN SSH SIGNATURE-----","signedAt":"yesterday"}`)}, false},
-		"under multi-user authorization": {protocol.DeleteSettings{MultiUserAuthorization: true, MassDeleteHeldSince: heldSince}, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
+		"under multi-user authorization": {protocol.DeleteSettings{MultiUserAuthorization: true, MassDeleteHold: protocol.Hold{HeldSince: heldSince}}, protocol.ItemDeleteRequest{ItemID: "vm1", ReceivedAt: received}, false},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
