@@ -55,7 +55,7 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState == protocol.SoftDeleted
 	}, 30*time.Second, 200*time.Millisecond, "the held delete went through at its next try")
-	k.replayAndSave(protocol.VaultWorkflowID("burst"), "guard-vault.json")
+	k.replayAndSave(protocol.VaultWorkflowID("burst"), "vault-guard.json")
 }
 
 // updatesAt counts the updates of a name a workflow accepted.

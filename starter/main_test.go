@@ -18,14 +18,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/server/temporaltest"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"recoveryvault/internal/backupworker"
+	"recoveryvault/internal/histories"
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/internal/storetest"
@@ -289,7 +288,7 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, ids, 2, "every recovery point is still in the store")
 
-	k.replayAndSave(id, "lifecycle-vault.json")
+	k.replayAndSave(id, "item-lifecycle.json")
 }
 
 func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
@@ -373,26 +372,8 @@ func TestRefusedProtectLeavesNoItemBehind(t *testing.T) {
 }
 
 // replayAndSave replays a workflow's real history with the current code,
-// and saves it as internal/backupworker/testdata/name when RECOVERYVAULT_SAVE_HISTORY is
-// set, so the replay test in workflows/ keeps future changes deterministic.
-func (k *cluster) replayAndSave(id, name string) {
-	t := k.t
-	it := k.c.GetWorkflowHistory(context.Background(), id, "", false, 0)
-	hist := &historypb.History{}
-	for it.HasNext() {
-		e, err := it.Next()
-		require.NoError(t, err)
-		hist.Events = append(hist.Events, e)
-	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "history.json")
-	if os.Getenv("RECOVERYVAULT_SAVE_HISTORY") != "" {
-		path = filepath.Join("..", "internal", "backupworker", "testdata", name)
-	}
-	require.NoError(t, os.WriteFile(path, data, 0o644))
-	require.NoError(t, backupworker.ReplayHistoryFile(path, id))
-}
+// and saves it as a fixture of the replay test when asked to.
+func (k *cluster) replayAndSave(id, name string) { histories.Replay(k.t, k.c, id, "", name) }
 
 func TestStarterVaultCommands(t *testing.T) {
 	k := startCluster(t)
@@ -542,6 +523,8 @@ func TestStarterMultiUserAuthorization(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "Approval     multi-user authorization off")
 	assert.Contains(t, out, "rejected by bob; reason: no ticket")
+	k.replayAndSave(protocol.WorkflowID("vault7", "vm1"), "item-approval.json")
+	k.replayAndSave(protocol.VaultWorkflowID("vault7"), "vault-approval.json")
 }
 
 // TestLoadDrivesItemsToTheirPurgeAndMeasures runs the load command, with its

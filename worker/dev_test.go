@@ -24,6 +24,7 @@ import (
 	"recoveryvault/activities"
 	"recoveryvault/internal/backupworker"
 	"recoveryvault/internal/devserver"
+	"recoveryvault/internal/histories"
 	"recoveryvault/internal/items"
 	"recoveryvault/internal/searchattributes"
 	"recoveryvault/internal/storetest"
@@ -556,4 +557,9 @@ func TestContinueAsNewOnARealServerKeepsItemsAndVaults(t *testing.T) {
 		items, err := items.List(context.Background(), c, protocol.ItemsQuery("vault1", ""))
 		return err == nil && len(items) == 1 && items[0].ProtectionState == string(protocol.SoftDeleted)
 	}, 20*time.Second, 200*time.Millisecond)
+	// Both runs of each, the one that continued and the one continued.
+	histories.Replay(t, c, id, itemRun, "item-continued.json")
+	histories.Replay(t, c, id, "", "item-continuing.json")
+	histories.Replay(t, c, vaultID, vaultRun, "vault-continued.json")
+	histories.Replay(t, c, vaultID, "", "vault-continuing.json")
 }

@@ -1,9 +1,11 @@
 package backupworker
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,24 +13,35 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// TestReplaySavedHistories replays event histories recorded on a real server
-// (recorded with RECOVERYVAULT_SAVE_HISTORY=1 go test ./starter/). A
-// change that would break running items fails here.
+// fixtures are the histories recorded on a real server, by the workflow
+// each is of (record them again with RECOVERYVAULT_SAVE_HISTORY=1 go test
+// ./starter/ ./worker/): the lifecycle of an item, a vault's guard holding
+// and releasing a burst, a delete approved under multi-user authorization
+// at the item and at its vault, and both continuing as new, each run.
+var fixtures = map[string]string{
+	"item-lifecycle.json":   protocol.WorkflowID("vault1", "vm1"),
+	"vault-guard.json":      protocol.VaultWorkflowID("burst"),
+	"item-approval.json":    protocol.WorkflowID("vault7", "vm1"),
+	"vault-approval.json":   protocol.VaultWorkflowID("vault7"),
+	"item-continued.json":   protocol.WorkflowID("vault1", "vm1"),
+	"item-continuing.json":  protocol.WorkflowID("vault1", "vm1"),
+	"vault-continued.json":  protocol.VaultWorkflowID("vault1"),
+	"vault-continuing.json": protocol.VaultWorkflowID("vault1"),
+}
+
+// TestReplaySavedHistories replays every fixture: a change that would break
+// running items or vaults fails here.
 func TestReplaySavedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
-	require.NotEmpty(t, files, "no saved histories under testdata/")
-	// The workflow each history is of; an item's by default.
-	ids := map[string]string{
-		"guard-vault.json": protocol.VaultWorkflowID("burst"),
-	}
+	var names []string
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			id, ok := ids[filepath.Base(f)]
-			if !ok {
-				id = protocol.WorkflowID("vault1", "vm1")
-			}
-			require.NoError(t, ReplayHistoryFile(f, id))
+		names = append(names, filepath.Base(f))
+	}
+	require.ElementsMatch(t, slices.Collect(maps.Keys(fixtures)), names, "every fixture is recorded and replayed")
+	for name, id := range fixtures {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, ReplayHistoryFile(filepath.Join("testdata", name), id))
 		})
 	}
 }
@@ -36,7 +49,7 @@ func TestReplaySavedHistories(t *testing.T) {
 // TestReplayDetectsAChangedLifecycle proves the replay can fail: the saved
 // history with its first update renamed is not what this code would do.
 func TestReplayDetectsAChangedLifecycle(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "lifecycle-vault.json"))
+	data, err := os.ReadFile(filepath.Join("testdata", "item-lifecycle.json"))
 	require.NoError(t, err)
 	// protojson varies its spacing from run to run: match any.
 	first := regexp.MustCompile(`("activityType":\s*\{\s*"name":\s*)"Backup"`).FindIndex(data)

@@ -1,6 +1,7 @@
 package item_test
 
 import (
+	"encoding/json"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -9,13 +10,26 @@ import (
 	"recoveryvault/internal/signingtest"
 	. "recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
-func (s *ItemSuite) approvedAtVault(id, by string) {
-	s.vaultRequests = append(s.vaultRequests, protocol.MuaRequest{
-		RequestID: id, Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: by, Reason: "decommissioned",
-		State: protocol.RequestApproved, DecidedBy: "bob", ExpiresAt: s.env.Now().Add(day),
-	})
+// approvedAtVault has bob approve request id at the vault, by the vault's
+// own rules; approval is his signed approve on a vault that requires
+// signatures. The test then sends the signal the vault would.
+func (s *ItemSuite) approvedAtVault(id string, approval json.RawMessage) {
+	d, err := vault.Decide(s.vault, vault.Command{Op: protocol.UpdateApprove, Payload: protocol.DecisionRequest{RequestID: id, RequestedBy: "bob"}, Input: approval},
+		vault.Facts{Now: s.env.Now()})
+	s.Require().NoError(err)
+	s.Require().NotNil(d.Tell, "the vault tells the item")
+	s.vault = d.State
+}
+
+// signedDelete is a delete signed with key k, as the starter sends it to a
+// vault that requires signatures.
+func (s *ItemSuite) signedDelete(k *signingtest.Key, reason string) json.RawMessage {
+	b, err := signing.Sign(k.Signer, protocol.UpdateDelete, protocol.WorkflowID("vault1", "vm1"), protocol.Request{RequestedBy: k.Principal, Reason: reason}, s.env.Now())
+	s.Require().NoError(err)
+	return b
 }
 
 func (s *ItemSuite) lastAudit() string {
@@ -25,7 +39,7 @@ func (s *ItemSuite) lastAudit() string {
 }
 
 func (s *ItemSuite) TestDeleteUnderMuaWaitsForApprovalAndChangesNothing() {
-	s.vaultMua = true
+	s.vault.Mua = muaOn
 	var got Status
 	var err error
 	s.at(time.Hour, func() {
@@ -58,13 +72,13 @@ func (s *ItemSuite) TestDeleteUnderMuaWaitsForApprovalAndChangesNothing() {
 }
 
 func (s *ItemSuite) TestApprovedDeleteIsCheckedAtTheVaultAndCarriedOutOnce() {
-	s.vaultMua = true
+	s.vault.Mua = muaOn
 	var deleted time.Time
 	s.at(time.Hour, func() {
 		s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory", Reason: "decommissioned"})
 	})
 	s.at(2*time.Hour, func() {
-		s.approvedAtVault("r-1", "mallory")
+		s.approvedAtVault("r-1", nil)
 		deleted = s.env.Now()
 		s.env.SignalWorkflow(protocol.SignalDeleteApproved, protocol.DeleteApproval{RequestID: "r-1"})
 	})
@@ -97,10 +111,10 @@ func (s *ItemSuite) TestApprovedDeleteIsCheckedAtTheVaultAndCarriedOutOnce() {
 // TestForgedApprovalsChangeNothing: the signal is believed only for a
 // delete this item registered, when the vault holds its approval.
 func (s *ItemSuite) TestForgedApprovalsChangeNothing() {
-	s.vaultMua = true
+	s.vault.Mua = muaOn
 	s.at(time.Hour, func() { s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"}) }) // registers r-1
 	s.at(2*time.Hour, func() {
-		s.vaultRequests = []protocol.MuaRequest{
+		s.vault.Requests = []protocol.MuaRequest{
 			{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: "mallory", State: protocol.RequestPending},
 			// Approved, but for an earlier item under the same ID.
 			{RequestID: "r-0", Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: "mallory", State: protocol.RequestApproved},
@@ -139,7 +153,7 @@ func (s *ItemSuite) TestForgedApprovalsChangeNothing() {
 }
 
 func (s *ItemSuite) TestAnonymousDeleteUnderMuaIsRefused() {
-	s.vaultMua = true
+	s.vault.Mua = muaOn
 	var err error
 	var got Status
 	s.at(time.Hour, func() { s.update(protocol.UpdateDelete, nil, &got, &err) })
@@ -159,7 +173,7 @@ func (s *ItemSuite) TestAnonymousDeleteUnderMuaIsRefused() {
 func (s *ItemSuite) TestForgedApprovalsCannotHoldBackAnUndelete() {
 	s.at(time.Hour, func() { s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"}) })
 	s.at(time.Hour+14*day-time.Second, func() {
-		s.vaultRequests = []protocol.MuaRequest{{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", State: protocol.RequestApproved}}
+		s.vault.Requests = []protocol.MuaRequest{{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", State: protocol.RequestApproved}}
 		for range 20 {
 			s.env.SignalWorkflow(protocol.SignalDeleteApproved, protocol.DeleteApproval{RequestID: "r-1"})
 		}
@@ -177,10 +191,10 @@ func (s *ItemSuite) TestForgedApprovalsCannotHoldBackAnUndelete() {
 // TestAnApprovalWhoseWindowEndedIsNotCarriedOut: an approval is for its
 // time; one that could not be carried out then must be asked again.
 func (s *ItemSuite) TestAnApprovalWhoseWindowEndedIsNotCarriedOut() {
-	s.vaultMua = true
+	s.vault.Mua = muaOn
 	s.at(time.Hour, func() { s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"}) })
 	s.at(2*time.Hour, func() {
-		s.vaultRequests = []protocol.MuaRequest{{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: "mallory",
+		s.vault.Requests = []protocol.MuaRequest{{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: "mallory",
 			State: protocol.RequestApproved, DecidedBy: "bob", ExpiresAt: s.env.Now().Add(-time.Minute)}}
 		s.env.SignalWorkflow(protocol.SignalDeleteApproved, protocol.DeleteApproval{RequestID: "r-1"})
 	})
@@ -201,7 +215,7 @@ func (s *ItemSuite) TestAnApprovalWhoseWindowEndedIsNotCarriedOut() {
 // the item once.
 func (s *ItemSuite) TestASignedApprovalIsCheckedByTheItemAndCountsOnce() {
 	bob, mallory := signingtest.New(s.T(), "bob"), signingtest.New(s.T(), "mallory")
-	s.vaultMua, s.approverKeys = true, bob.Line()
+	s.vault.Mua, s.vault.AllowedSigners = muaOn, signingtest.AllowedSigners(bob, mallory)
 	approval := func(k *signingtest.Key, by, id string) protocol.DeleteApproval {
 		b, err := signing.Sign(k.Signer, protocol.UpdateApprove, protocol.VaultWorkflowID("vault1"), protocol.DecisionRequest{RequestID: id, RequestedBy: by}, s.env.Now())
 		s.Require().NoError(err)
@@ -210,10 +224,10 @@ func (s *ItemSuite) TestASignedApprovalIsCheckedByTheItemAndCountsOnce() {
 	var deleted time.Time
 	var bobs protocol.DeleteApproval
 	s.at(time.Hour, func() {
-		s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory", Reason: "decommissioned"})
+		s.mustUpdate(protocol.UpdateDelete, s.signedDelete(mallory, "decommissioned"))
 	})
 	s.at(2*time.Hour, func() {
-		s.approvedAtVault("r-1", "mallory")
+		s.approvedAtVault("r-1", approval(bob, "bob", "r-1").Approval)
 		for _, forged := range []protocol.DeleteApproval{
 			{RequestID: "r-1"},                  // no signature: what anyone can send
 			approval(mallory, "bob", "r-1"),     // mallory's key claiming to be bob
@@ -248,7 +262,7 @@ func (s *ItemSuite) TestASignedApprovalIsCheckedByTheItemAndCountsOnce() {
 		s.Equal(1, s.confirmations, "the vault confirmed bob's approval")
 		last := st.Audit[len(st.Audit)-1]
 		s.Equal("delete/mallory/accepted", last.Operation+"/"+last.RequestedBy+"/"+last.Outcome)
-		s.Contains(last.Detail, "reason: decommissioned; approved by bob (request r-1)")
+		s.Contains(last.Detail, "reason: decommissioned; approved by bob ("+bob.Fingerprint()+") (request r-1)", "the approver as the key that signed")
 		s.mustUpdate(protocol.UpdateUndelete, protocol.Request{RequestedBy: "alice"})
 		s.env.SignalWorkflow(protocol.SignalDeleteApproved, bobs)
 	})
@@ -269,11 +283,11 @@ func (s *ItemSuite) TestASignedApprovalIsCheckedByTheItemAndCountsOnce() {
 // the vault's history for anyone to copy) is refused by the vault's
 // confirmation: only the vault knows what happened to the request since.
 func (s *ItemSuite) TestASignedApprovalTheVaultRefusedChangesNothing() {
-	bob := signingtest.New(s.T(), "bob")
-	s.vaultMua, s.approverKeys = true, bob.Line()
-	s.at(time.Hour, func() { s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"}) })
+	bob, mallory := signingtest.New(s.T(), "bob"), signingtest.New(s.T(), "mallory")
+	s.vault.Mua, s.vault.AllowedSigners = muaOn, signingtest.AllowedSigners(bob, mallory)
+	s.at(time.Hour, func() { s.mustUpdate(protocol.UpdateDelete, s.signedDelete(mallory, "")) })
 	s.at(2*time.Hour, func() {
-		s.vaultRequests = []protocol.MuaRequest{{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: "mallory",
+		s.vault.Requests = []protocol.MuaRequest{{RequestID: "r-1", Operation: string(protocol.OpDelete), ItemID: "vm1", RequestedBy: "mallory",
 			State: protocol.RequestRejected, DecidedBy: "carol", ExpiresAt: s.env.Now().Add(day)}}
 		b, err := signing.Sign(bob.Signer, protocol.UpdateApprove, protocol.VaultWorkflowID("vault1"), protocol.DecisionRequest{RequestID: "r-1", RequestedBy: "bob"}, s.env.Now())
 		s.Require().NoError(err)
@@ -295,13 +309,13 @@ func (s *ItemSuite) TestASignedApprovalTheVaultRefusedChangesNothing() {
 // is down when the approval arrives; the item keeps it, shows it, and
 // carries out the delete when the vault is back, without a new approval.
 func (s *ItemSuite) TestAnApprovalTheVaultCannotConfirmWaitsAndIsCarriedOutLater() {
-	s.vaultMua = true
+	s.vault.Mua = muaOn
 	settings := s.vaultSettings
 	s.at(time.Hour, func() {
 		s.mustUpdate(protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory", Reason: "decommissioned"})
 	})
 	s.at(2*time.Hour, func() {
-		s.approvedAtVault("r-1", "mallory")
+		s.approvedAtVault("r-1", nil)
 		s.vaultSettings.State = "" // the vault does not answer
 		s.env.SignalWorkflow(protocol.SignalDeleteApproved, protocol.DeleteApproval{RequestID: "r-1"})
 	})

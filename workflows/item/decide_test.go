@@ -403,7 +403,7 @@ func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 	busy := &protocol.VaultAnswer{Unavailable: "vault vault1 could not be asked: deadline exceeded"}
 	d, err := Decide(st, Event{Op: protocol.OpDelete, By: "alice", Input: []byte(`{"requestedBy":"alice"}`)}, Inputs{Item: testItem, Now: testNow, Vault: busy})
 	require.NoError(t, err, "waiting is not a refusal")
-	require.NotNil(t, d.State.PendingDelete)
+	require.NotNil(t, waitingDelete(d.State))
 	assert.Equal(t, protocol.ProtectionStopped, d.State.ProtectionState)
 	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(), "asked again soon")
 	assert.Equal(t, protocol.OutcomeWaiting, d.Audit.Outcome)
@@ -417,25 +417,25 @@ func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 
 	again, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: busy})
 	require.NoError(t, err)
-	assert.Equal(t, 2, again.State.PendingDelete.Attempts)
-	assert.Equal(t, later.Add(10*time.Second), again.State.PendingDelete.RetryAt, "backing off")
+	assert.Equal(t, 2, waitingDelete(again.State).Attempts)
+	assert.Equal(t, later.Add(10*time.Second), waitingDelete(again.State).RetryAt, "backing off")
 	assert.Nil(t, again.Audit, "the audit said it once")
 
 	// A new delete sent meanwhile replaces the waiting one, from now: its
 	// item received it now.
 	replaced, err := Decide(again.State, Event{Op: protocol.OpDelete, By: "bob"}, Inputs{Item: testItem, Now: later, Vault: busy})
 	require.NoError(t, err)
-	assert.Equal(t, PendingDelete{RequestedBy: "bob", Since: later, Attempts: 1, RetryAt: later.Add(5 * time.Second), Why: busy.Unavailable}, *replaced.State.PendingDelete)
+	assert.Equal(t, Waiting{Op: protocol.OpDelete, By: "bob", Since: later, Attempts: 1, RetryAt: later.Add(5 * time.Second), Why: busy.Unavailable}, *waitingDelete(replaced.State))
 
 	refused, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: &protocol.VaultAnswer{Refusal: "a rule says no"}})
 	require.NoError(t, err, "no one waits for a retry's answer: the refusal is audited")
-	assert.Nil(t, refused.State.PendingDelete)
+	assert.Nil(t, waitingDelete(refused.State))
 	assert.Equal(t, protocol.OutcomeRejected, refused.Audit.Outcome)
 	assert.Equal(t, protocol.ProtectionStopped, refused.State.ProtectionState)
 
 	done, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: testVault})
 	require.NoError(t, err)
-	assert.Nil(t, done.State.PendingDelete)
+	assert.Nil(t, waitingDelete(done.State))
 	assert.Equal(t, protocol.SoftDeleted, done.State.ProtectionState)
 	assert.Equal(t, later.Add(14*day), done.State.Deadline, "the window counts from the vault's answer")
 }
@@ -456,12 +456,12 @@ func TestRetriesBackOffToAMinuteWhenBusyAndTwoWhenHeld(t *testing.T) {
 			st, now := testState(protocol.Protected), testNow
 			var gaps []time.Duration
 			for range 8 {
-				d, err := Decide(st, Event{Op: protocol.OpDelete, By: "alice", Retry: st.PendingDelete != nil}, Inputs{Item: testItem, Now: now, Vault: &c.answer})
+				d, err := Decide(st, Event{Op: protocol.OpDelete, By: "alice", Retry: waitingDelete(st) != nil}, Inputs{Item: testItem, Now: now, Vault: &c.answer})
 				require.NoError(t, err)
-				require.NotNil(t, d.State.PendingDelete)
-				assert.Equal(t, c.answer.Unavailable+c.answer.Held, d.State.PendingDelete.Why)
-				gaps = append(gaps, d.State.PendingDelete.RetryAt.Sub(now))
-				st, now = d.State, d.State.PendingDelete.RetryAt
+				require.NotNil(t, waitingDelete(d.State))
+				assert.Equal(t, c.answer.Unavailable+c.answer.Held, waitingDelete(d.State).Why)
+				gaps = append(gaps, waitingDelete(d.State).RetryAt.Sub(now))
+				st, now = d.State, waitingDelete(d.State).RetryAt
 			}
 			assert.Equal(t, 5*time.Second, gaps[0])
 			assert.Equal(t, c.most, gaps[len(gaps)-1], "%v", gaps)
@@ -480,11 +480,11 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	require.NoError(t, err)
 	busy := &protocol.VaultAnswer{Unavailable: "vault vault1 could not be asked: deadline exceeded"}
 	approval := []byte(`{"requestId":"r-1","requestedBy":"bob"}`)
-	d, err = Decide(d.State, Event{Op: protocol.OpApproved, RequestID: "r-1", By: "bob", Approval: approval}, Inputs{Item: testItem, Now: testNow, Vault: busy})
+	d, err = Decide(d.State, Event{Op: protocol.OpApproved, RequestID: "r-1", By: "bob", Input: approval}, Inputs{Item: testItem, Now: testNow, Vault: busy})
 	require.NoError(t, err, "waiting is not a refusal")
 	assert.Equal(t, protocol.ProtectionStopped, d.State.ProtectionState)
 	require.Len(t, d.State.AwaitingApproval, 1)
-	c := d.State.AwaitingApproval[0].Confirming
+	c := waitingApproval(d.State, "r-1")
 	require.NotNil(t, c)
 	assert.Equal(t, busy.Unavailable, c.Why)
 	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(), "asked again soon")
@@ -494,12 +494,12 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	d, err = Decide(d.State, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: later})
 	require.NoError(t, err)
 	require.Len(t, d.Next, 1)
-	assert.Equal(t, Event{Op: protocol.OpApproved, RequestID: "r-1", By: "bob", Approval: approval, Retry: true}, d.Next[0])
+	assert.Equal(t, Event{Op: protocol.OpApproved, RequestID: "r-1", By: "bob", Input: approval, Retry: true}, d.Next[0])
 	assert.True(t, d.State.WakeAt().IsZero(), "not asked twice at once")
 
 	again, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: busy})
 	require.NoError(t, err)
-	assert.Equal(t, 2, again.State.AwaitingApproval[0].Confirming.Attempts)
+	assert.Equal(t, 2, waitingApproval(again.State, "r-1").Attempts)
 	assert.Nil(t, again.Audit, "the audit said it once")
 
 	confirmed := *testVault
@@ -512,7 +512,7 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	refused, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: &protocol.VaultAnswer{Refusal: "request r-1 was rejected by alice"}})
 	require.NoError(t, err, "no one waits for a retry's answer: the refusal is audited")
 	assert.Equal(t, protocol.OutcomeRejected, refused.Audit.Outcome)
-	assert.Nil(t, refused.State.AwaitingApproval[0].Confirming, "not asked again")
+	assert.Nil(t, waitingApproval(refused.State, "r-1"), "not asked again")
 	assert.Equal(t, protocol.ProtectionStopped, refused.State.ProtectionState)
 
 	// Refused by the item itself (deleted another way meanwhile): audited,
@@ -523,5 +523,21 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, protocol.OutcomeRejected, gone.Audit.Outcome)
 	assert.Contains(t, gone.Audit.Detail, "request r-1 has nothing to delete")
-	assert.Nil(t, gone.State.AwaitingApproval[0].Confirming)
+	assert.Nil(t, waitingApproval(gone.State, "r-1"))
+}
+
+// waitingDelete is the delete waiting for the vault in st, or nil.
+func waitingDelete(st ItemState) *Waiting { return waitingFor(st, protocol.OpDelete, "") }
+
+// waitingApproval is the approval of request id waiting for the vault in
+// st, or nil.
+func waitingApproval(st ItemState, id string) *Waiting {
+	return waitingFor(st, protocol.OpApproved, id)
+}
+
+func waitingFor(st ItemState, op protocol.Operation, id string) *Waiting {
+	if i := st.waiting(op, id); i >= 0 {
+		return &st.Waiting[i]
+	}
+	return nil
 }

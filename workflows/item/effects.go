@@ -279,9 +279,13 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 		Window:      w.windowInputs(w.settings.Window()),
 	}}
 	in.Floor = w.st.VaultFloor
-	if p := w.st.PendingDelete; ev.Retry && p != nil {
-		in.Request.ReceivedAt = p.Since
-		in.HeldBefore = p.Held
+	if ev.RequestID != "" {
+		// An approval: the vault judges it by its own record.
+		in.Request.Input = nil
+	}
+	if i := w.st.waiting(ev.Op, ev.RequestID); ev.Retry && i >= 0 {
+		in.Request.ReceivedAt = w.st.Waiting[i].Since
+		in.HeldBefore = w.st.Waiting[i].Held
 	}
 	// The item's registration goes first: it starts the vault if need be.
 	_ = workflow.Await(ctx, func() bool { return !w.announcing })

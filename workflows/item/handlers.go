@@ -141,7 +141,7 @@ func signalEvent(op protocol.Operation, raw converter.RawValue) Event {
 		if err := protocol.DecodePayload(protocol.SignalDeleteApproved, raw, &a, `{"requestId": "r-1"}`); err != nil {
 			return Event{Op: op, By: signing.Anonymous, Malformed: err.Error()}
 		}
-		return Event{Op: op, By: signing.Anonymous, RequestID: a.RequestID, Approval: a.Approval}
+		return Event{Op: op, By: signing.Anonymous, RequestID: a.RequestID, Input: a.Approval}
 	}
 	req, err := protocol.DecodeRequest(string(op), raw)
 	if err != nil {

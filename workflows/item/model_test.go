@@ -21,6 +21,7 @@ import (
 	"recoveryvault/activities"
 	. "recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
+	"recoveryvault/workflows/vault"
 )
 
 // A step of the model-based test: what happens to the item, then how long
@@ -277,8 +278,14 @@ func (h *modelHarness) newEnv(start time.Time, continued bool) {
 	h.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(AnnounceResult{}, nil).Maybe()
 	h.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, in AskVaultInput) (protocol.VaultAnswer, error) {
-			window, _ := in.Request.Window.Window(protocol.DefaultSoftDeleteSettings())
-			return protocol.VaultAnswer{Settings: protocol.DefaultSoftDeleteSettings(), Window: window}, nil
+			// A vault of default settings, by its own rules.
+			now := h.env.Now()
+			d, err := vault.Decide(vault.VaultState{ID: in.VaultID, SoftDelete: protocol.DefaultSoftDeleteSettings()},
+				vault.Command{Op: protocol.UpdateItemDelete, Payload: in.Request}, vault.Facts{Now: now, Count: &vault.ItemCount{HoldingData: 1, At: now}})
+			if err != nil {
+				return protocol.VaultAnswer{}, err
+			}
+			return *d.Answer, nil
 		}).Maybe()
 	h.env.OnActivity(a.Purge, mock.Anything, mock.Anything).Return(
 		func(ctxT, PurgeInput) error {

@@ -3,6 +3,7 @@ package item
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"recoveryvault/workflows/protocol"
@@ -40,27 +41,40 @@ type ItemState struct {
 	AwaitingApproval []AwaitedApproval `json:"awaitingApproval,omitempty"`
 	// ApprovalsUsed are the last approvals carried out: never awaited again.
 	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
-	// PendingDelete is a delete its vault could not answer yet (busy,
-	// restarting, not created yet): it is asked again at its RetryAt until
-	// the vault answers. A delete is refused only by a rule, never lost to
-	// a cause that passes.
-	PendingDelete *PendingDelete `json:"pendingDelete,omitempty"`
+	// Waiting are the deletes and approvals the vault could not answer yet
+	// (busy, restarting, not created yet, or holding deletes): each is
+	// asked again at its RetryAt until the vault answers. A delete is
+	// refused only by a rule, never lost to a cause that passes.
+	Waiting []Waiting `json:"waiting,omitempty"`
 }
 
-// PendingDelete is a delete waiting for its vault's answer.
-type PendingDelete struct {
-	RequestedBy string `json:"requestedBy"`
-	Reason      string `json:"reason,omitempty"`
-	// Input is the delete's payload as sent, its signature included.
-	Input    json.RawMessage `json:"input,omitempty"`
-	Since    time.Time       `json:"since"`
-	Attempts int             `json:"attempts"`
-	RetryAt  time.Time       `json:"retryAt"`
-	// Why is what kept the vault from answering, the last time.
-	Why string `json:"why"`
-	// Held is true when that was the vault's mass-delete hold: the next ask
-	// reads the vault's published hold first.
-	Held bool `json:"held,omitempty"`
+// Waiting is a delete, or an approval of one, waiting for its vault's
+// answer: the event as it came, and when it is asked again.
+type Waiting struct {
+	Op        protocol.Operation `json:"op"`
+	By        string             `json:"by"`
+	Reason    string             `json:"reason,omitempty"`
+	Input     json.RawMessage    `json:"input,omitempty"`
+	RequestID string             `json:"requestId,omitempty"`
+	Since     time.Time          `json:"since"`
+	Attempts  int                `json:"attempts"`
+	RetryAt   time.Time          `json:"retryAt"`
+	// Why is what kept the vault from answering, the last time; Held is
+	// true when that was its mass-delete hold, so that the next ask reads
+	// the vault's published hold first.
+	Why  string `json:"why"`
+	Held bool   `json:"held,omitempty"`
+}
+
+// event is the waiting event, asked again.
+func (w Waiting) event() Event {
+	return Event{Op: w.Op, By: w.By, Reason: w.Reason, Input: w.Input, RequestID: w.RequestID, Retry: true}
+}
+
+// waiting is the index of the event of op and request id that waits for
+// the vault, or -1.
+func (st ItemState) waiting(op protocol.Operation, id string) int {
+	return slices.IndexFunc(st.Waiting, func(w Waiting) bool { return w.Op == op && w.RequestID == id })
 }
 
 // Event is one thing that happened to an item.
@@ -75,12 +89,10 @@ type Event struct {
 	// RecoveryPointID and TargetPath are a restore's.
 	RecoveryPointID string
 	TargetPath      string
-	// RequestID is the approval of OpApproved, and Approval the approve
-	// update its approver signed, when the vault requires signatures.
+	// RequestID is the request an approval (OpApproved) approves.
 	RequestID string
-	Approval  []byte
-	// Input is a delete's payload as sent, signature included, for the
-	// vault to check.
+	// Input is a signed delete's payload as sent, for the vault to check,
+	// or an approval as its approver signed it, for the item to check.
 	Input []byte
 	// Retry marks a delete asked again after its vault could not answer.
 	Retry bool
@@ -200,31 +212,21 @@ func (st ItemState) WakeAt() time.Time {
 		}
 		return at
 	case protocol.Protected:
-		return earliest(st.NextBackupAt, st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
+		return earliest(st.NextBackupAt, st.LockDueAt, st.retryAt())
 	case protocol.ProtectionStopped:
-		return earliest(st.LockDueAt, st.PendingDelete.retryAt(), st.confirmAt())
+		return earliest(st.LockDueAt, st.retryAt())
 	}
 	return time.Time{}
 }
 
-// confirmAt is when the first approval waiting for its vault's
-// confirmation is asked again; zero for none.
-func (st ItemState) confirmAt() time.Time {
-	var at []time.Time
-	for _, a := range st.AwaitingApproval {
-		if a.Confirming != nil {
-			at = append(at, a.Confirming.RetryAt)
-		}
+// retryAt is when the first event waiting for the vault is asked again;
+// zero for none.
+func (st ItemState) retryAt() time.Time {
+	at := make([]time.Time, len(st.Waiting))
+	for i, w := range st.Waiting {
+		at[i] = w.RetryAt
 	}
 	return earliest(at...)
-}
-
-// retryAt is when a waiting delete is asked again; zero for none.
-func (p *PendingDelete) retryAt() time.Time {
-	if p == nil {
-		return time.Time{}
-	}
-	return p.RetryAt
 }
 
 // earliest of some times, zero ones left out.
@@ -280,16 +282,4 @@ type AwaitedApproval struct {
 	// when the delete was requested; no keys means an unsigned vault.
 	Approvers    []string `json:"approvers,omitempty"`
 	ApproverKeys string   `json:"approverKeys,omitempty"`
-	// Confirming is an approval received that the vault could not confirm
-	// yet (busy, restarting): it is asked again, as a delete would be.
-	Confirming *Confirming `json:"confirming,omitempty"`
-}
-
-// Confirming is an approval waiting for its vault's confirmation.
-type Confirming struct {
-	By       string    `json:"by"`
-	Approval []byte    `json:"approval,omitempty"`
-	Attempts int       `json:"attempts"`
-	RetryAt  time.Time `json:"retryAt"`
-	Why      string    `json:"why"`
 }

@@ -21,13 +21,11 @@ func (w *item) status(now time.Time) Status {
 		RecoveryPoints:  append([]protocol.RecoveryPoint{}, w.st.RecoveryPoints...),
 		Audit:           append([]protocol.AuditEntry{}, w.st.Audit...),
 	}
-	if p := w.st.PendingDelete; p != nil {
-		waiting := *p
-		s.PendingDelete = &waiting
-	}
-	for _, a := range w.st.AwaitingApproval {
-		if c := a.Confirming; c != nil {
-			s.ConfirmingApproval = &ConfirmingApproval{RequestID: a.RequestID, ApprovedBy: c.By, Attempts: c.Attempts, Why: c.Why}
+	for _, a := range w.st.Waiting {
+		if a.Op == protocol.OpDelete {
+			s.PendingDelete = &PendingDelete{RequestedBy: a.By, Reason: a.Reason, Since: a.Since, Attempts: a.Attempts, RetryAt: a.RetryAt, Why: a.Why, Held: a.Held}
+		} else {
+			s.ConfirmingApproval = &ConfirmingApproval{RequestID: a.RequestID, ApprovedBy: a.By, Attempts: a.Attempts, Why: a.Why}
 		}
 	}
 	if s.ProtectionState == protocol.SoftDeleted {
@@ -112,6 +110,19 @@ type Status struct {
 	// ConfirmingApproval is an approval received whose vault could not
 	// confirm it yet, asked again until it does.
 	ConfirmingApproval *ConfirmingApproval `json:"confirmingApproval,omitempty"`
+}
+
+// PendingDelete is a delete waiting for its vault's answer.
+type PendingDelete struct {
+	RequestedBy string    `json:"requestedBy"`
+	Reason      string    `json:"reason,omitempty"`
+	Since       time.Time `json:"since"`
+	Attempts    int       `json:"attempts"`
+	RetryAt     time.Time `json:"retryAt"`
+	// Why is what kept the vault from answering, the last time; Held is
+	// true when that was its mass-delete hold.
+	Why  string `json:"why"`
+	Held bool   `json:"held,omitempty"`
 }
 
 // ConfirmingApproval is an approval waiting for its vault's confirmation.

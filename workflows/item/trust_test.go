@@ -254,23 +254,23 @@ func TestTheItemChecksASignedApprovalItself(t *testing.T) {
 		{"the requester approving", approval(alice, "mallory", "r-1", signNow), "mallory requested r-1 and cannot approve it"},
 		{"signed after the request expired", approval(bob, "bob", "r-1", expires), "after request r-1 expired"},
 	} {
-		_, err := Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", Approval: c.approval}, Inputs{Item: item, Now: now})
+		_, err := Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", Input: c.approval}, Inputs{Item: item, Now: now})
 		assert.ErrorContains(t, err, c.refusal, c.name)
 	}
 
 	good := approval(bob, "bob", "r-1", signNow)
-	d, err = Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", Approval: good}, Inputs{Item: item, Now: now})
+	d, err = Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", Input: good}, Inputs{Item: item, Now: now})
 	require.NoError(t, err)
 	assert.Equal(t, AskVault, d.Ask, "the vault confirms: only it knows of a rejection or a revoked key since")
 	confirmed := &protocol.VaultAnswer{Settings: protocol.DefaultSoftDeleteSettings(), Window: 14 * day, RequestedBy: "mallory", Signer: "mallory (SHA256:m)",
 		Reason: "approved by bob (" + bob.Fingerprint() + ") (request r-1)"}
-	d, err = Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", Approval: good}, Inputs{Item: item, Now: now, Vault: confirmed})
+	d, err = Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", Input: good}, Inputs{Item: item, Now: now, Vault: confirmed})
 	require.NoError(t, err)
 	assert.Equal(t, protocol.SoftDeleted, d.State.ProtectionState)
 	assert.Equal(t, "mallory (SHA256:m)", d.Audit.Signer)
 	assert.Contains(t, d.Audit.Detail, "approved by bob ("+bob.Fingerprint()+") (request r-1)")
 
-	_, err = Decide(d.State, Event{Op: protocol.OpApproved, RequestID: "r-1", Approval: good}, Inputs{Item: item, Now: now})
+	_, err = Decide(d.State, Event{Op: protocol.OpApproved, RequestID: "r-1", Input: good}, Inputs{Item: item, Now: now})
 	assert.ErrorContains(t, err, `awaits no approval of request "r-1"`, "the same approval counts once")
 
 	// One key behind two names: the request's own key cannot approve it.

@@ -51,17 +51,12 @@ type ItemSuite struct {
 	purgeTime             time.Time
 	updates               int
 	alerts                []protocol.Alert
-	vaultSettings         protocol.SoftDeleteSettings
-	// The vault's multi-user authorization, as the item sees it.
-	vaultMua         bool
-	vaultRequests    []protocol.MuaRequest
+	// vaultSettings and vault are the item's vault (askVault); no
+	// settings is a vault that does not run.
+	vaultSettings    protocol.SoftDeleteSettings
+	vault            vault.VaultState
 	approvalRequests []protocol.ItemDeleteRequest
-	// approverKeys, when set, are the keys of a vault that requires
-	// signatures, handed to the item with a pending delete.
-	approverKeys  string
-	confirmations int
-	// vaultHeld, when set, is why the vault holds deletes (its guard).
-	vaultHeld string
+	confirmations    int
 	// heldBefore is, for each ask of the vault, whether the item said the
 	// vault held the delete when last asked.
 	heldBefore []bool
@@ -107,8 +102,7 @@ func (s *ItemSuite) newItemEnv() *testsuite.TestWorkflowEnvironment {
 func (s *ItemSuite) mockVault(vs protocol.SoftDeleteSettings) {
 	var a *activities.Activities
 	s.alerts = nil
-	s.vaultSettings, s.vaultMua, s.vaultRequests, s.approvalRequests = vs, false, nil, nil
-	s.approverKeys, s.confirmations, s.vaultHeld, s.heldBefore = "", 0, "", nil
+	s.vaultSettings, s.vault, s.approvalRequests, s.confirmations, s.heldBefore = vs, vault.VaultState{}, nil, 0, nil
 	deliver := func(alerts ...protocol.Alert) {
 		for _, al := range alerts {
 			al.Time = s.env.Now().UTC() // delivery time
@@ -140,68 +134,44 @@ func (s *ItemSuite) mockVault(vs protocol.SoftDeleteSettings) {
 	s.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, in AskVaultInput) (protocol.VaultAnswer, error) {
 			s.Equal("vault1", in.VaultID)
-			s.heldBefore = append(s.heldBefore, in.HeldBefore)
-			req := in.Request
-			if s.vaultSettings.State == "" {
-				return protocol.VaultAnswer{}, temporal.NewNonRetryableApplicationError("vault vault1 is not running (Terminated)", protocol.ErrTypeNoVault, nil)
+			answer, err := s.askVault(in)
+			if answer.Alert != nil {
+				deliver(*answer.Alert)
 			}
-			answer := protocol.VaultAnswer{Settings: s.vaultSettings}
-			switch {
-			case req.RequestID != "":
-				s.confirmations++
-				r, err := s.confirmApproval(req)
-				if err != nil {
-					return protocol.VaultAnswer{}, temporal.NewNonRetryableApplicationError(err.Error(), protocol.ErrTypeRefused, nil)
-				}
-				answer.RequestedBy, answer.Reason = r.RequestedBy, r.Reason+"; approved by "+r.DecidedBy+" (request "+r.RequestID+")"
-			case s.vaultMua:
-				if err := vault.CheckRequester("vault1", vault.MuaSettings{Enabled: true, Approvers: []string{"alice", "bob"}}, req.RequestedBy); err != nil {
-					return protocol.VaultAnswer{}, temporal.NewNonRetryableApplicationError(err.Error(), protocol.ErrTypeRefused, nil)
-				}
-				s.approvalRequests = append(s.approvalRequests, req)
-				answer.Pending = &protocol.MuaRequest{
-					RequestID: fmt.Sprintf("r-%d", len(s.approvalRequests)), Operation: string(protocol.OpDelete), ItemID: req.ItemID,
-					RequestedBy: req.RequestedBy, Reason: req.Reason, State: protocol.RequestPending, Detail: "pending approval by bob",
-					ExpiresAt: s.env.Now().Add(day),
-				}
-				if s.approverKeys != "" {
-					answer.Approvers, answer.ApproverKeys, answer.Signer = []string{"bob"}, s.approverKeys, req.RequestedBy+" (SHA256:test)"
-				}
-				return answer, nil
-			}
-			if s.vaultHeld != "" {
-				answer.Held = s.vaultHeld
-				return answer, nil
-			}
-			answer.Window, answer.Disabled = req.Window.Window(s.vaultSettings)
-			deadline := req.At.Add(answer.Window)
-			if !answer.Disabled {
-				deliver(protocol.Alert{Kind: protocol.AlertSoftDeleted, VaultID: "vault1", ItemID: req.ItemID, RequestedBy: req.RequestedBy,
-					PurgeTime: deadline, Detail: protocol.SoftDeletedDetail(deadline)})
-			}
-			return answer, nil
+			return answer, err
 		}).Maybe()
 }
 
-// confirmApproval is the vault's check of an approval an item carries out.
-func (s *ItemSuite) confirmApproval(req protocol.ItemDeleteRequest) (protocol.MuaRequest, error) {
-	for i, r := range s.vaultRequests {
-		if r.RequestID != req.RequestID {
-			continue
-		}
-		switch {
-		case r.ItemID != req.ItemID || r.State != protocol.RequestApproved:
-			return r, fmt.Errorf("request %s at vault vault1 is %s, not Approved: nothing changed", r.RequestID, r.State)
-		case r.CarriedOut:
-			return r, fmt.Errorf("request %s at vault vault1 has been carried out already: nothing changed", r.RequestID)
-		case !s.env.Now().Before(r.ExpiresAt):
-			return r, fmt.Errorf("request %s was approved but its window ended: nothing changed, ask again", r.RequestID)
-		}
-		s.vaultRequests[i].CarriedOut = true
-		return r, nil
+// askVault answers an item's delete as its vault does, by the vault's own
+// rules (vault.Decide) over the vault the test sets up: its soft-delete
+// settings (none: the vault does not run), multi-user authorization,
+// allowed signers, requests and hold. The checks that need a server (that
+// the delete comes from the item) pass here; a real server runs them in
+// the tests of worker/.
+func (s *ItemSuite) askVault(in AskVaultInput) (protocol.VaultAnswer, error) {
+	s.heldBefore = append(s.heldBefore, in.HeldBefore)
+	if s.vaultSettings.State == "" {
+		return protocol.VaultAnswer{}, temporal.NewNonRetryableApplicationError("vault vault1 is not running (Terminated)", protocol.ErrTypeNoVault, nil)
 	}
-	return protocol.MuaRequest{}, fmt.Errorf("vault vault1 holds no request %s, nothing changed", req.RequestID)
+	if in.Request.RequestID != "" {
+		s.confirmations++
+	}
+	s.vault.ID, s.vault.SoftDelete = "vault1", s.vaultSettings
+	now := s.env.Now()
+	d, err := vault.Decide(s.vault, vault.Command{Op: protocol.UpdateItemDelete, Payload: in.Request},
+		vault.Facts{Now: now, Count: &vault.ItemCount{HoldingData: 1, At: now}, Caller: &vault.Check{}, Item: &vault.Check{}})
+	s.vault = d.State
+	if err != nil {
+		return protocol.VaultAnswer{}, temporal.NewNonRetryableApplicationError(err.Error(), protocol.ErrTypeRefused, nil)
+	}
+	if d.Answer.Pending != nil {
+		s.approvalRequests = append(s.approvalRequests, in.Request)
+	}
+	return *d.Answer, nil
 }
+
+// muaOn is multi-user authorization with alice and bob as approvers.
+var muaOn = vault.MuaSettings{Enabled: true, Approvers: []string{"alice", "bob"}, ApprovalWindow: "24h0m0s"}
 
 // writeSource makes a small tree to back up.
 func writeSource(t *testing.T) string {
@@ -1184,7 +1154,7 @@ func (s *ItemSuite) TestUndeleteCancelsADeleteWaitingForTheVault() {
 // TestADeleteTheVaultHoldsWaitsForTheHoldToClear: under a mass-delete
 // hold the delete waits, visibly, and goes through once the hold clears.
 func (s *ItemSuite) TestADeleteTheVaultHoldsWaitsForTheHoldToClear() {
-	s.vaultHeld = "vault vault1 holds deletes since 2026-12-01T10:00:00Z: 10 deletes within 10m0s reached its mass-delete guard"
+	s.vault.MassDelete.HeldSince = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	s.at(time.Hour, func() { s.env.SignalWorkflow(protocol.SignalDelete, protocol.Request{RequestedBy: "mallory"}) })
 	s.at(2*time.Hour, func() {
 		st := s.status()
@@ -1197,7 +1167,7 @@ func (s *ItemSuite) TestADeleteTheVaultHoldsWaitsForTheHoldToClear() {
 		for _, held := range s.heldBefore[1:] {
 			s.True(held, "every later ask says the vault held it, so that its published hold answers")
 		}
-		s.vaultHeld = ""
+		s.vault.MassDelete = vault.MassDeleteState{} // the hold is cleared
 	})
 	s.at(3*time.Hour, func() {
 		st := s.status()
