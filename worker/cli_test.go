@@ -14,32 +14,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"recoveryvault/internal/testtool"
 	"recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
 )
 
-const cliInstall = "go install github.com/temporalio/cli/cmd/temporal@v1.5.1"
-
-// temporalCLI finds the Temporal CLI. Without it the test skips, except in
-// CI, whose .ci/run installs it and so must run the test.
-func temporalCLI(t *testing.T) string {
-	if p, err := exec.LookPath("temporal"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		home, _ := os.UserHomeDir()
-		gopath = filepath.Join(home, "go")
-	}
-	if p := filepath.Join(gopath, "bin", "temporal"); fileExists(p) {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("the Temporal CLI is not installed; .ci/run must install it: %s", cliInstall)
-	}
-	t.Skipf("the Temporal CLI is not installed, so the CLI-level test is skipped; install it with: %s", cliInstall)
-	return ""
-}
+// temporalCLI finds the Temporal CLI (testtool.TemporalCLI).
+func temporalCLI(t *testing.T) string { return testtool.TemporalCLI(t) }
 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)

@@ -18,7 +18,7 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// signScript is the README's way of signing a request by hand: jq for the
+// signScript is docs/vaults.md's way of signing a request by hand: jq for the
 // canonical message, ssh-keygen -Y sign for the signature.
 const signScript = `
 # sign OPERATION WORKFLOW_ID KEY REQUEST.json: prints the request, signed.
@@ -32,7 +32,7 @@ sign() {
 }
 `
 
-// TestSignedApprovalByHandWithSshKeygenAndTheTemporalCLI runs the README's
+// TestSignedApprovalByHandWithSshKeygenAndTheTemporalCLI runs docs/vaults.md's
 // signed multi-user authorization with stock tools only: keys made by
 // ssh-keygen, requests signed with jq and ssh-keygen -Y sign, sent with the
 // Temporal CLI, against dev mode.

@@ -335,7 +335,7 @@ func VerifySignature(signers []AllowedSigner, op, workflowID string, input []byt
 	_ = json.Unmarshal(input, &sig)
 	switch {
 	case sig.Signature == "":
-		return Signer{}, SeenNonce{}, errors.New(`it is not signed, and this vault requires signatures: sign it with the starter (--key, or a key in ssh-agent), or by hand with ssh-keygen -Y sign -n recoveryvault (see the README)`)
+		return Signer{}, SeenNonce{}, errors.New(`it is not signed, and this vault requires signatures: sign it with the starter (--key, or a key in ssh-agent), or by hand with ssh-keygen -Y sign -n recoveryvault (see docs/vaults.md)`)
 	case len(sig.Nonce) < 8 || len(sig.Nonce) > 128:
 		return Signer{}, SeenNonce{}, errors.New(`its "nonce" must be 8 to 128 characters never used before: sign it again with a fresh nonce`)
 	case ReservedName(by):
