@@ -288,7 +288,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 		in.HeldBefore = w.st.Waiting[i].Held
 	}
 	// The item's registration goes first: it starts the vault if need be.
-	_ = workflow.Await(ctx, func() bool { return !w.announcing })
+	_ = workflow.Await(ctx, func() bool { return !w.reports.busy })
 	var answer protocol.VaultAnswer
 	err := workflow.ExecuteActivity(ctx, protocol.ActivityAskVault, in).Get(ctx, &answer)
 	switch {

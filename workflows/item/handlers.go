@@ -88,22 +88,22 @@ type reply struct {
 // returns where its outcome will be.
 func (w *item) submit(ev Event) *reply {
 	w.receive()
-	w.lastRef++
-	ev.Ref = w.lastRef
+	w.replies.last++
+	ev.Ref = w.replies.last
 	r := &reply{}
-	w.replies[ev.Ref] = r
-	w.events = append(w.events, ev)
+	w.replies.waiting[ev.Ref] = r
+	w.inbox.events = append(w.inbox.events, ev)
 	return r
 }
 
 // answer gives the update waiting on ref its outcome: nil, a *Refusal, or
 // the failure to answer with. Signals wait for nothing.
 func (w *item) answer(ref int, err error, pending *protocol.MuaRequest) {
-	r, ok := w.replies[ref]
+	r, ok := w.replies.waiting[ref]
 	if !ok {
 		return
 	}
-	delete(w.replies, ref)
+	delete(w.replies.waiting, ref)
 	r.done, r.err, r.pending = true, err, pending
 }
 

@@ -82,30 +82,46 @@ type item struct {
 	st          ItemState
 	settings    protocol.Settings
 	incarnation string
-
-	// signals are the signal channels in the order their pending signals
-	// become events (see receive).
-	signals []signalChannel
-	// events are received and not decided yet, in order; replies are the
-	// updates waiting for the outcome of theirs, by Ref.
-	events  []Event
-	replies map[int]*reply
-	lastRef int
-
-	// wake is the one timer: it fires when Decide has something due.
-	wake      workflow.Future
-	cancel    workflow.CancelFunc
-	wakeAt    time.Time
+	// inbox holds what was received and not decided yet; replies, the
+	// updates waiting for the outcome of theirs.
+	inbox   inbox
+	replies replies
+	// wake fires when Decide has something due: the item's one timer.
+	wake protocol.Timer
+	// published is what the search attributes say.
 	published string
-
 	// The store takes one effect at a time; the vault and the operators
-	// are told one announcement at a time, which carries all that is due.
-	storeQueue  []Effect
-	storeBusy   bool
-	collecting  bool
-	outbox      []protocol.Alert
-	registerDue bool
-	announcing  bool
+	// are told one report at a time, which carries all that is due.
+	store   storeLane
+	reports reportLane
+}
+
+// inbox holds the signal channels, in the order their pending signals
+// become events (receive), and the events not decided yet, in order.
+type inbox struct {
+	signals []signalChannel
+	events  []Event
+}
+
+// replies are the updates waiting for their outcome, by Ref.
+type replies struct {
+	waiting map[int]*reply
+	last    int
+}
+
+// storeLane runs the effects on the item's store one at a time.
+type storeLane struct {
+	queue      []Effect
+	busy       bool
+	collecting bool
+}
+
+// reportLane tells the vault and the operators what is due, one report at
+// a time: the alerts, and whether the item must register with its vault.
+type reportLane struct {
+	alerts   []protocol.Alert
+	register bool
+	busy     bool
 }
 
 type signalChannel struct {
@@ -114,11 +130,11 @@ type signalChannel struct {
 }
 
 func newItem(ctx workflow.Context, in ItemInput, settings protocol.Settings) *item {
-	w := &item{in: in, settings: settings, replies: map[int]*reply{}, incarnation: workflow.GetInfo(ctx).FirstRunID,
+	w := &item{in: in, settings: settings, replies: replies{waiting: map[int]*reply{}}, incarnation: workflow.GetInfo(ctx).FirstRunID,
 		st: ItemState{ProtectionState: protocol.Protected}}
 	w.in.State = nil
 	for _, op := range signalOrder {
-		w.signals = append(w.signals, signalChannel{op, workflow.GetSignalChannel(ctx, string(op))})
+		w.inbox.signals = append(w.inbox.signals, signalChannel{op, workflow.GetSignalChannel(ctx, string(op))})
 	}
 	return w
 }
@@ -159,9 +175,8 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 		// handlers of that task have queued their events already, after
 		// the signals that reached the workflow before them.
 		w.receive()
-		if w.wake != nil && w.wake.IsReady() {
-			w.wake, w.cancel = nil, nil
-			w.events = append(w.events, Event{Op: OpWakeUp})
+		if w.wake.Take(ctx) {
+			w.inbox.events = append(w.inbox.events, Event{Op: OpWakeUp})
 		}
 		if ev, ok := w.next(); ok {
 			w.handle(ctx, ev)
@@ -180,7 +195,7 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 			return Status{}, workflow.NewContinueAsNewError(ctx, protocol.WorkflowType, next)
 		}
 		_ = workflow.Await(ctx, func() bool {
-			return w.decidable() || w.signalsPending() || (w.wake != nil && w.wake.IsReady()) ||
+			return w.decidable() || w.signalsPending() || w.wake.Ready() ||
 				w.finished(ctx) || w.readyToContinueAsNew(ctx)
 		})
 	}
@@ -190,10 +205,10 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 // Payloads are received raw and decoded here: one the SDK could not decode
 // into a struct would be dropped silently and block a plain Receive.
 func (w *item) receive() {
-	for _, s := range w.signals {
+	for _, s := range w.inbox.signals {
 		var raw converter.RawValue
 		for s.ch.ReceiveAsync(&raw) {
-			w.events = append(w.events, signalEvent(s.op, raw))
+			w.inbox.events = append(w.inbox.events, signalEvent(s.op, raw))
 			raw = converter.RawValue{}
 		}
 	}
@@ -201,20 +216,20 @@ func (w *item) receive() {
 
 // decidable is true when next has an event to give.
 func (w *item) decidable() bool {
-	return slices.ContainsFunc(w.events, func(ev Event) bool { return !w.collecting || !ev.Op.ByPerson() })
+	return slices.ContainsFunc(w.inbox.events, func(ev Event) bool { return !w.store.collecting || !ev.Op.ByPerson() })
 }
 
 // next takes the first event that may be decided now. While a garbage
 // collection runs, a person's operations wait: the points a stop or delete
 // keeps must not vanish under a collection already under way.
 func (w *item) next() (Event, bool) {
-	for i, ev := range w.events {
-		if w.collecting && ev.Op.ByPerson() {
+	for i, ev := range w.inbox.events {
+		if w.store.collecting && ev.Op.ByPerson() {
 			continue
 		}
-		w.events = slices.Delete(w.events, i, i+1)
+		w.inbox.events = slices.Delete(w.inbox.events, i, i+1)
 		if ev.Op == OpCollectDone {
-			w.collecting = false
+			w.store.collecting = false
 		}
 		return ev, true
 	}
@@ -222,7 +237,7 @@ func (w *item) next() (Event, bool) {
 }
 
 func (w *item) signalsPending() bool {
-	for _, s := range w.signals {
+	for _, s := range w.inbox.signals {
 		if s.ch.Len() > 0 {
 			return true
 		}
@@ -265,7 +280,7 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 	if d.Audit != nil {
 		w.st.Audit = protocol.AppendAudit(w.st.Audit, *d.Audit)
 	}
-	w.events = append(w.events, d.Next...)
+	w.inbox.events = append(w.inbox.events, d.Next...)
 	w.publish(ctx)
 	w.arm(ctx)
 	waits := false
@@ -273,11 +288,11 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 		switch e.Kind {
 		case EffectAnnounce:
 			for _, a := range e.Alerts {
-				w.outbox = append(w.outbox, a.Bounded())
+				w.reports.alerts = append(w.reports.alerts, a.Bounded())
 			}
-			w.registerDue = w.registerDue || e.Register
+			w.reports.register = w.reports.register || e.Register
 		default:
-			w.storeQueue = append(w.storeQueue, e)
+			w.store.queue = append(w.store.queue, e)
 			waits = waits || (e.Ref != 0 && e.Ref == ev.Ref)
 		}
 	}
@@ -290,51 +305,42 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 // due. A timer for another time is cancelled (TimerCanceled in the
 // history), never kept: an undelete cancels the purge.
 func (w *item) arm(ctx workflow.Context) {
-	at := w.st.WakeAt()
-	if w.wake != nil && !w.wakeAt.Equal(at) {
-		w.cancel()
-		w.wake, w.cancel = nil, nil
-	}
-	if at.IsZero() || w.wake != nil {
-		return
-	}
-	w.wakeAt = at
-	w.wake, w.cancel = protocol.StartTimer(ctx, at.Sub(workflow.Now(ctx)), "wake up: "+string(w.st.ProtectionState))
+	w.wake.Arm(ctx, w.st.WakeAt(), "wake up: "+string(w.st.ProtectionState))
 }
 
 // dispatch starts the effects that may run now: the next store effect,
 // once the store is free and if the state still allows it, and one
 // announcement carrying everything due.
 func (w *item) dispatch(ctx workflow.Context) {
-	for !w.storeBusy && len(w.storeQueue) > 0 {
-		e := w.storeQueue[0]
-		w.storeQueue = w.storeQueue[1:]
+	for !w.store.busy && len(w.store.queue) > 0 {
+		e := w.store.queue[0]
+		w.store.queue = w.store.queue[1:]
 		if err := Runnable(w.st, e, w.in); err != nil {
 			w.answer(e.Ref, err, nil)
 			continue
 		}
-		w.storeBusy, w.collecting = true, e.Kind == EffectCollect
+		w.store.busy, w.store.collecting = true, e.Kind == EffectCollect
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			done := w.runStoreEffect(ctx, e)
-			w.storeBusy = false
-			w.events = append(w.events, done)
+			w.store.busy = false
+			w.inbox.events = append(w.inbox.events, done)
 		})
 	}
-	if !w.announcing && (w.registerDue || len(w.outbox) > 0) {
-		in := w.announcement(Effect{Register: w.registerDue, Alerts: w.outbox})
-		w.outbox, w.registerDue, w.announcing = nil, false, true
+	if !w.reports.busy && (w.reports.register || len(w.reports.alerts) > 0) {
+		in := w.announcement(Effect{Register: w.reports.register, Alerts: w.reports.alerts})
+		w.reports.alerts, w.reports.register, w.reports.busy = nil, false, true
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			done := w.announce(ctx, in)
-			w.announcing = false
-			w.events = append(w.events, done)
+			w.reports.busy = false
+			w.inbox.events = append(w.inbox.events, done)
 		})
 	}
 }
 
 // idle is true when nothing is queued, running or waiting to be told.
 func (w *item) idle(ctx workflow.Context) bool {
-	return len(w.events) == 0 && !w.signalsPending() && !w.storeBusy && len(w.storeQueue) == 0 &&
-		!w.announcing && !w.registerDue && len(w.outbox) == 0 && workflow.AllHandlersFinished(ctx)
+	return len(w.inbox.events) == 0 && !w.signalsPending() && !w.store.busy && len(w.store.queue) == 0 &&
+		!w.reports.busy && !w.reports.register && len(w.reports.alerts) == 0 && workflow.AllHandlersFinished(ctx)
 }
 
 // finished is true once a purged item has answered everyone.

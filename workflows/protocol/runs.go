@@ -9,18 +9,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// startTimer returns a cancellable timer, or an already-ready future when
-// the time is already due: NewTimer with d <= 0 creates no timer at all.
-func StartTimer(ctx workflow.Context, d time.Duration, summary string) (workflow.Future, workflow.CancelFunc) {
-	tctx, cancel := workflow.WithCancel(ctx)
-	if d <= 0 {
-		f, s := workflow.NewFuture(tctx)
-		s.Set(nil, nil)
-		return f, cancel
-	}
-	return workflow.NewTimerWithOptions(tctx, d, workflow.TimerOptions{Summary: summary}), cancel
-}
-
 // Trust: the checks the workflows make against forged messages. Anyone who
 // can reach the namespace can start workflows and send any signal or
 // update; these checks are what stands between such a client and an item's
@@ -97,12 +85,4 @@ func CheckCarriedState(ctx workflow.Context) error {
 			info.ContinuedExecutionRunID, prev.WorkflowType, prev.TaskQueue, info.WorkflowType.Name, TaskQueue)
 	}
 	return nil
-}
-
-func Ready(f workflow.Future) bool { return f != nil && f.IsReady() }
-
-// fired is true for a timer that ran to its end; one made ready by a
-// cancellation is not a time that passed.
-func Fired(ctx workflow.Context, f workflow.Future) bool {
-	return Ready(f) && f.Get(ctx, nil) == nil
 }

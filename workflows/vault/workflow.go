@@ -57,14 +57,8 @@ type vault struct {
 	tickets, served int
 	// decisions counts the decisions kept, to wake the loop.
 	decisions int
-	expiry    expiry
-}
-
-// expiry is the one durable timer of the earliest pending request.
-type expiry struct {
-	timer  workflow.Future
-	cancel workflow.CancelFunc
-	at     time.Time
+	// expiry fires at the earliest expiry of a pending request.
+	expiry protocol.Timer
 }
 
 func runVault(ctx workflow.Context, in VaultInput, settings protocol.Settings) (VaultStatus, error) {
@@ -105,8 +99,7 @@ func runVault(ctx workflow.Context, in VaultInput, settings protocol.Settings) (
 			return v.status(), nil
 		}
 		v.armExpiry(ctx)
-		if protocol.Fired(ctx, v.expiry.timer) {
-			v.expiry = expiry{}
+		if v.expiry.Take(ctx) {
 			_, _ = v.run(ctx, Command{Op: opExpire, By: signing.System})
 			continue
 		}
@@ -116,7 +109,7 @@ func runVault(ctx workflow.Context, in VaultInput, settings protocol.Settings) (
 		}
 		seen := v.decisions
 		_ = workflow.Await(ctx, func() bool {
-			return v.decisions != seen || protocol.Ready(v.expiry.timer) || v.done(ctx) || v.readyToContinueAsNew(ctx)
+			return v.decisions != seen || v.expiry.Ready() || v.done(ctx) || v.readyToContinueAsNew(ctx)
 		})
 	}
 }
@@ -262,7 +255,7 @@ func (v *vault) readyToContinueAsNew(ctx workflow.Context) bool {
 		workflow.AllHandlersFinished(ctx)
 }
 
-// armExpiry keeps one durable timer for the earliest pending request.
+// armExpiry keeps the timer at the earliest pending request's expiry.
 func (v *vault) armExpiry(ctx workflow.Context) {
 	var next time.Time
 	for _, r := range v.st.Requests {
@@ -270,14 +263,7 @@ func (v *vault) armExpiry(ctx workflow.Context) {
 			next = r.ExpiresAt
 		}
 	}
-	if v.expiry.timer != nil && !v.expiry.at.Equal(next) {
-		v.expiry.cancel()
-		v.expiry = expiry{}
-	}
-	if !next.IsZero() && v.expiry.timer == nil {
-		v.expiry.at = next
-		v.expiry.timer, v.expiry.cancel = protocol.StartTimer(ctx, next.Sub(workflow.Now(ctx)), "approval expiry")
-	}
+	v.expiry.Arm(ctx, next, "approval expiry")
 }
 
 func (v *vault) registerHandlers(ctx workflow.Context) error {
