@@ -204,7 +204,7 @@ func (a *Activities) purge(ctx context.Context, in item.PurgeInput) error {
 	if err := a.Store.Purge(ctx, in.VaultID, in.ItemID, heartbeat(ctx)); err != nil {
 		return classify(err)
 	}
-	_, err := a.announce(ctx, in.Announce)
+	_, err := a.report(ctx, in.Report)
 	return err
 }
 
@@ -276,19 +276,19 @@ func classifyIn(ctx context.Context, err error) error {
 	return err
 }
 
-// Announce registers an item with its vault, starting the vault with
+// Report registers an item with its vault, starting the vault with
 // default settings if it does not run (a vault that runs is only read, from
 // the server's record, without a task of it), reads the vault's settings
 // from its memo for the item's floor, and delivers the item's alerts.
-func (a *Activities) Announce(ctx context.Context, in item.AnnounceInput) (item.AnnounceResult, error) {
+func (a *Activities) Report(ctx context.Context, in item.ReportInput) (item.ReportResult, error) {
 	if err := a.admit(ctx, in.VaultID, anyItemOf(in.VaultID)); err != nil {
-		return item.AnnounceResult{}, err
+		return item.ReportResult{}, err
 	}
-	return a.announce(ctx, in)
+	return a.report(ctx, in)
 }
 
-func (a *Activities) announce(ctx context.Context, in item.AnnounceInput) (item.AnnounceResult, error) {
-	var res item.AnnounceResult
+func (a *Activities) report(ctx context.Context, in item.ReportInput) (item.ReportResult, error) {
+	var res item.ReportResult
 	if in.Register {
 		vs, err := items.VaultSettings(ctx, a.Client, in.VaultID)
 		var running *items.NotRunningError
@@ -349,7 +349,7 @@ func (a *Activities) AskVault(ctx context.Context, in item.AskVaultInput) (proto
 	case errors.As(err, &unpublished):
 		// It runs, and answers at its first task.
 	case err != nil:
-		// Not started yet (a new item's first announcement starts it, and
+		// Not started yet (a new item's first report starts it, and
 		// a delete right after the protect may come first), or not a vault
 		// of ours: the item asks again later.
 		return answer, err

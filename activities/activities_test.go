@@ -56,11 +56,11 @@ func TestStoreActivitiesRoundTripAndClassifyBadInput(t *testing.T) {
 	_, err = a.restore(ctx, item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: b.Point, TargetPath: target})
 	nonRetryable(err, protocol.ErrTypeTargetNotEmpty)
 
-	require.NoError(t, a.purge(ctx, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item.AnnounceInput{VaultID: "vault1"}}))
+	require.NoError(t, a.purge(ctx, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Report: item.ReportInput{VaultID: "vault1"}}))
 	ids, err := a.Store.List(t.Context(), "vault1", "vm1")
 	require.NoError(t, err)
 	assert.Empty(t, ids)
-	assert.NoError(t, a.purge(ctx, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item.AnnounceInput{VaultID: "vault1"}}),
+	assert.NoError(t, a.purge(ctx, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Report: item.ReportInput{VaultID: "vault1"}}),
 		"purging a purged item succeeds")
 }
 

@@ -36,10 +36,10 @@ func TestActivitiesScheduledByAnotherWorkflowAreRefusedAndChangeNothing(t *testi
 	point, err := a.backup(t.Context(), item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-1"}, SourcePath: src})
 	require.NoError(t, err)
 
-	announce := item.AnnounceInput{VaultID: "vault1"}
+	report := item.ReportInput{VaultID: "vault1"}
 	for name, call := range map[string]func() error{
 		"Purge": func() error {
-			_, err := env.ExecuteActivity(a.Purge, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: announce})
+			_, err := env.ExecuteActivity(a.Purge, item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Report: report})
 			return err
 		},
 		"Collect": func() error {

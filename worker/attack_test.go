@@ -84,7 +84,7 @@ func TestAWorkflowOfItsOwnCannotRunTheWorkersActivities(t *testing.T) {
 	// Each activity that touches the item's data, scheduled on the
 	// worker's queue with the item's names.
 	calls := map[string]any{
-		protocol.ActivityPurge:   item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Announce: item.AnnounceInput{VaultID: "vault1"}},
+		protocol.ActivityPurge:   item.PurgeInput{VaultID: "vault1", ItemID: "vm1", Report: item.ReportInput{VaultID: "vault1"}},
 		protocol.ActivityCollect: item.CollectInput{VaultID: "vault1", ItemID: "vm1", RecoveryPointIDs: []string{point.ID}},
 		protocol.ActivityLock:    item.LockInput{VaultID: "vault1", ItemID: "vm1", Until: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)},
 		protocol.ActivityRestore: item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point, TargetPath: target},

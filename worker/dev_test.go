@@ -410,7 +410,7 @@ func TestWorkerDyingDuringThePurgeIsPurgedOnceAfterRestart(t *testing.T) {
 	doomed := worker.New(c, protocol.TaskQueue, worker.Options{})
 	doomed.RegisterWorkflowWithOptions(item.NewBackupItem(settings), workflow.RegisterOptions{Name: protocol.WorkflowType})
 	doomed.RegisterWorkflowWithOptions(vault.NewVault(settings), workflow.RegisterOptions{Name: protocol.VaultWorkflowType})
-	for _, f := range []any{acts.Backup, acts.Restore, acts.Collect, acts.Lock, acts.Announce, acts.AskVault, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal} {
+	for _, f := range []any{acts.Backup, acts.Restore, acts.Collect, acts.Lock, acts.Report, acts.AskVault, acts.ListVaultItems, acts.Notify, acts.DescribeRun, acts.Signal} {
 		doomed.RegisterActivity(f)
 	}
 	doomed.RegisterActivityWithOptions(func(ctx context.Context, in item.PurgeInput) error {

@@ -20,11 +20,11 @@ import (
 func (d *decider) approved() (Decision, error) {
 	id := d.ev.RequestID
 	i := d.awaiting(id)
-	refuse := func(format string, args ...any) (Decision, error) {
+	refuseApproval := func(format string, args ...any) (Decision, error) {
 		if w := d.st.waiting(protocol.OpApproved, id); d.ev.Retry && w >= 0 {
 			d.st.Waiting = slices.Delete(slices.Clone(d.st.Waiting), w, w+1)
 		}
-		return d.refused(fmt.Sprintf(format, args...))
+		return d.vaultRefused(fmt.Sprintf(format, args...))
 	}
 	switch {
 	case id == "":
@@ -33,13 +33,13 @@ func (d *decider) approved() (Decision, error) {
 		return d.refuse("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once",
 			d.item, protocol.Quote([]byte(id)))
 	case d.st.ProtectionState != protocol.Protected && d.st.ProtectionState != protocol.ProtectionStopped:
-		return refuse("item %s is %s: request %s has nothing to delete", d.item, protocol.VisibleState(d.st.ProtectionState), id)
+		return refuseApproval("item %s is %s: request %s has nothing to delete", d.item, protocol.VisibleState(d.st.ProtectionState), id)
 	}
 	// Checked once, before the vault is asked; deciding again with its
 	// answer is for the same state and event.
 	if a := d.st.AwaitingApproval[i]; a.ApproverKeys != "" && d.in.Vault == nil {
 		if _, err := checkApproval(a, d.in.Item.VaultID, d.ev.Input); err != nil {
-			return refuse("item %s: %v; nothing changed", d.item, err)
+			return refuseApproval("item %s: %v; nothing changed", d.item, err)
 		}
 	}
 	v, waits := d.askVault()
@@ -47,7 +47,7 @@ func (d *decider) approved() (Decision, error) {
 		return waits, nil
 	}
 	if v.Refusal != "" {
-		return d.refused(v.Refusal)
+		return d.vaultRefused(v.Refusal)
 	}
 	d.st.VaultFloor.Raise(v.Settings)
 	// Every delete this item waited for is done by this one, asked by its

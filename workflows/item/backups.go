@@ -80,7 +80,7 @@ func (d *decider) lockDone() Decision {
 	if f := d.ev.Failure; f != nil {
 		detail := "objects not locked: " + f.Message + "; tried again in an hour"
 		d.record("lock", signing.System, protocol.OutcomeFailed, detail)
-		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Alerts: []protocol.Alert{d.alert(protocol.AlertLockFailed, signing.System, detail)}})
+		d.effects = append(d.effects, Effect{Kind: EffectReport, Alerts: []protocol.Alert{d.alert(protocol.AlertLockFailed, signing.System, detail)}})
 		if d.st.ProtectionState == protocol.Protected || d.st.ProtectionState == protocol.ProtectionStopped || d.st.ProtectionState == protocol.SoftDeleted {
 			d.st.LockDueAt = d.in.Now.Add(time.Hour)
 		}
@@ -116,7 +116,7 @@ func (d *decider) backupDone() Decision {
 	if op == OpProtect {
 		// The item exists from its first backup on: it registers with its
 		// vault, which comes up with default settings on first use.
-		d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Register: true})
+		d.effects = append(d.effects, Effect{Kind: EffectReport, Register: true})
 	}
 	if f := d.ev.Failure; f != nil {
 		d.record(op, d.ev.By, protocol.OutcomeFailed, "backup failed: "+f.Message)

@@ -22,9 +22,9 @@ const (
 	OpRestoreDone protocol.Operation = "restoreDone"
 	OpPurgeDone   protocol.Operation = "purgeDone"
 	OpLockDone    protocol.Operation = "lockDone"
-	// OpAnnounced is the answer to an announcement: the vault's settings,
+	// OpReported is the answer to a report: the vault's settings,
 	// from its memo.
-	OpAnnounced protocol.Operation = "announced"
+	OpReported protocol.Operation = "reported"
 )
 
 // What a backup is for, in the audit.
@@ -32,10 +32,6 @@ const (
 	OpProtect         protocol.Operation = "protect"
 	OpScheduledBackup protocol.Operation = "scheduledBackup"
 )
-
-func refuse(format string, args ...any) (Decision, error) {
-	return Decision{}, &protocol.Refusal{Message: fmt.Sprintf(format, args...)}
-}
 
 // Decide is the only place that knows the transition table of
 // docs/contract.md section 3. It never changes st: the next state is in
@@ -64,7 +60,7 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 		return d.purgeDone(), nil
 	case OpLockDone:
 		return d.lockDone(), nil
-	case OpAnnounced:
+	case OpReported:
 		d.seeVault()
 		return d.decision(), nil
 	}
@@ -87,7 +83,7 @@ func (d *decider) decision() Decision {
 }
 
 func (d *decider) refuse(format string, args ...any) (Decision, error) {
-	return refuse(format, args...)
+	return Decision{}, &protocol.Refusal{Message: fmt.Sprintf(format, args...)}
 }
 
 // record writes the audit line of this event.
@@ -172,7 +168,7 @@ func (d *decider) operation() (Decision, error) {
 // changed commits a change of what users see: its alerts go out, with the
 // vault's settings read again, and the audit records it.
 func (d *decider) changed(op protocol.Operation, by, detail string, alerts ...protocol.Alert) {
-	d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Register: true, Alerts: alerts})
+	d.effects = append(d.effects, Effect{Kind: EffectReport, Register: true, Alerts: alerts})
 	d.record(op, by, protocol.OutcomeAccepted, detail)
 }
 
@@ -185,7 +181,7 @@ func (d *decider) delete() (Decision, error) {
 		return waits, nil
 	}
 	if v.Refusal != "" {
-		return d.refused(v.Refusal)
+		return d.vaultRefused(v.Refusal)
 	}
 	d.st.VaultFloor.Raise(v.Settings)
 	if v.Pending == nil {
@@ -226,9 +222,9 @@ func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 	return v, Decision{}
 }
 
-// refused is the vault's refusal. One asked again is audited: no one waits
+// vaultRefused is the vault's refusal. One asked again is audited: no one waits
 // for its answer.
-func (d *decider) refused(why string) (Decision, error) {
+func (d *decider) vaultRefused(why string) (Decision, error) {
 	if d.ev.Retry {
 		d.record(d.ev.Op, d.ev.By, protocol.OutcomeRejected, why)
 		return d.decision(), nil
@@ -239,7 +235,7 @@ func (d *decider) refused(why string) (Decision, error) {
 // softDelete carries out a delete the vault let through: the item is
 // soft-deleted until the deadline the vault's window gives, or purged at
 // once when the vault's soft delete is disabled. The vault has recorded the
-// delete and sent its alert with the answer: nothing is announced from here.
+// delete and sent its alert with the answer: nothing is reported from here.
 func (d *decider) softDelete(v *protocol.VaultAnswer, by string) Decision {
 	now := d.in.Now
 	d.st.DeletedAt = now
@@ -343,7 +339,7 @@ func (d *decider) wakeUp() Decision {
 		} else if !d.st.ReminderAt.IsZero() && !now.Before(d.st.ReminderAt) {
 			d.st.ReminderAt = time.Time{}
 			left := "purged in " + protocol.FormatRemaining(d.st.Deadline.Sub(now)) + " unless undeleted"
-			d.effects = append(d.effects, Effect{Kind: EffectAnnounce, Alerts: []protocol.Alert{d.alert(protocol.AlertPurgeReminder, signing.System, left)}})
+			d.effects = append(d.effects, Effect{Kind: EffectReport, Alerts: []protocol.Alert{d.alert(protocol.AlertPurgeReminder, signing.System, left)}})
 			d.record("purgeReminder", signing.System, protocol.OutcomeAccepted, "reminder sent: purge scheduled for "+protocol.FormatTime(d.st.Deadline))
 		}
 	case protocol.Protected, protocol.ProtectionStopped:

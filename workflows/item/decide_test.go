@@ -57,10 +57,10 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 		newDeadline bool
 	}
 	accepted, none := protocol.OutcomeAccepted, ""
-	announce := []EffectKind{EffectAnnounce}
+	report := []EffectKind{EffectReport}
 	cases := map[protocol.State]map[protocol.Operation]want{
 		protocol.Protected: {
-			protocol.OpStop:      {next: protocol.ProtectionStopped, effects: announce, outcome: accepted},
+			protocol.OpStop:      {next: protocol.ProtectionStopped, effects: report, outcome: accepted},
 			protocol.OpDelete:    {next: protocol.SoftDeleted, outcome: accepted, newDeadline: true},
 			protocol.OpUndelete:  {refusal: "item vm1 is not soft-deleted"},
 			protocol.OpResume:    {next: protocol.Protected, outcome: accepted},
@@ -72,7 +72,7 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 			protocol.OpStop:      {next: protocol.ProtectionStopped, outcome: accepted},
 			protocol.OpDelete:    {next: protocol.SoftDeleted, outcome: accepted, newDeadline: true},
 			protocol.OpUndelete:  {refusal: "item vm1 is not soft-deleted"},
-			protocol.OpResume:    {next: protocol.Protected, effects: announce, outcome: accepted},
+			protocol.OpResume:    {next: protocol.Protected, effects: report, outcome: accepted},
 			protocol.OpBackupNow: {refusal: "resume protection before taking a backup"},
 			protocol.OpRestore:   {next: protocol.ProtectionStopped, effects: []EffectKind{EffectRestore}},
 			OpWakeUp:             {next: protocol.ProtectionStopped, outcome: none},
@@ -80,7 +80,7 @@ func TestDecideEveryStateAgainstEveryOperation(t *testing.T) {
 		protocol.SoftDeleted: {
 			protocol.OpStop:      {refusal: "undelete it"},
 			protocol.OpDelete:    {next: protocol.SoftDeleted, outcome: accepted},
-			protocol.OpUndelete:  {next: protocol.ProtectionStopped, effects: announce, outcome: accepted},
+			protocol.OpUndelete:  {next: protocol.ProtectionStopped, effects: report, outcome: accepted},
 			protocol.OpResume:    {refusal: "undelete it before resuming"},
 			protocol.OpBackupNow: {refusal: "undelete it and resume protection"},
 			protocol.OpRestore:   {refusal: "item vm1 is soft-deleted: undelete it before restoring"},
@@ -225,7 +225,7 @@ func TestWakeUpBeforeTheDeadlineDoesNotPurge(t *testing.T) {
 	d, err = Decide(st, Event{Op: OpWakeUp}, Inputs{Item: testItem, Now: testNow})
 	require.NoError(t, err)
 	assert.Equal(t, protocol.SoftDeleted, d.State.ProtectionState)
-	require.Equal(t, []EffectKind{EffectAnnounce}, kinds(d.Effects))
+	require.Equal(t, []EffectKind{EffectReport}, kinds(d.Effects))
 	assert.Equal(t, protocol.AlertPurgeReminder, d.Effects[0].Alerts[0].Kind)
 	assert.False(t, d.Effects[0].Register, "a reminder changes nothing the vault shows")
 	assert.True(t, d.State.ReminderAt.IsZero(), "the reminder goes out once")
@@ -370,7 +370,7 @@ func TestTheLockToTheDeadlineIsTriedAgainUntilItHoldsAndAlerted(t *testing.T) {
 		d, err = Decide(st, Event{Op: OpLockDone, Failure: &Failure{Message: "bucket unreachable"}}, in)
 		require.NoError(t, err)
 		st = d.State
-		require.Equal(t, []EffectKind{EffectAnnounce}, kinds(d.Effects))
+		require.Equal(t, []EffectKind{EffectReport}, kinds(d.Effects))
 		assert.Equal(t, protocol.AlertLockFailed, d.Effects[0].Alerts[0].Kind, "try %d is alerted", try)
 		assert.Equal(t, in.Now.Add(time.Hour), st.WakeAt(), "woken in an hour to try again")
 		in.Now = st.WakeAt()

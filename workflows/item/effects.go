@@ -79,19 +79,19 @@ type LockInput struct {
 	Window  protocol.WindowInputs `json:"window"`
 }
 
-// PurgeInput destroys everything of an item, then announces it.
+// PurgeInput destroys everything of an item, then reports it.
 type PurgeInput struct {
-	VaultID  string        `json:"vaultId"`
-	ItemID   string        `json:"itemId"`
-	Announce AnnounceInput `json:"announce"`
+	VaultID string      `json:"vaultId"`
+	ItemID  string      `json:"itemId"`
+	Report  ReportInput `json:"report"`
 }
 
-// AnnounceInput delivers an item's alerts and reads its vault's settings.
+// ReportInput delivers an item's alerts and reads its vault's settings.
 // With Register, it first starts the vault with default settings if it does
-// not run (an item registers with its vault by its first announce). The
+// not run (an item registers with its vault by its first report). The
 // vault itself is never told: an item's state is in its own search
 // attributes, and the vault is asked only for deletes.
-type AnnounceInput struct {
+type ReportInput struct {
 	VaultID  string           `json:"vaultId"`
 	Register bool             `json:"register,omitempty"`
 	Alerts   []protocol.Alert `json:"alerts,omitempty"`
@@ -100,9 +100,9 @@ type AnnounceInput struct {
 	Floor protocol.VaultFloor `json:"floor,omitzero"`
 }
 
-// AnnounceResult is the vault's soft-delete settings and what it requires
+// ReportResult is the vault's soft-delete settings and what it requires
 // of a delete, when they could be read from its memo.
-type AnnounceResult struct {
+type ReportResult struct {
 	Settings   *protocol.SoftDeleteSettings `json:"settings,omitempty"`
 	Protection *protocol.Protection         `json:"protection,omitempty"`
 }
@@ -140,7 +140,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			},
 		})
 		var res BackupResult
-		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(protocol.WindowSetting{}),
+		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(protocol.RetentionOverride{}),
 			First: e.For == OpProtect}
 		if err := workflow.ExecuteActivity(ctx, protocol.ActivityBackup, in).Get(ctx, &res); err != nil {
 			done.Failure = &Failure{Message: protocol.Message(err), Refused: protocol.ErrorType(err) == protocol.ErrTypeSourceMissing}
@@ -161,7 +161,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 				NonRetryableErrorTypes: protocol.NonRetryableErrorTypes,
 			},
 		})
-		in := CollectInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: e.RecoveryPoints, Window: w.windowInputs(protocol.WindowSetting{})}
+		in := CollectInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, RecoveryPointIDs: e.RecoveryPoints, Window: w.windowInputs(protocol.RetentionOverride{})}
 		if err := workflow.ExecuteActivity(ctx, protocol.ActivityCollect, in).Get(ctx, nil); err != nil {
 			done.Failure = &Failure{Message: protocol.Message(err)}
 			return done
@@ -198,7 +198,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			HeartbeatTimeout:    time.Minute,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 5 * time.Minute, MaximumAttempts: 10},
 		})
-		in := LockInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Until: e.LockUntil, Window: w.windowInputs(protocol.WindowSetting{})}
+		in := LockInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Until: e.LockUntil, Window: w.windowInputs(protocol.RetentionOverride{})}
 		var res LockResult
 		if err := workflow.ExecuteActivity(ctx, protocol.ActivityLock, in).Get(ctx, &res); err != nil {
 			done.Failure = &Failure{Message: protocol.Message(err)}
@@ -216,7 +216,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 			// nothing can stop it now.
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 10 * time.Minute},
 		})
-		in := PurgeInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Announce: w.announcement(e)}
+		in := PurgeInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Report: w.reportOf(e)}
 		// A purge is never given up: it fails only when the item is
 		// cancelled, which stops it with whatever data is left.
 		if err := workflow.ExecuteActivity(ctx, protocol.ActivityPurge, in).Get(ctx, nil); err != nil {
@@ -226,10 +226,10 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 	return done
 }
 
-// announce registers the item with its vault (starting the vault if need
+// report registers the item with its vault (starting the vault if need
 // be) and sends alerts. Its answer, the vault's settings, comes back as an
 // event that raises the item's floor.
-func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
+func (w *item) report(ctx workflow.Context, in ReportInput) Event {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -238,17 +238,17 @@ func (w *item) announce(ctx workflow.Context, in AnnounceInput) Event {
 			MaximumAttempts: 10,
 		},
 	})
-	var res AnnounceResult
-	if err := workflow.ExecuteActivity(ctx, protocol.ActivityAnnounce, in).Get(ctx, &res); err != nil {
+	var res ReportResult
+	if err := workflow.ExecuteActivity(ctx, protocol.ActivityReport, in).Get(ctx, &res); err != nil {
 		workflow.GetLogger(ctx).Error("Vault not told of the item's state, or alerts not delivered", "vault", w.in.VaultID, "error", err)
 	}
-	return Event{Op: OpAnnounced, Settings: res.Settings, Protection: res.Protection}
+	return Event{Op: OpReported, Settings: res.Settings, Protection: res.Protection}
 }
 
-// announcement is what an effect announces: the alerts, and whether the
+// reportOf is what an effect reports: the alerts, and whether the
 // vault must be started if it does not run.
-func (w *item) announcement(e Effect) AnnounceInput {
-	return AnnounceInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts, Floor: w.st.VaultFloor}
+func (w *item) reportOf(e Effect) ReportInput {
+	return ReportInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts, Floor: w.st.VaultFloor}
 }
 
 // askVault is the only step that blocks a decision: a delete asks its
@@ -276,7 +276,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 		Input:       ev.Input,
 		At:          workflow.Now(ctx).UTC(),
 		ReceivedAt:  workflow.Now(ctx).UTC(),
-		Window:      w.windowInputs(w.settings.Window()),
+		Window:      w.windowInputs(w.settings.Override()),
 	}}
 	in.Floor = w.st.VaultFloor
 	if ev.RequestID != "" {

@@ -39,7 +39,7 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 			func(ctx workflow.Context, raw converter.RawValue) (Status, error) {
 				ev, err := updateEvent(op, raw)
 				if err != nil {
-					return Status{}, protocol.Refused(err)
+					return Status{}, protocol.Final(err)
 				}
 				before := w.st.ProtectionState
 				predicted, _ := Decide(w.st, ev, w.inputs(ctx))
@@ -54,7 +54,7 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 					// asked for is done.
 					return w.status(workflow.Now(ctx)), nil
 				case refusal != nil:
-					return Status{}, protocol.Refused(r.err)
+					return Status{}, protocol.Final(r.err)
 				case r.err != nil:
 					return Status{}, r.err
 				}
@@ -67,7 +67,7 @@ func (w *item) registerHandlers(ctx workflow.Context) error {
 				if err == nil {
 					_, err = Decide(w.st, ev, w.inputs(ctx))
 				}
-				return protocol.Refused(err)
+				return protocol.Final(err)
 			}},
 		)
 		if err != nil {

@@ -275,7 +275,7 @@ func (h *modelHarness) newEnv(start time.Time, continued bool) {
 			}
 			return nil
 		}).Maybe()
-	h.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(AnnounceResult{}, nil).Maybe()
+	h.env.OnActivity(a.Report, mock.Anything, mock.Anything).Return(ReportResult{}, nil).Maybe()
 	h.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(
 		func(_ ctxT, in AskVaultInput) (protocol.VaultAnswer, error) {
 			// A vault of default settings, by its own rules.

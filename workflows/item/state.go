@@ -169,9 +169,9 @@ const (
 	// EffectLock keeps the item's objects until LockUntil, on a store
 	// with object lock.
 	EffectLock EffectKind = "lock"
-	// EffectAnnounce sends alerts, starts the item's vault if it does not
+	// EffectReport sends alerts, starts the item's vault if it does not
 	// run, and reads the vault's settings.
-	EffectAnnounce EffectKind = "announce"
+	EffectReport EffectKind = "report"
 )
 
 // Effect is one activity to run.

@@ -47,7 +47,7 @@ func (w *item) status(now time.Time) Status {
 	if !w.st.DeletedAt.IsZero() && w.st.ProtectionState != protocol.Protected && w.st.ProtectionState != protocol.ProtectionStopped {
 		window = w.st.Deadline.Sub(w.st.DeletedAt)
 	} else {
-		in := w.windowInputs(w.settings.Window())
+		in := w.windowInputs(w.settings.Override())
 		s.SoftDeleteWindowInputs = &in
 		window, _ = in.Window(protocol.DefaultSoftDeleteSettings())
 	}
@@ -57,7 +57,7 @@ func (w *item) status(now time.Time) Status {
 }
 
 // windowInputs are the item's part in the window of a delete made now.
-func (w *item) windowInputs(o protocol.WindowSetting) protocol.WindowInputs {
+func (w *item) windowInputs(o protocol.RetentionOverride) protocol.WindowInputs {
 	return protocol.WindowInputs{ItemDays: w.in.SoftDeleteRetentionDays, Floor: w.st.VaultFloor, Override: o}
 }
 

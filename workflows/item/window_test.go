@@ -28,9 +28,9 @@ func TestTheWindowShownIsTheWindowThatApplies(t *testing.T) {
 		"a floor the vault was lowered below":        {protocol.WindowInputs{ItemDays: 14, Floor: protocol.VaultFloor{RetentionDays: 45}}, enabled(14), 45 * day, false},
 		"disabled purges at once":                    {protocol.WindowInputs{ItemDays: 14}, protocol.SoftDeleteSettings{State: protocol.SoftDeleteDisabled, RetentionDays: 14}, 14 * day, true},
 		"an AlwaysOn floor keeps soft delete on":     {protocol.WindowInputs{ItemDays: 14, Floor: protocol.VaultFloor{AlwaysOn: true}}, protocol.SoftDeleteSettings{State: protocol.SoftDeleteDisabled, RetentionDays: 14}, 14 * day, false},
-		"dev mode replaces the window":               {protocol.WindowInputs{ItemDays: 14, Override: protocol.WindowSetting{Window: 2 * time.Minute, Replace: true}}, enabled(30), 2 * time.Minute, false},
-		"a worker minimum lengthens a short window":  {protocol.WindowInputs{ItemDays: 14, Override: protocol.WindowSetting{Window: 20 * day}}, enabled(14), 20 * day, false},
-		"a worker minimum never shortens a long one": {protocol.WindowInputs{ItemDays: 14, Override: protocol.WindowSetting{Window: 20 * day}}, enabled(90), 90 * day, false},
+		"dev mode replaces the window":               {protocol.WindowInputs{ItemDays: 14, Override: protocol.RetentionOverride{Window: 2 * time.Minute, Replace: true}}, enabled(30), 2 * time.Minute, false},
+		"a worker minimum lengthens a short window":  {protocol.WindowInputs{ItemDays: 14, Override: protocol.RetentionOverride{Window: 20 * day}}, enabled(14), 20 * day, false},
+		"a worker minimum never shortens a long one": {protocol.WindowInputs{ItemDays: 14, Override: protocol.RetentionOverride{Window: 20 * day}}, enabled(90), 90 * day, false},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

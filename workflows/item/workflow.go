@@ -286,7 +286,7 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 	waits := false
 	for _, e := range d.Effects {
 		switch e.Kind {
-		case EffectAnnounce:
+		case EffectReport:
 			for _, a := range e.Alerts {
 				w.reports.alerts = append(w.reports.alerts, a.Bounded())
 			}
@@ -310,7 +310,7 @@ func (w *item) arm(ctx workflow.Context) {
 
 // dispatch starts the effects that may run now: the next store effect,
 // once the store is free and if the state still allows it, and one
-// announcement carrying everything due.
+// report carrying everything due.
 func (w *item) dispatch(ctx workflow.Context) {
 	for !w.store.busy && len(w.store.queue) > 0 {
 		e := w.store.queue[0]
@@ -327,10 +327,10 @@ func (w *item) dispatch(ctx workflow.Context) {
 		})
 	}
 	if !w.reports.busy && (w.reports.register || len(w.reports.alerts) > 0) {
-		in := w.announcement(Effect{Register: w.reports.register, Alerts: w.reports.alerts})
+		in := w.reportOf(Effect{Register: w.reports.register, Alerts: w.reports.alerts})
 		w.reports.alerts, w.reports.register, w.reports.busy = nil, false, true
 		workflow.Go(ctx, func(ctx workflow.Context) {
-			done := w.announce(ctx, in)
+			done := w.report(ctx, in)
 			w.reports.busy = false
 			w.inbox.events = append(w.inbox.events, done)
 		})

@@ -109,17 +109,17 @@ func (s *ItemSuite) mockVault(vs protocol.SoftDeleteSettings) {
 			s.alerts = append(s.alerts, al)
 		}
 	}
-	announce := func(in AnnounceInput) (AnnounceResult, error) {
+	report := func(in ReportInput) (ReportResult, error) {
 		s.Equal("vault1", in.VaultID)
 		deliver(in.Alerts...)
 		if s.vaultSettings.State == "" {
-			return AnnounceResult{}, nil
+			return ReportResult{}, nil
 		}
 		settings := s.vaultSettings
-		return AnnounceResult{Settings: &settings}, nil
+		return ReportResult{Settings: &settings}, nil
 	}
-	s.env.OnActivity(a.Announce, mock.Anything, mock.Anything).Return(
-		func(_ ctxT, in AnnounceInput) (AnnounceResult, error) { return announce(in) }).Maybe()
+	s.env.OnActivity(a.Report, mock.Anything, mock.Anything).Return(
+		func(_ ctxT, in ReportInput) (ReportResult, error) { return report(in) }).Maybe()
 	// The run an item continues from is its own.
 	s.env.OnActivity(a.DescribeRun, mock.Anything, mock.Anything, mock.Anything).Return(
 		protocol.RunInfo{WorkflowType: protocol.WorkflowType, TaskQueue: protocol.TaskQueue, ContinuedAsNew: true}, nil).Maybe()
@@ -128,7 +128,7 @@ func (s *ItemSuite) mockVault(vs protocol.SoftDeleteSettings) {
 			if err := s.store.Purge(ctx, in.VaultID, in.ItemID, nil); err != nil {
 				return err
 			}
-			_, err := announce(in.Announce)
+			_, err := report(in.Report)
 			return err
 		}).Maybe()
 	s.env.OnActivity(a.AskVault, mock.Anything, mock.Anything).Return(

@@ -18,7 +18,7 @@ const (
 	ActivityCollect  = "Collect"
 	ActivityPurge    = "Purge"
 	ActivityLock     = "Lock"
-	ActivityAnnounce = "Announce"
+	ActivityReport   = "Report"
 	ActivityAskVault = "AskVault"
 	// The vault's.
 	ActivityNotify         = "Notify"
@@ -31,7 +31,7 @@ const (
 
 // ActivityNames are every activity the workflows run.
 var ActivityNames = []string{
-	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityLock, ActivityAnnounce, ActivityAskVault,
+	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityLock, ActivityReport, ActivityAskVault,
 	ActivityNotify, ActivitySignal, ActivityDescribeRun, ActivityListVaultItems, ActivityCountVaultItems,
 }
 

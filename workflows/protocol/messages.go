@@ -34,9 +34,9 @@ func Requester(by string) string {
 // ErrTypeRefused is the error type of every refused operation.
 const ErrTypeRefused = "OperationRefused"
 
-// refused marks a refusal as final for every client: the Temporal CLI prints
+// Final marks a refusal as final for every client: the Temporal CLI prints
 // the type and whether retrying could help, and it cannot.
-func Refused(err error) error {
+func Final(err error) error {
 	if err == nil {
 		return nil
 	}

@@ -144,9 +144,9 @@ type Settings struct {
 	ObjectLock string
 }
 
-// window is the worker's window as a delete sends it to the vault.
-func (s Settings) Window() WindowSetting {
-	return WindowSetting{Window: s.SoftDeleteRetention, Replace: s.Dev}
+// Override is the worker's retention as a delete sends it to the vault.
+func (s Settings) Override() RetentionOverride {
+	return RetentionOverride{Window: s.SoftDeleteRetention, Replace: s.Dev}
 }
 
 // LockWindow is how long a store with object lock keeps a living item's
@@ -155,7 +155,7 @@ func (s Settings) Window() WindowSetting {
 // this worker's override. A delete gets at least that, so a lock never outlasts
 // a deadline.
 func (s Settings) LockWindow(in WindowInputs, vault SoftDeleteSettings) time.Duration {
-	in.Override = s.Window()
+	in.Override = s.Override()
 	w, _ := in.Window(vault)
 	return w
 }
@@ -171,8 +171,9 @@ func (s Settings) OverrideNote() string {
 	return s.SoftDeleteRetention.String() + " (worker minimum: every delete gets at least this window)"
 }
 
-// windowSetting is the worker's window as a delete sends it.
-type WindowSetting struct {
+// RetentionOverride is the worker's soft-delete retention as a delete
+// sends it: a floor, or in dev mode what replaces every window.
+type RetentionOverride struct {
 	Window  time.Duration `json:"window"`
 	Replace bool          `json:"replace"`
 }
@@ -187,7 +188,7 @@ type WindowInputs struct {
 	// Floor is the strongest setting the item has seen from its vault.
 	Floor VaultFloor `json:"vaultFloor"`
 	// Override is the worker's --soft-delete-retention, if it sets one.
-	Override WindowSetting `json:"override"`
+	Override RetentionOverride `json:"override"`
 }
 
 // Window is the soft-delete window of a delete made now under the vault's

@@ -175,7 +175,7 @@ func (d *decider) setting(s setting) error {
 	var err error
 	judge := func() error {
 		if ch, err = s.change(d, d.c.Payload); err != nil && !errors.Is(err, errAsk) {
-			return d.refuse(d.c.Op, d.who, err)
+			return d.reject(d.c.Op, d.who, err)
 		}
 		return err
 	}
@@ -205,7 +205,7 @@ func (d *decider) setting(s setting) error {
 func (d *decider) signed(op, workflowID string, required bool) error {
 	signer, err := d.authenticate(op, workflowID, d.c.Input, required)
 	if err != nil {
-		return d.refuse(op, actor{by: d.who.by, signer: notVerified}, err)
+		return d.reject(op, actor{by: d.who.by, signer: notVerified}, err)
 	}
 	d.who.signer = signer
 	return nil
@@ -262,7 +262,7 @@ func (d *decider) itemDelete() error {
 			return nil
 		}
 		if d.f.Caller.Why != "" {
-			return d.refuse(string(protocol.OpDelete), actor{by: d.who.by, signer: notVerified}, errors.New(d.f.Caller.Why))
+			return d.reject(string(protocol.OpDelete), actor{by: d.who.by, signer: notVerified}, errors.New(d.f.Caller.Why))
 		}
 	}
 	nonces := d.st.Nonces
@@ -273,7 +273,7 @@ func (d *decider) itemDelete() error {
 		answer.Unavailable = fmt.Sprintf("vault %s is busy: %s", d.st.ID, busy.Error())
 		return nil
 	case err != nil:
-		return d.refuse(string(protocol.OpDelete), actor{by: d.who.by, signer: notVerified}, fmt.Errorf("item %s: %w", req.ItemID, err))
+		return d.reject(string(protocol.OpDelete), actor{by: d.who.by, signer: notVerified}, fmt.Errorf("item %s: %w", req.ItemID, err))
 	}
 	d.who.signer = signer
 	// A delete that takes no effect (it waits) forgets its nonce: its item
@@ -291,7 +291,7 @@ func (d *decider) itemDelete() error {
 			return nil
 		}
 		if d.f.Item.Why != "" {
-			return d.refuse(string(protocol.OpDelete), d.who, errors.New(d.f.Item.Why))
+			return d.reject(string(protocol.OpDelete), d.who, errors.New(d.f.Item.Why))
 		}
 		// Each delete waits for an approver anyway: the guard only counts
 		// it, and alerts when they come in a burst.
@@ -379,7 +379,7 @@ func (d *decider) letThrough(req protocol.ItemDeleteRequest) {
 	a := d.answer
 	a.Signer = d.who.signer
 	w := req.Window
-	w.Override = d.f.Settings.Window()
+	w.Override = d.f.Settings.Override()
 	if w.ItemDays != 0 {
 		w.ItemDays = max(w.ItemDays, protocol.MinSoftDeleteRetentionDays)
 	}
@@ -406,9 +406,9 @@ const notVerified = "signature not verified"
 // actorOf is who asked for request r.
 func actorOf(r protocol.MuaRequest) actor { return actor{by: r.RequestedBy, signer: r.Signer} }
 
-// refuse records a refused operation, raises an alert, and returns the
+// reject records a refused operation, raises an alert, and returns the
 // refusal for the one who asked.
-func (d *decider) refuse(op string, who actor, err error) error {
+func (d *decider) reject(op string, who actor, err error) error {
 	d.audit(op, who, protocol.OutcomeRejected, err.Error())
 	d.alert(protocol.Alert{Kind: protocol.AlertCriticalRejected, RequestedBy: who.by, Signer: who.signer, Detail: op + " refused: " + err.Error()})
 	return err
@@ -466,12 +466,12 @@ func (d *decider) guard(req protocol.ItemDeleteRequest) (string, error) {
 		}
 		m.HeldSince = now
 		detail := fmt.Sprintf("%s within %s reached the mass-delete guard's threshold: every further delete of vault %s is held until the hold is cleared (clearMassDeleteHold)",
-			protocol.Plural(m.forget(now, g), "delete"), g.window(), d.st.ID)
+			protocol.Plural(m.forget(now, g), "delete"), g.period(), d.st.ID)
 		d.audit("massDeleteHold", actor{by: signing.System}, protocol.OutcomeAccepted, detail)
 		d.alert(protocol.Alert{Kind: AlertMassDelete, ItemID: req.ItemID, RequestedBy: d.who.by, Signer: d.who.signer, Detail: detail})
 	}
 	return fmt.Sprintf("vault %s holds deletes since %s: %d deletes within %s reached its mass-delete guard; the delete waits until the hold is cleared (clearMassDeleteHold)",
-		d.st.ID, protocol.FormatTime(m.HeldSince), threshold, g.window()), nil
+		d.st.ID, protocol.FormatTime(m.HeldSince), threshold, g.period()), nil
 }
 
 // countMaxAge is how old a count of the vault's items may be when the

@@ -43,7 +43,8 @@ type MassDeleteGuard struct {
 	Window string `json:"window,omitempty"`
 }
 
-func (g MassDeleteGuard) window() time.Duration {
+// period is how far back the guard counts deletes.
+func (g MassDeleteGuard) period() time.Duration {
 	if d, err := time.ParseDuration(g.Window); err == nil && d > 0 {
 		return d
 	}
@@ -66,7 +67,7 @@ func (g MassDeleteGuard) String() string {
 	if g.Threshold > 0 {
 		threshold = protocol.Plural(g.Threshold, "delete")
 	}
-	return fmt.Sprintf("mass-delete guard on: after %s within %s, further deletes are held", threshold, g.window())
+	return fmt.Sprintf("mass-delete guard on: after %s within %s, further deletes are held", threshold, g.period())
 }
 
 // MassDeleteState is what the guard has seen: the deletes within its
@@ -94,7 +95,7 @@ type DeleteSlot struct {
 const guardSlots = 60
 
 // slot is the length of one slot of the window.
-func (g MassDeleteGuard) slot() time.Duration { return g.window() / guardSlots }
+func (g MassDeleteGuard) slot() time.Duration { return g.period() / guardSlots }
 
 // MassDeleteGuardStatus is the guard in a vault's status.
 type MassDeleteGuardStatus struct {
@@ -134,12 +135,12 @@ func ChangeMassDeleteGuard(cur MassDeleteGuard, req protocol.SetMassDeleteGuardR
 // through: turning the guard off, a higher threshold or a shorter window.
 // It is critical, as weakening soft delete is.
 func LooserMassDeleteGuard(cur, next MassDeleteGuard, items int) bool {
-	return (next.Off && !cur.Off) || next.threshold(items) > cur.threshold(items) || next.window() < cur.window()
+	return (next.Off && !cur.Off) || next.threshold(items) > cur.threshold(items) || next.period() < cur.period()
 }
 
 // forget drops the slots that have left the window and counts the rest.
 func (m *MassDeleteState) forget(now time.Time, g MassDeleteGuard) int {
-	m.Recent = slices.DeleteFunc(m.Recent, func(s DeleteSlot) bool { return !now.Before(s.Start.Add(g.slot() + g.window())) })
+	m.Recent = slices.DeleteFunc(m.Recent, func(s DeleteSlot) bool { return !now.Before(s.Start.Add(g.slot() + g.period())) })
 	n := 0
 	for _, s := range m.Recent {
 		n += s.Count

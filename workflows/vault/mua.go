@@ -17,7 +17,7 @@ import (
 // person while pending gets the same request.
 func (d *decider) open(r protocol.MuaRequest, payload func(*protocol.MuaRequest)) error {
 	if err := CheckRequester(d.st.ID, d.st.Mua, r.RequestedBy); err != nil {
-		return d.refuse(r.Operation, actorOf(r), err)
+		return d.reject(r.Operation, actorOf(r), err)
 	}
 	pending, theirs := 0, 0
 	for _, o := range d.st.Requests {
@@ -36,9 +36,9 @@ func (d *decider) open(r protocol.MuaRequest, payload func(*protocol.MuaRequest)
 	}
 	switch {
 	case pending >= maxPendingRequests:
-		return d.refuse(r.Operation, actorOf(r), fmt.Errorf("vault %s has %s pending approval: approve or reject some before asking again", d.st.ID, protocol.Plural(pending, "request")))
+		return d.reject(r.Operation, actorOf(r), fmt.Errorf("vault %s has %s pending approval: approve or reject some before asking again", d.st.ID, protocol.Plural(pending, "request")))
 	case theirs >= maxPendingPerRequester:
-		return d.refuse(r.Operation, actorOf(r), fmt.Errorf("%s has %s pending approval at vault %s: withdraw some with reject, or wait for their approval",
+		return d.reject(r.Operation, actorOf(r), fmt.Errorf("%s has %s pending approval at vault %s: withdraw some with reject, or wait for their approval",
 			r.RequestedBy, protocol.Plural(theirs, "request"), d.st.ID))
 	}
 	if payload != nil {
@@ -49,7 +49,7 @@ func (d *decider) open(r protocol.MuaRequest, payload func(*protocol.MuaRequest)
 	r.RequestID = "r-" + strconv.Itoa(d.st.RequestSequence)
 	r.State = protocol.RequestPending
 	r.CreatedAt = now
-	r.ExpiresAt = now.Add(d.st.Mua.window())
+	r.ExpiresAt = now.Add(d.st.Mua.period())
 	r.Detail = pendingDetail(d.st.Mua, r.RequestedBy, r.ExpiresAt)
 	d.st.Requests = append(d.st.Requests, r)
 	d.audit(r.Operation, actorOf(r), protocol.OutcomePending, fmt.Sprintf("request %s: %s; %s", r.RequestID, r.Summary, r.Detail))
@@ -82,7 +82,7 @@ func (d *decider) decideRequest(approve bool) error {
 	}
 	by := d.who.by
 	if i < 0 {
-		return d.refuse(op, d.who, fmt.Errorf("vault %s has no request %q: its status lists the requests it holds", d.st.ID, req.RequestID))
+		return d.reject(op, d.who, fmt.Errorf("vault %s has no request %q: its status lists the requests it holds", d.st.ID, req.RequestID))
 	}
 	r := d.st.Requests[i]
 	err := CheckDecision(d.st.ID, d.st.Mua, r, by, approve, d.f.Now)
@@ -90,7 +90,7 @@ func (d *decider) decideRequest(approve bool) error {
 		err = &protocol.Refusal{Message: fmt.Sprintf("request %s was signed with key %s, which may not approve it too: a second person must approve", r.RequestID, key)}
 	}
 	if err != nil {
-		return d.refuse(op, d.who, err)
+		return d.reject(op, d.who, err)
 	}
 	if !approve {
 		detail := "rejected by " + by
@@ -155,7 +155,7 @@ func (d *decider) failed(r protocol.MuaRequest, approver string, err error) erro
 		d.st.Requests[i].State = protocol.RequestFailed
 		d.st.Requests[i].Detail = "approved by " + approver + " but not carried out: " + err.Error()
 	}
-	_ = d.refuse(r.Operation, actorOf(r), fmt.Errorf("request %s, approved by %s: %w", r.RequestID, approver, err))
+	_ = d.reject(r.Operation, actorOf(r), fmt.Errorf("request %s, approved by %s: %w", r.RequestID, approver, err))
 	return fmt.Errorf("request %s was approved but not carried out: %w", r.RequestID, err)
 }
 
@@ -234,7 +234,8 @@ type MuaSettings struct {
 	ApprovalWindow string `json:"approvalWindow,omitempty"`
 }
 
-func (m MuaSettings) window() time.Duration {
+// period is how long a request may wait for approval.
+func (m MuaSettings) period() time.Duration {
 	if d, err := time.ParseDuration(m.ApprovalWindow); err == nil && d > 0 {
 		return d
 	}

@@ -507,7 +507,7 @@ func (s *VaultSuite) TestAnItemDeleteCannotShortenItsOwnWindow() {
 	var err error
 	s.at(time.Minute, func() {
 		s.itemDelete("forged", protocol.ItemDeleteRequest{ItemID: "vm1", RequestedBy: "mallory",
-			Window: protocol.WindowInputs{ItemDays: 1, Override: protocol.WindowSetting{Window: time.Nanosecond, Replace: true}}}, &answer, &err)
+			Window: protocol.WindowInputs{ItemDays: 1, Override: protocol.RetentionOverride{Window: time.Nanosecond, Replace: true}}}, &answer, &err)
 	})
 	s.at(2*time.Minute, func() {
 		s.Require().NoError(err)

@@ -296,13 +296,13 @@ func update[Res any](ctx workflow.Context, name string, decode func(converter.Ra
 			payload, err := decode(raw)
 			if err != nil {
 				var none Res
-				return none, protocol.Refused(err)
+				return none, protocol.Final(err)
 			}
 			return handle(ctx, Command{Op: name, Payload: payload, Input: protocol.PayloadData(raw)})
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, raw converter.RawValue) error {
 			_, err := decode(raw)
-			return protocol.Refused(err)
+			return protocol.Final(err)
 		}},
 	)
 }
@@ -311,7 +311,7 @@ func update[Res any](ctx workflow.Context, name string, decode func(converter.Ra
 func (v *vault) change(ctx workflow.Context, c Command) (VaultStatus, error) {
 	d, err := v.run(ctx, c)
 	if err != nil {
-		return VaultStatus{}, protocol.Refused(err)
+		return VaultStatus{}, protocol.Final(err)
 	}
 	return v.statusWith(d.Request), nil
 }
@@ -319,7 +319,7 @@ func (v *vault) change(ctx workflow.Context, c Command) (VaultStatus, error) {
 func (v *vault) itemDelete(ctx workflow.Context, c Command) (protocol.VaultAnswer, error) {
 	d, err := v.run(ctx, c)
 	if err != nil || d.Answer == nil {
-		return protocol.VaultAnswer{}, protocol.Refused(err)
+		return protocol.VaultAnswer{}, protocol.Final(err)
 	}
 	return *d.Answer, nil
 }
@@ -329,7 +329,7 @@ func (v *vault) itemDelete(ctx workflow.Context, c Command) (protocol.VaultAnswe
 func (v *vault) decide(ctx workflow.Context, c Command) (VaultStatus, error) {
 	d, err := v.run(ctx, c)
 	if err != nil {
-		return VaultStatus{}, protocol.Refused(err)
+		return VaultStatus{}, protocol.Final(err)
 	}
 	if t := d.Tell; t != nil {
 		told := Command{Op: opTold, RequestID: t.Request.RequestID}
@@ -337,7 +337,7 @@ func (v *vault) decide(ctx workflow.Context, c Command) (VaultStatus, error) {
 			told.Failure = err.Error()
 		}
 		if _, err := v.run(ctx, told); err != nil {
-			return VaultStatus{}, protocol.Refused(err)
+			return VaultStatus{}, protocol.Final(err)
 		}
 	}
 	return v.statusWith(d.Request), nil
@@ -438,6 +438,6 @@ func (v *vault) status() VaultStatus {
 	s.SoftDeleteRetentionOverride = v.settings.OverrideNote()
 	g := v.st.Guard
 	s.MassDeleteGuard = MassDeleteGuardStatus{Enabled: !g.Off, Threshold: g.threshold(v.st.Items.HoldingData),
-		Window: g.window().String(), Summary: g.String(), HeldSince: v.st.MassDelete.HeldSince}
+		Window: g.period().String(), Summary: g.String(), HeldSince: v.st.MassDelete.HeldSince}
 	return s
 }
