@@ -198,7 +198,7 @@ func parseSignerLine(line string) (AllowedSigner, error) {
 	return s, nil
 }
 
-// listedFor is true when the key is listed for principal by and may sign
+// ListedFor is true when the key is listed for principal by and may sign
 // in SignatureNamespace.
 func (s AllowedSigner) ListedFor(by string) bool {
 	if len(s.Namespaces) > 0 && !slices.Contains(s.Namespaces, SignatureNamespace) {
@@ -207,7 +207,7 @@ func (s AllowedSigner) ListedFor(by string) bool {
 	return slices.ContainsFunc(s.Principals, func(p string) bool { return SameIdentity(p, by) })
 }
 
-// signersFor keeps the lines of the allowed signers that are listed for
+// SignersFor keeps the lines of the allowed signers that are listed for
 // any of names: what an item needs to check an approval.
 func SignersFor(signers []AllowedSigner, names []string) string {
 	var lines []string
@@ -219,7 +219,7 @@ func SignersFor(signers []AllowedSigner, names []string) string {
 	return strings.Join(lines, "\n")
 }
 
-// unlistedApprovers are the approvers with no key among signers: under
+// UnlistedApprovers are the approvers with no key among signers: under
 // signatures they could never approve.
 func UnlistedApprovers(signers []AllowedSigner, approvers []string) []string {
 	var out []string
@@ -325,7 +325,7 @@ func canonicalString(s string) error {
 	return nil
 }
 
-// verifySignature checks that input, sent as operation op to workflowID,
+// VerifySignature checks that input, sent as operation op to workflowID,
 // is signed by a key listed for by, in SignatureNamespace, at a time fresh
 // accepts, with a nonce not in seen. It returns the signer and the nonce to
 // remember. Every refusal says what to do.
@@ -385,7 +385,7 @@ func VerifySignature(signers []AllowedSigner, op, workflowID string, input []byt
 	return Signer{Principal: by, Fingerprint: fingerprint}, SeenNonce{Nonce: sig.Nonce, SignedAt: at}, nil
 }
 
-// withinSkew accepts a signature made within SignatureMaxSkew of now.
+// WithinSkew accepts a signature made within SignatureMaxSkew of now.
 func WithinSkew(now time.Time) func(time.Time) error {
 	return func(at time.Time) error {
 		if d := now.Sub(at); d > SignatureMaxSkew || d < -SignatureMaxSkew {
@@ -396,19 +396,19 @@ func WithinSkew(now time.Time) func(time.Time) error {
 	}
 }
 
-// busyError is a refusal for a cause that passes (the vault has taken all
+// BusyError is a refusal for a cause that passes (the vault has taken all
 // the signed requests it remembers for now): an item's delete waits and
 // asks again instead of being refused.
 type BusyError struct{ msg string }
 
 func (e *BusyError) Error() string { return e.msg }
 
-// freshNonces are the nonces still within the skew of now.
+// FreshNonces are the nonces still within the skew of now.
 func FreshNonces(seen []SeenNonce, now time.Time) []SeenNonce {
 	return slices.DeleteFunc(slices.Clone(seen), func(n SeenNonce) bool { return now.Sub(n.SignedAt) > SignatureMaxSkew })
 }
 
-// fingerprintOf is the key fingerprint in a signer's text
+// FingerprintOf is the key fingerprint in a signer's text
 // ("alice (SHA256:...)"), or "" for an unsigned one.
 func FingerprintOf(signer string) string {
 	i := strings.LastIndex(signer, "(SHA256:")

@@ -9,14 +9,8 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// approved is a delete approved at the vault. The signal alone proves
-// nothing, anyone can send it: the item acts only on a delete it registered
-// itself, once. On a vault that required signatures when the delete was
-// requested, the item first checks the approver's signature itself
-// (checkApproval, in trust.go); then the vault confirms the approval,
-// since only it knows of a rejection, a withdrawal or a key revoked since,
-// and counts it once. Whatever can be refused without asking the vault is,
-// so a flood of forged approvals costs nothing.
+// approved is a delete approved at the vault. The item acts only on a delete
+// it registered, once, and has the vault confirm the approval.
 func (d *decider) approved() (Decision, error) {
 	id := d.ev.RequestID
 	i := d.awaiting(id)
@@ -65,13 +59,8 @@ func (d *decider) awaiting(id string) int {
 	return slices.IndexFunc(d.st.AwaitingApproval, func(a AwaitedApproval) bool { return a.RequestID == id })
 }
 
-// checkApproval checks, at the item, a signed approval of delete request
-// a: the approve update as its approver sent it to the vault, signed by a
-// key the vault listed for an approver other than the requester when the
-// delete was requested, before the request expired, with another key than
-// the request's. The vault then confirms it (approvedDelete): only the
-// vault knows of a rejection, a withdrawal or a revoked key since, and it
-// counts the approval once.
+// checkApproval checks a signed approval at the item: a listed approver's
+// key, not the requester's, signed before the request expired.
 func checkApproval(a AwaitedApproval, vaultID string, approval []byte) (signing.Signer, error) {
 	var req protocol.DecisionRequest
 	if err := protocol.DecodeJSON(approval, &req); err != nil {

@@ -29,9 +29,8 @@ func (d *decider) backup(op protocol.Operation, by string) {
 	}})
 }
 
-// collect removes expired recovery points, only while protected, and never
-// the newest one: an item whose backups keep failing keeps its last good
-// point.
+// collect removes expired points while protected, never the newest: an
+// item whose backups keep failing keeps its last good point.
 func (d *decider) collect() {
 	if d.st.ProtectionState != protocol.Protected {
 		return
@@ -73,9 +72,8 @@ func (d *decider) locked() {
 	d.st.LockDueAt = d.ev.LockedUntil.Add(-d.ev.LockWindow / 2)
 }
 
-// lockDone records a lock. One that failed is alerted and tried again in
-// an hour, the lock to a soft-deleted item's deadline included, until it
-// holds: the objects stay locked as before meanwhile.
+// lockDone records a lock; one that failed is alerted and tried again in an
+// hour, while the objects stay locked as before.
 func (d *decider) lockDone() Decision {
 	if f := d.ev.Failure; f != nil {
 		detail := "objects not locked: " + f.Message + "; tried again in an hour"
@@ -95,9 +93,7 @@ func (d *decider) lockDone() Decision {
 	return d.decision()
 }
 
-// seeVault takes what an event says of the vault now into the item's
-// floor: only ever more, but for the vault's own changes in the
-// incarnation the item knows (VaultFloor.see).
+// seeVault raises the item's floor to what an event says of the vault now.
 func (d *decider) seeVault() {
 	if d.ev.Settings != nil {
 		d.st.VaultFloor.Raise(*d.ev.Settings)
@@ -107,9 +103,8 @@ func (d *decider) seeVault() {
 	}
 }
 
-// backupDone keeps the point a backup made, whatever the state is now: its
-// data is in the store, so it is the item's until the purge. A scheduled
-// backup is followed by a garbage collection.
+// backupDone keeps the point a backup made whatever the state is now: its
+// data is in the store until the purge.
 func (d *decider) backupDone() Decision {
 	d.seeVault()
 	op := d.ev.For
@@ -169,8 +164,7 @@ func (d *decider) restoreDone() (Decision, error) {
 }
 
 // Runnable says whether an effect that waited its turn for the store may
-// still run in state st: a backup or collection needs the item protected,
-// a restore what Decide asks of one now. A refusal is for the one who asked.
+// still run in state st; a refusal is for the one who asked.
 func Runnable(st ItemState, e Effect, item ItemInput) error {
 	switch e.Kind {
 	case EffectBackup, EffectCollect:
@@ -194,9 +188,8 @@ func Runnable(st ItemState, e Effect, item ItemInput) error {
 	return nil
 }
 
-// Offered are the user operations that would change something in state s
-// (as users see it): the ones a console offers. Operations that would be
-// refused, or accepted as no-ops, are not.
+// Offered are the operations that would change something in state s: the
+// ones a console offers.
 func Offered(s protocol.State) []protocol.Operation {
 	var ops []protocol.Operation
 	st := ItemState{ProtectionState: s, RecoveryPoints: []protocol.RecoveryPoint{{ID: "rp"}}}

@@ -33,9 +33,8 @@ const (
 	OpScheduledBackup protocol.Operation = "scheduledBackup"
 )
 
-// Decide is the only place that knows the transition table of
-// docs/contract.md section 3. It never changes st: the next state is in
-// the decision.
+// Decide is the item's transition table (docs/contract.md section 3). It
+// never changes st: the next state is in the decision.
 func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 	d := decider{st: st, ev: ev, in: in, item: in.Item.ItemID}
 	if ev.Malformed != "" {
@@ -172,9 +171,8 @@ func (d *decider) changed(op protocol.Operation, by, detail string, alerts ...pr
 	d.record(op, by, protocol.OutcomeAccepted, detail)
 }
 
-// delete asks the vault, then soft-deletes the item, purges it at once
-// when the vault's soft delete is disabled, or registers the delete for
-// approval.
+// delete asks the vault, then soft-deletes the item, purges it at once, or
+// registers the delete for approval.
 func (d *decider) delete() (Decision, error) {
 	v, waits := d.askVault()
 	if v == nil {
@@ -201,9 +199,8 @@ func (d *decider) delete() (Decision, error) {
 	return d.decision(), nil
 }
 
-// askVault is the vault's answer to this delete or approval. Without one
-// yet, it returns the decision to make meanwhile: ask the vault, or, when
-// the vault could not answer (or holds deletes), wait and ask again.
+// askVault is the vault's answer, or the decision to make without one: ask
+// the vault, or wait and ask again.
 func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 	v := d.in.Vault
 	if v == nil {
@@ -232,10 +229,8 @@ func (d *decider) vaultRefused(why string) (Decision, error) {
 	return d.refuse("%s", why)
 }
 
-// softDelete carries out a delete the vault let through: the item is
-// soft-deleted until the deadline the vault's window gives, or purged at
-// once when the vault's soft delete is disabled. The vault has recorded the
-// delete and sent its alert with the answer: nothing is reported from here.
+// softDelete carries out a delete the vault let through: soft-deleted until
+// the deadline, or purged at once when the vault's soft delete is disabled.
 func (d *decider) softDelete(v *protocol.VaultAnswer, by string) Decision {
 	now := d.in.Now
 	d.st.DeletedAt = now
@@ -254,9 +249,7 @@ func (d *decider) softDelete(v *protocol.VaultAnswer, by string) Decision {
 	d.record(protocol.OpDelete, by, protocol.OutcomeAccepted, protocol.SoftDeletedDetail(d.st.Deadline))
 	d.audit.Signer = v.Signer
 	if !d.st.LockedUntil.IsZero() {
-		// Held exactly until the deadline: the rolling lock never went
-		// past now plus the window, so this only ever extends it. It rolls
-		// no more until an undelete.
+		// Held exactly until the deadline, which the rolling lock never passed.
 		d.st.LockDueAt = time.Time{}
 		d.effects = append(d.effects, Effect{Kind: EffectLock, For: protocol.OpDelete, By: signing.System, LockUntil: d.st.Deadline})
 	}
@@ -269,10 +262,8 @@ func retryAfter(attempt int, most time.Duration) time.Duration {
 	return min(protocol.FirstDeleteRetry<<min(attempt-1, 10), most)
 }
 
-// wait keeps a delete or an approval its vault could not answer, to ask
-// again, backing off: the item never guesses how its deletes are
-// protected, and a cause that passes never costs a delete or an approver's
-// approval. The audit says so once per event.
+// wait keeps a delete or an approval the vault could not answer, to ask
+// again, backing off: a cause that passes costs no delete and no approval.
 func (d *decider) wait(why string, held bool) Decision {
 	now := d.in.Now
 	w := Waiting{Op: d.ev.Op, By: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, RequestID: d.ev.RequestID,
@@ -321,9 +312,8 @@ func (d *decider) undeleteWaiting() (Decision, error) {
 	return d.decision(), nil
 }
 
-// wakeUp acts on what is due: the purge at the deadline, the reminder
-// before it, or a scheduled backup. Only the clock purges, and never before
-// the deadline.
+// wakeUp acts on what is due: the purge, the reminder, a backup, a retry.
+// Only the clock purges, and never before the deadline.
 func (d *decider) wakeUp() Decision {
 	now := d.in.Now
 	switch d.st.ProtectionState {

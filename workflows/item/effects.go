@@ -69,9 +69,8 @@ type CollectInput struct {
 	Window           protocol.WindowInputs `json:"window"`
 }
 
-// LockInput keeps every object of an item, on a store with object lock,
-// until a soft-deleted item's deadline (Until), or, with Until zero, for
-// the item's window from now: the rolling lock.
+// LockInput locks an item's objects until Until, or with Until zero for the
+// item's window from now: the rolling lock.
 type LockInput struct {
 	VaultID string                `json:"vaultId"`
 	ItemID  string                `json:"itemId"`
@@ -86,11 +85,8 @@ type PurgeInput struct {
 	Report  ReportInput `json:"report"`
 }
 
-// ReportInput delivers an item's alerts and reads its vault's settings.
-// With Register, it first starts the vault with default settings if it does
-// not run (an item registers with its vault by its first report). The
-// vault itself is never told: an item's state is in its own search
-// attributes, and the vault is asked only for deletes.
+// ReportInput delivers an item's alerts and reads its vault's settings;
+// with Register it first starts the vault if it does not run.
 type ReportInput struct {
 	VaultID  string           `json:"vaultId"`
 	Register bool             `json:"register,omitempty"`
@@ -107,15 +103,12 @@ type ReportResult struct {
 	Protection *protocol.Protection         `json:"protection,omitempty"`
 }
 
-// AskVaultInput is an item's delete, asked of its vault (the itemDelete
-// update). The answer is a VaultAnswer; the activity delivers the alert it
-// carries.
+// AskVaultInput is an item's delete, asked of its vault (itemDelete).
 type AskVaultInput struct {
 	VaultID string                     `json:"vaultId"`
 	Request protocol.ItemDeleteRequest `json:"request"`
-	// HeldBefore is a delete the vault held when last asked: while the
-	// vault's published hold still holds it, the activity answers so
-	// without asking the vault.
+	// HeldBefore is a delete the vault held when last asked: its published
+	// hold answers without asking the vault again.
 	HeldBefore bool `json:"heldBefore,omitempty"`
 	// Floor is what the item has seen of its vault: a vault started anew
 	// that requires less is not asked, and the delete waits.
@@ -226,9 +219,8 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 	return done
 }
 
-// report registers the item with its vault (starting the vault if need
-// be) and sends alerts. Its answer, the vault's settings, comes back as an
-// event that raises the item's floor.
+// report sends alerts and registers the item with its vault; the vault's
+// settings come back as an event that raises the item's floor.
 func (w *item) report(ctx workflow.Context, in ReportInput) Event {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
@@ -251,13 +243,8 @@ func (w *item) reportOf(e Effect) ReportInput {
 	return ReportInput{VaultID: w.in.VaultID, Register: e.Register, Alerts: e.Alerts, Floor: w.st.VaultFloor}
 }
 
-// askVault is the only step that blocks a decision: a delete asks its
-// vault for the window it gets (or to register it for approval, or to
-// confirm an approval). The vault records the delete and the activity
-// sends the alert the vault's answer calls for. A vault that cannot be
-// asked leaves the delete waiting at the item, asked again later: the item
-// never guesses how its deletes are protected, and a transient failure
-// refuses nothing.
+// askVault asks the vault about a delete or an approval: the only step
+// that blocks a decision. A vault that cannot be asked is an answer too.
 func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,

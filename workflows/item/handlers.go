@@ -13,16 +13,10 @@ import (
 )
 
 // registerHandlers sets up the status query and the updates. An update is
-// an event like a signal: its validator is Decide's refusal, so a refused
-// update leaves no trace in the history and the caller reads why; its
-// handler queues the event after the signals that reached the workflow
-// before it, and answers with the outcome.
+// an event like a signal; its validator is Decide's refusal.
 func (w *item) registerHandlers(ctx workflow.Context) error {
-	// A query is not recorded in the history, so reading the wall clock here
-	// is safe; workflow.Now alone is the time of the last workflow task, and
-	// an idle soft-deleted item would show a countdown that never moves. The
-	// later of the two is taken, so a worker clock running behind never
-	// shows more time left than the workflow's own clock.
+	// Not in the history, so the wall clock may be read: a countdown then
+	// moves while the item is idle, and never shows more than the workflow's.
 	err := workflow.SetQueryHandler(ctx, protocol.QueryStatus, func() (Status, error) {
 		now := workflow.Now(ctx)
 		//workflowcheck:ignore
@@ -107,9 +101,7 @@ func (w *item) answer(ref int, err error, pending *protocol.MuaRequest) {
 	r.done, r.err, r.pending = true, err, pending
 }
 
-// outcome is the answer an update gets for the result of its effect: a
-// backup or restore that failed fails the update, a restore refused for its
-// target is a refusal.
+// outcome is an update's answer for the result of its effect.
 func (w *item) outcome(ev Event) error {
 	f := ev.Failure
 	switch {

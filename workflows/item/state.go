@@ -25,26 +25,20 @@ type ItemState struct {
 	BackupSequence int                      `json:"backupSequence"`
 	RecoveryPoints []protocol.RecoveryPoint `json:"recoveryPoints"`
 	Audit          []protocol.AuditEntry    `json:"audit"`
-	// LockedUntil is, on a store with object lock, how long every object
-	// of the item is kept at least. While the item is protected or stopped
-	// the lock rolls forward to now plus the window, half a window before it
-	// runs out; a delete locks it to the deadline, never beyond.
+	// LockedUntil is how long the store's object lock keeps the item's
+	// objects: rolling while it lives, to the deadline once soft-deleted.
 	LockedUntil time.Time `json:"lockedUntil,omitzero"`
 	// LockDueAt is when the rolling lock is next moved forward.
 	LockDueAt time.Time `json:"lockDueAt,omitzero"`
-	// VaultFloor is the strongest soft-delete setting the item has seen
-	// from its vault: a vault reset or weakened later can never shorten the
-	// window or turn soft delete off below it.
+	// VaultFloor is the most the item has seen its vault require.
 	VaultFloor protocol.VaultFloor `json:"vaultFloor"`
 	// AwaitingApproval are the delete requests this item registered at its
 	// vault and has not carried out: the only approvals it acts on, once.
 	AwaitingApproval []AwaitedApproval `json:"awaitingApproval,omitempty"`
 	// ApprovalsUsed are the last approvals carried out: never awaited again.
 	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
-	// Waiting are the deletes and approvals the vault could not answer yet
-	// (busy, restarting, not created yet, or holding deletes): each is
-	// asked again at its RetryAt until the vault answers. A delete is
-	// refused only by a rule, never lost to a cause that passes.
+	// Waiting are the deletes and approvals the vault could not answer yet,
+	// each asked again at its RetryAt.
 	Waiting []Waiting `json:"waiting,omitempty"`
 }
 
@@ -59,9 +53,7 @@ type Waiting struct {
 	Since     time.Time          `json:"since"`
 	Attempts  int                `json:"attempts"`
 	RetryAt   time.Time          `json:"retryAt"`
-	// Why is what kept the vault from answering, the last time; Held is
-	// true when that was its mass-delete hold, so that the next ask reads
-	// the vault's published hold first.
+	// Why kept the vault from answering; Held says it held the delete.
 	Why  string `json:"why"`
 	Held bool   `json:"held,omitempty"`
 }
@@ -96,9 +88,7 @@ type Event struct {
 	Input []byte
 	// Retry marks a delete asked again after its vault could not answer.
 	Retry bool
-	// Results of effects: the point a backup made, the points a collection
-	// removed, what a restore wrote, the vault's settings, or why an
-	// effect failed.
+	// Results of effects.
 	Point      *protocol.RecoveryPoint
 	Files      int
 	Removed    []string
@@ -116,9 +106,8 @@ type Event struct {
 	For protocol.Operation
 }
 
-// Failure is an effect that did not succeed. Refused is set when its
-// input was at fault (a restore target that is not empty): nothing was
-// done, and the one who asked is told so.
+// Failure is an effect that did not succeed; Refused means its input was at
+// fault and nothing was done.
 type Failure struct {
 	Message string
 	Refused bool
@@ -191,16 +180,13 @@ type Effect struct {
 	// LockUntil is the deadline a lock holds the objects until; zero is
 	// the rolling lock, now plus the window.
 	LockUntil time.Time
-	// Register asks for the item's vault to be started if it does not run
-	// and its settings read, at a change of the item's state; Alerts go out
-	// with it. A purge alerts once the data is gone.
+	// Register starts the item's vault if need be and reads its settings;
+	// Alerts go out with it.
 	Register bool
 	Alerts   []protocol.Alert
 }
 
-// WakeAt is when the item's clock must next look at it: the purge
-// reminder or deadline while soft-deleted, the next backup while
-// protected. Zero is never.
+// WakeAt is when the item's clock must next look at it; zero is never.
 func (st ItemState) WakeAt() time.Time {
 	switch st.ProtectionState {
 	case protocol.SoftDeleted:
@@ -268,10 +254,8 @@ func (st *ItemState) validate() error {
 	return nil
 }
 
-// AwaitedApproval is a delete an item registered at its vault for
-// approval. On a vault that required signatures when the delete was
-// requested, it holds who may approve and their keys, so the item checks
-// an approval's signature itself before it asks the vault anything.
+// AwaitedApproval is a delete the item registered at its vault for
+// approval, with who may approve it and, on a signed vault, their keys.
 type AwaitedApproval struct {
 	RequestID   string    `json:"requestId"`
 	RequestedBy string    `json:"requestedBy"`

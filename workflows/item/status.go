@@ -83,10 +83,7 @@ type Status struct {
 	DeferredDeleteTimeInUTC      string          `json:"deferredDeleteTimeInUTC"`
 	DeferredDeleteTimeRemaining  string          `json:"deferredDeleteTimeRemaining"`
 	// SoftDeleteRetentionDays and SoftDeleteWindow are the window that
-	// applies: while soft-deleted (or purged), the one the delete got;
-	// before, the one a delete made now would get, as far as the item knows
-	// its vault's settings (WindowIfDeletedNow adds the vault's current
-	// ones, as the starter and the console show it).
+	// applies: the one the delete got, or the one a delete made now would get.
 	SoftDeleteRetentionDays int    `json:"softDeleteRetentionDays"`
 	SoftDeleteWindow        string `json:"softDeleteWindow"`
 	// SoftDeleteWindowInputs are the item's part of that window, before a
@@ -98,9 +95,8 @@ type Status struct {
 	LastBackupTime              string                   `json:"lastBackupTime"`
 	RecoveryPoints              []protocol.RecoveryPoint `json:"recoveryPoints"`
 	Audit                       []protocol.AuditEntry    `json:"audit"`
-	// ObjectLock says how the store keeps the item's objects against
-	// deletion, on a bucket; ObjectsLockedUntil, until when, where it
-	// locks them.
+	// ObjectLock says how the store locks the item's objects, and
+	// ObjectsLockedUntil until when.
 	ObjectLock         string `json:"objectLock,omitempty"`
 	ObjectsLockedUntil string `json:"objectsLockedUntil,omitempty"`
 	// PendingApproval is in the answer to a delete that waits for approval.
@@ -119,8 +115,7 @@ type PendingDelete struct {
 	Since       time.Time `json:"since"`
 	Attempts    int       `json:"attempts"`
 	RetryAt     time.Time `json:"retryAt"`
-	// Why is what kept the vault from answering, the last time; Held is
-	// true when that was its mass-delete hold.
+	// Why kept the vault from answering; Held says it held the delete.
 	Why  string `json:"why"`
 	Held bool   `json:"held,omitempty"`
 }
@@ -174,9 +169,8 @@ func (in *ItemInput) Validate() error {
 	return nil
 }
 
-// WindowIfDeletedNow is the soft-delete window an item in status st would
-// get from a delete made now under its vault's current settings vs; for a
-// soft-deleted or purged item, the window that was applied.
+// WindowIfDeletedNow is the window a delete made now would get under the
+// vault's settings vs, or the one a soft-deleted item got.
 func WindowIfDeletedNow(st Status, vs protocol.SoftDeleteSettings) (days int, text string, disabled bool) {
 	if st.ProtectionState == protocol.SoftDeleted || st.ProtectionState == protocol.Purged || st.SoftDeleteWindowInputs == nil {
 		return st.SoftDeleteRetentionDays, st.SoftDeleteWindow, false

@@ -1,6 +1,5 @@
-// Package item is a backup item's workflow: BackupItem runs one item from its
-// first backup to its purge. Its rules are Decide (decide.go); the workflow
-// (workflow.go) feeds it events and runs the effects it returns.
+// Package item is a backup item's workflow: Decide (decide.go) is its
+// rulebook, and BackupItem (workflow.go) feeds it events and runs its effects.
 package item
 
 import (
@@ -15,22 +14,7 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// BackupItem is one backup item for its whole life: protected with
-// scheduled backups, stopped, soft-deleted with a durable purge timer, and
-// finally purged. It is one pipeline:
-//
-//  1. messages become events, in a fixed order (receive);
-//  2. each event is decided by Decide (decide.go), a pure function, after
-//     gathering the one input that needs I/O: a delete's answer from the
-//     vault (handle, askVault);
-//  3. the decision is committed without blocking: the state, the audit,
-//     the search attributes and the wake-up timer (commit);
-//  4. its effects run as activities, and their results come back as
-//     events (dispatch, effects.go).
-//
-// Updates are events too: a handler queues its event and waits for the
-// outcome; its validator is Decide's refusal (handlers.go). The checks
-// against forged messages are in trust.go.
+// BackupItem is one backup item from its first backup to its purge.
 func BackupItem(ctx workflow.Context, in ItemInput) (Status, error) {
 	return backupItem(ctx, in, protocol.Settings{})
 }
@@ -139,17 +123,12 @@ func newItem(ctx workflow.Context, in ItemInput, settings protocol.Settings) *it
 	return w
 }
 
-// signalOrder is the order in which signals of different names that arrive
-// in one workflow task become events (the SDK keeps order only per name).
-// It is chosen so that the data-keeping outcome wins: resume first, as the
-// only operation that leads to garbage collection, so a stop sent with it
-// stands; delete before undelete, so the data is kept; approvals last, so
-// an undelete or stop sent with one is applied first.
+// signalOrder is the order in which signals of different names arriving in
+// one task become events, so that the data-keeping outcome wins.
 var signalOrder = []protocol.Operation{protocol.OpResume, protocol.OpStop, protocol.OpDelete, protocol.OpUndelete, protocol.OpApproved}
 
-// protect takes a new item's first backup. It proves the source exists and
-// comes before the item shows itself to visibility or its vault: an item
-// whose source is missing is refused outright and leaves nothing behind.
+// protect takes the first backup, which proves the source, before the item
+// shows itself anywhere: a missing source leaves nothing behind.
 func (w *item) protect(ctx workflow.Context) error {
 	d, _ := Decide(w.st, Event{Op: OpProtect, By: signing.System}, w.inputs(ctx))
 	w.st = d.State
@@ -170,10 +149,8 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 			// timer may destroy data.
 			return w.status(workflow.Now(ctx)), ctx.Err()
 		}
-		// Signals first, then the timer: an undelete that arrived with the
-		// timer's firing in one task is decided before the timer is. Update
-		// handlers of that task have queued their events already, after
-		// the signals that reached the workflow before them.
+		// Signals before the timer: an undelete that came with the purge's
+		// firing is decided first.
 		w.receive()
 		if w.wake.Take(ctx) {
 			w.inbox.events = append(w.inbox.events, Event{Op: OpWakeUp})
@@ -201,9 +178,8 @@ func (w *item) run(ctx workflow.Context) (Status, error) {
 	}
 }
 
-// receive turns every pending signal into an event, in signalOrder.
-// Payloads are received raw and decoded here: one the SDK could not decode
-// into a struct would be dropped silently and block a plain Receive.
+// receive turns pending signals into events, in signalOrder. Payloads are
+// decoded here: one the SDK could not decode would be dropped silently.
 func (w *item) receive() {
 	for _, s := range w.inbox.signals {
 		var raw converter.RawValue
@@ -219,9 +195,8 @@ func (w *item) decidable() bool {
 	return slices.ContainsFunc(w.inbox.events, func(ev Event) bool { return !w.store.collecting || !ev.Op.ByPerson() })
 }
 
-// next takes the first event that may be decided now. While a garbage
-// collection runs, a person's operations wait: the points a stop or delete
-// keeps must not vanish under a collection already under way.
+// next takes the first event that may be decided now: a person's waits
+// while a garbage collection runs, so kept points never vanish under it.
 func (w *item) next() (Event, bool) {
 	for i, ev := range w.inbox.events {
 		if w.store.collecting && ev.Op.ByPerson() {
@@ -245,10 +220,8 @@ func (w *item) signalsPending() bool {
 	return false
 }
 
-// handle decides one event and commits the decision. A delete first asks
-// its vault: that is the only blocking step, and it comes before the
-// decision, never in the middle of one. Nothing else decides meanwhile:
-// events that arrive wait in the queue.
+// handle decides one event and commits the decision. Asking the vault is
+// the only blocking step, and it comes before the decision.
 func (w *item) handle(ctx workflow.Context, ev Event) {
 	in := w.inputs(ctx)
 	d, err := Decide(w.st, ev, in)
@@ -271,10 +244,8 @@ func (w *item) inputs(ctx workflow.Context) Inputs {
 	return Inputs{Item: w.in, Now: workflow.Now(ctx)}
 }
 
-// commit makes a decision true without blocking: the state and the audit,
-// then what follows from them (the search attributes, the wake-up timer),
-// then the effects, which run later. The one who asked is answered now, or
-// when the effect started for them is done.
+// commit keeps a decision without blocking: state, audit, search
+// attributes, timer, then the effects; the one who asked is answered.
 func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 	w.st = d.State
 	if d.Audit != nil {
@@ -301,15 +272,12 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 	}
 }
 
-// arm keeps the wake-up timer at the time Decide will next have something
-// due. A timer for another time is cancelled (TimerCanceled in the
-// history), never kept: an undelete cancels the purge.
+// arm keeps the wake-up timer at the next time Decide has something due.
 func (w *item) arm(ctx workflow.Context) {
 	w.wake.Arm(ctx, w.st.WakeAt(), "wake up: "+string(w.st.ProtectionState))
 }
 
-// dispatch starts the effects that may run now: the next store effect,
-// once the store is free and if the state still allows it, and one
+// dispatch starts the next store effect the state still allows, and one
 // report carrying everything due.
 func (w *item) dispatch(ctx workflow.Context) {
 	for !w.store.busy && len(w.store.queue) > 0 {
@@ -349,17 +317,14 @@ func (w *item) finished(ctx workflow.Context) bool {
 }
 
 // readyToContinueAsNew is true when the history should be cut and nothing
-// is in flight. The state, the deadline included, goes to the next run;
-// no signal can be left behind, since none is pending and nothing blocks
-// between this check and the command.
+// is in flight, so no signal is left behind.
 func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	return (info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength) && w.idle(ctx)
 }
 
-// visible is what the outside world is told of the item: its state as
-// users see it, its purge deadline while soft-deleted, and a key that
-// changes exactly when either does.
+// visible is the state users see, the purge deadline while soft-deleted,
+// and a key that changes exactly when either does.
 func (w *item) visible() (protocol.State, time.Time, string) {
 	state := protocol.VisibleState(w.st.ProtectionState)
 	var deadline time.Time

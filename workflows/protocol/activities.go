@@ -8,10 +8,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// The activities the workflows run, by name, with their inputs and
-// results. Package activities implements them as methods of
-// activities.Activities; the workflows name them here so that they depend
-// on nothing with side effects.
+// The activities the workflows run, by name: package activities implements
+// them, and the workflows depend on nothing with side effects.
 const (
 	ActivityBackup   = "Backup"
 	ActivityRestore  = "Restore"
@@ -57,7 +55,7 @@ var NonRetryableErrorTypes = []string{
 	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput, ErrTypeForbidden,
 }
 
-// message is the sentence of an activity failure, without the SDK's wrapping.
+// Message is the sentence of an activity failure, without the SDK's wrapping.
 func Message(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
@@ -66,7 +64,7 @@ func Message(err error) string {
 	return err.Error()
 }
 
-// errorType is the type of an application error, or "".
+// ErrorType is the type of an application error, or "".
 func ErrorType(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {

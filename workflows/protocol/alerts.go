@@ -8,9 +8,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// alertSender delivers queued alerts one at a time in a coroutine of its
-// own, so a slow webhook never holds up a timer or a signal. The queue is
-// part of the workflow's state and crosses continue-as-new.
+// AlertSender delivers queued alerts one at a time in its own coroutine, so
+// a slow webhook never holds up a timer or a signal.
 type AlertSender struct {
 	queue *[]Alert
 	busy  bool
@@ -43,17 +42,11 @@ func StartAlertSender(ctx workflow.Context, queue *[]Alert) *AlertSender {
 	return s
 }
 
-// maxQueuedAlerts bounds the alerts waiting for delivery, which cross
-// continue-as-new: a burst of refused requests, or a webhook that is down,
-// must not grow the vault's state with every alert.
+// maxQueuedAlerts bounds the alerts waiting, which cross continue-as-new.
 const maxQueuedAlerts = 100
 
-// queueAlert queues an alert for delivery. Once maxQueuedAlerts wait, it is
-// folded into the last waiting alert of its kind (counted in its More; each
-// refused request stays in the vault's event history), and queued only if
-// none of its kind waits:
-// the queue never holds more than maxQueuedAlerts plus one of each kind.
-// The first alert is never changed: it may be on its way.
+// QueueAlert queues an alert. Past maxQueuedAlerts it is folded into the
+// last waiting one of its kind, never into the first: that may be on its way.
 func QueueAlert(queue *[]Alert, a Alert) {
 	a = a.Bounded()
 	q := *queue

@@ -53,9 +53,8 @@ const (
 	MaxRetentionDays               = 3650
 )
 
-// Bounds of what a message may bring into a workflow, checked before
-// anything of it is kept: one oversized field copied into an audit entry,
-// an alert or an activity's input would fail the workflow's task for good.
+// Bounds of what a message may bring into a workflow: one oversized field
+// kept in the state would fail the workflow's task for good.
 const (
 	MaxPayloadBytes = 64 << 10
 	MaxReasonBytes  = 1 << 10
@@ -244,7 +243,7 @@ func PayloadData(raw converter.RawValue) []byte {
 	return bytes.TrimSpace(p.GetData())
 }
 
-// signedInput is a person's request as sent, kept for its signature's
+// SignedInput is a person's request as sent, kept for its signature's
 // check only when it is signed: the rest of it is already in the event.
 func SignedInput(raw converter.RawValue) []byte {
 	data := PayloadData(raw)

@@ -1,6 +1,5 @@
-// Package protocol is what items, vaults and their clients exchange: the names
-// a user types, the states, requests and answers, settings, alerts and audit
-// entries. Package item and package vault both use it; neither uses the other.
+// Package protocol is what items, vaults and clients exchange: names, states,
+// requests and answers, settings, alerts and audit entries.
 package protocol
 
 import (
@@ -13,14 +12,6 @@ import (
 	"recoveryvault/internal/searchattributes"
 )
 
-// This file holds an item's rules: what every event means in every state.
-// Decide is a pure function of the item's state, one event and the inputs
-// gathered for it; the workflow (backupitem.go) only feeds it events and
-// carries out what it returns. Signal handlers, update validators, update
-// handlers, the wake-up timer and the results of activities all come
-// through it, so an operation is never judged differently depending on how
-// it arrived.
-
 // State is an item's protectionState (docs/contract.md section 3).
 type State string
 
@@ -28,9 +19,7 @@ const (
 	Protected         State = "Protected"
 	ProtectionStopped State = "ProtectionStopped"
 	SoftDeleted       State = "SoftDeleted"
-	// Purging is internal: the window has ended and the purge runs. Users
-	// see it as SoftDeleted until the bytes are gone, because "Purged" must
-	// only be said of data that no longer exists.
+	// Purging shows as SoftDeleted: Purged is said only of data that is gone.
 	Purging State = "Purging"
 	Purged  State = "Purged"
 )
@@ -52,7 +41,7 @@ const (
 	OpApproved Operation = SignalDeleteApproved
 )
 
-// byPerson is true for the operations people ask for.
+// ByPerson is true for the operations people ask for.
 func (op Operation) ByPerson() bool {
 	return slices.Contains(UserOperations, op) || op == OpApproved
 }
@@ -107,11 +96,7 @@ func WorkflowID(vaultID, itemID string) string {
 }
 
 // ItemsQuery is the visibility query of a vault's items ("" for every
-// vault) in a state, each item at most once. With no state it lists the
-// items that exist, those whose workflow is running and not purged (and so
-// hold data); Purged lists the runs that ended in a purge. A run that continued as new,
-// or an item refused at its first backup (its workflow failed before it
-// published anything), is never listed. The IDs must be valid.
+// vault) in a state; with no state, those that hold data. Each is listed once.
 func ItemsQuery(vaultID string, state State) string {
 	q := fmt.Sprintf("WorkflowType = '%s'", WorkflowType)
 	if vaultID != "" {
@@ -156,9 +141,7 @@ const (
 	SignalDeleteApproved = "deleteApproved"
 )
 
-// UpdateItemDelete is how an item's delete reaches its vault (users send
-// delete to the item): the vault answers with the window it gets, or
-// registers it for approval, or confirms an approval, and records it.
+// UpdateItemDelete is how an item's delete reaches its vault.
 const UpdateItemDelete = "itemDelete"
 
 // Vault names a user types (docs/contract.md section 2).

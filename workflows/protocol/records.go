@@ -65,20 +65,16 @@ const (
 	AlertCriticalRejected = "criticalOperationRejected"
 	// AlertApprovalRequested tells approvers that a critical operation waits.
 	AlertApprovalRequested = "approvalRequested"
-	// AlertForbiddenCaller is an activity scheduled by a workflow that is
-	// not the one it serves: someone with access to the namespace tried
-	// to reach an item's data around its workflow.
+	// AlertForbiddenCaller is an activity scheduled by a workflow it does not
+	// serve: someone reached around an item's workflow.
 	AlertForbiddenCaller = "forbiddenCaller"
 	// AlertLockFailed is an item whose objects the store could not lock
 	// as they must be; it is tried again every hour until it holds.
 	AlertLockFailed = "lockFailed"
-	// AlertTamper is an item whose objects someone else changed in the
-	// store: hid them under delete markers (removed again) or overwrote
-	// them.
+	// AlertTamper is an item whose objects someone else hid or overwrote.
 	AlertTamper = "tamper"
-	// AlertVaultRestarted is a vault that was terminated or reset and
-	// started anew since an item saw it; a delete waits while it requires
-	// less than it did.
+	// AlertVaultRestarted is a vault started anew that requires less than an
+	// item saw: its deletes wait.
 	AlertVaultRestarted = "vaultRestarted"
 	// AlertItemRestarted is an item started anew over the recovery points
 	// an earlier run of it left in the store: it was terminated or reset.
@@ -94,13 +90,9 @@ type Alert struct {
 	Time        time.Time `json:"time"`
 	PurgeTime   time.Time `json:"purgeTime,omitzero"`
 	Detail      string    `json:"detail,omitempty"`
-	// Signer is the key that signed the operation ("alice@example.com
-	// (SHA256:...)"), or "unsigned" on a vault that does not require
-	// signatures.
+	// Signer is the key that signed the operation, or "unsigned".
 	Signer string `json:"signer,omitempty"`
-	// More counts the alerts of the same kind folded into this one while
-	// too many waited for delivery; each refused request stays in the
-	// vault's event history.
+	// More counts the alerts of its kind folded into this one.
 	More int `json:"more,omitempty"`
 }
 
@@ -130,12 +122,11 @@ const (
 // event history.
 const MaxAuditEntries = 100
 
-// noChange starts the detail of an accepted operation that changed nothing.
+// NoChange starts the detail of an accepted operation that changed nothing.
 const NoChange = "no change: "
 
-// appendAudit adds an entry and keeps the list bounded. Over the bound,
-// rejected and no-op entries go first: a flood of malformed or repeated
-// requests must not push the record of a real operation out of the status.
+// AppendAudit adds an entry within the bound; rejected and no-op entries go
+// first, so a flood cannot push a real operation out.
 func AppendAudit(list []AuditEntry, e AuditEntry) []AuditEntry {
 	e.RequestedBy, e.Detail = Clip(e.RequestedBy, MaxNameBytes), Clip(e.Detail, MaxDetailBytes)
 	list = append(list, e)
@@ -151,7 +142,7 @@ func AppendAudit(list []AuditEntry, e AuditEntry) []AuditEntry {
 	return list
 }
 
-// bounded is the alert with its free text cut to its bounds: what it says
+// Bounded is the alert with its free text cut to its bounds: what it says
 // comes from messages, and it is carried in workflow state.
 func (a Alert) Bounded() Alert {
 	a.RequestedBy, a.Signer, a.Detail = Clip(a.RequestedBy, MaxNameBytes), Clip(a.Signer, MaxNameBytes), Clip(a.Detail, MaxDetailBytes)

@@ -19,11 +19,8 @@ type EnableMuaRequest struct {
 	signing.Signature
 }
 
-// VaultFloor is the strongest soft-delete setting an item has seen, and
-// what its vault required of a delete (multi-user authorization, its
-// allowed signers' digest) in the vault's incarnation Vault (its first
-// run's ID). A vault terminated or reset and started anew is another
-// incarnation: it cannot lower what the item saw before.
+// VaultFloor is the strongest soft-delete setting and protection an item
+// has seen from its vault: a vault started anew cannot lower it.
 type VaultFloor struct {
 	AlwaysOn      bool   `json:"alwaysOn,omitempty"`
 	RetentionDays int    `json:"retentionDays,omitempty"`
@@ -40,9 +37,8 @@ type Protection struct {
 	Incarnation string `json:"incarnation"`
 }
 
-// see takes what the vault requires now: within the incarnation the item
-// knows, the vault's own rules govern its changes; a new incarnation is
-// taken only once it requires at least what the item saw.
+// See takes what the vault requires now; a new incarnation only once it
+// requires at least what the item saw.
 func (f *VaultFloor) See(p Protection) {
 	if f.Vault == "" || f.Vault == p.Incarnation || f.Weakened("", p) == "" {
 		f.Mua, f.Signers, f.Vault = p.Mua, p.Signers, p.Incarnation
@@ -69,7 +65,7 @@ func (f VaultFloor) Weakened(vaultID string, p Protection) string {
 		vaultID, strings.Join(lost, " or "))
 }
 
-// raise lifts the floor to what settings s demand.
+// Raise lifts the floor to what settings s demand.
 func (f *VaultFloor) Raise(s SoftDeleteSettings) {
 	f.AlwaysOn = f.AlwaysOn || s.State == SoftDeleteAlwaysOn
 	f.RetentionDays = max(f.RetentionDays, s.RetentionDays)
@@ -122,7 +118,7 @@ func DefaultSoftDeleteSettings() SoftDeleteSettings {
 	return SoftDeleteSettings{State: SoftDeleteEnabled, RetentionDays: DefaultSoftDeleteRetentionDays, PurgeReminder: DefaultPurgeReminder.String()}
 }
 
-// reminderLead is the reminder's lead, the default when unset or invalid.
+// ReminderLead is the reminder's lead, the default when unset or invalid.
 func (s SoftDeleteSettings) ReminderLead() time.Duration {
 	if d, err := time.ParseDuration(s.PurgeReminder); err == nil && d > 0 {
 		return d
@@ -132,14 +128,12 @@ func (s SoftDeleteSettings) ReminderLead() time.Duration {
 
 // Settings belong to the worker, not to an item: they come from its flags.
 type Settings struct {
-	// SoftDeleteRetention, when not zero, is the worker's soft-delete
-	// window: in dev mode it replaces every delete's window; otherwise it is
-	// a floor, so a worker can lengthen windows but never shorten one.
+	// SoftDeleteRetention replaces every window in dev mode, and is a floor
+	// otherwise.
 	SoftDeleteRetention time.Duration
 	Dev                 bool
-	// StoreLocks says the store keeps objects under object lock: there a
-	// vault's soft delete cannot be Disabled. ObjectLock says so in a
-	// status (store.ObjectLock).
+	// StoreLocks says the store locks objects (soft delete cannot be
+	// Disabled there); ObjectLock says how, in a status.
 	StoreLocks bool
 	ObjectLock string
 }
@@ -149,18 +143,15 @@ func (s Settings) Override() RetentionOverride {
 	return RetentionOverride{Window: s.SoftDeleteRetention, Replace: s.Dev}
 }
 
-// LockWindow is how long a store with object lock keeps a living item's
-// objects ahead: the window a delete made now would get under the vault's
-// settings now and the item's own (in, with the floor it has seen), under
-// this worker's override. A delete gets at least that, so a lock never outlasts
-// a deadline.
+// LockWindow is how far ahead a living item's objects are locked: the
+// window a delete made now would get, so a lock never outlasts a deadline.
 func (s Settings) LockWindow(in WindowInputs, vault SoftDeleteSettings) time.Duration {
 	in.Override = s.Override()
 	w, _ := in.Window(vault)
 	return w
 }
 
-// overrideNote says, in a status, what the worker does to windows.
+// OverrideNote says, in a status, what the worker does to windows.
 func (s Settings) OverrideNote() string {
 	switch {
 	case s.SoftDeleteRetention <= 0:
@@ -178,10 +169,8 @@ type RetentionOverride struct {
 	Replace bool          `json:"replace"`
 }
 
-// WindowInputs are an item's part in the soft-delete window a delete made
-// now would get; the vault's settings at that moment are the other part.
-// The item decides a delete with them, and the starter and the console,
-// which read the vault's current settings, show the same window.
+// WindowInputs are an item's part in the window a delete made now would
+// get; the vault's settings are the other part.
 type WindowInputs struct {
 	// ItemDays is the item's own window (its start input), 0 for none.
 	ItemDays int `json:"itemDays,omitempty"`
@@ -191,11 +180,8 @@ type WindowInputs struct {
 	Override RetentionOverride `json:"override"`
 }
 
-// Window is the soft-delete window of a delete made now under the vault's
-// settings vs: the longer of the vault's retention (never below the floor)
-// and the item's own, then the worker's override, which replaces it in dev
-// mode and is a minimum otherwise. Disabled says such a delete purges at
-// once.
+// Window is the soft-delete window of a delete made now under settings vs,
+// and whether such a delete purges at once.
 func (in WindowInputs) Window(vs SoftDeleteSettings) (window time.Duration, disabled bool) {
 	vs = in.Floor.apply(vs)
 	window = time.Duration(max(vs.RetentionDays, in.ItemDays)) * 24 * time.Hour

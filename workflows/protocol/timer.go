@@ -6,9 +6,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Timer is a workflow's durable timer, kept at the one time it is armed
-// for: a timer for another time is cancelled (TimerCanceled in the
-// history), never left to fire.
+// Timer is a durable timer kept at the one time it is armed for; one for
+// another time is cancelled, never left to fire.
 type Timer struct {
 	future workflow.Future
 	cancel workflow.CancelFunc

@@ -8,10 +8,8 @@ import (
 	"recoveryvault/internal/signing"
 )
 
-// Retries of a delete waiting for its vault back off to once a minute; of
-// one its vault holds (mass-delete guard), which waits for a person to
-// clear the hold, to MaxHeldDeleteRetry: two thousand held deletes ask
-// about 17 times a second, not 33.
+// Retries of an event waiting for the vault back off to a minute, or to
+// MaxHeldDeleteRetry while the vault holds deletes.
 const (
 	FirstDeleteRetry   = 5 * time.Second
 	MaxDeleteRetry     = time.Minute
@@ -76,17 +74,15 @@ type DeleteApproval struct {
 	Approval json.RawMessage `json:"approval,omitempty"`
 }
 
-// Hold is a vault's mass-delete hold: since when its guard holds deletes
-// (zero while it does not), and when the hold was last cleared. The vault
-// and the items judge a delete by the same rule (Holds).
+// Hold is a vault's mass-delete hold, judged by the same rule (Holds) at
+// the vault and at its items.
 type Hold struct {
 	HeldSince     time.Time `json:"heldSince,omitzero"`
 	ReleasedUntil time.Time `json:"releasedUntil,omitzero"`
 }
 
-// Released is true for a delete its item received before the hold was last
-// cleared: the clear let it through, and it is neither counted nor held
-// again when its item asks once more.
+// Released is true for a delete received before the hold was last cleared:
+// the clear let it through, uncounted.
 func (h Hold) Released(receivedAt time.Time) bool {
 	return !receivedAt.IsZero() && !receivedAt.After(h.ReleasedUntil)
 }
@@ -119,14 +115,8 @@ func (s DeleteSettings) Protection() Protection {
 	return Protection{Mua: s.MultiUserAuthorization, Signers: s.Signers, Incarnation: s.Incarnation}
 }
 
-// StillHeld says why a delete the vault held when last asked is held
-// still, as the vault's published hold shows, or "" when the vault must be
-// asked again: the hold was cleared after the delete was received, or the
-// vault holds nothing, or the delete's signature is stale by now. Held
-// deletes ask again every few minutes; read from
-// the vault's record, a thousand of them cost the vault nothing while the
-// hold lasts. It is never a reason to let a delete through: only the vault
-// does that.
+// StillHeld says why a delete the vault held is held still, read from its
+// memo without a task of the vault; "" means ask the vault again.
 func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now time.Time) string {
 	if s.MultiUserAuthorization || req.RequestID != "" || !s.MassDeleteHold.Holds(req.ReceivedAt) {
 		return ""
@@ -155,9 +145,7 @@ type ItemDeleteRequest struct {
 	Input json.RawMessage `json:"input,omitempty"`
 	// At is the item's time of the delete; the deadline counts from it.
 	At time.Time `json:"at"`
-	// ReceivedAt is when the item received the delete: one received before
-	// the vault's mass-delete hold was last cleared was released by the
-	// clear, and passes the guard uncounted.
+	// ReceivedAt is when the item received the delete (Hold.Released).
 	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	// Window is the item's part in the window.
 	Window WindowInputs `json:"window"`
@@ -187,9 +175,8 @@ type VaultAnswer struct {
 	Reason      string `json:"reason,omitempty"`
 	// Signer is who signed the delete, or Unsigned.
 	Signer string `json:"signer,omitempty"`
-	// Approvers and ApproverKeys come with Pending: who may approve, and,
-	// on a vault that requires signatures, their keys (allowed_signers
-	// lines), with which the item checks the approval itself.
+	// Approvers and ApproverKeys come with Pending: who may approve, and
+	// their keys, with which the item checks a signed approval itself.
 	Approvers    []string `json:"approvers,omitempty"`
 	ApproverKeys string   `json:"approverKeys,omitempty"`
 	// Alert is for the asking activity to deliver.

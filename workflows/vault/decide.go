@@ -28,10 +28,7 @@ type Command struct {
 	// which a signature covers.
 	By    string
 	Input []byte
-	// Payload is the update's decoded request: a SetSoftDeleteRequest,
-	// EnableMuaRequest, SetAllowedSignersRequest, SetMassDeleteGuardRequest,
-	// DecisionRequest, ItemDeleteRequest or, for clearMassDeleteHold and
-	// deleteVault, a Request.
+	// Payload is the update's decoded request.
 	Payload any
 	// RequestID and Failure are opTold's: the approved delete told, and why
 	// its item could not be told.
@@ -97,10 +94,8 @@ type Tell struct {
 	Approval []byte
 }
 
-// Decide is the vault's rulebook: what every command means in every state,
-// with the facts gathered for it. It never changes st. Every refusal comes
-// with the state that records it (the audit, an alert), which the caller
-// keeps as it keeps an acceptance.
+// Decide is the vault's rulebook. It never changes st; a refusal comes with
+// the state that records it, kept as an acceptance is.
 func Decide(st VaultState, c Command, f Facts) (Decision, error) {
 	d := &decider{st: st, c: c, f: f, who: actor{by: protocol.Requester(c.By)}}
 	d.st.Audit, d.st.Outbox, d.st.Requests = slices.Clone(st.Audit), slices.Clone(st.Outbox), slices.Clone(st.Requests)
@@ -165,9 +160,8 @@ func (d *decider) need(a Ask, gathered bool) error {
 	return errAsk
 }
 
-// setting changes one of the vault's settings (settings.go): checked,
-// signed when it must be, and under multi-user authorization opened as a
-// request when critical.
+// setting changes a setting: judged, signed when it must be, and under
+// multi-user authorization opened as a request when critical.
 func (d *decider) setting(s setting) error {
 	by, reason := requestedBy(d.c.Payload)
 	d.who = actor{by: protocol.Requester(by)}
@@ -199,9 +193,8 @@ func (d *decider) setting(s setting) error {
 	return nil
 }
 
-// signed authenticates a person's request to the vault: on a vault with
-// allowed signers a required signature must be there, and any signature
-// given must hold. A refusal is audited and alerted.
+// signed authenticates a request to the vault; a refusal is audited and
+// alerted.
 func (d *decider) signed(op, workflowID string, required bool) error {
 	signer, err := d.authenticate(op, workflowID, d.c.Input, required)
 	if err != nil {
@@ -211,9 +204,8 @@ func (d *decider) signed(op, workflowID string, required bool) error {
 	return nil
 }
 
-// authenticate checks input, as its sender sent it, against the vault's allowed
-// signers by the vault's clock alone (a time a message claims could be
-// forged), remembers its nonce, and names the signer for the audit.
+// authenticate checks input against the allowed signers by the vault's clock
+// alone, remembers its nonce, and names the signer.
 func (d *decider) authenticate(op, workflowID string, input []byte, required bool) (string, error) {
 	if d.st.AllowedSigners == "" {
 		return signing.Unsigned, nil
@@ -240,9 +232,8 @@ func (d *decider) authenticate(op, workflowID string, input []byte, required boo
 	return s.String(), nil
 }
 
-// itemDelete answers an item's delete: refused, waiting (the vault could
-// not tell, or its guard holds it), registered for approval, or let
-// through with the window it gets under the vault's settings now.
+// itemDelete answers an item's delete: refused, waiting, registered for
+// approval, or let through with its window.
 func (d *decider) itemDelete() error {
 	req := d.c.Payload.(protocol.ItemDeleteRequest)
 	d.who = actor{by: protocol.Requester(req.RequestedBy)}
@@ -325,10 +316,8 @@ func (d *decider) itemDelete() error {
 	return nil
 }
 
-// approvedDelete lets through a delete its item carries out after
-// approval: request id must be an approved delete of that item, not
-// carried out yet, within its window, and approved with a key the vault
-// lists now. It is marked carried out, so the approval counts once.
+// approvedDelete lets through a delete approved at the vault, once, within
+// its window and with a key the vault lists now.
 func (d *decider) approvedDelete(req protocol.ItemDeleteRequest) error {
 	id := req.RequestID
 	i := d.find(id)
@@ -372,9 +361,7 @@ func (d *decider) approvedDelete(req protocol.ItemDeleteRequest) error {
 }
 
 // letThrough answers a delete with its window under the vault's settings
-// now. The parts of the window a message could shorten are the vault's
-// own: the worker's override is this worker's, and an item's own window is
-// never under the minimum, since any client can send itemDelete.
+// now; the worker's override is this worker's, never a message's.
 func (d *decider) letThrough(req protocol.ItemDeleteRequest) {
 	a := d.answer
 	a.Signer = d.who.signer
@@ -395,9 +382,8 @@ func (d *decider) letThrough(req protocol.ItemDeleteRequest) {
 		Time: req.At.UTC(), PurgeTime: deadline.UTC(), Detail: protocol.SoftDeletedDetail(deadline)}
 }
 
-// actor is who asked for an operation: the name they gave and, for a
-// person's operation, the key that signed it, Unsigned, or notVerified for
-// a signature that was refused.
+// actor is who asked: the name they gave, and the key that signed,
+// Unsigned, or notVerified.
 type actor struct{ by, signer string }
 
 // notVerified is the signer of a request whose signature was refused.
@@ -442,12 +428,8 @@ func requestedBy(payload any) (by, reason string) {
 	return "", ""
 }
 
-// guard counts a delete about to be let through, and holds it when the
-// window has let the threshold through already; the first delete held
-// raises the massDelete alert. It returns why a held delete waits. A
-// delete released by the last clear of the hold goes through uncounted.
-// Only an item's own delete reaches the item's data; a client that forges
-// receivedAt in an itemDelete of its own gets an answer and nothing else.
+// guard counts a delete, or says why it is held: once its threshold went
+// through within its period. A delete released by a clear is not counted.
 func (d *decider) guard(req protocol.ItemDeleteRequest) (string, error) {
 	g, m := d.st.Guard, &d.st.MassDelete
 	if g.Off || m.Released(req.ReceivedAt) {
@@ -478,10 +460,8 @@ func (d *decider) guard(req protocol.ItemDeleteRequest) (string, error) {
 // guard needs it, and how long a count that failed is not tried again.
 const countMaxAge = time.Minute
 
-// itemCount is the vault's items that hold data, as visibility counted
-// them, counted again first when the count is older than countMaxAge. A
-// count that fails keeps the last one (none at first, so the guard's
-// threshold is its smallest, and it errs towards holding).
+// itemCount is the vault's items that hold data, counted again when the
+// count is older than countMaxAge; a failed count keeps the last.
 func (d *decider) itemCount() (int, error) {
 	c := d.st.Items
 	stale := d.f.Now.Sub(c.At) >= countMaxAge && d.f.Now.Sub(c.Tried) >= countMaxAge

@@ -8,10 +8,8 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// The mass-delete guard: a vault that sees more deletes than a threshold
-// within a window, as ransomware with stolen credentials would send them,
-// alerts and holds every further delete until its hold is cleared, or, with
-// multi-user authorization on, until an approver releases each one.
+// The mass-delete guard: past its threshold of deletes within its period,
+// a vault alerts and holds every further delete until the hold is cleared.
 const (
 	UpdateSetMassDeleteGuard  = "setMassDeleteGuard"
 	UpdateClearMassDeleteHold = "clearMassDeleteHold"
@@ -32,9 +30,8 @@ const (
 	massDeleteExample       = `{"enabled": true, "threshold": 10, "window": "10m", "requestedBy": "alice"}`
 )
 
-// MassDeleteGuard is a vault's guard setting. The zero value is the
-// default: on, threshold the larger of 10 and 5% of the vault's items,
-// window 10 minutes.
+// MassDeleteGuard is a vault's guard setting; the zero value is on, at the
+// larger of 10 and 5% of the items, within 10 minutes.
 type MassDeleteGuard struct {
 	Off bool `json:"off,omitempty"`
 	// Threshold is how many deletes a window lets through; 0 is the default.
@@ -73,12 +70,8 @@ func (g MassDeleteGuard) String() string {
 // MassDeleteState is what the guard has seen: the deletes within its
 // window, and the hold once they passed the threshold.
 type MassDeleteState struct {
-	// Recent counts the deletes let through within the window, in at most
-	// guardSlots+1 slots of a slot's length each (the window's, and the one
-	// now under way): however many deletes come,
-	// what the vault carries stays the same size. A delete is forgotten
-	// once its whole slot has left the window, so up to a slot later than
-	// its own time: the guard errs towards holding.
+	// Recent counts the deletes let through in at most guardSlots+1 slots,
+	// so what the vault carries stays the same size however many come.
 	Recent []DeleteSlot `json:"recent,omitempty"`
 	// Hold is since when the vault holds deletes, and when it was last
 	// cleared.
@@ -132,8 +125,7 @@ func ChangeMassDeleteGuard(cur MassDeleteGuard, req protocol.SetMassDeleteGuardR
 }
 
 // LooserMassDeleteGuard is true for a change that lets more deletes
-// through: turning the guard off, a higher threshold or a shorter window.
-// It is critical, as weakening soft delete is.
+// through: critical, as weakening soft delete is.
 func LooserMassDeleteGuard(cur, next MassDeleteGuard, items int) bool {
 	return (next.Off && !cur.Off) || next.threshold(items) > cur.threshold(items) || next.period() < cur.period()
 }

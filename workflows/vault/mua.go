@@ -12,9 +12,8 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// open records a critical operation as pending approval, changes nothing
-// else, and tells the approvers. The same delete asked again by the same
-// person while pending gets the same request.
+// open records a critical operation as pending approval and tells the
+// approvers; the same delete asked again gets the same request.
 func (d *decider) open(r protocol.MuaRequest, payload func(*protocol.MuaRequest)) error {
 	if err := CheckRequester(d.st.ID, d.st.Mua, r.RequestedBy); err != nil {
 		return d.reject(r.Operation, actorOf(r), err)
@@ -59,10 +58,8 @@ func (d *decider) open(r protocol.MuaRequest, payload func(*protocol.MuaRequest)
 	return nil
 }
 
-// decideRequest approves or rejects a request. Decisions are always
-// signed on a vault that requires signatures: an approval in another's
-// name is the forgery signatures exist to stop. An approval carries the
-// operation out at once, under the rules as they are now.
+// decideRequest approves or rejects a request, always signed on a signed
+// vault; an approval carries the operation out under the rules as they are.
 func (d *decider) decideRequest(approve bool) error {
 	req := d.c.Payload.(protocol.DecisionRequest)
 	op := d.c.Op
@@ -316,9 +313,7 @@ func (m MuaSettings) otherApprovers(by string) []string {
 	return others
 }
 
-// CheckRequester refuses a critical request that no one else could
-// approve: one that does not say who asks, or whose requester is the only
-// approver.
+// CheckRequester refuses a request no one else could approve.
 func CheckRequester(vaultID string, m MuaSettings, by string) error {
 	if signing.ReservedName(by) {
 		return &protocol.Refusal{Message: fmt.Sprintf(
@@ -337,9 +332,8 @@ func pendingDetail(m MuaSettings, by string, expires time.Time) string {
 		strings.Join(m.otherApprovers(by), " or "), expires.UTC().Format(time.RFC3339))
 }
 
-// CheckDecision says whether by may approve (or, with approve false,
-// reject) request r now, or why not. A requester may withdraw a request
-// but never approve it.
+// CheckDecision says whether by may approve (or reject) request r now. A
+// requester may withdraw a request, never approve it.
 func CheckDecision(vaultID string, m MuaSettings, r protocol.MuaRequest, by string, approve bool, now time.Time) error {
 	verb := "approve"
 	if !approve {
@@ -360,10 +354,8 @@ func CheckDecision(vaultID string, m MuaSettings, r protocol.MuaRequest, by stri
 	return nil
 }
 
-// trimRequests keeps every pending request, the approved deletes their
-// items have not carried out yet within their windows (an approver deciding
-// a burst of requests must not drop one whose item is about to confirm it;
-// the newest maxPendingRequests of them), and the last decided ones.
+// trimRequests keeps the pending requests, the approved deletes not carried
+// out yet (the newest maxPendingRequests), and the last decided ones.
 func trimRequests(requests []protocol.MuaRequest, now time.Time) []protocol.MuaRequest {
 	awaited := func(r protocol.MuaRequest) bool {
 		return r.State == protocol.RequestApproved && r.Operation == string(protocol.OpDelete) && !r.CarriedOut && now.Before(r.ExpiresAt)
@@ -396,8 +388,7 @@ func trimRequests(requests []protocol.MuaRequest, now time.Time) []protocol.MuaR
 }
 
 // unbacked says why the keys listed now no longer stand behind pending
-// request r: the key that signed it is gone, or no approver but its
-// requester holds a listed key; "" when they still do.
+// request r, or "".
 func unbacked(r protocol.MuaRequest, signers []signing.AllowedSigner, approvers []string) string {
 	if fp := signing.FingerprintOf(r.Signer); fp != "" && !listedKey(signers, fp, r.RequestedBy) {
 		return fmt.Sprintf("the key %s that signed request %s is no longer listed for %s", fp, r.RequestID, r.RequestedBy)

@@ -10,11 +10,8 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// setting is one of the vault's setting commands: how its request is
-// judged against the vault now (change), and where a request waiting for
-// approval keeps it (payloadOf). signFirst is for the commands that act on
-// the vault as it is (clear its hold, delete it): always signed, so checked
-// only once signed.
+// setting is a setting command: how its request is judged (change), and
+// where a request waiting for approval keeps it (payloadOf).
 type setting struct {
 	example   string
 	signFirst bool
@@ -22,9 +19,8 @@ type setting struct {
 	payloadOf func(protocol.MuaRequest) any
 }
 
-// change is a judged setting command: critical ones weaken the vault's
-// protection and wait for approval under multi-user authorization; signed
-// ones must be signed on a vault with allowed signers.
+// change is a judged setting command: critical ones wait for approval,
+// signed ones must be signed on a vault with allowed signers.
 type change struct {
 	critical, signed bool
 	summary          string
@@ -121,9 +117,8 @@ func muaChange(d *decider, payload any) (change, error) {
 	}, err
 }
 
-// signersChange makes a vault require signatures, or changes whose. The
-// first signers follow the vault's rules for critical operations; replacing
-// or removing them must be signed with a key listed now.
+// signersChange sets, replaces or removes the allowed signers; replacing or
+// removing them is signed with a key listed now.
 func signersChange(d *decider, payload any) (change, error) {
 	req := payload.(protocol.SetAllowedSignersRequest)
 	signers, err := signing.ParseAllowedSigners(req.AllowedSigners)
@@ -207,9 +202,8 @@ func clearHoldChange(d *decider, _ any) (change, error) {
 	}, nil
 }
 
-// deleteVaultChange deletes a vault that holds no item with data. It is
-// checked before asking for approval too: approvers should not be asked to
-// approve what cannot be done.
+// deleteVaultChange deletes a vault that holds no item with data, checked
+// before approvers are asked too.
 func deleteVaultChange(d *decider, _ any) (change, error) {
 	if err := d.need(AskItems, d.f.Items != nil || d.f.ItemsErr != ""); err != nil {
 		return change{}, err
@@ -291,9 +285,8 @@ func CriticalSoftDeleteChange(cur, next protocol.SoftDeleteSettings) bool {
 	return (next.State == protocol.SoftDeleteDisabled && cur.State != protocol.SoftDeleteDisabled) || next.RetentionDays < cur.RetentionDays
 }
 
-// CriticalMuaChange is true for turning multi-user authorization off or
-// changing who approves while it is on: either could let one person act
-// alone. Turning it on is not critical.
+// CriticalMuaChange is true for a change that could let one person act
+// alone: turning it off, or changing its approvers or period.
 func CriticalMuaChange(cur, next MuaSettings) bool {
 	return cur.Enabled && (!next.Enabled || !slices.Equal(cur.Approvers, next.Approvers) || cur.ApprovalWindow != next.ApprovalWindow)
 }
@@ -302,11 +295,8 @@ func CriticalMuaChange(cur, next MuaSettings) bool {
 // vault may hold many thousands.
 const maxNamedInRefusal = 20
 
-// DeleteVaultRefusal says why a vault cannot be deleted yet, naming its
-// soft-deleted items and when each is purged, and its other items with
-// data (the first maxNamedInRefusal of each, by ID), or is nil when it
-// holds none. Items are as ListVaultItems confirms them: running, so
-// holding data, whatever state they last published.
+// DeleteVaultRefusal says why a vault cannot be deleted yet, naming the
+// first of its items with data, or is nil.
 func DeleteVaultRefusal(vaultID string, items []protocol.ListedItem) error {
 	rows := slices.Clone(items)
 	slices.SortFunc(rows, func(a, b protocol.ListedItem) int { return strings.Compare(a.WorkflowID, b.WorkflowID) })

@@ -16,9 +16,7 @@ type VaultInput struct {
 // VaultState is everything a vault carries across continue-as-new.
 type VaultState struct {
 	SoftDelete protocol.SoftDeleteSettings `json:"softDelete"`
-	// Items is the vault's last count of its items that hold data, from
-	// visibility: the vault carries no list of them, so what it carries
-	// stays the same size however many items it holds.
+	// Items is the last count of items holding data: the vault keeps no list.
 	Items  ItemCount             `json:"items"`
 	Audit  []protocol.AuditEntry `json:"audit"`
 	Outbox []protocol.Alert      `json:"outbox,omitempty"`
@@ -27,9 +25,8 @@ type VaultState struct {
 	// ones decided; RequestSequence numbers them.
 	Requests        []protocol.MuaRequest `json:"requests,omitempty"`
 	RequestSequence int                   `json:"requestSequence,omitempty"`
-	// AllowedSigners are the operators' public keys, in OpenSSH's
-	// allowed_signers format: while set, critical operations must be
-	// signed. Nonces are the signed requests seen within the skew.
+	// AllowedSigners are the operators' keys (allowed_signers); Nonces are
+	// the signed requests seen within the skew.
 	AllowedSigners string              `json:"allowedSigners,omitempty"`
 	Nonces         []signing.SeenNonce `json:"nonces,omitempty"`
 	// Guard is the mass-delete guard's setting, MassDelete what it saw.
@@ -55,9 +52,7 @@ type VaultStatus struct {
 	VaultID                     string                      `json:"vaultId"`
 	SoftDelete                  protocol.SoftDeleteSettings `json:"softDelete"`
 	SoftDeleteRetentionOverride string                      `json:"softDeleteRetentionOverride,omitempty"`
-	// Items is the vault's last count of its items holding data, for its
-	// mass-delete guard; lists and counts by state come from visibility
-	// (ItemsQuery), where each item publishes its own state.
+	// Items is the last count of items holding data, for the guard.
 	Items                  ItemCount             `json:"items"`
 	MultiUserAuthorization MuaSettings           `json:"multiUserAuthorization"`
 	Requests               []protocol.MuaRequest `json:"requests"`

@@ -1,8 +1,5 @@
-// Package vault is a vault's workflow: its soft-delete settings, multi-user
-// authorization, allowed signers and mass-delete guard, and the answer every
-// delete of its items gets. Its rules are Decide (decide.go, settings.go,
-// mua.go); the workflow (workflow.go) gathers the facts Decide asks for and
-// keeps what it decides.
+// Package vault is a vault's workflow: Decide (decide.go) is its rulebook,
+// and Vault (workflow.go) gathers the facts it asks for.
 package vault
 
 import (
@@ -25,9 +22,7 @@ import (
 // not the server suggests continue-as-new.
 const maxVaultHistoryLength = 4000
 
-// MemoDeleteSettings is the vault's memo field that holds its
-// DeleteSettings, for items and people to read without a task of the
-// vault (DescribeWorkflowExecution).
+// MemoDeleteSettings is the memo field of the vault's DeleteSettings.
 const MemoDeleteSettings = "deleteSettings"
 
 // NewVault returns the Vault workflow bound to a worker's settings; register
@@ -36,10 +31,8 @@ func NewVault(s protocol.Settings) func(workflow.Context, VaultInput) (VaultStat
 	return func(ctx workflow.Context, in VaultInput) (VaultStatus, error) { return runVault(ctx, in, s) }
 }
 
-// Vault holds a vault's settings and answers its items' deletes. It
-// publishes what an item needs in its memo, which the server serves without
-// a task of the vault; the items publish their own states in visibility, so
-// the vault never hears of an item's other changes.
+// Vault holds a vault's settings and answers its items' deletes; what
+// items need it publishes in its memo.
 func Vault(ctx workflow.Context, in VaultInput) (VaultStatus, error) {
 	return runVault(ctx, in, protocol.Settings{})
 }
@@ -114,10 +107,8 @@ func runVault(ctx workflow.Context, in VaultInput, settings protocol.Settings) (
 	}
 }
 
-// run decides a command. Facts about the vault's items are gathered before
-// it takes its turn (checks of many items run at once, and a long listing
-// holds no one up); the count of items is made in turn, once for all the
-// deletes that wait for it. A refusal is kept as an acceptance is.
+// run decides a command in its turn. Facts about items are gathered before
+// the turn, so many checks run at once; the count, in turn.
 func (v *vault) run(ctx workflow.Context, c Command) (Decision, error) {
 	if err := workflow.Await(ctx, func() bool { return v.verified }); err != nil {
 		return Decision{}, err
@@ -208,10 +199,8 @@ func (v *vault) gather(ctx workflow.Context, ask Ask, c Command, f *Facts) {
 	}
 }
 
-// askedByItem says why a delete did not come from the item that holds it,
-// "" when it did: its update must be the one the item's AskVault activity
-// sends (its ID is the item's run and the activity's, "run/activity"), and
-// that activity must be running now.
+// askedByItem says why a delete did not come from its item's own AskVault
+// activity (update ID "run/activity"), "" when it did.
 func askedByItem(ctx workflow.Context, itemID string, info protocol.RunInfo) string {
 	id := workflow.GetCurrentUpdateInfo(ctx).ID
 	run, act, _ := strings.Cut(id, "/")
@@ -222,11 +211,8 @@ func askedByItem(ctx workflow.Context, itemID string, info protocol.RunInfo) str
 	return ""
 }
 
-// publish puts the vault's delete settings in its memo when they differ
-// from what the memo says: at the start of every run, since a memo given at
-// the start is not the vault's own, and after each change, in the same task
-// as the change. What the memo says only ever raises an item's floor, or
-// keeps a held delete waiting; a delete asks the vault itself.
+// publish puts the vault's delete settings in its memo when they change,
+// and at the start of every run: a memo given at the start is not its own.
 func (v *vault) publish(ctx workflow.Context) error {
 	now := protocol.DeleteSettings{SoftDeleteSettings: v.st.SoftDelete, MultiUserAuthorization: v.st.Mua.Enabled, Signers: signing.SignersDigest(v.st.AllowedSigners),
 		Run:            workflow.GetInfo(ctx).WorkflowExecution.RunID,
@@ -285,10 +271,8 @@ func (v *vault) registerHandlers(ctx workflow.Context) error {
 	return errors.Join(errs...)
 }
 
-// update registers one of the vault's updates. Its validator only decodes
-// the payload, so one that cannot be read leaves no trace; the handler
-// decides, so that every refusal by a rule is in the history, the audit and
-// an alert.
+// update registers an update. Its validator only decodes the payload; the
+// handler decides, so every refusal by a rule is in the history.
 func update[Res any](ctx workflow.Context, name string, decode func(converter.RawValue) (any, error),
 	handle func(workflow.Context, Command) (Res, error)) error {
 	return workflow.SetUpdateHandlerWithOptions(ctx, name,
@@ -343,9 +327,7 @@ func (v *vault) decide(ctx workflow.Context, c Command) (VaultStatus, error) {
 	return v.statusWith(d.Request), nil
 }
 
-// tellItem signals an approved delete to its item. Anyone could send that
-// signal, so the item checks the approval's signature itself, or on a vault
-// without signers asks here again.
+// tellItem signals an approved delete to its item, which checks it itself.
 func tellItem(ctx workflow.Context, vaultID string, t *Tell) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
