@@ -171,6 +171,11 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 				point.SizeBytes += e.Size
 			}
 		}
+		// The packs written so far are counted once flushed: read before,
+		// the count misses every pack still open.
+		if err := w.Flush(ctx); err != nil {
+			return err
+		}
 		point.NewBytes = uploaded.Load()
 		man.Description = "recovery point " + id
 		man.Tags = map[string]string{

@@ -178,6 +178,12 @@ func TestPurgeLeavesNothingOfTheItem(t *testing.T) {
 	assert.Empty(t, scan(t, s, "vault1", "vm1", "PURGE-MARKER-6626"), "nothing of the purged item")
 	_, err := os.Stat(filepath.Join(s.backend.(*directory).root, "vault1", "vm1"))
 	assert.True(t, os.IsNotExist(err))
+	left, err := filepath.Glob(filepath.Join(s.opts.WorkDir, "vault1", "vm1*"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "nor anything of it in the worker's own directory")
+	kept, err := filepath.Glob(filepath.Join(s.opts.WorkDir, "vault1", "vm2*"))
+	require.NoError(t, err)
+	assert.NotEmpty(t, kept, "the other item's connection stays")
 
 	target := filepath.Join(t.TempDir(), "out")
 	_, err = s.Restore(context.Background(), "vault1", "vm2", "rp-1", other.SHA256, target, nil)

@@ -239,6 +239,14 @@ func (s *Store) Purge(ctx context.Context, vaultID, itemID string, progress Prog
 	if err := s.backend.purge(ctx, itemPrefix(vaultID, itemID), progress); err != nil {
 		return fmt.Errorf("purge item %s: %w", itemID, err)
 	}
+	// Nor is the worker left with the item's connection file.
+	files, _ := filepath.Glob(filepath.Join(s.opts.WorkDir, vaultID, itemID+".kopia.config*"))
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			return fmt.Errorf("purge item %s: %w", itemID, err)
+		}
+	}
+	_ = os.Remove(filepath.Join(s.opts.WorkDir, vaultID)) // only if no other item's is there
 	return nil
 }
 

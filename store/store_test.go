@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,32 +149,46 @@ func objectFiles(t *testing.T, s *Store, item, prefix string) []string {
 	return files
 }
 
+func fileSize(t *testing.T, p string) int64 {
+	info, err := os.Stat(p)
+	require.NoError(t, err)
+	return info.Size()
+}
+
 func TestTamperedOrMissingObjectsAreReportedByName(t *testing.T) {
 	src := treediff.WriteSample(t)
 	s := newDirStore(t)
 	p := backup(t, s, "vm1", "rp-1", src)
 	packs := objectFiles(t, s, "vm1", "p")
 	require.NotEmpty(t, packs, "data packs")
-	pack := packs[0]
-	rel, _ := filepath.Rel(filepath.Join(s.backend.(*directory).root, "vault1", "vm1"), pack)
-	name := strings.TrimSuffix(strings.ReplaceAll(rel, "/", ""), ".f")
+	root := filepath.Join(s.backend.(*directory).root, "vault1", "vm1")
+	for _, pack := range packs {
+		rel, _ := filepath.Rel(root, pack)
+		name := strings.TrimSuffix(strings.ReplaceAll(rel, "/", ""), ".f")
+		data, err := os.ReadFile(pack)
+		require.NoError(t, err)
+		// A byte in every 64: a pack may end in padding no one reads.
+		tampered := bytes.Clone(data)
+		for i := 0; i < len(tampered); i += 64 {
+			tampered[i] ^= 0x55
+		}
+		require.NoError(t, os.WriteFile(pack, tampered, 0o600))
+		// Read from the store, not from what the open repository keeps.
+		s.forget(context.Background(), itemPrefix("vault1", "vm1"))
+		target := filepath.Join(t.TempDir(), "out")
+		_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
+		require.ErrorIs(t, err, ErrCorrupted, name)
+		assert.Contains(t, err.Error(), name, "the damaged object is named")
+		_, statErr := os.Stat(target)
+		assert.True(t, os.IsNotExist(statErr), "nothing reached the target")
 
-	data, err := os.ReadFile(pack)
-	require.NoError(t, err)
-	tampered := bytes.Clone(data)
-	tampered[len(tampered)/3] ^= 0x55
-	require.NoError(t, os.WriteFile(pack, tampered, 0o600))
-	target := filepath.Join(t.TempDir(), "out")
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
-	require.ErrorIs(t, err, ErrCorrupted)
-	assert.Contains(t, err.Error(), name, "the damaged object is named")
-	_, statErr := os.Stat(target)
-	assert.True(t, os.IsNotExist(statErr), "nothing reached the target")
-
-	require.NoError(t, os.Remove(pack))
-	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
-	require.ErrorIs(t, err, ErrCorrupted)
-	assert.Contains(t, err.Error(), name, "the missing object is named")
+		require.NoError(t, os.Remove(pack))
+		s.forget(context.Background(), itemPrefix("vault1", "vm1"))
+		_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-1", p.SHA256, target, nil)
+		require.ErrorIs(t, err, ErrCorrupted, name)
+		assert.Contains(t, err.Error(), name, "the missing object is named")
+		require.NoError(t, os.WriteFile(pack, data, 0o600))
+	}
 }
 
 func TestRestoreIsCheckedAgainstTheHashTheWorkflowRecorded(t *testing.T) {
@@ -414,4 +430,61 @@ func TestFailuresThatNameFilesSayNoneOfThem(t *testing.T) {
 	var n *NamedError
 	require.ErrorAs(t, err, &n)
 	assert.Contains(t, n.Detail(), "secret-plans/q3.xlsx")
+}
+
+// packBytes sums the sizes of the item's pack blobs (kopia's p and q
+// blobs) in a directory store.
+func packBytes(t *testing.T, s *Store, item string) int64 {
+	t.Helper()
+	var n int64
+	root := filepath.Join(s.backend.(*directory).root, "vault1", item)
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	require.NoError(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		// Objects are sharded into directories by their names' first
+		// characters.
+		if rel, _ := filepath.Rel(root, p); strings.HasPrefix(rel, "p") || strings.HasPrefix(rel, "q") {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	}))
+	return n
+}
+
+// TestNewBytesAreWhatThePointWrote: a point's newBytes counts the packs it
+// wrote, flushed, not only what was uploaded before the last pack closed:
+// the first backup and a tree rewritten as random bytes, as ransomware
+// would, each add about their size.
+func TestNewBytesAreWhatThePointWrote(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "vm1")
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	write := func() {
+		for i := range 100 {
+			b := make([]byte, 20<<10)
+			_, err := rand.Read(b)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("f%03d.bin", i)), b, 0o600))
+		}
+	}
+	s := newDirStore(t)
+	write()
+	before := packBytes(t, s, "vm1")
+	first := backup(t, s, "vm1", "rp-1", src)
+	wrote := packBytes(t, s, "vm1") - before
+	assert.Greater(t, wrote, int64(2_000_000), "2 MB that cannot compress")
+	assert.InEpsilon(t, wrote, first.NewBytes, 0.1, "the first point's new bytes: %d, packs written: %d", first.NewBytes, wrote)
+
+	write() // encrypted in place
+	before = packBytes(t, s, "vm1")
+	second := backup(t, s, "vm1", "rp-2", src)
+	wrote = packBytes(t, s, "vm1") - before
+	assert.InEpsilon(t, wrote, second.NewBytes, 0.1, "the rewritten point's new bytes: %d, packs written: %d", second.NewBytes, wrote)
 }
