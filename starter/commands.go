@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -57,13 +59,14 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 			a.out = cmd.OutOrStdout()
 		},
 	}
+	root.SetFlagErrorFunc(suggestFlag)
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of tables")
 	root.PersistentFlags().StringVar(&a.keyFile, "key", "", "your SSH private key, to sign critical operations on a vault that requires signatures (default: the key in ssh-agent listed for --requested-by)")
 
 	itemFlags := func(cmd *cobra.Command) {
 		cmd.Flags().StringVar(&a.vaultID, "vault", "", "vault ID (required)")
 		cmd.Flags().StringVar(&a.itemID, "item", "", "item ID (required)")
-		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
+		cmd.Flags().StringVar(&a.requestedBy, "requested-by", operatorName(), "who asks, for the audit trail (default: $USER, or the operating system's user)")
 	}
 	reasonFlag := func(cmd *cobra.Command) {
 		cmd.Flags().StringVar(&a.reason, "reason", "", "why, for the audit trail")
@@ -96,6 +99,9 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		cmd.RunE = a.run(func(ctx context.Context, cl client.Client) error {
 			var arg any = protocol.Request{RequestedBy: a.requestedBy, Reason: a.reason}
 			if c.update == protocol.UpdateDelete {
+				if err := a.named(c.use); err != nil {
+					return err
+				}
 				if err := a.confirmPurge(ctx, cmd, cl); err != nil {
 					return err
 				}
@@ -115,6 +121,80 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 	}
 	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand(), a.loadCommand(), a.scaleCommand())
 	return root
+}
+
+// suggestFlag adds to an unknown flag's error the flag of the command it
+// was most likely meant to be, as cobra does for a mistyped command.
+func suggestFlag(cmd *cobra.Command, err error) error {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return err
+	}
+	best, bestDistance := "", 3
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		d := distance(name, f.Name)
+		if strings.HasPrefix(f.Name, name) || strings.HasPrefix(name, f.Name) {
+			d = min(d, 1)
+		}
+		if d < bestDistance || (d == bestDistance && best == "") {
+			best, bestDistance = f.Name, d
+		}
+	})
+	if best == "" || bestDistance > 2 {
+		return fmt.Errorf("%w; %s --help lists its flags", err, cmd.CommandPath())
+	}
+	return fmt.Errorf("%w; did you mean --%s?", err, best)
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// operatorName is who runs the starter: $USER, else the operating system's
+// user, else "".
+func operatorName() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := currentUser(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// currentUser is the operating system's user (a test stands in for it).
+var currentUser = user.Current
+
+// alwaysCritical are the vault's updates that are critical whatever they
+// ask: under multi-user authorization each names its requester.
+var alwaysCritical = map[string]bool{
+	protocol.UpdateDeleteVault: true, protocol.UpdateEnableMua: true, protocol.UpdateApprove: true, protocol.UpdateReject: true,
+	vault.UpdateSetAllowedSigners: true, vault.UpdateClearMassDeleteHold: true,
+}
+
+// named refuses a critical command when no one can be named as asking.
+func (a *app) named(command string) error {
+	if strings.TrimSpace(a.requestedBy) == "" {
+		return fmt.Errorf("%s is a critical operation and must say who asks: neither $USER nor the operating system names you, so give --requested-by; nothing was sent", command)
+	}
+	return nil
 }
 
 func yesFlag(cmd *cobra.Command, yes *bool) {
@@ -330,6 +410,10 @@ type listed struct {
 	DeferredDeleteTime string `json:"deferredDeleteTimeInUTC"`
 	Remaining          string `json:"deferredDeleteTimeRemaining"`
 	WorkflowStatus     string `json:"workflowStatus"`
+	// RunID tells apart an item purged and one protected again under its
+	// name; PurgedAt is when a purged one was.
+	RunID    string `json:"runId"`
+	PurgedAt string `json:"purgedAt,omitempty"`
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -360,6 +444,13 @@ func (a *app) listCommand() *cobra.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if len(rows) == 0 && len(token) == 0 && a.vaultID != "" {
+				// No items may mean a mistyped vault: say which.
+				var missing *serviceerror.NotFound
+				if _, err := cl.DescribeWorkflowExecution(ctx, protocol.VaultWorkflowID(a.vaultID), ""); errors.As(err, &missing) {
+					return fmt.Errorf("vault %s does not exist: a vault exists once an item of it is protected; list without --vault shows every item", a.vaultID)
+				}
 			}
 			if a.jsonOut {
 				err = a.printJSON(rows)
@@ -434,6 +525,10 @@ func listItems(ctx context.Context, cl client.Client, query string, pageSize int
 			ItemID:          strings.TrimPrefix(it.WorkflowID, protocol.WorkflowID(it.VaultID, "")),
 			ProtectionState: it.ProtectionState,
 			WorkflowStatus:  it.WorkflowStatus,
+			RunID:           it.RunID,
+		}
+		if it.ProtectionState == string(protocol.Purged) && !it.ClosedAt.IsZero() {
+			r.PurgedAt = it.ClosedAt.UTC().Format(time.RFC3339)
 		}
 		if !it.DeferredDeleteTime.IsZero() {
 			r.DeferredDeleteTime = it.DeferredDeleteTime.UTC().Format(time.RFC3339)
@@ -466,6 +561,11 @@ func (a *app) vaultCommand() *cobra.Command {
 	var setCmd, delCmd *cobra.Command
 	// sendVault sends a vault update, signed when the vault requires it.
 	sendVault := func(ctx context.Context, cmd *cobra.Command, cl client.Client, name string, arg any) error {
+		if alwaysCritical[name] {
+			if err := a.named("vault " + cmd.Name()); err != nil {
+				return err
+			}
+		}
 		arg, err := a.signed(ctx, cmd, cl, a.vaultID, name, protocol.VaultWorkflowID(a.vaultID), arg)
 		if err != nil {
 			return err
@@ -527,6 +627,15 @@ func (a *app) vaultCommand() *cobra.Command {
 	set.Flags().StringVar(&req.PurgeReminder, "purge-reminder", "", "how long before a purge the reminder alert goes out, e.g. 48h")
 	del := withVault(&cobra.Command{Use: "delete", Short: "Delete a vault; refused while any of its items still holds data"},
 		func(ctx context.Context, cl client.Client) error {
+			// Asked only when it would go through: a vault whose items
+			// hold data is refused, as the vault itself would refuse it.
+			held, err := items.List(ctx, cl, protocol.ItemsQuery(a.vaultID, ""))
+			if err == nil {
+				err = vault.DeleteVaultRefusal(a.vaultID, held)
+			}
+			if err != nil {
+				return err
+			}
 			if err := a.confirm(delCmd, fmt.Sprintf("Deleting vault %s", a.vaultID)); err != nil {
 				return err
 			}
@@ -632,7 +741,7 @@ func (a *app) vaultCommand() *cobra.Command {
 		return sendVault(ctx, clearCmd, cl, vault.UpdateClearMassDeleteHold, protocol.Request{RequestedBy: a.requestedBy, Reason: why})
 	})
 	for _, cmd := range []*cobra.Command{set, del, enable, approve, reject, signers, guardCmd, clearCmd} {
-		cmd.Flags().StringVar(&a.requestedBy, "requested-by", os.Getenv("USER"), "who asks, for the audit trail")
+		cmd.Flags().StringVar(&a.requestedBy, "requested-by", operatorName(), "who asks, for the audit trail (default: $USER, or the operating system's user)")
 		cmd.Flags().StringVar(&why, "reason", "", "why, for the audit trail")
 	}
 	cmd.AddCommand(status, set, del, enable, approve, reject, signers, guardCmd, clearCmd)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -420,8 +422,15 @@ func TestStarterVaultCommands(t *testing.T) {
 	out, err = k.starter("status", "--vault", "vault9", "--item", "vm1")
 	require.NoError(t, err)
 	assert.Contains(t, out, "Soft-delete window  30 days (applied at the delete)")
-	_, err = k.starter("vault", "delete", "--vault", "vault9", "--requested-by", "mallory", "--yes")
-	assert.ErrorContains(t, err, "deleteVault refused: vault vault9 cannot be deleted: it holds 1 soft-deleted item: vm1 (purge scheduled for "+st.DeferredDeleteTimeInUTC+")")
+	// Refused before it asks: it would not go through.
+	out, err = k.starterWithInput("yes\n", "vault", "delete", "--vault", "vault9", "--requested-by", "mallory")
+	assert.ErrorContains(t, err, "vault vault9 cannot be deleted: it holds 1 soft-deleted item: vm1 (purge scheduled for "+st.DeferredDeleteTimeInUTC+")")
+	assert.NotContains(t, out, "Type yes", "nothing asked")
+	// The vault refuses it too, and audits it.
+	h, err := k.c.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: protocol.VaultWorkflowID("vault9"),
+		UpdateName: protocol.UpdateDeleteVault, Args: []any{protocol.Request{RequestedBy: "mallory"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	require.NoError(t, err)
+	assert.ErrorContains(t, h.Get(context.Background(), nil), "vault vault9 cannot be deleted: it holds 1 soft-deleted item")
 	out, err = k.starter("vault", "status", "--vault", "vault9")
 	require.NoError(t, err)
 	assert.Regexp(t, `\nSoftDeleted +1\n`, out, "visibility counts the soft-deleted item")
@@ -603,4 +612,82 @@ func TestListPagesThroughAVault(t *testing.T) {
 	assert.ErrorContains(t, err, "is not a page token that list printed")
 	_, err = k.starter("list", "--page-size", "0")
 	assert.ErrorContains(t, err, "--page-size 0: list 1 to 10000 items a page")
+}
+
+// TestWithoutUSERTheOperatingSystemNamesTheOperator: the audit says who
+// acted even when $USER is unset, and a critical operation with no name at
+// all is refused before anything is sent.
+func TestWithoutUSERTheOperatingSystemNamesTheOperator(t *testing.T) {
+	k := startCluster(t)
+	src := writeSource(t)
+	t.Setenv("USER", "")
+	me, err := user.Current()
+	require.NoError(t, err)
+	k.mustJSON("protect", "--vault", "vault1", "--item", "vm1", "--source", src)
+	st := k.mustJSON("stop", "--vault", "vault1", "--item", "vm1")
+	last := st.Audit[len(st.Audit)-1]
+	assert.Equal(t, "stop/"+me.Username, last.Operation+"/"+last.RequestedBy, "named after the operating system's user")
+
+	currentUser = func() (*user.User, error) { return nil, errors.New("no such user") }
+	t.Cleanup(func() { currentUser = user.Current })
+	_, err = k.starter("delete", "--vault", "vault1", "--item", "vm1", "--yes")
+	assert.ErrorContains(t, err, "delete is a critical operation and must say who asks: neither $USER nor the operating system names you, so give --requested-by")
+	_, err = k.starter("vault", "approve", "--vault", "vault1", "--request", "r-1")
+	assert.ErrorContains(t, err, "vault approve is a critical operation and must say who asks")
+	assert.Equal(t, protocol.ProtectionStopped, k.mustJSON("status", "--vault", "vault1", "--item", "vm1").ProtectionState, "nothing was sent")
+	out, err := k.starter("resume", "--vault", "vault1", "--item", "vm1")
+	require.NoError(t, err, "an operation that is not critical goes as anonymous: %s", out)
+}
+
+// TestListingAVaultThatDoesNotExistSaysSo: "No items." is for a vault that
+// exists and holds none.
+func TestListingAVaultThatDoesNotExistSaysSo(t *testing.T) {
+	k := startCluster(t)
+	src := writeSource(t)
+	k.mustJSON("protect", "--vault", "vault1", "--item", "vm1", "--source", src)
+	_, err := k.starter("list", "--vault", "nope")
+	assert.ErrorContains(t, err, "vault nope does not exist: a vault exists once an item of it is protected")
+	out, err := k.starter("list", "--vault", "vault1", "--state", "Purged")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "No items.")
+}
+
+// TestAMistypedFlagIsSuggestedItsName, as a mistyped command is.
+func TestAMistypedFlagIsSuggestedItsName(t *testing.T) {
+	k := startCluster(t)
+	for args, want := range map[string]string{
+		"vault set-soft-delete --vault v --retention 30": "unknown flag: --retention; did you mean --retention-days?",
+		"protect --vault v --item i --sorce /tmp":        "unknown flag: --sorce; did you mean --source?",
+		"status --vault v --item i --frobnicate":         "unknown flag: --frobnicate; starter status --help lists its flags",
+	} {
+		_, err := k.starter(strings.Fields(args)...)
+		assert.EqualError(t, err, want, args)
+	}
+}
+
+// TestAPurgedItemAndOneProtectedAgainUnderItsNameAreToldApart by their
+// runs, and by when the first was purged.
+func TestAPurgedItemAndOneProtectedAgainUnderItsNameAreToldApart(t *testing.T) {
+	k := startClusterWith(t, protocol.Settings{Dev: true, SoftDeleteRetention: 2 * time.Second})
+	src := writeSource(t)
+	k.mustJSON("protect", "--vault", "vault1", "--item", "vm1", "--source", src)
+	k.mustJSON("delete", "--vault", "vault1", "--item", "vm1")
+	var purged []listed
+	require.Eventually(t, func() bool {
+		out, err := k.starter("list", "--vault", "vault1", "--state", "Purged", "--json")
+		return err == nil && json.Unmarshal([]byte(out), &purged) == nil && len(purged) == 1
+	}, 30*time.Second, 200*time.Millisecond)
+	k.mustJSON("protect", "--vault", "vault1", "--item", "vm1", "--source", src)
+	var living []listed
+	require.Eventually(t, func() bool {
+		out, err := k.starter("list", "--vault", "vault1", "--json")
+		return err == nil && json.Unmarshal([]byte(out), &living) == nil && len(living) == 1
+	}, 20*time.Second, 200*time.Millisecond)
+	assert.NotEqual(t, purged[0].RunID, living[0].RunID)
+	assert.NotEmpty(t, purged[0].PurgedAt)
+	assert.Empty(t, living[0].PurgedAt)
+	out, err := k.starter("list", "--vault", "vault1", "--state", "Purged")
+	require.NoError(t, err)
+	assert.Contains(t, out, purged[0].PurgedAt+"  purged")
+	assert.Contains(t, out, purged[0].RunID[:12])
 }

@@ -69,9 +69,15 @@ func printList(out io.Writer, rows []listed) {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWORKFLOW")
+	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWORKFLOW\tRUN")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(r.DeferredDeleteTime), dash(r.Remaining), r.WorkflowStatus)
+		purge, left := r.DeferredDeleteTime, r.Remaining
+		if r.PurgedAt != "" {
+			// A purged item and one protected again under its name differ
+			// by run, and by when the first was purged.
+			purge, left = r.PurgedAt, "purged"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(purge), dash(left), r.WorkflowStatus, short(r.RunID))
 	}
 	tw.Flush()
 }

@@ -57,6 +57,9 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 		WorkflowStatus: e.GetStatus().String(),
 		Running:        e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
 	}
+	if t := e.GetCloseTime(); t != nil {
+		r.ClosedAt = t.AsTime()
+	}
 	_ = dc.FromPayload(fields[searchattributes.VaultID], &r.VaultID)
 	_ = dc.FromPayload(fields[searchattributes.State], &r.ProtectionState)
 	if p := fields[searchattributes.Deadline]; p != nil {

@@ -99,6 +99,8 @@ type ListedItem struct {
 	// Completed, Failed, Terminated...
 	WorkflowStatus string `json:"workflowStatus"`
 	Running        bool   `json:"running"`
+	// ClosedAt is when the run ended: for a purged item, the purge.
+	ClosedAt time.Time `json:"closedAt,omitzero"`
 }
 
 // MessageInput names a running workflow of a given type, a signal or update
