@@ -238,6 +238,13 @@ func TestBrowserDeletesUndeletesAndResumesAnItem(t *testing.T) {
 	assert.Contains(t, b.text(".flash"), "Undeleted")
 	b.shot("10-item-undeleted")
 
+	// Left open while another client deletes the item again, the page says
+	// "Undeleted" no more: what it says is what is.
+	k.update("vault1", "vm1", protocol.UpdateDelete, protocol.Request{RequestedBy: "bob", Reason: "again"})
+	b.until(`document.querySelector(".state-SoftDeleted") !== null && document.querySelector(".flash") === null`)
+	k.update("vault1", "vm1", protocol.UpdateUndelete, protocol.Request{RequestedBy: "bob"})
+	b.until(`document.querySelector(".state-ProtectionStopped") !== null && document.querySelector('form[action$="/resume"] button') !== null`)
+
 	b.do(chromedp.Click(chromedp.CSS(`form[action$="/resume"] button`)))
 	b.until(`document.querySelector(".state-Protected") !== null`)
 	b.shot("11-item-resumed")

@@ -243,9 +243,14 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 		assert.NotContains(t, body, `action="`+item+action+`"`, "Protected does not offer %s", action)
 	}
 
+	// An address alone says nothing was done.
+	_, body = alice.get(item + "?done=undelete&at=2026-12-01T10:00:00Z")
+	assert.NotContains(t, body, "Undeleted")
+	assert.NotContains(t, body, `class="flash"`)
+
 	code, _, loc := alice.post(item+"/stop", url.Values{})
 	require.Equal(t, http.StatusSeeOther, code)
-	assert.Equal(t, item+"?done=stop", loc)
+	assertDone(t, loc, item, "stop", "")
 	st := k.status("vault1", "vm1")
 	assert.Equal(t, protocol.ProtectionStopped, st.ProtectionState)
 	last := st.Audit[len(st.Audit)-1]
@@ -253,6 +258,11 @@ func TestConsoleDrivesAnItemThroughItsLifecycle(t *testing.T) {
 	_, body = alice.get(loc)
 	assert.Contains(t, body, "Protection stopped. Every recovery point is retained.")
 	assert.Contains(t, body, "Stop protection with retain data")
+	// A page left open while someone else acts says so no more.
+	k.update("vault1", "vm1", protocol.UpdateResume, protocol.Request{RequestedBy: "bob"})
+	_, body = alice.get(loc)
+	assert.NotContains(t, body, "Protection stopped. Every recovery point is retained.", "the stop is no longer what is")
+	k.update("vault1", "vm1", protocol.UpdateStop, protocol.Request{RequestedBy: "bob"})
 
 	// Deleting asks for the item's name and a reason, as Azure does.
 	code, body, _ = alice.post(item+"/delete", url.Values{"confirmName": {"vm2"}, "reason": {"decommissioned"}})
@@ -323,4 +333,18 @@ func (k *cluster) signedVault(vaultID string, keys ...*signingtest.Key) {
 	}
 	require.NoError(k.t, executeUpdate(k, wf, protocol.UpdateEnableMua,
 		k.sign(keys[0], protocol.UpdateEnableMua, wf, protocol.EnableMuaRequest{Approvers: names, RequestedBy: keys[0].Principal}), &vs))
+}
+
+// assertDone checks where an action sends the operator: back to path,
+// naming the action and the time of the audit line it wrote.
+func assertDone(t *testing.T, loc, path, done, request string) {
+	t.Helper()
+	u, err := url.Parse(loc)
+	require.NoError(t, err)
+	assert.Equal(t, path, u.Path)
+	q := u.Query()
+	assert.Equal(t, done, q.Get("done"))
+	assert.Equal(t, request, q.Get("request"))
+	_, err = time.Parse(time.RFC3339Nano, q.Get("at"))
+	assert.NoError(t, err, "the time of the action's audit line")
 }

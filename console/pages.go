@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"recoveryvault/internal/items"
+	"recoveryvault/internal/signing"
 	"recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
 	"recoveryvault/workflows/vault"
@@ -279,7 +280,7 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	v.template, v.Title, v.Data = "vault", "Backup Items: "+vaultID, d
 	v.Refresh = r.URL.RequestURI()
 	v.Crumbs = []crumb{{"Vaults", "/"}, {vaultID, ""}}
-	v.Flash = flash(r, v.Flash)
+	v.Flash = vaultFlash(r, st.Requests)
 	return nil
 }
 
@@ -308,7 +309,10 @@ func (c *Console) item(r *http.Request, v *view) error {
 	if err := c.fillItem(r, v, vaultID, itemID); err != nil {
 		return err
 	}
-	v.Flash = flash(r, v.Flash)
+	if v.Flash = itemFlash(r, v.Data.(itemData).Status.Audit); v.Flash != "" {
+		// A page left open keeps saying it only while it is still so.
+		v.Refresh = r.URL.RequestURI()
+	}
 	return nil
 }
 
@@ -409,6 +413,11 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 	case cancelsWaiting:
 		done.Set("done", deleteCancelled)
 	}
+	// The page says it was done only while the audit line the action
+	// wrote is there and nothing a person did since came after it.
+	if n := len(st.Audit); n > 0 {
+		done.Set("at", st.Audit[n-1].Time.UTC().Format(time.RFC3339Nano))
+	}
 	redirect(v.writer, r, itemHref(vaultID, itemID)+"?"+done.Encode())
 	return nil
 }
@@ -500,18 +509,32 @@ const (
 
 var requestIDPattern = regexp.MustCompile(`^r-[0-9]{1,9}$`)
 
-// flash says what the action that led here did. It is built from the
-// address's known words only, never from free text in it.
-func flash(r *http.Request, current string) string {
-	if current != "" {
-		return current
-	}
+// itemFlash says what the action that led to this page did, as the item's
+// audit says it now: the address names the action and the time of the audit
+// line it wrote; the line must be there, and no person's operation after
+// it. An address alone makes no banner.
+func itemFlash(r *http.Request, audit []protocol.AuditEntry) string {
 	q := r.URL.Query()
+	done := q.Get("done")
+	at, err := time.Parse(time.RFC3339Nano, q.Get("at"))
+	if done == "" || err != nil {
+		return ""
+	}
+	op := map[string]string{deletedAndPurged: protocol.UpdateDelete, deleteWaiting: protocol.UpdateDelete, deleteCancelled: protocol.UpdateUndelete}[done]
+	if op == "" {
+		op = done
+	}
+	i := slices.IndexFunc(audit, func(e protocol.AuditEntry) bool {
+		return e.Operation == op && e.Time.Equal(at) && e.Outcome != protocol.OutcomeRejected
+	})
+	if i < 0 || slices.ContainsFunc(audit[i+1:], func(e protocol.AuditEntry) bool { return !signing.ReservedName(e.RequestedBy) }) {
+		return ""
+	}
 	request := q.Get("request")
 	if !requestIDPattern.MatchString(request) {
 		request = ""
 	}
-	switch q.Get("done") {
+	switch done {
 	case protocol.UpdateStop:
 		return "Protection stopped. Every recovery point is retained."
 	case protocol.UpdateDelete:
@@ -533,16 +556,20 @@ func flash(r *http.Request, current string) string {
 		return "Backup taken: a new recovery point is listed."
 	case protocol.UpdateRestore:
 		return "Restore done: every file was written and verified by its checksum. The audit trail says where."
-	case protocol.UpdateApprove:
-		if request != "" {
-			return "Request " + request + " approved."
-		}
-	case protocol.UpdateReject:
-		if request != "" {
-			return "Request " + request + " rejected."
-		}
 	}
 	return ""
+}
+
+// vaultFlash says what a decision that led to this page did, as the
+// vault's requests say it now.
+func vaultFlash(r *http.Request, requests []protocol.MuaRequest) string {
+	q := r.URL.Query()
+	id := q.Get("request")
+	want := map[string]protocol.RequestState{protocol.UpdateApprove: protocol.RequestApproved, protocol.UpdateReject: protocol.RequestRejected}[q.Get("done")]
+	if want == "" || !slices.ContainsFunc(requests, func(req protocol.MuaRequest) bool { return req.RequestID == id && req.State == want }) {
+		return ""
+	}
+	return fmt.Sprintf("Request %s %s.", id, strings.ToLower(string(want)))
 }
 
 // Labels and descriptions of states, in Azure's words.
