@@ -2,10 +2,12 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,6 +293,15 @@ func TestBrowserOnASignedVaultShowsCommandsInsteadOfCriticalActions(t *testing.T
 	assert.Contains(t, commands, "temporal workflow update execute --workflow-id backup-item/signed/vm1 --name delete --input-file delete.signed.json")
 	assert.Contains(t, b.text("#audit"), "alice@example.com ("+alice.Fingerprint()+")", "the audit shows the key that signed")
 	b.shot("12-signed-item")
+	// At 1280 px the audit, fingerprints, long words and all, stays inside
+	// the page.
+	k.update("signed", "vm1", protocol.UpdateStop, protocol.Request{RequestedBy: "bob@example.com", Reason: "ticket-" + strings.Repeat("0123456789", 30)})
+	b.do(chromedp.Navigate(k.url + "/vaults/signed/items/vm1"))
+	b.until(`document.querySelector(".state-ProtectionStopped") !== null`)
+	b.do(chromedp.EmulateViewport(1280, 900))
+	assert.Equal(t, "true", b.eval(`String(document.querySelector("table.audit").scrollWidth <= document.querySelector("#audit").clientWidth)`),
+		"the audit table is not cut")
+	assert.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`))
 
 	b.do(chromedp.Navigate(k.url + "/vaults/signed"))
 	b.until(`document.querySelector('tr[data-request="r-1"]') !== null`)
@@ -358,4 +369,48 @@ func TestBrowserShowsAnApprovalWaitingForItsVault(t *testing.T) {
 	assert.Contains(t, b.text("#status"), "request r-1")
 	assert.Contains(t, b.text("#status"), "vault away could not be asked how deletes of item vm1 are protected: vault away is not running (Terminated)")
 	assert.Equal(t, protocol.Protected, k.status("away", "vm1").ProtectionState, "nothing deleted without the vault's confirmation")
+}
+
+// TestBrowserShowsHeldDeletesWhereTheOperatorLooks: while the mass-delete
+// guard holds a delete, the front page says the vault holds deletes and
+// how many wait, and the vault's page marks the item and filters on it; at
+// 1280 px and at phone width nothing overlaps or is cut.
+func TestBrowserShowsHeldDeletesWhereTheOperatorLooks(t *testing.T) {
+	b := startBrowser(t)
+	k := startCluster(t, Options{RefreshInterval: 500 * time.Millisecond})
+	k.protect("burst", "vm1")
+	k.protect("burst", "vm2")
+	var vs vault.VaultStatus
+	require.NoError(t, executeUpdate(k, protocol.VaultWorkflowID("burst"), vault.UpdateSetMassDeleteGuard,
+		protocol.SetMassDeleteGuardRequest{Threshold: 1, Window: "1h", RequestedBy: "alice"}, &vs))
+	k.update("burst", "vm1", protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
+	k.update("burst", "vm2", protocol.UpdateDelete, protocol.Request{RequestedBy: "mallory"})
+	require.NotNil(t, k.status("burst", "vm2").PendingDelete, "the second delete is held")
+
+	b.do(chromedp.Navigate(k.url + "/"))
+	b.until(`document.querySelector('td[data-label="Deletes waiting"] .badge-held') !== null`)
+	b.until(`document.querySelector('td[data-label="Deletes waiting"]').textContent.trim().startsWith("1")`)
+	assert.Contains(t, b.text(`td[data-label="Deletes waiting"]`), "Holding deletes since")
+	b.shot("15-vaults-holding")
+
+	b.do(chromedp.Navigate(k.url + "/vaults/burst"))
+	b.until(`document.querySelector('tr[data-item="vm2"] .badge-waiting') !== null`)
+	assert.Equal(t, "Delete waiting for the vault", b.text(`tr[data-item="vm2"] .badge-waiting`))
+	assert.Equal(t, "false", b.eval(`String(document.querySelector('tr[data-item="vm1"] .badge-waiting') !== null)`), "vm1's delete went through")
+	assert.Equal(t, "1", b.text(`.filters a[href="/vaults/burst?state=Waiting"] .count`))
+	for _, width := range []int64{1280, 390} {
+		b.do(chromedp.EmulateViewport(width, 900))
+		assert.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`), "nothing cut at %d px", width)
+		// The held badge starts below the line above it, inside its own box.
+		assert.Equal(t, "true", b.eval(`(() => {
+			const badge = document.querySelector("dd .badge-held").getBoundingClientRect();
+			const dd = badge && document.querySelector("dd .badge-held").closest("dd").getBoundingClientRect();
+			return String(badge.top >= dd.top && badge.bottom <= dd.bottom);
+		})()`), "the held badge overlaps nothing at %d px", width)
+		b.shot(fmt.Sprintf("16-vault-holding-%d", width))
+	}
+	b.do(chromedp.EmulateViewport(1280, 900))
+
+	b.do(chromedp.Click(chromedp.CSS(`.filters a[href="/vaults/burst?state=Waiting"]`)))
+	b.until(`document.querySelector('tr[data-item="vm2"]') !== null && document.querySelector('tr[data-item="vm1"]') === null`)
 }

@@ -234,8 +234,8 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	}
 	q := r.URL.Query()
 	d := vaultData{ID: vaultID, Status: st, Filter: protocol.State(q.Get("state"))}
-	if d.Filter != "" && !slices.Contains(protocol.VisibleStates, d.Filter) {
-		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted or Purged.", d.Filter)
+	if d.Filter != "" && d.Filter != waitingFilter && !slices.Contains(protocol.VisibleStates, d.Filter) {
+		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted, Purged or Waiting.", d.Filter)
 	}
 	token, err := base64.RawURLEncoding.DecodeString(q.Get("page"))
 	if err != nil {
@@ -270,9 +270,15 @@ func (c *Console) vault(r *http.Request, v *view) error {
 		}
 		d.NextHref = vaultHref(vaultID) + "?" + next.Encode()
 	}
+	d.Filters = append(d.Filters, filter{Label: "Delete waiting", State: waitingFilter, Count: counts[waitingFilter], Href: vaultHref(vaultID) + "?state=" + string(waitingFilter)})
 	for _, req := range st.Requests {
 		if req.State == protocol.RequestPending {
 			d.Pending = append(d.Pending, req)
+			for i := range d.Items.Rows {
+				if row := &d.Items.Rows[i]; req.Operation == protocol.UpdateDelete && row.ItemID == req.ItemID && row.Running {
+					row.AwaitsApproval = true
+				}
+			}
 		} else {
 			d.Decided = append(d.Decided, req)
 		}

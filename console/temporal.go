@@ -38,6 +38,8 @@ type vaultRow struct {
 	Counts map[protocol.State]int
 	// Problem says why the vault's status could not be read.
 	Problem string
+	// AwaitingApproval counts the vault's requests waiting for approval.
+	AwaitingApproval int
 }
 
 // listVaults reads the running vaults from visibility and each one's
@@ -73,6 +75,11 @@ func (c *Console) listVaults(ctx context.Context) ([]vaultRow, bool, error) {
 			rows[i].Problem = err.Error()
 		}
 		rows[i].Status = st
+		for _, req := range st.Requests {
+			if req.State == protocol.RequestPending {
+				rows[i].AwaitingApproval++
+			}
+		}
 	})
 	return rows, more, nil
 }
@@ -97,6 +104,9 @@ type itemRow struct {
 	Deadline time.Time
 	Running  bool
 	RunID    string
+	// DeleteWaiting is a delete waiting for the vault; AwaitsApproval, one
+	// waiting for an approver.
+	DeleteWaiting, AwaitsApproval bool
 	// Status is the item's answer to the status query, when it gave one.
 	Status *item.Status
 }
@@ -112,16 +122,25 @@ type itemPage struct {
 // same queries that list them, so a filter's count and its list agree.
 func (c *Console) countItems(ctx context.Context, vaultID string) (map[protocol.State]int, error) {
 	counts, err := items.Count(ctx, c.opts.Client, vaultID)
+	if err == nil {
+		counts[waitingFilter], err = items.CountQuery(ctx, c.opts.Client, protocol.WaitingQuery(vaultID))
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	return counts, nil
 }
 
+// waitingFilter lists the items whose delete waits for the vault.
+const waitingFilter protocol.State = "Waiting"
+
 // listItems reads one page of a vault's items from visibility and queries
 // the status of each, for its last backup and recovery points.
 func (c *Console) listItems(ctx context.Context, vaultID string, state protocol.State, token []byte) (itemPage, error) {
 	q := protocol.ItemsQuery(vaultID, state)
+	if state == waitingFilter {
+		q = protocol.WaitingQuery(vaultID)
+	}
 	var page itemPage
 	listed, next, err := items.ListPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
 	if err != nil {
@@ -139,7 +158,8 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state protocol.
 		if !ok {
 			continue
 		}
-		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: protocol.State(it.ProtectionState), Deadline: it.DeferredDeleteTime, Running: it.Running})
+		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: protocol.State(it.ProtectionState), Deadline: it.DeferredDeleteTime,
+			Running: it.Running, DeleteWaiting: it.DeleteWaiting})
 	}
 	// A purged item's final status is its workflow's result, read from the
 	// listed run: the same ID may run again as a new item.

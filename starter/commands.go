@@ -414,6 +414,8 @@ type listed struct {
 	// name; PurgedAt is when a purged one was.
 	RunID    string `json:"runId"`
 	PurgedAt string `json:"purgedAt,omitempty"`
+	// DeleteWaiting is a delete waiting for the vault.
+	DeleteWaiting bool `json:"deleteWaiting,omitempty"`
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -526,6 +528,7 @@ func listItems(ctx context.Context, cl client.Client, query string, pageSize int
 			ProtectionState: it.ProtectionState,
 			WorkflowStatus:  it.WorkflowStatus,
 			RunID:           it.RunID,
+			DeleteWaiting:   it.DeleteWaiting,
 		}
 		if it.ProtectionState == string(protocol.Purged) && !it.ClosedAt.IsZero() {
 			r.PurgedAt = it.ClosedAt.UTC().Format(time.RFC3339)
@@ -752,8 +755,15 @@ func (a *app) vaultCommand() *cobra.Command {
 // nil (said where they would be) when visibility does not answer.
 func (a *app) countItems(ctx context.Context, cl client.Client) map[protocol.State]int {
 	counts, err := items.Count(ctx, cl, a.vaultID)
+	if err == nil {
+		counts[waitingCount], err = items.CountQuery(ctx, cl, protocol.WaitingQuery(a.vaultID))
+	}
 	if err != nil {
 		return nil
 	}
 	return counts
 }
+
+// waitingCount counts, among a vault's items, those whose delete waits for
+// the vault.
+const waitingCount protocol.State = "Waiting"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"testing"
 	"time"
 
@@ -48,6 +49,16 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	out, err = k.starter("vault", "status", "--vault", "burst")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "HOLDING DELETES")
+	// Where an operator looks: the vault's status and the list say which
+	// delete waits, from visibility.
+	require.Eventually(t, func() bool {
+		out, err = k.starter("vault", "status", "--vault", "burst")
+		return err == nil && regexp.MustCompile(`Deletes waiting +1 for the vault, 0 for approval`).MatchString(out)
+	}, 20*time.Second, 200*time.Millisecond, "vault status: %s", out)
+	require.Eventually(t, func() bool {
+		out, err = k.starter("list", "--vault", "burst")
+		return err == nil && regexp.MustCompile(`vm2 +Protected +- +- +delete waits for the vault`).MatchString(out)
+	}, 20*time.Second, 200*time.Millisecond, "list: %s", out)
 
 	out, err = k.starter("vault", "clear-mass-delete-hold", "--vault", "burst", "--requested-by", "alice", "--reason", "planned")
 	require.NoError(t, err, out)

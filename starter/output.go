@@ -69,7 +69,7 @@ func printList(out io.Writer, rows []listed) {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWORKFLOW\tRUN")
+	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWAITING\tWORKFLOW\tRUN")
 	for _, r := range rows {
 		purge, left := r.DeferredDeleteTime, r.Remaining
 		if r.PurgedAt != "" {
@@ -77,7 +77,11 @@ func printList(out io.Writer, rows []listed) {
 			// by run, and by when the first was purged.
 			purge, left = r.PurgedAt, "purged"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(purge), dash(left), r.WorkflowStatus, short(r.RunID))
+		waiting := "-"
+		if r.DeleteWaiting {
+			waiting = "delete waits for the vault"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(purge), dash(left), waiting, r.WorkflowStatus, short(r.RunID))
 	}
 	tw.Flush()
 }
@@ -150,11 +154,30 @@ func printVaultStatus(out io.Writer, st vault.VaultStatus, counts map[protocol.S
 			fmt.Fprintf(tw, "%s\t%d\n", state, counts[state])
 		}
 	}
+	if counts != nil {
+		pending := 0
+		for _, r := range st.Requests {
+			if r.State == protocol.RequestPending && r.Operation == protocol.UpdateDelete {
+				pending++
+			}
+		}
+		fmt.Fprintf(tw, "Deletes waiting\t%d for the vault, %d for approval\n", counts[waitingCount], pending)
+	}
 	tw.Flush()
 	printAudit(out, st.Audit)
 }
 
 // printAudit shows the newest audit entries, oldest first.
+// shortSigner shortens a signer's key fingerprint to what tells keys apart
+// at a glance: "alice (SHA256:Es/qrKmX…)". --json prints it whole.
+func shortSigner(s string) string {
+	i := strings.LastIndex(s, "(SHA256:")
+	if i < 0 || len(s)-i < len("(SHA256:")+10 {
+		return s
+	}
+	return s[:i+len("(SHA256:")+8] + "…)"
+}
+
 func printAudit(out io.Writer, all []protocol.AuditEntry) {
 	audit := all
 	if len(audit) > auditShown {
@@ -164,7 +187,7 @@ func printAudit(out io.Writer, all []protocol.AuditEntry) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tOPERATION\tBY\tSIGNED BY\tOUTCOME\tDETAIL")
 	for _, e := range audit {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, dash(e.Signer), e.Outcome, e.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, dash(shortSigner(e.Signer)), e.Outcome, e.Detail)
 	}
 	tw.Flush()
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,16 @@ func TestStarterSignsTheWholeMuaFlow(t *testing.T) {
 	assert.Contains(t, last.Detail, "reason: cleanup; approved by bob@example.com ("+bob.Fingerprint()+") (request r-1)")
 	require.Eventually(t, func() bool { return k.counts("vault8")[protocol.SoftDeleted] == 1 }, 20*time.Second, 100*time.Millisecond,
 		"visibility shows the item soft-deleted")
+	// The terminal's audit names keys short enough to read: SHA256 and
+	// eight characters, not the whole fingerprint.
+	out, err = k.starter("status", "--vault", "vault8", "--item", "vm1")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "alice@example.com ("+alice.Fingerprint()[:len("SHA256:")+8]+"…)")
+	for _, line := range strings.Split(out[strings.Index(out, "Audit ("):], "\n") {
+		if i := strings.Index(line, "DETAIL"); i >= 0 {
+			assert.Less(t, i, 120, "the audit's columns fit a terminal before the detail: %q", line)
+		}
+	}
 
 	// With the key in ssh-agent, no --key is needed.
 	serveAgent(t, alice)

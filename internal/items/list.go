@@ -65,6 +65,11 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 	if p := fields[searchattributes.Deadline]; p != nil {
 		_ = dc.FromPayload(p, &r.DeferredDeleteTime)
 	}
+	if p := fields[searchattributes.Waiting]; p != nil {
+		var waiting string
+		_ = dc.FromPayload(p, &waiting)
+		r.DeleteWaiting = waiting == protocol.WaitingDelete
+	}
 	return r
 }
 

@@ -19,6 +19,9 @@ const (
 	VaultID  = "BackupVaultId"
 	State    = "BackupItemState"
 	Deadline = "DeferredDeleteTime"
+	// Waiting is set while an item's delete waits for its vault: held by
+	// its mass-delete guard, or not answered yet.
+	Waiting = "BackupItemWaiting"
 )
 
 // Attributes are the custom search attributes and their types.
@@ -26,6 +29,7 @@ var Attributes = map[string]enumspb.IndexedValueType{
 	VaultID:  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	State:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	Deadline: enumspb.INDEXED_VALUE_TYPE_DATETIME,
+	Waiting:  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // Ensure registers whichever attributes the namespace lacks; it is safe to
@@ -61,5 +65,5 @@ func Ensure(ctx context.Context, c client.Client, namespace string) error {
 // CLIFlags is the Temporal CLI's way to register them by hand, for errors
 // that tell an operator what to run.
 func CLIFlags() string {
-	return "temporal operator search-attribute create --name BackupVaultId --type Keyword --name BackupItemState --type Keyword --name DeferredDeleteTime --type Datetime"
+	return "temporal operator search-attribute create --name BackupVaultId --type Keyword --name BackupItemState --type Keyword --name DeferredDeleteTime --type Datetime --name BackupItemWaiting --type Keyword"
 }

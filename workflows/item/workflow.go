@@ -3,7 +3,9 @@
 package item
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/converter"
@@ -53,7 +55,7 @@ func backupItem(ctx workflow.Context, in ItemInput, settings protocol.Settings) 
 		w.st = *in.State
 		// The visible state is already published and reported; the clock
 		// starts again from the state.
-		_, _, w.published = w.visible()
+		_, _, _, w.published = w.visible()
 		w.arm(ctx)
 	} else if err := w.protect(ctx); err != nil {
 		return Status{}, err
@@ -324,30 +326,39 @@ func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
 }
 
 // visible is the state users see, the purge deadline while soft-deleted,
-// and a key that changes exactly when either does.
-func (w *item) visible() (protocol.State, time.Time, string) {
+// whether a delete waits for the vault, and a key that changes exactly when
+// one of them does.
+func (w *item) visible() (protocol.State, time.Time, bool, string) {
 	state := protocol.VisibleState(w.st.ProtectionState)
 	var deadline time.Time
 	if state == protocol.SoftDeleted {
 		deadline = w.st.Deadline.UTC()
 	}
-	return state, deadline, string(state) + "|" + deadline.String()
+	waiting := w.st.waiting(protocol.OpDelete, "") >= 0
+	return state, deadline, waiting, fmt.Sprint(state, "|", deadline, "|", waiting)
 }
 
 // publish upserts the search attributes when what they say has changed.
+// The waiting attribute is sent once a delete has waited, not before.
 func (w *item) publish(ctx workflow.Context) {
-	state, at, key := w.visible()
+	state, at, waiting, key := w.visible()
 	if key == w.published {
 		return
 	}
+	waited := strings.HasSuffix(w.published, "|true")
 	w.published = key
 	deadline := protocol.DeadlineAttribute.ValueUnset()
 	if !at.IsZero() {
 		deadline = protocol.DeadlineAttribute.ValueSet(at)
 	}
-	err := workflow.UpsertTypedSearchAttributes(ctx,
-		protocol.VaultIDAttribute.ValueSet(w.in.VaultID), protocol.StateAttribute.ValueSet(string(state)), deadline)
-	if err != nil {
+	updates := []temporal.SearchAttributeUpdate{protocol.VaultIDAttribute.ValueSet(w.in.VaultID), protocol.StateAttribute.ValueSet(string(state)), deadline}
+	switch {
+	case waiting:
+		updates = append(updates, protocol.WaitingAttribute.ValueSet(protocol.WaitingDelete))
+	case waited:
+		updates = append(updates, protocol.WaitingAttribute.ValueUnset())
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		workflow.GetLogger(ctx).Error("Search attributes not updated", "error", err)
 	}
 }

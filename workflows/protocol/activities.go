@@ -101,6 +101,8 @@ type ListedItem struct {
 	Running        bool   `json:"running"`
 	// ClosedAt is when the run ended: for a purged item, the purge.
 	ClosedAt time.Time `json:"closedAt,omitzero"`
+	// DeleteWaiting is true while the item's delete waits for its vault.
+	DeleteWaiting bool `json:"deleteWaiting,omitempty"`
 }
 
 // MessageInput names a running workflow of a given type, a signal or update

@@ -88,6 +88,7 @@ var (
 	VaultIDAttribute  = temporal.NewSearchAttributeKeyKeyword(searchattributes.VaultID)
 	StateAttribute    = temporal.NewSearchAttributeKeyKeyword(searchattributes.State)
 	DeadlineAttribute = temporal.NewSearchAttributeKeyTime(searchattributes.Deadline)
+	WaitingAttribute  = temporal.NewSearchAttributeKeyKeyword(searchattributes.Waiting)
 )
 
 // WorkflowID is the ID of an item's workflow.
@@ -115,6 +116,16 @@ func ItemsQuery(vaultID string, state State) string {
 		q += fmt.Sprintf(" AND ExecutionStatus = 'Running' AND %s = '%s'", searchattributes.State, state)
 	}
 	return q
+}
+
+// WaitingDelete is the Waiting attribute's value while an item's delete
+// waits for its vault.
+const WaitingDelete = "delete"
+
+// WaitingQuery lists a vault's items ("" for every vault) whose delete
+// waits for the vault.
+func WaitingQuery(vaultID string) string {
+	return ItemsQuery(vaultID, "") + fmt.Sprintf(" AND %s = '%s'", searchattributes.Waiting, WaitingDelete)
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
