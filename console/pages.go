@@ -618,6 +618,12 @@ var templateFuncs = template.FuncMap{
 	},
 	"join":  strings.Join,
 	"count": func(counts map[protocol.State]int, s string) int { return counts[protocol.State(s)] },
+	// decidedDetail is what a decided request's detail adds to "State by
+	// who": "rejected by bob; reason: no ticket" adds the reason.
+	"decidedDetail": func(r protocol.MuaRequest) string {
+		said := strings.ToLower(string(r.State)) + " by " + r.DecidedBy
+		return strings.TrimPrefix(strings.TrimPrefix(r.Detail, said), "; ")
+	},
 	"reverse": func(a []protocol.AuditEntry) []protocol.AuditEntry {
 		r := slices.Clone(a)
 		slices.Reverse(r)

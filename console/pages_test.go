@@ -181,6 +181,7 @@ func TestApproversDecideOnTheVaultsPage(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, code)
 	_, body = bob.get(loc)
 	assert.Contains(t, body, "Request r-1 approved.")
+	assert.NotContains(t, body, "Approved</strong> by bob. approved by bob", "a decided request says who once")
 	require.Eventually(t, func() bool { return k.status("vault1", "vm1").ProtectionState == protocol.SoftDeleted },
 		30*time.Second, 100*time.Millisecond)
 }

@@ -250,6 +250,13 @@ func (a *app) protectCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, cl client.Client) error {
 			in.VaultID, in.ItemID = a.vaultID, a.itemID
+			// Said in flags: the workflow's check would name its fields.
+			switch d := in.SoftDeleteRetentionDays; {
+			case d < protocol.MinSoftDeleteRetentionDays || d > protocol.MaxSoftDeleteRetentionDays:
+				return fmt.Errorf("--soft-delete-retention-days %d: soft-deleted data is kept %d to %d days", d, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays)
+			case in.Policy.RetentionDays < protocol.MinRetentionDays || in.Policy.RetentionDays > protocol.MaxRetentionDays:
+				return fmt.Errorf("--retention-days %d: recovery points are kept %d to %d days", in.Policy.RetentionDays, protocol.MinRetentionDays, protocol.MaxRetentionDays)
+			}
 			if err := in.Validate(); err != nil {
 				return err
 			}
@@ -616,6 +623,10 @@ func (a *app) vaultCommand() *cobra.Command {
 	set := withVault(&cobra.Command{Use: "set-soft-delete", Short: "Change soft delete: Enabled, Disabled or AlwaysOn (irreversible), retention 14 to 180 days"},
 		func(ctx context.Context, cl client.Client) error {
 			req.RequestedBy, req.Reason = a.requestedBy, why
+			// Said in flags: the vault would say retentionDays.
+			if d := req.RetentionDays; d != 0 && (d < protocol.MinSoftDeleteRetentionDays || d > protocol.MaxSoftDeleteRetentionDays) {
+				return fmt.Errorf("--retention-days %d: soft-deleted data is kept %d to %d days; nothing was sent", d, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays)
+			}
 			if req.State == protocol.SoftDeleteAlwaysOn {
 				if err := a.confirm(setCmd, fmt.Sprintf("AlwaysOn keeps soft delete on for vault %s for good: it can never again be set to Enabled or Disabled. This", a.vaultID)); err != nil {
 					return err

@@ -32,7 +32,8 @@ func TestTheMassDeleteGuardHoldsABurstUntilCleared(t *testing.T) {
 	out, err = k.starter("delete", "--vault", "burst", "--item", "vm2", "--requested-by", "mallory")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Delete waiting for the vault: asked by mallory")
-	assert.Contains(t, out, "reached its mass-delete guard")
+	assert.Contains(t, out, "the vault's mass-delete guard holds it until an operator clears the hold (starter vault clear-mass-delete-hold --vault burst)",
+		"said in the starter's words")
 	assert.Equal(t, protocol.Protected, k.mustJSON("status", "--vault", "burst", "--item", "vm2").ProtectionState)
 	// vm2 asks again while the hold lasts: the hold its vault publishes
 	// answers it, and the vault itself is not asked.

@@ -240,6 +240,8 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 
 	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", restored2}, item...)...)
 	assert.EqualError(t, err, "restore refused: "+restored2+" is a directory that is not empty: restore into an absent or empty directory, so that nothing is overwritten; nothing was written")
+	refused := k.mustJSON(append([]string{"status"}, item...)...).Audit
+	assert.Equal(t, "restore/rejected", refused[len(refused)-1].Operation+"/"+refused[len(refused)-1].Outcome, "the audit names the operation asked for")
 	file := filepath.Join(restored2, "vm.json")
 	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", file}, item...)...)
 	assert.EqualError(t, err, "restore refused: "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written")
@@ -302,8 +304,8 @@ func TestStarterRefusesBadInputAndChangesNothing(t *testing.T) {
 		"missing item":       {[]string{"protect", "--vault", "v", "--source", "/tmp"}, "--item is missing"},
 		"bad vault id":       {[]string{"protect", "--vault", "a/b", "--item", "i", "--source", "/tmp"}, `--vault "a/b" is not valid`},
 		"frequency too fast": {[]string{"protect", "--vault", "v", "--item", "i", "--source", "/tmp", "--frequency", "30s"}, "too short"},
-		"retention zero":     {[]string{"protect", "--vault", "v", "--item", "i", "--source", "/tmp", "--retention-days", "0"}, "at least 1 day"},
-		"soft delete 7 days": {[]string{"protect", "--vault", "v", "--item", "i", "--source", "/tmp", "--soft-delete-retention-days", "7"}, "14 to 180 days"},
+		"retention zero":     {[]string{"protect", "--vault", "v", "--item", "i", "--source", "/tmp", "--retention-days", "0"}, "--retention-days 0: recovery points are kept 1 to 3650 days"},
+		"soft delete 7 days": {[]string{"protect", "--vault", "v", "--item", "i", "--source", "/tmp", "--soft-delete-retention-days", "7"}, "--soft-delete-retention-days 7: soft-deleted data is kept 14 to 180 days"},
 		"relative source":    {[]string{"protect", "--vault", "v", "--item", "i", "--source", "data"}, "is not absolute"},
 		"restore no point":   {[]string{"restore", "--vault", "v", "--item", "i", "--target", "/tmp/x"}, "--recovery-point is required"},
 		"unknown item":       {[]string{"stop", "--vault", "v", "--item", "nothing"}, "is not running"},
@@ -411,7 +413,7 @@ func TestStarterVaultCommands(t *testing.T) {
 	_, err = k.starter("vault", "set-soft-delete", "--vault", "vault9", "--state", "Disabled", "--requested-by", "mallory")
 	assert.ErrorContains(t, err, "setSoftDelete refused: soft delete of vault vault9 is AlwaysOn, which is irreversible")
 	_, err = k.starter("vault", "set-soft-delete", "--vault", "vault9", "--retention-days", "7")
-	assert.ErrorContains(t, err, "14 to 180 days")
+	assert.EqualError(t, err, "--retention-days 7: soft-deleted data is kept 14 to 180 days; nothing was sent", "said in the flag the operator typed")
 
 	// The item's delete now gets the vault's 30 days.
 	st := k.mustJSON("delete", "--vault", "vault9", "--item", "vm1", "--requested-by", "mallory")

@@ -20,8 +20,13 @@ func printStatus(out io.Writer, st item.Status) {
 			r.RequestID, st.VaultID, r.Detail, st.VaultID, r.RequestID)
 	}
 	if p := st.PendingDelete; p != nil {
+		why := p.Why
+		if p.Held {
+			// Said in the starter's words: the command that releases it.
+			why = fmt.Sprintf("the vault's mass-delete guard holds it until an operator clears the hold (starter vault clear-mass-delete-hold --vault %s)", st.VaultID)
+		}
 		fmt.Fprintf(out, "Delete waiting for the vault: asked by %s at %s, %s so far; %s. It is applied once the vault answers; undelete cancels it.\n\n",
-			p.RequestedBy, p.Since.UTC().Format(time.RFC3339), protocol.Plural(p.Attempts, "attempt"), p.Why)
+			p.RequestedBy, p.Since.UTC().Format(time.RFC3339), protocol.Plural(p.Attempts, "attempt"), why)
 	}
 	if c := st.ConfirmingApproval; c != nil {
 		fmt.Fprintf(out, "Approval waiting for the vault: request %s, approved by %s, %s so far; %s. The delete is carried out once the vault confirms it.\n\n",

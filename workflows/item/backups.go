@@ -150,9 +150,10 @@ func (d *decider) restoreDone() (Decision, error) {
 	by := d.ev.By
 	switch f := d.ev.Failure; {
 	case f != nil && f.Refused:
-		// Refused before anything was written: the target is wrong.
+		// Refused before anything was written: the target is wrong. The
+		// one who asked is told so (outcome), the audit says restore.
 		d.record(protocol.OpRestore, by, protocol.OutcomeRejected, f.Message)
-		return d.decision(), &protocol.Refusal{Message: f.Message}
+		return d.decision(), nil
 	case f != nil:
 		d.record(protocol.OpRestore, by, protocol.OutcomeFailed, f.Message)
 		return d.decision(), nil
