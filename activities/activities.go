@@ -368,6 +368,12 @@ func (a *Activities) AskVault(ctx context.Context, in item.AskVaultInput) (proto
 	}, &answer)
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
+		// The refusal's code and field go on to the item, and to whoever
+		// asked it.
+		var d protocol.RefusalDetails
+		if app.HasDetails() && app.Details(&d) == nil {
+			return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil, d)
+		}
 		return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil)
 	}
 	if err != nil {

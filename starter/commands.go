@@ -362,11 +362,34 @@ func (a *app) send(ctx context.Context, cl client.Client, workflowID, name strin
 	case err == nil:
 		return nil
 	case errors.As(err, &app) && app.Type() == protocol.ErrTypeRefused:
-		return fmt.Errorf("%s refused: %s", name, app.Message())
+		return refusal(name, app)
 	case errors.As(err, &app):
 		return fmt.Errorf("%s failed: %s", name, app.Message())
 	}
 	return a.explain(err)
+}
+
+// flagOf is the starter's flag for a field the API names.
+var flagOf = map[string]string{
+	"requestedBy": "--requested-by", "retentionDays": "--retention-days", "reason": "--reason",
+	"recoveryPointId": "--recovery-point", "targetPath": "--target",
+}
+
+// refusal says a workflow's refusal in the starter's words: a rule it
+// knows by its code in a sentence of its own, naming the flag; another
+// in the workflow's sentence, with the flag of the field at fault.
+func refusal(op string, app *temporal.ApplicationError) error {
+	var d protocol.RefusalDetails
+	if app.HasDetails() && app.Details(&d) == nil && d.Field != "" {
+		flag := flagOf[d.Field]
+		if d.Code == protocol.CodeNameNeeded && flag != "" {
+			return fmt.Errorf("%s refused: say who you are with %s NAME (not anonymous, system or scheduler), so that someone else can approve; nothing was changed", op, flag)
+		}
+		if flag != "" {
+			return fmt.Errorf("%s refused (%s): %s", op, flag, app.Message())
+		}
+	}
+	return fmt.Errorf("%s refused: %s", op, app.Message())
 }
 
 // explain turns the server's errors about a missing item into a sentence.

@@ -693,3 +693,18 @@ func TestAPurgedItemAndOneProtectedAgainUnderItsNameAreToldApart(t *testing.T) {
 	assert.Contains(t, out, purged[0].PurgedAt+"  purged")
 	assert.Contains(t, out, purged[0].RunID[:12])
 }
+
+// TestARefusalIsSaidInTheStartersWords: the vault says requestedBy, the
+// starter --requested-by, by the refusal's code, not by its sentence.
+func TestARefusalIsSaidInTheStartersWords(t *testing.T) {
+	k := startCluster(t)
+	k.mustJSON("protect", "--vault", "vault5", "--item", "vm1", "--source", writeSource(t))
+	out, err := k.starter("vault", "enable-mua", "--vault", "vault5", "--approvers", "alice,bob", "--requested-by", "alice")
+	require.NoError(t, err, out)
+	_, err = k.starter("delete", "--vault", "vault5", "--item", "vm1", "--requested-by", "anonymous")
+	assert.EqualError(t, err, "delete refused: say who you are with --requested-by NAME (not anonymous, system or scheduler), so that someone else can approve; nothing was changed")
+	// The API says it with the field's name.
+	err = items.Execute(t.Context(), k.c, client.UpdateWorkflowOptions{WorkflowID: protocol.WorkflowID("vault5", "vm1"), UpdateName: protocol.UpdateDelete,
+		Args: []any{protocol.Request{}}}, nil)
+	assert.ErrorContains(t, err, "name yourself in requestedBy")
+}

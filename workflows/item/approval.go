@@ -18,7 +18,7 @@ func (d *decider) approved() (Decision, error) {
 		if w := d.st.waiting(protocol.OpApproved, id); d.ev.Retry && w >= 0 {
 			d.st.Waiting = slices.Delete(slices.Clone(d.st.Waiting), w, w+1)
 		}
-		return d.vaultRefused(fmt.Sprintf(format, args...))
+		return d.vaultRefused(fmt.Sprintf(format, args...), protocol.RefusalDetails{})
 	}
 	switch {
 	case id == "":
@@ -41,7 +41,7 @@ func (d *decider) approved() (Decision, error) {
 		return waits, nil
 	}
 	if v.Refusal != "" {
-		return d.vaultRefused(v.Refusal)
+		return d.vaultRefused(v.Refusal, v.RefusalDetails)
 	}
 	d.st.VaultFloor.Raise(v.Settings)
 	// Every delete this item waited for is done by this one, asked by its

@@ -179,7 +179,7 @@ func (d *decider) delete() (Decision, error) {
 		return waits, nil
 	}
 	if v.Refusal != "" {
-		return d.vaultRefused(v.Refusal)
+		return d.vaultRefused(v.Refusal, v.RefusalDetails)
 	}
 	d.st.VaultFloor.Raise(v.Settings)
 	if v.Pending == nil {
@@ -221,12 +221,12 @@ func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 
 // vaultRefused is the vault's refusal. One asked again is audited: no one waits
 // for its answer.
-func (d *decider) vaultRefused(why string) (Decision, error) {
+func (d *decider) vaultRefused(why string, details protocol.RefusalDetails) (Decision, error) {
 	if d.ev.Retry {
 		d.record(d.ev.Op, d.ev.By, protocol.OutcomeRejected, why)
 		return d.decision(), nil
 	}
-	return d.refuse("%s", why)
+	return Decision{}, &protocol.Refusal{Message: why, Code: details.Code, Field: details.Field}
 }
 
 // softDelete carries out a delete the vault let through: soft-deleted until

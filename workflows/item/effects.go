@@ -1,6 +1,7 @@
 package item
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -280,7 +281,12 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 	err := workflow.ExecuteActivity(ctx, protocol.ActivityAskVault, in).Get(ctx, &answer)
 	switch {
 	case protocol.ErrorType(err) == protocol.ErrTypeRefused:
-		return &protocol.VaultAnswer{Refusal: protocol.Message(err)}
+		answer := &protocol.VaultAnswer{Refusal: protocol.Message(err)}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.HasDetails() {
+			_ = app.Details(&answer.RefusalDetails)
+		}
+		return answer
 	case err != nil:
 		return &protocol.VaultAnswer{Unavailable: fmt.Sprintf(
 			"vault %s could not be asked how deletes of item %s are protected: %s",

@@ -20,7 +20,26 @@ import (
 
 // Refusal is an operation the current state does not allow. Its message is
 // meant for the person who asked.
-type Refusal struct{ Message string }
+type Refusal struct {
+	Message string
+	// Code names the rule and Field the input at fault (as the API names
+	// it), so that each client can say it in its own words.
+	Code, Field string
+}
+
+// Codes of refusals a client may say in its own words.
+const (
+	// CodeNameNeeded: the operation must name who asks (Field requestedBy).
+	CodeNameNeeded = "nameNeeded"
+	// CodeOutOfBounds: a number is outside its bounds (Field names it).
+	CodeOutOfBounds = "outOfBounds"
+)
+
+// RefusalDetails are a refusal's code and field, as clients receive them.
+type RefusalDetails struct {
+	Code  string `json:"code,omitempty"`
+	Field string `json:"field,omitempty"`
+}
 
 func (r *Refusal) Error() string { return r.Message }
 
@@ -39,6 +58,10 @@ const ErrTypeRefused = "OperationRefused"
 func Final(err error) error {
 	if err == nil {
 		return nil
+	}
+	var r *Refusal
+	if errors.As(err, &r) && (r.Code != "" || r.Field != "") {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil, RefusalDetails{Code: r.Code, Field: r.Field})
 	}
 	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefused, nil)
 }

@@ -155,7 +155,8 @@ type ItemDeleteRequest struct {
 // gets, or the request it waits on, or why it cannot be made.
 type VaultAnswer struct {
 	// Refusal says why nothing can be deleted now; nothing changed.
-	Refusal string `json:"refusal,omitempty"`
+	Refusal        string `json:"refusal,omitempty"`
+	RefusalDetails `json:"refusalDetails"`
 	// Unavailable says why the vault could not answer (busy, restarting,
 	// not created yet): the delete waits and is asked again.
 	Unavailable string `json:"unavailable,omitempty"`

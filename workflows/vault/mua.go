@@ -317,7 +317,8 @@ func (m MuaSettings) otherApprovers(by string) []string {
 func CheckRequester(vaultID string, m MuaSettings, by string) error {
 	if signing.ReservedName(by) {
 		return &protocol.Refusal{Message: fmt.Sprintf(
-			"multi-user authorization of vault %s is on: name yourself in requestedBy, so that someone else can approve", vaultID)}
+			"multi-user authorization of vault %s is on: name yourself in requestedBy, so that someone else can approve", vaultID),
+			Code: protocol.CodeNameNeeded, Field: "requestedBy"}
 	}
 	if len(m.otherApprovers(by)) == 0 {
 		return &protocol.Refusal{Message: fmt.Sprintf(
@@ -345,7 +346,8 @@ func CheckDecision(vaultID string, m MuaSettings, r protocol.MuaRequest, by stri
 	case !now.Before(r.ExpiresAt):
 		return &protocol.Refusal{Message: fmt.Sprintf("request %s expired at %s: send the operation again", r.RequestID, r.ExpiresAt.UTC().Format(time.RFC3339))}
 	case signing.ReservedName(by):
-		return &protocol.Refusal{Message: fmt.Sprintf("to %s request %s, name yourself in requestedBy", verb, r.RequestID)}
+		return &protocol.Refusal{Message: fmt.Sprintf("to %s request %s, name yourself in requestedBy", verb, r.RequestID),
+			Code: protocol.CodeNameNeeded, Field: "requestedBy"}
 	case approve && signing.SameIdentity(by, r.RequestedBy):
 		return &protocol.Refusal{Message: fmt.Sprintf("%s requested %s and cannot approve it: another approver of vault %s must", by, r.RequestID, vaultID)}
 	case len(m.otherApprovers(by)) == len(m.Approvers) && (approve || !signing.SameIdentity(by, r.RequestedBy)):

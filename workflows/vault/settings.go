@@ -265,7 +265,8 @@ func ChangeSoftDelete(vaultID string, cur protocol.SoftDeleteSettings, req proto
 	if req.RetentionDays != 0 {
 		if req.RetentionDays < protocol.MinSoftDeleteRetentionDays || req.RetentionDays > protocol.MaxSoftDeleteRetentionDays {
 			return cur, &protocol.Refusal{Message: fmt.Sprintf("retentionDays %d is out of bounds: soft-deleted data is kept %d to %d days",
-				req.RetentionDays, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays)}
+				req.RetentionDays, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays),
+				Code: protocol.CodeOutOfBounds, Field: "retentionDays"}
 		}
 		next.RetentionDays = req.RetentionDays
 	}
