@@ -31,8 +31,11 @@ type dialFunc func() (client.Client, string, error)
 
 // app holds what every command shares: the flags and the connection.
 type app struct {
-	dial        dialFunc
-	jsonOut     bool
+	dial    dialFunc
+	jsonOut bool
+	// guardHolds says the delete that waits is held by the vault's
+	// mass-delete guard, for the status printed next.
+	guardHolds  bool
 	vaultID     string
 	itemID      string
 	requestedBy string
@@ -342,7 +345,18 @@ func (a *app) status(ctx context.Context, cl client.Client) error {
 		return err
 	}
 	st, _ = items.WithVaultWindow(ctx, cl, st)
+	a.guardHolds = a.vaultHolds(ctx, cl, st)
 	return a.print(st)
+}
+
+// vaultHolds says whether a delete waiting at the item is held by its
+// vault's mass-delete guard, as the vault publishes its hold.
+func (a *app) vaultHolds(ctx context.Context, cl client.Client, st item.Status) bool {
+	if st.PendingDelete == nil || !st.PendingDelete.Held {
+		return false
+	}
+	vs, err := items.VaultSettings(ctx, cl, st.VaultID)
+	return err == nil && !vs.MassDeleteHold.HeldSince.IsZero()
 }
 
 // update sends an item update and prints its answer, the new status.
@@ -351,6 +365,7 @@ func (a *app) update(ctx context.Context, cl client.Client, name string, arg any
 	if err := a.send(ctx, cl, a.workflowID(), name, arg, &st); err != nil {
 		return err
 	}
+	a.guardHolds = a.vaultHolds(ctx, cl, st)
 	return a.print(st)
 }
 
@@ -576,7 +591,7 @@ func (a *app) print(st item.Status) error {
 	if a.jsonOut {
 		return a.printJSON(st)
 	}
-	printStatus(a.out, st)
+	printStatus(a.out, st, a.guardHolds)
 	return nil
 }
 

@@ -14,14 +14,16 @@ import (
 
 const auditShown = 10
 
-func printStatus(out io.Writer, st item.Status) {
+// printStatus shows an item's status; guardHolds says its vault's
+// mass-delete guard holds the delete that waits.
+func printStatus(out io.Writer, st item.Status, guardHolds bool) {
 	if r := st.PendingApproval; r != nil {
 		fmt.Fprintf(out, "Pending approval: request %s at vault %s; %s.\nAn approver runs: starter vault approve --vault %s --request %s --requested-by NAME\n\n",
 			r.RequestID, st.VaultID, r.Detail, st.VaultID, r.RequestID)
 	}
 	if p := st.PendingDelete; p != nil {
 		why := p.Why
-		if p.Held {
+		if guardHolds {
 			// Said in the starter's words: the command that releases it.
 			why = fmt.Sprintf("the vault's mass-delete guard holds it until an operator clears the hold (starter vault clear-mass-delete-hold --vault %s)", st.VaultID)
 		}

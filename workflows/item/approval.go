@@ -23,6 +23,10 @@ func (d *decider) approved() (Decision, error) {
 	switch {
 	case id == "":
 		return d.refuse(`no requestId, nothing changed: send {"requestId": "r-1"}`)
+	case i < 0 && d.ev.Retry:
+		// Awaited no more (carried out, or dropped past the bound): the
+		// approval waits no longer either.
+		return refuseApproval("item %s awaits no approval of request %q any more, nothing changed", d.item, protocol.Quote([]byte(id)))
 	case i < 0:
 		return d.refuse("item %s awaits no approval of request %q, nothing changed: it acts only on deletes it registered itself, once",
 			d.item, protocol.Quote([]byte(id)))

@@ -233,6 +233,8 @@ func (d *decider) vaultRefused(why string, details protocol.RefusalDetails) (Dec
 // the deadline, or purged at once when the vault's soft delete is disabled.
 func (d *decider) softDelete(v *protocol.VaultAnswer, by string) Decision {
 	now := d.in.Now
+	// Whatever else waited for the vault has nothing left to delete.
+	d.st.Waiting = nil
 	d.st.DeletedAt = now
 	if v.Disabled {
 		d.st.ProtectionState, d.st.Deadline = protocol.Purging, now

@@ -541,3 +541,35 @@ func waitingFor(st ItemState, op protocol.Operation, id string) *Waiting {
 	}
 	return nil
 }
+
+// TestNothingWaitsForTheVaultOnceTheItemIsDeleted: an approval or a delete
+// left waiting when another delete went through waits no more, and one
+// retried that is no longer awaited is let go, not kept for ever.
+func TestNothingWaitsForTheVaultOnceTheItemIsDeleted(t *testing.T) {
+	st := testState(protocol.ProtectionStopped)
+	for _, id := range []string{"r-1", "r-2"} {
+		d, err := Decide(st, Event{Op: protocol.OpDelete, By: "mallory"}, Inputs{Item: testItem, Now: testNow,
+			Vault: &protocol.VaultAnswer{Pending: &protocol.MuaRequest{RequestID: id, State: protocol.RequestPending}}})
+		require.NoError(t, err)
+		st = d.State
+	}
+	busy := &protocol.VaultAnswer{Unavailable: "vault vault1 could not be asked"}
+	d, err := Decide(st, Event{Op: protocol.OpApproved, RequestID: "r-1", By: "bob"}, Inputs{Item: testItem, Now: testNow, Vault: busy})
+	require.NoError(t, err)
+	require.NotNil(t, waitingApproval(d.State, "r-1"))
+	confirmed := *testVault
+	confirmed.RequestedBy = "mallory"
+	d, err = Decide(d.State, Event{Op: protocol.OpApproved, RequestID: "r-2", By: "bob"}, Inputs{Item: testItem, Now: testNow, Vault: &confirmed})
+	require.NoError(t, err)
+	assert.Equal(t, protocol.SoftDeleted, d.State.ProtectionState)
+	assert.Empty(t, d.State.Waiting, "r-1's approval waits for nothing now")
+
+	// Undeleted, then r-1's approval retried from an older state: no
+	// longer awaited, it is audited and let go.
+	left := st
+	left.Waiting = []Waiting{{Op: protocol.OpApproved, RequestID: "r-9", By: "bob", Since: testNow, Attempts: 1}}
+	d, err = Decide(left, Event{Op: protocol.OpApproved, RequestID: "r-9", By: "bob", Retry: true}, Inputs{Item: testItem, Now: testNow})
+	require.NoError(t, err, "no one waits for a retry's answer")
+	assert.Nil(t, waitingApproval(d.State, "r-9"))
+	assert.Equal(t, protocol.OutcomeRejected, d.Audit.Outcome)
+}

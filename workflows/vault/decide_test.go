@@ -39,6 +39,9 @@ func TestVaultDecidesEveryCommandInEveryState(t *testing.T) {
 	pending := mua
 	pending.Requests = []protocol.MuaRequest{{RequestID: "r-1", Operation: protocol.UpdateSetSoftDelete, RequestedBy: "alice", State: protocol.RequestPending,
 		ExpiresAt: now.Add(time.Hour), SoftDelete: &protocol.SetSoftDeleteRequest{State: protocol.SoftDeleteDisabled}}}
+	deletion := mua
+	deletion.Requests = []protocol.MuaRequest{{RequestID: "r-1", Operation: protocol.UpdateDeleteVault, RequestedBy: "alice", State: protocol.RequestPending,
+		ExpiresAt: now.Add(time.Hour)}}
 	expired := pending
 	expired.Requests = []protocol.MuaRequest{pending.Requests[0]}
 	expired.Requests[0].ExpiresAt = now
@@ -122,6 +125,12 @@ func TestVaultDecidesEveryCommandInEveryState(t *testing.T) {
 			assert.Equal(t, protocol.SoftDeleteEnabled, d.State.SoftDelete.State)
 		}}},
 		{"expired/expire", expired, expire, Facts{}, want{audit: "expire/Expired"}},
+		{"deletion/approved asks its items", deletion, approve, Facts{}, want{ask: AskItems}},
+		{"deletion/approved", deletion, approve, Facts{Items: noItems}, want{audit: "deleteVault/accepted", check: func(t *testing.T, d Decision) { assert.True(t, d.State.Deleted) }}},
+		{"deletion/a forged approval costs no listing", deletion, cmd(protocol.UpdateApprove, protocol.DecisionRequest{RequestID: "r-1", RequestedBy: "eve"}), Facts{},
+			want{refused: "eve is not an approver", audit: "approve/rejected"}},
+		{"told/an item not told is said even when its request is gone", pending, Command{Op: "told", RequestID: "r-7", Failure: "no such workflow"}, Facts{},
+			want{refused: "its item could not be told", audit: "delete/rejected"}},
 
 		{"signed/unsigned disable", signed, disable, Facts{}, want{refused: "it is not signed", audit: "setSoftDelete/rejected"}},
 		{"signed/unsigned longer", signed, longer, Facts{}, want{audit: "setSoftDelete/accepted"}},

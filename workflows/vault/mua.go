@@ -64,20 +64,13 @@ func (d *decider) decideRequest(approve bool) error {
 	req := d.c.Payload.(protocol.DecisionRequest)
 	op := d.c.Op
 	d.who = actor{by: protocol.Requester(req.RequestedBy)}
-	i := d.find(req.RequestID)
-	if i >= 0 && approve {
-		if r := d.st.Requests[i]; r.Operation == protocol.UpdateDeleteVault && r.State == protocol.RequestPending {
-			// Listed before the decision, so that an approver waits for no
-			// one else's turn while the vault's items are checked.
-			if err := d.need(AskItems, d.f.Items != nil || d.f.ItemsErr != ""); err != nil {
-				return err
-			}
-		}
-	}
+	// A vault's deletion lists its items only once the approval is
+	// judged (carryOut): a forged one costs no listing.
 	if err := d.signed(op, protocol.VaultWorkflowID(d.st.ID), true); err != nil {
 		return err
 	}
 	by := d.who.by
+	i := d.find(req.RequestID)
 	if i < 0 {
 		return d.reject(op, d.who, fmt.Errorf("vault %s has no request %q: its status lists the requests it holds", d.st.ID, req.RequestID))
 	}
@@ -136,7 +129,11 @@ func (d *decider) carryOut(r protocol.MuaRequest, approver string) error {
 func (d *decider) told() error {
 	i := d.find(d.c.RequestID)
 	if i < 0 {
-		return nil
+		if d.c.Failure == "" {
+			return nil
+		}
+		// Gone from the list meanwhile: the failure is still said.
+		return d.reject(string(protocol.OpDelete), actor{by: signing.System}, fmt.Errorf("request %s was approved but its item could not be told: %s", d.c.RequestID, d.c.Failure))
 	}
 	r := d.st.Requests[i]
 	if d.c.Failure != "" {
