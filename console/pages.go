@@ -385,13 +385,6 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		}
 	}
 	var st item.Status
-	cancelsWaiting := false
-	if op == protocol.OpUndelete {
-		// An undelete of an item that is not soft-deleted cancels a delete
-		// waiting for its vault: the flash says which it did.
-		cur, err := c.itemStatus(r.Context(), vaultID, itemID)
-		cancelsWaiting = err == nil && cur.PendingDelete != nil && cur.ProtectionState != protocol.SoftDeleted
-	}
 	if refusal == nil {
 		refusal = c.update(r.Context(), protocol.WorkflowID(vaultID, itemID), name, arg, &st)
 	}
@@ -416,8 +409,6 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		done.Set("done", deletedAndPurged)
 	case op == protocol.OpDelete && st.PendingDelete != nil:
 		done.Set("done", deleteWaiting)
-	case cancelsWaiting:
-		done.Set("done", deleteCancelled)
 	}
 	// The page says it was done only while the audit line the action
 	// wrote is there and nothing a person did since came after it.
@@ -539,6 +530,19 @@ func itemFlash(r *http.Request, audit []protocol.AuditEntry) string {
 	request := q.Get("request")
 	if !requestIDPattern.MatchString(request) {
 		request = ""
+	}
+	if op == protocol.UpdateUndelete {
+		// What the undelete undid is the delete before it: a soft delete,
+		// or one still waiting for the vault.
+		done = protocol.UpdateUndelete
+		for _, e := range slices.Backward(audit[:i]) {
+			if e.Operation == protocol.UpdateDelete {
+				if e.Outcome == protocol.OutcomeWaiting {
+					done = deleteCancelled
+				}
+				break
+			}
+		}
 	}
 	switch done {
 	case protocol.UpdateStop:

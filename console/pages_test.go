@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -272,4 +273,19 @@ func TestAnItemOnALockedBucketSaysHowItsObjectsAreKept(t *testing.T) {
 	code, body := k.operator("alice").get("/vaults/vault1/items/vm1")
 	require.Equal(t, http.StatusOK, code)
 	assert.Regexp(t, `<dt>In the store</dt><dd>object lock COMPLIANCE; every object kept until 20\d\d-`, body)
+}
+
+// TestTheUndeleteBannerSaysWhatTheUndeleteUndid, whatever the address
+// says: a soft delete undone, or a delete cancelled while it waited.
+func TestTheUndeleteBannerSaysWhatTheUndeleteUndid(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	undelete := protocol.AuditEntry{Time: at, Operation: protocol.UpdateUndelete, RequestedBy: "alice", Outcome: protocol.OutcomeAccepted}
+	waited := []protocol.AuditEntry{{Time: at.Add(-time.Minute), Operation: protocol.UpdateDelete, RequestedBy: "alice", Outcome: protocol.OutcomeWaiting}, undelete}
+	through := []protocol.AuditEntry{{Time: at.Add(-2 * time.Minute), Operation: protocol.UpdateDelete, RequestedBy: "alice", Outcome: protocol.OutcomeWaiting},
+		{Time: at.Add(-time.Minute), Operation: protocol.UpdateDelete, RequestedBy: "alice", Outcome: protocol.OutcomeAccepted}, undelete}
+	for _, done := range []string{deleteCancelled, protocol.UpdateUndelete} {
+		r := httptest.NewRequest(http.MethodGet, "/vaults/v/items/i?"+url.Values{"done": {done}, "at": {at.Format(time.RFC3339Nano)}}.Encode(), nil)
+		assert.Contains(t, itemFlash(r, waited), "cancelled: nothing was deleted", done)
+		assert.Contains(t, itemFlash(r, through), "Undeleted: the purge is cancelled", "the waiting delete went through before the undelete (%s)", done)
+	}
 }
