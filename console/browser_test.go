@@ -413,4 +413,10 @@ func TestBrowserShowsHeldDeletesWhereTheOperatorLooks(t *testing.T) {
 
 	b.do(chromedp.Click(chromedp.CSS(`.filters a[href="/vaults/burst?state=Waiting"]`)))
 	b.until(`document.querySelector('tr[data-item="vm2"]') !== null && document.querySelector('tr[data-item="vm1"]') === null`)
+
+	// The item's page says it in the console's words: where to clear it.
+	b.do(chromedp.Navigate(k.url + "/vaults/burst/items/vm2"))
+	b.until(`document.querySelector("#status") !== null`)
+	assert.Contains(t, b.text("#status"), "the vault's mass-delete guard holds it until an operator clears the hold on the vault's page")
+	assert.NotContains(t, b.text("#status"), "(clearMassDeleteHold)", "not the API's name")
 }

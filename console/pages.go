@@ -302,6 +302,9 @@ type itemData struct {
 	// Signed says the vault requires signed critical operations: the
 	// console, which holds no one's key, shows the commands instead.
 	Signed bool
+	// GuardHolds says the vault's mass-delete guard holds the delete that
+	// waits, which the page then says in its own words.
+	GuardHolds bool
 	// Form holds what the operator typed into a form that was refused.
 	Form map[string]string
 }
@@ -334,6 +337,7 @@ func (c *Console) fillItem(r *http.Request, v *view, vaultID, itemID string) err
 	if vs, err := c.vaultStatus(r.Context(), vaultID); err == nil {
 		d.Status, d.SoftDeleteDisabled = items.VaultWindow(st, vs.SoftDelete)
 		d.Signed = vs.SignaturesRequired
+		d.GuardHolds = st.PendingDelete != nil && st.PendingDelete.Held && !vs.MassDeleteGuard.HeldSince.IsZero()
 		for _, req := range vs.Requests {
 			if req.State == protocol.RequestPending && req.ItemID == itemID {
 				d.Pending = append(d.Pending, req)
