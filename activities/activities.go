@@ -370,11 +370,7 @@ func (a *Activities) AskVault(ctx context.Context, in item.AskVaultInput) (proto
 	if errors.As(err, &app) {
 		// The refusal's code and field go on to the item, and to whoever
 		// asked it.
-		var d protocol.RefusalDetails
-		if app.HasDetails() && app.Details(&d) == nil {
-			return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil, d)
-		}
-		return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil)
+		return answer, temporal.NewNonRetryableApplicationError(app.Message(), app.Type(), nil, protocol.RefusalOf(err))
 	}
 	if err != nil {
 		return answer, fmt.Errorf("update %s of %s: %w", protocol.UpdateItemDelete, id, err)

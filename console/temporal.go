@@ -122,9 +122,6 @@ type itemPage struct {
 // same queries that list them, so a filter's count and its list agree.
 func (c *Console) countItems(ctx context.Context, vaultID string) (map[protocol.State]int, error) {
 	counts, err := items.Count(ctx, c.opts.Client, vaultID)
-	if err == nil {
-		counts[waitingFilter], err = items.CountQuery(ctx, c.opts.Client, protocol.WaitingQuery(vaultID))
-	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -132,15 +129,12 @@ func (c *Console) countItems(ctx context.Context, vaultID string) (map[protocol.
 }
 
 // waitingFilter lists the items whose delete waits for the vault.
-const waitingFilter protocol.State = "Waiting"
+const waitingFilter = items.Waiting
 
 // listItems reads one page of a vault's items from visibility and queries
 // the status of each, for its last backup and recovery points.
 func (c *Console) listItems(ctx context.Context, vaultID string, state protocol.State, token []byte) (itemPage, error) {
-	q := protocol.ItemsQuery(vaultID, state)
-	if state == waitingFilter {
-		q = protocol.WaitingQuery(vaultID)
-	}
+	q := items.Query(vaultID, state)
 	var page itemPage
 	listed, next, err := items.ListPage(ctx, c.opts.Client, q, int32(c.opts.PageSize), token)
 	if err != nil {

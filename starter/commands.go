@@ -344,19 +344,18 @@ func (a *app) status(ctx context.Context, cl client.Client) error {
 	if err != nil {
 		return err
 	}
-	st, _ = items.WithVaultWindow(ctx, cl, st)
-	a.guardHolds = a.vaultHolds(ctx, cl, st)
+	// One read of the vault's memo: the window and the hold.
+	if vs, err := items.VaultSettings(ctx, cl, st.VaultID); err == nil {
+		st, _ = items.VaultWindow(st, vs.SoftDeleteSettings)
+		a.guardHolds = guardHolds(st, vs)
+	}
 	return a.print(st)
 }
 
-// vaultHolds says whether a delete waiting at the item is held by its
+// guardHolds says whether a delete waiting at the item is held by its
 // vault's mass-delete guard, as the vault publishes its hold.
-func (a *app) vaultHolds(ctx context.Context, cl client.Client, st item.Status) bool {
-	if st.PendingDelete == nil || !st.PendingDelete.Held {
-		return false
-	}
-	vs, err := items.VaultSettings(ctx, cl, st.VaultID)
-	return err == nil && !vs.MassDeleteHold.HeldSince.IsZero()
+func guardHolds(st item.Status, vs protocol.DeleteSettings) bool {
+	return st.PendingDelete != nil && st.PendingDelete.Held && !vs.MassDeleteHold.HeldSince.IsZero()
 }
 
 // update sends an item update and prints its answer, the new status.
@@ -365,7 +364,10 @@ func (a *app) update(ctx context.Context, cl client.Client, name string, arg any
 	if err := a.send(ctx, cl, a.workflowID(), name, arg, &st); err != nil {
 		return err
 	}
-	a.guardHolds = a.vaultHolds(ctx, cl, st)
+	if st.PendingDelete != nil && st.PendingDelete.Held {
+		vs, err := items.VaultSettings(ctx, cl, st.VaultID)
+		a.guardHolds = err == nil && guardHolds(st, vs)
+	}
 	return a.print(st)
 }
 
@@ -394,8 +396,7 @@ var flagOf = map[string]string{
 // knows by its code in a sentence of its own, naming the flag; another
 // in the workflow's sentence, with the flag of the field at fault.
 func refusal(op string, app *temporal.ApplicationError) error {
-	var d protocol.RefusalDetails
-	if app.HasDetails() && app.Details(&d) == nil && d.Field != "" {
+	if d := protocol.RefusalOf(app); d.Field != "" {
 		flag := flagOf[d.Field]
 		if d.Code == protocol.CodeNameNeeded && flag != "" {
 			return fmt.Errorf("%s refused: say who you are with %s NAME (not anonymous, system or scheduler), so that someone else can approve; nothing was changed", op, flag)
@@ -804,15 +805,8 @@ func (a *app) vaultCommand() *cobra.Command {
 // nil (said where they would be) when visibility does not answer.
 func (a *app) countItems(ctx context.Context, cl client.Client) map[protocol.State]int {
 	counts, err := items.Count(ctx, cl, a.vaultID)
-	if err == nil {
-		counts[waitingCount], err = items.CountQuery(ctx, cl, protocol.WaitingQuery(a.vaultID))
-	}
 	if err != nil {
 		return nil
 	}
 	return counts
 }
-
-// waitingCount counts, among a vault's items, those whose delete waits for
-// the vault.
-const waitingCount protocol.State = "Waiting"

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"recoveryvault/internal/items"
+	"recoveryvault/internal/signing"
 	"recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
 	"recoveryvault/workflows/vault"
@@ -168,7 +170,7 @@ func printVaultStatus(out io.Writer, st vault.VaultStatus, counts map[protocol.S
 				pending++
 			}
 		}
-		fmt.Fprintf(tw, "Deletes waiting\t%d for the vault, %d for approval\n", counts[waitingCount], pending)
+		fmt.Fprintf(tw, "Deletes waiting\t%d for the vault, %d for approval\n", counts[items.Waiting], pending)
 	}
 	tw.Flush()
 	printAudit(out, st.Audit)
@@ -178,11 +180,11 @@ func printVaultStatus(out io.Writer, st vault.VaultStatus, counts map[protocol.S
 // shortSigner shortens a signer's key fingerprint to what tells keys apart
 // at a glance: "alice (SHA256:Es/qrKmX…)". --json prints it whole.
 func shortSigner(s string) string {
-	i := strings.LastIndex(s, "(SHA256:")
-	if i < 0 || len(s)-i < len("(SHA256:")+10 {
-		return s
+	fp := signing.FingerprintOf(s)
+	if n := len("SHA256:") + 8; len(fp) > n {
+		return strings.TrimSuffix(s, fp+")") + fp[:n] + "…)"
 	}
-	return s[:i+len("(SHA256:")+8] + "…)"
+	return s
 }
 
 func printAudit(out io.Writer, all []protocol.AuditEntry) {

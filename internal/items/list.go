@@ -3,6 +3,7 @@ package items
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
@@ -73,25 +74,40 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 	return r
 }
 
+// Waiting is the key under which Count counts the items whose delete
+// waits for the vault (protocol.WaitingQuery), beside the states.
+const Waiting protocol.State = "Waiting"
+
+// Query is the visibility query of a vault's items in a state, or under
+// Waiting of those whose delete waits for the vault.
+func Query(vaultID string, key protocol.State) string {
+	if key == Waiting {
+		return protocol.WaitingQuery(vaultID)
+	}
+	return protocol.ItemsQuery(vaultID, key)
+}
+
 // Count counts a vault's items by state through visibility, with the
 // queries that list them (protocol.ItemsQuery), so a count and its list
-// agree. It asks the server once per state, all at once.
+// agree, and under Waiting those whose delete waits for the vault. It asks
+// the server once per count, all at once.
 func Count(ctx context.Context, c client.Client, vaultID string) (map[protocol.State]int, error) {
-	counts := make([]int64, len(protocol.VisibleStates))
+	keys := append(slices.Clone(protocol.VisibleStates), Waiting)
+	counts := make([]int, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
-	for i, state := range protocol.VisibleStates {
+	for i, key := range keys {
 		g.Go(func() error {
-			n, err := CountQuery(gctx, c, protocol.ItemsQuery(vaultID, state))
-			counts[i] = int64(n)
+			n, err := CountQuery(gctx, c, Query(vaultID, key))
+			counts[i] = n
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	m := make(map[protocol.State]int, len(counts))
-	for i, s := range protocol.VisibleStates {
-		m[s] = int(counts[i])
+	m := make(map[protocol.State]int, len(keys))
+	for i, k := range keys {
+		m[k] = counts[i]
 	}
 	return m, nil
 }

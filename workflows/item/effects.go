@@ -1,7 +1,6 @@
 package item
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -281,12 +280,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 	err := workflow.ExecuteActivity(ctx, protocol.ActivityAskVault, in).Get(ctx, &answer)
 	switch {
 	case protocol.ErrorType(err) == protocol.ErrTypeRefused:
-		answer := &protocol.VaultAnswer{Refusal: protocol.Message(err)}
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.HasDetails() {
-			_ = app.Details(&answer.RefusalDetails)
-		}
-		return answer
+		return &protocol.VaultAnswer{Refusal: protocol.Message(err), RefusalDetails: protocol.RefusalOf(err)}
 	case err != nil:
 		return &protocol.VaultAnswer{Unavailable: fmt.Sprintf(
 			"vault %s could not be asked how deletes of item %s are protected: %s",

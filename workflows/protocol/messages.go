@@ -41,6 +41,16 @@ type RefusalDetails struct {
 	Field string `json:"field,omitempty"`
 }
 
+// RefusalOf is the code and field a refusal (Final) carries in err, if any.
+func RefusalOf(err error) RefusalDetails {
+	var d RefusalDetails
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.HasDetails() {
+		_ = app.Details(&d)
+	}
+	return d
+}
+
 func (r *Refusal) Error() string { return r.Message }
 
 func Requester(by string) string {
