@@ -51,9 +51,19 @@ func (w *item) status(now time.Time) Status {
 		s.SoftDeleteWindowInputs = &in
 		window, _ = in.Window(protocol.DefaultSoftDeleteSettings())
 	}
-	s.SoftDeleteRetentionDays = int(window / (24 * time.Hour))
+	s.SoftDeleteRetentionDays = retentionDays(window, w.windowInputs(protocol.RetentionOverride{}))
 	s.SoftDeleteWindow = protocol.WindowText(window)
 	return s
+}
+
+// retentionDays are the days of soft-delete retention a window stands for:
+// a dev-mode window of minutes stands for the days it replaced.
+func retentionDays(window time.Duration, in protocol.WindowInputs) int {
+	const day = 24 * time.Hour
+	if window%day != 0 {
+		window, _ = in.Window(protocol.DefaultSoftDeleteSettings())
+	}
+	return int(window / day)
 }
 
 // windowInputs are the item's part in the window of a delete made now.
@@ -82,8 +92,9 @@ type Status struct {
 	IsScheduledForDeferredDelete bool            `json:"isScheduledForDeferredDelete"`
 	DeferredDeleteTimeInUTC      string          `json:"deferredDeleteTimeInUTC"`
 	DeferredDeleteTimeRemaining  string          `json:"deferredDeleteTimeRemaining"`
-	// SoftDeleteRetentionDays and SoftDeleteWindow are the window that
-	// applies: the one the delete got, or the one a delete made now would get.
+	// SoftDeleteWindow is the window that applies: the one the delete got,
+	// or the one a delete made now would get. SoftDeleteRetentionDays are
+	// its days; under a dev-mode override, the days the override replaced.
 	SoftDeleteRetentionDays int    `json:"softDeleteRetentionDays"`
 	SoftDeleteWindow        string `json:"softDeleteWindow"`
 	// SoftDeleteWindowInputs are the item's part of that window, before a

@@ -3,6 +3,7 @@ package item
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,6 +43,26 @@ func TestItemInputValidation(t *testing.T) {
 			in := valid()
 			c.change(&in)
 			assert.ErrorContains(t, in.Validate(), c.want)
+		})
+	}
+}
+
+func TestRetentionDaysUnderADevModeWindowAreTheDaysItReplaced(t *testing.T) {
+	const day = 24 * time.Hour
+	cases := map[string]struct {
+		window time.Duration
+		in     protocol.WindowInputs
+		want   int
+	}{
+		"the default window":            {14 * day, protocol.WindowInputs{}, 14},
+		"a vault's 30 days":             {30 * day, protocol.WindowInputs{}, 30},
+		"dev mode, item started by CLI": {2 * time.Minute, protocol.WindowInputs{}, 14},
+		"dev mode, item asking 60 days": {2 * time.Minute, protocol.WindowInputs{ItemDays: 60}, 60},
+		"dev mode, vault floor 30 days": {2 * time.Minute, protocol.WindowInputs{Floor: protocol.VaultFloor{RetentionDays: 30}}, 30},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, c.want, retentionDays(c.window, c.in))
 		})
 	}
 }
