@@ -78,7 +78,7 @@ func TestRestoreIsRefusedInTheWorkflowsOwnWords(t *testing.T) {
 
 	code, body, _ = alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {"relative/path"}})
 	assert.Equal(t, http.StatusConflict, code)
-	assert.Contains(t, body, "absolute targetPath")
+	assert.Contains(t, body, `Restore to &#34;relative/path&#34; is not an absolute path`, "said with the form's label")
 
 	target := filepath.Join(t.TempDir(), "restored")
 	code, _, loc := alice.post(item+"/restore", url.Values{"recoveryPointId": {rp}, "targetPath": {target}})

@@ -206,7 +206,7 @@ func (c *Console) update(ctx context.Context, workflowID, name string, arg, resu
 	case err == nil:
 		return nil
 	case errors.As(err, &app) && app.Type() == protocol.ErrTypeRefused:
-		return problem(http.StatusConflict, "%s", app.Message())
+		return problem(http.StatusConflict, "%s", inConsoleWords(app))
 	case errors.As(err, &app):
 		return problem(http.StatusUnprocessableEntity, "%s failed: %s", name, app.Message())
 	case items.Finished(err):
@@ -238,4 +238,23 @@ func eachConcurrently(n int, f func(int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// labelOf is the console's label of a field the API names.
+var labelOf = map[string]string{
+	"recoveryPointId": "Recovery point", "targetPath": "Restore to", "reason": "Reason", "requestedBy": "Your name",
+}
+
+// inConsoleWords says a refusal as the console's user knows the form: the
+// field by its label, a name that is needed where they give it.
+func inConsoleWords(app *temporal.ApplicationError) string {
+	d := protocol.RefusalOf(app)
+	label := labelOf[d.Field]
+	switch msg, ok := strings.CutPrefix(app.Message(), d.Field); {
+	case d.Code == protocol.CodeNameNeeded:
+		return "Refused: give your name (Who are you?, at the top of the page), not anonymous, system or scheduler, so that someone else can approve; nothing was changed."
+	case ok && label != "":
+		return label + msg
+	}
+	return app.Message()
 }

@@ -389,7 +389,9 @@ func (a *app) send(ctx context.Context, cl client.Client, workflowID, name strin
 // flagOf is the starter's flag for a field the API names.
 var flagOf = map[string]string{
 	"requestedBy": "--requested-by", "retentionDays": "--retention-days", "reason": "--reason",
-	"recoveryPointId": "--recovery-point", "targetPath": "--target",
+	"recoveryPointId": "--recovery-point", "targetPath": "--target", "state": "--state",
+	"purgeReminder": "--purge-reminder", "threshold": "--threshold", "window": "--window",
+	"approvalWindow": "--approval-window", "approvers": "--approvers", "allowedSigners": "--file",
 }
 
 // refusal says a workflow's refusal in the starter's words: a rule it
@@ -400,6 +402,11 @@ func refusal(op string, app *temporal.ApplicationError) error {
 		flag := flagOf[d.Field]
 		if d.Code == protocol.CodeNameNeeded && flag != "" {
 			return fmt.Errorf("%s refused: say who you are with %s NAME (not anonymous, system or scheduler), so that someone else can approve; nothing was changed", op, flag)
+		}
+		// A sentence about a field opens with its name: the starter's
+		// user reads the flag there instead.
+		if msg, ok := strings.CutPrefix(app.Message(), d.Field); ok && flag != "" {
+			return fmt.Errorf("%s refused: %s%s", op, flag, msg)
 		}
 		if flag != "" {
 			return fmt.Errorf("%s refused (%s): %s", op, flag, app.Message())

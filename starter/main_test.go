@@ -239,19 +239,21 @@ func TestStarterDrivesTheLifecycleOnARealServer(t *testing.T) {
 	sameTree(t, src, restored2)
 
 	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", restored2}, item...)...)
-	assert.EqualError(t, err, "restore refused: "+restored2+" is a directory that is not empty: restore into an absent or empty directory, so that nothing is overwritten; nothing was written")
+	assert.EqualError(t, err, "restore refused (--target): "+restored2+" is a directory that is not empty: restore into an absent or empty directory, so that nothing is overwritten; nothing was written")
 	refused := k.mustJSON(append([]string{"status"}, item...)...).Audit
 	assert.Equal(t, "restore/rejected", refused[len(refused)-1].Operation+"/"+refused[len(refused)-1].Outcome, "the audit names the operation asked for")
+	_, err = k.starter(append([]string{"restore", "--recovery-point", "rp-nope", "--target", filepath.Join(t.TempDir(), "r3")}, item...)...)
+	assert.ErrorContains(t, err, `restore refused: --recovery-point "rp-nope" is not a recovery point of item`, "said with the flag typed")
 	file := filepath.Join(restored2, "vm.json")
 	_, err = k.starter(append([]string{"restore", "--recovery-point", first, "--target", file}, item...)...)
-	assert.EqualError(t, err, "restore refused: "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written")
+	assert.EqualError(t, err, "restore refused (--target): "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written")
 	// --json says what went wrong as JSON on stderr, with a non-zero exit.
 	var stderr bytes.Buffer
 	code := execute(context.Background(), k.root(), append([]string{"restore", "--json", "--recovery-point", first, "--target", file}, item...), &stderr)
 	assert.Equal(t, 1, code)
 	var jerr struct{ Error string }
 	require.NoError(t, json.Unmarshal(stderr.Bytes(), &jerr), stderr.String())
-	assert.Equal(t, "restore refused: "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written", jerr.Error)
+	assert.Equal(t, "restore refused (--target): "+file+" is a file, not a directory: restore into an absent or empty directory; nothing was written", jerr.Error)
 	stderr.Reset()
 	assert.Equal(t, 1, execute(context.Background(), k.root(), []string{"stop", "--json", "--force"}, &stderr))
 	require.NoError(t, json.Unmarshal(stderr.Bytes(), &jerr), "a flag error too is JSON: %s", stderr.String())
@@ -414,6 +416,9 @@ func TestStarterVaultCommands(t *testing.T) {
 	assert.ErrorContains(t, err, "setSoftDelete refused: soft delete of vault vault9 is AlwaysOn, which is irreversible")
 	_, err = k.starter("vault", "set-soft-delete", "--vault", "vault9", "--retention-days", "7")
 	assert.EqualError(t, err, "--retention-days 7: soft-deleted data is kept 14 to 180 days; nothing was sent", "said in the flag the operator typed")
+	// A refusal about a field is said with the flag the operator typed.
+	_, err = k.starter("vault", "set-soft-delete", "--vault", "vault9", "--purge-reminder", "soon", "--requested-by", "alice")
+	assert.EqualError(t, err, `setSoftDelete refused: --purge-reminder "soon" is not a positive duration such as "48h"`)
 
 	// The item's delete now gets the vault's 30 days.
 	st := k.mustJSON("delete", "--vault", "vault9", "--item", "vm1", "--requested-by", "mallory")

@@ -61,8 +61,8 @@ func (d *decider) recoveryPoint(id string) (protocol.RecoveryPoint, error) {
 			return rp, nil
 		}
 	}
-	return protocol.RecoveryPoint{}, &protocol.Refusal{Message: fmt.Sprintf("item %s has no recovery point %q: the status query lists the %s it has",
-		d.item, id, protocol.Plural(len(d.st.RecoveryPoints), "recovery point"))}
+	return protocol.RecoveryPoint{}, protocol.FieldRefusal(protocol.CodeNotFound, "recoveryPointId", "recoveryPointId %q is not a recovery point of item %s, which has %s, listed in its status",
+		id, d.item, protocol.Plural(len(d.st.RecoveryPoints), "recovery point"))
 }
 
 // locked records how long the store now keeps the item's objects, and

@@ -268,7 +268,7 @@ func TestStoreEffectsThatWaitedAreCheckedAgainstTheStateNow(t *testing.T) {
 	assert.ErrorContains(t, Runnable(testState(protocol.SoftDeleted), restore, testItem), "undelete it before restoring")
 	gone := testState(protocol.Protected)
 	gone.RecoveryPoints = nil
-	assert.ErrorContains(t, Runnable(gone, restore, testItem), `has no recovery point "rp-1"`, "collected meanwhile")
+	assert.ErrorContains(t, Runnable(gone, restore, testItem), `recoveryPointId "rp-1" is not a recovery point of item`, "collected meanwhile")
 	assert.NoError(t, Runnable(testState(protocol.Purging), Effect{Kind: EffectPurge}, testItem))
 }
 

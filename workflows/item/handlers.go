@@ -108,7 +108,7 @@ func (w *item) outcome(ev Event) error {
 	case f == nil:
 		return nil
 	case f.Refused && ev.Op == OpRestoreDone:
-		return &protocol.Refusal{Message: f.Message}
+		return &protocol.Refusal{Message: f.Message, Code: protocol.CodeBadValue, Field: "targetPath"}
 	case ev.Op == OpBackupDone:
 		return temporal.NewNonRetryableApplicationError("backup of item "+w.in.ItemID+" failed: "+f.Message, "BackupFailed", nil)
 	}

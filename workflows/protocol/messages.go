@@ -31,9 +31,18 @@ type Refusal struct {
 const (
 	// CodeNameNeeded: the operation must name who asks (Field requestedBy).
 	CodeNameNeeded = "nameNeeded"
-	// CodeOutOfBounds: a number is outside its bounds (Field names it).
+	// CodeOutOfBounds: a number or a duration is outside its bounds.
 	CodeOutOfBounds = "outOfBounds"
+	// CodeBadValue: a value is not of the form the field takes.
+	CodeBadValue = "badValue"
+	// CodeNotFound: the field names something the item or vault lacks.
+	CodeNotFound = "notFound"
 )
+
+// FieldRefusal refuses the value of one field of a request.
+func FieldRefusal(code, field, format string, args ...any) *Refusal {
+	return &Refusal{Message: fmt.Sprintf(format, args...), Code: code, Field: field}
+}
 
 // RefusalDetails are a refusal's code and field, as clients receive them.
 type RefusalDetails struct {
@@ -223,10 +232,10 @@ func DecodeRestoreRequest(raw converter.RawValue) (RestoreRequest, error) {
 		return r, err
 	}
 	if r.RecoveryPointID == "" {
-		return r, fmt.Errorf("restore needs a recoveryPointId: the status query lists them; payload like %s", example)
+		return r, FieldRefusal(CodeBadValue, "recoveryPointId", "recoveryPointId is needed: the status query lists them; payload like %s", example)
 	}
 	if r.TargetPath == "" || !filepath.IsAbs(r.TargetPath) {
-		return r, fmt.Errorf("restore needs an absolute targetPath (an empty or absent directory on the worker), got %q", r.TargetPath)
+		return r, FieldRefusal(CodeBadValue, "targetPath", "targetPath %q is not an absolute path: restore into an absent or empty directory on the worker", r.TargetPath)
 	}
 	return r, nil
 }

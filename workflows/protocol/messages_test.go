@@ -99,11 +99,11 @@ func TestClipCutsOnACharacterBoundary(t *testing.T) {
 
 func TestDecodeRestoreRequestNeedsPointAndAbsoluteTarget(t *testing.T) {
 	_, err := DecodeRestoreRequest(jsonPayload(`{"targetPath": "/tmp/x"}`))
-	assert.ErrorContains(t, err, "needs a recoveryPointId")
+	assert.ErrorContains(t, err, "recoveryPointId is needed")
 	_, err = DecodeRestoreRequest(jsonPayload(`{"recoveryPointId": "rp-1", "targetPath": "relative"}`))
-	assert.ErrorContains(t, err, "absolute targetPath")
+	assert.ErrorContains(t, err, `targetPath "relative" is not an absolute path`)
 	_, err = DecodeRestoreRequest(converter.RawValue{})
-	assert.ErrorContains(t, err, "needs a recoveryPointId")
+	assert.ErrorContains(t, err, "recoveryPointId is needed")
 	r, err := DecodeRestoreRequest(jsonPayload(`{"recoveryPointId": "rp-1", "targetPath": "/tmp/x", "requestedBy": "bob"}`))
 	require.NoError(t, err)
 	assert.Equal(t, RestoreRequest{"rp-1", "/tmp/x", "bob"}, r)

@@ -110,14 +110,14 @@ func ChangeMassDeleteGuard(cur MassDeleteGuard, req protocol.SetMassDeleteGuardR
 	}
 	if req.Threshold != 0 {
 		if req.Threshold < 1 || req.Threshold > maxMassDeleteThreshold {
-			return cur, &protocol.Refusal{Message: fmt.Sprintf("threshold %d is not a number of deletes from 1 to %d", req.Threshold, maxMassDeleteThreshold)}
+			return cur, protocol.FieldRefusal(protocol.CodeOutOfBounds, "threshold", "threshold %d is not a number of deletes from 1 to %d", req.Threshold, maxMassDeleteThreshold)
 		}
 		next.Threshold = req.Threshold
 	}
 	if req.Window != "" {
 		d, err := time.ParseDuration(req.Window)
 		if err != nil || d < MinMassDeleteWindow || d > MaxMassDeleteWindow {
-			return cur, &protocol.Refusal{Message: fmt.Sprintf("window %q is not a duration from %s to %s, such as \"10m\"", req.Window, MinMassDeleteWindow, protocol.FormatRemaining(MaxMassDeleteWindow))}
+			return cur, protocol.FieldRefusal(protocol.CodeOutOfBounds, "window", "window %q is not a duration from %s to %s, such as \"10m\"", req.Window, MinMassDeleteWindow, protocol.FormatRemaining(MaxMassDeleteWindow))
 		}
 		next.Window = d.String()
 	}

@@ -270,8 +270,8 @@ func ChangeMua(vaultID string, cur MuaSettings, req protocol.EnableMuaRequest) (
 	if req.ApprovalWindow != "" {
 		d, err := time.ParseDuration(req.ApprovalWindow)
 		if err != nil || d < MinApprovalWindow || d > MaxApprovalWindow {
-			return cur, &protocol.Refusal{Message: fmt.Sprintf("approvalWindow %q is not a duration from %s to %s, such as \"24h\"",
-				req.ApprovalWindow, MinApprovalWindow, protocol.FormatRemaining(MaxApprovalWindow))}
+			return cur, protocol.FieldRefusal(protocol.CodeOutOfBounds, "approvalWindow", "approvalWindow %q is not a duration from %s to %s, such as \"24h\"",
+				req.ApprovalWindow, MinApprovalWindow, protocol.FormatRemaining(MaxApprovalWindow))
 		}
 		next.ApprovalWindow = d.String()
 	}
@@ -283,16 +283,16 @@ func ChangeMua(vaultID string, cur MuaSettings, req protocol.EnableMuaRequest) (
 
 func approverList(names []string) ([]string, error) {
 	if len(names) > maxApprovers {
-		return nil, &protocol.Refusal{Message: fmt.Sprintf("%d approvers are too many: name at most %d", len(names), maxApprovers)}
+		return nil, protocol.FieldRefusal(protocol.CodeOutOfBounds, "approvers", "approvers: %d are too many, name at most %d", len(names), maxApprovers)
 	}
 	var out []string
 	for _, n := range names {
 		n = strings.TrimSpace(n)
 		if signing.ReservedName(n) || len(n) > 256 {
-			return nil, &protocol.Refusal{Message: fmt.Sprintf("approver %q is not a name: use the identity each approver signs requests with", n)}
+			return nil, protocol.FieldRefusal(protocol.CodeBadValue, "approvers", "approvers: %q is not a name, use the identity each approver signs requests with", n)
 		}
 		if slices.ContainsFunc(out, func(o string) bool { return signing.SameIdentity(o, n) }) {
-			return nil, &protocol.Refusal{Message: fmt.Sprintf("approver %q is named twice", n)}
+			return nil, protocol.FieldRefusal(protocol.CodeBadValue, "approvers", "approvers: %q is named twice", n)
 		}
 		out = append(out, n)
 	}

@@ -124,7 +124,7 @@ func signersChange(d *decider, payload any) (change, error) {
 	signers, err := signing.ParseAllowedSigners(req.AllowedSigners)
 	switch {
 	case err != nil:
-		err = &protocol.Refusal{Message: err.Error() + ": nothing changed"}
+		err = protocol.FieldRefusal(protocol.CodeBadValue, "allowedSigners", "allowedSigners: %v: nothing changed", err)
 	case len(signers) == 0 && d.st.AllowedSigners == "" && !d.carryingOut():
 		err = &protocol.Refusal{Message: fmt.Sprintf("vault %s holds no allowed signers, and none were given: send the text of an allowed_signers file", d.st.ID)}
 	case len(signers) > 0 && d.st.Mua.Enabled:
@@ -256,7 +256,7 @@ func ChangeSoftDelete(vaultID string, cur protocol.SoftDeleteSettings, req proto
 	case protocol.SoftDeleteEnabled, protocol.SoftDeleteDisabled, protocol.SoftDeleteAlwaysOn:
 		next.State = req.State
 	default:
-		return cur, &protocol.Refusal{Message: fmt.Sprintf("soft-delete state %q is not known: use Enabled, Disabled or AlwaysOn", req.State)}
+		return cur, protocol.FieldRefusal(protocol.CodeBadValue, "state", "state %q is not a soft-delete state: use Enabled, Disabled or AlwaysOn", req.State)
 	}
 	if cur.State == protocol.SoftDeleteAlwaysOn && next.State != protocol.SoftDeleteAlwaysOn {
 		return cur, &protocol.Refusal{Message: fmt.Sprintf(
@@ -264,16 +264,15 @@ func ChangeSoftDelete(vaultID string, cur protocol.SoftDeleteSettings, req proto
 	}
 	if req.RetentionDays != 0 {
 		if req.RetentionDays < protocol.MinSoftDeleteRetentionDays || req.RetentionDays > protocol.MaxSoftDeleteRetentionDays {
-			return cur, &protocol.Refusal{Message: fmt.Sprintf("retentionDays %d is out of bounds: soft-deleted data is kept %d to %d days",
-				req.RetentionDays, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays),
-				Code: protocol.CodeOutOfBounds, Field: "retentionDays"}
+			return cur, protocol.FieldRefusal(protocol.CodeOutOfBounds, "retentionDays", "retentionDays %d is out of bounds: soft-deleted data is kept %d to %d days",
+				req.RetentionDays, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays)
 		}
 		next.RetentionDays = req.RetentionDays
 	}
 	if req.PurgeReminder != "" {
 		d, err := time.ParseDuration(req.PurgeReminder)
 		if err != nil || d <= 0 {
-			return cur, &protocol.Refusal{Message: fmt.Sprintf("purgeReminder %q is not a positive duration such as \"48h\"", req.PurgeReminder)}
+			return cur, protocol.FieldRefusal(protocol.CodeBadValue, "purgeReminder", "purgeReminder %q is not a positive duration such as \"48h\"", req.PurgeReminder)
 		}
 		next.PurgeReminder = d.String()
 	}

@@ -44,7 +44,7 @@ func TestChangeSoftDeleteRules(t *testing.T) {
 		"always on keeps retention":  {alwaysOn, protocol.SetSoftDeleteRequest{RetentionDays: 90}, protocol.SoftDeleteSettings{State: protocol.SoftDeleteAlwaysOn, RetentionDays: 90, PurgeReminder: "48h0m0s"}, ""},
 		"retention too short":        {def, protocol.SetSoftDeleteRequest{RetentionDays: 13}, def, "retentionDays 13 is out of bounds: soft-deleted data is kept 14 to 180 days"},
 		"retention too long":         {def, protocol.SetSoftDeleteRequest{RetentionDays: 181}, def, "out of bounds"},
-		"unknown state":              {def, protocol.SetSoftDeleteRequest{State: "Off"}, def, `soft-delete state "Off" is not known`},
+		"unknown state":              {def, protocol.SetSoftDeleteRequest{State: "Off"}, def, `state "Off" is not a soft-delete state`},
 		"bad reminder":               {def, protocol.SetSoftDeleteRequest{PurgeReminder: "soon"}, def, "purgeReminder"},
 		"reminder":                   {def, protocol.SetSoftDeleteRequest{PurgeReminder: "72h"}, protocol.SoftDeleteSettings{State: protocol.SoftDeleteEnabled, RetentionDays: 14, PurgeReminder: "72h0m0s"}, ""},
 		"empty request changes none": {def, protocol.SetSoftDeleteRequest{}, def, ""},
