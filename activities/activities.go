@@ -61,7 +61,7 @@ func (a *Activities) backup(ctx context.Context, in item.BackupInput) (item.Back
 		activity.GetLogger(ctx).Error("Tamper alert not delivered", "error", err)
 	}
 	rp := in.Point
-	rp.SizeBytes, rp.NewBytes, rp.SHA256 = p.SizeBytes, p.NewBytes, p.SHA256
+	rp.SizeBytes, rp.NewBytes, rp.SHA256, rp.Change = p.SizeBytes, p.NewBytes, p.SHA256, p.Change
 	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("Special files not backed up", "vault", in.VaultID, "item", in.ItemID, "files", p.Skipped)
 	}

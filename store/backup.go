@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"github.com/kopia/kopia/snapshot/policy"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 	"github.com/kopia/kopia/snapshot/upload"
+
+	"recoveryvault/workflows/protocol"
 )
 
 // Point is what a backup stored.
@@ -38,6 +41,8 @@ type Point struct {
 	// Unhidden are the item's objects someone had hidden under delete
 	// markers, which the store removed.
 	Unhidden []string
+	// Change is what changed against the point before; nil for the first.
+	Change *protocol.Change
 }
 
 // Labels of a recovery point's snapshot.
@@ -47,6 +52,7 @@ const (
 	labelSize   = "tag:size"
 	labelNew    = "tag:new-bytes"
 	labelFiles  = "tag:files"
+	labelChange = "tag:change"
 )
 
 // policyTree is how every point is taken: file data compressed with zstd
@@ -165,6 +171,9 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 			return err
 		}
 		point = Point{SHA256: sum, Skipped: tree.skipped, Unhidden: unhidden}
+		if previousList != nil {
+			point.Change = measure(previousList, entries)
+		}
 		for _, e := range entries {
 			if e.Type == EntryFile {
 				point.Files++
@@ -182,6 +191,11 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 			labelPoint: id, labelSHA256: sum,
 			labelSize: strconv.FormatInt(point.SizeBytes, 10), labelNew: strconv.FormatInt(point.NewBytes, 10),
 			labelFiles: strconv.Itoa(point.Files),
+		}
+		if point.Change != nil {
+			// Kept with the point, so that a retried backup answers it too.
+			data, _ := json.Marshal(point.Change)
+			man.Tags[labelChange] = string(data)
 		}
 		if _, err := snapshot.SaveSnapshot(ctx, w, man); err != nil {
 			return err
@@ -310,5 +324,11 @@ func pointOf(m *snapshot.Manifest) Point {
 	p.SizeBytes, _ = strconv.ParseInt(m.Tags[labelSize], 10, 64)
 	p.NewBytes, _ = strconv.ParseInt(m.Tags[labelNew], 10, 64)
 	p.Files, _ = strconv.Atoi(m.Tags[labelFiles])
+	if data := m.Tags[labelChange]; data != "" {
+		var c protocol.Change
+		if json.Unmarshal([]byte(data), &c) == nil {
+			p.Change = &c
+		}
+	}
 	return p
 }

@@ -46,6 +46,9 @@ type fileEntry struct {
 	ModTime time.Time   `json:"modTime"`
 	SHA256  string      `json:"sha256,omitempty"`
 	Target  string      `json:"target,omitempty"`
+	// sampled and incompressible are what a backup sampled of the file as
+	// it read it; not part of the list.
+	sampled, incompressible int64
 }
 
 // name is the entry's exact relative path, "." for the root.
@@ -226,11 +229,15 @@ func (f *sourceFile) Open(ctx context.Context) (kopiafs.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newHashingReader(r, f.entry.name(), f.t.read, func(size int64, sum string) {
+	h := newHashingReader(r, f.entry.name(), f.t.read, nil)
+	h.sample = &sampler{}
+	h.done = func(size int64, sum string) {
 		f.t.mu.Lock()
 		f.entry.SHA256, f.entry.Size = sum, size
+		f.entry.sampled, f.entry.incompressible = h.sample.sampled, h.sample.incompressible
 		f.t.mu.Unlock()
-	}), nil
+	}
+	return h, nil
 }
 
 // hashingReader hashes and counts what kopia reads of a file, as a backup
@@ -246,6 +253,8 @@ type hashingReader struct {
 	// read is told of every read, for progress; it may be nil.
 	read func(n int64)
 	done func(size int64, sha256 string)
+	// sample, when set, samples what is read for how well it compresses.
+	sample *sampler
 }
 
 func newHashingReader(r kopiafs.Reader, name string, read func(int64), done func(int64, string)) *hashingReader {
@@ -255,6 +264,9 @@ func newHashingReader(r kopiafs.Reader, name string, read func(int64), done func
 func (r *hashingReader) Read(p []byte) (int, error) {
 	n, err := r.Reader.Read(p)
 	r.sha.Write(p[:n])
+	if r.sample != nil {
+		r.sample.write(p[:n])
+	}
 	r.size += int64(n)
 	if r.read != nil {
 		r.read(int64(n))
@@ -268,10 +280,16 @@ func (r *hashingReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	r.sha.Reset()
 	r.size = 0
+	if r.sample != nil {
+		*r.sample = sampler{}
+	}
 	return r.Reader.Seek(0, io.SeekStart)
 }
 
 func (r *hashingReader) Close() error {
+	if r.sample != nil {
+		r.sample.done()
+	}
 	r.done(r.size, hex.EncodeToString(r.sha.Sum(nil)))
 	return r.Reader.Close()
 }

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"recoveryvault/internal/ransomware"
+	"recoveryvault/workflows/protocol"
+)
+
+func TestEncryptionInPlaceIsMeasuredAsReplacedAndIncompressible(t *testing.T) {
+	s := newDirStore(t)
+	src := t.TempDir()
+	ransomware.WriteDocuments(t, src, 100, 20<<10)
+
+	first := backup(t, s, "vm1", "rp-1", src)
+	assert.Nil(t, first.Change, "an item's first backup has nothing to compare with")
+
+	ransomware.Edit(t, src, 3)
+	normal := backup(t, s, "vm1", "rp-2", src)
+	require.NotNil(t, normal.Change)
+	assert.Equal(t, protocol.Change{Files: 100, Changed: 3, BytesChanged: normal.Change.BytesChanged, Sampled: normal.Change.Sampled}, *normal.Change,
+		"a normal day: three documents edited, none of it incompressible")
+	assert.Positive(t, normal.Change.Sampled)
+
+	ransomware.Encrypt(t, src, 60)
+	hit := backup(t, s, "vm1", "rp-3", src)
+	require.NotNil(t, hit.Change)
+	c := *hit.Change
+	assert.Equal(t, 100, c.Files)
+	assert.Equal(t, 61, c.Added, "60 encrypted copies and the note")
+	assert.Equal(t, 60, c.Deleted)
+	assert.Equal(t, 60, c.Replaced)
+	assert.Equal(t, ".locked", c.NewExtension)
+	assert.Equal(t, 1, c.RansomNotes)
+	assert.GreaterOrEqual(t, c.Incompressible*100/c.Sampled, int64(95), "encrypted bytes do not compress")
+	assert.NotEmpty(t, protocol.AnomalyRule{}.Judge(c))
+	assert.Empty(t, protocol.AnomalyRule{}.Judge(*normal.Change))
+
+	again := backup(t, s, "vm1", "rp-3", src)
+	assert.Equal(t, hit.Change, again.Change, "a retried backup answers the change it measured")
+	for _, name := range []string{"report-000", "dept-"} {
+		data, _ := json.Marshal(c)
+		assert.NotContains(t, string(data), name, "no file's name is in the change")
+	}
+}
+
+func TestALargeChangeOfCompressibleDataIsNotIncompressible(t *testing.T) {
+	s := newDirStore(t)
+	src := t.TempDir()
+	ransomware.WriteDocuments(t, src, 40, 64<<10)
+	backup(t, s, "vm1", "rp-1", src)
+	// Every document rewritten, as a reformat would.
+	ransomware.Edit(t, src, 40)
+	p := backup(t, s, "vm1", "rp-2", src)
+	require.NotNil(t, p.Change)
+	assert.Equal(t, 40, p.Change.Changed)
+	assert.Zero(t, p.Change.Incompressible)
+	assert.Empty(t, protocol.AnomalyRule{}.Judge(*p.Change), "a large legitimate change of compressible data is not suspect")
+}
+
+func TestSamplerSamplesTheStartOfEveryMegabyte(t *testing.T) {
+	random := make([]byte, 3<<20+100)
+	_, _ = rand.Read(random)
+	s := &sampler{}
+	for b := random; len(b) > 0; b = b[min(len(b), 7777):] {
+		s.write(b[:min(len(b), 7777)])
+	}
+	s.done()
+	assert.Equal(t, int64(3*sampleBlock), s.sampled, "4 KiB of each of the three whole megabytes; the last 100 bytes are too few")
+	assert.Equal(t, s.sampled, s.incompressible)
+
+	text := &sampler{}
+	text.write([]byte(strings.Repeat("plain words compress well. ", 1000)))
+	text.done()
+	assert.Equal(t, int64(sampleBlock), text.sampled)
+	assert.Zero(t, text.incompressible)
+}
