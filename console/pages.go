@@ -234,8 +234,8 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	}
 	q := r.URL.Query()
 	d := vaultData{ID: vaultID, Status: st, Filter: protocol.State(q.Get("state"))}
-	if d.Filter != "" && d.Filter != waitingFilter && !slices.Contains(protocol.VisibleStates, d.Filter) {
-		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted, Purged or Waiting.", d.Filter)
+	if d.Filter != "" && d.Filter != waitingFilter && d.Filter != anomalyFilter && !slices.Contains(protocol.VisibleStates, d.Filter) {
+		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted, Purged, Waiting or Anomaly.", d.Filter)
 	}
 	token, err := base64.RawURLEncoding.DecodeString(q.Get("page"))
 	if err != nil {
@@ -270,7 +270,8 @@ func (c *Console) vault(r *http.Request, v *view) error {
 		}
 		d.NextHref = vaultHref(vaultID) + "?" + next.Encode()
 	}
-	d.Filters = append(d.Filters, filter{Label: "Delete waiting", State: waitingFilter, Count: counts[waitingFilter], Href: vaultHref(vaultID) + "?state=" + string(waitingFilter)})
+	d.Filters = append(d.Filters, filter{Label: "Delete waiting", State: waitingFilter, Count: counts[waitingFilter], Href: vaultHref(vaultID) + "?state=" + string(waitingFilter)},
+		filter{Label: "Anomaly", State: anomalyFilter, Count: counts[anomalyFilter], Href: vaultHref(vaultID) + "?state=" + string(anomalyFilter)})
 	for _, req := range st.Requests {
 		if req.State == protocol.RequestPending {
 			d.Pending = append(d.Pending, req)
@@ -637,7 +638,9 @@ var templateFuncs = template.FuncMap{
 		slices.Reverse(r)
 		return r
 	},
-	"itemHref": itemHref,
+	"itemHref":   itemHref,
+	"anomaly":    protocol.Anomaly,
+	"changeText": func(c *protocol.Change) string { return c.Text() },
 	"lastPoint": func(rps []protocol.RecoveryPoint) *protocol.RecoveryPoint {
 		if len(rps) == 0 {
 			return nil

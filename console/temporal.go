@@ -107,6 +107,8 @@ type itemRow struct {
 	// DeleteWaiting is a delete waiting for the vault; AwaitsApproval, one
 	// waiting for an approver.
 	DeleteWaiting, AwaitsApproval bool
+	// Anomaly is a suspect point not yet cleared.
+	Anomaly bool
 	// Status is the item's answer to the status query, when it gave one.
 	Status *item.Status
 }
@@ -131,6 +133,9 @@ func (c *Console) countItems(ctx context.Context, vaultID string) (map[protocol.
 // waitingFilter lists the items whose delete waits for the vault.
 const waitingFilter = items.Waiting
 
+// anomalyFilter lists the items with a suspect point not yet cleared.
+const anomalyFilter = items.Anomaly
+
 // listItems reads one page of a vault's items from visibility and queries
 // the status of each, for its last backup and recovery points.
 func (c *Console) listItems(ctx context.Context, vaultID string, state protocol.State, token []byte) (itemPage, error) {
@@ -153,7 +158,7 @@ func (c *Console) listItems(ctx context.Context, vaultID string, state protocol.
 			continue
 		}
 		page.Rows = append(page.Rows, itemRow{ItemID: id, RunID: it.RunID, State: protocol.State(it.ProtectionState), Deadline: it.DeferredDeleteTime,
-			Running: it.Running, DeleteWaiting: it.DeleteWaiting})
+			Running: it.Running, DeleteWaiting: it.DeleteWaiting, Anomaly: it.Anomaly})
 	}
 	// A purged item's final status is its workflow's result, read from the
 	// listed run: the same ID may run again as a new item.

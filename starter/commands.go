@@ -93,6 +93,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		{"undelete", protocol.UpdateUndelete, "Undelete soft-deleted data: the purge is cancelled, protection stays stopped"},
 		{"resume", protocol.UpdateResume, "Resume protection; expired recovery points are collected now"},
 		{"backup-now", protocol.UpdateBackupNow, "Take a backup now"},
+		{"clear-anomaly", protocol.UpdateClearAnomaly, "Accept the suspect recovery points (--reason says why): older points expire again, deletes go on"},
 	} {
 		cmd := &cobra.Command{
 			Use:   c.use,
@@ -108,6 +109,16 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 				if err := a.confirmPurge(ctx, cmd, cl); err != nil {
 					return err
 				}
+			}
+			if c.update == protocol.UpdateClearAnomaly {
+				if err := a.named(c.use); err != nil {
+					return err
+				}
+				if strings.TrimSpace(a.reason) == "" {
+					return errors.New("clear-anomaly needs --reason: say whether it was a false alarm or a change you accept; nothing was sent")
+				}
+			}
+			if c.update == protocol.UpdateDelete || c.update == protocol.UpdateClearAnomaly {
 				var err error
 				if arg, err = a.signed(ctx, cmd, cl, a.vaultID, c.update, a.workflowID(), arg); err != nil {
 					return err
@@ -469,6 +480,8 @@ type listed struct {
 	PurgedAt string `json:"purgedAt,omitempty"`
 	// DeleteWaiting is a delete waiting for the vault.
 	DeleteWaiting bool `json:"deleteWaiting,omitempty"`
+	// Anomaly is a suspect point not yet cleared.
+	Anomaly bool `json:"anomaly,omitempty"`
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -525,7 +538,7 @@ func (a *app) listCommand() *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&a.vaultID, "vault", "", "only this vault")
-	cmd.Flags().StringVar(&state, "state", "", "only this state: Protected, ProtectionStopped, SoftDeleted or Purged")
+	cmd.Flags().StringVar(&state, "state", "", "only this state: Protected, ProtectionStopped, SoftDeleted or Purged; or Waiting (a delete waits) or Anomaly (suspect points)")
 	cmd.Flags().IntVar(&pageSize, "page-size", pageSize, fmt.Sprintf("items a page, 1 to %d", maxPageSize))
 	cmd.Flags().StringVar(&page, "page", "", "the page to list, as the previous page said")
 	return cmd
@@ -552,7 +565,10 @@ func listQuery(vaultID, state string) (string, error) {
 			return "", err
 		}
 	}
-	if state != "" && !slices.Contains(protocol.VisibleStates, protocol.State(state)) {
+	switch s := protocol.State(state); {
+	case s == items.Waiting || s == items.Anomaly:
+		return items.Query(vaultID, s), nil
+	case state != "" && !slices.Contains(protocol.VisibleStates, s):
 		return "", fmt.Errorf("--state %q is not a state: use one of %s", state, stateList())
 	}
 	return protocol.ItemsQuery(vaultID, protocol.State(state)), nil
@@ -560,7 +576,7 @@ func listQuery(vaultID, state string) (string, error) {
 
 func stateList() string {
 	var names []string
-	for _, s := range protocol.VisibleStates {
+	for _, s := range append(slices.Clone(protocol.VisibleStates), items.Waiting, items.Anomaly) {
 		names = append(names, string(s))
 	}
 	return strings.Join(names, ", ")
@@ -582,6 +598,7 @@ func listItems(ctx context.Context, cl client.Client, query string, pageSize int
 			WorkflowStatus:  it.WorkflowStatus,
 			RunID:           it.RunID,
 			DeleteWaiting:   it.DeleteWaiting,
+			Anomaly:         it.Anomaly,
 		}
 		if it.ProtectionState == string(protocol.Purged) && !it.ClosedAt.IsZero() {
 			r.PurgedAt = it.ClosedAt.UTC().Format(time.RFC3339)

@@ -62,11 +62,19 @@ func printStatus(out io.Writer, st item.Status, guardHolds bool) {
 	fmt.Fprintf(out, "\nRecovery points (%d)\n", len(st.RecoveryPoints))
 	if len(st.RecoveryPoints) > 0 {
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tNEW IN STORE\tCONTENT SHA256")
+		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tNEW IN STORE\tCHANGE\tCONTENT SHA256")
 		for _, rp := range st.RecoveryPoints {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, rp.NewBytes, short(rp.SHA256))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, rp.NewBytes, rp.Change.Text(), short(rp.SHA256))
 		}
 		tw.Flush()
+		for _, rp := range st.RecoveryPoints {
+			switch {
+			case rp.Suspect != "" && rp.Accepted == "":
+				fmt.Fprintf(out, "ANOMALY: %s is suspect: %s. Older points are kept and deletes wait: look, then `starter clear-anomaly --reason ...`\n", rp.ID, rp.Suspect)
+			case rp.Suspect != "":
+				fmt.Fprintf(out, "%s was suspect (%s); cleared %s\n", rp.ID, rp.Suspect, rp.Accepted)
+			}
+		}
 	}
 
 	printAudit(out, st.Audit)
@@ -78,7 +86,7 @@ func printList(out io.Writer, rows []listed) {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWAITING\tWORKFLOW\tRUN")
+	fmt.Fprintln(tw, "VAULT\tITEM\tSTATE\tPURGE AT\tTIME LEFT\tWAITING\tANOMALY\tWORKFLOW\tRUN")
 	for _, r := range rows {
 		purge, left := r.DeferredDeleteTime, r.Remaining
 		if r.PurgedAt != "" {
@@ -90,7 +98,11 @@ func printList(out io.Writer, rows []listed) {
 		if r.DeleteWaiting {
 			waiting = "delete waits for the vault"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(purge), dash(left), waiting, r.WorkflowStatus, short(r.RunID))
+		anomaly := "-"
+		if r.Anomaly {
+			anomaly = "suspect points"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.VaultID, r.ItemID, r.ProtectionState, dash(purge), dash(left), waiting, anomaly, r.WorkflowStatus, short(r.RunID))
 	}
 	tw.Flush()
 }
@@ -171,6 +183,7 @@ func printVaultStatus(out io.Writer, st vault.VaultStatus, counts map[protocol.S
 			}
 		}
 		fmt.Fprintf(tw, "Deletes waiting\t%d for the vault, %d for approval\n", counts[items.Waiting], pending)
+		fmt.Fprintf(tw, "Anomalies\t%d (items with suspect points: clear-anomaly after a look)\n", counts[items.Anomaly])
 	}
 	tw.Flush()
 	printAudit(out, st.Audit)

@@ -71,6 +71,11 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 		_ = dc.FromPayload(p, &waiting)
 		r.DeleteWaiting = waiting == protocol.WaitingDelete
 	}
+	if p := fields[searchattributes.Anomaly]; p != nil {
+		var anomaly string
+		_ = dc.FromPayload(p, &anomaly)
+		r.Anomaly = anomaly == protocol.AnomalySuspect
+	}
 	return r
 }
 
@@ -78,11 +83,17 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 // waits for the vault (protocol.WaitingQuery), beside the states.
 const Waiting protocol.State = "Waiting"
 
+// Anomaly is the key under which Count counts the items with an anomaly.
+const Anomaly protocol.State = "Anomaly"
+
 // Query is the visibility query of a vault's items in a state, or under
 // Waiting of those whose delete waits for the vault.
 func Query(vaultID string, key protocol.State) string {
-	if key == Waiting {
+	switch key {
+	case Waiting:
 		return protocol.WaitingQuery(vaultID)
+	case Anomaly:
+		return protocol.AnomalyQuery(vaultID)
 	}
 	return protocol.ItemsQuery(vaultID, key)
 }
@@ -92,7 +103,7 @@ func Query(vaultID string, key protocol.State) string {
 // agree, and under Waiting those whose delete waits for the vault. It asks
 // the server once per count, all at once.
 func Count(ctx context.Context, c client.Client, vaultID string) (map[protocol.State]int, error) {
-	keys := append(slices.Clone(protocol.VisibleStates), Waiting)
+	keys := append(slices.Clone(protocol.VisibleStates), Waiting, Anomaly)
 	counts := make([]int, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, key := range keys {

@@ -22,6 +22,8 @@ const (
 	// Waiting is set while an item's delete waits for its vault: held by
 	// its mass-delete guard, or not answered yet.
 	Waiting = "BackupItemWaiting"
+	// Anomaly is set while an item has a suspect point not yet cleared.
+	Anomaly = "BackupItemAnomaly"
 )
 
 // Attributes are the custom search attributes and their types.
@@ -30,6 +32,7 @@ var Attributes = map[string]enumspb.IndexedValueType{
 	State:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	Deadline: enumspb.INDEXED_VALUE_TYPE_DATETIME,
 	Waiting:  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	Anomaly:  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // Ensure registers whichever attributes the namespace lacks; it is safe to
@@ -65,5 +68,5 @@ func Ensure(ctx context.Context, c client.Client, namespace string) error {
 // CLIFlags is the Temporal CLI's way to register them by hand, for errors
 // that tell an operator what to run.
 func CLIFlags() string {
-	return "temporal operator search-attribute create --name BackupVaultId --type Keyword --name BackupItemState --type Keyword --name DeferredDeleteTime --type Datetime --name BackupItemWaiting --type Keyword"
+	return "temporal operator search-attribute create --name BackupVaultId --type Keyword --name BackupItemState --type Keyword --name DeferredDeleteTime --type Datetime --name BackupItemWaiting --type Keyword --name BackupItemAnomaly --type Keyword"
 }

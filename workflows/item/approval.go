@@ -35,26 +35,32 @@ func (d *decider) approved() (Decision, error) {
 	}
 	// Checked once, before the vault is asked; deciding again with its
 	// answer is for the same state and event.
-	if a := d.st.AwaitingApproval[i]; a.ApproverKeys != "" && d.in.Vault == nil {
+	a := d.st.AwaitingApproval[i]
+	if a.ApproverKeys != "" && d.in.Vault == nil {
 		if _, err := checkApproval(a, d.in.Item.VaultID, d.ev.Input); err != nil {
 			return refuseApproval("item %s: %v; nothing changed", d.item, err)
 		}
 	}
-	v, waits := d.askVault()
+	if an := protocol.Anomaly(d.st.RecoveryPoints); an != nil && a.Op != protocol.OpClearAnomaly {
+		return d.wait(d.heldByAnomaly(an), true), nil
+	}
+	v, without, err := d.vaultAnswer()
 	if v == nil {
-		return waits, nil
+		return without, err
 	}
-	if v.Refusal != "" {
-		return d.vaultRefused(v.Refusal, v.RefusalDetails)
+	d.ev.Reason = v.Reason
+	if a.Op == protocol.OpClearAnomaly {
+		d.st.AwaitingApproval = slices.Delete(slices.Clone(d.st.AwaitingApproval), i, i+1)
+		d.st.ApprovalsUsed = keepLast(append(slices.Clone(d.st.ApprovalsUsed), id), maxAwaitingApproval)
+		d.clear(v.RequestedBy, v.Signer)
+		return d.decision(), nil
 	}
-	d.st.VaultFloor.Raise(v.Settings)
 	// Every delete this item waited for is done by this one, asked by its
 	// requester and approved by another.
 	for _, a := range d.st.AwaitingApproval {
 		d.st.ApprovalsUsed = keepLast(append(slices.Clone(d.st.ApprovalsUsed), a.RequestID), maxAwaitingApproval)
 	}
 	d.st.AwaitingApproval = nil
-	d.ev.Reason = v.Reason
 	return d.softDelete(v, v.RequestedBy), nil
 }
 

@@ -37,7 +37,7 @@ func (d *decider) collect() {
 	}
 	var expired []string
 	for i, rp := range d.st.RecoveryPoints {
-		if i < len(d.st.RecoveryPoints)-1 && !rp.ExpiresAt.After(d.in.Now) {
+		if i < len(d.st.RecoveryPoints)-1 && !rp.ExpiresAt.After(d.in.Now) && !keptByAnomaly(d.st.RecoveryPoints, rp) {
 			expired = append(expired, rp.ID)
 		}
 	}
@@ -118,6 +118,7 @@ func (d *decider) backupDone() Decision {
 		return d.decision()
 	}
 	rp := *d.ev.Point
+	suspect := d.judge(&rp)
 	d.st.RecoveryPoints = append(slices.Clone(d.st.RecoveryPoints), rp)
 	d.st.LastBackupTime = rp.CreatedAt
 	if d.st.LockedUntil.IsZero() && !d.ev.LockedUntil.IsZero() {
@@ -125,8 +126,10 @@ func (d *decider) backupDone() Decision {
 		d.locked()
 	}
 	if op != OpScheduledBackup {
-		d.record(op, d.ev.By, protocol.OutcomeAccepted, fmt.Sprintf("recovery point %s: %s, %s, %s new in the store",
-			rp.ID, protocol.Plural(d.ev.Files, "file"), protocol.Plural(int(rp.SizeBytes), "byte"), protocol.Plural(int(rp.NewBytes), "byte")))
+		d.record(op, d.ev.By, protocol.OutcomeAccepted, strings.TrimSuffix(fmt.Sprintf("recovery point %s: %s, %s, %s new in the store; %s",
+			rp.ID, protocol.Plural(d.ev.Files, "file"), protocol.Plural(int(rp.SizeBytes), "byte"), protocol.Plural(int(rp.NewBytes), "byte"), suspect), "; "))
+	} else if suspect != "" {
+		d.record(op, d.ev.By, protocol.OutcomeAccepted, suspect)
 	}
 	d.collect()
 	return d.decision()
@@ -169,6 +172,13 @@ func (d *decider) restoreDone() (Decision, error) {
 func Runnable(st ItemState, e Effect, item ItemInput) error {
 	switch e.Kind {
 	case EffectBackup, EffectCollect:
+		// A collection decided before a backup found an anomaly keeps what
+		// the anomaly keeps.
+		for _, rp := range st.RecoveryPoints {
+			if e.Kind == EffectCollect && slices.Contains(e.RecoveryPoints, rp.ID) && keptByAnomaly(st.RecoveryPoints, rp) {
+				return &protocol.Refusal{Message: fmt.Sprintf("item %s has an anomaly: its points up to the suspect one are kept", item.ItemID)}
+			}
+		}
 		if st.ProtectionState == protocol.Protected {
 			return nil
 		}

@@ -43,7 +43,7 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 	switch ev.Op {
 	case OpProtect:
 		return d.protect(), nil
-	case protocol.OpStop, protocol.OpDelete, protocol.OpUndelete, protocol.OpResume, protocol.OpBackupNow, protocol.OpRestore:
+	case protocol.OpStop, protocol.OpDelete, protocol.OpUndelete, protocol.OpResume, protocol.OpBackupNow, protocol.OpRestore, protocol.OpClearAnomaly:
 		return d.operation()
 	case protocol.OpApproved:
 		return d.approved()
@@ -113,6 +113,8 @@ func (d *decider) operation() (Decision, error) {
 			return d.restore()
 		case protocol.OpUndelete:
 			return d.undeleteWaiting()
+		case protocol.OpClearAnomaly:
+			return d.clearAnomaly()
 		}
 	case protocol.ProtectionStopped:
 		switch op {
@@ -131,6 +133,8 @@ func (d *decider) operation() (Decision, error) {
 			return d.refuse("item %s has protection stopped: resume protection before taking a backup", d.item)
 		case protocol.OpUndelete:
 			return d.undeleteWaiting()
+		case protocol.OpClearAnomaly:
+			return d.clearAnomaly()
 		}
 	case protocol.SoftDeleted:
 		switch op {
@@ -154,6 +158,8 @@ func (d *decider) operation() (Decision, error) {
 			return d.refuse("item %s is soft-deleted: undelete it and resume protection before taking a backup", d.item)
 		case protocol.OpRestore:
 			return d.refuse("item %s is soft-deleted: undelete it before restoring", d.item)
+		case protocol.OpClearAnomaly:
+			return d.refuse("item %s is soft-deleted: it has no anomaly to clear", d.item)
 		}
 	case protocol.Purging:
 		return d.refuse("item %s: its soft-delete window ended at %s and its backup data is being purged; it can no longer be recovered",
@@ -174,29 +180,33 @@ func (d *decider) changed(op protocol.Operation, by, detail string, alerts ...pr
 // delete asks the vault, then soft-deletes the item, purges it at once, or
 // registers the delete for approval.
 func (d *decider) delete() (Decision, error) {
-	v, waits := d.askVault()
+	if a := protocol.Anomaly(d.st.RecoveryPoints); a != nil {
+		return d.wait(d.heldByAnomaly(a), true), nil
+	}
+	v, without, err := d.vaultAnswer()
 	if v == nil {
-		return waits, nil
+		return without, err
 	}
-	if v.Refusal != "" {
-		return d.vaultRefused(v.Refusal, v.RefusalDetails)
-	}
-	d.st.VaultFloor.Raise(v.Settings)
 	if v.Pending == nil {
 		return d.softDelete(v, d.ev.By), nil
 	}
+	return d.register(protocol.OpDelete, v), nil
+}
+
+// register awaits the approval of op, registered at the vault.
+func (d *decider) register(op protocol.Operation, v *protocol.VaultAnswer) Decision {
 	r := *v.Pending
 	// A request carried out while this answer was on its way is not
 	// awaited again.
 	if d.awaiting(r.RequestID) < 0 && !slices.Contains(d.st.ApprovalsUsed, r.RequestID) {
-		a := AwaitedApproval{RequestID: r.RequestID, RequestedBy: r.RequestedBy, Signer: v.Signer,
+		a := AwaitedApproval{Op: op, RequestID: r.RequestID, RequestedBy: r.RequestedBy, Signer: v.Signer,
 			ExpiresAt: r.ExpiresAt, Approvers: v.Approvers, ApproverKeys: v.ApproverKeys}
 		d.st.AwaitingApproval = keepLast(append(slices.Clone(d.st.AwaitingApproval), a), maxAwaitingApproval)
 	}
-	d.record(protocol.OpDelete, d.ev.By, protocol.OutcomePending, fmt.Sprintf("request %s at vault %s: %s", r.RequestID, d.in.Item.VaultID, r.Detail))
+	d.record(op, d.ev.By, protocol.OutcomePending, fmt.Sprintf("request %s at vault %s: %s", r.RequestID, d.in.Item.VaultID, r.Detail))
 	d.audit.Signer = v.Signer
 	d.pending = &r
-	return d.decision(), nil
+	return d.decision()
 }
 
 // askVault is the vault's answer, or the decision to make without one: ask
@@ -217,6 +227,22 @@ func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 		d.st.Waiting = slices.Delete(slices.Clone(d.st.Waiting), i, i+1)
 	}
 	return v, Decision{}
+}
+
+// vaultAnswer is the vault's answer to a critical operation it let
+// through or registered, with the item's floor raised to its settings; or,
+// without one, the decision or refusal to make.
+func (d *decider) vaultAnswer() (*protocol.VaultAnswer, Decision, error) {
+	v, waits := d.askVault()
+	if v == nil {
+		return nil, waits, nil
+	}
+	if v.Refusal != "" {
+		refused, err := d.vaultRefused(v.Refusal, v.RefusalDetails)
+		return nil, refused, err
+	}
+	d.st.VaultFloor.Raise(v.Settings)
+	return v, Decision{}, nil
 }
 
 // vaultRefused is the vault's refusal. One asked again is audited: no one waits
@@ -289,7 +315,12 @@ func (d *decider) wait(why string, held bool) Decision {
 	d.st.Waiting = waiting
 	if w.Attempts == 1 {
 		detail := why + "; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)"
-		if w.RequestID != "" {
+		switch {
+		case protocol.Anomaly(d.st.RecoveryPoints) != nil && w.Op != protocol.OpClearAnomaly:
+			detail = why + "; nothing deleted yet: the delete goes on once the anomaly is cleared (undelete cancels it)"
+		case w.Op == protocol.OpClearAnomaly:
+			detail = why + "; nothing cleared yet: asked again until the vault answers"
+		case w.RequestID != "":
 			detail = fmt.Sprintf("request %s approved, %s; nothing deleted yet: the vault is asked again until it confirms the approval", w.RequestID, why)
 		}
 		d.record(d.ev.Op, d.ev.By, protocol.OutcomeWaiting, detail)

@@ -2,6 +2,7 @@ package item
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -266,9 +267,15 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 		Window:      w.windowInputs(w.settings.Override()),
 	}}
 	in.Floor = w.st.VaultFloor
+	if ev.Op == protocol.OpClearAnomaly {
+		in.Request.Operation = string(ev.Op)
+	}
 	if ev.RequestID != "" {
 		// An approval: the vault judges it by its own record.
 		in.Request.Input = nil
+		if i := slices.IndexFunc(w.st.AwaitingApproval, func(a AwaitedApproval) bool { return a.RequestID == ev.RequestID }); i >= 0 {
+			in.Request.Operation = string(w.st.AwaitingApproval[i].Op)
+		}
 	}
 	if i := w.st.waiting(ev.Op, ev.RequestID); ev.Retry && i >= 0 {
 		in.Request.ReceivedAt = w.st.Waiting[i].Since

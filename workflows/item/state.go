@@ -257,9 +257,11 @@ func (st *ItemState) validate() error {
 // AwaitedApproval is a delete the item registered at its vault for
 // approval, with who may approve it and, on a signed vault, their keys.
 type AwaitedApproval struct {
-	RequestID   string    `json:"requestId"`
-	RequestedBy string    `json:"requestedBy"`
-	ExpiresAt   time.Time `json:"expiresAt"`
+	// Op is what the request asks: a delete, or clearAnomaly.
+	Op          protocol.Operation `json:"op,omitempty"`
+	RequestID   string             `json:"requestId"`
+	RequestedBy string             `json:"requestedBy"`
+	ExpiresAt   time.Time          `json:"expiresAt"`
 	// Signer is the key that signed the delete, or Unsigned.
 	Signer string `json:"signer,omitempty"`
 	// Approvers and ApproverKeys (allowed_signers lines) are the vault's

@@ -335,7 +335,8 @@ func (w *item) visible() (protocol.State, time.Time, bool, string) {
 		deadline = w.st.Deadline.UTC()
 	}
 	waiting := w.st.waiting(protocol.OpDelete, "") >= 0
-	return state, deadline, waiting, fmt.Sprint(state, "|", deadline, "|", waiting)
+	anomaly := protocol.Anomaly(w.st.RecoveryPoints) != nil
+	return state, deadline, waiting, fmt.Sprint(state, "|", deadline, "|", anomaly, "|", waiting)
 }
 
 // publish upserts the search attributes when what they say has changed.
@@ -346,6 +347,7 @@ func (w *item) publish(ctx workflow.Context) {
 		return
 	}
 	waited := strings.HasSuffix(w.published, "|true")
+	anomaly, hadAnomaly := strings.Contains(key, "|true|"), strings.Contains(w.published, "|true|")
 	w.published = key
 	deadline := protocol.DeadlineAttribute.ValueUnset()
 	if !at.IsZero() {
@@ -357,6 +359,12 @@ func (w *item) publish(ctx workflow.Context) {
 		updates = append(updates, protocol.WaitingAttribute.ValueSet(protocol.WaitingDelete))
 	case waited:
 		updates = append(updates, protocol.WaitingAttribute.ValueUnset())
+	}
+	switch {
+	case anomaly:
+		updates = append(updates, protocol.AnomalyAttribute.ValueSet(protocol.AnomalySuspect))
+	case hadAnomaly:
+		updates = append(updates, protocol.AnomalyAttribute.ValueUnset())
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		workflow.GetLogger(ctx).Error("Search attributes not updated", "error", err)

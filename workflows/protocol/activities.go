@@ -103,6 +103,8 @@ type ListedItem struct {
 	ClosedAt time.Time `json:"closedAt,omitzero"`
 	// DeleteWaiting is true while the item's delete waits for its vault.
 	DeleteWaiting bool `json:"deleteWaiting,omitempty"`
+	// Anomaly is true while the item has a suspect point not yet cleared.
+	Anomaly bool `json:"anomaly,omitempty"`
 }
 
 // MessageInput names a running workflow of a given type, a signal or update

@@ -179,6 +179,9 @@ type Policy struct {
 	// Frequency is a Go duration ("24h", "90m") or whole days ("1d").
 	Frequency     string `json:"frequency"`
 	RetentionDays int    `json:"retentionDays"`
+	// Anomaly overrides the defaults of the rule that finds a backup
+	// suspect.
+	Anomaly *AnomalyRule `json:"anomaly,omitempty"`
 }
 
 // Request is the payload of stop, delete, undelete and resume.

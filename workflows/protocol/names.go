@@ -36,6 +36,9 @@ const (
 	OpResume    Operation = "resume"
 	OpBackupNow Operation = "backupNow"
 	OpRestore   Operation = "restore"
+	// OpClearAnomaly accepts an item's suspect points, with a reason: the
+	// points before them expire again and deletes go on. It is critical.
+	OpClearAnomaly Operation = "clearAnomaly"
 	// OpApproved is the vault's word that a delete waiting for approval
 	// was approved (the deleteApproved signal).
 	OpApproved Operation = SignalDeleteApproved
@@ -61,7 +64,7 @@ func VisibleState(s State) State {
 
 // UserOperations are the operations a person can ask of an item, in the
 // order a console offers them.
-var UserOperations = []Operation{OpBackupNow, OpStop, OpDelete, OpUndelete, OpResume, OpRestore}
+var UserOperations = []Operation{OpBackupNow, OpStop, OpDelete, OpUndelete, OpResume, OpRestore, OpClearAnomaly}
 
 // Names a user types (docs/contract.md section 2).
 const (
@@ -79,6 +82,8 @@ const (
 	UpdateResume    = "resume"
 	UpdateBackupNow = "backupNow"
 	UpdateRestore   = "restore"
+	// UpdateClearAnomaly is also a signal of the same name.
+	UpdateClearAnomaly = "clearAnomaly"
 
 	QueryStatus = "status"
 )
@@ -89,6 +94,7 @@ var (
 	StateAttribute    = temporal.NewSearchAttributeKeyKeyword(searchattributes.State)
 	DeadlineAttribute = temporal.NewSearchAttributeKeyTime(searchattributes.Deadline)
 	WaitingAttribute  = temporal.NewSearchAttributeKeyKeyword(searchattributes.Waiting)
+	AnomalyAttribute  = temporal.NewSearchAttributeKeyKeyword(searchattributes.Anomaly)
 )
 
 // WorkflowID is the ID of an item's workflow.
@@ -126,6 +132,15 @@ const WaitingDelete = "delete"
 // waits for the vault.
 func WaitingQuery(vaultID string) string {
 	return ItemsQuery(vaultID, "") + fmt.Sprintf(" AND %s = '%s'", searchattributes.Waiting, WaitingDelete)
+}
+
+// AnomalySuspect is the Anomaly attribute's value while an item has a
+// suspect point not yet cleared.
+const AnomalySuspect = "suspect"
+
+// AnomalyQuery lists a vault's items ("" for every vault) with an anomaly.
+func AnomalyQuery(vaultID string) string {
+	return ItemsQuery(vaultID, "") + fmt.Sprintf(" AND %s = '%s'", searchattributes.Anomaly, AnomalySuspect)
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)

@@ -54,6 +54,13 @@ type RecoveryPoint struct {
 	// SHA256 is the recovery point's content hash: every restore is checked
 	// against it before anything reaches the target.
 	SHA256 string `json:"sha256"`
+	// Change is what the backup changed against the point before; nil for
+	// an item's first.
+	Change *Change `json:"change,omitempty"`
+	// Suspect says why the change is abnormal; Accepted, who cleared the
+	// anomaly and why. A point accepted is known good from then on.
+	Suspect  string `json:"suspect,omitempty"`
+	Accepted string `json:"accepted,omitempty"`
 }
 
 // Alert kinds (docs/contract.md section 4).
@@ -71,6 +78,9 @@ const (
 	// AlertLockFailed is an item whose objects the store could not lock
 	// as they must be; it is tried again every hour until it holds.
 	AlertLockFailed = "lockFailed"
+	// AlertAnomaly is a backup whose change looks like ransomware: the
+	// points before it are kept and deletes wait until clearAnomaly.
+	AlertAnomaly = "anomaly"
 	// AlertTamper is an item whose objects someone else hid or overwrote.
 	AlertTamper = "tamper"
 	// AlertVaultRestarted is a vault started anew that requires less than an

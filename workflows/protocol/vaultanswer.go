@@ -134,6 +134,8 @@ func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now tim
 
 // ItemDeleteRequest is the payload of itemDelete.
 type ItemDeleteRequest struct {
+	// Operation is delete when empty, or clearAnomaly: both are critical.
+	Operation   string `json:"operation,omitempty"`
 	ItemID      string `json:"itemId"`
 	Incarnation string `json:"incarnation,omitempty"`
 	RequestedBy string `json:"requestedBy,omitempty"`
@@ -149,6 +151,20 @@ type ItemDeleteRequest struct {
 	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	// Window is the item's part in the window.
 	Window WindowInputs `json:"window"`
+}
+
+// Op is the operation asked: delete, or clearAnomaly.
+func (r ItemDeleteRequest) Op() string {
+	if r.Operation == "" {
+		return string(OpDelete)
+	}
+	return r.Operation
+}
+
+// ItemOperation is true for the critical operations an item asks its
+// vault about.
+func ItemOperation(op string) bool {
+	return op == string(OpDelete) || op == string(OpClearAnomaly)
 }
 
 // VaultAnswer is the vault's answer to an item's delete: the window it

@@ -232,10 +232,12 @@ func (d *decider) authenticate(op, workflowID string, input []byte, required boo
 	return s.String(), nil
 }
 
-// itemDelete answers an item's delete: refused, waiting, registered for
-// approval, or let through with its window.
+// itemDelete answers an item's delete, or its clearAnomaly, critical
+// alike: refused, waiting, registered for approval, or let through (a
+// delete with its window).
 func (d *decider) itemDelete() error {
 	req := d.c.Payload.(protocol.ItemDeleteRequest)
+	op := req.Op()
 	d.who = actor{by: protocol.Requester(req.RequestedBy)}
 	answer := protocol.VaultAnswer{Settings: d.st.SoftDelete}
 	d.answer = &answer
@@ -253,18 +255,18 @@ func (d *decider) itemDelete() error {
 			return nil
 		}
 		if d.f.Caller.Why != "" {
-			return d.reject(string(protocol.OpDelete), actor{by: d.who.by, signer: notVerified}, errors.New(d.f.Caller.Why))
+			return d.reject(op, actor{by: d.who.by, signer: notVerified}, errors.New(d.f.Caller.Why))
 		}
 	}
 	nonces := d.st.Nonces
-	signer, err := d.authenticate(string(protocol.OpDelete), protocol.WorkflowID(d.st.ID, req.ItemID), req.Input, true)
+	signer, err := d.authenticate(op, protocol.WorkflowID(d.st.ID, req.ItemID), req.Input, true)
 	var busy *signing.BusyError
 	switch {
 	case errors.As(err, &busy):
 		answer.Unavailable = fmt.Sprintf("vault %s is busy: %s", d.st.ID, busy.Error())
 		return nil
 	case err != nil:
-		return d.reject(string(protocol.OpDelete), actor{by: d.who.by, signer: notVerified}, fmt.Errorf("item %s: %w", req.ItemID, err))
+		return d.reject(op, actor{by: d.who.by, signer: notVerified}, fmt.Errorf("item %s: %w", req.ItemID, err))
 	}
 	d.who.signer = signer
 	// A delete that takes no effect (it waits) forgets its nonce: its item
@@ -282,15 +284,21 @@ func (d *decider) itemDelete() error {
 			return nil
 		}
 		if d.f.Item.Why != "" {
-			return d.reject(string(protocol.OpDelete), d.who, errors.New(d.f.Item.Why))
+			return d.reject(op, d.who, errors.New(d.f.Item.Why))
 		}
 		// Each delete waits for an approver anyway: the guard only counts
 		// it, and alerts when they come in a burst.
-		if _, err := d.guard(req); err != nil {
-			return err
+		if op == string(protocol.OpDelete) {
+			if _, err := d.guard(req); err != nil {
+				return err
+			}
 		}
-		if err := d.open(protocol.MuaRequest{Operation: string(protocol.OpDelete), ItemID: req.ItemID, RequestedBy: d.who.by, Signer: d.who.signer,
-			Reason: req.Reason, Summary: "delete the backup data of item " + req.ItemID}, nil); err != nil {
+		summary := "delete the backup data of item " + req.ItemID
+		if op == string(protocol.OpClearAnomaly) {
+			summary = "clear the anomaly of item " + req.ItemID + ", so that its older points expire and deletes go on"
+		}
+		if err := d.open(protocol.MuaRequest{Operation: op, ItemID: req.ItemID, RequestedBy: d.who.by, Signer: d.who.signer,
+			Reason: req.Reason, Summary: summary}, nil); err != nil {
 			return err
 		}
 		answer.Pending, answer.Signer = d.request, d.who.signer
@@ -303,6 +311,10 @@ func (d *decider) itemDelete() error {
 		return nil
 	}
 	answer.Signer = d.who.signer
+	if op == string(protocol.OpClearAnomaly) {
+		d.audit(op, d.who, protocol.OutcomeAccepted, "item "+req.ItemID+": let through")
+		return nil
+	}
 	why, err := d.guard(req)
 	if err != nil {
 		return err
@@ -326,8 +338,8 @@ func (d *decider) approvedDelete(req protocol.ItemDeleteRequest) error {
 	}
 	r := &d.st.Requests[i]
 	switch {
-	case r.Operation != string(protocol.OpDelete) || r.ItemID != req.ItemID:
-		return fmt.Errorf("request %s at vault %s is not a delete of item %s, nothing changed", id, d.st.ID, req.ItemID)
+	case r.Operation != req.Op() || r.ItemID != req.ItemID:
+		return fmt.Errorf("request %s at vault %s is not a %s of item %s, nothing changed", id, d.st.ID, req.Op(), req.ItemID)
 	case r.State != protocol.RequestApproved:
 		return fmt.Errorf("request %s at vault %s is %s, not Approved: nothing changed", id, d.st.ID, r.State)
 	case r.CarriedOut:
@@ -355,8 +367,11 @@ func (d *decider) approvedDelete(req protocol.ItemDeleteRequest) error {
 	if r.Reason != "" {
 		d.answer.Reason = r.Reason + "; " + d.answer.Reason
 	}
-	d.audit(string(protocol.OpDelete), d.who, protocol.OutcomeAccepted, fmt.Sprintf("request %s: carried out by item %s", r.RequestID, req.ItemID))
-	d.letThrough(req)
+	d.audit(r.Operation, d.who, protocol.OutcomeAccepted, fmt.Sprintf("request %s: carried out by item %s", r.RequestID, req.ItemID))
+	if r.Operation == string(protocol.OpDelete) {
+		d.letThrough(req)
+	}
+	d.answer.Signer = d.who.signer
 	return nil
 }
 

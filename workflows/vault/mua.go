@@ -27,7 +27,7 @@ func (d *decider) open(r protocol.MuaRequest, payload func(*protocol.MuaRequest)
 		if signing.SameIdentity(o.RequestedBy, r.RequestedBy) {
 			theirs++
 			// Other operations carry payloads that may differ.
-			if r.Operation == string(protocol.OpDelete) && o.Operation == r.Operation && o.ItemID == r.ItemID {
+			if protocol.ItemOperation(r.Operation) && o.Operation == r.Operation && o.ItemID == r.ItemID {
 				d.request = &o
 				return nil
 			}
@@ -107,7 +107,7 @@ func (d *decider) carryOut(r protocol.MuaRequest, approver string) error {
 	if r.Reason != "" {
 		reason = r.Reason + "; " + reason
 	}
-	if r.Operation == string(protocol.OpDelete) {
+	if protocol.ItemOperation(r.Operation) {
 		// The item checks the approval's signature itself (the signal
 		// could come from anyone), then asks here again.
 		d.tell = &Tell{Request: r, Approval: d.c.Input}
@@ -139,7 +139,7 @@ func (d *decider) told() error {
 	if d.c.Failure != "" {
 		return d.failed(r, r.DecidedBy, fmt.Errorf("item %s could not be told: %s", r.ItemID, d.c.Failure))
 	}
-	d.audit(string(protocol.OpDelete), actorOf(r), protocol.OutcomeAccepted, fmt.Sprintf("request %s: item %s told to delete its backup data", r.RequestID, r.ItemID))
+	d.audit(r.Operation, actorOf(r), protocol.OutcomeAccepted, fmt.Sprintf("request %s: item %s told of the approval", r.RequestID, r.ItemID))
 	return nil
 }
 
@@ -357,7 +357,7 @@ func CheckDecision(vaultID string, m MuaSettings, r protocol.MuaRequest, by stri
 // out yet (the newest maxPendingRequests), and the last decided ones.
 func trimRequests(requests []protocol.MuaRequest, now time.Time) []protocol.MuaRequest {
 	awaited := func(r protocol.MuaRequest) bool {
-		return r.State == protocol.RequestApproved && r.Operation == string(protocol.OpDelete) && !r.CarriedOut && now.Before(r.ExpiresAt)
+		return r.State == protocol.RequestApproved && protocol.ItemOperation(r.Operation) && !r.CarriedOut && now.Before(r.ExpiresAt)
 	}
 	awaiting, closed := 0, 0
 	for _, r := range requests {
