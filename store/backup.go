@@ -43,6 +43,9 @@ type Point struct {
 	Unhidden []string
 	// Change is what changed against the point before; nil for the first.
 	Change *protocol.Change
+	// Since is what changed against the point CompareWith named, file by
+	// file: a file changed in two backups counts once.
+	Since *protocol.Change
 }
 
 // Labels of a recovery point's snapshot.
@@ -76,7 +79,11 @@ var policyTree = func() *policy.Tree {
 // until lockUntil where the store locks. Called again with the same id
 // after a success, it returns the point already taken, so a retried
 // activity makes no duplicate.
-func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, lockUntil time.Time, progress Progress) (Point, error) {
+func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, lockUntil time.Time, progress Progress, options ...BackupOption) (Point, error) {
+	var opts backupOptions
+	for _, o := range options {
+		o(&opts)
+	}
 	if err := checkNames(vaultID, itemID, id); err != nil {
 		return Point{}, err
 	}
@@ -132,7 +139,9 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	var previousList map[string]fileEntry
 	if len(points) > 0 {
 		last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
-		previous = []*snapshot.Manifest{last}
+		if !opts.fresh {
+			previous = []*snapshot.Manifest{last}
+		}
 		// Without it every file is read again: slower, never wrong.
 		if data, err := readList(ctx, r, vaultID, itemID, last.Tags[labelPoint]); err == nil {
 			previousList, _ = decodeList(data)
@@ -140,7 +149,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	}
 
 	var read atomic.Int64
-	tree := newSourceTree(func(n int64) {
+	tree := newSourceTree(!opts.unmeasured, func(n int64) {
 		if v := read.Add(n); progress != nil {
 			progress(v)
 		}
@@ -149,10 +158,17 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 
 	var point Point
 	var uploaded atomic.Int64
-	err = repo.WriteSession(ctx, r, repo.WriteSessionOptions{
+	err = repo.DirectWriteSession(ctx, r, repo.WriteSessionOptions{
 		Purpose:  "recovery point " + id,
 		OnUpload: func(n int64) { uploaded.Add(n) },
-	}, func(ctx context.Context, w repo.RepositoryWriter) error {
+	}, func(ctx context.Context, w repo.DirectRepositoryWriter) error {
+		rewritten := func() error { return nil }
+		if opts.fresh {
+			var err error
+			if rewritten, err = rewriteDamaged(ctx, w); err != nil {
+				return fmt.Errorf("forget the damaged contents a verification found: %w", err)
+			}
+		}
 		u := upload.NewUploader(w)
 		u.FailFast = true
 		man, err := u.Upload(ctx, wrapped, policyTree, src, previous...)
@@ -171,8 +187,9 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 			return err
 		}
 		point = Point{SHA256: sum, Skipped: tree.skipped, Unhidden: unhidden}
-		if previousList != nil {
+		if previousList != nil && !opts.unmeasured {
 			point.Change = measure(previousList, entries)
+			point.Since = measureSince(ctx, r, vaultID, itemID, opts.compareWith, points, entries, point.Change)
 		}
 		for _, e := range entries {
 			if e.Type == EntryFile {
@@ -200,13 +217,57 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		if _, err := snapshot.SaveSnapshot(ctx, w, man); err != nil {
 			return err
 		}
-		return saveList(ctx, w, vaultID, itemID, id, list)
+		if err := saveList(ctx, w, vaultID, itemID, id, list); err != nil {
+			return err
+		}
+		return rewritten()
 	})
 	if err != nil {
 		return Point{}, err
 	}
 	return point, nil
 }
+
+// measureSince is the change against point id, when it is still there.
+func measureSince(ctx context.Context, r repo.Repository, vaultID, itemID, id string, points []*snapshot.Manifest,
+	entries []*fileEntry, change *protocol.Change) *protocol.Change {
+	if id == "" || !slices.ContainsFunc(points, func(m *snapshot.Manifest) bool { return m.Tags[labelPoint] == id }) {
+		return nil
+	}
+	last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
+	if last.Tags[labelPoint] == id {
+		return change
+	}
+	data, err := readList(ctx, r, vaultID, itemID, id)
+	if err != nil {
+		return nil
+	}
+	list, err := decodeList(data)
+	if err != nil {
+		return nil
+	}
+	return measure(list, entries)
+}
+
+// BackupOption changes how a backup is taken.
+type BackupOption func(*backupOptions)
+
+type backupOptions struct {
+	fresh, unmeasured bool
+	compareWith       string
+}
+
+// CompareWith measures the change against point id too (Point.Since).
+func CompareWith(id string) BackupOption { return func(o *backupOptions) { o.compareWith = id } }
+
+// Fresh reads and stores every file again, as if the item had no point
+// before: after a verification failed, nothing is deduplicated onto what
+// was damaged.
+func Fresh() BackupOption { return func(o *backupOptions) { o.fresh = true } }
+
+// Unmeasured leaves out the measurement of what changed: the benchmark's
+// baseline.
+func Unmeasured() BackupOption { return func(o *backupOptions) { o.unmeasured = true } }
 
 // complete gives every entry its hash: the one computed as kopia read the
 // file, or, for a file kopia did not read, the previous point's if that

@@ -4,6 +4,7 @@ import (
 	"math"
 	"path"
 	"strings"
+	"unicode"
 
 	"recoveryvault/workflows/protocol"
 )
@@ -121,6 +122,10 @@ func measure(previous map[string]fileEntry, entries []*fileEntry) *protocol.Chan
 	}
 	now := map[string]bool{}
 	added := map[string]int{}
+	// The samples of added files count only for the files that replaced
+	// others: new files of data that does not compress (photos, archives)
+	// are no change of what was there.
+	addedSampled, addedIncompressible := map[string]int64{}, map[string]int64{}
 	for _, e := range entries {
 		if e.Type != EntryFile {
 			continue
@@ -131,10 +136,15 @@ func measure(previous map[string]fileEntry, entries []*fileEntry) *protocol.Chan
 		switch {
 		case !ok || p.Type != EntryFile:
 			c.Added++
-			added[extension(name)]++
+			ext := extension(name)
+			added[ext]++
+			addedSampled[ext] += e.sampled
+			addedIncompressible[ext] += e.incompressible
+			c.BytesChanged += e.Size
 			if ransomNote(name) {
 				c.RansomNotes++
 			}
+			continue
 		case p.SHA256 != e.SHA256:
 			c.Changed++
 		default:
@@ -157,6 +167,10 @@ func measure(previous map[string]fileEntry, entries []*fileEntry) *protocol.Chan
 			c.Replaced, c.NewExtension = r, ext
 		}
 	}
+	if c.Replaced > 0 {
+		c.Sampled += addedSampled[c.NewExtension]
+		c.Incompressible += addedIncompressible[c.NewExtension]
+	}
 	if len(c.NewExtension) > maxExtension || !printable(c.NewExtension) {
 		c.NewExtension = "(unprintable)"
 	}
@@ -165,7 +179,7 @@ func measure(previous map[string]fileEntry, entries []*fileEntry) *protocol.Chan
 
 func printable(s string) bool {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
+		if !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -80,4 +83,31 @@ func TestSamplerSamplesTheStartOfEveryMegabyte(t *testing.T) {
 	text.done()
 	assert.Equal(t, int64(sampleBlock), text.sampled)
 	assert.Zero(t, text.incompressible)
+}
+
+func TestAddedFilesCountForCompressionOnlyWhenTheyReplaceOthers(t *testing.T) {
+	s := newDirStore(t)
+	src := t.TempDir()
+	ransomware.WriteDocuments(t, src, 60, 20<<10)
+	backup(t, s, "vm1", "rp-1", src)
+
+	// New photos: data that does not compress, replacing nothing.
+	photo := make([]byte, 256<<10)
+	_, _ = rand.Read(photo)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "holiday.jpg"), photo, 0o644))
+	p := backup(t, s, "vm1", "rp-2", src)
+	assert.Equal(t, 1, p.Change.Added)
+	assert.Zero(t, p.Change.Sampled, "a new photo is no change of what was there")
+
+	// Encrypted in place, with a large file that compresses added to
+	// dilute the samples: it is not counted.
+	ransomware.Encrypt(t, src, 30)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "padding.txt"), bytes.Repeat([]byte("aaaa"), 1<<20), 0o644))
+	p = backup(t, s, "vm1", "rp-3", src, CompareWith("rp-1"))
+	assert.Equal(t, 30, p.Change.Replaced)
+	assert.Equal(t, p.Change.Sampled, p.Change.Incompressible, "only the encrypted copies are sampled")
+	require.NotNil(t, p.Since)
+	assert.Equal(t, 60, p.Since.Files, "measured against rp-1")
+	assert.Equal(t, 33, p.Since.Added, "the photo, the note, the padding and the 30 copies since rp-1")
+	assert.Equal(t, 30, p.Since.Replaced)
 }

@@ -142,6 +142,12 @@ func collect(ctx context.Context, r repo.DirectRepository, kept []manifest.ID) e
 					}
 					for _, p := range packs {
 						in, err := w.ContentManager().RecoverIndexFromPackBlob(ctx, p.BlobID, p.Length, false)
+						if err != nil && len(live[p.BlobID]) == 0 {
+							// Damaged, and nothing lives in it any more (a
+							// fresh backup wrote its contents anew): it goes
+							// with the unreferenced packs below.
+							continue
+						}
 						if err != nil {
 							return err
 						}

@@ -107,10 +107,12 @@ type sourceTree struct {
 	skipped []string
 	// read is told of the bytes read, for the progress heartbeat.
 	read func(n int64)
+	// sample says whether what is read is sampled for how it compresses.
+	sample bool
 }
 
-func newSourceTree(read func(int64)) *sourceTree {
-	return &sourceTree{entries: map[string]*fileEntry{}, read: read}
+func newSourceTree(sample bool, read func(int64)) *sourceTree {
+	return &sourceTree{entries: map[string]*fileEntry{}, read: read, sample: sample}
 }
 
 func (t *sourceTree) record(e *fileEntry) {
@@ -230,11 +232,15 @@ func (f *sourceFile) Open(ctx context.Context) (kopiafs.Reader, error) {
 		return nil, err
 	}
 	h := newHashingReader(r, f.entry.name(), f.t.read, nil)
-	h.sample = &sampler{}
+	if f.t.sample {
+		h.sample = &sampler{}
+	}
 	h.done = func(size int64, sum string) {
 		f.t.mu.Lock()
 		f.entry.SHA256, f.entry.Size = sum, size
-		f.entry.sampled, f.entry.incompressible = h.sample.sampled, h.sample.incompressible
+		if h.sample != nil {
+			f.entry.sampled, f.entry.incompressible = h.sample.sampled, h.sample.incompressible
+		}
 		f.t.mu.Unlock()
 	}
 	return h, nil

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	kopiafs "github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/restore"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
@@ -63,36 +64,9 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	if err != nil {
 		return Restored{}, err
 	}
-	unknown := fmt.Errorf("%w: recovery point %s of item %s is not in the store", ErrUnknownRecoveryPoint, id, itemID)
-	r, err := s.open(ctx, vaultID, itemID, time.Time{}, false)
-	if errors.Is(err, errNoRepository) {
-		return Restored{}, unknown
-	}
+	r, man, list, err := s.openPoint(ctx, vaultID, itemID, id, wantSHA256)
 	if err != nil {
 		return Restored{}, err
-	}
-	src := sourceOf(vaultID, itemID)
-	ids, err := snapshot.ListSnapshotManifests(ctx, r, &src, map[string]string{labelPoint: id})
-	if err != nil {
-		return Restored{}, fmt.Errorf("find recovery point %s: %w", id, err)
-	}
-	if len(ids) == 0 {
-		return Restored{}, unknown
-	}
-	man, err := snapshot.LoadSnapshot(ctx, r, ids[0])
-	if err != nil {
-		return Restored{}, corrupted(id, "its snapshot cannot be read: %v", err)
-	}
-	data, err := readList(ctx, r, vaultID, itemID, id)
-	if err != nil {
-		return Restored{}, corrupted(id, "its file list cannot be read: %v", err)
-	}
-	if sum := sha256.Sum256(data); wantSHA256 != "" && hex.EncodeToString(sum[:]) != wantSHA256 {
-		return Restored{}, corrupted(id, "its file list hashes to %s, the workflow recorded %s", hex.EncodeToString(sum[:]), wantSHA256)
-	}
-	list, err := decodeList(data)
-	if err != nil {
-		return Restored{}, corrupted(id, "%v", err)
 	}
 	if err := checkTargetEmpty(target); err != nil {
 		return Restored{}, err
@@ -181,6 +155,43 @@ func (s *Store) Restore(ctx context.Context, vaultID, itemID, id, wantSHA256, ta
 	}
 	res.Unhidden = unhidden
 	return res, syncDir(parent)
+}
+
+// openPoint opens recovery point id of an item: its repository, its
+// snapshot, and its file list, which must hash to wantSHA256 when given.
+func (s *Store) openPoint(ctx context.Context, vaultID, itemID, id, wantSHA256 string) (repo.DirectRepository, *snapshot.Manifest, map[string]fileEntry, error) {
+	unknown := fmt.Errorf("%w: recovery point %s of item %s is not in the store", ErrUnknownRecoveryPoint, id, itemID)
+	r, err := s.open(ctx, vaultID, itemID, time.Time{}, false)
+	if errors.Is(err, errNoRepository) {
+		return nil, nil, nil, unknown
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src := sourceOf(vaultID, itemID)
+	ids, err := snapshot.ListSnapshotManifests(ctx, r, &src, map[string]string{labelPoint: id})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("find recovery point %s: %w", id, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil, nil, unknown
+	}
+	man, err := snapshot.LoadSnapshot(ctx, r, ids[0])
+	if err != nil {
+		return nil, nil, nil, corrupted(id, "its snapshot cannot be read: %v", err)
+	}
+	data, err := readList(ctx, r, vaultID, itemID, id)
+	if err != nil {
+		return nil, nil, nil, corrupted(id, "its file list cannot be read: %v", err)
+	}
+	if sum := sha256.Sum256(data); wantSHA256 != "" && hex.EncodeToString(sum[:]) != wantSHA256 {
+		return nil, nil, nil, corrupted(id, "its file list hashes to %s, the workflow recorded %s", hex.EncodeToString(sum[:]), wantSHA256)
+	}
+	list, err := decodeList(data)
+	if err != nil {
+		return nil, nil, nil, corrupted(id, "%v", err)
+	}
+	return r, man, list, nil
 }
 
 // unescapeNames gives back their exact bytes to the names kopia could

@@ -38,9 +38,9 @@ func sameTree(t *testing.T, want, got string) {
 	assert.Empty(t, diffs)
 }
 
-func backup(t *testing.T, s *Store, item, id, src string) Point {
+func backup(t *testing.T, s *Store, item, id, src string, options ...BackupOption) Point {
 	t.Helper()
-	p, err := s.Backup(context.Background(), "vault1", item, id, src, time.Time{}, nil)
+	p, err := s.Backup(context.Background(), "vault1", item, id, src, time.Time{}, nil, options...)
 	require.NoError(t, err)
 	return p
 }

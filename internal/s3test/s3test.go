@@ -26,7 +26,10 @@ type Server struct {
 	SecretKey string
 	// Client talks to it with the same credentials.
 	Client *minio.Client
-	dirs   []string
+	// Data is the directory that holds the current version of every
+	// object, as files: a test may damage one there, as a failing disk would.
+	Data string
+	dirs []string
 }
 
 // Binary finds versitygw: on the PATH, or where go install puts it.
@@ -64,7 +67,7 @@ func Start(t testing.TB) *Server {
 		}
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testport.Free(t))
-	s := &Server{Endpoint: "http://" + addr, AccessKey: "recoveryvault", SecretKey: "recoveryvault-test-secret"}
+	s := &Server{Endpoint: "http://" + addr, AccessKey: "recoveryvault", SecretKey: "recoveryvault-test-secret", Data: data}
 	// Without --versioning-dir a bucket made with object lock would stay
 	// unversioned.
 	cmd := exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet",
