@@ -52,7 +52,11 @@ func (a *Activities) backup(ctx context.Context, in item.BackupInput) (item.Back
 	}
 	vault := a.vaultNow(ctx, in.VaultID)
 	lock := a.lockFor(in.Window, vault)
-	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx))
+	options := []store.BackupOption{store.CompareWith(in.CompareWith)}
+	if in.Fresh {
+		options = append(options, store.Fresh())
+	}
+	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx), options...)
 	if err != nil {
 		return item.BackupResult{}, classifyIn(ctx, err)
 	}
@@ -65,7 +69,7 @@ func (a *Activities) backup(ctx context.Context, in item.BackupInput) (item.Back
 	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("Special files not backed up", "vault", in.VaultID, "item", in.ItemID, "files", p.Skipped)
 	}
-	res := item.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock}
+	res := item.BackupResult{Point: rp, Files: p.Files, Skipped: len(p.Skipped), Lock: lock, Since: p.Since}
 	if vault != nil {
 		// What the item knows of its vault is as fresh as its last backup.
 		protection := vault.Protection()
@@ -144,6 +148,25 @@ func (a *Activities) restore(ctx context.Context, in item.RestoreInput) (item.Re
 		activity.GetLogger(ctx).Error("Tamper alert not delivered", "error", err)
 	}
 	return item.RestoreResult{Files: r.Files, Bytes: r.Bytes}, nil
+}
+
+// Verify reads a recovery point back from the store, every file checked
+// against its backup's hashes, and writes nothing to the host: a restore
+// drill. It runs on its own task queue, so that drills wait for each other
+// and never for backups.
+func (a *Activities) Verify(ctx context.Context, in item.VerifyInput) (item.RestoreResult, error) {
+	if err := a.admit(ctx, in.VaultID, itemCaller(in.VaultID, in.ItemID)); err != nil {
+		return item.RestoreResult{}, err
+	}
+	v, err := a.Store.Verify(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, heartbeat(ctx))
+	if errors.Is(err, store.ErrVerifyFailed) {
+		msg := strings.TrimPrefix(err.Error(), store.ErrVerifyFailed.Error()+": ")
+		return item.RestoreResult{}, temporal.NewNonRetryableApplicationError(msg, protocol.ErrTypeVerifyFailed, nil)
+	}
+	if err != nil {
+		return item.RestoreResult{}, classifyIn(ctx, err)
+	}
+	return item.RestoreResult{Files: v.Files, Bytes: v.Bytes}, nil
 }
 
 // Collect removes expired recovery points and the data only they held. It

@@ -7,6 +7,9 @@
 //	go run ./bench                        # a 512 MiB tree under $TMPDIR
 //	go run ./bench -size 1024 -dir /var/tmp
 //
+// Our store runs twice: as the worker runs it, and without measuring what
+// each backup changed (the anomaly rule's figures), to show that cost.
+//
 // restic and borg are Debian's (apt-get install restic borgbackup); a tool
 // that is missing is left out of the table, saying so. Our store runs in
 // this process, as it does in the worker; restic and borg as commands.
@@ -14,6 +17,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -21,7 +25,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"recoveryvault/internal/treediff"
@@ -62,7 +68,8 @@ func run(size int64, files int, parent string) error {
 	if err := generate(src, size, files); err != nil {
 		return err
 	}
-	tools := []*tool{ours(work, src), restic(work, src), borg(work, src)}
+	measured, unmeasured := ours(work, src, "Recovery Vault"), ours(work, src, "(no change measure)", store.Unmeasured())
+	tools := []*tool{unmeasured, measured, restic(work, src), borg(work, src)}
 
 	phases := []string{"first backup", "unchanged backup", "backup after rewriting 2%", "restore"}
 	for i, phase := range phases[:3] {
@@ -75,27 +82,30 @@ func run(size int64, files int, parent string) error {
 			if t.skipped != "" {
 				continue
 			}
+			// What the tool before wrote is flushed first, not on this one's time.
+			syscall.Sync()
 			start := time.Now()
 			if err := t.backup(i + 1); err != nil {
 				return fmt.Errorf("%s, %s: %w", t.name, phase, err)
 			}
 			t.times[i] = time.Since(start)
-			fmt.Printf("  %-15s %-26s %s\n", t.name, phase, t.times[i].Round(time.Millisecond))
+			fmt.Printf("  %-20s %-26s %s\n", t.name, phase, t.times[i].Round(time.Millisecond))
 		}
 	}
 	for _, t := range tools {
 		if t.skipped != "" {
-			fmt.Printf("  %-15s left out: %s\n", t.name, t.skipped)
+			fmt.Printf("  %-20s left out: %s\n", t.name, t.skipped)
 			continue
 		}
 		target := filepath.Join(work, "restore-"+t.name)
+		syscall.Sync()
 		start := time.Now()
 		tree, err := t.restore(target)
 		if err != nil {
 			return fmt.Errorf("%s, restore: %w", t.name, err)
 		}
 		t.times[3] = time.Since(start)
-		fmt.Printf("  %-15s %-26s %s\n", t.name, "restore", t.times[3].Round(time.Millisecond))
+		fmt.Printf("  %-20s %-26s %s\n", t.name, "restore", t.times[3].Round(time.Millisecond))
 		diffs, err := treediff.Diff(src, tree)
 		if err != nil {
 			return err
@@ -119,16 +129,74 @@ func run(size int64, files int, parent string) error {
 		fmt.Printf("| %s | %s | %s | %s | %s | %d MiB | %.2f |\n", t.name, secs(t.times[0]), secs(t.times[1]), secs(t.times[2]), secs(t.times[3]),
 			stored>>20, float64(stored)/float64(size))
 	}
+	if measured.skipped == "" {
+		with, without, err := overhead(work, src, size, rounds)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nMeasuring what changed (samples while hashing, the file lists compared): %s with, %s without, %+.1f%%\n",
+			secs(with), secs(without), 100*(with.Seconds()-without.Seconds())/without.Seconds())
+		fmt.Printf("(medians of %d rounds, each a first backup into a fresh repository and one after rewriting 2%%, in alternating order)\n", rounds)
+	}
 	return nil
+}
+
+// rounds of overhead: one run's order and disk cache sway a single
+// comparison by more than what is measured.
+const rounds = 5
+
+// overhead times our store with and without measuring what changed.
+func overhead(work, src string, size int64, rounds int) (with, without time.Duration, err error) {
+	var withs, withouts []time.Duration
+	for r := range rounds {
+		variants := []*tool{ours(work, src, fmt.Sprintf("round %d measured", r)), ours(work, src, fmt.Sprintf("round %d unmeasured", r), store.Unmeasured())}
+		if r%2 == 1 {
+			variants[0], variants[1] = variants[1], variants[0]
+		}
+		took := map[*tool]time.Duration{}
+		for n := 1; n <= 2; n++ {
+			if n == 2 {
+				if err := rewrite(src, size/50); err != nil {
+					return 0, 0, err
+				}
+			}
+			for _, v := range variants {
+				if v.skipped != "" {
+					return 0, 0, errors.New(v.skipped)
+				}
+				syscall.Sync()
+				start := time.Now()
+				if err := v.backup(n); err != nil {
+					return 0, 0, err
+				}
+				took[v] += time.Since(start)
+			}
+		}
+		for _, v := range variants {
+			if strings.HasSuffix(v.name, "unmeasured") {
+				withouts = append(withouts, took[v])
+			} else {
+				withs = append(withs, took[v])
+			}
+			_ = os.RemoveAll(v.repo)
+		}
+	}
+	return median(withs), median(withouts), nil
+}
+
+func median(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-// ours is the store, in a directory, as the worker runs it.
-func ours(work, src string) *tool {
-	repo := filepath.Join(work, "recoveryvault")
-	t := &tool{name: "Recovery Vault", repo: repo}
-	s, err := store.Open(context.Background(), store.Options{Location: repo, Password: password, WorkDir: filepath.Join(work, "recoveryvault-work"),
+// ours is the store, in a directory, as the worker runs it, with options.
+func ours(work, src, name string, options ...store.BackupOption) *tool {
+	dir := strings.Trim(strings.ToLower(strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(name)), "-")
+	repo := filepath.Join(work, dir)
+	t := &tool{name: name, repo: repo}
+	s, err := store.Open(context.Background(), store.Options{Location: repo, Password: password, WorkDir: filepath.Join(work, dir+"-work"),
 		SourceRoots: []string{filepath.Dir(src)}, RestoreRoots: []string{work}})
 	if err != nil {
 		t.skipped = err.Error()
@@ -137,7 +205,7 @@ func ours(work, src string) *tool {
 	var last store.Point
 	t.backup = func(n int) error {
 		var err error
-		last, err = s.Backup(context.Background(), "bench", "tree", fmt.Sprintf("rp-%d", n), src, time.Time{}, nil)
+		last, err = s.Backup(context.Background(), "bench", "tree", fmt.Sprintf("rp-%d", n), src, time.Time{}, nil, options...)
 		return err
 	}
 	t.restore = func(target string) (string, error) {

@@ -374,8 +374,11 @@ func (c *Console) itemAction(r *http.Request, v *view) error {
 		return err
 	}
 	var arg any = protocol.Request{RequestedBy: v.Operator, Reason: form["reason"]}
-	if op == protocol.OpRestore {
+	switch op {
+	case protocol.OpRestore:
 		arg = protocol.RestoreRequest{RecoveryPointID: form["recoveryPointId"], TargetPath: form["targetPath"], RequestedBy: v.Operator}
+	case protocol.OpVerify:
+		arg = protocol.VerifyRequest{RequestedBy: v.Operator}
 	}
 	var refusal error
 	if op == protocol.OpDelete {

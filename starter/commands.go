@@ -18,6 +18,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"recoveryvault/internal/items"
@@ -133,7 +134,7 @@ func newRootCommand(dial dialFunc) *cobra.Command {
 		}
 		root.AddCommand(cmd)
 	}
-	root.AddCommand(a.restoreCommand(itemFlags), a.vaultCommand(), a.loadCommand(), a.scaleCommand())
+	root.AddCommand(a.restoreCommand(itemFlags), a.verifyCommand(itemFlags), a.vaultCommand(), a.loadCommand(), a.scaleCommand())
 	return root
 }
 
@@ -833,4 +834,48 @@ func (a *app) countItems(ctx context.Context, cl client.Client) map[protocol.Sta
 		return nil
 	}
 	return counts
+}
+
+func (a *app) verifyCommand(itemFlags func(*cobra.Command)) *cobra.Command {
+	var req protocol.VerifyRequest
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Read a recovery point back from the store and check every file (a restore drill); exits non-zero when it does not verify",
+		Args:  cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, cl client.Client) error {
+			req.RequestedBy = a.requestedBy
+			done := make(chan struct{})
+			defer close(done)
+			go showDrillProgress(ctx, cl, a.workflowID(), os.Stderr, done)
+			return a.update(ctx, cl, protocol.UpdateVerify, req)
+		}),
+	}
+	itemFlags(cmd)
+	cmd.Flags().StringVar(&req.RecoveryPointID, "recovery-point", "", "recovery point ID (default: the newest never verified, else the oldest, else the one verified longest ago)")
+	return cmd
+}
+
+// showDrillProgress says, every few seconds while a drill runs, how much
+// of the point it has read back: what its activity reports.
+func showDrillProgress(ctx context.Context, cl client.Client, workflowID string, out io.Writer, done <-chan struct{}) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		d, err := cl.DescribeWorkflowExecution(ctx, workflowID, "")
+		if err != nil {
+			continue
+		}
+		for _, p := range d.GetPendingActivities() {
+			var read int64
+			if p.GetActivityType().GetName() != protocol.ActivityVerify || converter.GetDefaultDataConverter().FromPayloads(p.GetHeartbeatDetails(), &read) != nil {
+				continue
+			}
+			fmt.Fprintf(out, "verifying: %s read back so far\n", protocol.Plural(int(read), "byte"))
+		}
+	}
 }

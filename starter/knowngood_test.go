@@ -1,6 +1,10 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +63,59 @@ func TestASourceEncryptedInPlaceIsCaughtAtTheNextBackup(t *testing.T) {
 		return k.mustJSON(append([]string{"status"}, item...)...).ProtectionState == protocol.SoftDeleted
 	}, 30*time.Second, 200*time.Millisecond, "the delete that waited goes on once cleared")
 	require.Eventually(t, func() bool { return k.counts("vault1")[items.Anomaly] == 0 }, 20*time.Second, 100*time.Millisecond)
+}
+
+// TestARestoreDrillCatchesABitFlipAndTheNextBackupHeals runs on a real
+// server: a point verifies, a bit flipped in the store's data makes the
+// drill fail with a non-zero exit and marks the point, and the next backup
+// stores every file afresh, after which the point verifies again.
+func TestARestoreDrillCatchesABitFlipAndTheNextBackupHeals(t *testing.T) {
+	k := startCluster(t)
+	src := t.TempDir()
+	ransomware.WriteDocuments(t, src, 20, 40<<10)
+	item := []string{"--vault", "vault1", "--item", "files"}
+	first := k.mustJSON(append([]string{"protect", "--source", src}, item...)...).RecoveryPoints[0]
+
+	out, err := k.starter(append([]string{"verify"}, item...)...)
+	require.NoError(t, err, out)
+	st := k.mustJSON(append([]string{"status"}, item...)...)
+	assert.True(t, st.RecoveryPoints[0].Verified)
+	assert.Contains(t, st.Audit[len(st.Audit)-1].Detail, "recovery point "+first.ID+" read back whole: 20 files")
+
+	var packs []string
+	root := filepath.Join(k.storeDir, "vault1", "files")
+	require.NoError(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		// Data packs, sharded into directories by their names' start.
+		if rel, _ := filepath.Rel(root, p); err == nil && d.Type().IsRegular() && strings.HasPrefix(rel, "p") {
+			packs = append(packs, p)
+		}
+		return err
+	}))
+	require.NotEmpty(t, packs)
+	largest := slices.MaxFunc(packs, func(a, b string) int { return int(size(t, a) - size(t, b)) })
+	data, err := os.ReadFile(largest)
+	require.NoError(t, err)
+	for i := 0; i < len(data); i += 64 {
+		data[i] ^= 0x01
+	}
+	require.NoError(t, os.WriteFile(largest, data, 0o600))
+
+	_, err = k.starter(append([]string{"verify", "--recovery-point", first.ID}, item...)...)
+	require.Error(t, err, "a failed drill is a non-zero exit")
+	assert.Regexp(t, `verify failed: recovery point `+first.ID+` of item files did not verify: .*\d+ of 20 files do not read back as backed up`, err.Error())
+	out, err = k.starter(append([]string{"status"}, item...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "VERIFY FAILED: "+first.ID)
+	_, err = k.starter(append([]string{"restore", "--recovery-point", first.ID, "--target", filepath.Join(t.TempDir(), "out")}, item...)...)
+	require.Error(t, err, "the restore fails loudly rather than return wrong bytes")
+
+	k.mustJSON(append([]string{"backup-now"}, item...)...)
+	out, err = k.starter(append([]string{"verify", "--recovery-point", first.ID}, item...)...)
+	require.NoError(t, err, "the fresh backup stored the damaged data again: %s", out)
+}
+
+func size(t *testing.T, p string) int64 {
+	info, err := os.Stat(p)
+	require.NoError(t, err)
+	return info.Size()
 }

@@ -557,7 +557,9 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 	// Read from the real histories of protect, stop, delete, undelete,
 	// resume, delete and the purge. Each action is billed on Temporal Cloud
 	// and is load on a cluster: this fails if the lifecycle grows past its
-	// cost (at most 20 from the stop to the purge, 25 with the protect, and
+	// cost (at most 22 from the stop to the purge, 27 with the protect: a
+	// stopped item still wakes for its weekly restore drill, a timer
+	// started and cancelled; and
 	// at the vault the 2 deletes asked of it per item, plus what each of
 	// the vault's runs costs once, shared by the 6 items: its start, one
 	// count of its items, and the version marker of publishing its hold,
@@ -570,8 +572,8 @@ func TestLoadDrivesItemsToTheirPurgeAndMeasures(t *testing.T) {
 	atVault, _ := strconv.ParseFloat(actions[3], 64)
 	t.Logf("Temporal actions per item: %.1f in its history, %.1f of them for stop to purge, %.1f at its vault\n%s", perItem, lifecycle, atVault,
 		regexp.MustCompile(`(?m)^    (in the item|at the vault).*$`).FindAllString(out, -1))
-	assert.LessOrEqual(t, lifecycle, 20.0, "actions from the first update to the purge")
-	assert.LessOrEqual(t, perItem, 25.0, "actions in each item's history")
+	assert.LessOrEqual(t, lifecycle, 22.0, "actions from the first update to the purge")
+	assert.LessOrEqual(t, perItem, 27.0, "actions in each item's history")
 	assert.LessOrEqual(t, atVault, 2.0+4.0/6+0.05, "actions at the vault per item")
 	assert.Regexp(t, `in the item .*\bupdate 5\.0`, out, "the five updates are in the breakdown")
 	assert.Contains(t, out, "Baseline: the same Temporal calls")

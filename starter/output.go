@@ -62,9 +62,9 @@ func printStatus(out io.Writer, st item.Status, guardHolds bool) {
 	fmt.Fprintf(out, "\nRecovery points (%d)\n", len(st.RecoveryPoints))
 	if len(st.RecoveryPoints) > 0 {
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tNEW IN STORE\tCHANGE\tCONTENT SHA256")
+		fmt.Fprintln(tw, "ID\tCREATED\tEXPIRES\tSIZE\tNEW IN STORE\tCHANGE\tVERIFIED\tCONTENT SHA256")
 		for _, rp := range st.RecoveryPoints {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, rp.NewBytes, rp.Change.Text(), short(rp.SHA256))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", rp.ID, rp.CreatedAt.UTC().Format(time.RFC3339), rp.ExpiresAt.UTC().Format(time.RFC3339), rp.SizeBytes, rp.NewBytes, rp.Change.Text(), verifiedText(rp), short(rp.SHA256))
 		}
 		tw.Flush()
 		for _, rp := range st.RecoveryPoints {
@@ -73,6 +73,9 @@ func printStatus(out io.Writer, st item.Status, guardHolds bool) {
 				fmt.Fprintf(out, "ANOMALY: %s is suspect: %s. Older points are kept and deletes wait: look, then `starter clear-anomaly --reason ...`\n", rp.ID, rp.Suspect)
 			case rp.Suspect != "":
 				fmt.Fprintf(out, "%s was suspect (%s); cleared %s\n", rp.ID, rp.Suspect, rp.Accepted)
+			}
+			if rp.VerifyFailed != "" {
+				fmt.Fprintf(out, "VERIFY FAILED: %s did not read back as backed up: %s\n", rp.ID, rp.VerifyFailed)
 			}
 		}
 	}
@@ -212,4 +215,15 @@ func printAudit(out io.Writer, all []protocol.AuditEntry) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Operation, e.RequestedBy, dash(shortSigner(e.Signer)), e.Outcome, e.Detail)
 	}
 	tw.Flush()
+}
+
+// verifiedText says what the last restore drill of a point found.
+func verifiedText(rp protocol.RecoveryPoint) string {
+	switch {
+	case rp.VerifyFailed != "":
+		return "FAILED " + rp.CheckedAt.UTC().Format(time.RFC3339)
+	case rp.Verified:
+		return rp.CheckedAt.UTC().Format(time.RFC3339)
+	}
+	return "-"
 }

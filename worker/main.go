@@ -37,6 +37,8 @@ import (
 // config is what the flags say.
 type config struct {
 	dev bool
+	// maxVerifications is how many restore drills run at once.
+	maxVerifications int
 	// loadTest is dev mode's settings on an existing cluster: for load
 	// tests on a throwaway cluster, never for data that matters.
 	loadTest            bool
@@ -174,6 +176,8 @@ Flags:
 		"run without the bucket's object lock, or without knowing whether it has one: the storage then no longer keeps data against deletion "+
 			"(env RECOVERYVAULT_NO_OBJECT_LOCK); without it a worker that cannot read its bucket's lock status refuses to start")
 	fs.BoolVar(&c.restoreOwners, "restore-owners", false, "restore files' owners (the worker must run as root); otherwise what is restored belongs to the worker's user")
+	fs.IntVar(&c.maxVerifications, "max-verifications", backupworker.MaxVerifications,
+		"restore drills run at once, on task queue "+protocol.VerifyTaskQueue+", apart from backups (each reads a whole recovery point)")
 	fs.DurationVar(&c.softDeleteRetention, "soft-delete-retention", 0,
 		"dev mode: replace the soft-delete window of every delete, e.g. 2m for demos; "+
 			"otherwise a minimum window of 336h to 4320h (14 to 180 days) that can only lengthen an item's")
@@ -301,8 +305,9 @@ func run(c config, out io.Writer, stop <-chan any) error {
 	}
 	fmt.Fprintf(out, "Sources may lie in: %s\nRestores may write into: %s\n",
 		describeRoots(c.sourceRoots, "--source-root"), describeRoots(c.restoreRoots, "--restore-root"))
-	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s, store %s\n",
-		opts.HostPort, opts.Namespace, protocol.TaskQueue, st)
+	fmt.Fprintf(out, "Recovery Vault worker: Temporal %s, namespace %s, task queue %s (restore drills on %s, %d at once), store %s\n",
+		opts.HostPort, opts.Namespace, protocol.TaskQueue, protocol.VerifyTaskQueue, max(c.maxVerifications, 1), st)
+	backupworker.MaxVerifications = max(c.maxVerifications, 1)
 	var notifier activities.Notifier = activities.LogNotifier{Logger: slog.New(slog.NewJSONHandler(out, nil))}
 	if c.webhookURL != "" {
 		notifier = activities.WebhookNotifier{URL: c.webhookURL}

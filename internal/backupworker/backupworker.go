@@ -5,6 +5,7 @@ package backupworker
 import (
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -40,12 +41,45 @@ func init() { worker.SetStickyWorkflowCacheSize(StickyCacheSize) }
 
 // New returns a worker for the backup task queue: recovery points in st,
 // alerts through notifier (log lines when nil), and the worker's settings.
-func New(c client.Client, st *store.Store, notifier activities.Notifier, s protocol.Settings) worker.Worker {
+func New(c client.Client, st *store.Store, notifier activities.Notifier, s protocol.Settings) *Worker {
 	// What the store does is the store's to say.
 	s.StoreLocks, s.ObjectLock = st.Locks(), st.ObjectLock()
+	acts := &activities.Activities{Store: st, Client: c, Notifier: notifier, Settings: s}
 	w := worker.New(c, protocol.TaskQueue, Options)
 	w.RegisterWorkflowWithOptions(item.NewBackupItem(s), workflow.RegisterOptions{Name: protocol.WorkflowType})
 	w.RegisterWorkflowWithOptions(vault.NewVault(s), workflow.RegisterOptions{Name: protocol.VaultWorkflowType})
-	w.RegisterActivity(&activities.Activities{Store: st, Client: c, Notifier: notifier, Settings: s})
-	return w
+	w.RegisterActivity(acts)
+	drills := worker.New(c, protocol.VerifyTaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: MaxVerifications})
+	drills.RegisterActivityWithOptions(acts.Verify, activity.RegisterOptions{Name: protocol.ActivityVerify})
+	return &Worker{main: w, drills: drills}
+}
+
+// MaxVerifications is how many restore drills a worker runs at once: each
+// reads a whole recovery point, and backups must not wait for them.
+var MaxVerifications = 2
+
+// Worker serves the backup task queue and, with a limit of its own, the
+// restore drills' queue.
+type Worker struct{ main, drills worker.Worker }
+
+// Start starts both; Stop stops both.
+func (w *Worker) Start() error {
+	if err := w.drills.Start(); err != nil {
+		return err
+	}
+	return w.main.Start()
+}
+
+func (w *Worker) Stop() {
+	w.main.Stop()
+	w.drills.Stop()
+}
+
+// Run serves until stop is closed or a signal ends the process.
+func (w *Worker) Run(stop <-chan any) error {
+	if err := w.drills.Start(); err != nil {
+		return err
+	}
+	defer w.drills.Stop()
+	return w.main.Run(stop)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"recoveryvault/workflows/protocol"
 )
@@ -19,7 +20,7 @@ func (d *decider) rule() protocol.AnomalyRule {
 // judge marks a new point suspect when its change looks like ransomware,
 // and raises the anomaly alert at once.
 func (d *decider) judge(rp *protocol.RecoveryPoint) string {
-	why := d.rule().JudgePoint(d.st.RecoveryPoints, *rp)
+	why := d.rule().JudgePoint(d.st.RecoveryPoints, *rp, d.ev.Since)
 	if why == "" {
 		return ""
 	}
@@ -29,10 +30,15 @@ func (d *decider) judge(rp *protocol.RecoveryPoint) string {
 	return detail
 }
 
-// heldByAnomaly says why a delete waits: encrypting, then deleting, must
-// gain an attacker nothing.
-func (d *decider) heldByAnomaly(a *protocol.RecoveryPoint) string {
-	return fmt.Sprintf("item %s has an anomaly since recovery point %s (%s): deletes wait until it is cleared", d.item, a.ID, a.Suspect)
+// waitForClear keeps a delete, or its approval, until the anomaly is
+// cleared: encrypting, then deleting, must gain an attacker nothing. No
+// timer asks again; the clear does. The vault did not hold it.
+func (d *decider) waitForClear(a *protocol.RecoveryPoint) Decision {
+	dec := d.wait(fmt.Sprintf("item %s has an anomaly since recovery point %s (%s): deletes wait until it is cleared", d.item, a.ID, a.Suspect), false)
+	if i := dec.State.waiting(d.ev.Op, d.ev.RequestID); i >= 0 {
+		dec.State.Waiting[i].RetryAt = time.Time{}
+	}
+	return dec
 }
 
 // clearAnomaly accepts the suspect points, critical as a delete is: the
@@ -52,30 +58,47 @@ func (d *decider) clearAnomaly() (Decision, error) {
 	if v.Pending != nil {
 		return d.register(protocol.OpClearAnomaly, v), nil
 	}
-	d.clear(d.ev.By, v.Signer)
+	d.clear(d.ev.By, v.Signer, suspects(d.st.RecoveryPoints))
 	return d.decision(), nil
 }
 
-// clear accepts every suspect point, and the newest, as known good: the
-// points before them expire again, deletes that waited go on, and later
-// changes add up from here.
-func (d *decider) clear(by, signer string) {
+// suspects are the IDs of the points found suspect and not accepted.
+func suspects(points []protocol.RecoveryPoint) []string {
+	var ids []string
+	for _, rp := range points {
+		if rp.Suspect != "" && rp.Accepted == "" {
+			ids = append(ids, rp.ID)
+		}
+	}
+	return ids
+}
+
+// clear accepts as known good the suspect points named (those known when
+// the clear was asked: a point found suspect since stays suspect). With no
+// suspect left, the newest point is accepted too: the points before expire
+// again, later changes add up from it, and deletes that waited go on, as
+// if asked now.
+func (d *decider) clear(by, signer string, named []string) {
 	accepted := fmt.Sprintf("by %s at %s: %s", by, protocol.FormatTime(d.in.Now), d.ev.Reason)
 	points := slices.Clone(d.st.RecoveryPoints)
 	n := 0
 	for i := range points {
-		if points[i].Suspect != "" && points[i].Accepted == "" {
+		if points[i].Suspect != "" && points[i].Accepted == "" && slices.Contains(named, points[i].ID) {
 			points[i].Accepted = accepted
 			n++
 		}
 	}
-	if last := len(points) - 1; last >= 0 && points[last].Accepted == "" {
+	if last := len(points) - 1; last >= 0 && protocol.Anomaly(points) == nil && points[last].Accepted == "" {
 		points[last].Accepted = accepted
 	}
 	d.st.RecoveryPoints = points
-	d.st.Waiting = slices.Clone(d.st.Waiting)
-	for i := range d.st.Waiting {
-		d.st.Waiting[i].RetryAt = d.in.Now
+	// A clear that waited for its vault is done by this one; the rest are
+	// asked again now, and counted by the vault's guard from now.
+	d.st.Waiting = slices.DeleteFunc(slices.Clone(d.st.Waiting), func(w Waiting) bool { return w.Op == protocol.OpClearAnomaly })
+	if protocol.Anomaly(points) == nil {
+		for i := range d.st.Waiting {
+			d.st.Waiting[i].RetryAt, d.st.Waiting[i].Since = d.in.Now, d.in.Now
+		}
 	}
 	d.changed(protocol.OpClearAnomaly, by, fmt.Sprintf("anomaly cleared: %s accepted as known good; the points before expire again and deletes go on",
 		protocol.Plural(n, "suspect recovery point")))

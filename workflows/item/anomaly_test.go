@@ -21,12 +21,18 @@ var (
 	slowDay = protocol.Change{Files: 100, Changed: 12, BytesChanged: 240 << 10, Sampled: 48 << 10, Incompressible: 46 << 10}
 )
 
-// backupDone decides a backup's result with change c, n days from now.
-func backupDone(t *testing.T, st ItemState, n int, c *protocol.Change) Decision {
+// backupDone decides a backup's result with change c, n days from now;
+// since is its change against the rule's baseline, as the store measures
+// it, or nil for c.
+func backupDone(t *testing.T, st ItemState, n int, c *protocol.Change, since ...protocol.Change) Decision {
 	t.Helper()
 	at := testNow.Add(time.Duration(n) * day)
 	rp := protocol.RecoveryPoint{ID: "rp-" + at.Format("0102"), CreatedAt: at, ExpiresAt: at.Add(2 * day), Change: c}
-	d, err := Decide(st, Event{Op: OpBackupDone, For: OpScheduledBackup, Point: &rp}, Inputs{Item: testItem, Now: at})
+	ev := Event{Op: OpBackupDone, For: OpScheduledBackup, Point: &rp, Since: c}
+	if len(since) > 0 {
+		ev.Since = &since[0]
+	}
+	d, err := Decide(st, ev, Inputs{Item: testItem, Now: at})
 	require.NoError(t, err)
 	return d
 }
@@ -68,11 +74,23 @@ func TestEncryptionSpreadOverDaysAddsUp(t *testing.T) {
 	st := backupDone(t, ItemState{ProtectionState: protocol.Protected}, 0, nil).State
 	alerts := 0
 	for i := 1; i <= 3; i++ {
-		d := backupDone(t, st, i, &slowDay)
+		since := slowDay
+		since.Changed *= i // twelve other files each day
+		d := backupDone(t, st, i, &slowDay, since)
 		st, alerts = d.State, alerts+anomalyAlerts(d)
 	}
 	assert.Equal(t, 1, alerts, "12%, 24%: normal; 36% of the files by the third day: suspect")
 	assert.Contains(t, protocol.Anomaly(st.RecoveryPoints).Suspect, "over the last 3 backups")
+}
+
+func TestOneArchiveRewrittenEveryDayIsNoAnomaly(t *testing.T) {
+	archive := protocol.Change{Files: 20, Changed: 1, BytesChanged: 4 << 20, Sampled: 16 << 10, Incompressible: 16 << 10}
+	st := backupDone(t, ItemState{ProtectionState: protocol.Protected}, 0, nil).State
+	for i := 1; i <= 20; i++ {
+		d := backupDone(t, st, i, &archive, archive)
+		st = d.State
+		require.Zero(t, anomalyAlerts(d), "day %d: the same file changed again counts once", i)
+	}
 }
 
 func TestAnAnomalyKeepsTheOlderPointsAndHoldsDeletesUntilItIsCleared(t *testing.T) {
@@ -91,7 +109,8 @@ func TestAnAnomalyKeepsTheOlderPointsAndHoldsDeletesUntilItIsCleared(t *testing.
 	assert.Equal(t, protocol.Protected, d.State.ProtectionState)
 	w := waitingDelete(d.State)
 	require.NotNil(t, w)
-	assert.True(t, w.Held)
+	assert.False(t, w.Held, "the vault did not hold it: its guard counts it when it goes on")
+	assert.Zero(t, w.RetryAt, "no timer: the clear asks again")
 	assert.Contains(t, w.Why, "has an anomaly since recovery point")
 	st = d.State
 
@@ -106,6 +125,7 @@ func TestAnAnomalyKeepsTheOlderPointsAndHoldsDeletesUntilItIsCleared(t *testing.
 	assert.Nil(t, protocol.Anomaly(d.State.RecoveryPoints))
 	assert.Contains(t, kinds(d.Effects), EffectCollect, "the older points expire again")
 	assert.Equal(t, later, waitingDelete(d.State).RetryAt, "the delete goes on now")
+	assert.Equal(t, later, waitingDelete(d.State).Since, "as a delete asked now: the vault's guard counts it")
 
 	_, err = Decide(d.State, clear, Inputs{Item: testItem, Now: later})
 	assert.ErrorContains(t, err, "has no anomaly to clear")
@@ -126,7 +146,16 @@ func TestAClearUnderMultiUserAuthorizationWaitsForItsApproval(t *testing.T) {
 	assert.Equal(t, protocol.OpClearAnomaly, d.State.AwaitingApproval[0].Op)
 
 	approved := Event{Op: protocol.OpApproved, RequestID: "r-1"}
-	d, err = Decide(d.State, approved, Inputs{Item: testItem, Now: testNow, Vault: &protocol.VaultAnswer{Settings: protocol.DefaultSoftDeleteSettings(), RequestedBy: "alice", Reason: "approved by bob"}})
+	answer := &protocol.VaultAnswer{Settings: protocol.DefaultSoftDeleteSettings(), RequestedBy: "alice", Reason: "approved by bob", Points: suspects(d.State.RecoveryPoints)}
+	// Encrypted again while the clear waited for its approval: that point
+	// is not what alice asked to accept.
+	again := backupDone(t, d.State, 2, &encrypted).State
+	later, err := Decide(again, approved, Inputs{Item: testItem, Now: testNow.Add(2 * day), Vault: answer})
+	require.NoError(t, err)
+	require.NotNil(t, protocol.Anomaly(later.State.RecoveryPoints), "a point found suspect after the clear was asked stays suspect")
+	assert.Equal(t, "rp-"+testNow.Add(2*day).Format("0102"), protocol.Anomaly(later.State.RecoveryPoints).ID)
+
+	d, err = Decide(d.State, approved, Inputs{Item: testItem, Now: testNow, Vault: answer})
 	require.NoError(t, err)
 	assert.Nil(t, protocol.Anomaly(d.State.RecoveryPoints))
 	assert.Equal(t, protocol.Protected, d.State.ProtectionState, "an approved clear deletes nothing")

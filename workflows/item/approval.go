@@ -42,7 +42,7 @@ func (d *decider) approved() (Decision, error) {
 		}
 	}
 	if an := protocol.Anomaly(d.st.RecoveryPoints); an != nil && a.Op != protocol.OpClearAnomaly {
-		return d.wait(d.heldByAnomaly(an), true), nil
+		return d.waitForClear(an), nil
 	}
 	v, without, err := d.vaultAnswer()
 	if v == nil {
@@ -52,7 +52,7 @@ func (d *decider) approved() (Decision, error) {
 	if a.Op == protocol.OpClearAnomaly {
 		d.st.AwaitingApproval = slices.Delete(slices.Clone(d.st.AwaitingApproval), i, i+1)
 		d.st.ApprovalsUsed = keepLast(append(slices.Clone(d.st.ApprovalsUsed), id), maxAwaitingApproval)
-		d.clear(v.RequestedBy, v.Signer)
+		d.clear(v.RequestedBy, v.Signer, v.Points)
 		return d.decision(), nil
 	}
 	// Every delete this item waited for is done by this one, asked by its

@@ -22,7 +22,8 @@ func (d *decider) protect() Decision {
 func (d *decider) backup(op protocol.Operation, by string) {
 	now := d.in.Now.UTC()
 	d.st.BackupSequence++
-	d.effects = append(d.effects, Effect{Kind: EffectBackup, Ref: d.ev.Ref, By: by, For: op, Point: protocol.RecoveryPoint{
+	d.effects = append(d.effects, Effect{Kind: EffectBackup, Ref: d.ev.Ref, By: by, For: op, CompareWith: d.rule().Baseline(d.st.RecoveryPoints), Fresh: d.st.fresh(), Point: protocol.RecoveryPoint{
+		Fresh:     d.st.fresh(),
 		ID:        fmt.Sprintf("rp-%s-%d", now.Format("20060102T150405Z"), d.st.BackupSequence),
 		CreatedAt: now,
 		ExpiresAt: now.Add(time.Duration(d.in.Item.Policy.RetentionDays) * 24 * time.Hour),
@@ -187,7 +188,7 @@ func Runnable(st ItemState, e Effect, item ItemInput) error {
 			err = &protocol.Refusal{Message: fmt.Sprintf("item %s is no longer protected: no backup taken", item.ItemID)}
 		}
 		return err
-	case EffectRestore:
+	case EffectRestore, EffectVerify:
 		_, err := Decide(st, Event{Op: protocol.OpRestore, RecoveryPointID: e.Point.ID}, Inputs{Item: item})
 		return err
 	case EffectLock:

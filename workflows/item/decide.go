@@ -21,6 +21,7 @@ const (
 	OpCollectDone protocol.Operation = "collectDone"
 	OpRestoreDone protocol.Operation = "restoreDone"
 	OpPurgeDone   protocol.Operation = "purgeDone"
+	OpVerifyDone  protocol.Operation = "verifyDone"
 	OpLockDone    protocol.Operation = "lockDone"
 	// OpReported is the answer to a report: the vault's settings,
 	// from its memo.
@@ -43,7 +44,7 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 	switch ev.Op {
 	case OpProtect:
 		return d.protect(), nil
-	case protocol.OpStop, protocol.OpDelete, protocol.OpUndelete, protocol.OpResume, protocol.OpBackupNow, protocol.OpRestore, protocol.OpClearAnomaly:
+	case protocol.OpStop, protocol.OpDelete, protocol.OpUndelete, protocol.OpResume, protocol.OpBackupNow, protocol.OpRestore, protocol.OpClearAnomaly, protocol.OpVerify:
 		return d.operation()
 	case protocol.OpApproved:
 		return d.approved()
@@ -57,6 +58,8 @@ func Decide(st ItemState, ev Event, in Inputs) (Decision, error) {
 		return d.restoreDone()
 	case OpPurgeDone:
 		return d.purgeDone(), nil
+	case OpVerifyDone:
+		return d.verifyDone(), nil
 	case OpLockDone:
 		return d.lockDone(), nil
 	case OpReported:
@@ -115,6 +118,8 @@ func (d *decider) operation() (Decision, error) {
 			return d.undeleteWaiting()
 		case protocol.OpClearAnomaly:
 			return d.clearAnomaly()
+		case protocol.OpVerify:
+			return d.verify()
 		}
 	case protocol.ProtectionStopped:
 		switch op {
@@ -135,6 +140,8 @@ func (d *decider) operation() (Decision, error) {
 			return d.undeleteWaiting()
 		case protocol.OpClearAnomaly:
 			return d.clearAnomaly()
+		case protocol.OpVerify:
+			return d.verify()
 		}
 	case protocol.SoftDeleted:
 		switch op {
@@ -160,6 +167,8 @@ func (d *decider) operation() (Decision, error) {
 			return d.refuse("item %s is soft-deleted: undelete it before restoring", d.item)
 		case protocol.OpClearAnomaly:
 			return d.refuse("item %s is soft-deleted: it has no anomaly to clear", d.item)
+		case protocol.OpVerify:
+			return d.refuse("item %s is soft-deleted: undelete it before verifying its recovery points", d.item)
 		}
 	case protocol.Purging:
 		return d.refuse("item %s: its soft-delete window ended at %s and its backup data is being purged; it can no longer be recovered",
@@ -181,7 +190,7 @@ func (d *decider) changed(op protocol.Operation, by, detail string, alerts ...pr
 // registers the delete for approval.
 func (d *decider) delete() (Decision, error) {
 	if a := protocol.Anomaly(d.st.RecoveryPoints); a != nil {
-		return d.wait(d.heldByAnomaly(a), true), nil
+		return d.waitForClear(a), nil
 	}
 	v, without, err := d.vaultAnswer()
 	if v == nil {
@@ -315,8 +324,11 @@ func (d *decider) wait(why string, held bool) Decision {
 	d.st.Waiting = waiting
 	if w.Attempts == 1 {
 		detail := why + "; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)"
+		anomaly := protocol.Anomaly(d.st.RecoveryPoints) != nil && w.Op != protocol.OpClearAnomaly
 		switch {
-		case protocol.Anomaly(d.st.RecoveryPoints) != nil && w.Op != protocol.OpClearAnomaly:
+		case anomaly && w.RequestID != "":
+			detail = fmt.Sprintf("request %s approved, %s; nothing deleted yet: the approval is asked again once the anomaly is cleared", w.RequestID, why)
+		case anomaly:
 			detail = why + "; nothing deleted yet: the delete goes on once the anomaly is cleared (undelete cancels it)"
 		case w.Op == protocol.OpClearAnomaly:
 			detail = why + "; nothing cleared yet: asked again until the vault answers"
@@ -383,6 +395,7 @@ func (d *decider) wakeUp() Decision {
 			}
 			d.st.NextBackupAt = next
 		}
+		d.scheduledDrill()
 		if !d.st.LockDueAt.IsZero() && !now.Before(d.st.LockDueAt) {
 			d.effects = append(d.effects, Effect{Kind: EffectLock, By: signing.System})
 			// Not again until this one is done.

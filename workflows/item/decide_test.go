@@ -15,8 +15,9 @@ import (
 const day = 24 * time.Hour
 
 var (
-	testNow  = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	testItem = ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: "/data/vm1", Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30}}
+	testNow = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	// Its drills are off: verify_test.go has their own.
+	testItem = ItemInput{VaultID: "vault1", ItemID: "vm1", SourcePath: "/data/vm1", Policy: protocol.Policy{Frequency: "24h", RetentionDays: 30, VerifyEvery: "off"}}
 	// A vault's answer to a delete: the default 14 days.
 	testVault = &protocol.VaultAnswer{Settings: protocol.DefaultSoftDeleteSettings(), Window: 14 * 24 * time.Hour}
 )
@@ -275,12 +276,12 @@ func TestStoreEffectsThatWaitedAreCheckedAgainstTheStateNow(t *testing.T) {
 func TestWakeAtFollowsTheState(t *testing.T) {
 	st := testState(protocol.SoftDeleted)
 	st.ReminderAt = st.Deadline.Add(-time.Hour)
-	assert.Equal(t, st.ReminderAt, st.WakeAt())
+	assert.Equal(t, st.ReminderAt, st.WakeAt(0))
 	st.ReminderAt = time.Time{}
-	assert.Equal(t, st.Deadline, st.WakeAt())
-	assert.Equal(t, testNow, testState(protocol.Protected).WakeAt())
-	assert.True(t, testState(protocol.ProtectionStopped).WakeAt().IsZero())
-	assert.True(t, testState(protocol.Purging).WakeAt().IsZero())
+	assert.Equal(t, st.Deadline, st.WakeAt(0))
+	assert.Equal(t, testNow, testState(protocol.Protected).WakeAt(0))
+	assert.True(t, testState(protocol.ProtectionStopped).WakeAt(0).IsZero())
+	assert.True(t, testState(protocol.Purging).WakeAt(0).IsZero())
 }
 
 func TestMalformedAndUnknownEventsAreRefused(t *testing.T) {
@@ -302,8 +303,8 @@ func TestConsoleOffersOnlyWhatChangesTheItem(t *testing.T) {
 		state protocol.State
 		want  []protocol.Operation
 	}{
-		{protocol.Protected, []protocol.Operation{protocol.OpBackupNow, protocol.OpStop, protocol.OpDelete, protocol.OpRestore}},
-		{protocol.ProtectionStopped, []protocol.Operation{protocol.OpDelete, protocol.OpResume, protocol.OpRestore}},
+		{protocol.Protected, []protocol.Operation{protocol.OpBackupNow, protocol.OpStop, protocol.OpDelete, protocol.OpRestore, protocol.OpVerify}},
+		{protocol.ProtectionStopped, []protocol.Operation{protocol.OpDelete, protocol.OpResume, protocol.OpRestore, protocol.OpVerify}},
 		{protocol.SoftDeleted, []protocol.Operation{protocol.OpUndelete}},
 		{protocol.Purged, nil},
 	} {
@@ -325,10 +326,10 @@ func TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted(t *testing.
 	st = d.State
 	assert.Equal(t, testNow.Add(14*day), st.LockedUntil)
 	assert.Equal(t, testNow.Add(7*day), st.LockDueAt, "half a window before it runs out")
-	assert.Equal(t, testNow.Add(day), st.WakeAt(), "the next backup comes first")
+	assert.Equal(t, testNow.Add(day), st.WakeAt(0), "the next backup comes first")
 
 	st.ProtectionState, st.NextBackupAt = protocol.ProtectionStopped, time.Time{}
-	assert.Equal(t, testNow.Add(7*day), st.WakeAt(), "a stopped item wakes for its lock")
+	assert.Equal(t, testNow.Add(7*day), st.WakeAt(0), "a stopped item wakes for its lock")
 	in.Now = testNow.Add(7 * day)
 	d, err = Decide(st, Event{Op: OpWakeUp}, in)
 	require.NoError(t, err)
@@ -336,7 +337,7 @@ func TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted(t *testing.
 	assert.True(t, d.Effects[0].LockUntil.IsZero(), "the rolling lock: now plus the window, as the worker knows it")
 	rolling := d.Effects[0]
 	st = d.State
-	assert.True(t, st.WakeAt().IsZero(), "not again until that one is done")
+	assert.True(t, st.WakeAt(0).IsZero(), "not again until that one is done")
 	d, err = Decide(st, Event{Op: OpLockDone, LockedUntil: in.Now.Add(14 * day), LockWindow: 14 * day}, in)
 	require.NoError(t, err)
 	st = d.State
@@ -351,7 +352,7 @@ func TestTheLockRollsWhileTheItemLivesAndHoldsTheDeadlineOnceDeleted(t *testing.
 	assert.Equal(t, d.State.Deadline, d.Effects[0].LockUntil, "held exactly until the deadline")
 	assert.Error(t, Runnable(d.State, rolling, testItem), "a rolling lock never runs once the item is soft-deleted")
 	assert.NoError(t, Runnable(d.State, d.Effects[0], testItem))
-	assert.Equal(t, d.State.ReminderAt, d.State.WakeAt(), "while soft-deleted the lock does not roll")
+	assert.Equal(t, d.State.ReminderAt, d.State.WakeAt(0), "while soft-deleted the lock does not roll")
 
 	d, err = Decide(st, Event{Op: OpLockDone, Failure: &Failure{Message: "bucket unreachable"}}, in)
 	require.NoError(t, err)
@@ -372,8 +373,8 @@ func TestTheLockToTheDeadlineIsTriedAgainUntilItHoldsAndAlerted(t *testing.T) {
 		st = d.State
 		require.Equal(t, []EffectKind{EffectReport}, kinds(d.Effects))
 		assert.Equal(t, protocol.AlertLockFailed, d.Effects[0].Alerts[0].Kind, "try %d is alerted", try)
-		assert.Equal(t, in.Now.Add(time.Hour), st.WakeAt(), "woken in an hour to try again")
-		in.Now = st.WakeAt()
+		assert.Equal(t, in.Now.Add(time.Hour), st.WakeAt(0), "woken in an hour to try again")
+		in.Now = st.WakeAt(0)
 		d, err = Decide(st, Event{Op: OpWakeUp}, in)
 		require.NoError(t, err)
 		st = d.State
@@ -385,12 +386,12 @@ func TestTheLockToTheDeadlineIsTriedAgainUntilItHoldsAndAlerted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, deadline, d.State.LockedUntil)
 	assert.True(t, d.State.LockDueAt.IsZero(), "it holds: not tried again")
-	assert.Equal(t, d.State.ReminderAt, d.State.WakeAt(), "the reminder, then the deadline, come next")
+	assert.Equal(t, d.State.ReminderAt, d.State.WakeAt(0), "the reminder, then the deadline, come next")
 	assert.Empty(t, d.Effects)
 
 	d, err = Decide(d.State, Event{Op: protocol.OpUndelete, By: "alice"}, in)
 	require.NoError(t, err)
-	assert.Equal(t, in.Now, d.State.WakeAt(), "undeleted, the lock rolls again at once")
+	assert.Equal(t, in.Now, d.State.WakeAt(0), "undeleted, the lock rolls again at once")
 	d, err = Decide(d.State, Event{Op: OpWakeUp}, in)
 	require.NoError(t, err)
 	require.Equal(t, []EffectKind{EffectLock}, kinds(d.Effects))
@@ -405,7 +406,7 @@ func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 	require.NoError(t, err, "waiting is not a refusal")
 	require.NotNil(t, waitingDelete(d.State))
 	assert.Equal(t, protocol.ProtectionStopped, d.State.ProtectionState)
-	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(), "asked again soon")
+	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(0), "asked again soon")
 	assert.Equal(t, protocol.OutcomeWaiting, d.Audit.Outcome)
 
 	later := testNow.Add(5 * time.Second)
@@ -413,7 +414,7 @@ func TestADeleteTheVaultCannotAnswerWaitsAndIsAskedAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, d.Next, 1)
 	assert.Equal(t, Event{Op: protocol.OpDelete, By: "alice", Input: []byte(`{"requestedBy":"alice"}`), Retry: true}, d.Next[0])
-	assert.True(t, d.State.WakeAt().IsZero(), "not asked twice at once")
+	assert.True(t, d.State.WakeAt(0).IsZero(), "not asked twice at once")
 
 	again, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: busy})
 	require.NoError(t, err)
@@ -487,7 +488,7 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	c := waitingApproval(d.State, "r-1")
 	require.NotNil(t, c)
 	assert.Equal(t, busy.Unavailable, c.Why)
-	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(), "asked again soon")
+	assert.Equal(t, testNow.Add(5*time.Second), d.State.WakeAt(0), "asked again soon")
 	assert.Equal(t, protocol.OutcomeWaiting, d.Audit.Outcome)
 
 	later := testNow.Add(5 * time.Second)
@@ -495,7 +496,7 @@ func TestAnApprovalTheVaultCannotConfirmYetWaitsAndIsAskedAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, d.Next, 1)
 	assert.Equal(t, Event{Op: protocol.OpApproved, RequestID: "r-1", By: "bob", Input: approval, Retry: true}, d.Next[0])
-	assert.True(t, d.State.WakeAt().IsZero(), "not asked twice at once")
+	assert.True(t, d.State.WakeAt(0).IsZero(), "not asked twice at once")
 
 	again, err := Decide(d.State, d.Next[0], Inputs{Item: testItem, Now: later, Vault: busy})
 	require.NoError(t, err)

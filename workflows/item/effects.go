@@ -24,12 +24,20 @@ type BackupInput struct {
 	// First is an item's first backup: points already in the store are an
 	// earlier run's, terminated or reset.
 	First bool `json:"first,omitempty"`
+	// CompareWith is the point the change is also measured against, file
+	// by file (the anomaly rule's baseline).
+	CompareWith string `json:"compareWith,omitempty"`
+	// Fresh reads and stores every file again: a verification failed since
+	// the last backup.
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // BackupResult is the recovery point written and what it skipped.
 type BackupResult struct {
 	Point protocol.RecoveryPoint `json:"point"`
 	Files int                    `json:"files"`
+	// Since is the change against BackupInput.CompareWith.
+	Since *protocol.Change `json:"since,omitempty"`
 	// Skipped counts special files not backed up; their names go to the
 	// worker's log, never to a history.
 	Skipped int `json:"skipped,omitempty"`
@@ -56,7 +64,23 @@ type RestoreInput struct {
 	TargetPath string                 `json:"targetPath"`
 }
 
-// RestoreResult tells what was written.
+// readBackRetry is how a restore or a drill, which read a whole point back,
+// is tried again: a few times, never for what retrying cannot mend.
+var readBackRetry = &temporal.RetryPolicy{
+	InitialInterval:        5 * time.Second,
+	MaximumInterval:        time.Minute,
+	MaximumAttempts:        3,
+	NonRetryableErrorTypes: protocol.NonRetryableErrorTypes,
+}
+
+// VerifyInput names the point a restore drill reads back.
+type VerifyInput struct {
+	VaultID string                 `json:"vaultId"`
+	ItemID  string                 `json:"itemId"`
+	Point   protocol.RecoveryPoint `json:"point"`
+}
+
+// RestoreResult tells what was written, or for a drill what was read back.
 type RestoreResult struct {
 	Files int   `json:"files"`
 	Bytes int64 `json:"bytes"`
@@ -135,12 +159,12 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 		})
 		var res BackupResult
 		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(protocol.RetentionOverride{}),
-			First: e.For == OpProtect}
+			First: e.For == OpProtect, CompareWith: e.CompareWith, Fresh: e.Fresh}
 		if err := workflow.ExecuteActivity(ctx, protocol.ActivityBackup, in).Get(ctx, &res); err != nil {
 			done.Failure = &Failure{Message: protocol.Message(err), Refused: protocol.ErrorType(err) == protocol.ErrTypeSourceMissing}
 			return done
 		}
-		done.Point, done.Files = &res.Point, res.Files
+		done.Point, done.Files, done.Since = &res.Point, res.Files, res.Since
 		done.Settings, done.Protection = res.Settings, res.Protection
 		done.LockedUntil, done.LockWindow = res.Lock.Until, res.Lock.Window
 	case EffectCollect:
@@ -166,12 +190,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 2 * time.Hour,
 			HeartbeatTimeout:    time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{
-				InitialInterval:        5 * time.Second,
-				MaximumInterval:        time.Minute,
-				MaximumAttempts:        3,
-				NonRetryableErrorTypes: protocol.NonRetryableErrorTypes,
-			},
+			RetryPolicy:         readBackRetry,
 		})
 		var res RestoreResult
 		in := RestoreInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, TargetPath: e.TargetPath}
@@ -181,6 +200,30 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 				done.Failure = &Failure{Message: protocol.Message(err) + "; nothing was written", Refused: true}
 			} else {
 				done.Failure = &Failure{Message: fmt.Sprintf("restore of %s to %s failed: %s", e.Point.ID, e.TargetPath, protocol.Message(err))}
+			}
+			return done
+		}
+		done.Restored = &res
+	case EffectVerify:
+		done.Op, done.RecoveryPointID = OpVerifyDone, e.Point.ID
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			// Its own queue and limit: a drill never takes a backup's place.
+			TaskQueue: protocol.VerifyTaskQueue,
+			// Waiting for a drill slot holds the item's store lane: a drill
+			// that gets none in half an hour is tried again later.
+			ScheduleToStartTimeout: 30 * time.Minute,
+			StartToCloseTimeout:    6 * time.Hour,
+			HeartbeatTimeout:       time.Minute,
+			RetryPolicy:            readBackRetry,
+		})
+		var res RestoreResult
+		in := VerifyInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point}
+		if err := workflow.ExecuteActivity(ctx, protocol.ActivityVerify, in).Get(ctx, &res); err != nil {
+			switch protocol.ErrorType(err) {
+			case protocol.ErrTypeVerifyFailed, protocol.ErrTypeCorrupted, protocol.ErrTypeUnknownRecoveryPoint:
+				done.Failure = &Failure{Message: protocol.Message(err), Damaged: true}
+			default:
+				done.Failure = &Failure{Message: protocol.Message(err)}
 			}
 			return done
 		}
@@ -268,7 +311,7 @@ func (w *item) askVault(ctx workflow.Context, ev Event) *protocol.VaultAnswer {
 	}}
 	in.Floor = w.st.VaultFloor
 	if ev.Op == protocol.OpClearAnomaly {
-		in.Request.Operation = string(ev.Op)
+		in.Request.Operation, in.Request.Points = string(ev.Op), suspects(w.st.RecoveryPoints)
 	}
 	if ev.RequestID != "" {
 		// An approval: the vault judges it by its own record.

@@ -111,15 +111,24 @@ func (w *item) outcome(ev Event) error {
 		return &protocol.Refusal{Message: f.Message, Code: protocol.CodeBadValue, Field: "targetPath"}
 	case ev.Op == OpBackupDone:
 		return temporal.NewNonRetryableApplicationError("backup of item "+w.in.ItemID+" failed: "+f.Message, "BackupFailed", nil)
+	case ev.Op == OpVerifyDone && !f.Damaged:
+		return temporal.NewNonRetryableApplicationError("recovery point "+ev.RecoveryPointID+" of item "+w.in.ItemID+" was not verified: "+f.Message, "VerifyNotRun", nil)
+	case ev.Op == OpVerifyDone:
+		return temporal.NewNonRetryableApplicationError("recovery point "+ev.RecoveryPointID+" of item "+w.in.ItemID+" did not verify: "+f.Message, protocol.ErrTypeVerifyFailed, nil)
 	}
 	return temporal.NewNonRetryableApplicationError(f.Message, "RestoreFailed", nil)
 }
 
 // updateEvent reads an update's payload into its event.
 func updateEvent(op protocol.Operation, raw converter.RawValue) (Event, error) {
-	if op == protocol.OpRestore {
+	switch op {
+	case protocol.OpRestore:
 		req, err := protocol.DecodeRestoreRequest(raw)
 		return Event{Op: op, By: protocol.Requester(req.RequestedBy), RecoveryPointID: req.RecoveryPointID, TargetPath: req.TargetPath}, err
+	case protocol.OpVerify:
+		var req protocol.VerifyRequest
+		err := protocol.DecodePayload(string(op), raw, &req, `{"recoveryPointId": "rp-...", "requestedBy": "alice"}`)
+		return Event{Op: op, By: protocol.Requester(req.RequestedBy), RecoveryPointID: req.RecoveryPointID}, err
 	}
 	req, err := protocol.DecodeRequest(string(op), raw)
 	return Event{Op: op, By: protocol.Requester(req.RequestedBy), Reason: req.Reason, Input: protocol.SignedInput(raw)}, err

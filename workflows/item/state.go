@@ -30,6 +30,9 @@ type ItemState struct {
 	LockedUntil time.Time `json:"lockedUntil,omitzero"`
 	// LockDueAt is when the rolling lock is next moved forward.
 	LockDueAt time.Time `json:"lockDueAt,omitzero"`
+	// VerifyDueAt is when the next restore drill is due; zero until the
+	// first, a period after the item's first point.
+	VerifyDueAt time.Time `json:"verifyDueAt,omitzero"`
 	// VaultFloor is the most the item has seen its vault require.
 	VaultFloor protocol.VaultFloor `json:"vaultFloor"`
 	// AwaitingApproval are the delete requests this item registered at its
@@ -88,8 +91,10 @@ type Event struct {
 	Input []byte
 	// Retry marks a delete asked again after its vault could not answer.
 	Retry bool
-	// Results of effects.
+	// Results of effects; Since is a backup's change against its
+	// CompareWith.
 	Point      *protocol.RecoveryPoint
+	Since      *protocol.Change
 	Files      int
 	Removed    []string
 	Restored   *RestoreResult
@@ -111,6 +116,9 @@ type Event struct {
 type Failure struct {
 	Message string
 	Refused bool
+	// Damaged is a drill that found the point damaged, not one that could
+	// not run.
+	Damaged bool
 }
 
 // Inputs are what a decision needs besides the state and the event: the
@@ -154,6 +162,7 @@ const (
 	EffectBackup  EffectKind = "backup"
 	EffectCollect EffectKind = "collect"
 	EffectRestore EffectKind = "restore"
+	EffectVerify  EffectKind = "verify"
 	EffectPurge   EffectKind = "purge"
 	// EffectLock keeps the item's objects until LockUntil, on a store
 	// with object lock.
@@ -170,8 +179,12 @@ type Effect struct {
 	Ref int
 	// By is who asked, for the audit line of the result.
 	By string
-	// Backup's point; Collect's point IDs; Restore's point and target.
+	// Backup's point, the point its change is added up from, and whether
+	// it reads every file afresh; Collect's point IDs; Restore's point and
+	// target.
 	Point          protocol.RecoveryPoint
+	CompareWith    string
+	Fresh          bool
 	RecoveryPoints []string
 	TargetPath     string
 	// For is the operation a backup is for: protect, backupNow or
@@ -186,8 +199,9 @@ type Effect struct {
 	Alerts   []protocol.Alert
 }
 
-// WakeAt is when the item's clock must next look at it; zero is never.
-func (st ItemState) WakeAt() time.Time {
+// WakeAt is when the item's clock must next look at it, with restore
+// drills every verifyEvery (0: none); zero is never.
+func (st ItemState) WakeAt(verifyEvery time.Duration) time.Time {
 	switch st.ProtectionState {
 	case protocol.SoftDeleted:
 		at := st.Deadline
@@ -198,9 +212,9 @@ func (st ItemState) WakeAt() time.Time {
 		}
 		return at
 	case protocol.Protected:
-		return earliest(st.NextBackupAt, st.LockDueAt, st.retryAt())
+		return earliest(st.NextBackupAt, st.LockDueAt, st.retryAt(), st.verifyDue(verifyEvery))
 	case protocol.ProtectionStopped:
-		return earliest(st.LockDueAt, st.retryAt())
+		return earliest(st.LockDueAt, st.retryAt(), st.verifyDue(verifyEvery))
 	}
 	return time.Time{}
 }

@@ -22,9 +22,10 @@ func (w *item) status(now time.Time) Status {
 		Audit:           append([]protocol.AuditEntry{}, w.st.Audit...),
 	}
 	for _, a := range w.st.Waiting {
-		if a.Op == protocol.OpDelete {
+		switch a.Op {
+		case protocol.OpDelete:
 			s.PendingDelete = &PendingDelete{RequestedBy: a.By, Reason: a.Reason, Since: a.Since, Attempts: a.Attempts, RetryAt: a.RetryAt, Why: a.Why, Held: a.Held}
-		} else {
+		case protocol.OpApproved:
 			s.ConfirmingApproval = &ConfirmingApproval{RequestID: a.RequestID, ApprovedBy: a.By, Attempts: a.Attempts, Why: a.Why}
 		}
 	}
@@ -176,6 +177,14 @@ func (in *ItemInput) Validate() error {
 	if in.SoftDeleteRetentionDays < protocol.MinSoftDeleteRetentionDays || in.SoftDeleteRetentionDays > protocol.MaxSoftDeleteRetentionDays {
 		return fmt.Errorf("softDeleteRetentionDays %d is out of bounds: soft-deleted data is kept %d to %d days",
 			in.SoftDeleteRetentionDays, protocol.MinSoftDeleteRetentionDays, protocol.MaxSoftDeleteRetentionDays)
+	}
+	if _, err := in.Policy.VerifyInterval(); err != nil {
+		return err
+	}
+	if r := in.Policy.Anomaly; r != nil {
+		if err := r.Check(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

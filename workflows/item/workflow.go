@@ -276,7 +276,8 @@ func (w *item) commit(ctx workflow.Context, ev Event, d Decision) {
 
 // arm keeps the wake-up timer at the next time Decide has something due.
 func (w *item) arm(ctx workflow.Context) {
-	w.wake.Arm(ctx, w.st.WakeAt(), "wake up: "+string(w.st.ProtectionState))
+	every, _ := w.in.Policy.VerifyInterval()
+	w.wake.Arm(ctx, w.st.WakeAt(every), "wake up: "+string(w.st.ProtectionState))
 }
 
 // dispatch starts the next store effect the state still allows, and one

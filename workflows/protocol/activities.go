@@ -18,6 +18,8 @@ const (
 	ActivityLock     = "Lock"
 	ActivityReport   = "Report"
 	ActivityAskVault = "AskVault"
+	// ActivityVerify runs on VerifyTaskQueue, with its own limit.
+	ActivityVerify = "Verify"
 	// The vault's.
 	ActivityNotify         = "Notify"
 	ActivitySignal         = "Signal"
@@ -29,7 +31,7 @@ const (
 
 // ActivityNames are every activity the workflows run.
 var ActivityNames = []string{
-	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityLock, ActivityReport, ActivityAskVault,
+	ActivityBackup, ActivityRestore, ActivityCollect, ActivityPurge, ActivityLock, ActivityReport, ActivityAskVault, ActivityVerify,
 	ActivityNotify, ActivitySignal, ActivityDescribeRun, ActivityListVaultItems, ActivityCountVaultItems,
 }
 
@@ -40,7 +42,9 @@ const (
 	ErrTypeUnknownRecoveryPoint = "UnknownRecoveryPoint"
 	ErrTypeTargetNotEmpty       = "TargetNotEmpty"
 	ErrTypeCorrupted            = "RecoveryPointCorrupted"
-	ErrTypeInvalidInput         = "InvalidInput"
+	// ErrTypeVerifyFailed is a point some of whose files did not read back.
+	ErrTypeVerifyFailed = "VerifyFailed"
+	ErrTypeInvalidInput = "InvalidInput"
 	// ErrTypeNoVault is a vault (or another workflow of ours) that is not
 	// running: asking again does not help.
 	ErrTypeNoVault = "NoVault"
@@ -52,7 +56,7 @@ const (
 // NonRetryableErrorTypes are the failures that no retry can fix: bad input
 // and damaged data. Everything else (I/O faults, a worker lost) is retried.
 var NonRetryableErrorTypes = []string{
-	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput, ErrTypeForbidden,
+	ErrTypeSourceMissing, ErrTypeUnknownRecoveryPoint, ErrTypeTargetNotEmpty, ErrTypeCorrupted, ErrTypeInvalidInput, ErrTypeForbidden, ErrTypeVerifyFailed,
 }
 
 // Message is the sentence of an activity failure, without the SDK's wrapping.

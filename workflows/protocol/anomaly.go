@@ -96,8 +96,10 @@ func (r AnomalyRule) Check() error {
 		return FieldRefusal(CodeOutOfBounds, "policy.anomaly.changedPercent", "policy.anomaly.changedPercent %d is not a percentage from 1 to 100", r.ChangedPercent)
 	case r.IncompressiblePercent < 0 || r.IncompressiblePercent > 100:
 		return FieldRefusal(CodeOutOfBounds, "policy.anomaly.incompressiblePercent", "policy.anomaly.incompressiblePercent %d is not a percentage from 1 to 100", r.IncompressiblePercent)
-	case r.ReplacedFiles < 0 || r.Points < 0 || r.Points > 100:
-		return FieldRefusal(CodeOutOfBounds, "policy.anomaly", "policy.anomaly: replacedFiles must be positive and points from 1 to 100")
+	case r.ReplacedFiles < 0 || r.ReplacedFiles > 1_000_000:
+		return FieldRefusal(CodeOutOfBounds, "policy.anomaly.replacedFiles", "policy.anomaly.replacedFiles %d is not a number of files from 1 to 1000000", r.ReplacedFiles)
+	case r.Points < 0 || r.Points > 100:
+		return FieldRefusal(CodeOutOfBounds, "policy.anomaly.points", "policy.anomaly.points %d is not a number of backups from 1 (each backup alone) to 100", r.Points)
 	}
 	return nil
 }
@@ -136,10 +138,10 @@ func Anomaly(points []RecoveryPoint) *RecoveryPoint {
 }
 
 // JudgePoint says why rp, a new point after points, is suspect: its own
-// change, or the changes since the item's last clear added up (a suspect
-// point not yet accepted is flagged already and left out). "" when it is
-// not, or when its change is unknown.
-func (r AnomalyRule) JudgePoint(points []RecoveryPoint, rp RecoveryPoint) string {
+// change, or the change since the baseline (file by file, with the samples
+// of the backups between added up), so that encryption spread over days is
+// caught. "" when it is not, or when its change is unknown.
+func (r AnomalyRule) JudgePoint(points []RecoveryPoint, rp RecoveryPoint, since *Change) string {
 	if rp.Change == nil {
 		return ""
 	}
@@ -147,23 +149,45 @@ func (r AnomalyRule) JudgePoint(points []RecoveryPoint, rp RecoveryPoint) string
 	if why := r.Judge(*rp.Change); why != "" {
 		return why
 	}
-	since := 0
-	for i, p := range points {
-		if p.Accepted != "" {
-			since = i + 1
-		}
-	}
-	total, counted := *rp.Change, 1
-	for i := len(points) - 1; i >= since && counted < r.Points && points[i].Change != nil; i-- {
-		if points[i].Suspect == "" || points[i].Accepted != "" {
-			total, counted = points[i].Change.Plus(total), counted+1
-		}
-	}
-	if counted < 2 {
+	b := r.baseline(points)
+	if since == nil || b < 0 || b >= len(points)-1 {
 		return ""
 	}
+	total := *since
+	total.Sampled, total.Incompressible = rp.Change.Sampled, rp.Change.Incompressible
+	for _, p := range points[b+1:] {
+		if p.Change != nil {
+			total.Sampled += p.Change.Sampled
+			total.Incompressible += p.Change.Incompressible
+		}
+	}
 	if why := r.Judge(total); why != "" {
-		return fmt.Sprintf("over the last %s: %s", Plural(counted, "backup"), why)
+		return fmt.Sprintf("over the last %s: %s", Plural(len(points)-b, "backup"), why)
+	}
+	return ""
+}
+
+// baseline is the index of the point a new point's change is added up
+// from: the one Points backups back, or the last one accepted or found
+// suspect since. -1 for none.
+func (r AnomalyRule) baseline(points []RecoveryPoint) int {
+	if len(points) == 0 {
+		return -1
+	}
+	b := max(len(points)-r.Points, 0)
+	for i, p := range points {
+		if p.Accepted != "" || p.Suspect != "" {
+			b = max(b, i)
+		}
+	}
+	return b
+}
+
+// Baseline is the ID of the point a new backup's change is added up from,
+// or "".
+func (r AnomalyRule) Baseline(points []RecoveryPoint) string {
+	if b := r.WithDefaults().baseline(points); b >= 0 {
+		return points[b].ID
 	}
 	return ""
 }

@@ -182,6 +182,28 @@ type Policy struct {
 	// Anomaly overrides the defaults of the rule that finds a backup
 	// suspect.
 	Anomaly *AnomalyRule `json:"anomaly,omitempty"`
+	// VerifyEvery is how often a recovery point is read back and checked
+	// (a restore drill): a duration or whole days, weekly when empty, "off"
+	// for never.
+	VerifyEvery string `json:"verifyEvery,omitempty"`
+}
+
+// DefaultVerifyEvery is how often an item's restore drill runs.
+const DefaultVerifyEvery = 7 * 24 * time.Hour
+
+// VerifyInterval is the policy's drill interval; 0 for off.
+func (p Policy) VerifyInterval() (time.Duration, error) {
+	switch p.VerifyEvery {
+	case "":
+		return DefaultVerifyEvery, nil
+	case "off":
+		return 0, nil
+	}
+	d, err := ParseFrequency(p.VerifyEvery)
+	if err != nil || d < time.Hour {
+		return 0, FieldRefusal(CodeBadValue, "policy.verifyEvery", "policy.verifyEvery %q is not a duration of at least an hour, whole days such as \"7d\", or \"off\"", p.VerifyEvery)
+	}
+	return d, nil
 }
 
 // Request is the payload of stop, delete, undelete and resume.
@@ -225,6 +247,13 @@ func DecodeRequest(name string, raw converter.RawValue) (Request, error) {
 	var r Request
 	err := DecodePayload(name, raw, &r, `{"requestedBy": "alice", "reason": "decommissioned"}`)
 	return r, err
+}
+
+// VerifyRequest is the payload of verify: the point to read back, or
+// none for the one due next.
+type VerifyRequest struct {
+	RecoveryPointID string `json:"recoveryPointId,omitempty"`
+	RequestedBy     string `json:"requestedBy,omitempty"`
 }
 
 // DecodeRestoreRequest reads and checks a restore payload.

@@ -39,6 +39,9 @@ const (
 	// OpClearAnomaly accepts an item's suspect points, with a reason: the
 	// points before them expire again and deletes go on. It is critical.
 	OpClearAnomaly Operation = "clearAnomaly"
+	// OpVerify reads a recovery point back from the store and checks every
+	// file against its backup's hashes: a restore drill, writing nothing.
+	OpVerify Operation = "verify"
 	// OpApproved is the vault's word that a delete waiting for approval
 	// was approved (the deleteApproved signal).
 	OpApproved Operation = SignalDeleteApproved
@@ -64,12 +67,15 @@ func VisibleState(s State) State {
 
 // UserOperations are the operations a person can ask of an item, in the
 // order a console offers them.
-var UserOperations = []Operation{OpBackupNow, OpStop, OpDelete, OpUndelete, OpResume, OpRestore, OpClearAnomaly}
+var UserOperations = []Operation{OpBackupNow, OpStop, OpDelete, OpUndelete, OpResume, OpRestore, OpVerify, OpClearAnomaly}
 
 // Names a user types (docs/contract.md section 2).
 const (
-	TaskQueue    = "backup"
-	WorkflowType = "BackupItem"
+	TaskQueue = "backup"
+	// VerifyTaskQueue is where restore drills run, so that they never take
+	// a backup's place on a worker.
+	VerifyTaskQueue = "backup-verify"
+	WorkflowType    = "BackupItem"
 
 	SignalStop     = "stop"
 	SignalDelete   = "delete"
@@ -84,6 +90,8 @@ const (
 	UpdateRestore   = "restore"
 	// UpdateClearAnomaly is also a signal of the same name.
 	UpdateClearAnomaly = "clearAnomaly"
+	// UpdateVerify takes {"recoveryPointId": "rp-..."} or nothing.
+	UpdateVerify = "verify"
 
 	QueryStatus = "status"
 )

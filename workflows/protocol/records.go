@@ -61,6 +61,14 @@ type RecoveryPoint struct {
 	// anomaly and why. A point accepted is known good from then on.
 	Suspect  string `json:"suspect,omitempty"`
 	Accepted string `json:"accepted,omitempty"`
+	// CheckedAt is when a restore drill last read the point back; Verified
+	// says it read back whole, VerifyFailed why it did not.
+	CheckedAt    time.Time `json:"checkedAt,omitzero"`
+	Verified     bool      `json:"verified,omitempty"`
+	VerifyFailed string    `json:"verifyFailed,omitempty"`
+	// Fresh says the backup read and stored every file again, after a
+	// drill had found damage.
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // Alert kinds (docs/contract.md section 4).
@@ -81,6 +89,9 @@ const (
 	// AlertAnomaly is a backup whose change looks like ransomware: the
 	// points before it are kept and deletes wait until clearAnomaly.
 	AlertAnomaly = "anomaly"
+	// AlertVerifyFailed is a recovery point a restore drill could not read
+	// back as it was backed up.
+	AlertVerifyFailed = "verifyFailed"
 	// AlertTamper is an item whose objects someone else hid or overwrote.
 	AlertTamper = "tamper"
 	// AlertVaultRestarted is a vault started anew that requires less than an

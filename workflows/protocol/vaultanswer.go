@@ -31,11 +31,14 @@ const (
 
 // MuaRequest is a critical operation waiting for, or decided by, approval.
 type MuaRequest struct {
-	RequestID   string `json:"requestId"`
-	Operation   string `json:"operation"`
-	ItemID      string `json:"itemId,omitempty"`
-	Summary     string `json:"summary"`
-	RequestedBy string `json:"requestedBy"`
+	RequestID string `json:"requestId"`
+	Operation string `json:"operation"`
+	ItemID    string `json:"itemId,omitempty"`
+	// Points are the suspect points a clearAnomaly accepts: those known
+	// when it was asked, and no later one.
+	Points      []string `json:"points,omitempty"`
+	Summary     string   `json:"summary"`
+	RequestedBy string   `json:"requestedBy"`
 	// Signer is the key that signed the request, or "unsigned".
 	Signer    string       `json:"signer,omitempty"`
 	Reason    string       `json:"reason,omitempty"`
@@ -118,7 +121,7 @@ func (s DeleteSettings) Protection() Protection {
 // StillHeld says why a delete the vault held is held still, read from its
 // memo without a task of the vault; "" means ask the vault again.
 func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now time.Time) string {
-	if s.MultiUserAuthorization || req.RequestID != "" || !s.MassDeleteHold.Holds(req.ReceivedAt) {
+	if s.MultiUserAuthorization || req.RequestID != "" || req.Op() != string(OpDelete) || !s.MassDeleteHold.Holds(req.ReceivedAt) {
 		return ""
 	}
 	// A signed delete whose signature has gone stale is the vault's to
@@ -135,11 +138,13 @@ func (s DeleteSettings) StillHeld(vaultID string, req ItemDeleteRequest, now tim
 // ItemDeleteRequest is the payload of itemDelete.
 type ItemDeleteRequest struct {
 	// Operation is delete when empty, or clearAnomaly: both are critical.
-	Operation   string `json:"operation,omitempty"`
-	ItemID      string `json:"itemId"`
-	Incarnation string `json:"incarnation,omitempty"`
-	RequestedBy string `json:"requestedBy,omitempty"`
-	Reason      string `json:"reason,omitempty"`
+	// Points are the suspect points a clearAnomaly accepts.
+	Operation   string   `json:"operation,omitempty"`
+	Points      []string `json:"points,omitempty"`
+	ItemID      string   `json:"itemId"`
+	Incarnation string   `json:"incarnation,omitempty"`
+	RequestedBy string   `json:"requestedBy,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
 	// RequestID is an approved request the item carries out.
 	RequestID string `json:"requestId,omitempty"`
 	// Input is the delete's payload as the person sent it, signature
@@ -187,9 +192,11 @@ type VaultAnswer struct {
 	Disabled bool          `json:"disabled,omitempty"`
 	// Pending is the request that must be approved first.
 	Pending *MuaRequest `json:"pending,omitempty"`
-	// RequestedBy and Reason are an approved request's, for the item's audit.
-	RequestedBy string `json:"requestedBy,omitempty"`
-	Reason      string `json:"reason,omitempty"`
+	// RequestedBy and Reason are an approved request's, for the item's
+	// audit; Points, for an approved clearAnomaly, what it accepts.
+	RequestedBy string   `json:"requestedBy,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
+	Points      []string `json:"points,omitempty"`
 	// Signer is who signed the delete, or Unsigned.
 	Signer string `json:"signer,omitempty"`
 	// Approvers and ApproverKeys come with Pending: who may approve, and

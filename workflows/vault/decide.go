@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"recoveryvault/internal/signing"
@@ -295,10 +296,11 @@ func (d *decider) itemDelete() error {
 		}
 		summary := "delete the backup data of item " + req.ItemID
 		if op == string(protocol.OpClearAnomaly) {
-			summary = "clear the anomaly of item " + req.ItemID + ", so that its older points expire and deletes go on"
+			summary = fmt.Sprintf("clear the anomaly of item %s: accept suspect recovery points %s as known good, so that its older points expire and deletes go on",
+				req.ItemID, strings.Join(req.Points, ", "))
 		}
 		if err := d.open(protocol.MuaRequest{Operation: op, ItemID: req.ItemID, RequestedBy: d.who.by, Signer: d.who.signer,
-			Reason: req.Reason, Summary: summary}, nil); err != nil {
+			Reason: req.Reason, Summary: summary, Points: req.Points}, nil); err != nil {
 			return err
 		}
 		answer.Pending, answer.Signer = d.request, d.who.signer
@@ -362,7 +364,7 @@ func (d *decider) approvedDelete(req protocol.ItemDeleteRequest) error {
 	if signing.FingerprintOf(r.DecisionSigner) != "" {
 		approver = r.DecisionSigner
 	}
-	d.answer.RequestedBy = r.RequestedBy
+	d.answer.RequestedBy, d.answer.Points = r.RequestedBy, r.Points
 	d.answer.Reason = fmt.Sprintf("approved by %s (request %s)", approver, r.RequestID)
 	if r.Reason != "" {
 		d.answer.Reason = r.Reason + "; " + d.answer.Reason

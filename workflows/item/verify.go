@@ -1,0 +1,123 @@
+package item
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"recoveryvault/internal/signing"
+	"recoveryvault/workflows/protocol"
+)
+
+// Restore drills: on a schedule, and when asked, a recovery point is read
+// back from the store and every file checked against the hashes its backup
+// recorded, writing nothing to the host.
+
+// verifyDue is when the next drill is due; zero for none.
+func (st ItemState) verifyDue(every time.Duration) time.Time {
+	switch {
+	case every <= 0 || len(st.RecoveryPoints) == 0:
+		return time.Time{}
+	case st.VerifyDueAt.IsZero():
+		return st.RecoveryPoints[0].CreatedAt.Add(every)
+	}
+	return st.VerifyDueAt
+}
+
+// drilled is the point a drill reads next: the newest if it was never
+// read back, else the oldest never read back, else the one read back
+// longest ago.
+func (st ItemState) drilled() protocol.RecoveryPoint {
+	points := st.RecoveryPoints
+	if newest := points[len(points)-1]; newest.CheckedAt.IsZero() {
+		return newest
+	}
+	return slices.MinFunc(points, func(a, b protocol.RecoveryPoint) int { return a.CheckedAt.Compare(b.CheckedAt) })
+}
+
+// verify is a drill asked for by a person, of the point named or of the
+// one due next.
+func (d *decider) verify() (Decision, error) {
+	if len(d.st.RecoveryPoints) == 0 {
+		return d.refuse("item %s has no recovery point to verify", d.item)
+	}
+	rp := d.st.drilled()
+	if id := d.ev.RecoveryPointID; id != "" {
+		var err error
+		if rp, err = d.recoveryPoint(id); err != nil {
+			return Decision{}, err
+		}
+	}
+	d.drill(rp, d.ev.By)
+	return d.decision(), nil
+}
+
+// drill starts reading rp back; the schedule moves on at once, so a
+// wake-up meanwhile starts no second drill.
+func (d *decider) drill(rp protocol.RecoveryPoint, by string) {
+	if every, _ := d.in.Item.Policy.VerifyInterval(); every > 0 {
+		d.st.VerifyDueAt = d.in.Now.Add(every)
+	}
+	d.effects = append(d.effects, Effect{Kind: EffectVerify, Ref: d.ev.Ref, By: by, Point: rp})
+}
+
+// drillRetry is how soon a drill that could not run is tried again.
+const drillRetry = time.Hour
+
+// verifyDone records a drill: a point that did not read back is marked,
+// alerted at once, and makes the next backup store every file afresh.
+func (d *decider) verifyDone() Decision {
+	id := d.ev.RecoveryPointID
+	i := slices.IndexFunc(d.st.RecoveryPoints, func(p protocol.RecoveryPoint) bool { return p.ID == id })
+	if i < 0 {
+		// Collected or purged meanwhile: nothing left to mark.
+		return d.decision()
+	}
+	f := d.ev.Failure
+	if f != nil && !f.Damaged {
+		// The store did not answer, or no drill slot came free: nothing is
+		// known of the point.
+		d.record(protocol.OpVerify, d.ev.By, protocol.OutcomeFailed, fmt.Sprintf("recovery point %s not verified: %s; tried again in an hour", id, f.Message))
+		if every, _ := d.in.Item.Policy.VerifyInterval(); every > 0 {
+			d.st.VerifyDueAt = d.in.Now.Add(drillRetry)
+		}
+		return d.decision()
+	}
+	d.st.RecoveryPoints = slices.Clone(d.st.RecoveryPoints)
+	rp := &d.st.RecoveryPoints[i]
+	rp.CheckedAt = d.in.Now.UTC()
+	if f != nil {
+		rp.Verified, rp.VerifyFailed = false, f.Message
+		detail := fmt.Sprintf("recovery point %s did not read back as backed up: %s; the next backup stores every file afresh", id, f.Message)
+		d.record(protocol.OpVerify, d.ev.By, protocol.OutcomeFailed, detail)
+		d.effects = append(d.effects, Effect{Kind: EffectReport, Alerts: []protocol.Alert{d.alert(protocol.AlertVerifyFailed, d.ev.By, detail)}})
+		return d.decision()
+	}
+	rp.Verified, rp.VerifyFailed = true, ""
+	r := d.ev.Restored
+	d.record(protocol.OpVerify, d.ev.By, protocol.OutcomeAccepted, fmt.Sprintf("recovery point %s read back whole: %s, %s, every checksum verified",
+		id, protocol.Plural(r.Files, "file"), protocol.Plural(int(r.Bytes), "byte")))
+	return d.decision()
+}
+
+// fresh says whether the next backup reads and stores every file again: a
+// drill found damage, and no backup decided since has done so.
+func (st ItemState) fresh() bool {
+	for _, damaged := range st.RecoveryPoints {
+		if damaged.VerifyFailed == "" {
+			continue
+		}
+		if !slices.ContainsFunc(st.RecoveryPoints, func(rp protocol.RecoveryPoint) bool { return rp.Fresh && rp.CreatedAt.After(damaged.CheckedAt) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// scheduledDrill starts the drill that is due, if one is.
+func (d *decider) scheduledDrill() {
+	every, _ := d.in.Item.Policy.VerifyInterval()
+	if due := d.st.verifyDue(every); !due.IsZero() && !d.in.Now.Before(due) {
+		d.drill(d.st.drilled(), signing.Scheduler)
+	}
+}
