@@ -24,13 +24,24 @@ func (st ItemState) verifyDue(every time.Duration) time.Time {
 	return st.VerifyDueAt
 }
 
-// drilled is the point a drill reads next: the newest if it was never
-// read back, else the oldest never read back, else the one read back
-// longest ago.
+// drilled is the point a drill reads next, in turn: the newest never read
+// back, then the oldest never read back (so that the older points an
+// anomaly keeps are read too, however often backups run), and once every
+// point was read, the one read back longest ago.
 func (st ItemState) drilled() protocol.RecoveryPoint {
 	points := st.RecoveryPoints
-	if newest := points[len(points)-1]; newest.CheckedAt.IsZero() {
+	newest := points[len(points)-1]
+	last := slices.MaxFunc(points, func(a, b protocol.RecoveryPoint) int { return a.CheckedAt.Compare(b.CheckedAt) })
+	// The last drill read the newest point of its time: none was taken
+	// between that point and the drill.
+	lastWasNewest := !last.CheckedAt.IsZero() && !slices.ContainsFunc(points, func(p protocol.RecoveryPoint) bool {
+		return p.CreatedAt.After(last.CreatedAt) && p.CreatedAt.Before(last.CheckedAt)
+	})
+	if newest.CheckedAt.IsZero() && !lastWasNewest {
 		return newest
+	}
+	if i := slices.IndexFunc(points, func(p protocol.RecoveryPoint) bool { return p.CheckedAt.IsZero() }); i >= 0 {
+		return points[i]
 	}
 	return slices.MinFunc(points, func(a, b protocol.RecoveryPoint) int { return a.CheckedAt.Compare(b.CheckedAt) })
 }

@@ -60,6 +60,23 @@ func TestDrillsRunWeeklyNewestFirstThenTheOldest(t *testing.T) {
 	assert.True(t, threePoints().WakeAt(0).IsZero(), "drills off: a stopped item sleeps")
 }
 
+func TestDrillsAlternateBetweenTheNewestAndTheOldestUnderDailyBackups(t *testing.T) {
+	st := threePoints()
+	var order []string
+	for week := range 4 {
+		at := testNow.Add(time.Duration(week+1) * 7 * day)
+		// A new point every day: the newest is always one never read back.
+		for d := 6; d >= 0; d-- {
+			p := at.Add(-time.Duration(d) * day)
+			st.RecoveryPoints = append(st.RecoveryPoints, protocol.RecoveryPoint{ID: "rp-" + p.Format("0102"), CreatedAt: p})
+		}
+		rp := st.drilled()
+		order = append(order, rp.ID)
+		st = decideAt(t, st, Event{Op: OpVerifyDone, RecoveryPointID: rp.ID, Restored: &RestoreResult{}}, at.Add(time.Minute)).State
+	}
+	assert.Equal(t, []string{"rp-1201", "rp-1124", "rp-1215", "rp-1125"}, order, "the newest, the oldest never read, in turn")
+}
+
 func TestAFailedDrillAlertsMarksThePointAndTheNextBackupIsFresh(t *testing.T) {
 	st := threePoints()
 	st.ProtectionState, st.LastBackupTime, st.NextBackupAt = protocol.Protected, testNow.Add(2*day), testNow.Add(3*day)
