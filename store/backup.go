@@ -46,6 +46,9 @@ type Point struct {
 	// Since is what changed against the point CompareWith named, file by
 	// file: a file changed in two backups counts once.
 	Since *protocol.Change
+	// Fresh says the backup read every file, and wrote anew what a
+	// verification had found damaged, where the source still holds it.
+	Fresh bool
 }
 
 // Labels of a recovery point's snapshot.
@@ -135,11 +138,17 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		p.Unhidden = unhidden
 		return p, nil
 	}
+	// Damage a verification recorded makes this backup read every file,
+	// so that nothing is deduplicated onto it.
+	damaged, err := damageRecords(ctx, r)
+	if err != nil {
+		return Point{}, fmt.Errorf("read the damage verifications recorded: %w", err)
+	}
 	var previous []*snapshot.Manifest
 	var previousList map[string]fileEntry
 	if len(points) > 0 {
 		last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
-		if !opts.fresh {
+		if len(damaged) == 0 {
 			previous = []*snapshot.Manifest{last}
 		}
 		// Without it every file is read again: slower, never wrong.
@@ -162,12 +171,8 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		Purpose:  "recovery point " + id,
 		OnUpload: func(n int64) { uploaded.Add(n) },
 	}, func(ctx context.Context, w repo.DirectRepositoryWriter) error {
-		rewritten := func() error { return nil }
-		if opts.fresh {
-			var err error
-			if rewritten, err = rewriteDamaged(ctx, w); err != nil {
-				return fmt.Errorf("forget the damaged contents a verification found: %w", err)
-			}
+		if err := forgetReproduced(ctx, w, host.root, damaged); err != nil {
+			return fmt.Errorf("forget the damaged contents a verification found: %w", err)
 		}
 		u := upload.NewUploader(w)
 		u.FailFast = true
@@ -220,7 +225,8 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		if err := saveList(ctx, w, vaultID, itemID, id, list); err != nil {
 			return err
 		}
-		return rewritten()
+		point.Fresh = len(damaged) > 0
+		return dropRecords(ctx, w, damaged)
 	})
 	if err != nil {
 		return Point{}, err
@@ -253,17 +259,12 @@ func measureSince(ctx context.Context, r repo.Repository, vaultID, itemID, id st
 type BackupOption func(*backupOptions)
 
 type backupOptions struct {
-	fresh, unmeasured bool
-	compareWith       string
+	unmeasured  bool
+	compareWith string
 }
 
 // CompareWith measures the change against point id too (Point.Since).
 func CompareWith(id string) BackupOption { return func(o *backupOptions) { o.compareWith = id } }
-
-// Fresh reads and stores every file again, as if the item had no point
-// before: after a verification failed, nothing is deduplicated onto what
-// was damaged.
-func Fresh() BackupOption { return func(o *backupOptions) { o.fresh = true } }
 
 // Unmeasured leaves out the measurement of what changed: the benchmark's
 // baseline.

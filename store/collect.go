@@ -142,14 +142,12 @@ func collect(ctx context.Context, r repo.DirectRepository, kept []manifest.ID) e
 					}
 					for _, p := range packs {
 						in, err := w.ContentManager().RecoverIndexFromPackBlob(ctx, p.BlobID, p.Length, false)
-						if err != nil && len(live[p.BlobID]) == 0 {
-							// Damaged, and nothing lives in it any more (a
-							// fresh backup wrote its contents anew): it goes
+						if err != nil {
+							// Damaged: what lives in it stays where it is,
+							// for a verification to find and a backup to
+							// write anew; with nothing live left it goes
 							// with the unreferenced packs below.
 							continue
-						}
-						if err != nil {
-							return err
 						}
 						if n := len(live[p.BlobID]); n > 0 && len(in) > n {
 							move = append(move, live[p.BlobID]...)

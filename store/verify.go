@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/manifest"
 	"github.com/kopia/kopia/repo/object"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 )
@@ -62,7 +65,8 @@ func (s *Store) Verify(ctx context.Context, vaultID, itemID, id, wantSHA256 stri
 	}
 	slices.Sort(names)
 	var v Verified
-	var damaged []object.ID
+	var damaged []damagedFile
+	var objects []object.ID
 	failed := 0
 	for _, name := range names {
 		n, oid, err := readBack(ctx, root, name, list[name])
@@ -79,7 +83,8 @@ func (s *Store) Verify(ctx context.Context, vaultID, itemID, id, wantSHA256 stri
 		case err != nil:
 			failed++
 			if oid != (object.ID{}) {
-				damaged = append(damaged, oid)
+				damaged = append(damaged, damagedFile{Path: name, SHA256: list[name].SHA256})
+				objects = append(objects, oid)
 			}
 			continue
 		}
@@ -88,7 +93,7 @@ func (s *Store) Verify(ctx context.Context, vaultID, itemID, id, wantSHA256 stri
 	if failed == 0 {
 		return v, nil
 	}
-	recorded, err := recordDamage(ctx, r, damaged)
+	recorded, err := recordDamage(ctx, r, damaged, objects)
 	if err != nil {
 		return v, fmt.Errorf("%w: recovery point %s: %d of %d files do not read back as backed up; recording what cannot be read failed too: %v",
 			ErrVerifyFailed, id, failed, len(names), err)
@@ -100,7 +105,7 @@ func (s *Store) Verify(ctx context.Context, vaultID, itemID, id, wantSHA256 stri
 // damage is a read that failed for what the store holds: missing, or not
 // what was written (kopia's contents are authenticated).
 func damage(err error) bool {
-	return errors.Is(err, errDiffers) || errors.Is(err, blob.ErrBlobNotFound) || errors.Is(err, content.ErrContentNotFound) ||
+	return errors.Is(err, errDiffers) || errors.Is(err, kopiafs.ErrEntryNotFound) || errors.Is(err, blob.ErrBlobNotFound) || errors.Is(err, content.ErrContentNotFound) ||
 		errors.Is(err, object.ErrObjectNotFound) || strings.Contains(err.Error(), "invalid checksum") || strings.Contains(err.Error(), "decrypt")
 }
 
@@ -117,8 +122,9 @@ func readBack(ctx context.Context, root kopiafs.Entry, name string, want fileEnt
 		}
 		child, err := dir.Child(ctx, part)
 		if err != nil {
-			// The directory's own listing is what did not read.
-			return 0, objectID(e), err
+			// The directory's listing did not read: no backup is sure to
+			// write it again byte for byte, so it is not recorded.
+			return 0, object.ID{}, err
 		}
 		e = child
 	}
@@ -150,62 +156,92 @@ func objectID(e kopiafs.Entry) object.ID {
 	return object.ID{}
 }
 
-// damagedLabels mark the manifest that lists an item's damaged contents.
-var damagedLabels = map[string]string{"type": "recoveryvault-damaged-contents"}
+// damagedLabels mark the manifests that list an item's damaged files.
+var damagedLabels = map[string]string{"type": "recoveryvault-damaged-files"}
 
-// recordDamage keeps, in the repository, which of the contents behind
-// objects cannot be read: they hold nothing a restore could use. Readable
-// contents are not listed: other points may need them.
-func recordDamage(ctx context.Context, r repo.DirectRepository, objects []object.ID) (int, error) {
-	var bad []content.ID
-	for _, oid := range objects {
+// damagedFile is a file a verification could not read back: its path and
+// content as backed up, and which of its pieces could not be read.
+type damagedFile struct {
+	Path     string       `json:"path"`
+	SHA256   string       `json:"sha256"`
+	Contents []content.ID `json:"contents"`
+}
+
+// damageRecord is one verification's record, as the repository keeps it.
+type damageRecord struct {
+	id    manifest.ID
+	files []damagedFile
+}
+
+// recordDamage keeps, in the repository, which pieces of the damaged
+// files cannot be read: they hold nothing a restore could use. Readable
+// pieces are not listed: other points may need them.
+func recordDamage(ctx context.Context, r repo.DirectRepository, damaged []damagedFile, objects []object.ID) (int, error) {
+	n := 0
+	for i, oid := range objects {
 		for _, cid := range contentsOf(ctx, r, oid) {
-			if _, err := r.ContentReader().GetContent(ctx, cid); err != nil && !slices.Contains(bad, cid) {
-				bad = append(bad, cid)
+			if _, err := r.ContentReader().GetContent(ctx, cid); err != nil {
+				damaged[i].Contents = append(damaged[i].Contents, cid)
+				n++
 			}
 		}
 	}
-	if len(bad) == 0 {
-		return 0, nil
-	}
-	err := repo.WriteSession(ctx, r, repo.WriteSessionOptions{Purpose: "record damaged contents"},
+	err := repo.WriteSession(ctx, r, repo.WriteSessionOptions{Purpose: "record damaged files"},
 		func(ctx context.Context, w repo.RepositoryWriter) error {
-			_, err := w.PutManifest(ctx, damagedLabels, bad)
+			_, err := w.PutManifest(ctx, damagedLabels, damaged)
 			return err
 		})
-	return len(bad), err
+	return n, err
 }
 
-// rewriteDamaged forgets, within a fresh backup's write session, the
-// damaged contents verifications recorded: the backup, which reads every
-// file, then writes each of them anew where the source still holds it. A
-// collection in between undeletes what it finds referenced, so forgetting
-// is done here, just before the upload. The records go once the backup
-// stands.
-func rewriteDamaged(ctx context.Context, w repo.DirectRepositoryWriter) (done func() error, err error) {
-	found, err := w.FindManifests(ctx, damagedLabels)
+// damageRecords are the damage verifications recorded, not yet mended.
+func damageRecords(ctx context.Context, r repo.Repository) ([]damageRecord, error) {
+	found, err := r.FindManifests(ctx, damagedLabels)
 	if err != nil {
 		return nil, err
 	}
+	var records []damageRecord
 	for _, m := range found {
-		var bad []content.ID
-		if _, err := w.GetManifest(ctx, m.ID, &bad); err != nil {
+		rec := damageRecord{id: m.ID}
+		if _, err := r.GetManifest(ctx, m.ID, &rec.files); err != nil {
 			return nil, err
 		}
-		for _, cid := range bad {
-			if err := w.ContentManager().DeleteContent(ctx, cid); err != nil && !errors.Is(err, content.ErrContentNotFound) {
-				return nil, err
+		records = append(records, rec)
+	}
+	return records, nil
+}
+
+// forgetReproduced forgets, within a backup's write session, the damaged
+// pieces of every recorded file the source still holds as it was backed
+// up: the backup, which reads every file, then writes them anew, and the
+// points that share them heal. A piece the source no longer produces is
+// left as it is, unreadable: forgotten, it would be one no one writes again
+// while points still refer to it, and no collection could pass it.
+func forgetReproduced(ctx context.Context, w repo.DirectRepositoryWriter, source *os.Root, records []damageRecord) error {
+	for _, rec := range records {
+		for _, f := range rec.files {
+			sum, _, err := hashFile(ctx, source, filepath.FromSlash(f.Path))
+			if err != nil || sum != f.SHA256 {
+				continue
+			}
+			for _, cid := range f.Contents {
+				if err := w.ContentManager().DeleteContent(ctx, cid); err != nil && !errors.Is(err, content.ErrContentNotFound) {
+					return err
+				}
 			}
 		}
 	}
-	return func() error {
-		for _, m := range found {
-			if err := w.DeleteManifest(ctx, m.ID); err != nil {
-				return err
-			}
+	return nil
+}
+
+// dropRecords removes the records a backup has acted on.
+func dropRecords(ctx context.Context, w repo.RepositoryWriter, records []damageRecord) error {
+	for _, rec := range records {
+		if err := w.DeleteManifest(ctx, rec.id); err != nil {
+			return err
 		}
-		return nil
-	}, nil
+	}
+	return nil
 }
 
 // contentsOf are the contents an object is made of, as far as they can be

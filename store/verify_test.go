@@ -70,18 +70,17 @@ func verifyCatchesABitFlip(t *testing.T, s *Store, packs func() []string) {
 	assert.NotContains(t, err.Error(), "report-", "no file is named")
 	require.ErrorIs(t, restore(), ErrCorrupted, "the restore fails loudly rather than return wrong bytes")
 
-	// A backup that is not fresh comes between: it does not undo the
-	// record. A collection cannot compact the damaged pack meanwhile.
-	backup(t, s, "vm1", "rp-2", src)
-	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-2"}, time.Time{}, nil)
-	require.Error(t, err, "a collection fails loudly while damage remains")
-	_, err = s.Backup(ctx, "vault1", "vm1", "rp-3", src, time.Time{}, nil, Fresh())
-	require.NoError(t, err)
+	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-nope"}, time.Time{}, nil)
+	require.NoError(t, err, "a collection passes a damaged pack by")
+
+	fresh := backup(t, s, "vm1", "rp-2", src)
+	assert.True(t, fresh.Fresh, "the next backup after a record reads every file and writes the damage anew")
 	_, err = s.Verify(ctx, "vault1", "vm1", "rp-1", p.SHA256, nil)
 	require.NoError(t, err, "the fresh backup stored the damaged data again: the old point heals")
 	require.NoError(t, restore())
-	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-2"}, time.Time{}, nil)
+	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-nope"}, time.Time{}, nil)
 	require.NoError(t, err, "healed, the item collects again")
+	assert.False(t, backup(t, s, "vm1", "rp-3", src).Fresh, "once: the record is gone")
 }
 
 func TestVerificationCatchesABitFlipInADirectoryStore(t *testing.T) {
@@ -92,4 +91,30 @@ func TestVerificationCatchesABitFlipInADirectoryStore(t *testing.T) {
 func TestVerificationCatchesABitFlipOnS3(t *testing.T) {
 	s, srv := newS3Store(t, true, "")
 	verifyCatchesABitFlip(t, s, func() []string { return dataPacksIn(t, srv.Data) })
+}
+
+// TestDamageTheSourceNoLongerHoldsIsLeftAndBlocksNothing: a damaged file
+// changed at the source since cannot be written anew; its pieces are left
+// as they are (forgotten, no collection could pass them), the point stays
+// damaged, and backups and collections go on.
+func TestDamageTheSourceNoLongerHoldsIsLeftAndBlocksNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newDirStore(t)
+	src := t.TempDir()
+	ransomware.WriteDocuments(t, src, 20, 40<<10)
+	p := backup(t, s, "vm1", "rp-1", src)
+	flip(t, objectFiles(t, s, "vm1", "p"))
+	s.forget(ctx, itemPrefix("vault1", "vm1"))
+	_, err := s.Verify(ctx, "vault1", "vm1", "rp-1", p.SHA256, nil)
+	require.ErrorIs(t, err, ErrVerifyFailed)
+
+	ransomware.Edit(t, src, 20)
+	assert.True(t, backup(t, s, "vm1", "rp-2", src).Fresh)
+	_, err = s.Verify(ctx, "vault1", "vm1", "rp-1", p.SHA256, nil)
+	require.ErrorIs(t, err, ErrVerifyFailed, "nothing to write it anew from")
+	_, err = s.Delete(ctx, "vault1", "vm1", []string{"rp-nope"}, time.Time{}, nil)
+	require.NoError(t, err, "collections go on")
+	p3 := backup(t, s, "vm1", "rp-3", src)
+	_, err = s.Verify(ctx, "vault1", "vm1", "rp-3", p3.SHA256, nil)
+	require.NoError(t, err, "new points are whole")
 }
