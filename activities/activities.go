@@ -52,11 +52,7 @@ func (a *Activities) backup(ctx context.Context, in item.BackupInput) (item.Back
 	}
 	vault := a.vaultNow(ctx, in.VaultID)
 	lock := a.lockFor(in.Window, vault)
-	options := []store.BackupOption{store.CompareWith(in.CompareWith)}
-	if in.Fresh {
-		options = append(options, store.Fresh())
-	}
-	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx), options...)
+	p, err := a.Store.Backup(ctx, in.VaultID, in.ItemID, in.Point.ID, in.SourcePath, lock.Until, heartbeat(ctx), store.CompareWith(in.CompareWith))
 	if err != nil {
 		return item.BackupResult{}, classifyIn(ctx, err)
 	}
@@ -65,7 +61,7 @@ func (a *Activities) backup(ctx context.Context, in item.BackupInput) (item.Back
 		activity.GetLogger(ctx).Error("Tamper alert not delivered", "error", err)
 	}
 	rp := in.Point
-	rp.SizeBytes, rp.NewBytes, rp.SHA256, rp.Change = p.SizeBytes, p.NewBytes, p.SHA256, p.Change
+	rp.SizeBytes, rp.NewBytes, rp.SHA256, rp.Change, rp.Fresh = p.SizeBytes, p.NewBytes, p.SHA256, p.Change, p.Fresh
 	if len(p.Skipped) > 0 && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("Special files not backed up", "vault", in.VaultID, "item", in.ItemID, "files", p.Skipped)
 	}

@@ -51,6 +51,11 @@ func (d *decider) clearAnomaly() (Decision, error) {
 		return Decision{}, protocol.FieldRefusal(protocol.CodeBadValue, "reason",
 			"reason is needed to clear an anomaly: say whether it was a false alarm or a change accepted; nothing changed")
 	}
+	// A clear does not wait for its vault: asked again later, it would
+	// accept points found suspect meanwhile, unseen.
+	if v := d.in.Vault; v != nil && v.Unavailable+v.Held != "" {
+		return d.refuse("item %s: %s; nothing cleared: ask again once the vault answers", d.item, v.Unavailable+v.Held)
+	}
 	v, without, err := d.vaultAnswer()
 	if v == nil {
 		return without, err
@@ -92,10 +97,10 @@ func (d *decider) clear(by, signer string, named []string) {
 		points[last].Accepted = accepted
 	}
 	d.st.RecoveryPoints = points
-	// A clear that waited for its vault is done by this one; the rest are
-	// asked again now, and counted by the vault's guard from now.
-	d.st.Waiting = slices.DeleteFunc(slices.Clone(d.st.Waiting), func(w Waiting) bool { return w.Op == protocol.OpClearAnomaly })
+	// What waited is asked again now, and counted by the vault's guard
+	// from now.
 	if protocol.Anomaly(points) == nil {
+		d.st.Waiting = slices.Clone(d.st.Waiting)
 		for i := range d.st.Waiting {
 			d.st.Waiting[i].RetryAt, d.st.Waiting[i].Since = d.in.Now, d.in.Now
 		}

@@ -129,6 +129,10 @@ func TestAnAnomalyKeepsTheOlderPointsAndHoldsDeletesUntilItIsCleared(t *testing.
 
 	_, err = Decide(d.State, clear, Inputs{Item: testItem, Now: later})
 	assert.ErrorContains(t, err, "has no anomaly to clear")
+
+	_, err = Decide(st, clear, Inputs{Item: testItem, Now: later, Vault: &protocol.VaultAnswer{Unavailable: "vault vault1 is busy"}})
+	assert.EqualError(t, err, "item vm1: vault vault1 is busy; nothing cleared: ask again once the vault answers",
+		"a clear does not wait: asked again later it would accept points found suspect meanwhile")
 }
 
 func TestAClearUnderMultiUserAuthorizationWaitsForItsApproval(t *testing.T) {

@@ -22,8 +22,7 @@ func (d *decider) protect() Decision {
 func (d *decider) backup(op protocol.Operation, by string) {
 	now := d.in.Now.UTC()
 	d.st.BackupSequence++
-	d.effects = append(d.effects, Effect{Kind: EffectBackup, Ref: d.ev.Ref, By: by, For: op, CompareWith: d.rule().Baseline(d.st.RecoveryPoints), Fresh: d.st.fresh(), Point: protocol.RecoveryPoint{
-		Fresh:     d.st.fresh(),
+	d.effects = append(d.effects, Effect{Kind: EffectBackup, Ref: d.ev.Ref, By: by, For: op, CompareWith: d.rule().Baseline(d.st.RecoveryPoints), Point: protocol.RecoveryPoint{
 		ID:        fmt.Sprintf("rp-%s-%d", now.Format("20060102T150405Z"), d.st.BackupSequence),
 		CreatedAt: now,
 		ExpiresAt: now.Add(time.Duration(d.in.Item.Policy.RetentionDays) * 24 * time.Hour),

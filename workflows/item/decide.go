@@ -324,14 +324,12 @@ func (d *decider) wait(why string, held bool) Decision {
 	d.st.Waiting = waiting
 	if w.Attempts == 1 {
 		detail := why + "; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)"
-		anomaly := protocol.Anomaly(d.st.RecoveryPoints) != nil && w.Op != protocol.OpClearAnomaly
+		anomaly := protocol.Anomaly(d.st.RecoveryPoints) != nil
 		switch {
 		case anomaly && w.RequestID != "":
 			detail = fmt.Sprintf("request %s approved, %s; nothing deleted yet: the approval is asked again once the anomaly is cleared", w.RequestID, why)
 		case anomaly:
 			detail = why + "; nothing deleted yet: the delete goes on once the anomaly is cleared (undelete cancels it)"
-		case w.Op == protocol.OpClearAnomaly:
-			detail = why + "; nothing cleared yet: asked again until the vault answers"
 		case w.RequestID != "":
 			detail = fmt.Sprintf("request %s approved, %s; nothing deleted yet: the vault is asked again until it confirms the approval", w.RequestID, why)
 		}

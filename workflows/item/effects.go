@@ -27,9 +27,6 @@ type BackupInput struct {
 	// CompareWith is the point the change is also measured against, file
 	// by file (the anomaly rule's baseline).
 	CompareWith string `json:"compareWith,omitempty"`
-	// Fresh reads and stores every file again: a verification failed since
-	// the last backup.
-	Fresh bool `json:"fresh,omitempty"`
 }
 
 // BackupResult is the recovery point written and what it skipped.
@@ -159,7 +156,7 @@ func (w *item) runStoreEffect(ctx workflow.Context, e Effect) Event {
 		})
 		var res BackupResult
 		in := BackupInput{VaultID: w.in.VaultID, ItemID: w.in.ItemID, Point: e.Point, SourcePath: w.in.SourcePath, Window: w.windowInputs(protocol.RetentionOverride{}),
-			First: e.For == OpProtect, CompareWith: e.CompareWith, Fresh: e.Fresh}
+			First: e.For == OpProtect, CompareWith: e.CompareWith}
 		if err := workflow.ExecuteActivity(ctx, protocol.ActivityBackup, in).Get(ctx, &res); err != nil {
 			done.Failure = &Failure{Message: protocol.Message(err), Refused: protocol.ErrorType(err) == protocol.ErrTypeSourceMissing}
 			return done

@@ -179,12 +179,10 @@ type Effect struct {
 	Ref int
 	// By is who asked, for the audit line of the result.
 	By string
-	// Backup's point, the point its change is added up from, and whether
-	// it reads every file afresh; Collect's point IDs; Restore's point and
-	// target.
+	// Backup's point and the point its change is added up from; Collect's
+	// point IDs; Restore's point and target.
 	Point          protocol.RecoveryPoint
 	CompareWith    string
-	Fresh          bool
 	RecoveryPoints []string
 	TargetPath     string
 	// For is the operation a backup is for: protect, backupNow or

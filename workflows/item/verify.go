@@ -63,20 +63,17 @@ func (d *decider) verify() (Decision, error) {
 	return d.decision(), nil
 }
 
-// drill starts reading rp back; the schedule moves on at once, so a
-// wake-up meanwhile starts no second drill.
+// drill starts reading rp back.
 func (d *decider) drill(rp protocol.RecoveryPoint, by string) {
-	if every, _ := d.in.Item.Policy.VerifyInterval(); every > 0 {
-		d.st.VerifyDueAt = d.in.Now.Add(every)
-	}
 	d.effects = append(d.effects, Effect{Kind: EffectVerify, Ref: d.ev.Ref, By: by, Point: rp})
 }
 
 // drillRetry is how soon a drill that could not run is tried again.
 const drillRetry = time.Hour
 
-// verifyDone records a drill: a point that did not read back is marked,
-// alerted at once, and makes the next backup store every file afresh.
+// verifyDone records a drill: a point that did not read back is marked
+// and alerted at once; the store has recorded the damage, and the next
+// backup reads every file and writes anew what it can.
 func (d *decider) verifyDone() Decision {
 	id := d.ev.RecoveryPointID
 	i := slices.IndexFunc(d.st.RecoveryPoints, func(p protocol.RecoveryPoint) bool { return p.ID == id })
@@ -99,7 +96,7 @@ func (d *decider) verifyDone() Decision {
 	rp.CheckedAt = d.in.Now.UTC()
 	if f != nil {
 		rp.Verified, rp.VerifyFailed = false, f.Message
-		detail := fmt.Sprintf("recovery point %s did not read back as backed up: %s; the next backup stores every file afresh", id, f.Message)
+		detail := fmt.Sprintf("recovery point %s did not read back as backed up: %s; the next backup reads every file afresh", id, f.Message)
 		d.record(protocol.OpVerify, d.ev.By, protocol.OutcomeFailed, detail)
 		d.effects = append(d.effects, Effect{Kind: EffectReport, Alerts: []protocol.Alert{d.alert(protocol.AlertVerifyFailed, d.ev.By, detail)}})
 		return d.decision()
@@ -111,24 +108,19 @@ func (d *decider) verifyDone() Decision {
 	return d.decision()
 }
 
-// fresh says whether the next backup reads and stores every file again: a
-// drill found damage, and no backup decided since has done so.
-func (st ItemState) fresh() bool {
-	for _, damaged := range st.RecoveryPoints {
-		if damaged.VerifyFailed == "" {
-			continue
-		}
-		if !slices.ContainsFunc(st.RecoveryPoints, func(rp protocol.RecoveryPoint) bool { return rp.Fresh && rp.CreatedAt.After(damaged.CheckedAt) }) {
-			return true
-		}
-	}
-	return false
-}
-
 // scheduledDrill starts the drill that is due, if one is.
 func (d *decider) scheduledDrill() {
 	every, _ := d.in.Item.Policy.VerifyInterval()
-	if due := d.st.verifyDue(every); !due.IsZero() && !d.in.Now.Before(due) {
-		d.drill(d.st.drilled(), signing.Scheduler)
+	due := d.st.verifyDue(every)
+	if due.IsZero() || d.in.Now.Before(due) {
+		return
 	}
+	// The schedule moves on at once, so a wake-up meanwhile starts no
+	// second drill; it keeps its cadence, so drills wake with backups.
+	next := due.Add(every)
+	if !next.After(d.in.Now) {
+		next = next.Add(d.in.Now.Sub(next).Truncate(every) + every)
+	}
+	d.st.VerifyDueAt = next
+	d.drill(d.st.drilled(), signing.Scheduler)
 }

@@ -66,8 +66,8 @@ type RecoveryPoint struct {
 	CheckedAt    time.Time `json:"checkedAt,omitzero"`
 	Verified     bool      `json:"verified,omitempty"`
 	VerifyFailed string    `json:"verifyFailed,omitempty"`
-	// Fresh says the backup read and stored every file again, after a
-	// drill had found damage.
+	// Fresh says the backup read every file again and wrote anew what a
+	// drill had found damaged, where the source still held it.
 	Fresh bool `json:"fresh,omitempty"`
 }
 
