@@ -155,10 +155,6 @@ func (a *Activities) Verify(ctx context.Context, in item.VerifyInput) (item.Rest
 		return item.RestoreResult{}, err
 	}
 	v, err := a.Store.Verify(ctx, in.VaultID, in.ItemID, in.Point.ID, in.Point.SHA256, heartbeat(ctx))
-	if errors.Is(err, store.ErrVerifyFailed) {
-		msg := strings.TrimPrefix(err.Error(), store.ErrVerifyFailed.Error()+": ")
-		return item.RestoreResult{}, temporal.NewNonRetryableApplicationError(msg, protocol.ErrTypeVerifyFailed, nil)
-	}
 	if err != nil {
 		return item.RestoreResult{}, classifyIn(ctx, err)
 	}
@@ -284,6 +280,7 @@ func classifyIn(ctx context.Context, err error) error {
 		{store.ErrUnknownRecoveryPoint, protocol.ErrTypeUnknownRecoveryPoint},
 		{store.ErrTargetNotEmpty, protocol.ErrTypeTargetNotEmpty},
 		{store.ErrCorrupted, protocol.ErrTypeCorrupted},
+		{store.ErrVerifyFailed, protocol.ErrTypeVerifyFailed},
 		{store.ErrInvalidInput, protocol.ErrTypeInvalidInput},
 	} {
 		if errors.Is(err, c.err) {

@@ -234,7 +234,7 @@ func (c *Console) vault(r *http.Request, v *view) error {
 	}
 	q := r.URL.Query()
 	d := vaultData{ID: vaultID, Status: st, Filter: protocol.State(q.Get("state"))}
-	if d.Filter != "" && d.Filter != waitingFilter && d.Filter != anomalyFilter && !slices.Contains(protocol.VisibleStates, d.Filter) {
+	if d.Filter != "" && !slices.Contains(items.Keys, d.Filter) {
 		return problem(http.StatusBadRequest, "%q is not a state: filter by Protected, ProtectionStopped, SoftDeleted, Purged, Waiting or Anomaly.", d.Filter)
 	}
 	token, err := base64.RawURLEncoding.DecodeString(q.Get("page"))

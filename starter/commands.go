@@ -566,18 +566,15 @@ func listQuery(vaultID, state string) (string, error) {
 			return "", err
 		}
 	}
-	switch s := protocol.State(state); {
-	case s == items.Waiting || s == items.Anomaly:
-		return items.Query(vaultID, s), nil
-	case state != "" && !slices.Contains(protocol.VisibleStates, s):
+	if s := protocol.State(state); s != "" && !slices.Contains(items.Keys, s) {
 		return "", fmt.Errorf("--state %q is not a state: use one of %s", state, stateList())
 	}
-	return protocol.ItemsQuery(vaultID, protocol.State(state)), nil
+	return items.Query(vaultID, protocol.State(state)), nil
 }
 
 func stateList() string {
 	var names []string
-	for _, s := range append(slices.Clone(protocol.VisibleStates), items.Waiting, items.Anomaly) {
+	for _, s := range items.Keys {
 		names = append(names, string(s))
 	}
 	return strings.Join(names, ", ")

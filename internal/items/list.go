@@ -66,16 +66,14 @@ func Listed(e *workflowpb.WorkflowExecutionInfo) protocol.ListedItem {
 	if p := fields[searchattributes.Deadline]; p != nil {
 		_ = dc.FromPayload(p, &r.DeferredDeleteTime)
 	}
-	if p := fields[searchattributes.Waiting]; p != nil {
-		var waiting string
-		_ = dc.FromPayload(p, &waiting)
-		r.DeleteWaiting = waiting == protocol.WaitingDelete
+	keyword := func(name string) (s string) {
+		if p := fields[name]; p != nil {
+			_ = dc.FromPayload(p, &s)
+		}
+		return s
 	}
-	if p := fields[searchattributes.Anomaly]; p != nil {
-		var anomaly string
-		_ = dc.FromPayload(p, &anomaly)
-		r.Anomaly = anomaly == protocol.AnomalySuspect
-	}
+	r.DeleteWaiting = keyword(searchattributes.Waiting) == protocol.WaitingDelete
+	r.Anomaly = keyword(searchattributes.Anomaly) == protocol.AnomalySuspect
 	return r
 }
 
@@ -86,8 +84,13 @@ const Waiting protocol.State = "Waiting"
 // Anomaly is the key under which Count counts the items with an anomaly.
 const Anomaly protocol.State = "Anomaly"
 
-// Query is the visibility query of a vault's items in a state, or under
-// Waiting of those whose delete waits for the vault.
+// Keys are what Count counts and Query lists: the states users see, then
+// Waiting and Anomaly.
+var Keys = append(slices.Clone(protocol.VisibleStates), Waiting, Anomaly)
+
+// Query is the visibility query of a vault's items in a state (every item
+// that holds data for ""), or under Waiting and Anomaly of those whose
+// delete waits for the vault and those with an anomaly.
 func Query(vaultID string, key protocol.State) string {
 	switch key {
 	case Waiting:
@@ -103,7 +106,7 @@ func Query(vaultID string, key protocol.State) string {
 // agree, and under Waiting those whose delete waits for the vault. It asks
 // the server once per count, all at once.
 func Count(ctx context.Context, c client.Client, vaultID string) (map[protocol.State]int, error) {
-	keys := append(slices.Clone(protocol.VisibleStates), Waiting, Anomaly)
+	keys := Keys
 	counts := make([]int, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, key := range keys {
