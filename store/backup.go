@@ -146,15 +146,15 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	}
 	var previous []*snapshot.Manifest
 	var previousList map[string]fileEntry
+	var lastID string
 	if len(points) > 0 {
 		last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
 		if len(damaged) == 0 {
 			previous = []*snapshot.Manifest{last}
 		}
+		lastID = last.Tags[labelPoint]
 		// Without it every file is read again: slower, never wrong.
-		if data, err := readList(ctx, r, vaultID, itemID, last.Tags[labelPoint]); err == nil {
-			previousList, _ = decodeList(data)
-		}
+		previousList, _ = listOf(ctx, r, vaultID, itemID, lastID)
 	}
 
 	var read atomic.Int64
@@ -194,7 +194,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		point = Point{SHA256: sum, Skipped: tree.skipped, Unhidden: unhidden}
 		if previousList != nil && !opts.unmeasured {
 			point.Change = measure(previousList, entries)
-			point.Since = measureSince(ctx, r, vaultID, itemID, opts.compareWith, points, entries, point.Change)
+			point.Since = measureSince(ctx, r, vaultID, itemID, opts.compareWith, lastID, entries, point.Change)
 		}
 		for _, e := range entries {
 			if e.Type == EntryFile {
@@ -234,21 +234,16 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 	return point, nil
 }
 
-// measureSince is the change against point id, when it is still there.
-func measureSince(ctx context.Context, r repo.Repository, vaultID, itemID, id string, points []*snapshot.Manifest,
-	entries []*fileEntry, change *protocol.Change) *protocol.Change {
-	if id == "" || !slices.ContainsFunc(points, func(m *snapshot.Manifest) bool { return m.Tags[labelPoint] == id }) {
+// measureSince is the change against point id, when it is still there:
+// the change already measured when id is the last point.
+func measureSince(ctx context.Context, r repo.Repository, vaultID, itemID, id, lastID string, entries []*fileEntry, change *protocol.Change) *protocol.Change {
+	switch {
+	case id == "":
 		return nil
-	}
-	last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
-	if last.Tags[labelPoint] == id {
+	case id == lastID:
 		return change
 	}
-	data, err := readList(ctx, r, vaultID, itemID, id)
-	if err != nil {
-		return nil
-	}
-	list, err := decodeList(data)
+	list, err := listOf(ctx, r, vaultID, itemID, id)
 	if err != nil {
 		return nil
 	}
@@ -378,6 +373,15 @@ func readList(ctx context.Context, r repo.Repository, vaultID, itemID, id string
 	}
 	defer rd.Close()
 	return io.ReadAll(rd)
+}
+
+// listOf reads and decodes the file list of point id.
+func listOf(ctx context.Context, r repo.Repository, vaultID, itemID, id string) (map[string]fileEntry, error) {
+	data, err := readList(ctx, r, vaultID, itemID, id)
+	if err != nil {
+		return nil, err
+	}
+	return decodeList(data)
 }
 
 // pointOf reads what a point's snapshot says of it.
