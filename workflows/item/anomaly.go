@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"recoveryvault/workflows/protocol"
 )
@@ -30,15 +29,11 @@ func (d *decider) judge(rp *protocol.RecoveryPoint) string {
 	return detail
 }
 
-// waitForClear keeps a delete, or its approval, until the anomaly is
-// cleared: encrypting, then deleting, must gain an attacker nothing. No
-// timer asks again; the clear does. The vault did not hold it.
-func (d *decider) waitForClear(a *protocol.RecoveryPoint) Decision {
-	dec := d.wait(fmt.Sprintf("item %s has an anomaly since recovery point %s (%s): deletes wait until it is cleared", d.item, a.ID, a.Suspect), false)
-	if i := dec.State.waiting(d.ev.Op, d.ev.RequestID); i >= 0 {
-		dec.State.Waiting[i].RetryAt = time.Time{}
-	}
-	return dec
+// heldByAnomaly says why a delete, or its approval, waits until the
+// anomaly is cleared: encrypting, then deleting, must gain an attacker
+// nothing.
+func (d *decider) heldByAnomaly(a *protocol.RecoveryPoint) string {
+	return fmt.Sprintf("item %s has an anomaly since recovery point %s (%s): deletes wait until it is cleared", d.item, a.ID, a.Suspect)
 }
 
 // clearAnomaly accepts the suspect points, critical as a delete is: the

@@ -42,7 +42,7 @@ func (d *decider) approved() (Decision, error) {
 		}
 	}
 	if an := protocol.Anomaly(d.st.RecoveryPoints); an != nil && a.Op != protocol.OpClearAnomaly {
-		return d.waitForClear(an), nil
+		return d.wait(d.heldByAnomaly(an), untilAnomalyCleared), nil
 	}
 	v, without, err := d.vaultAnswer()
 	if v == nil {

@@ -190,7 +190,7 @@ func (d *decider) changed(op protocol.Operation, by, detail string, alerts ...pr
 // registers the delete for approval.
 func (d *decider) delete() (Decision, error) {
 	if a := protocol.Anomaly(d.st.RecoveryPoints); a != nil {
-		return d.waitForClear(a), nil
+		return d.wait(d.heldByAnomaly(a), untilAnomalyCleared), nil
 	}
 	v, without, err := d.vaultAnswer()
 	if v == nil {
@@ -226,10 +226,10 @@ func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 		return nil, Decision{Ask: AskVault}
 	}
 	if v.Unavailable != "" {
-		return nil, d.wait(v.Unavailable, false)
+		return nil, d.wait(v.Unavailable, untilVaultAnswers)
 	}
 	if v.Held != "" {
-		return nil, d.wait(v.Held, true)
+		return nil, d.wait(v.Held, untilHoldCleared)
 	}
 	if i := d.st.waiting(d.ev.Op, d.ev.RequestID); i >= 0 {
 		// The vault answered: this waits no longer.
@@ -299,23 +299,37 @@ func retryAfter(attempt int, most time.Duration) time.Duration {
 	return min(protocol.FirstDeleteRetry<<min(attempt-1, 10), most)
 }
 
-// wait keeps a delete or an approval the vault could not answer, to ask
-// again, backing off: a cause that passes costs no delete and no approval.
-func (d *decider) wait(why string, held bool) Decision {
+// until is what a waiting delete or approval waits for.
+type until int
+
+const (
+	// untilVaultAnswers: asked again, backing off to MaxDeleteRetry.
+	untilVaultAnswers until = iota
+	// untilHoldCleared: the vault's mass-delete guard holds it; asked
+	// again every MaxHeldDeleteRetry at most.
+	untilHoldCleared
+	// untilAnomalyCleared: no timer asks again; the clear does.
+	untilAnomalyCleared
+)
+
+// wait keeps a delete or an approval until u, to ask again: a cause that
+// passes costs no delete and no approval.
+func (d *decider) wait(why string, u until) Decision {
 	now := d.in.Now
 	w := Waiting{Op: d.ev.Op, By: d.ev.By, Reason: d.ev.Reason, Input: d.ev.Input, RequestID: d.ev.RequestID,
-		Since: now, Attempts: 1, Why: why, Held: held}
+		Since: now, Attempts: 1, Why: why, Held: u == untilHoldCleared}
 	waiting := slices.Clone(d.st.Waiting)
 	i := d.st.waiting(d.ev.Op, d.ev.RequestID)
 	if i >= 0 && d.ev.Retry {
 		// The same event asked again; a new one replaces it, from now.
 		w.Since, w.Attempts = waiting[i].Since, waiting[i].Attempts+1
 	}
-	most := protocol.MaxDeleteRetry
-	if held {
-		most = protocol.MaxHeldDeleteRetry
+	switch u {
+	case untilVaultAnswers:
+		w.RetryAt = now.Add(retryAfter(w.Attempts, protocol.MaxDeleteRetry))
+	case untilHoldCleared:
+		w.RetryAt = now.Add(retryAfter(w.Attempts, protocol.MaxHeldDeleteRetry))
 	}
-	w.RetryAt = now.Add(retryAfter(w.Attempts, most))
 	if i >= 0 {
 		waiting[i] = w
 	} else {
@@ -324,7 +338,7 @@ func (d *decider) wait(why string, held bool) Decision {
 	d.st.Waiting = waiting
 	if w.Attempts == 1 {
 		detail := why + "; nothing deleted yet: the delete is asked again until the vault answers (undelete cancels it)"
-		anomaly := protocol.Anomaly(d.st.RecoveryPoints) != nil
+		anomaly := u == untilAnomalyCleared
 		switch {
 		case anomaly && w.RequestID != "":
 			detail = fmt.Sprintf("request %s approved, %s; nothing deleted yet: the approval is asked again once the anomaly is cleared", w.RequestID, why)
@@ -386,12 +400,7 @@ func (d *decider) wakeUp() Decision {
 		}
 		if d.st.ProtectionState == protocol.Protected && !d.st.NextBackupAt.IsZero() && !now.Before(d.st.NextBackupAt) {
 			d.backup(OpScheduledBackup, signing.Scheduler)
-			// Keep the cadence; after an outage, one backup catches up, not many.
-			next := d.st.NextBackupAt.Add(d.frequency())
-			if !next.After(now) {
-				next = next.Add(now.Sub(next).Truncate(d.frequency()) + d.frequency())
-			}
-			d.st.NextBackupAt = next
+			d.st.NextBackupAt = nextDue(d.st.NextBackupAt, d.frequency(), now)
 		}
 		d.scheduledDrill()
 		if !d.st.LockDueAt.IsZero() && !now.Before(d.st.LockDueAt) {
@@ -401,6 +410,16 @@ func (d *decider) wakeUp() Decision {
 		}
 	}
 	return d.decision()
+}
+
+// nextDue is the next time after now on the cadence of due, every period:
+// after an outage, one run catches up, not many.
+func nextDue(due time.Time, period time.Duration, now time.Time) time.Time {
+	next := due.Add(period)
+	if !next.After(now) {
+		next = next.Add(now.Sub(next).Truncate(period) + period)
+	}
+	return next
 }
 
 // purge destroys every recovery point; the alert is sent once the data

@@ -117,10 +117,6 @@ func (d *decider) scheduledDrill() {
 	}
 	// The schedule moves on at once, so a wake-up meanwhile starts no
 	// second drill; it keeps its cadence, so drills wake with backups.
-	next := due.Add(every)
-	if !next.After(d.in.Now) {
-		next = next.Add(d.in.Now.Sub(next).Truncate(every) + every)
-	}
-	d.st.VerifyDueAt = next
+	d.st.VerifyDueAt = nextDue(due, every, d.in.Now)
 	d.drill(d.st.drilled(), signing.Scheduler)
 }

@@ -3,9 +3,7 @@
 package item
 
 import (
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/converter"
@@ -55,7 +53,7 @@ func backupItem(ctx workflow.Context, in ItemInput, settings protocol.Settings) 
 		w.st = *in.State
 		// The visible state is already published and reported; the clock
 		// starts again from the state.
-		_, _, _, w.published = w.visible()
+		w.published = w.visible()
 		w.arm(ctx)
 	} else if err := w.protect(ctx); err != nil {
 		return Status{}, err
@@ -75,7 +73,7 @@ type item struct {
 	// wake fires when Decide has something due: the item's one timer.
 	wake protocol.Timer
 	// published is what the search attributes say.
-	published string
+	published shown
 	// The store takes one effect at a time; the vault and the operators
 	// are told one report at a time, which carries all that is due.
 	store   storeLane
@@ -326,45 +324,48 @@ func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
 	return (info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength) && w.idle(ctx)
 }
 
-// visible is the state users see, the purge deadline while soft-deleted,
-// whether a delete waits for the vault, and a key that changes exactly when
-// one of them does.
-func (w *item) visible() (protocol.State, time.Time, bool, string) {
-	state := protocol.VisibleState(w.st.ProtectionState)
-	var deadline time.Time
-	if state == protocol.SoftDeleted {
-		deadline = w.st.Deadline.UTC()
+// shown is what an item's search attributes say: the state users see, the
+// purge deadline while soft-deleted, whether a delete waits for the vault,
+// and whether the item has an anomaly.
+type shown struct {
+	state            protocol.State
+	deadline         time.Time
+	waiting, anomaly bool
+}
+
+func (w *item) visible() shown {
+	s := shown{state: protocol.VisibleState(w.st.ProtectionState), waiting: w.st.waiting(protocol.OpDelete, "") >= 0,
+		anomaly: protocol.Anomaly(w.st.RecoveryPoints) != nil}
+	if s.state == protocol.SoftDeleted {
+		s.deadline = w.st.Deadline.UTC()
 	}
-	waiting := w.st.waiting(protocol.OpDelete, "") >= 0
-	anomaly := protocol.Anomaly(w.st.RecoveryPoints) != nil
-	return state, deadline, waiting, fmt.Sprint(state, "|", deadline, "|", anomaly, "|", waiting)
+	return s
 }
 
 // publish upserts the search attributes when what they say has changed.
-// The waiting attribute is sent once a delete has waited, not before.
+// The waiting and anomaly attributes are sent once they were true, not
+// before.
 func (w *item) publish(ctx workflow.Context) {
-	state, at, waiting, key := w.visible()
-	if key == w.published {
+	now, was := w.visible(), w.published
+	if now.state == was.state && now.deadline.Equal(was.deadline) && now.waiting == was.waiting && now.anomaly == was.anomaly {
 		return
 	}
-	waited := strings.HasSuffix(w.published, "|true")
-	anomaly, hadAnomaly := strings.Contains(key, "|true|"), strings.Contains(w.published, "|true|")
-	w.published = key
+	w.published = now
 	deadline := protocol.DeadlineAttribute.ValueUnset()
-	if !at.IsZero() {
-		deadline = protocol.DeadlineAttribute.ValueSet(at)
+	if !now.deadline.IsZero() {
+		deadline = protocol.DeadlineAttribute.ValueSet(now.deadline)
 	}
-	updates := []temporal.SearchAttributeUpdate{protocol.VaultIDAttribute.ValueSet(w.in.VaultID), protocol.StateAttribute.ValueSet(string(state)), deadline}
+	updates := []temporal.SearchAttributeUpdate{protocol.VaultIDAttribute.ValueSet(w.in.VaultID), protocol.StateAttribute.ValueSet(string(now.state)), deadline}
 	switch {
-	case waiting:
+	case now.waiting:
 		updates = append(updates, protocol.WaitingAttribute.ValueSet(protocol.WaitingDelete))
-	case waited:
+	case was.waiting:
 		updates = append(updates, protocol.WaitingAttribute.ValueUnset())
 	}
 	switch {
-	case anomaly:
+	case now.anomaly:
 		updates = append(updates, protocol.AnomalyAttribute.ValueSet(protocol.AnomalySuspect))
-	case hadAnomaly:
+	case was.anomaly:
 		updates = append(updates, protocol.AnomalyAttribute.ValueUnset())
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
