@@ -89,10 +89,16 @@ func TestAWorkflowOfItsOwnCannotRunTheWorkersActivities(t *testing.T) {
 		protocol.ActivityLock:    item.LockInput{VaultID: "vault1", ItemID: "vm1", Until: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)},
 		protocol.ActivityRestore: item.RestoreInput{VaultID: "vault1", ItemID: "vm1", Point: point, TargetPath: target},
 		protocol.ActivityBackup:  item.BackupInput{VaultID: "vault1", ItemID: "vm1", Point: protocol.RecoveryPoint{ID: "rp-forged"}, SourcePath: "/etc"},
+		// A restore drill, on the queue drills have of their own.
+		protocol.ActivityVerify: item.VerifyInput{VaultID: "vault1", ItemID: "vm1", Point: point},
 	}
 	attacker(t, c, "Attack", func(ctx workflow.Context, name string) error {
+		queue := protocol.TaskQueue
+		if name == protocol.ActivityVerify {
+			queue = protocol.VerifyTaskQueue
+		}
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue: protocol.TaskQueue, StartToCloseTimeout: time.Minute,
+			TaskQueue: queue, StartToCloseTimeout: time.Minute,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
 		return workflow.ExecuteActivity(ctx, name, calls[name]).Get(ctx, nil)
