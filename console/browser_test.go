@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"recoveryvault/internal/items"
+	"recoveryvault/internal/ransomware"
 	"recoveryvault/internal/signingtest"
 	"recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
@@ -419,4 +420,68 @@ func TestBrowserShowsHeldDeletesWhereTheOperatorLooks(t *testing.T) {
 	b.until(`document.querySelector("#status") !== null`)
 	assert.Contains(t, b.text("#status"), "the vault's mass-delete guard holds it until an operator clears the hold on the vault's page")
 	assert.NotContains(t, b.text("#status"), "(clearMassDeleteHold)", "not the API's name")
+}
+
+// TestBrowserShowsAnAnomalyAndAFailedDrill: an item whose source was
+// encrypted and one of whose points does not read back is shown where an
+// operator looks: the front page counts it, the vault's page marks it and
+// filters on it, the item's page says what is suspect, how to clear it,
+// and which point failed its drill; at 1280 px and at phone width nothing
+// is cut.
+func TestBrowserShowsAnAnomalyAndAFailedDrill(t *testing.T) {
+	b := startBrowser(t)
+	k := startCluster(t, Options{})
+	src := k.protect("vault1", "vm1")
+	ransomware.WriteDocuments(t, src, 60, 8<<10)
+	k.update("vault1", "vm1", protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
+	ransomware.Encrypt(t, src, 50)
+	k.update("vault1", "vm1", protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
+	// The documents' backup, before the encryption.
+	first := k.status("vault1", "vm1").RecoveryPoints[1]
+	// A bit flipped in every pack of the item: its points do not read back.
+	root := filepath.Join(k.store, "vault1", "vm1")
+	require.NoError(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(root, p); err != nil || !d.Type().IsRegular() || !strings.HasPrefix(rel, "p") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err == nil {
+			for i := 0; i < len(data); i += 64 {
+				data[i] ^= 0x01
+			}
+			err = os.WriteFile(p, data, 0o600)
+		}
+		return err
+	}))
+	var st item.Status
+	err := items.Execute(t.Context(), k.c, client.UpdateWorkflowOptions{WorkflowID: protocol.WorkflowID("vault1", "vm1"), UpdateName: protocol.UpdateVerify,
+		Args: []any{protocol.VerifyRequest{RecoveryPointID: first.ID, RequestedBy: "alice"}}}, &st)
+	require.Error(t, err, "the drill finds the damage")
+	require.Eventually(t, func() bool {
+		counts, err := items.Count(t.Context(), k.c, "vault1")
+		return err == nil && counts[items.Anomaly] == 1
+	}, 20*time.Second, 100*time.Millisecond)
+
+	b.do(chromedp.Navigate(k.url + "/"))
+	b.until(`document.querySelector('td[data-label="Anomalies"] .badge-held') !== null`)
+	assert.Equal(t, "1", b.text(`td[data-label="Anomalies"] .badge-held`))
+	b.shot("17-vaults-anomaly")
+
+	b.do(chromedp.Navigate(k.url + "/vaults/vault1"))
+	b.until(`document.querySelector('tr[data-item="vm1"] .badge-held') !== null`)
+	assert.Equal(t, "Anomaly", b.text(`tr[data-item="vm1"] .badge-held`))
+	assert.Equal(t, "1", b.text(`.filters a[href="/vaults/vault1?state=Anomaly"] .count`))
+
+	b.do(chromedp.Navigate(k.url + "/vaults/vault1/items/vm1"))
+	b.until(`document.querySelector("#status") !== null`)
+	assert.Contains(t, b.text("#status"), "Suspect since rp-")
+	assert.Contains(t, b.text("#status"), "go run ./starter clear-anomaly --vault vault1 --item vm1")
+	assert.Equal(t, "Failed", b.text(`tr[data-point="`+first.ID+`"] td[data-label="Verified"] .badge-held`))
+	assert.Contains(t, b.text(`tr[data-point="`+first.ID+`"] td[data-label="Change"]`), "-")
+	for _, width := range []int64{1280, 390} {
+		b.do(chromedp.EmulateViewport(width, 900))
+		assert.Equal(t, "true", b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`), "nothing cut at %d px", width)
+		b.shot(fmt.Sprintf("18-item-anomaly-%d", width))
+	}
+	b.do(chromedp.EmulateViewport(1280, 900))
 }
