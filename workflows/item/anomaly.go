@@ -29,9 +29,8 @@ func (d *decider) judge(rp *protocol.RecoveryPoint) string {
 	return detail
 }
 
-// heldByAnomaly says why a delete, or its approval, waits until the
-// anomaly is cleared: encrypting, then deleting, must gain an attacker
-// nothing.
+// heldByAnomaly says why a delete, or its approval, waits for the clear:
+// encrypting, then deleting, must gain an attacker nothing.
 func (d *decider) heldByAnomaly(a *protocol.RecoveryPoint) string {
 	return fmt.Sprintf("item %s has an anomaly since recovery point %s (%s): deletes wait until it is cleared", d.item, a.ID, a.Suspect)
 }
@@ -73,11 +72,8 @@ func suspects(points []protocol.RecoveryPoint) []string {
 	return ids
 }
 
-// clear accepts as known good the suspect points named (those known when
-// the clear was asked: a point found suspect since stays suspect). With no
-// suspect left, the newest point is accepted too: the points before expire
-// again, later changes add up from it, and deletes that waited go on, as
-// if asked now.
+// clear accepts the suspect points named when it was asked, no later one;
+// with none left, the newest too, so that waiting deletes go on as if new.
 func (d *decider) clear(by, signer string, named []string) {
 	accepted := fmt.Sprintf("by %s at %s: %s", by, protocol.FormatTime(d.in.Now), d.ev.Reason)
 	points := slices.Clone(d.st.RecoveryPoints)

@@ -238,8 +238,7 @@ func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 	return v, Decision{}
 }
 
-// vaultAnswer is the vault's answer to a critical operation it let
-// through or registered, with the item's floor raised to its settings; or,
+// vaultAnswer is the vault's answer, the item's floor raised to it; or,
 // without one, the decision or refusal to make.
 func (d *decider) vaultAnswer() (*protocol.VaultAnswer, Decision, error) {
 	v, waits := d.askVault()

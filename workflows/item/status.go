@@ -93,9 +93,8 @@ type Status struct {
 	IsScheduledForDeferredDelete bool            `json:"isScheduledForDeferredDelete"`
 	DeferredDeleteTimeInUTC      string          `json:"deferredDeleteTimeInUTC"`
 	DeferredDeleteTimeRemaining  string          `json:"deferredDeleteTimeRemaining"`
-	// SoftDeleteWindow is the window that applies: the one the delete got,
-	// or the one a delete made now would get. SoftDeleteRetentionDays are
-	// its days; under a dev-mode override, the days the override replaced.
+	// SoftDeleteWindow is the delete's window, or a delete's now; its days
+	// are those a dev-mode override replaced, for the operator's plan.
 	SoftDeleteRetentionDays int    `json:"softDeleteRetentionDays"`
 	SoftDeleteWindow        string `json:"softDeleteWindow"`
 	// SoftDeleteWindowInputs are the item's part of that window, before a

@@ -9,9 +9,8 @@ import (
 	"recoveryvault/workflows/protocol"
 )
 
-// Restore drills: on a schedule, and when asked, a recovery point is read
-// back from the store and every file checked against the hashes its backup
-// recorded, writing nothing to the host.
+// Restore drills read a point back and check every file's hash, writing
+// nothing to the host: a backup is known good only once it was read.
 
 // verifyDue is when the next drill is due; zero for none.
 func (st ItemState) verifyDue(every time.Duration) time.Time {
@@ -24,10 +23,8 @@ func (st ItemState) verifyDue(every time.Duration) time.Time {
 	return st.VerifyDueAt
 }
 
-// drilled is the point a drill reads next, in turn: the newest never read
-// back, then the oldest never read back (so that the older points an
-// anomaly keeps are read too, however often backups run), and once every
-// point was read, the one read back longest ago.
+// drilled is the next point to read: newest and oldest unread in turn, so
+// that old points an anomaly keeps are read too; then the least recent.
 func (st ItemState) drilled() protocol.RecoveryPoint {
 	points := st.RecoveryPoints
 	newest := points[len(points)-1]
@@ -71,9 +68,8 @@ func (d *decider) drill(rp protocol.RecoveryPoint, by string) {
 // drillRetry is how soon a drill that could not run is tried again.
 const drillRetry = time.Hour
 
-// verifyDone records a drill: a point that did not read back is marked
-// and alerted at once; the store has recorded the damage, and the next
-// backup reads every file and writes anew what it can.
+// verifyDone marks and alerts a damaged point at once; the store recorded
+// the damage, so the next backup reads every file and rewrites what it can.
 func (d *decider) verifyDone() Decision {
 	id := d.ev.RecoveryPointID
 	i := slices.IndexFunc(d.st.RecoveryPoints, func(p protocol.RecoveryPoint) bool { return p.ID == id })

@@ -324,9 +324,8 @@ func (w *item) readyToContinueAsNew(ctx workflow.Context) bool {
 	return (info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength) && w.idle(ctx)
 }
 
-// shown is what an item's search attributes say: the state users see, the
-// purge deadline while soft-deleted, whether a delete waits for the vault,
-// and whether the item has an anomaly.
+// shown is what an item's search attributes say, kept to send only what
+// changed.
 type shown struct {
 	state            protocol.State
 	deadline         time.Time
@@ -342,9 +341,8 @@ func (w *item) visible() shown {
 	return s
 }
 
-// publish upserts the search attributes when what they say has changed.
-// The waiting and anomaly attributes are sent once they were true, not
-// before.
+// publish upserts the search attributes when they changed; waiting and
+// anomaly only once true, so most items never carry them.
 func (w *item) publish(ctx workflow.Context) {
 	now, was := w.visible(), w.published
 	if now.state == was.state && now.deadline.Equal(was.deadline) && now.waiting == was.waiting && now.anomaly == was.anomaly {

@@ -13,14 +13,12 @@ type Change struct {
 	Added   int `json:"added"`
 	Changed int `json:"changed"`
 	Deleted int `json:"deleted"`
-	// Replaced are added files of one extension new to the item, as many
-	// as files deleted: what ransomware leaves that writes encrypted copies
-	// and deletes the originals.
+	// Replaced are added files of one new extension, at most as many as
+	// deleted: ransomware's encrypted copies of originals it deleted.
 	Replaced     int    `json:"replaced,omitempty"`
 	NewExtension string `json:"newExtension,omitempty"`
-	// BytesChanged are the bytes of the files added and changed. Sampled of
-	// them while hashing, Incompressible did not compress (encrypted data
-	// does not).
+	// BytesChanged were added or changed; of the bytes Sampled while
+	// hashing, Incompressible did not compress, as encrypted data does not.
 	BytesChanged   int64 `json:"bytesChanged"`
 	Sampled        int64 `json:"sampled"`
 	Incompressible int64 `json:"incompressible"`
@@ -137,10 +135,8 @@ func Anomaly(points []RecoveryPoint) *RecoveryPoint {
 	return &points[i]
 }
 
-// JudgePoint says why rp, a new point after points, is suspect: its own
-// change, or the change since the baseline (file by file, with the samples
-// of the backups between added up), so that encryption spread over days is
-// caught. "" when it is not, or when its change is unknown.
+// JudgePoint says why rp is suspect, by its own change or that since the
+// baseline, so that encryption spread over days is caught; "" when not.
 func (r AnomalyRule) JudgePoint(points []RecoveryPoint, rp RecoveryPoint, since *Change) string {
 	if rp.Change == nil {
 		return ""
@@ -167,9 +163,8 @@ func (r AnomalyRule) JudgePoint(points []RecoveryPoint, rp RecoveryPoint, since 
 	return ""
 }
 
-// baseline is the index of the point a new point's change is added up
-// from: the one Points backups back, or the last one accepted or found
-// suspect since. -1 for none.
+// baseline is the index of the point changes add up from: Points backups
+// back, or the last accepted or suspect one since; -1 for none.
 func (r AnomalyRule) baseline(points []RecoveryPoint) int {
 	if len(points) == 0 {
 		return -1

@@ -182,9 +182,8 @@ type Policy struct {
 	// Anomaly overrides the defaults of the rule that finds a backup
 	// suspect.
 	Anomaly *AnomalyRule `json:"anomaly,omitempty"`
-	// VerifyEvery is how often a recovery point is read back and checked
-	// (a restore drill): a duration or whole days, weekly when empty, "off"
-	// for never.
+	// VerifyEvery is how often a restore drill runs: a duration or whole
+	// days, weekly when empty, "off" for never.
 	VerifyEvery string `json:"verifyEvery,omitempty"`
 }
 

@@ -233,9 +233,8 @@ func (d *decider) authenticate(op, workflowID string, input []byte, required boo
 	return s.String(), nil
 }
 
-// itemDelete answers an item's delete, or its clearAnomaly, critical
-// alike: refused, waiting, registered for approval, or let through (a
-// delete with its window).
+// itemDelete answers an item's delete or clearAnomaly, critical alike:
+// refused, waiting, registered for approval, or let through.
 func (d *decider) itemDelete() error {
 	req := d.c.Payload.(protocol.ItemDeleteRequest)
 	op := req.Op()
