@@ -73,7 +73,7 @@ func suspects(points []protocol.RecoveryPoint) []string {
 }
 
 // clear accepts the suspect points named when it was asked, no later one;
-// with none left, the newest too, so that waiting deletes go on as if new.
+// with none left, the newest too, as the baseline, and waiting deletes go on.
 func (d *decider) clear(by, signer string, named []string) {
 	accepted := fmt.Sprintf("by %s at %s: %s", by, protocol.FormatTime(d.in.Now), d.ev.Reason)
 	points := slices.Clone(d.st.RecoveryPoints)

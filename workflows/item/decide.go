@@ -238,7 +238,7 @@ func (d *decider) askVault() (*protocol.VaultAnswer, Decision) {
 	return v, Decision{}
 }
 
-// vaultAnswer is the vault's answer, the item's floor raised to it; or,
+// vaultAnswer is the vault's answer, the item's floor raised to its settings; or,
 // without one, the decision or refusal to make.
 func (d *decider) vaultAnswer() (*protocol.VaultAnswer, Decision, error) {
 	v, waits := d.askVault()

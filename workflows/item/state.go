@@ -41,7 +41,7 @@ type ItemState struct {
 	// ApprovalsUsed are the last approvals carried out: never awaited again.
 	ApprovalsUsed []string `json:"approvalsUsed,omitempty"`
 	// Waiting are the deletes and approvals the vault could not answer yet,
-	// each asked again at its RetryAt.
+	// or an anomaly holds: asked again at RetryAt, or by the clear.
 	Waiting []Waiting `json:"waiting,omitempty"`
 }
 

@@ -93,8 +93,8 @@ type Status struct {
 	IsScheduledForDeferredDelete bool            `json:"isScheduledForDeferredDelete"`
 	DeferredDeleteTimeInUTC      string          `json:"deferredDeleteTimeInUTC"`
 	DeferredDeleteTimeRemaining  string          `json:"deferredDeleteTimeRemaining"`
-	// SoftDeleteWindow is the window the delete got, or a delete now would
-	// get; its days are those a dev-mode override replaced.
+	// SoftDeleteWindow is the window the delete got, or a delete now would;
+	// SoftDeleteRetentionDays its days, or under dev mode the days replaced.
 	SoftDeleteRetentionDays int    `json:"softDeleteRetentionDays"`
 	SoftDeleteWindow        string `json:"softDeleteWindow"`
 	// SoftDeleteWindowInputs are the item's part of that window, before a

@@ -10,7 +10,7 @@ import (
 )
 
 // Restore drills read a point back and check every file's hash, writing
-// nothing to the host: a backup is known good only once it was read.
+// nothing to the host: a backup no one has read back may not restore.
 
 // verifyDue is when the next drill is due; zero for none.
 func (st ItemState) verifyDue(every time.Duration) time.Time {
@@ -24,7 +24,7 @@ func (st ItemState) verifyDue(every time.Duration) time.Time {
 }
 
 // drilled is the next point to read: newest and oldest unread in turn, so
-// that old points an anomaly keeps are read too; then the least recent.
+// that old points an anomaly keeps are read too; then the one read longest ago.
 func (st ItemState) drilled() protocol.RecoveryPoint {
 	points := st.RecoveryPoints
 	newest := points[len(points)-1]
@@ -68,8 +68,8 @@ func (d *decider) drill(rp protocol.RecoveryPoint, by string) {
 // drillRetry is how soon a drill that could not run is tried again.
 const drillRetry = time.Hour
 
-// verifyDone marks and alerts a damaged point at once; the store recorded
-// the damage, so the next backup reads every file and rewrites what it can.
+// verifyDone records a drill; a damaged point is alerted at once, and the
+// next backup reads every file, so as to rewrite what the store lost.
 func (d *decider) verifyDone() Decision {
 	id := d.ev.RecoveryPointID
 	i := slices.IndexFunc(d.st.RecoveryPoints, func(p protocol.RecoveryPoint) bool { return p.ID == id })
