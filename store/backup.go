@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -78,7 +79,8 @@ var policyTree = func() *policy.Tree {
 
 // Backup takes recovery point id of the tree under source into the item's
 // repository. Files unchanged since the item's last point (same size,
-// time, mode and owner) are not read again. Objects written are locked
+// time, mode and owner) are not read again; one whose inode changed since
+// is hashed, and read after all if its bytes differ. Objects written are locked
 // until lockUntil where the store locks. Called again with the same id
 // after a success, it returns the point already taken, so a retried
 // activity makes no duplicate.
@@ -145,7 +147,7 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		return Point{}, fmt.Errorf("read the damage verifications recorded: %w", err)
 	}
 	var previous []*snapshot.Manifest
-	var previousList map[string]fileEntry
+	var since previousPoint
 	var lastID string
 	if len(points) > 0 {
 		last := slices.MaxFunc(points, func(a, b *snapshot.Manifest) int { return a.StartTime.ToTime().Compare(b.StartTime.ToTime()) })
@@ -153,37 +155,73 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 			previous = []*snapshot.Manifest{last}
 		}
 		lastID = last.Tags[labelPoint]
-		// Without it every file is read again: slower, never wrong.
-		previousList, _ = listOf(ctx, r, vaultID, itemID, lastID)
+		since.list, _ = listOf(ctx, r, vaultID, itemID, lastID)
+		since.started = last.StartTime.ToTime()
+		if since.list == nil {
+			// Without it no kept file can be checked: every file is read
+			// again, slower and never wrong.
+			previous = nil
+		}
 	}
 
 	var read atomic.Int64
-	tree := newSourceTree(!opts.unmeasured, func(n int64) {
-		if v := read.Add(n); progress != nil {
-			progress(v)
-		}
-	})
-	wrapped := tree.wrap(local, ".").(kopiafs.Directory)
+	b := &backupRun{r: r, id: id, source: source, vaultID: vaultID, itemID: itemID, lastID: lastID, src: src,
+		root: host.root, local: local, since: since, damaged: damaged, unhidden: unhidden, opts: opts,
+		read: func(n int64) {
+			if v := read.Add(n); progress != nil {
+				progress(v)
+			}
+		}}
+	point, err := b.take(ctx, previous)
+	if errors.Is(err, errStale) {
+		// A file changed under a size and times kept as they were: kopia
+		// kept its old bytes, so every file is read.
+		point, err = b.take(ctx, nil)
+	}
+	return point, err
+}
+
+// backupRun is one backup's repository, source and last point.
+type backupRun struct {
+	r                                   repo.DirectRepository
+	id, source, vaultID, itemID, lastID string
+	src                                 snapshot.SourceInfo
+	root                                *os.Root
+	local                               kopiafs.Directory
+	since                               previousPoint
+	damaged                             []damageRecord
+	unhidden                            []string
+	opts                                backupOptions
+	read                                func(int64)
+}
+
+// take writes the recovery point in one write session: kopia reads what
+// changed since previous, or every file without it.
+func (b *backupRun) take(ctx context.Context, previous []*snapshot.Manifest) (Point, error) {
+	r, id, source, vaultID, itemID, damaged, opts := b.r, b.id, b.source, b.vaultID, b.itemID, b.damaged, b.opts
+	tree := newSourceTree(!opts.unmeasured, b.read)
+	wrapped := tree.wrap(b.local, ".").(kopiafs.Directory)
+	previousList := b.since.list
 
 	var point Point
 	var uploaded atomic.Int64
-	err = repo.DirectWriteSession(ctx, r, repo.WriteSessionOptions{
+	err := repo.DirectWriteSession(ctx, r, repo.WriteSessionOptions{
 		Purpose:  "recovery point " + id,
 		OnUpload: func(n int64) { uploaded.Add(n) },
 	}, func(ctx context.Context, w repo.DirectRepositoryWriter) error {
-		if err := forgetReproduced(ctx, w, host.root, damaged); err != nil {
+		if err := forgetReproduced(ctx, w, b.root, damaged); err != nil {
 			return fmt.Errorf("forget the damaged contents a verification found: %w", err)
 		}
 		u := upload.NewUploader(w)
 		u.FailFast = true
-		man, err := u.Upload(ctx, wrapped, policyTree, src, previous...)
+		man, err := u.Upload(ctx, wrapped, policyTree, b.src, previous...)
 		if err != nil {
 			return named(fmt.Sprintf("back up %s: a file or directory could not be read", source), err)
 		}
 		if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
 			return fmt.Errorf("back up %s: %d files or directories could not be read (%s); nothing was kept", source, man.Stats.ErrorCount, man.IncompleteReason)
 		}
-		entries, err := tree.complete(ctx, host.root, previousList)
+		entries, err := tree.complete(ctx, b.root, b.since)
 		if err != nil {
 			return err
 		}
@@ -191,10 +229,10 @@ func (s *Store) Backup(ctx context.Context, vaultID, itemID, id, source string, 
 		if err != nil {
 			return err
 		}
-		point = Point{SHA256: sum, Skipped: tree.skipped, Unhidden: unhidden}
+		point = Point{SHA256: sum, Skipped: tree.skipped, Unhidden: b.unhidden}
 		if previousList != nil && !opts.unmeasured {
 			point.Change = measure(previousList, entries)
-			point.Since = measureSince(ctx, r, vaultID, itemID, opts.compareWith, lastID, entries, point.Change)
+			point.Since = measureSince(ctx, r, vaultID, itemID, opts.compareWith, b.lastID, entries, point.Change)
 		}
 		for _, e := range entries {
 			if e.Type == EntryFile {
@@ -265,23 +303,44 @@ func CompareWith(id string) BackupOption { return func(o *backupOptions) { o.com
 // baseline.
 func Unmeasured() BackupOption { return func(o *backupOptions) { o.unmeasured = true } }
 
+// previousPoint is the item's last point, which a backup reads changes
+// against: its file list and when it was started.
+type previousPoint struct {
+	list    map[string]fileEntry
+	started time.Time
+}
+
+// changeTimeMargin covers the kernel's coarse clock: a file whose inode
+// changed that close before the last point's start is hashed again.
+const changeTimeMargin = time.Second
+
+// errStale: kopia kept a file's old bytes because its size, times and mode
+// were as before, but its content is not.
+var errStale = errors.New("a file changed without its size, time or mode changing")
+
 // complete gives every entry its hash: the one computed as kopia read the
-// file, or, for a file kopia did not read, the previous point's if that
-// lists it unchanged, or else one computed now.
-func (t *sourceTree) complete(ctx context.Context, root *os.Root, previous map[string]fileEntry) ([]*fileEntry, error) {
+// file; for a file kopia did not read, the last point's if that lists it
+// unchanged and its inode did not change since, or else one computed now,
+// which must be the last point's, as kopia kept its bytes (errStale).
+func (t *sourceTree) complete(ctx context.Context, root *os.Root, last previousPoint) ([]*fileEntry, error) {
 	entries := make([]*fileEntry, 0, len(t.entries))
 	for _, e := range t.entries {
 		entries = append(entries, e)
 		if e.Type != EntryFile || e.SHA256 != "" {
 			continue
 		}
-		if p, ok := previous[e.name()]; ok && p.Type == EntryFile && p.Size == e.Size && p.ModTime.Equal(e.ModTime) && p.Mode == e.Mode {
+		p, ok := last.list[e.name()]
+		kept := ok && p.Type == EntryFile && p.Size == e.Size && p.ModTime.Equal(e.ModTime) && p.Mode == e.Mode
+		if kept && (e.changed.IsZero() || e.changed.Before(last.started.Add(-changeTimeMargin))) {
 			e.SHA256 = p.SHA256
 			continue
 		}
 		sum, size, err := hashFile(ctx, root, filepath.FromSlash(e.name()))
 		if err != nil {
 			return nil, named("a file could not be read to hash it", fmt.Errorf("hash %s: %w", e.name(), err))
+		}
+		if kept && sum != p.SHA256 {
+			return nil, errStale
 		}
 		e.SHA256, e.Size = sum, size
 	}

@@ -2,12 +2,14 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -110,4 +112,74 @@ func TestAddedFilesCountForCompressionOnlyWhenTheyReplaceOthers(t *testing.T) {
 	assert.Equal(t, 60, p.Since.Files, "measured against rp-1")
 	assert.Equal(t, 33, p.Since.Added, "the photo, the note, the padding and the 30 copies since rp-1")
 	assert.Equal(t, 30, p.Since.Replaced)
+}
+
+// Ransomware that keeps each file's size, mode and times would leave a
+// backup that trusts those alone holding the old bytes under a new point:
+// the change time it cannot keep makes the backup read the file.
+func TestEncryptionThatKeepsSizeAndTimesIsReadAndCaught(t *testing.T) {
+	ctx := context.Background()
+	s := newDirStore(t)
+	src := t.TempDir()
+	ransomware.WriteDocuments(t, src, 100, 20<<10)
+	backup(t, s, "vm1", "rp-1", src)
+
+	for _, f := range []string{"dept-0/report-000.docx", "dept-1/report-001.docx"} {
+		// Touched, not changed: read again, counted as nothing.
+		require.NoError(t, os.Chmod(filepath.Join(src, f), 0o600))
+		require.NoError(t, os.Chmod(filepath.Join(src, f), 0o644))
+	}
+	quiet := backup(t, s, "vm1", "rp-2", src)
+	require.NotNil(t, quiet.Change)
+	assert.Zero(t, quiet.Change.Changed)
+
+	ransomware.EncryptCovertly(t, src, 60)
+	hit := backup(t, s, "vm1", "rp-3", src)
+	require.NotNil(t, hit.Change)
+	assert.Equal(t, 60, hit.Change.Changed, "every file encrypted in place is changed")
+	assert.GreaterOrEqual(t, hit.Change.Incompressible*100/max(hit.Change.Sampled, 1), int64(95))
+	assert.NotEmpty(t, protocol.AnomalyRule{}.Judge(*hit.Change))
+
+	target := filepath.Join(t.TempDir(), "out")
+	_, err := s.Restore(ctx, "vault1", "vm1", "rp-3", hit.SHA256, target, nil)
+	require.NoError(t, err)
+	sameTree(t, src, target)
+	_, err = s.Verify(ctx, "vault1", "vm1", "rp-3", hit.SHA256, nil)
+	require.NoError(t, err, "the point holds what the source held")
+}
+
+func TestAKeptFileIsHashedAgainOnlyWhenItsInodeChangedSinceTheLastPoint(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "a"), []byte("now"), 0o644))
+	root, err := os.OpenRoot(src)
+	require.NoError(t, err)
+	defer root.Close()
+	info, err := os.Stat(filepath.Join(src, "a"))
+	require.NoError(t, err)
+	require.False(t, changeTime(info.Sys()).IsZero(), "the kernel's change time is read")
+
+	complete := func(started time.Time, lastSHA string) (string, error) {
+		tree := newSourceTree(false, nil)
+		e := newEntry("a", EntryFile, info.Mode().Perm(), info.ModTime())
+		e.Size, e.changed = info.Size(), changeTime(info.Sys())
+		tree.record(e)
+		last := previousPoint{started: started, list: map[string]fileEntry{"a": {Path: "a", Type: EntryFile, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime, SHA256: lastSHA}}}
+		entries, err := tree.complete(context.Background(), root, last)
+		if err != nil {
+			return "", err
+		}
+		return entries[0].SHA256, nil
+	}
+	sum, err := complete(time.Now().Add(time.Hour), "sha-of-the-last-point")
+	require.NoError(t, err)
+	assert.Equal(t, "sha-of-the-last-point", sum, "untouched since the last point: trusted, not read")
+
+	_, err = complete(time.Now().Add(-time.Hour), "sha-of-the-last-point")
+	require.ErrorIs(t, err, errStale, "touched since, and not what the last point holds")
+
+	now, _, err := hashFile(context.Background(), root, "a")
+	require.NoError(t, err)
+	sum, err = complete(time.Now().Add(-time.Hour), now)
+	require.NoError(t, err)
+	assert.Equal(t, now, sum, "touched since, the same bytes: kept")
 }

@@ -47,8 +47,9 @@ type fileEntry struct {
 	SHA256  string      `json:"sha256,omitempty"`
 	Target  string      `json:"target,omitempty"`
 	// sampled and incompressible are what a backup sampled of the file as
-	// it read it; not part of the list.
+	// it read it, changed its inode's change time; not part of the list.
 	sampled, incompressible int64
+	changed                 time.Time
 }
 
 // name is the entry's exact relative path, "." for the root.
@@ -138,7 +139,7 @@ func (t *sourceTree) wrap(e kopiafs.Entry, rel string) kopiafs.Entry {
 		return &sourceSymlink{Symlink: v}
 	case kopiafs.File:
 		ent := newEntry(rel, EntryFile, v.Mode().Perm(), v.ModTime())
-		ent.Size = v.Size()
+		ent.Size, ent.changed = v.Size(), changeTime(v.Sys())
 		t.record(ent)
 		return &sourceFile{File: v, t: t, entry: ent}
 	}

@@ -37,17 +37,7 @@ func WriteDocuments(t testing.TB, dir string, n, size int) {
 // ransom note at the top. It returns the files it encrypted.
 func Encrypt(t testing.TB, dir string, n int) []string {
 	t.Helper()
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(files)
+	files := regularFiles(t, dir)
 	files = files[:min(n, len(files))]
 	for _, f := range files {
 		info, err := os.Stat(f)
@@ -66,6 +56,47 @@ func Encrypt(t testing.TB, dir string, n int) []string {
 	if err := os.WriteFile(filepath.Join(dir, Note), []byte("Your files are encrypted. Pay to get them back.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return files
+}
+
+// EncryptCovertly overwrites n of the files under dir with random bytes,
+// keeping each one's name, size, mode and times: only the change time the
+// kernel keeps betrays it. It returns the files it encrypted.
+func EncryptCovertly(t testing.TB, dir string, n int) []string {
+	t.Helper()
+	files := regularFiles(t, dir)
+	files = files[:min(n, len(files))]
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, info.Size())
+		_, _ = rand.Read(data)
+		if err := os.WriteFile(f, data, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, info.ModTime(), info.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+// regularFiles are the regular files under dir, in order.
+func regularFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
 	return files
 }
 
