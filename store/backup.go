@@ -212,16 +212,14 @@ func (b *backupRun) take(ctx context.Context, previous []*snapshot.Manifest) (Po
 		if err := forgetReproduced(ctx, w, b.root, damaged); err != nil {
 			return fmt.Errorf("forget the damaged contents a verification found: %w", err)
 		}
-		u := upload.NewUploader(w)
-		u.FailFast = true
-		man, err := u.Upload(ctx, wrapped, policyTree, b.src, previous...)
+		man, err := newUploader(w).Upload(ctx, wrapped, policyTree, b.src, previous...)
 		if err != nil {
 			return named(fmt.Sprintf("back up %s: a file or directory could not be read", source), err)
 		}
 		if man.IncompleteReason != "" || man.Stats.ErrorCount > 0 {
 			return fmt.Errorf("back up %s: %d files or directories could not be read (%s); nothing was kept", source, man.Stats.ErrorCount, man.IncompleteReason)
 		}
-		entries, err := tree.complete(ctx, b.root, b.since)
+		entries, err := tree.complete(ctx, b.root, b.since, len(previous) > 0, time.Now())
 		if err != nil {
 			return err
 		}
@@ -310,36 +308,47 @@ type previousPoint struct {
 	started time.Time
 }
 
-// changeTimeMargin covers the kernel's coarse clock: a file whose inode
+// changeTimeMargin covers coarse file-system clocks: a file whose inode
 // changed that close before the last point's start is hashed again.
-const changeTimeMargin = time.Second
+const changeTimeMargin = 2 * time.Second
 
-// errStale: kopia kept a file's old bytes because its size, times and mode
-// were as before, but its content is not.
+// untouched says the kernel saw e's inode unchanged since the last point
+// started; a start in the future (a clock set back) vouches for nothing.
+func (last previousPoint) untouched(e *fileEntry, now time.Time) bool {
+	return e.changed.IsZero() || (!last.started.After(now) && e.changed.Before(last.started.Add(-changeTimeMargin)))
+}
+
+// errStale: kopia kept an entry as the last point has it because its
+// size, times and mode were as before, but the entry is not.
 var errStale = errors.New("a file changed without its size, time or mode changing")
 
 // complete gives every entry its hash: the one computed as kopia read the
-// file; for a file kopia did not read, the last point's if that lists it
-// unchanged and its inode did not change since, or else one computed now,
-// which must be the last point's, as kopia kept its bytes (errStale).
-func (t *sourceTree) complete(ctx context.Context, root *os.Root, last previousPoint) ([]*fileEntry, error) {
+// file; for a file kopia kept, the last point's if its inode is untouched
+// since, or else one computed now, which must be the last point's
+// (errStale). cached says kopia was given the last point to keep from.
+func (t *sourceTree) complete(ctx context.Context, root *os.Root, last previousPoint, cached bool, now time.Time) ([]*fileEntry, error) {
 	entries := make([]*fileEntry, 0, len(t.entries))
 	for _, e := range t.entries {
 		entries = append(entries, e)
+		p, ok := last.list[e.name()]
+		if cached && e.Type == entrySymlink && ok && p.Type == entrySymlink && p.ModTime.Equal(e.ModTime) && p.Target != e.Target {
+			// Kopia keeps a link of the same length and time as it was.
+			return nil, errStale
+		}
 		if e.Type != EntryFile || e.SHA256 != "" {
 			continue
 		}
-		p, ok := last.list[e.name()]
 		kept := ok && p.Type == EntryFile && p.Size == e.Size && p.ModTime.Equal(e.ModTime) && p.Mode == e.Mode
-		if kept && (e.changed.IsZero() || e.changed.Before(last.started.Add(-changeTimeMargin))) {
+		if kept && last.untouched(e, now) {
 			e.SHA256 = p.SHA256
 			continue
 		}
-		sum, size, err := hashFile(ctx, root, filepath.FromSlash(e.name()))
+		sum, size, err := hashFile(ctx, root, filepath.FromSlash(e.name()), t.read)
 		if err != nil {
 			return nil, named("a file could not be read to hash it", fmt.Errorf("hash %s: %w", e.name(), err))
 		}
-		if kept && sum != p.SHA256 {
+		if cached && (!kept || sum != p.SHA256) {
+			// Kopia kept bytes this point would not vouch for.
 			return nil, errStale
 		}
 		e.SHA256, e.Size = sum, size
@@ -347,14 +356,26 @@ func (t *sourceTree) complete(ctx context.Context, root *os.Root, last previousP
 	return entries, nil
 }
 
-func hashFile(ctx context.Context, root *os.Root, rel string) (string, int64, error) {
+// newUploader uploads failing at the first unreadable entry, and never
+// checkpoints: a checkpoint would save a point of no recovery point's name
+// and apply kopia's own retention to the item's points, which only the
+// workflow expires.
+func newUploader(w repo.RepositoryWriter) *upload.Uploader {
+	u := upload.NewUploader(w)
+	u.FailFast = true
+	u.CheckpointInterval = 0
+	return u
+}
+
+// hashFile hashes a file of the source, telling read of what it reads.
+func hashFile(ctx context.Context, root *os.Root, rel string, read func(int64)) (string, int64, error) {
 	f, err := root.Open(rel)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, f})
+	n, err := io.Copy(h, ctxReader{ctx, f, read})
 	return hex.EncodeToString(h.Sum(nil)), n, err
 }
 
@@ -362,13 +383,19 @@ func hashFile(ctx context.Context, root *os.Root, rel string) (string, int64, er
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	// read is told of every read, for progress; it may be nil.
+	read func(int64)
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	if c.read != nil {
+		c.read(int64(n))
+	}
+	return n, err
 }
 
 // The file list of a point is a snapshot of its own, of a directory
@@ -386,7 +413,7 @@ func saveList(ctx context.Context, w repo.RepositoryWriter, vaultID, itemID, id 
 	dir := virtualfs.NewStaticDirectory("file-list", []kopiafs.Entry{
 		virtualfs.StreamingFileFromReader(listName, io.NopCloser(bytes.NewReader(list))),
 	})
-	man, err := upload.NewUploader(w).Upload(ctx, dir, policyTree, listSource(vaultID, itemID))
+	man, err := newUploader(w).Upload(ctx, dir, policyTree, listSource(vaultID, itemID))
 	if err != nil {
 		return fmt.Errorf("store the file list: %w", err)
 	}

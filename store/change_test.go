@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"recoveryvault/internal/ransomware"
 	"recoveryvault/workflows/protocol"
@@ -122,16 +123,19 @@ func TestEncryptionThatKeepsSizeAndTimesIsReadAndCaught(t *testing.T) {
 	s := newDirStore(t)
 	src := t.TempDir()
 	ransomware.WriteDocuments(t, src, 100, 20<<10)
+	time.Sleep(changeTimeMargin + 100*time.Millisecond)
 	backup(t, s, "vm1", "rp-1", src)
 
 	for _, f := range []string{"dept-0/report-000.docx", "dept-1/report-001.docx"} {
-		// Touched, not changed: read again, counted as nothing.
 		require.NoError(t, os.Chmod(filepath.Join(src, f), 0o600))
 		require.NoError(t, os.Chmod(filepath.Join(src, f), 0o644))
 	}
-	quiet := backup(t, s, "vm1", "rp-2", src)
+	var read int64
+	quiet, err := s.Backup(ctx, "vault1", "vm1", "rp-2", src, time.Time{}, func(n int64) { read = n })
+	require.NoError(t, err)
+	assert.Equal(t, int64(2*20<<10), read, "the two files touched are read again, no other")
 	require.NotNil(t, quiet.Change)
-	assert.Zero(t, quiet.Change.Changed)
+	assert.Zero(t, quiet.Change.Changed, "touched, not changed")
 
 	ransomware.EncryptCovertly(t, src, 60)
 	hit := backup(t, s, "vm1", "rp-3", src)
@@ -141,7 +145,7 @@ func TestEncryptionThatKeepsSizeAndTimesIsReadAndCaught(t *testing.T) {
 	assert.NotEmpty(t, protocol.AnomalyRule{}.Judge(*hit.Change))
 
 	target := filepath.Join(t.TempDir(), "out")
-	_, err := s.Restore(ctx, "vault1", "vm1", "rp-3", hit.SHA256, target, nil)
+	_, err = s.Restore(ctx, "vault1", "vm1", "rp-3", hit.SHA256, target, nil)
 	require.NoError(t, err)
 	sameTree(t, src, target)
 	_, err = s.Verify(ctx, "vault1", "vm1", "rp-3", hit.SHA256, nil)
@@ -156,30 +160,66 @@ func TestAKeptFileIsHashedAgainOnlyWhenItsInodeChangedSinceTheLastPoint(t *testi
 	defer root.Close()
 	info, err := os.Stat(filepath.Join(src, "a"))
 	require.NoError(t, err)
-	require.False(t, changeTime(info.Sys()).IsZero(), "the kernel's change time is read")
+	changed := changeTime(info.Sys())
+	require.False(t, changed.IsZero(), "the kernel's change time is read")
+	later := changed.Add(time.Hour)
 
-	complete := func(started time.Time, lastSHA string) (string, error) {
+	// complete as a backup at now would, after a point started at started
+	// that holds "a" with hash lastSHA.
+	complete := func(started, now time.Time, lastSHA string) (string, error) {
 		tree := newSourceTree(false, nil)
 		e := newEntry("a", EntryFile, info.Mode().Perm(), info.ModTime())
-		e.Size, e.changed = info.Size(), changeTime(info.Sys())
+		e.Size, e.changed = info.Size(), changed
 		tree.record(e)
 		last := previousPoint{started: started, list: map[string]fileEntry{"a": {Path: "a", Type: EntryFile, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime, SHA256: lastSHA}}}
-		entries, err := tree.complete(context.Background(), root, last)
+		entries, err := tree.complete(context.Background(), root, last, true, now)
 		if err != nil {
 			return "", err
 		}
 		return entries[0].SHA256, nil
 	}
-	sum, err := complete(time.Now().Add(time.Hour), "sha-of-the-last-point")
+	sum, err := complete(changed.Add(changeTimeMargin+time.Millisecond), later, "sha-of-the-last-point")
 	require.NoError(t, err)
-	assert.Equal(t, "sha-of-the-last-point", sum, "untouched since the last point: trusted, not read")
+	assert.Equal(t, "sha-of-the-last-point", sum, "untouched since the last point started: trusted, not read")
 
-	_, err = complete(time.Now().Add(-time.Hour), "sha-of-the-last-point")
-	require.ErrorIs(t, err, errStale, "touched since, and not what the last point holds")
+	for name, started := range map[string]time.Time{
+		"touched after the last point started":   changed.Add(-time.Hour),
+		"touched just before, on a coarse clock": changed.Add(changeTimeMargin / 2),
+	} {
+		_, err = complete(started, later, "sha-of-the-last-point")
+		require.ErrorIs(t, err, errStale, name)
+	}
+	_, err = complete(later, changed, "sha-of-the-last-point")
+	require.ErrorIs(t, err, errStale, "a last point started in the future vouches for nothing")
 
-	now, _, err := hashFile(context.Background(), root, "a")
+	now, _, err := hashFile(context.Background(), root, "a", nil)
 	require.NoError(t, err)
-	sum, err = complete(time.Now().Add(-time.Hour), now)
+	sum, err = complete(changed.Add(-time.Hour), later, now)
 	require.NoError(t, err)
 	assert.Equal(t, now, sum, "touched since, the same bytes: kept")
+}
+
+// A symlink pointed elsewhere, its length and time put back, is what the
+// point records, not the target it had.
+func TestASymlinkRetargetedUnderKeptTimesIsRecordedAsItIs(t *testing.T) {
+	s := newDirStore(t)
+	src := t.TempDir()
+	link := filepath.Join(src, "current")
+	require.NoError(t, os.Symlink("release-1", link))
+	info, err := os.Lstat(link)
+	require.NoError(t, err)
+	backup(t, s, "vm1", "rp-1", src)
+
+	require.NoError(t, os.Remove(link))
+	require.NoError(t, os.Symlink("release-2", link))
+	kept := unix.NsecToTimespec(info.ModTime().UnixNano())
+	require.NoError(t, unix.UtimesNanoAt(unix.AT_FDCWD, link, []unix.Timespec{kept, kept}, unix.AT_SYMLINK_NOFOLLOW))
+	p := backup(t, s, "vm1", "rp-2", src)
+
+	target := filepath.Join(t.TempDir(), "out")
+	_, err = s.Restore(context.Background(), "vault1", "vm1", "rp-2", p.SHA256, target, nil)
+	require.NoError(t, err)
+	got, err := os.Readlink(filepath.Join(target, "current"))
+	require.NoError(t, err)
+	assert.Equal(t, "release-2", got)
 }

@@ -9,7 +9,7 @@ import (
 // program can set a file's modification time back, never this.
 func changeTime(sys any) time.Time {
 	if st, ok := sys.(*syscall.Stat_t); ok {
-		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		return time.Unix(st.Ctim.Unix())
 	}
 	return time.Time{}
 }

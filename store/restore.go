@@ -288,7 +288,7 @@ func (o *rootOutput) WriteFile(ctx context.Context, rel string, e kopiafs.File, 
 		o.written[rel] = written{size: size, sha256: sum}
 		o.mu.Unlock()
 	})
-	_, err = io.Copy(f, ctxReader{ctx, h})
+	_, err = io.Copy(f, ctxReader{ctx: ctx, r: h})
 	h.Close() // closes r
 	if cerr := f.Close(); err == nil {
 		err = cerr

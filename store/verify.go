@@ -139,7 +139,7 @@ func readBack(ctx context.Context, root kopiafs.Entry, name string, want fileEnt
 	}
 	defer rd.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, rd})
+	n, err := io.Copy(h, ctxReader{ctx: ctx, r: rd})
 	switch {
 	case err != nil:
 		return n, oid, err
@@ -220,7 +220,7 @@ func damageRecords(ctx context.Context, r repo.Repository) ([]damageRecord, erro
 func forgetReproduced(ctx context.Context, w repo.DirectRepositoryWriter, source *os.Root, records []damageRecord) error {
 	for _, rec := range records {
 		for _, f := range rec.files {
-			sum, _, err := hashFile(ctx, source, filepath.FromSlash(f.Path))
+			sum, _, err := hashFile(ctx, source, filepath.FromSlash(f.Path), nil)
 			if err != nil || sum != f.SHA256 {
 				continue
 			}
