@@ -18,11 +18,7 @@ import (
 // filter; the front page counts it.
 func TestAnItemWithAnAnomalyShowsWhereOperatorsLook(t *testing.T) {
 	k := startCluster(t, Options{})
-	src := k.protect("vault1", "vm1")
-	ransomware.WriteDocuments(t, src, 100, 8<<10)
-	k.update("vault1", "vm1", protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
-	ransomware.Encrypt(t, src, 80)
-	k.update("vault1", "vm1", protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
+	k.encryptedAtTheNextBackup(t, "vault1", "vm1", 100, 80)
 	require.NotNil(t, protocol.Anomaly(k.status("vault1", "vm1").RecoveryPoints))
 	require.Eventually(t, func() bool {
 		counts, err := items.Count(t.Context(), k.c, "vault1")
@@ -44,4 +40,17 @@ func TestAnItemWithAnAnomalyShowsWhereOperatorsLook(t *testing.T) {
 	code, body = alice.get("/")
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, `?state=Anomaly"><span class="badge badge-held">1</span>`)
+}
+
+// encryptedAtTheNextBackup protects an item of docs documents, backs them
+// up, encrypts n of them and backs up again: an item with an anomaly. It
+// returns the item's source.
+func (k *cluster) encryptedAtTheNextBackup(t *testing.T, vaultID, itemID string, docs, n int) string {
+	t.Helper()
+	src := k.protect(vaultID, itemID)
+	ransomware.WriteDocuments(t, src, docs, 8<<10)
+	k.update(vaultID, itemID, protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
+	ransomware.Encrypt(t, src, n)
+	k.update(vaultID, itemID, protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
+	return src
 }

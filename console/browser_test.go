@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"recoveryvault/internal/items"
-	"recoveryvault/internal/ransomware"
 	"recoveryvault/internal/signingtest"
 	"recoveryvault/workflows/item"
 	"recoveryvault/workflows/protocol"
@@ -431,11 +430,7 @@ func TestBrowserShowsHeldDeletesWhereTheOperatorLooks(t *testing.T) {
 func TestBrowserShowsAnAnomalyAndAFailedDrill(t *testing.T) {
 	b := startBrowser(t)
 	k := startCluster(t, Options{})
-	src := k.protect("vault1", "vm1")
-	ransomware.WriteDocuments(t, src, 60, 8<<10)
-	k.update("vault1", "vm1", protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
-	ransomware.Encrypt(t, src, 50)
-	k.update("vault1", "vm1", protocol.UpdateBackupNow, protocol.Request{RequestedBy: "alice"})
+	k.encryptedAtTheNextBackup(t, "vault1", "vm1", 60, 50)
 	// The documents' backup, before the encryption.
 	first := k.status("vault1", "vm1").RecoveryPoints[1]
 	// A bit flipped in every pack of the item: its points do not read back.

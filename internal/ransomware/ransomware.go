@@ -37,22 +37,12 @@ func WriteDocuments(t testing.TB, dir string, n, size int) {
 // ransom note at the top. It returns the files it encrypted.
 func Encrypt(t testing.TB, dir string, n int) []string {
 	t.Helper()
-	files := regularFiles(t, dir)
-	files = files[:min(n, len(files))]
-	for _, f := range files {
-		info, err := os.Stat(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := make([]byte, info.Size())
-		_, _ = rand.Read(data)
+	files := encryptEach(t, dir, n, func(f string, _ os.FileInfo, data []byte) error {
 		if err := os.WriteFile(f+".locked", data, 0o644); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := os.Remove(f); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return os.Remove(f)
+	})
 	if err := os.WriteFile(filepath.Join(dir, Note), []byte("Your files are encrypted. Pay to get them back.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -60,31 +50,22 @@ func Encrypt(t testing.TB, dir string, n int) []string {
 }
 
 // EncryptCovertly overwrites n of the files under dir with random bytes,
-// keeping each one's name, size, mode and times: only the change time the
-// kernel keeps betrays it. It returns the files it encrypted.
+// keeping each one's name, size, mode and modification time: only the
+// change time the kernel keeps betrays it. It returns the files it
+// encrypted.
 func EncryptCovertly(t testing.TB, dir string, n int) []string {
 	t.Helper()
-	files := regularFiles(t, dir)
-	files = files[:min(n, len(files))]
-	for _, f := range files {
-		info, err := os.Stat(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := make([]byte, info.Size())
-		_, _ = rand.Read(data)
+	return encryptEach(t, dir, n, func(f string, info os.FileInfo, data []byte) error {
 		if err := os.WriteFile(f, data, 0); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := os.Chtimes(f, info.ModTime(), info.ModTime()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return files
+		return os.Chtimes(f, info.ModTime(), info.ModTime())
+	})
 }
 
-// regularFiles are the regular files under dir, in order.
-func regularFiles(t testing.TB, dir string) []string {
+// encryptEach hands write the first n regular files under dir, in order,
+// each with random bytes of its size, and returns them.
+func encryptEach(t testing.TB, dir string, n int, write func(f string, info os.FileInfo, data []byte) error) []string {
 	t.Helper()
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -97,6 +78,18 @@ func regularFiles(t testing.TB, dir string) []string {
 		t.Fatal(err)
 	}
 	sort.Strings(files)
+	files = files[:min(n, len(files))]
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, info.Size())
+		_, _ = rand.Read(data)
+		if err := write(f, info, data); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return files
 }
 
